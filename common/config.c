@@ -1,0 +1,597 @@
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+
+#include "config.h"
+#include "doc.h"
+#include "fsutil.h"
+#include "xmalloc.h"
+
+#define DEFAULT_HOOK_TIMEOUT 3600
+
+struct cctx {
+	const char *file;
+	char *dir;
+	char *err;
+	size_t errlen;
+};
+
+const char *
+role_name(enum role r)
+{
+	switch (r) {
+	case ROLE_EXPORTER:
+		return "exporter";
+	case ROLE_PULLBACKUP:
+		return "pullbackup";
+	case ROLE_IMPORTER:
+		return "importer";
+	}
+	return "?";
+}
+
+static int __attribute__((format(printf, 3, 4)))
+cerr(struct cctx *c, const struct doc *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = snprintf(c->err, c->errlen, "%s:%d:%d: ", c->file,
+	    at ? at->line : 1, at ? at->col : 1);
+	if (n < 0 || (size_t)n >= c->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Unknown keys are errors, and so are repeated ones. */
+static int
+check_keys(struct cctx *c, const struct doc *map, const char *where,
+    const char *const *known)
+{
+	size_t i, j, k;
+	char list[512];
+
+	for (i = 0; i + 1 < map->n; i += 2) {
+		const struct doc *key = map->kids[i];
+		if (key->type != DOC_SCALAR)
+			return cerr(c, key, "keys must be plain names");
+		for (j = 0; known[j] != NULL; j++)
+			if (strcmp(known[j], key->str) == 0)
+				break;
+		if (known[j] == NULL) {
+			list[0] = '\0';
+			for (k = 0; known[k] != NULL; k++) {
+				strncat(list, k ? ", " : "", sizeof list -
+				    strlen(list) - 1);
+				strncat(list, known[k], sizeof list -
+				    strlen(list) - 1);
+			}
+			return cerr(c, key, "unknown key \"%s\" in %s "
+			    "(known keys: %s)", key->str, where, list);
+		}
+		for (j = 0; j < i; j += 2) {
+			if (strcmp(map->kids[j]->str, key->str) == 0)
+				return cerr(c, key, "key \"%s\" given twice",
+				    key->str);
+		}
+	}
+	return 0;
+}
+
+static const struct doc *
+need(struct cctx *c, const struct doc *map, const char *key)
+{
+	const struct doc *v = doc_get(map, key);
+
+	if (v == NULL)
+		cerr(c, map, "missing required key \"%s\"", key);
+	return v;
+}
+
+static int
+get_str(struct cctx *c, const struct doc *v, const char *key, char **out)
+{
+	if (v->type != DOC_SCALAR || v->len == 0)
+		return cerr(c, v, "\"%s\" must be a non-empty string, not %s",
+		    key, v->type == DOC_SCALAR ? "an empty one" :
+		    doc_type_name(v->type));
+	*out = xstrdup(v->str);
+	return 0;
+}
+
+static char *
+abs_path(struct cctx *c, const char *p)
+{
+	if (p[0] == '/')
+		return xstrdup(p);
+	return xasprintf("%s/%s", c->dir, p);
+}
+
+static int
+get_path(struct cctx *c, const struct doc *v, const char *key, char **out)
+{
+	char *s;
+
+	if (get_str(c, v, key, &s) != 0)
+		return -1;
+	*out = abs_path(c, s);
+	free(s);
+	return 0;
+}
+
+int
+url_split(const char *url, char **host, int *port)
+{
+	struct evhttp_uri *u;
+	const char *path, *h;
+	int rc = -1;
+
+	if ((u = evhttp_uri_parse(url)) == NULL)
+		return -1;
+	path = evhttp_uri_get_path(u);
+	h = evhttp_uri_get_host(u);
+	if (evhttp_uri_get_scheme(u) != NULL &&
+	    strcmp(evhttp_uri_get_scheme(u), "http") == 0 && h != NULL &&
+	    *h != '\0' && evhttp_uri_get_port(u) > 0 &&
+	    evhttp_uri_get_query(u) == NULL &&
+	    evhttp_uri_get_userinfo(u) == NULL &&
+	    evhttp_uri_get_fragment(u) == NULL &&
+	    (path == NULL || *path == '\0' || strcmp(path, "/") == 0)) {
+		if (host != NULL)
+			*host = xstrdup(h);
+		if (port != NULL)
+			*port = evhttp_uri_get_port(u);
+		rc = 0;
+	}
+	evhttp_uri_free(u);
+	return rc;
+}
+
+static int
+get_url(struct cctx *c, const struct doc *v, const char *key, char **out)
+{
+	char *s, *host;
+	int port;
+
+	if (get_str(c, v, key, &s) != 0)
+		return -1;
+	if (strncmp(s, "https://", 8) == 0) {
+		free(s);
+		return cerr(c, v, "\"%s\": https is not supported yet; use "
+		    "http://HOST:PORT on a trusted network", key);
+	}
+	if (url_split(s, &host, &port) != 0) {
+		free(s);
+		return cerr(c, v, "\"%s\" must be a URL like "
+		    "http://HOST:PORT (no path)", key);
+	}
+	*out = xasprintf("http://%s:%d", host, port);
+	free(host);
+	free(s);
+	return 0;
+}
+
+static int
+get_urls(struct cctx *c, const struct doc *v, const char *key, char ***out,
+    size_t *n)
+{
+	size_t i;
+
+	if (v->type != DOC_SEQ)
+		return cerr(c, v, "\"%s\" must be a list of URLs", key);
+	*out = xcalloc(v->n + 1, sizeof **out);
+	for (i = 0; i < v->n; i++) {
+		if (get_url(c, v->kids[i], key, &(*out)[i]) != 0)
+			return -1;
+		*n = i + 1;
+	}
+	return 0;
+}
+
+static int
+get_command(struct cctx *c, const struct doc *v, const char *key,
+    char ***out)
+{
+	char **argv;
+	size_t i;
+
+	if (v->type == DOC_SCALAR) {
+		if (v->len == 0)
+			return cerr(c, v, "\"%s\" must not be empty", key);
+		argv = xcalloc(2, sizeof *argv);
+		argv[0] = strchr(v->str, '/') ? abs_path(c, v->str) :
+		    xstrdup(v->str);
+		*out = argv;
+		return 0;
+	}
+	if (v->type != DOC_SEQ || v->n == 0)
+		return cerr(c, v, "\"%s\" must be a list: [PROGRAM, ARG...]",
+		    key);
+	argv = xcalloc(v->n + 1, sizeof *argv);
+	*out = argv;
+	for (i = 0; i < v->n; i++) {
+		if (v->kids[i]->type != DOC_SCALAR)
+			return cerr(c, v->kids[i], "\"%s\": each word must be "
+			    "a string", key);
+		argv[i] = xstrdup(v->kids[i]->str);
+	}
+	if (argv[0][0] == '\0')
+		return cerr(c, v, "\"%s\": the program is empty", key);
+	if (argv[0][0] != '/' && strchr(argv[0], '/') != NULL) {
+		char *a = abs_path(c, argv[0]);
+		free(argv[0]);
+		argv[0] = a;
+	}
+	return 0;
+}
+
+static int
+get_age(struct cctx *c, const struct doc *v, const char *key, int64_t *out)
+{
+	if (v->type != DOC_SCALAR || age_parse(v->str, out) != 0)
+		return cerr(c, v, "\"%s\" must be an age like 90m, 12h, 3D, "
+		    "2W", key);
+	return 0;
+}
+
+static int
+get_uint(struct cctx *c, const struct doc *v, const char *key, int64_t min,
+    int64_t max, int64_t *out)
+{
+	if (doc_scalar_i64(v, out) != 0 || !v->plain || *out < min ||
+	    *out > max)
+		return cerr(c, v, "\"%s\" must be a whole number from %lld to "
+		    "%lld", key, (long long)min, (long long)max);
+	return 0;
+}
+
+static int
+get_listen(struct cctx *c, struct config *cf, const struct doc *v)
+{
+	char *s, *colon, *end;
+	long port;
+
+	if (get_str(c, v, "listen", &s) != 0)
+		return -1;
+	colon = strrchr(s, ':');
+	if (colon == NULL || colon == s) {
+		free(s);
+		return cerr(c, v, "\"listen\" must be HOST:PORT, like "
+		    "127.0.0.1:7401");
+	}
+	*colon = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || colon[1] == '\0' || port < 1 ||
+	    port > 65535) {
+		free(s);
+		return cerr(c, v, "\"listen\": bad port (1 to 65535)");
+	}
+	if (s[0] == '[' && colon[-1] == ']') {
+		colon[-1] = '\0';
+		cf->listen_host = xstrdup(s + 1);
+	} else
+		cf->listen_host = xstrdup(s);
+	cf->listen_port = (int)port;
+	free(s);
+	return 0;
+}
+
+int
+source_name_valid(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 64 || !isalnum((unsigned char)s[0]))
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    s[i] != '_' && s[i] != '-')
+			return 0;
+	}
+	return 1;
+}
+
+static int
+read_token(struct cctx *c, struct config *cf, const struct doc *at)
+{
+	char *buf;
+	size_t len;
+
+	if (fs_read_file(cf->token_file, 4096, &buf, &len) != 0)
+		return cerr(c, at, "token_file %s: %s", cf->token_file,
+		    errno == EFBIG ? "larger than 4096 bytes" :
+		    strerror(errno));
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
+	    buf[len - 1] == ' '))
+		buf[--len] = '\0';
+	if (len == 0 || memchr(buf, '\n', len) != NULL ||
+	    memchr(buf, '\0', len) != NULL) {
+		free(buf);
+		return cerr(c, at, "token_file %s must hold one non-empty "
+		    "line: the secret of the links", cf->token_file);
+	}
+	if (len < 16) {
+		free(buf);
+		return cerr(c, at, "token_file %s: the secret is too short "
+		    "(at least 16 characters; try: openssl rand -hex 32)",
+		    cf->token_file);
+	}
+	cf->token = buf;
+	cf->token_len = len;
+	return 0;
+}
+
+static int
+parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
+{
+	static const char *const pb_keys[] = { "exporter", "importers",
+	    "retention", NULL };
+	static const char *const im_keys[] = { "pullbackup",
+	    "import_command", "promote_command", "hook_timeout", NULL };
+	static const char *const ret_keys[] = { "older_than", "keep_last",
+	    NULL };
+	const struct doc *s, *x, *r;
+	struct source_conf *sc;
+	size_t i;
+
+	if (v->type != DOC_MAP || v->n == 0)
+		return cerr(c, v, "\"sources\" must map each source name to "
+		    "its settings");
+	cf->sources = xcalloc(v->n / 2, sizeof *cf->sources);
+	for (i = 0; i + 1 < v->n; i += 2) {
+		const struct doc *key = v->kids[i];
+		s = v->kids[i + 1];
+		sc = &cf->sources[cf->nsources++];
+		sc->hook_timeout = DEFAULT_HOOK_TIMEOUT;
+		if (key->type != DOC_SCALAR || !source_name_valid(key->str))
+			return cerr(c, key, "bad source name: use letters, "
+			    "digits, '.', '_', '-' (at most 64)");
+		for (size_t j = 0; j < i; j += 2)
+			if (strcmp(v->kids[j]->str, key->str) == 0)
+				return cerr(c, key, "source \"%s\" given "
+				    "twice", key->str);
+		sc->name = xstrdup(key->str);
+		if (s->type != DOC_MAP)
+			return cerr(c, s, "source \"%s\" must be a mapping",
+			    sc->name);
+		if (cf->role == ROLE_PULLBACKUP) {
+			if (check_keys(c, s, "a source", pb_keys) != 0)
+				return -1;
+			if ((x = need(c, s, "exporter")) == NULL ||
+			    get_url(c, x, "exporter", &sc->exporter) != 0)
+				return -1;
+			if ((x = doc_get(s, "importers")) != NULL &&
+			    get_urls(c, x, "importers", &sc->importers,
+			    &sc->nimporters) != 0)
+				return -1;
+			if ((r = doc_get(s, "retention")) != NULL) {
+				if (r->type != DOC_MAP)
+					return cerr(c, r, "\"retention\" must "
+					    "be a mapping like {keep_last: 3}");
+				if (check_keys(c, r, "retention", ret_keys))
+					return -1;
+				if ((x = doc_get(r, "older_than")) != NULL &&
+				    get_age(c, x, "older_than",
+				    &sc->older_than) != 0)
+					return -1;
+				if ((x = doc_get(r, "keep_last")) != NULL &&
+				    get_uint(c, x, "keep_last", 1, 1000000,
+				    &sc->keep_last) != 0)
+					return -1;
+			}
+		} else {
+			if (check_keys(c, s, "a source", im_keys) != 0)
+				return -1;
+			if ((x = need(c, s, "pullbackup")) == NULL ||
+			    get_url(c, x, "pullbackup", &sc->pullbackup) != 0)
+				return -1;
+			if ((x = need(c, s, "import_command")) == NULL ||
+			    get_command(c, x, "import_command",
+			    &sc->import_command) != 0)
+				return -1;
+			if ((x = doc_get(s, "promote_command")) != NULL &&
+			    get_command(c, x, "promote_command",
+			    &sc->promote_command) != 0)
+				return -1;
+			if ((x = doc_get(s, "hook_timeout")) != NULL &&
+			    get_age(c, x, "hook_timeout",
+			    &sc->hook_timeout) != 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+config_parse(struct cctx *c, struct config *cf, const struct doc *root)
+{
+	static const char *const ex_keys[] = { "source", "listen",
+	    "state_dir", "export_command", "schedule", "notify", "token_file",
+	    "hook_timeout", NULL };
+	static const char *const pb_keys[] = { "listen", "archive_dir",
+	    "token_file", "sources", NULL };
+	static const char *const im_keys[] = { "listen", "state_dir",
+	    "token_file", "sources", NULL };
+	const struct doc *v, *tok;
+	char why[256];
+
+	if (root->type != DOC_MAP)
+		return cerr(c, root, "the configuration must be a mapping of "
+		    "keys to values");
+	if (check_keys(c, root, "the configuration", cf->role ==
+	    ROLE_EXPORTER ? ex_keys : cf->role == ROLE_PULLBACKUP ? pb_keys :
+	    im_keys) != 0)
+		return -1;
+	if ((v = need(c, root, "listen")) == NULL || get_listen(c, cf, v))
+		return -1;
+	if ((tok = need(c, root, "token_file")) == NULL ||
+	    get_path(c, tok, "token_file", &cf->token_file) != 0)
+		return -1;
+	cf->hook_timeout = DEFAULT_HOOK_TIMEOUT;
+	switch (cf->role) {
+	case ROLE_EXPORTER:
+		if ((v = need(c, root, "source")) == NULL ||
+		    get_str(c, v, "source", &cf->source) != 0)
+			return -1;
+		if (!source_name_valid(cf->source))
+			return cerr(c, v, "bad source name: use letters, "
+			    "digits, '.', '_', '-' (at most 64)");
+		if ((v = need(c, root, "state_dir")) == NULL ||
+		    get_path(c, v, "state_dir", &cf->state_dir) != 0)
+			return -1;
+		if ((v = need(c, root, "export_command")) == NULL ||
+		    get_command(c, v, "export_command",
+		    &cf->export_command) != 0)
+			return -1;
+		if ((v = doc_get(root, "schedule")) != NULL) {
+			if (get_str(c, v, "schedule", &cf->schedule_text))
+				return -1;
+		} else
+			cf->schedule_text = xstrdup("off");
+		if (schedule_parse(cf->schedule_text, &cf->schedule, why,
+		    sizeof why) != 0)
+			return cerr(c, v, "\"schedule\": %s", why);
+		if ((v = need(c, root, "notify")) == NULL ||
+		    get_urls(c, v, "notify", &cf->notify, &cf->nnotify) != 0)
+			return -1;
+		if (cf->nnotify == 0)
+			return cerr(c, v, "\"notify\" must name at least one "
+			    "pull-backup");
+		if ((v = doc_get(root, "hook_timeout")) != NULL &&
+		    get_age(c, v, "hook_timeout", &cf->hook_timeout) != 0)
+			return -1;
+		break;
+	case ROLE_PULLBACKUP:
+		if ((v = need(c, root, "archive_dir")) == NULL ||
+		    get_path(c, v, "archive_dir", &cf->archive_dir) != 0)
+			return -1;
+		if ((v = need(c, root, "sources")) == NULL ||
+		    parse_sources(c, cf, v) != 0)
+			return -1;
+		break;
+	case ROLE_IMPORTER:
+		if ((v = need(c, root, "state_dir")) == NULL ||
+		    get_path(c, v, "state_dir", &cf->state_dir) != 0)
+			return -1;
+		if ((v = need(c, root, "sources")) == NULL ||
+		    parse_sources(c, cf, v) != 0)
+			return -1;
+		break;
+	}
+	return read_token(c, cf, tok);
+}
+
+int
+config_load(const char *path, enum role role, struct config **out, char *err,
+    size_t errlen)
+{
+	struct cctx c;
+	struct config *cf;
+	struct doc *root = NULL;
+	char *buf, *slash, inner[512], real[PATH_MAX];
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	if (fs_read_file(path, 1 << 20, &buf, &len) != 0) {
+		snprintf(err, errlen, "%s: cannot read the configuration: %s",
+		    path, errno == EFBIG ? "larger than 1 MiB" :
+		    strerror(errno));
+		return -1;
+	}
+	memset(&c, 0, sizeof c);
+	c.file = path;
+	c.err = err;
+	c.errlen = errlen;
+	if (realpath(path, real) == NULL)
+		snprintf(real, sizeof real, "%s", path);
+	c.dir = xstrdup(real);
+	if ((slash = strrchr(c.dir, '/')) != NULL)
+		*(slash == c.dir ? slash + 1 : slash) = '\0';
+	else
+		strcpy(c.dir, ".");
+	if (doc_parse(buf, len, &root, inner, sizeof inner) != 0) {
+		snprintf(err, errlen, "%s:%s", path, inner);
+		free(buf);
+		free(c.dir);
+		return -1;
+	}
+	free(buf);
+	cf = xcalloc(1, sizeof *cf);
+	cf->role = role;
+	cf->path = xstrdup(path);
+	rc = config_parse(&c, cf, root);
+	doc_free(root);
+	free(c.dir);
+	if (rc != 0) {
+		config_free(cf);
+		return -1;
+	}
+	*out = cf;
+	return 0;
+}
+
+static void
+strv_free(char **v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+config_free(struct config *cf)
+{
+	size_t i;
+
+	if (cf == NULL)
+		return;
+	for (i = 0; i < cf->nsources; i++) {
+		struct source_conf *sc = &cf->sources[i];
+		free(sc->name);
+		free(sc->exporter);
+		strv_free(sc->importers);
+		free(sc->pullbackup);
+		strv_free(sc->import_command);
+		strv_free(sc->promote_command);
+	}
+	free(cf->sources);
+	free(cf->path);
+	free(cf->listen_host);
+	free(cf->state_dir);
+	free(cf->archive_dir);
+	free(cf->token_file);
+	if (cf->token != NULL)
+		memset(cf->token, 0, cf->token_len);
+	free(cf->token);
+	free(cf->source);
+	strv_free(cf->export_command);
+	free(cf->schedule_text);
+	strv_free(cf->notify);
+	free(cf);
+}
+
+const struct source_conf *
+config_source(const struct config *cf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cf->nsources; i++)
+		if (strcmp(cf->sources[i].name, name) == 0)
+			return &cf->sources[i];
+	return NULL;
+}

@@ -1,0 +1,59 @@
+/* Configuration files (YAML): typed, validated, every error with
+ * FILE:LINE:COL.  One struct for the three roles; each role reads its keys. */
+#ifndef UNDERSTUDY_CONFIG_H
+#define UNDERSTUDY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "timespec.h"
+
+enum role { ROLE_EXPORTER, ROLE_PULLBACKUP, ROLE_IMPORTER };
+
+struct source_conf {
+	char *name;
+	char *exporter;			/* pull-backup */
+	char **importers;		/* pull-backup */
+	size_t nimporters;
+	int64_t older_than;		/* seconds, 0 = no limit */
+	int64_t keep_last;		/* 0 = no limit */
+	char *pullbackup;		/* importer */
+	char **import_command;		/* importer */
+	char **promote_command;		/* importer */
+	int64_t hook_timeout;
+};
+
+struct config {
+	enum role role;
+	char *path;
+	char *listen_host;
+	int listen_port;
+	char *state_dir;		/* exporter, importer */
+	char *archive_dir;		/* pull-backup */
+	char *token_file;
+	char *token;
+	size_t token_len;
+	/* exporter */
+	char *source;
+	char **export_command;
+	char *schedule_text;
+	struct schedule schedule;
+	char **notify;
+	size_t nnotify;
+	int64_t hook_timeout;
+	/* pull-backup, importer */
+	struct source_conf *sources;
+	size_t nsources;
+};
+
+const char *role_name(enum role);
+int config_load(const char *path, enum role, struct config **out, char *err,
+    size_t errlen);
+void config_free(struct config *);
+const struct source_conf *config_source(const struct config *,
+    const char *name);
+int source_name_valid(const char *);
+/* "http://host:port" -> host and port; 0 on success. */
+int url_split(const char *url, char **host, int *port);
+
+#endif

@@ -1,0 +1,63 @@
+/* What the three programs share around their verbs: argument parsing,
+ * --help and --version, exit codes, signals as events, systemd's readiness
+ * notification, and the command-line side of talking to a running daemon. */
+#ifndef UNDERSTUDY_DAEMON_H
+#define UNDERSTUDY_DAEMON_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+
+struct doc;
+struct event_base;
+struct http_call;
+
+#define EXIT_OK 0
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+struct verb {
+	const char *name;
+	const char *usage;	/* arguments after the verb */
+	const char *help;
+	int (*fn)(struct config *, int argc, char **argv);
+};
+
+struct prog {
+	enum role role;
+	const char *name;	/* understudy-exporter */
+	const char *summary;
+	const struct verb *verbs;
+};
+
+int prog_main(const struct prog *, int argc, char **argv);
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+struct event_base *daemon_base_new(void);
+/* SIGTERM and SIGINT call cb once on the loop; SIGPIPE is ignored. */
+void daemon_signals(struct event_base *, void (*cb)(void *), void *arg);
+void daemon_notify(const char *state);
+
+/* The running daemon's URL, from its listen address. */
+char *cli_url(const struct config *);
+/* One request to the running daemon; 0 if it answered 200 (reply in
+ * call->reply), else -1 with a one-line reason printed to stderr. */
+int cli_request(const struct config *, struct http_call *, const char *method,
+    const char *path, const char *body);
+/* Print a JSON document as indented "key: value" text. */
+void doc_print(FILE *, const struct doc *, int indent);
+
+#endif
+
+/* Verbs every role has. */
+int verb_check_config(struct config *, int argc, char **argv);
+int verb_status(struct config *, int argc, char **argv);
+/* Options of a verb: --json and the like.  Returns the index of the first
+ * non-option argument, or -1 after printing a usage error. */
+struct verb_opt {
+	const char *name;	/* "json", "wait" */
+	int has_arg;
+	const char **value;	/* set to the argument, or to "" for flags */
+};
+int verb_opts(int argc, char **argv, struct verb_opt *opts);

@@ -1,0 +1,272 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <librsync.h>
+
+#include "delta.h"
+#include "fsutil.h"
+#include "xmalloc.h"
+
+#define DELTA_BUF (64 * 1024)
+
+struct pump {
+	rs_job_t *job;
+	delta_sink sink;
+	void *arg;
+	char out[DELTA_BUF];
+	int done;
+};
+
+/* Run the job over one input block (eof when no more will come); hands all
+ * output to the sink.  Returns 0 while the job wants more, 1 when done,
+ * -1 on error. */
+static int
+pump_run(struct pump *p, const void *in, size_t n, int eof, char *err,
+    size_t errlen)
+{
+	rs_buffers_t b;
+	rs_result r;
+	size_t produced, before_in;
+
+	memset(&b, 0, sizeof b);
+	b.next_in = (char *)(uintptr_t)in;
+	b.avail_in = n;
+	b.eof_in = eof;
+	for (;;) {
+		if (p->done) {
+			if (b.avail_in > 0) {
+				snprintf(err, errlen, "trailing data after the "
+				    "end of the librsync stream");
+				return -1;
+			}
+			return 1;
+		}
+		b.next_out = p->out;
+		b.avail_out = sizeof p->out;
+		before_in = b.avail_in;
+		r = rs_job_iter(p->job, &b);
+		produced = sizeof p->out - b.avail_out;
+		if (produced > 0 && p->sink(p->arg, p->out, produced) != 0) {
+			snprintf(err, errlen, "writing output: %s",
+			    strerror(errno));
+			return -1;
+		}
+		if (r == RS_DONE) {
+			p->done = 1;
+			continue;
+		}
+		if (r != RS_BLOCKED) {
+			snprintf(err, errlen, "librsync: %s%s", rs_strerror(r),
+			    eof ? " (stream truncated or corrupt)" : "");
+			return -1;
+		}
+		if (produced == 0 && b.avail_in == before_in) {
+			if (eof) {
+				snprintf(err, errlen, "librsync stream "
+				    "truncated");
+				return -1;
+			}
+			return 0;
+		}
+	}
+}
+
+static int
+pump_fd(struct pump *p, int fd, char *err, size_t errlen)
+{
+	char *buf = xmalloc(DELTA_BUF);
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		n = read(fd, buf, DELTA_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "read: %s", strerror(errno));
+			rc = -1;
+			break;
+		}
+		rc = pump_run(p, buf, (size_t)n, n == 0, err, errlen);
+		if (rc < 0 || n == 0)
+			break;
+	}
+	free(buf);
+	if (rc == 0 && !p->done) {
+		snprintf(err, errlen, "librsync job did not finish");
+		rc = -1;
+	}
+	return rc < 0 ? -1 : 0;
+}
+
+int
+delta_signature(int fd, delta_sink sink, void *arg, char *err, size_t errlen)
+{
+	struct pump *p;
+	struct stat st;
+	rs_magic_number magic = 0;
+	size_t block_len = 0, strong_len = 0;
+	int rc;
+
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "stat: %s", strerror(errno));
+		return -1;
+	}
+	if (rs_sig_args(st.st_size, &magic, &block_len, &strong_len) !=
+	    RS_DONE) {
+		snprintf(err, errlen, "librsync refused the signature "
+		    "arguments");
+		return -1;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->job = rs_sig_begin(block_len, strong_len, magic);
+	p->sink = sink;
+	p->arg = arg;
+	rc = pump_fd(p, fd, err, errlen);
+	rs_job_free(p->job);
+	free(p);
+	return rc;
+}
+
+int
+delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
+    void *arg, char *err, size_t errlen)
+{
+	rs_signature_t *sums = NULL;
+	struct pump *p;
+	rs_buffers_t b;
+	rs_job_t *job;
+	rs_result r;
+	int rc;
+
+	if (siglen > DELTA_MAX_SIGNATURE) {
+		snprintf(err, errlen, "signature larger than %u bytes",
+		    DELTA_MAX_SIGNATURE);
+		return -1;
+	}
+	job = rs_loadsig_begin(&sums);
+	memset(&b, 0, sizeof b);
+	b.next_in = (char *)(uintptr_t)sig;
+	b.avail_in = siglen;
+	b.eof_in = 1;
+	r = rs_job_iter(job, &b);
+	rs_job_free(job);
+	if (r != RS_DONE || b.avail_in != 0) {
+		snprintf(err, errlen, "bad signature: %s",
+		    r != RS_DONE ? rs_strerror(r) : "trailing data");
+		if (sums != NULL)
+			rs_free_sumset(sums);
+		return -1;
+	}
+	if ((r = rs_build_hash_table(sums)) != RS_DONE) {
+		snprintf(err, errlen, "signature: %s", rs_strerror(r));
+		rs_free_sumset(sums);
+		return -1;
+	}
+	p = xcalloc(1, sizeof *p);
+	p->job = rs_delta_begin(sums);
+	p->sink = sink;
+	p->arg = arg;
+	rc = pump_fd(p, fd, err, errlen);
+	rs_job_free(p->job);
+	free(p);
+	rs_free_sumset(sums);
+	return rc;
+}
+
+struct delta_patch {
+	struct pump pump;
+	int basefd;
+	char *copybuf;
+	size_t copycap;
+};
+
+static rs_result
+patch_copy_cb(void *opaque, rs_long_t pos, size_t *len, void **buf)
+{
+	struct delta_patch *dp = opaque;
+	ssize_t n;
+
+	if (pos < 0)
+		return RS_CORRUPT;
+	if (*len > dp->copycap) {
+		free(dp->copybuf);
+		dp->copycap = *len;
+		dp->copybuf = xmalloc(dp->copycap);
+	}
+	do
+		n = pread(dp->basefd, dp->copybuf, *len, pos);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return RS_IO_ERROR;
+	if (n == 0)
+		return RS_INPUT_ENDED;
+	*len = (size_t)n;
+	*buf = dp->copybuf;
+	return RS_DONE;
+}
+
+struct delta_patch *
+delta_patch_new(int basefd, delta_sink sink, void *arg)
+{
+	struct delta_patch *dp = xcalloc(1, sizeof *dp);
+
+	dp->basefd = basefd;
+	dp->pump.sink = sink;
+	dp->pump.arg = arg;
+	dp->pump.job = rs_patch_begin(patch_copy_cb, dp);
+	return dp;
+}
+
+int
+delta_patch_feed(struct delta_patch *dp, const void *p, size_t n, char *err,
+    size_t errlen)
+{
+	if (n == 0)
+		return 0;
+	return pump_run(&dp->pump, p, n, 0, err, errlen) < 0 ? -1 : 0;
+}
+
+int
+delta_patch_finish(struct delta_patch *dp, char *err, size_t errlen)
+{
+	return pump_run(&dp->pump, NULL, 0, 1, err, errlen) == 1 ? 0 : -1;
+}
+
+void
+delta_patch_free(struct delta_patch *dp)
+{
+	if (dp == NULL)
+		return;
+	rs_job_free(dp->pump.job);
+	free(dp->copybuf);
+	free(dp);
+}
+
+int
+delta_patch_fd(int basefd, int deltafd, delta_sink sink, void *arg, char *err,
+    size_t errlen)
+{
+	struct delta_patch *dp = delta_patch_new(basefd, sink, arg);
+	int rc = pump_fd(&dp->pump, deltafd, err, errlen);
+
+	delta_patch_free(dp);
+	return rc;
+}
+
+int
+delta_sink_fd(void *arg, const void *p, size_t n)
+{
+	return fs_write_all(*(int *)arg, p, n);
+}
+
+int
+delta_sink_evbuffer(void *arg, const void *p, size_t n)
+{
+	return evbuffer_add(arg, p, n);
+}

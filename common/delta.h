@@ -1,0 +1,36 @@
+/* librsync, driven in streams with bounded buffers: signatures of a local
+ * file, deltas of a file against a peer's signature, and patches applied as
+ * the delta arrives.  Nothing holds a whole file in memory. */
+#ifndef UNDERSTUDY_DELTA_H
+#define UNDERSTUDY_DELTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+/* Receives output; returns 0, or -1 to stop the job (errno kept). */
+typedef int (*delta_sink)(void *arg, const void *p, size_t n);
+
+#define DELTA_MAX_SIGNATURE (64u << 20)
+
+int delta_signature(int fd, delta_sink, void *arg, char *err, size_t errlen);
+/* Delta turning the file the signature was made of into the file at fd. */
+int delta_compute(const void *sig, size_t siglen, int fd, delta_sink,
+    void *arg, char *err, size_t errlen);
+
+struct delta_patch;
+struct delta_patch *delta_patch_new(int basefd, delta_sink, void *arg);
+int delta_patch_feed(struct delta_patch *, const void *p, size_t n,
+    char *err, size_t errlen);
+int delta_patch_finish(struct delta_patch *, char *err, size_t errlen);
+void delta_patch_free(struct delta_patch *);
+
+/* Whole-file helpers for the archive: patch basefd with the delta read from
+ * deltafd (plain) into sink. */
+int delta_patch_fd(int basefd, int deltafd, delta_sink, void *arg, char *err,
+    size_t errlen);
+int delta_sink_fd(void *arg, const void *p, size_t n);
+int delta_sink_evbuffer(void *arg, const void *p, size_t n);
+
+#endif

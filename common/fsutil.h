@@ -1,0 +1,33 @@
+/* Filesystem helpers: confined opens beneath a root directory (no "..",
+ * no symlink followed), crash-safe writes, recursive removal. */
+#ifndef UNDERSTUDY_FSUTIL_H
+#define UNDERSTUDY_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A relative path from the wire or a manifest: no leading "/", no empty,
+ * "." or ".." component, no trailing "/", bounded length.  Returns NULL when
+ * valid, or a reason. */
+const char *path_check(const char *rel);
+
+/* Open rel beneath rootfd: every directory on the way is opened with
+ * O_NOFOLLOW, and so is the last component.  Fails with ELOOP or ENOTDIR
+ * if a symlink stands in the way. */
+int fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode);
+/* Open the parent directory of rel beneath rootfd; *base points into rel. */
+int fs_open_parent(int rootfd, const char *rel, const char **base);
+
+int fs_fsync_dir(const char *path);
+int fs_fsync_path(const char *path);
+int fs_write_atomic(const char *path, const void *data, size_t len);
+int fs_read_file(const char *path, size_t max, char **out, size_t *len);
+int fs_rm_rf(const char *path);
+int fs_mkdir_p(const char *path, mode_t mode);
+int fs_exists(const char *path);
+int fs_write_all(int fd, const void *p, size_t n);
+/* Bytes used by a tree's regular files (for "increment bytes"). */
+int64_t fs_tree_bytes(const char *path);
+
+#endif

@@ -1,0 +1,379 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "config.h"
+#include "doc.h"
+#include "hash.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "proto.h"
+#include "xmalloc.h"
+
+const char *
+http_reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 413: return "Payload Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	}
+	return "Status";
+}
+
+void
+http_reply(struct evhttp_request *req, int code, const char *ctype,
+    struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char v[16];
+
+	snprintf(v, sizeof v, "%d", PROTO_VERSION);
+	evhttp_add_header(h, PROTO_HEADER, v);
+	if (ctype != NULL)
+		evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_send_reply(req, code, http_reason(code), body);
+}
+
+void
+http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_i64(&j, "proto", PROTO_VERSION);
+	json_str(&j, "error", msg);
+	json_obj_close(&j);
+	evbuffer_add(b, "\n", 1);
+	http_reply(req, code, "application/json", b);
+	evbuffer_free(b);
+}
+
+int
+http_check(struct evhttp_request *req, const struct config *cf)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *v = evhttp_find_header(h, PROTO_HEADER);
+	const char *auth = evhttp_find_header(h, PROTO_AUTH_HEADER);
+	size_t n = strlen(PROTO_AUTH_SCHEME);
+
+	if (auth == NULL || strncmp(auth, PROTO_AUTH_SCHEME, n) != 0 ||
+	    !hash_secret_equal(auth + n, strlen(auth + n), cf->token,
+	    cf->token_len)) {
+		log_warnx("refused %s from %s: %s", evhttp_request_get_uri(req),
+		    evhttp_request_get_host(req) ? "peer" : "peer",
+		    auth == NULL ? "no secret" : "wrong secret");
+		http_reply_error(req, 401, "%s refused the request: %s; both "
+		    "ends of a link must hold the same secret in token_file",
+		    log_role(), auth == NULL ? "no secret given" :
+		    "wrong secret");
+		return -1;
+	}
+	if (v == NULL || strtol(v, NULL, 10) != PROTO_VERSION ||
+	    strspn(v, "0123456789") != strlen(v)) {
+		http_reply_error(req, 400, "protocol version %s is not "
+		    "supported: this %s speaks version %d; upgrade both ends "
+		    "to the same understudy release", v ? v : "(none)",
+		    log_role(), PROTO_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+char *
+http_body(struct evhttp_request *req, size_t max, size_t *len)
+{
+	struct evbuffer *b = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(b);
+	char *s;
+
+	if (n > max)
+		return NULL;
+	s = xmalloc(n + 1);
+	evbuffer_remove(b, s, n);
+	s[n] = '\0';
+	*len = n;
+	return s;
+}
+
+struct evhttp *
+http_server_new(struct event_base *base, const struct config *cf, char *err,
+    size_t errlen)
+{
+	struct evhttp *http = evhttp_new(base);
+
+	evhttp_set_max_body_size(http, PROTO_MAX_BODY);
+	evhttp_set_max_headers_size(http, PROTO_MAX_HEADERS);
+	evhttp_set_timeout(http, PROTO_TIMEOUT_SECS);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD);
+	if (evhttp_bind_socket(http, cf->listen_host,
+	    (ev_uint16_t)cf->listen_port) != 0) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s (is another "
+		    "daemon using it? see \"listen\" in %s)", cf->listen_host,
+		    cf->listen_port, strerror(errno), cf->path);
+		evhttp_free(http);
+		return NULL;
+	}
+	return http;
+}
+
+void
+http_call_init(struct http_call *c, const char *method, const char *url,
+    const char *path, const char *token, size_t token_len)
+{
+	memset(c, 0, sizeof *c);
+	c->method = method;
+	c->url = url;
+	c->path = path;
+	c->token = token;
+	c->token_len = token_len;
+	c->timeout = PROTO_TIMEOUT_SECS;
+	c->max_reply = 1 << 20;
+	c->reply = evbuffer_new();
+}
+
+void
+http_call_clear(struct http_call *c)
+{
+	if (c->reply != NULL)
+		evbuffer_free(c->reply);
+	if (c->body != NULL)
+		evbuffer_free(c->body);
+	c->reply = NULL;
+	c->body = NULL;
+}
+
+static void
+call_chunk_cb(struct evhttp_request *req, void *arg)
+{
+	struct http_call *c = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	int code = evhttp_request_get_response_code(req);
+
+	if (code == 200 && c->on_data != NULL) {
+		if (!c->sink_failed && c->on_data(c->data_arg, in) != 0)
+			c->sink_failed = 1;
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	if (evbuffer_get_length(c->reply) + evbuffer_get_length(in) >
+	    c->max_reply) {
+		c->sink_failed = 1;
+		snprintf(c->error, sizeof c->error, "reply larger than %zu "
+		    "bytes", c->max_reply);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	evbuffer_add_buffer(c->reply, in);
+}
+
+static const char *
+call_err_text(enum evhttp_request_error e)
+{
+	switch (e) {
+	case EVREQ_HTTP_TIMEOUT:
+		return "timed out";
+	case EVREQ_HTTP_EOF:
+		return "connection refused or closed";
+	case EVREQ_HTTP_INVALID_HEADER:
+		return "invalid reply";
+	case EVREQ_HTTP_BUFFER_ERROR:
+		return "connection error";
+	case EVREQ_HTTP_REQUEST_CANCEL:
+		return "cancelled";
+	case EVREQ_HTTP_DATA_TOO_LONG:
+		return "reply too long";
+	}
+	return "failed";
+}
+
+static void
+call_error_cb(enum evhttp_request_error e, void *arg)
+{
+	struct http_call *c = arg;
+
+	snprintf(c->error, sizeof c->error, "%s %s%s: %s", c->method, c->url,
+	    c->path, call_err_text(e));
+}
+
+static void
+call_done_cb(struct evhttp_request *req, void *arg)
+{
+	struct http_call *c = arg;
+
+	if (req != NULL && evhttp_request_get_response_code(req) > 0) {
+		c->status = evhttp_request_get_response_code(req);
+		/* Whatever was not streamed in chunks is still here. */
+		call_chunk_cb(req, c);
+		if (c->sink_failed && c->error[0] == '\0')
+			snprintf(c->error, sizeof c->error, "writing the reply "
+			    "of %s%s failed", c->url, c->path);
+	} else if (c->error[0] == '\0')
+		snprintf(c->error, sizeof c->error, "%s %s%s: no reply "
+		    "(connection refused or closed)", c->method, c->url,
+		    c->path);
+	c->done = 1;
+	if (c->done_cb != NULL)
+		c->done_cb(c, c->done_arg);
+}
+
+static int
+call_start(struct evhttp_connection *conn, struct http_call *c)
+{
+	struct evhttp_request *req;
+	struct evkeyvalq *h;
+	char v[16], *host = NULL, *auth;
+	int port;
+
+	req = evhttp_request_new(call_done_cb, c);
+	evhttp_request_set_chunked_cb(req, call_chunk_cb);
+	evhttp_request_set_error_cb(req, call_error_cb);
+	h = evhttp_request_get_output_headers(req);
+	url_split(c->url, &host, &port);
+	evhttp_add_header(h, "Host", host ? host : "localhost");
+	free(host);
+	snprintf(v, sizeof v, "%d", PROTO_VERSION);
+	evhttp_add_header(h, PROTO_HEADER, v);
+	auth = xasprintf("%s%.*s", PROTO_AUTH_SCHEME, (int)c->token_len,
+	    c->token);
+	evhttp_add_header(h, PROTO_AUTH_HEADER, auth);
+	free(auth);
+	if (c->content_type != NULL)
+		evhttp_add_header(h, "Content-Type", c->content_type);
+	if (c->body != NULL)
+		evbuffer_add_buffer(evhttp_request_get_output_buffer(req),
+		    c->body);
+	if (evhttp_make_request(conn, req, strcmp(c->method, "POST") == 0 ?
+	    EVHTTP_REQ_POST : EVHTTP_REQ_GET, c->path) != 0) {
+		snprintf(c->error, sizeof c->error, "%s: cannot send the "
+		    "request", c->url);
+		return -1;
+	}
+	return 0;
+}
+
+void
+http_call_async(struct event_base *base, struct http_call *c,
+    http_done_cb done, void *arg)
+{
+	char *host = NULL;
+	int port = 0;
+
+	c->done_cb = done;
+	c->done_arg = arg;
+	if (url_split(c->url, &host, &port) != 0) {
+		snprintf(c->error, sizeof c->error, "bad URL %s", c->url);
+		c->done = 1;
+		done(c, arg);
+		return;
+	}
+	c->conn = evhttp_connection_base_new(base, NULL, host,
+	    (ev_uint16_t)port);
+	free(host);
+	evhttp_connection_set_timeout(c->conn, c->timeout);
+	evhttp_connection_free_on_completion(c->conn);
+	if (call_start(c->conn, c) != 0) {
+		c->done = 1;
+		done(c, arg);
+	}
+}
+
+struct http_client {
+	struct event_base *base;
+	struct evhttp_connection *conn;
+	char *url;
+};
+
+struct http_client *
+http_client_new(const char *url)
+{
+	struct http_client *hc;
+	char *host = NULL;
+	int port = 0;
+
+	if (url_split(url, &host, &port) != 0)
+		return NULL;
+	hc = xcalloc(1, sizeof *hc);
+	hc->url = xstrdup(url);
+	if ((hc->base = event_base_new()) == NULL)
+		fatalx("http_client_new: cannot create an event base");
+	hc->conn = evhttp_connection_base_new(hc->base, NULL, host,
+	    (ev_uint16_t)port);
+	free(host);
+	return hc;
+}
+
+void
+http_client_free(struct http_client *hc)
+{
+	if (hc == NULL)
+		return;
+	evhttp_connection_free(hc->conn);
+	event_base_free(hc->base);
+	free(hc->url);
+	free(hc);
+}
+
+int
+http_client_call(struct http_client *hc, struct http_call *c)
+{
+	c->done = 0;
+	c->status = 0;
+	c->error[0] = '\0';
+	evhttp_connection_set_timeout(hc->conn, c->timeout);
+	if (call_start(hc->conn, c) != 0)
+		return -1;
+	while (!c->done)
+		if (event_base_loop(hc->base, EVLOOP_ONCE) < 0)
+			break;
+	return c->status > 0 ? 0 : -1;
+}
+
+void
+http_call_describe(const struct http_call *c, char *buf, size_t len)
+{
+	struct doc *d = NULL;
+	char perr[64];
+	const char *msg = NULL;
+	size_t n = evbuffer_get_length(c->reply);
+
+	if (c->status == 0) {
+		snprintf(buf, len, "%s", c->error);
+		return;
+	}
+	if (n > 0 && doc_parse((const char *)evbuffer_pullup(c->reply, -1), n,
+	    &d, perr, sizeof perr) == 0)
+		msg = doc_get_str(d, "error");
+	if (msg != NULL)
+		snprintf(buf, len, "%s%s answered %d: %s", c->url, c->path,
+		    c->status, msg);
+	else
+		snprintf(buf, len, "%s%s answered %d %s", c->url, c->path,
+		    c->status, http_reason(c->status));
+	doc_free(d);
+}

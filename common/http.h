@@ -1,0 +1,77 @@
+/* HTTP through libevent's evhttp: the server side's checks and replies
+ * (protocol version, the link's secret, JSON errors), and one client used
+ * three ways: asynchronously on the daemon's loop (events), synchronously
+ * on a worker's private loop (sync runs), and by the command-line verbs. */
+#ifndef UNDERSTUDY_HTTP_H
+#define UNDERSTUDY_HTTP_H
+
+#include <stddef.h>
+
+struct config;
+struct evbuffer;
+struct event_base;
+struct evhttp;
+struct evhttp_request;
+
+/* Server side. */
+struct evhttp *http_server_new(struct event_base *, const struct config *,
+    char *err, size_t errlen);
+/* 0 when the request carries our protocol version and the right secret;
+ * otherwise the reply (400 or 401) is sent and -1 returned. */
+int http_check(struct evhttp_request *, const struct config *);
+void http_reply(struct evhttp_request *, int code, const char *ctype,
+    struct evbuffer *body);
+void http_reply_error(struct evhttp_request *, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The request body, NUL-terminated, if at most max bytes. */
+char *http_body(struct evhttp_request *, size_t max, size_t *len);
+const char *http_reason(int code);
+
+/* Client side. */
+struct http_call;
+typedef int (*http_data_cb)(void *arg, struct evbuffer *chunk);
+typedef void (*http_done_cb)(struct http_call *, void *arg);
+
+struct http_call {
+	const char *method;		/* "GET" or "POST" */
+	const char *url;		/* http://host:port */
+	const char *path;		/* /v1/..., already escaped */
+	const char *token;
+	size_t token_len;
+	struct evbuffer *body;		/* POST body, consumed; may be NULL */
+	const char *content_type;
+	int timeout;			/* idle seconds */
+	http_data_cb on_data;		/* stream a 200 reply's body here */
+	void *data_arg;
+	size_t max_reply;		/* when the body is collected */
+	/* Result. */
+	int status;			/* HTTP status, 0 if none came */
+	struct evbuffer *reply;		/* collected body (non-200 always) */
+	char error[512];		/* transport error, or the peer's */
+	int sink_failed;
+	/* Internal. */
+	int done;
+	http_done_cb done_cb;
+	void *done_arg;
+	struct evhttp_connection *conn;
+	int own_conn;
+};
+
+struct http_client;
+
+void http_call_init(struct http_call *, const char *method, const char *url,
+    const char *path, const char *token, size_t token_len);
+void http_call_clear(struct http_call *);
+void http_call_async(struct event_base *, struct http_call *, http_done_cb,
+    void *arg);
+
+/* A blocking client with its own event loop, reusing one connection. */
+struct http_client *http_client_new(const char *url);
+void http_client_free(struct http_client *);
+/* Returns 0 when an HTTP reply came (look at call->status), -1 when none
+ * did (call->error says why). */
+int http_client_call(struct http_client *, struct http_call *);
+/* "the peer said: ..." from a JSON error reply, or a generic text. */
+void http_call_describe(const struct http_call *, char *buf, size_t len);
+
+#endif

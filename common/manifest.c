@@ -1,0 +1,533 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "fsutil.h"
+#include "manifest.h"
+#include "xmalloc.h"
+
+void
+manifest_free(struct manifest *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->n; i++) {
+		free(m->e[i].path);
+		free(m->e[i].target);
+	}
+	free(m->e);
+	free(m->source);
+	free(m->version);
+	free(m);
+}
+
+struct scan {
+	struct manifest *m;
+	size_t cap;
+	char *err;
+	size_t errlen;
+};
+
+static struct ment *
+scan_add(struct scan *s)
+{
+	if (s->m->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->m->e = xreallocarray(s->m->e, s->cap, sizeof *s->m->e);
+	}
+	memset(&s->m->e[s->m->n], 0, sizeof s->m->e[0]);
+	return &s->m->e[s->m->n++];
+}
+
+static int
+scan_dir(struct scan *s, int dfd, const char *prefix)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	struct ment *e;
+	char *rel, buf[PATH_MAX];
+	int fd, rc = 0;
+	ssize_t n;
+	int64_t got;
+
+	if ((d = fdopendir(dfd)) == NULL) {
+		snprintf(s->err, s->errlen, "%s: cannot read directory: %s",
+		    *prefix ? prefix : ".", strerror(errno));
+		close(dfd);
+		return -1;
+	}
+	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		rel = *prefix ? xasprintf("%s/%s", prefix, de->d_name) :
+		    xstrdup(de->d_name);
+		if (fstatat(dirfd(d), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) != 0) {
+			snprintf(s->err, s->errlen, "%s: %s", rel,
+			    strerror(errno));
+			free(rel);
+			rc = -1;
+			break;
+		}
+		e = NULL;
+		if (S_ISREG(st.st_mode)) {
+			fd = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0) {
+				snprintf(s->err, s->errlen, "%s: cannot open: "
+				    "%s", rel, strerror(errno));
+				free(rel);
+				rc = -1;
+				break;
+			}
+			e = scan_add(s);
+			e->type = MENT_FILE;
+			got = hash_fd(fd, e->sha);
+			if (got < 0 || fstat(fd, &st) != 0) {
+				snprintf(s->err, s->errlen, "%s: cannot read: "
+				    "%s", rel, strerror(errno));
+				rc = -1;
+			} else if (got != st.st_size) {
+				snprintf(s->err, s->errlen, "%s: the file "
+				    "changed while it was hashed; the export "
+				    "hook must finish writing before it exits",
+				    rel);
+				rc = -1;
+			}
+			close(fd);
+			e->size = st.st_size;
+			s->m->files++;
+			s->m->bytes += st.st_size;
+		} else if (S_ISDIR(st.st_mode)) {
+			e = scan_add(s);
+			e->type = MENT_DIR;
+			strcpy(e->sha, "-");
+		} else if (S_ISLNK(st.st_mode)) {
+			n = readlinkat(dirfd(d), de->d_name, buf,
+			    sizeof buf - 1);
+			if (n < 0) {
+				snprintf(s->err, s->errlen, "%s: readlink: %s",
+				    rel, strerror(errno));
+				free(rel);
+				rc = -1;
+				break;
+			}
+			buf[n] = '\0';
+			e = scan_add(s);
+			e->type = MENT_LINK;
+			e->target = xstrdup(buf);
+			e->size = n;
+			strcpy(e->sha, "-");
+		} else {
+			snprintf(s->err, s->errlen, "%s: unsupported file type "
+			    "(only files, directories and symlinks can be "
+			    "backed up)", rel);
+			free(rel);
+			rc = -1;
+			break;
+		}
+		e->path = rel;
+		e->mode = st.st_mode & 07777;
+		e->mtime_sec = st.st_mtim.tv_sec;
+		e->mtime_nsec = st.st_mtim.tv_nsec;
+		if (rc == 0 && e->type == MENT_DIR) {
+			fd = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0) {
+				snprintf(s->err, s->errlen, "%s: cannot open "
+				    "directory: %s", rel, strerror(errno));
+				rc = -1;
+			} else
+				rc = scan_dir(s, fd, rel);
+		}
+	}
+	if (rc == 0 && errno != 0) {
+		snprintf(s->err, s->errlen, "%s: readdir: %s",
+		    *prefix ? prefix : ".", strerror(errno));
+		rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+static int
+ment_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct ment *)a)->path,
+	    ((const struct ment *)b)->path);
+}
+
+int
+manifest_scan(const char *dir, const char *source, const char *version,
+    struct manifest **out, char *err, size_t errlen)
+{
+	struct scan s;
+	int fd;
+
+	memset(&s, 0, sizeof s);
+	s.m = xcalloc(1, sizeof *s.m);
+	s.m->source = xstrdup(source);
+	s.m->version = xstrdup(version);
+	s.err = err;
+	s.errlen = errlen;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		manifest_free(s.m);
+		return -1;
+	}
+	if (scan_dir(&s, fd, "") != 0) {
+		manifest_free(s.m);
+		return -1;
+	}
+	qsort(s.m->e, s.m->n, sizeof *s.m->e, ment_cmp);
+	*out = s.m;
+	return 0;
+}
+
+void
+manifest_encode(struct evbuffer *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p != '\0'; p++) {
+		if (*p <= 0x20 || *p == 0x7f || *p == '%')
+			evbuffer_add_printf(b, "%%%02X", *p);
+		else
+			evbuffer_add(b, p, 1);
+	}
+}
+
+void
+manifest_write(const struct manifest *m, struct evbuffer *b)
+{
+	const struct ment *e;
+	size_t i;
+
+	evbuffer_add_printf(b, "%s\nsource ", MANIFEST_MAGIC);
+	manifest_encode(b, m->source);
+	evbuffer_add_printf(b, "\nversion ");
+	manifest_encode(b, m->version);
+	evbuffer_add_printf(b, "\nentries %zu\n", m->n);
+	for (i = 0; i < m->n; i++) {
+		e = &m->e[i];
+		evbuffer_add_printf(b, "%c %04o %lld %lld.%09ld %s ", e->type,
+		    (unsigned int)e->mode, (long long)e->size,
+		    (long long)e->mtime_sec, e->mtime_nsec, e->sha);
+		manifest_encode(b, e->path);
+		if (e->type == MENT_LINK) {
+			evbuffer_add(b, " ", 1);
+			manifest_encode(b, e->target);
+		}
+		evbuffer_add(b, "\n", 1);
+	}
+	evbuffer_add_printf(b, "end\n");
+}
+
+int
+manifest_save(const struct manifest *m, const char *path)
+{
+	struct evbuffer *b = evbuffer_new();
+	int rc;
+
+	manifest_write(m, b);
+	rc = fs_write_atomic(path, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b));
+	evbuffer_free(b);
+	return rc;
+}
+
+void
+manifest_signature(const struct manifest *m, struct evbuffer *b)
+{
+	const struct ment *e;
+	const char *p;
+	size_t i;
+
+	/* sha256sum's format: a name holding a newline or a backslash gets a
+	 * leading backslash and escapes, so "sha256sum -c" still reads it. */
+	for (i = 0; i < m->n; i++) {
+		e = &m->e[i];
+		if (e->type != MENT_FILE)
+			continue;
+		if (strpbrk(e->path, "\\\n") == NULL) {
+			evbuffer_add_printf(b, "%s  ./%s\n", e->sha, e->path);
+			continue;
+		}
+		evbuffer_add_printf(b, "\\%s  ./", e->sha);
+		for (p = e->path; *p != '\0'; p++) {
+			if (*p == '\\')
+				evbuffer_add(b, "\\\\", 2);
+			else if (*p == '\n')
+				evbuffer_add(b, "\\n", 2);
+			else
+				evbuffer_add(b, p, 1);
+		}
+		evbuffer_add(b, "\n", 1);
+	}
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode a percent-encoded field; NULL on malformed or NUL bytes. */
+static char *
+field_decode(const char *s, size_t len)
+{
+	char *out = xmalloc(len + 1), *o = out;
+	size_t i;
+	int hi, lo;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] != '%') {
+			*o++ = s[i];
+			continue;
+		}
+		if (i + 2 >= len || (hi = hexval(s[i + 1])) < 0 ||
+		    (lo = hexval(s[i + 2])) < 0 || (hi == 0 && lo == 0)) {
+			free(out);
+			return NULL;
+		}
+		*o++ = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+parse_i64(const char *s, size_t len, int base, int64_t max, int64_t *out)
+{
+	char buf[24], *end;
+	long long v;
+
+	if (len == 0 || len >= sizeof buf)
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (buf[0] == '-' || buf[0] == '+' || buf[0] == ' ')
+		return -1;
+	errno = 0;
+	v = strtoll(buf, &end, base);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+#define MERR(...) do { snprintf(err, errlen, "manifest line %zu: ", lineno); \
+	snprintf(err + strlen(err), errlen - strlen(err), __VA_ARGS__); \
+	goto fail; } while (0)
+
+int
+manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
+    size_t errlen)
+{
+	struct manifest *m = xcalloc(1, sizeof *m);
+	const char *p = buf, *end = buf + len, *nl, *f[8];
+	size_t flen[8], nf, lineno = 0, want = 0, cap = 0;
+	int64_t v, sec, nsec;
+	struct ment *e;
+	const char *dot;
+	int ended = 0;
+
+	*out = NULL;
+	if (len > MANIFEST_MAX_BYTES) {
+		snprintf(err, errlen, "manifest larger than %u bytes",
+		    MANIFEST_MAX_BYTES);
+		goto fail;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		snprintf(err, errlen, "manifest holds a NUL byte");
+		goto fail;
+	}
+	while (p < end) {
+		lineno++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			MERR("no newline at the end");
+		if (ended)
+			MERR("data after \"end\"");
+		nf = 0;
+		for (const char *q = p; q <= nl; ) {
+			const char *sp = memchr(q, ' ', (size_t)(nl - q));
+			const char *fe = sp != NULL ? sp : nl;
+			if (nf == 8)
+				MERR("too many fields");
+			f[nf] = q;
+			flen[nf++] = (size_t)(fe - q);
+			q = fe + 1;
+		}
+		if (lineno == 1) {
+			if ((size_t)(nl - p) != strlen(MANIFEST_MAGIC) ||
+			    memcmp(p, MANIFEST_MAGIC, (size_t)(nl - p)) != 0)
+				MERR("not an understudy manifest (expected "
+				    "\"%s\")", MANIFEST_MAGIC);
+		} else if (lineno == 2 || lineno == 3) {
+			const char *kw = lineno == 2 ? "source" : "version";
+			if (nf != 2 || flen[0] != strlen(kw) ||
+			    memcmp(f[0], kw, flen[0]) != 0)
+				MERR("expected \"%s NAME\"", kw);
+			char *val = field_decode(f[1], flen[1]);
+			if (val == NULL || *val == '\0') {
+				free(val);
+				MERR("bad %s name", kw);
+			}
+			if (lineno == 2)
+				m->source = val;
+			else
+				m->version = val;
+		} else if (lineno == 4) {
+			if (nf != 2 || flen[0] != 7 ||
+			    memcmp(f[0], "entries", 7) != 0 ||
+			    parse_i64(f[1], flen[1], 10, 100000000, &v) != 0)
+				MERR("expected \"entries N\"");
+			want = (size_t)v;
+			cap = want;
+			m->e = xcalloc(cap ? cap : 1, sizeof *m->e);
+		} else if (nf == 1 && flen[0] == 3 &&
+		    memcmp(f[0], "end", 3) == 0) {
+			if (m->n != want)
+				MERR("%zu entries, the header says %zu", m->n,
+				    want);
+			ended = 1;
+		} else {
+			if (m->n == want)
+				MERR("more entries than the header's %zu",
+				    want);
+			if (flen[0] != 1 || (f[0][0] != 'F' && f[0][0] != 'D' &&
+			    f[0][0] != 'L'))
+				MERR("unknown entry type");
+			if (nf != (f[0][0] == 'L' ? 7u : 6u))
+				MERR("wrong number of fields");
+			e = &m->e[m->n++];
+			e->type = f[0][0];
+			if (parse_i64(f[1], flen[1], 8, 07777, &v) != 0)
+				MERR("bad mode");
+			e->mode = (mode_t)v;
+			if (parse_i64(f[2], flen[2], 10, INT64_MAX / 2,
+			    &e->size) != 0)
+				MERR("bad size");
+			dot = memchr(f[3], '.', flen[3]);
+			if (dot == NULL || (size_t)(f[3] + flen[3] - dot - 1) !=
+			    9 || parse_i64(f[3], (size_t)(dot - f[3]), 10,
+			    INT64_MAX / 2, &sec) != 0 ||
+			    parse_i64(dot + 1, 9, 10, 999999999, &nsec) != 0)
+				MERR("bad mtime");
+			e->mtime_sec = sec;
+			e->mtime_nsec = (long)nsec;
+			if (e->type == MENT_FILE) {
+				if (flen[4] != HASH_HEX_LEN)
+					MERR("bad SHA-256");
+				memcpy(e->sha, f[4], HASH_HEX_LEN);
+				e->sha[HASH_HEX_LEN] = '\0';
+				if (!hash_hex_valid(e->sha))
+					MERR("bad SHA-256");
+				m->files++;
+				m->bytes += e->size;
+			} else {
+				if (flen[4] != 1 || f[4][0] != '-')
+					MERR("only files carry a SHA-256");
+				strcpy(e->sha, "-");
+			}
+			if ((e->path = field_decode(f[5], flen[5])) == NULL)
+				MERR("bad path encoding");
+			const char *why = path_check(e->path);
+			if (why != NULL)
+				MERR("path refused: %s", why);
+			if (e->type == MENT_LINK) {
+				if ((e->target = field_decode(f[6], flen[6]))
+				    == NULL || *e->target == '\0')
+					MERR("bad symlink target");
+				if ((int64_t)strlen(e->target) != e->size)
+					MERR("symlink size does not match its "
+					    "target");
+			}
+			if (m->n > 1 && strcmp(m->e[m->n - 2].path,
+			    e->path) >= 0)
+				MERR("entries not sorted or path repeated");
+			/* Every parent must be a directory listed earlier. */
+			const char *slash = strrchr(e->path, '/');
+			if (slash != NULL) {
+				size_t plen = (size_t)(slash - e->path);
+				char *parent = xstrndup(e->path, plen);
+				struct manifest part = *m;
+				const struct ment *pe;
+				part.n = m->n - 1;
+				pe = manifest_find(&part, parent);
+				free(parent);
+				if (pe == NULL || pe->type != MENT_DIR)
+					MERR("parent of \"%s\" is not a "
+					    "directory of the manifest",
+					    e->path);
+			}
+		}
+		p = nl + 1;
+	}
+	if (lineno < 4 || !ended) {
+		snprintf(err, errlen, "manifest truncated: no \"end\" line");
+		goto fail;
+	}
+	(void)cap;
+	*out = m;
+	return 0;
+fail:
+	manifest_free(m);
+	return -1;
+}
+
+int
+manifest_load(const char *path, struct manifest **out, char *err,
+    size_t errlen)
+{
+	char *buf, inner[512];
+	size_t len;
+	int rc;
+
+	if (fs_read_file(path, MANIFEST_MAX_BYTES, &buf, &len) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = manifest_parse(buf, len, out, inner, sizeof inner);
+	if (rc != 0)
+		snprintf(err, errlen, "%s: %s", path, inner);
+	free(buf);
+	return rc;
+}
+
+const struct ment *
+manifest_find(const struct manifest *m, const char *path)
+{
+	size_t lo = 0, hi = m->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(m->e[mid].path, path);
+		if (c == 0)
+			return &m->e[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}

@@ -1,0 +1,56 @@
+/* A version's manifest: every entry of the tree (file, directory, symlink)
+ * with mode, size, mtime and, for files, SHA-256.  Sorted by path in byte
+ * order, which puts every directory before what it holds.  The text form
+ * is what travels on the wire and what the archive keeps; see
+ * docs/protocol.md. */
+#ifndef UNDERSTUDY_MANIFEST_H
+#define UNDERSTUDY_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hash.h"
+
+#define MANIFEST_MAGIC "understudy-manifest 1"
+#define MANIFEST_MAX_BYTES (512u << 20)
+
+enum ment_type { MENT_FILE = 'F', MENT_DIR = 'D', MENT_LINK = 'L' };
+
+struct ment {
+	char type;
+	mode_t mode;		/* permission bits only, 07777 */
+	int64_t size;		/* file bytes, or symlink target length */
+	int64_t mtime_sec;
+	long mtime_nsec;
+	char sha[HASH_HEX_SIZE];	/* files only; "-" otherwise */
+	char *path;
+	char *target;		/* symlinks only */
+};
+
+struct manifest {
+	char *source;
+	char *version;
+	struct ment *e;
+	size_t n;
+	int64_t files;
+	int64_t bytes;
+};
+
+struct evbuffer;
+
+int manifest_scan(const char *dir, const char *source, const char *version,
+    struct manifest **out, char *err, size_t errlen);
+int manifest_parse(const char *buf, size_t len, struct manifest **out,
+    char *err, size_t errlen);
+int manifest_load(const char *path, struct manifest **out, char *err,
+    size_t errlen);
+void manifest_write(const struct manifest *, struct evbuffer *);
+int manifest_save(const struct manifest *, const char *path);
+void manifest_signature(const struct manifest *, struct evbuffer *);
+const struct ment *manifest_find(const struct manifest *, const char *path);
+void manifest_free(struct manifest *);
+/* Percent-encoding of paths in the text form. */
+void manifest_encode(struct evbuffer *, const char *);
+
+#endif

@@ -1,0 +1,408 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "doc.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "node.h"
+#include "proto.h"
+#include "queue.h"
+#include "timespec.h"
+#include "understudy-config.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+void
+event_begin(struct json *j, struct evbuffer *b, const char *type,
+    const char *source, const char *version)
+{
+	json_init(j, b);
+	json_obj_open(j, NULL);
+	json_i64(j, "proto", PROTO_VERSION);
+	json_str(j, "type", type);
+	json_str(j, "source", source);
+	json_str(j, "version", version);
+}
+
+struct doc *
+event_parse(const struct qentry *e)
+{
+	struct doc *d = NULL;
+	char err[128];
+
+	if (doc_parse(e->body, e->len, &d, err, sizeof err) != 0)
+		return NULL;
+	return d;
+}
+
+int
+node_inbox_has_newer(struct node *n, const char *key, const char *version)
+{
+	struct qentry *e;
+	struct doc *d;
+	const char *v;
+	int newer = 0;
+
+	TAILQ_FOREACH(e, &n->inbox->entries, link) {
+		if (strcmp(e->key, key) != 0 || e->superseded)
+			continue;
+		if ((d = event_parse(e)) == NULL)
+			continue;
+		v = doc_get_str(d, "version");
+		if (v != NULL && strcmp(v, version) > 0)
+			newer = 1;
+		doc_free(d);
+	}
+	return newer;
+}
+
+/* Outbox delivery. */
+
+struct send_ctx {
+	struct node *n;
+	struct qentry *e;
+	struct http_call call;
+};
+
+static void outbox_pump(struct node *);
+
+static void
+send_done(struct http_call *c, void *arg)
+{
+	struct send_ctx *s = arg;
+	struct qentry *e = s->e;
+	struct node *n = s->n;
+	char why[1024];
+	int delay;
+
+	e->busy = 0;
+	if (c->status == 200) {
+		log_debugf("delivered %s to %s", e->key, e->dest);
+		n->events_out++;
+		queue_remove(n->outbox, e);
+	} else {
+		http_call_describe(c, why, sizeof why);
+		e->attempts++;
+		delay = PROTO_RETRY_MIN_SECS << (e->attempts < 7 ?
+		    e->attempts - 1 : 6);
+		if (delay > PROTO_RETRY_MAX_SECS)
+			delay = PROTO_RETRY_MAX_SECS;
+		e->next_try = time(NULL) + delay;
+		if (e->last_error == NULL || strcmp(e->last_error, why) != 0 ||
+		    e->attempts % 10 == 0)
+			log_warnx("event %s to %s not delivered (attempt %d, "
+			    "next in %ds): %s", e->key, e->dest, e->attempts,
+			    delay, why);
+		queue_set_error(e, why);
+		if (e->superseded)
+			queue_remove(n->outbox, e);
+	}
+	http_call_clear(c);
+	free(s);
+	if (!n->stopping)
+		outbox_pump(n);
+}
+
+static void
+outbox_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	outbox_pump(arg);
+}
+
+static void
+outbox_pump(struct node *n)
+{
+	struct qentry *e;
+	struct send_ctx *s;
+	time_t now = time(NULL), next = 0;
+	struct timeval tv;
+
+	TAILQ_FOREACH(e, &n->outbox->entries, link) {
+		if (e->busy)
+			continue;
+		if (e->next_try > now) {
+			if (next == 0 || e->next_try < next)
+				next = e->next_try;
+			continue;
+		}
+		s = xcalloc(1, sizeof *s);
+		s->n = n;
+		s->e = e;
+		e->busy = 1;
+		http_call_init(&s->call, "POST", e->dest, ROUTE_EVENTS,
+		    n->cf->token, n->cf->token_len);
+		s->call.body = evbuffer_new();
+		evbuffer_add(s->call.body, e->body, e->len);
+		s->call.content_type = "application/json";
+		s->call.timeout = 30;
+		http_call_async(n->base, &s->call, send_done, s);
+	}
+	if (next != 0) {
+		tv.tv_sec = next - now;
+		tv.tv_usec = 0;
+		evtimer_add(n->outbox_timer, &tv);
+	}
+}
+
+void
+node_send(struct node *n, const char *dest, const char *key,
+    struct evbuffer *body)
+{
+	char err[512], *k = xasprintf("%s %s", dest, key);
+
+	if (queue_push(n->outbox, k, dest, (const char *)evbuffer_pullup(body,
+	    -1), evbuffer_get_length(body), err, sizeof err) == NULL)
+		log_warnx("cannot queue an event for %s: %s", dest, err);
+	free(k);
+	outbox_pump(n);
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+
+	if (!n->stopping)
+		n->ops->kick(n);
+}
+
+void
+node_kick(struct node *n)
+{
+	event_active(n->kick_ev, EV_READ, 0);
+}
+
+/* Receiving events. */
+
+static void
+node_event(struct node *n, struct evhttp_request *req)
+{
+	struct doc *d = NULL;
+	struct evbuffer *b;
+	struct json j;
+	char *body, perr[256], key[512], why[1024];
+	const char *type, *source, *version;
+	int64_t proto;
+	size_t len;
+	int code;
+
+	if ((body = http_body(req, PROTO_MAX_EVENT, &len)) == NULL) {
+		http_reply_error(req, 413, "event larger than %d bytes",
+		    PROTO_MAX_EVENT);
+		return;
+	}
+	if (doc_parse(body, len, &d, perr, sizeof perr) != 0 ||
+	    d->type != DOC_MAP) {
+		http_reply_error(req, 400, "event body is not a JSON object%s%s",
+		    d == NULL ? ": " : "", d == NULL ? perr : "");
+		goto out;
+	}
+	if (doc_get_i64(d, "proto", &proto) != 0 || proto != PROTO_VERSION) {
+		http_reply_error(req, 400, "event of protocol version %s: this "
+		    "%s speaks version %d", doc_get_str(d, "proto") ?
+		    doc_get_str(d, "proto") : "(none)", log_role(),
+		    PROTO_VERSION);
+		goto out;
+	}
+	type = doc_get_str(d, "type");
+	source = doc_get_str(d, "source");
+	version = doc_get_str(d, "version");
+	if (type == NULL || source == NULL || !source_name_valid(source) ||
+	    version == NULL || !version_id_valid(version)) {
+		http_reply_error(req, 400, "event needs \"type\", a valid "
+		    "\"source\" and \"version\"");
+		goto out;
+	}
+	if (n->stopping) {
+		http_reply_error(req, 503, "%s is shutting down", log_role());
+		goto out;
+	}
+	key[0] = '\0';
+	why[0] = '\0';
+	code = n->ops->accept(n, d, key, sizeof key, why, sizeof why);
+	if (code == NODE_QUEUE) {
+		if (queue_push(n->inbox, key, "", body, len, why,
+		    sizeof why) == NULL) {
+			log_warnx("%s", why);
+			http_reply_error(req, 503, "%s", why);
+			goto out;
+		}
+		n->events_in++;
+		node_kick(n);
+	} else if (code != NODE_ACK_ONLY) {
+		http_reply_error(req, code, "%s", why);
+		goto out;
+	}
+	log_debugf("%s %s %s: %s", type, source, version, code == NODE_QUEUE ?
+	    "queued" : why);
+	b = evbuffer_new();
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_i64(&j, "proto", PROTO_VERSION);
+	json_bool(&j, "queued", code == NODE_QUEUE);
+	if (code != NODE_QUEUE)
+		json_str(&j, "note", why);
+	json_obj_close(&j);
+	evbuffer_add(b, "\n", 1);
+	http_reply(req, 200, "application/json", b);
+	evbuffer_free(b);
+out:
+	doc_free(d);
+	free(body);
+}
+
+static void
+node_status(struct node *n, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct qentry *e;
+	struct json j;
+	char iso[32];
+
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_i64(&j, "proto", PROTO_VERSION);
+	json_str(&j, "role", role_name(n->cf->role));
+	json_str(&j, "version", UNDERSTUDY_VERSION);
+	time_format_iso(n->started, iso, sizeof iso);
+	json_str(&j, "started", iso);
+	json_i64(&j, "events_received", (int64_t)n->events_in);
+	json_i64(&j, "events_delivered", (int64_t)n->events_out);
+	json_arr_open(&j, "outbox");
+	TAILQ_FOREACH(e, &n->outbox->entries, link) {
+		json_obj_open(&j, NULL);
+		json_str(&j, "event", e->key);
+		json_i64(&j, "attempts", e->attempts);
+		json_str(&j, "last_error", e->last_error);
+		json_obj_close(&j);
+	}
+	json_arr_close(&j);
+	json_i64(&j, "inbox", (int64_t)n->inbox->count);
+	n->ops->status(n, &j);
+	json_obj_close(&j);
+	evbuffer_add(b, "\n", 1);
+	http_reply(req, 200, "application/json", b);
+	evbuffer_free(b);
+}
+
+static void
+node_http_cb(struct evhttp_request *req, void *arg)
+{
+	struct node *n = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u ? evhttp_uri_get_path(u) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (path == NULL) {
+		http_reply_error(req, 400, "bad request URI");
+		return;
+	}
+	if (http_check(req, n->cf) != 0)
+		return;
+	if (strcmp(path, ROUTE_EVENTS) == 0) {
+		if (cmd != EVHTTP_REQ_POST)
+			http_reply_error(req, 405, "POST events here");
+		else
+			node_event(n, req);
+		return;
+	}
+	if (strcmp(path, ROUTE_STATUS) == 0 && cmd == EVHTTP_REQ_GET) {
+		node_status(n, req);
+		return;
+	}
+	if (strncmp(path, ROUTE_SOURCES, strlen(ROUTE_SOURCES)) == 0 &&
+	    n->ops->lookup != NULL) {
+		serve_request(&n->serve, req, uri + (strstr(uri,
+		    ROUTE_SOURCES) - uri) + strlen(ROUTE_SOURCES));
+		return;
+	}
+	if (n->ops->route != NULL && n->ops->route(n, req, path) == 0)
+		return;
+	http_reply_error(req, 404, "no route %s on the %s", path, log_role());
+}
+
+int
+node_init(struct node *n, struct config *cf, const struct node_ops *ops,
+    void *role, const char *queue_dir, char *err, size_t errlen)
+{
+	char *in, *out;
+
+	memset(n, 0, sizeof *n);
+	n->cf = cf;
+	n->ops = ops;
+	n->role = role;
+	n->started = time(NULL);
+	n->base = daemon_base_new();
+	in = xasprintf("%s/inbox", queue_dir);
+	out = xasprintf("%s/outbox", queue_dir);
+	n->inbox = queue_open(in, err, errlen);
+	n->outbox = n->inbox ? queue_open(out, err, errlen) : NULL;
+	free(in);
+	free(out);
+	if (n->outbox == NULL)
+		return -1;
+	if ((n->http = http_server_new(n->base, cf, err, errlen)) == NULL)
+		return -1;
+	evhttp_set_gencb(n->http, node_http_cb, n);
+	n->cpu = worker_pool_new(n->base, 2);
+	n->runs = worker_pool_new(n->base, 4);
+	n->serve.lookup = ops->lookup;
+	n->serve.arg = n;
+	n->serve.workers = n->cpu;
+	n->outbox_timer = evtimer_new(n->base, outbox_timer_cb, n);
+	n->kick_ev = event_new(n->base, -1, 0, kick_cb, n);
+	if (n->inbox->count > 0 || n->outbox->count > 0)
+		log_info("resuming: %zu event(s) to handle, %zu to deliver",
+		    n->inbox->count, n->outbox->count);
+	return 0;
+}
+
+static void
+node_stop(void *arg)
+{
+	struct node *n = arg;
+
+	n->stopping = 1;
+	worker_request_stop();
+	daemon_notify("STOPPING=1");
+	event_base_loopexit(n->base, NULL);
+}
+
+int
+node_run(struct node *n)
+{
+	daemon_signals(n->base, node_stop, n);
+	outbox_pump(n);
+	node_kick(n);
+	log_info("listening on %s:%d", n->cf->listen_host, n->cf->listen_port);
+	daemon_notify("READY=1");
+	event_base_dispatch(n->base);
+	/* Running jobs see worker_stopping() and end at a safe point. */
+	worker_pool_free(n->runs);
+	worker_pool_free(n->cpu);
+	n->runs = n->cpu = NULL;
+	log_info("stopped");
+	return 0;
+}
+
+void
+node_free(struct node *n)
+{
+	if (n->http != NULL)
+		evhttp_free(n->http);
+	queue_close(n->inbox);
+	queue_close(n->outbox);
+	worker_pool_free(n->runs);
+	worker_pool_free(n->cpu);
+}

@@ -1,0 +1,80 @@
+/* A running daemon of any role: its event loop, HTTP server, worker pools,
+ * and the two durable queues of the event protocol.  The inbox takes
+ * events from peers (acknowledged only once on disk) and hands them to the
+ * role in order; the outbox delivers the role's events to peers, retrying
+ * with capped exponential backoff until each is acknowledged. */
+#ifndef UNDERSTUDY_NODE_H
+#define UNDERSTUDY_NODE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "serve.h"
+
+struct config;
+struct doc;
+struct evbuffer;
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_request;
+struct json;
+struct qentry;
+struct queue;
+struct worker_pool;
+
+struct node;
+
+#define NODE_QUEUE 200		/* queue it */
+#define NODE_ACK_ONLY 208	/* acknowledge, nothing to do */
+
+struct node_ops {
+	/* An event passed the common checks (proto, type, source, version);
+	 * say what to do with it: NODE_QUEUE under *key, NODE_ACK_ONLY, or an
+	 * HTTP error code with a reason. */
+	int (*accept)(struct node *, const struct doc *ev, char *key,
+	    size_t keylen, char *why, size_t whylen);
+	/* The inbox may have work. */
+	void (*kick)(struct node *);
+	/* Routes of the role, after the secret was checked; return 0 if the
+	 * route was handled. */
+	int (*route)(struct node *, struct evhttp_request *, const char *path);
+	/* Add the role's part to the status document. */
+	void (*status)(struct node *, struct json *);
+	/* The version server's lookup, for the roles that serve. */
+	serve_lookup_fn lookup;
+};
+
+struct node {
+	struct config *cf;
+	const struct node_ops *ops;
+	void *role;
+	struct event_base *base;
+	struct evhttp *http;
+	struct worker_pool *cpu;	/* short jobs: deltas */
+	struct worker_pool *runs;	/* long jobs: syncs, hooks, commits */
+	struct queue *inbox, *outbox;
+	struct event *outbox_timer, *kick_ev;
+	struct serve serve;
+	time_t started;
+	int stopping;
+	unsigned long long events_in, events_out;
+};
+
+int node_init(struct node *, struct config *, const struct node_ops *,
+    void *role, const char *queue_dir, char *err, size_t errlen);
+int node_run(struct node *);
+void node_free(struct node *);
+/* Queue an event for dest.  body is a complete event (see event_begin). */
+void node_send(struct node *, const char *dest, const char *key,
+    struct evbuffer *body);
+void node_kick(struct node *);
+/* Start an event body: {"proto":1,"type":T,"source":S,"version":V */
+void event_begin(struct json *, struct evbuffer *, const char *type,
+    const char *source, const char *version);
+/* Parse a queued event's body; NULL if damaged. */
+struct doc *event_parse(const struct qentry *);
+/* Is there a queued entry with key whose version is newer than version? */
+int node_inbox_has_newer(struct node *, const char *key, const char *version);
+
+#endif

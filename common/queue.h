@@ -1,0 +1,50 @@
+/* The durable event queue: one file per event in a directory, written to a
+ * temporary name, fsynced, renamed, and the directory fsynced before the
+ * event counts as queued.  Used as the inbox (events received and not yet
+ * handled) and the outbox (events not yet acknowledged by their peer).
+ * Entries keep their order; an entry pushed with the key of older waiting
+ * entries supersedes them. */
+#ifndef UNDERSTUDY_QUEUE_H
+#define UNDERSTUDY_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+struct qentry {
+	TAILQ_ENTRY(qentry) link;
+	uint64_t seq;
+	char *key;		/* entries with one key supersede each other */
+	char *dest;		/* outbox: the peer's URL; inbox: "" */
+	char *body;		/* the event, JSON */
+	size_t len;
+	char *file;
+	/* Not stored: the state of the entry's delivery or handling. */
+	int busy;
+	int superseded;
+	int attempts;
+	time_t next_try;
+	char *last_error;
+};
+
+TAILQ_HEAD(qlist, qentry);
+
+struct queue {
+	char *dir;
+	uint64_t next_seq;
+	struct qlist entries;
+	size_t count;
+};
+
+#define QUEUE_MAX_EVENT (1u << 20)
+
+struct queue *queue_open(const char *dir, char *err, size_t errlen);
+void queue_close(struct queue *);
+struct qentry *queue_push(struct queue *, const char *key, const char *dest,
+    const char *body, size_t len, char *err, size_t errlen);
+/* Remove an entry for good (its event was handled or delivered). */
+void queue_remove(struct queue *, struct qentry *);
+void queue_set_error(struct qentry *, const char *);
+
+#endif

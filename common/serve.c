@@ -1,0 +1,238 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+
+#include "delta.h"
+#include "fsutil.h"
+#include "http.h"
+#include "log.h"
+#include "manifest.h"
+#include "proto.h"
+#include "serve.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+struct delta_job {
+	struct serve *sv;
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	int orphaned;
+	char *sig;
+	size_t siglen;
+	int fd;			/* the version's file */
+	int outfd;		/* the delta */
+	off_t outlen;
+	char *path;
+	char err[512];
+	int rc;
+};
+
+static int
+open_tmp(const char *dir)
+{
+	char *tmpl;
+	int fd;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+	tmpl = xasprintf("%s/.delta.XXXXXX", dir);
+	if ((fd = mkostemp(tmpl, O_CLOEXEC)) >= 0)
+		unlink(tmpl);
+	free(tmpl);
+	return fd;
+}
+
+static void
+delta_job_close_cb(struct evhttp_connection *conn, void *arg)
+{
+	struct delta_job *j = arg;
+
+	j->orphaned = 1;
+}
+
+static void
+delta_job_work(void *arg)
+{
+	struct delta_job *j = arg;
+	struct stat st;
+
+	j->rc = delta_compute(j->sig, j->siglen, j->fd, delta_sink_fd,
+	    &j->outfd, j->err, sizeof j->err);
+	if (j->rc == 0 && fstat(j->outfd, &st) == 0)
+		j->outlen = st.st_size;
+}
+
+static void
+delta_job_done(void *arg)
+{
+	struct delta_job *j = arg;
+	struct evbuffer *b;
+
+	if (j->orphaned) {
+		log_info("delta of %s: the client went away", j->path);
+		close(j->outfd);
+	} else {
+		evhttp_connection_set_closecb(j->conn, NULL, NULL);
+		if (j->rc != 0) {
+			http_reply_error(j->req, 400, "delta of %s: %s",
+			    j->path, j->err);
+			close(j->outfd);
+		} else {
+			b = evbuffer_new();
+			if (j->outlen > 0)
+				evbuffer_add_file(b, j->outfd, 0, j->outlen);
+			else
+				close(j->outfd);
+			j->sv->deltas_sent++;
+			j->sv->bytes_sent += (unsigned long long)j->outlen;
+			http_reply(j->req, 200, "application/octet-stream", b);
+			evbuffer_free(b);
+		}
+	}
+	close(j->fd);
+	free(j->sig);
+	free(j->path);
+	free(j);
+}
+
+static const char *
+query_path(struct evhttp_request *req, char **decoded)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	struct evkeyvalq q;
+	const char *qs = evhttp_uri_get_query(u), *p;
+
+	*decoded = NULL;
+	if (qs == NULL)
+		return NULL;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(qs, &q) != 0)
+		return NULL;
+	if ((p = evhttp_find_header(&q, "path")) != NULL)
+		*decoded = xstrdup(p);
+	evhttp_clear_headers(&q);
+	return *decoded;
+}
+
+void
+serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
+{
+	struct serve_version v;
+	const struct ment *e;
+	struct evbuffer *b;
+	struct delta_job *j;
+	struct stat st;
+	char source[128], version[128], what[32], why[512], *path = NULL;
+	int code, fd, rootfd, n = 0;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *qmark = strchr(rest, '?');
+	size_t restlen = qmark ? (size_t)(qmark - rest) : strlen(rest);
+	char *r = xstrndup(rest, restlen);
+
+	/* <source>/versions/<version>/<what> */
+	if (sscanf(r, "%127[^/]/versions/%127[^/]/%31[a-z]%n", source, version,
+	    what, &n) != 3 || r[n] != '\0') {
+		free(r);
+		http_reply_error(req, 404, "no such route");
+		return;
+	}
+	free(r);
+	memset(&v, 0, sizeof v);
+	code = sv->lookup(sv->arg, source, version, &v, why, sizeof why);
+	if (code != 200) {
+		http_reply_error(req, code, "%s", why);
+		return;
+	}
+	if (strcmp(what, "manifest") == 0 && cmd == EVHTTP_REQ_GET) {
+		if ((fd = open(v.manifest_path, O_RDONLY | O_CLOEXEC)) < 0 ||
+		    fstat(fd, &st) != 0) {
+			if (fd >= 0)
+				close(fd);
+			http_reply_error(req, 500, "manifest of %s: %s",
+			    version, strerror(errno));
+			return;
+		}
+		b = evbuffer_new();
+		evbuffer_add_file(b, fd, 0, st.st_size);
+		http_reply(req, 200, "text/plain; charset=utf-8", b);
+		evbuffer_free(b);
+		return;
+	}
+	if ((strcmp(what, "file") == 0 && cmd == EVHTTP_REQ_GET) ||
+	    (strcmp(what, "delta") == 0 && cmd == EVHTTP_REQ_POST)) {
+		if (query_path(req, &path) == NULL ||
+		    path_check(path) != NULL ||
+		    (e = manifest_find(v.m, path)) == NULL ||
+		    e->type != MENT_FILE) {
+			http_reply_error(req, 404, "version %s of %s has no "
+			    "file %s", version, source, path ? path : "(none)");
+			free(path);
+			return;
+		}
+		if ((rootfd = open(v.root, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) < 0)
+			fd = -1;
+		else {
+			fd = fs_open_beneath(rootfd, path, O_RDONLY, 0);
+			close(rootfd);
+		}
+		if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size != e->size) {
+			if (fd >= 0)
+				close(fd);
+			http_reply_error(req, 410, "file %s of version %s is "
+			    "gone or changed on this host", path, version);
+			free(path);
+			return;
+		}
+		if (what[0] == 'f') {
+			b = evbuffer_new();
+			if (st.st_size > 0)
+				evbuffer_add_file(b, fd, 0, st.st_size);
+			else
+				close(fd);
+			sv->files_sent++;
+			sv->bytes_sent += (unsigned long long)st.st_size;
+			http_reply(req, 200, "application/octet-stream", b);
+			evbuffer_free(b);
+			free(path);
+			return;
+		}
+		j = xcalloc(1, sizeof *j);
+		j->sv = sv;
+		j->req = req;
+		j->fd = fd;
+		j->path = path;
+		j->sig = http_body(req, PROTO_MAX_BODY, &j->siglen);
+		j->outfd = open_tmp(v.tmp_dir);
+		if (j->sig == NULL || j->outfd < 0) {
+			http_reply_error(req, j->sig == NULL ? 413 : 500,
+			    "delta of %s: %s", path, j->sig == NULL ?
+			    "signature too large" : strerror(errno));
+			if (j->outfd >= 0)
+				close(j->outfd);
+			close(fd);
+			free(j->sig);
+			free(path);
+			free(j);
+			return;
+		}
+		j->conn = evhttp_request_get_connection(req);
+		evhttp_connection_set_closecb(j->conn, delta_job_close_cb, j);
+		worker_submit(sv->workers, delta_job_work, delta_job_done, j);
+		return;
+	}
+	http_reply_error(req, cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST ?
+	    404 : 405, "no such route");
+}

@@ -1,0 +1,40 @@
+/* The version server, used by the exporter (its newest export) and the
+ * pull-backup (its newest archived version): a version's manifest, a whole
+ * file, and a delta against a signature the client posts.  Files go out
+ * with sendfile through evbuffer_add_file; deltas are computed on a worker
+ * into an unlinked temporary file and sent the same way, so memory stays
+ * bounded whatever the file size.  Only paths listed in the manifest are
+ * ever opened, beneath the version's root, never through a symlink. */
+#ifndef UNDERSTUDY_SERVE_H
+#define UNDERSTUDY_SERVE_H
+
+#include <stddef.h>
+
+struct evhttp_request;
+struct manifest;
+struct worker_pool;
+
+struct serve_version {
+	const char *root;		/* the version's files */
+	const char *manifest_path;	/* its manifest, text form */
+	const struct manifest *m;
+	const char *tmp_dir;		/* for delta temporaries */
+};
+
+/* Fill *v for source/version; return 200, or 404 (unknown) or 410 (no
+ * longer served) with a reason in why. */
+typedef int (*serve_lookup_fn)(void *arg, const char *source,
+    const char *version, struct serve_version *v, char *why, size_t len);
+
+struct serve {
+	serve_lookup_fn lookup;
+	void *arg;
+	struct worker_pool *workers;
+	/* Statistics, for status and metrics. */
+	unsigned long long files_sent, deltas_sent, bytes_sent;
+};
+
+/* Handle ROUTE_SOURCES...; rest is the path after "/v1/sources/". */
+void serve_request(struct serve *, struct evhttp_request *, const char *rest);
+
+#endif

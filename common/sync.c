@@ -1,0 +1,504 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "delta.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "http.h"
+#include "log.h"
+#include "manifest.h"
+#include "sync.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+struct writer {
+	int fd;
+	struct hash h;
+	int64_t written;
+	int64_t limit;
+	int64_t wire;		/* bytes received */
+	int overflow;
+	struct delta_patch *patch;
+	char err[256];
+	int failed;
+};
+
+static int
+writer_sink(void *arg, const void *p, size_t n)
+{
+	struct writer *w = arg;
+
+	if (w->written + (int64_t)n > w->limit) {
+		w->overflow = 1;
+		errno = EFBIG;
+		return -1;
+	}
+	hash_update(&w->h, p, n);
+	w->written += (int64_t)n;
+	return fs_write_all(w->fd, p, n);
+}
+
+/* Reply bytes of a whole-file GET, or of a delta to patch with. */
+static int
+writer_data(void *arg, struct evbuffer *chunk)
+{
+	struct writer *w = arg;
+	struct evbuffer_iovec v[8];
+	int i, n;
+
+	if (w->failed)
+		return -1;
+	w->wire += (int64_t)evbuffer_get_length(chunk);
+	n = evbuffer_peek(chunk, -1, NULL, v, 8);
+	if (n > 8) {
+		/* More segments than we peeked: linearize what is there. */
+		size_t len = evbuffer_get_length(chunk);
+		v[0].iov_base = evbuffer_pullup(chunk, -1);
+		v[0].iov_len = len;
+		n = 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (w->patch != NULL) {
+			if (delta_patch_feed(w->patch, v[i].iov_base,
+			    v[i].iov_len, w->err, sizeof w->err) != 0) {
+				w->failed = 1;
+				return -1;
+			}
+		} else if (writer_sink(w, v[i].iov_base, v[i].iov_len) != 0) {
+			snprintf(w->err, sizeof w->err, "%s", w->overflow ?
+			    "the peer sent more bytes than the manifest says" :
+			    strerror(errno));
+			w->failed = 1;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct syncer {
+	const struct sync_opts *o;
+	struct http_client *hc;
+	int stagefd;
+	int basefd;
+	struct sync_stats *st;
+	char *err;
+	size_t errlen;
+	int gone;
+};
+
+static char *
+route(const struct syncer *s, const char *what, const char *path)
+{
+	char *enc, *r;
+
+	if (path == NULL)
+		return xasprintf("/v1/sources/%s/versions/%s/%s",
+		    s->o->source, s->o->version, what);
+	enc = evhttp_uriencode(path, -1, 0);
+	r = xasprintf("/v1/sources/%s/versions/%s/%s?path=%s",
+	    s->o->source, s->o->version, what, enc);
+	free(enc);
+	return r;
+}
+
+static int
+call_failed(struct syncer *s, struct http_call *c, const char *what)
+{
+	char d[600];
+
+	http_call_describe(c, d, sizeof d);
+	if (c->status == 404 || c->status == 410)
+		s->gone = 1;
+	snprintf(s->err, s->errlen, "%s: %s", what, d);
+	return -1;
+}
+
+static int
+fetch_manifest(struct syncer *s, struct manifest **out)
+{
+	struct http_call c;
+	char *path = route(s, "manifest", NULL), perr[512];
+	int rc = -1;
+
+	http_call_init(&c, "GET", s->o->url, path, s->o->token,
+	    s->o->token_len);
+	c.max_reply = MANIFEST_MAX_BYTES;
+	if (http_client_call(s->hc, &c) != 0 || c.status != 200)
+		call_failed(s, &c, "fetching the manifest");
+	else if (manifest_parse((const char *)evbuffer_pullup(c.reply, -1),
+	    evbuffer_get_length(c.reply), out, perr, sizeof perr) != 0)
+		snprintf(s->err, s->errlen, "manifest of version %s from %s: "
+		    "%s", s->o->version, s->o->url, perr);
+	else if (strcmp((*out)->source, s->o->source) != 0 ||
+	    strcmp((*out)->version, s->o->version) != 0) {
+		snprintf(s->err, s->errlen, "%s sent the manifest of %s %s "
+		    "when asked for %s %s", s->o->url, (*out)->source,
+		    (*out)->version, s->o->source, s->o->version);
+		manifest_free(*out);
+		*out = NULL;
+	} else
+		rc = 0;
+	http_call_clear(&c);
+	free(path);
+	return rc;
+}
+
+/* Open a new file in the staging tree for writing. */
+static int
+stage_create(struct syncer *s, const char *path)
+{
+	int fd = fs_open_beneath(s->stagefd, path, O_WRONLY | O_CREAT |
+	    O_TRUNC, 0600);
+
+	if (fd < 0)
+		snprintf(s->err, s->errlen, "staging %s: %s", path,
+		    strerror(errno));
+	return fd;
+}
+
+static int
+check_written(struct syncer *s, struct writer *w, const struct ment *e,
+    const char *how)
+{
+	char hex[HASH_HEX_SIZE];
+
+	hash_final(&w->h, hex);
+	if (w->written != e->size || strcmp(hex, e->sha) != 0) {
+		snprintf(s->err, s->errlen, "%s (%s): got %lld bytes with "
+		    "SHA-256 %.12s..., the manifest says %lld bytes, %.12s...",
+		    e->path, how, (long long)w->written, hex,
+		    (long long)e->size, e->sha);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fetch_whole(struct syncer *s, const struct ment *e)
+{
+	struct http_call c;
+	struct writer w;
+	char *path;
+	int rc = -1;
+
+	memset(&w, 0, sizeof w);
+	if ((w.fd = stage_create(s, e->path)) < 0)
+		return -1;
+	w.limit = e->size;
+	hash_init(&w.h);
+	path = route(s, "file", e->path);
+	http_call_init(&c, "GET", s->o->url, path, s->o->token,
+	    s->o->token_len);
+	c.on_data = writer_data;
+	c.data_arg = &w;
+	if (http_client_call(s->hc, &c) != 0 || c.status != 200) {
+		hash_abort(&w.h);
+		call_failed(s, &c, e->path);
+	} else if (w.failed) {
+		hash_abort(&w.h);
+		snprintf(s->err, s->errlen, "%s: %s", e->path, w.err);
+	} else if (check_written(s, &w, e, "whole file") == 0)
+		rc = 0;
+	s->st->received += w.wire;
+	if (rc == 0 && fsync(w.fd) != 0) {
+		snprintf(s->err, s->errlen, "%s: fsync: %s", e->path,
+		    strerror(errno));
+		rc = -1;
+	}
+	if (rc == 0)
+		s->st->whole++;
+	http_call_clear(&c);
+	free(path);
+	close(w.fd);
+	return rc;
+}
+
+/* 1: done by delta; 0: could not, fetch whole; -1: fatal. */
+static int
+fetch_delta(struct syncer *s, const struct ment *e, int basefd)
+{
+	struct http_call c;
+	struct writer w;
+	struct evbuffer *sig = evbuffer_new();
+	char *path, serr[256];
+	int rc = 0;
+	size_t siglen;
+
+	if (delta_signature(basefd, delta_sink_evbuffer, sig, serr,
+	    sizeof serr) != 0) {
+		log_warnx("signature of local %s: %s; fetching it whole",
+		    e->path, serr);
+		evbuffer_free(sig);
+		return 0;
+	}
+	siglen = evbuffer_get_length(sig);
+	memset(&w, 0, sizeof w);
+	if ((w.fd = stage_create(s, e->path)) < 0) {
+		evbuffer_free(sig);
+		return -1;
+	}
+	w.limit = e->size;
+	hash_init(&w.h);
+	w.patch = delta_patch_new(basefd, writer_sink, &w);
+	path = route(s, "delta", e->path);
+	http_call_init(&c, "POST", s->o->url, path, s->o->token,
+	    s->o->token_len);
+	c.body = sig;
+	c.content_type = "application/x-librsync-signature";
+	c.on_data = writer_data;
+	c.data_arg = &w;
+	if (http_client_call(s->hc, &c) != 0 || c.status != 200) {
+		call_failed(s, &c, e->path);
+		rc = s->gone || c.status == 401 || c.status == 0 ? -1 : 0;
+		hash_abort(&w.h);
+	} else if (w.failed ||
+	    delta_patch_finish(w.patch, w.err, sizeof w.err) != 0) {
+		log_warnx("delta of %s: %s; fetching it whole", e->path,
+		    w.overflow ? "patched file larger than the manifest says" :
+		    w.err);
+		hash_abort(&w.h);
+	} else if (check_written(s, &w, e, "delta") == 0) {
+		s->st->deltas++;
+		rc = 1;
+	} else
+		log_warnx("%s; fetching it whole", s->err);
+	s->st->received += w.wire;
+	s->st->sent += (int64_t)siglen;
+	if (rc == 1 && fsync(w.fd) != 0) {
+		snprintf(s->err, s->errlen, "%s: fsync: %s", e->path,
+		    strerror(errno));
+		rc = -1;
+	}
+	delta_patch_free(w.patch);
+	http_call_clear(&c);
+	free(path);
+	close(w.fd);
+	return rc;
+}
+
+/* The base copy's file, when its manifest says it is a file. */
+static int
+open_base(struct syncer *s, const struct ment *be)
+{
+	if (s->basefd < 0 || be == NULL || be->type != MENT_FILE)
+		return -1;
+	return fs_open_beneath(s->basefd, be->path, O_RDONLY, 0);
+}
+
+static int
+copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
+    int bfd)
+{
+	const char *bname, *sname;
+	int bdir, sdir, rc;
+	struct writer w;
+	char buf[1 << 16];
+	ssize_t n;
+
+	if (s->o->link_unchanged && be->mode == e->mode &&
+	    be->mtime_sec == e->mtime_sec && be->mtime_nsec == e->mtime_nsec) {
+		bdir = fs_open_parent(s->basefd, be->path, &bname);
+		sdir = fs_open_parent(s->stagefd, e->path, &sname);
+		rc = bdir >= 0 && sdir >= 0 ?
+		    linkat(bdir, bname, sdir, sname, 0) : -1;
+		if (bdir >= 0)
+			close(bdir);
+		if (sdir >= 0)
+			close(sdir);
+		if (rc == 0) {
+			s->st->unchanged++;
+			return 1;
+		}
+	}
+	/* Copy, hashing on the way: the local copy must still be right. */
+	memset(&w, 0, sizeof w);
+	if ((w.fd = stage_create(s, e->path)) < 0)
+		return -1;
+	w.limit = e->size;
+	hash_init(&w.h);
+	while ((n = read(bfd, buf, sizeof buf)) > 0) {
+		if (writer_sink(&w, buf, (size_t)n) != 0)
+			break;
+	}
+	if (n != 0 || check_written(s, &w, e, "local copy") != 0) {
+		if (n != 0)
+			hash_abort(&w.h);
+		log_warnx("local copy of %s does not match its manifest; "
+		    "fetching it whole", e->path);
+		close(w.fd);
+		return 0;
+	}
+	if (fsync(w.fd) != 0) {
+		snprintf(s->err, s->errlen, "%s: fsync: %s", e->path,
+		    strerror(errno));
+		close(w.fd);
+		return -1;
+	}
+	close(w.fd);
+	s->st->unchanged++;
+	return 1;
+}
+
+static int
+sync_file(struct syncer *s, const struct ment *e)
+{
+	const struct ment *be = s->o->base_m ?
+	    manifest_find(s->o->base_m, e->path) : NULL;
+	int bfd = open_base(s, be), rc = 0;
+
+	if (bfd >= 0 && strcmp(be->sha, e->sha) == 0)
+		rc = copy_unchanged(s, e, be, bfd);
+	else if (bfd >= 0 && e->size > 0)
+		rc = fetch_delta(s, e, bfd);
+	if (bfd >= 0)
+		close(bfd);
+	if (rc == 0)
+		rc = fetch_whole(s, e) == 0 ? 1 : -1;
+	return rc < 0 ? -1 : 0;
+}
+
+int
+sync_apply_meta(int rootfd, const struct manifest *m, char *err,
+    size_t errlen)
+{
+	const struct ment *e;
+	struct timespec ts[2];
+	const char *base;
+	size_t i;
+	int dfd, rc;
+
+	for (i = m->n; i-- > 0;) {
+		e = &m->e[i];
+		if ((dfd = fs_open_parent(rootfd, e->path, &base)) < 0) {
+			snprintf(err, errlen, "%s: %s", e->path,
+			    strerror(errno));
+			return -1;
+		}
+		ts[0].tv_sec = e->mtime_sec;
+		ts[0].tv_nsec = e->mtime_nsec;
+		ts[1] = ts[0];
+		rc = 0;
+		if (e->type != MENT_LINK)
+			rc = fchmodat(dfd, base, e->mode, 0);
+		if (rc == 0)
+			rc = utimensat(dfd, base, ts, AT_SYMLINK_NOFOLLOW);
+		close(dfd);
+		if (rc != 0) {
+			snprintf(err, errlen, "%s: setting mode and mtime: %s",
+			    e->path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+sync_run(const struct sync_opts *o, struct manifest **out,
+    struct sync_stats *st, int *gone, char *err, size_t errlen)
+{
+	struct syncer s;
+	struct manifest *m = NULL;
+	const struct ment *e;
+	const char *base;
+	size_t i;
+	int dfd, rc = -1;
+
+	memset(&s, 0, sizeof s);
+	memset(st, 0, sizeof *st);
+	s.o = o;
+	s.st = st;
+	s.err = err;
+	s.errlen = errlen;
+	s.basefd = s.stagefd = -1;
+	*gone = 0;
+	*out = NULL;
+	if ((s.hc = http_client_new(o->url)) == NULL) {
+		snprintf(err, errlen, "bad URL %s", o->url);
+		return -1;
+	}
+	if (fetch_manifest(&s, &m) != 0)
+		goto out;
+	if (fs_rm_rf(o->staging) != 0 || mkdir(o->staging, 0700) != 0 ||
+	    (s.stagefd = open(o->staging, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "staging directory %s: %s", o->staging,
+		    strerror(errno));
+		goto out;
+	}
+	if (o->base_dir != NULL)
+		s.basefd = open(o->base_dir, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC);
+	for (i = 0; i < m->n; i++) {
+		e = &m->e[i];
+		if (worker_stopping()) {
+			snprintf(err, errlen, "stopped: the daemon is shutting "
+			    "down");
+			goto out;
+		}
+		if (e->type == MENT_FILE) {
+			st->files++;
+			st->bytes += e->size;
+			if (sync_file(&s, e) != 0)
+				goto out;
+			continue;
+		}
+		if ((dfd = fs_open_parent(s.stagefd, e->path, &base)) < 0) {
+			snprintf(err, errlen, "staging %s: %s", e->path,
+			    strerror(errno));
+			goto out;
+		}
+		rc = e->type == MENT_DIR ? mkdirat(dfd, base, 0700) :
+		    symlinkat(e->target, dfd, base);
+		close(dfd);
+		if (rc != 0) {
+			snprintf(err, errlen, "staging %s: %s", e->path,
+			    strerror(errno));
+			rc = -1;
+			goto out;
+		}
+		rc = -1;
+	}
+	if (sync_apply_meta(s.stagefd, m, err, errlen) != 0)
+		goto out;
+	/* The entries of every directory must be on disk before a commit
+	 * renames the tree into place. */
+	for (i = 0; i < m->n; i++) {
+		if (m->e[i].type != MENT_DIR)
+			continue;
+		dfd = fs_open_beneath(s.stagefd, m->e[i].path,
+		    O_RDONLY | O_DIRECTORY, 0);
+		if (dfd < 0 || fsync(dfd) != 0) {
+			snprintf(err, errlen, "staging %s: fsync: %s",
+			    m->e[i].path, strerror(errno));
+			if (dfd >= 0)
+				close(dfd);
+			goto out;
+		}
+		close(dfd);
+	}
+	if (fsync(s.stagefd) != 0) {
+		snprintf(err, errlen, "staging %s: fsync: %s", o->staging,
+		    strerror(errno));
+		goto out;
+	}
+	*out = m;
+	m = NULL;
+	rc = 0;
+out:
+	*gone = s.gone;
+	manifest_free(m);
+	if (s.stagefd >= 0)
+		close(s.stagefd);
+	if (s.basefd >= 0)
+		close(s.basefd);
+	http_client_free(s.hc);
+	return rc;
+}

@@ -1,0 +1,43 @@
+/* The sync client, used by the pull-backup (against an exporter) and the
+ * importer (against a pull-backup): build a staging tree equal to a remote
+ * version.  Unchanged files (same SHA-256 as the local base copy) are
+ * linked or copied locally, changed ones come as librsync deltas against
+ * the base copy, new ones whole.  Every file is hashed as it is written and
+ * must match the manifest; paths are confined to the staging tree.
+ * sync_run() blocks: run it on a worker. */
+#ifndef UNDERSTUDY_SYNC_H
+#define UNDERSTUDY_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct manifest;
+
+struct sync_opts {
+	const char *url;
+	const char *token;
+	size_t token_len;
+	const char *source;
+	const char *version;
+	const char *base_dir;		/* local copy, or NULL */
+	const struct manifest *base_m;	/* its manifest, or NULL */
+	const char *staging;		/* made anew */
+	int link_unchanged;		/* hard-link instead of copy */
+};
+
+struct sync_stats {
+	int64_t files, unchanged, deltas, whole;
+	int64_t bytes;			/* of the version */
+	int64_t received;		/* over the wire */
+	int64_t sent;			/* signatures */
+};
+
+/* Returns 0, or -1 with a one-line reason; *gone is set when the peer no
+ * longer has the version (404/410), so retrying is pointless. */
+int sync_run(const struct sync_opts *, struct manifest **out,
+    struct sync_stats *, int *gone, char *err, size_t errlen);
+/* Apply modes and mtimes to a tree from its manifest (directories last). */
+int sync_apply_meta(int rootfd, const struct manifest *, char *err,
+    size_t errlen);
+
+#endif
