@@ -271,17 +271,28 @@ doc_print(FILE *f, const struct doc *d, int indent)
 }
 
 int
-verb_opts(int argc, char **argv, struct verb_opt *opts)
+verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
+    int maxpos)
 {
 	struct verb_opt *o;
-	int i;
-	size_t n;
+	int i, npos = 0, only_pos = 0;
+	size_t n = 0;
 
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			return i + 1;
-		if (strncmp(argv[i], "--", 2) != 0)
-			break;
+		if (only_pos || strncmp(argv[i], "--", 2) != 0 ||
+		    argv[i][2] == '\0') {
+			if (!only_pos && strcmp(argv[i], "--") == 0) {
+				only_pos = 1;
+				continue;
+			}
+			if (npos == maxpos) {
+				usage_error("%s: unexpected argument %s",
+				    argv[0], argv[i]);
+				return -1;
+			}
+			pos[npos++] = argv[i];
+			continue;
+		}
 		for (o = opts; o->name != NULL; o++) {
 			n = strlen(o->name);
 			if (strncmp(argv[i] + 2, o->name, n) == 0 &&
@@ -304,7 +315,7 @@ verb_opts(int argc, char **argv, struct verb_opt *opts)
 			return -1;
 		}
 	}
-	return i;
+	return npos;
 }
 
 int
@@ -324,12 +335,10 @@ verb_status(struct config *cf, int argc, char **argv)
 	struct http_call c;
 	struct doc *d = NULL;
 	char err[256];
-	int i, rc = EXIT_FAILED;
+	int rc = EXIT_FAILED;
 
-	if ((i = verb_opts(argc, argv, opts)) < 0)
+	if (verb_opts(argc, argv, opts, NULL, 0) < 0)
 		return EXIT_USAGE;
-	if (i != argc)
-		return usage_error("status: unexpected argument %s", argv[i]);
 	if (cli_request(cf, &c, "GET", "/v1/status", NULL) == 0) {
 		size_t n = evbuffer_get_length(c.reply);
 		const char *p = (const char *)evbuffer_pullup(c.reply, -1);

@@ -53,11 +53,13 @@ void doc_print(FILE *, const struct doc *, int indent);
 /* Verbs every role has. */
 int verb_check_config(struct config *, int argc, char **argv);
 int verb_status(struct config *, int argc, char **argv);
-/* Options of a verb: --json and the like.  Returns the index of the first
- * non-option argument, or -1 after printing a usage error. */
+/* Options of a verb (--json, --at TIME, --at=TIME), anywhere among its
+ * arguments.  The others go to pos; returns their number, or -1 after
+ * printing a usage error. */
 struct verb_opt {
 	const char *name;	/* "json", "wait" */
 	int has_arg;
 	const char **value;	/* set to the argument, or to "" for flags */
 };
-int verb_opts(int argc, char **argv, struct verb_opt *opts);
+int verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
+    int maxpos);

@@ -1,0 +1,634 @@
+/* understudy-importer: a standby host's daemon.  On "import.ready" it syncs
+ * the version from the pull-backup (same sync client, deltas against its
+ * own copy), verifies every file, runs the operator's import hook on the
+ * verified copy, and only when the hook succeeded swaps the copy in as
+ * current; then it reports "import.done".  Whatever fails, the last good
+ * copy stays as it was.  It owns state_dir: sources/<source>/current/
+ * (data/ and its manifest), next/ while an import runs, and the queues. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "doc.h"
+#include "fsutil.h"
+#include "hook.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "manifest.h"
+#include "node.h"
+#include "proto.h"
+#include "queue.h"
+#include "sync.h"
+#include "timespec.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+#define IMPORT_ATTEMPTS 3
+
+struct isrc {
+	struct importer *im;
+	const struct source_conf *sc;
+	char *dir, *current, *next, *state_file;
+	struct manifest *cur_m;
+	/* The import in progress. */
+	int busy;
+	struct qentry *entry;
+	char *version, *peer;
+	int attempts;
+	time_t next_try, started;
+	struct event *retry_ev;
+	struct sync_stats st;
+	struct hook_result hr;
+	char err[1024];
+	int rc, gone, hook_ran;
+	/* The last import. */
+	char *last_version, *last_error, *last_output;
+	int last_ok;
+	time_t last_at;
+	long last_secs;
+};
+
+struct importer {
+	struct node node;
+	struct config *cf;
+	struct isrc *srcs;
+	size_t nsrcs;
+	char *tmp_dir;
+};
+
+static void
+set_str(char **p, const char *v)
+{
+	free(*p);
+	*p = v != NULL ? xstrdup(v) : NULL;
+}
+
+static struct isrc *
+isrc_find(struct importer *im, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < im->nsrcs; i++)
+		if (strcmp(im->srcs[i].sc->name, name) == 0)
+			return &im->srcs[i];
+	return NULL;
+}
+
+static const char *
+cur_version(const struct isrc *s)
+{
+	return s->cur_m != NULL ? s->cur_m->version : NULL;
+}
+
+static void
+isrc_load(struct isrc *s)
+{
+	char *p = xasprintf("%s/manifest", s->current), err[512];
+
+	manifest_free(s->cur_m);
+	s->cur_m = NULL;
+	if (fs_exists(p) && manifest_load(p, &s->cur_m, err, sizeof err) != 0)
+		log_warnx("source \"%s\": %s", s->sc->name, err);
+	free(p);
+}
+
+/* The last import's result, kept across restarts for status. */
+static void
+isrc_save_state(struct isrc *s)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_str(&j, "version", s->last_version);
+	json_bool(&j, "ok", s->last_ok);
+	json_str(&j, "error", s->last_error);
+	json_str(&j, "hook_output", s->last_output);
+	json_i64(&j, "at", (int64_t)s->last_at);
+	json_i64(&j, "seconds", s->last_secs);
+	json_obj_close(&j);
+	if (fs_write_atomic(s->state_file, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b)) != 0)
+		log_warn("saving %s", s->state_file);
+	evbuffer_free(b);
+}
+
+static void
+isrc_load_state(struct isrc *s)
+{
+	struct doc *d = NULL;
+	char *buf, err[128];
+	size_t len;
+	int64_t v;
+
+	if (fs_read_file(s->state_file, 1 << 20, &buf, &len) != 0)
+		return;
+	if (doc_parse(buf, len, &d, err, sizeof err) == 0) {
+		const char *ver = doc_get_str(d, "version");
+		if (ver != NULL && strcmp(ver, "null") != 0)
+			set_str(&s->last_version, ver);
+		doc_get_bool(d, "ok", &s->last_ok);
+		if (doc_get(d, "error") && doc_get(d, "error")->plain == 0)
+			set_str(&s->last_error, doc_get_str(d, "error"));
+		if (doc_get(d, "hook_output") &&
+		    doc_get(d, "hook_output")->plain == 0)
+			set_str(&s->last_output, doc_get_str(d,
+			    "hook_output"));
+		if (doc_get_i64(d, "at", &v) == 0)
+			s->last_at = (time_t)v;
+		if (doc_get_i64(d, "seconds", &v) == 0)
+			s->last_secs = (long)v;
+	}
+	doc_free(d);
+	free(buf);
+}
+
+static void
+send_done(struct isrc *s, const char *version, const char *peer, int ok,
+    const char *error)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+
+	event_begin(&j, b, EV_IMPORT_DONE, s->sc->name, version);
+	json_str(&j, "from", peer);
+	json_bool(&j, "ok", ok);
+	if (error != NULL)
+		json_str(&j, "error", error);
+	json_obj_close(&j);
+	node_send(&s->im->node, s->sc->pullbackup, EV_IMPORT_DONE, b);
+	evbuffer_free(b);
+}
+
+static void
+import_work(void *arg)
+{
+	struct isrc *s = arg;
+	struct config *cf = s->im->cf;
+	struct manifest *m = NULL;
+	struct sync_opts o;
+	char *data, *cur_data, *mpath, *env[4];
+	int rc;
+
+	s->hook_ran = 0;
+	s->rc = -1;
+	data = xasprintf("%s/data", s->next);
+	cur_data = xasprintf("%s/data", s->current);
+	mpath = xasprintf("%s/manifest", s->next);
+	if (fs_rm_rf(s->next) != 0 || mkdir(s->next, 0700) != 0) {
+		snprintf(s->err, sizeof s->err, "%s: %s", s->next,
+		    strerror(errno));
+		goto out;
+	}
+	memset(&o, 0, sizeof o);
+	o.url = s->sc->pullbackup;
+	o.token = cf->token;
+	o.token_len = cf->token_len;
+	o.source = s->sc->name;
+	o.version = s->version;
+	o.base_dir = s->cur_m != NULL ? cur_data : NULL;
+	o.base_m = s->cur_m;
+	o.staging = data;
+	o.link_unchanged = 0;
+	if (sync_run(&o, &m, &s->st, &s->gone, s->err, sizeof s->err) != 0)
+		goto out;
+	if (manifest_save(m, mpath) != 0) {
+		snprintf(s->err, sizeof s->err, "%s: %s", mpath,
+		    strerror(errno));
+		goto out;
+	}
+	/* The hook restores from the verified copy; only if it succeeds
+	 * does the copy become the last good one. */
+	env[0] = xasprintf("UNDERSTUDY_SOURCE=%s", s->sc->name);
+	env[1] = xasprintf("UNDERSTUDY_VERSION=%s", s->version);
+	env[2] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", data);
+	env[3] = NULL;
+	s->hook_ran = 1;
+	rc = hook_run(s->sc->import_command, env, (int)s->sc->hook_timeout,
+	    "import hook", &s->hr);
+	free(env[0]);
+	free(env[1]);
+	free(env[2]);
+	if (rc != 0) {
+		snprintf(s->err, sizeof s->err, "%s", s->hr.error);
+		goto out;
+	}
+	if (fs_exists(s->current)) {
+		if (renameat2(AT_FDCWD, s->next, AT_FDCWD, s->current,
+		    RENAME_EXCHANGE) != 0) {
+			snprintf(s->err, sizeof s->err, "swapping %s in: %s",
+			    s->next, strerror(errno));
+			goto out;
+		}
+	} else if (rename(s->next, s->current) != 0) {
+		snprintf(s->err, sizeof s->err, "moving %s in: %s", s->next,
+		    strerror(errno));
+		goto out;
+	}
+	fs_fsync_dir(s->dir);
+	s->rc = 0;
+out:
+	fs_rm_rf(s->next);
+	manifest_free(m);
+	free(data);
+	free(cur_data);
+	free(mpath);
+}
+
+static void isrc_kick(struct isrc *);
+
+static void
+import_done(void *arg)
+{
+	struct isrc *s = arg;
+	struct node *n = &s->im->node;
+	int delay, final;
+
+	s->busy = 0;
+	s->entry->busy = 0;
+	if (n->stopping) {
+		hook_result_clear(&s->hr);
+		return;
+	}
+	final = s->rc == 0 || s->hook_ran || s->gone ||
+	    s->attempts + 1 >= IMPORT_ATTEMPTS || s->entry->superseded;
+	if (final) {
+		set_str(&s->last_version, s->version);
+		s->last_ok = s->rc == 0;
+		set_str(&s->last_error, s->rc == 0 ? NULL : s->err);
+		set_str(&s->last_output, s->hr.output);
+		s->last_at = time(NULL);
+		s->last_secs = (long)(s->last_at - s->started);
+		isrc_save_state(s);
+	}
+	if (s->rc == 0) {
+		isrc_load(s);
+		log_info("source \"%s\": imported version %s: %lld files, "
+		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole)",
+		    s->sc->name, s->version, (long long)s->st.files,
+		    (long long)s->st.bytes, (long long)s->st.unchanged,
+		    (long long)s->st.deltas, (long long)s->st.whole);
+		send_done(s, s->version, s->peer, 1, NULL);
+		queue_remove(n->inbox, s->entry);
+		s->attempts = 0;
+	} else if (final) {
+		log_warnx("source \"%s\": import of version %s failed; the last "
+		    "good copy (%s) stays: %s", s->sc->name, s->version,
+		    cur_version(s) ? cur_version(s) : "none", s->err);
+		send_done(s, s->version, s->peer, 0, s->err);
+		queue_remove(n->inbox, s->entry);
+		s->attempts = 0;
+	} else {
+		s->attempts++;
+		delay = 5 << (s->attempts - 1);
+		log_warnx("source \"%s\": import of version %s failed (attempt "
+		    "%d of %d, next in %ds): %s", s->sc->name, s->version,
+		    s->attempts, IMPORT_ATTEMPTS, delay, s->err);
+		s->next_try = time(NULL) + delay;
+	}
+	hook_result_clear(&s->hr);
+	s->entry = NULL;
+	isrc_kick(s);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	isrc_kick(arg);
+}
+
+static void
+isrc_kick(struct isrc *s)
+{
+	struct node *n = &s->im->node;
+	struct qentry *e, *next;
+	struct doc *d;
+	const char *source, *version, *peer, *cur;
+	time_t now = time(NULL);
+	struct timeval tv;
+
+	if (s->busy || n->stopping)
+		return;
+	for (e = TAILQ_FIRST(&n->inbox->entries); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, link);
+		if ((d = event_parse(e)) == NULL) {
+			queue_remove(n->inbox, e);
+			continue;
+		}
+		source = doc_get_str(d, "source");
+		version = doc_get_str(d, "version");
+		peer = doc_get_str(d, "peer");
+		if (source == NULL || strcmp(source, s->sc->name) != 0) {
+			doc_free(d);
+			continue;
+		}
+		cur = cur_version(s);
+		if (cur != NULL && strcmp(version, cur) <= 0) {
+			/* Already done: say so again (the report may have
+			 * been lost), or it is older than what we have. */
+			int same = strcmp(version, cur) == 0;
+			char why[256];
+			snprintf(why, sizeof why, "superseded: version %s is "
+			    "already imported here", cur);
+			send_done(s, version, peer, same, same ? NULL : why);
+			queue_remove(n->inbox, e);
+			doc_free(d);
+			continue;
+		}
+		if (s->next_try > now) {
+			tv.tv_sec = s->next_try - now;
+			tv.tv_usec = 0;
+			evtimer_add(s->retry_ev, &tv);
+			doc_free(d);
+			return;
+		}
+		s->busy = 1;
+		s->entry = e;
+		e->busy = 1;
+		set_str(&s->version, version);
+		set_str(&s->peer, peer);
+		s->started = now;
+		s->err[0] = '\0';
+		doc_free(d);
+		log_info("source \"%s\": importing version %s from %s",
+		    s->sc->name, s->version, s->sc->pullbackup);
+		worker_submit(n->runs, import_work, import_done, s);
+		return;
+	}
+}
+
+static void
+im_kick(struct node *n)
+{
+	struct importer *im = n->role;
+	size_t i;
+
+	for (i = 0; i < im->nsrcs; i++)
+		isrc_kick(&im->srcs[i]);
+}
+
+static int
+im_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
+    char *why, size_t whylen)
+{
+	struct importer *im = n->role;
+	const char *type = doc_get_str(ev, "type");
+	const char *source = doc_get_str(ev, "source");
+	const char *version = doc_get_str(ev, "version");
+
+	if (strcmp(type, EV_IMPORT_READY) != 0) {
+		snprintf(why, whylen, "the importer takes no \"%s\" events",
+		    type);
+		return 400;
+	}
+	if (isrc_find(im, source) == NULL) {
+		snprintf(why, whylen, "this importer has no source \"%s\" (see "
+		    "\"sources\" in its config)", source);
+		return 404;
+	}
+	snprintf(key, keylen, "%s %s", type, source);
+	if (node_inbox_has_newer(n, key, version)) {
+		snprintf(why, whylen, "a newer version is already queued");
+		return NODE_ACK_ONLY;
+	}
+	return NODE_QUEUE;
+}
+
+static void
+im_status(struct node *n, struct json *j)
+{
+	struct importer *im = n->role;
+	struct isrc *s;
+	char iso[32];
+	size_t i;
+
+	json_str(j, "state_dir", im->cf->state_dir);
+	json_arr_open(j, "sources");
+	for (i = 0; i < im->nsrcs; i++) {
+		s = &im->srcs[i];
+		json_obj_open(j, NULL);
+		json_str(j, "source", s->sc->name);
+		json_str(j, "pullbackup", s->sc->pullbackup);
+		json_str(j, "current_version", cur_version(s));
+		if (s->cur_m != NULL) {
+			json_i64(j, "files", s->cur_m->files);
+			json_i64(j, "bytes", s->cur_m->bytes);
+		}
+		json_bool(j, "importing", s->busy);
+		if (s->busy)
+			json_str(j, "importing_version", s->version);
+		if (s->last_version != NULL) {
+			json_obj_open(j, "last_import");
+			json_str(j, "version", s->last_version);
+			json_str(j, "result", s->last_ok ? "ok" : "failed");
+			if (s->last_error)
+				json_str(j, "error", s->last_error);
+			if (s->last_output)
+				json_str(j, "hook_output", s->last_output);
+			time_format_iso(s->last_at, iso, sizeof iso);
+			json_str(j, "finished", iso);
+			json_i64(j, "seconds", s->last_secs);
+			json_obj_close(j);
+		}
+		json_obj_close(j);
+	}
+	json_arr_close(j);
+}
+
+static const struct node_ops im_ops = {
+	.accept = im_accept,
+	.kick = im_kick,
+	.route = NULL,
+	.status = im_status,
+	.lookup = NULL,
+};
+
+static void
+isrc_init(struct importer *im, struct isrc *s, const struct source_conf *sc)
+{
+	s->im = im;
+	s->sc = sc;
+	s->dir = xasprintf("%s/sources/%s", im->cf->state_dir, sc->name);
+	s->current = xasprintf("%s/current", s->dir);
+	s->next = xasprintf("%s/next", s->dir);
+	s->state_file = xasprintf("%s/last-import.json", s->dir);
+}
+
+static void
+isrc_free(struct isrc *s)
+{
+	free(s->dir);
+	free(s->current);
+	free(s->next);
+	free(s->state_file);
+	manifest_free(s->cur_m);
+	free(s->version);
+	free(s->peer);
+	free(s->last_version);
+	free(s->last_error);
+	free(s->last_output);
+	if (s->retry_ev != NULL)
+		event_free(s->retry_ev);
+}
+
+static int
+im_serve(struct config *cf, int argc, char **argv)
+{
+	struct importer im;
+	char err[1024], *qdir;
+	struct isrc *s;
+	size_t i;
+	int rc;
+
+	if (argc > 1)
+		return usage_error("serve takes no arguments");
+	memset(&im, 0, sizeof im);
+	im.cf = cf;
+	im.nsrcs = cf->nsources;
+	im.srcs = xcalloc(im.nsrcs, sizeof *im.srcs);
+	for (i = 0; i < im.nsrcs; i++) {
+		s = &im.srcs[i];
+		isrc_init(&im, s, &cf->sources[i]);
+		if (fs_mkdir_p(s->dir, 0700) != 0) {
+			log_warn("state_dir: %s", s->dir);
+			return EXIT_FAILED;
+		}
+		/* An import cut short: its copy was never the good one. */
+		if (fs_exists(s->next)) {
+			log_info("source \"%s\": removing an unfinished import",
+			    s->sc->name);
+			fs_rm_rf(s->next);
+		}
+		isrc_load(s);
+		isrc_load_state(s);
+	}
+	qdir = xasprintf("%s/queue", cf->state_dir);
+	rc = node_init(&im.node, cf, &im_ops, &im, qdir, err, sizeof err);
+	free(qdir);
+	if (rc != 0) {
+		log_warnx("%s", err);
+		return EXIT_FAILED;
+	}
+	for (i = 0; i < im.nsrcs; i++)
+		im.srcs[i].retry_ev = evtimer_new(im.node.base, retry_cb,
+		    &im.srcs[i]);
+	rc = node_run(&im.node);
+	node_free(&im.node);
+	for (i = 0; i < im.nsrcs; i++)
+		isrc_free(&im.srcs[i]);
+	free(im.srcs);
+	return rc == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+/* verify SOURCE: re-read the local copy and compare with its manifest. */
+static int
+im_verify(struct config *cf, int argc, char **argv)
+{
+	struct verb_opt opts[] = { { NULL, 0, NULL } };
+	struct importer im;
+	struct isrc s;
+	struct manifest *scan = NULL;
+	const struct ment *e, *f;
+	char *pos[1], *data, err[1024];
+	size_t i, bad = 0;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("verify SOURCE");
+	if (config_source(cf, pos[0]) == NULL) {
+		fprintf(stderr, "importer: no source \"%s\" in %s\n", pos[0],
+		    cf->path);
+		return EXIT_USAGE;
+	}
+	memset(&im, 0, sizeof im);
+	memset(&s, 0, sizeof s);
+	im.cf = cf;
+	isrc_init(&im, &s, config_source(cf, pos[0]));
+	isrc_load(&s);
+	if (s.cur_m == NULL) {
+		fprintf(stderr, "importer: source \"%s\" has no imported copy "
+		    "yet\n", pos[0]);
+		isrc_free(&s);
+		return EXIT_FAILED;
+	}
+	data = xasprintf("%s/data", s.current);
+	if (manifest_scan(data, s.cur_m->source, s.cur_m->version, &scan, err,
+	    sizeof err) != 0) {
+		fprintf(stderr, "importer: %s\n", err);
+		free(data);
+		isrc_free(&s);
+		return EXIT_FAILED;
+	}
+	for (i = 0; i < s.cur_m->n; i++) {
+		e = &s.cur_m->e[i];
+		f = manifest_find(scan, e->path);
+		if (f == NULL)
+			printf("BAD %s: missing\n", e->path), bad++;
+		else if (f->type != e->type)
+			printf("BAD %s: wrong type\n", e->path), bad++;
+		else if (e->type == MENT_FILE && (f->size != e->size ||
+		    strcmp(f->sha, e->sha) != 0))
+			printf("BAD %s: content differs from SHA-256 %s\n",
+			    e->path, e->sha), bad++;
+		else if (e->type == MENT_LINK && strcmp(f->target,
+		    e->target) != 0)
+			printf("BAD %s: symlink target differs\n", e->path),
+			    bad++;
+	}
+	for (i = 0; i < scan->n; i++)
+		if (manifest_find(s.cur_m, scan->e[i].path) == NULL)
+			printf("BAD %s: not in the manifest\n",
+			    scan->e[i].path), bad++;
+	if (bad == 0)
+		printf("version %s of \"%s\": %lld files, %lld bytes, all "
+		    "verified\n", s.cur_m->version, pos[0],
+		    (long long)s.cur_m->files, (long long)s.cur_m->bytes);
+	else
+		printf("version %s of \"%s\": %zu bad entries\n",
+		    s.cur_m->version, pos[0], bad);
+	manifest_free(scan);
+	free(data);
+	isrc_free(&s);
+	return bad == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+static const struct verb im_verbs[] = {
+	{ "check-config", "", "parse and validate the configuration",
+	    verb_check_config },
+	{ "serve", "", "run the daemon in the foreground", im_serve },
+	{ "status", "[--json]", "what the running daemon knows", verb_status },
+	{ "verify", "SOURCE", "re-check the local copy against its manifest",
+	    im_verify },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct prog im_prog = {
+	.role = ROLE_IMPORTER,
+	.name = "understudy-importer",
+	.summary = "A standby host's daemon: takes each new version from the "
+	    "pull-backup,\nverifies every file, runs the import hook, keeps "
+	    "the last good copy.",
+	.verbs = im_verbs,
+};
+
+int
+main(int argc, char **argv)
+{
+	return prog_main(&im_prog, argc, argv);
+}

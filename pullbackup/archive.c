@@ -1,0 +1,982 @@
+/* The archive: reverse-delta history of one source.  See archive.h and
+ * docs/archive-format.md. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <zlib.h>
+
+#include "archive.h"
+#include "delta.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "log.h"
+#include "manifest.h"
+#include "sync.h"
+#include "timespec.h"
+#include "xmalloc.h"
+
+#define ARCHIVE_FORMAT "understudy-archive 1\n"
+
+char *
+archive_path(const struct archive *a, const char *what)
+{
+	return xasprintf("%s/%s", a->dir, what);
+}
+
+static char *
+vpath(const struct archive *a, const char *id, const char *what)
+{
+	return xasprintf("%s/versions/%s%s%s", a->dir, id, *what ? "/" : "",
+	    what);
+}
+
+const char *
+archive_head(const struct archive *a)
+{
+	return a->n > 0 ? a->ids[a->n - 1] : NULL;
+}
+
+static void
+ids_free(struct archive *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		free(a->ids[i]);
+	free(a->ids);
+	a->ids = NULL;
+	a->n = 0;
+}
+
+void
+archive_close(struct archive *a)
+{
+	if (a == NULL)
+		return;
+	ids_free(a);
+	if (a->lockfd >= 0)
+		close(a->lockfd);
+	free(a->dir);
+	free(a->source);
+	free(a->recovered);
+	free(a);
+}
+
+static int
+id_cmp(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static int
+read_head(const struct archive *a, char *head, size_t len)
+{
+	char *p = archive_path(a, "HEAD"), *buf;
+	size_t n;
+	int rc = -1;
+
+	head[0] = '\0';
+	if (fs_read_file(p, 256, &buf, &n) != 0) {
+		free(p);
+		return errno == ENOENT ? 0 : -1;
+	}
+	free(p);
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (version_id_valid(buf) && n < len) {
+		memcpy(head, buf, n + 1);
+		rc = 0;
+	}
+	free(buf);
+	return rc;
+}
+
+/* The versions: every versions/<id> up to HEAD. */
+static int
+load_ids(struct archive *a, char *err, size_t errlen)
+{
+	char head[64], *p;
+	DIR *d;
+	struct dirent *de;
+
+	ids_free(a);
+	if (read_head(a, head, sizeof head) != 0) {
+		snprintf(err, errlen, "%s/HEAD: not a version id; the archive "
+		    "is damaged", a->dir);
+		return -1;
+	}
+	if (head[0] == '\0')
+		return 0;
+	p = archive_path(a, "versions");
+	d = opendir(p);
+	free(p);
+	if (d == NULL) {
+		snprintf(err, errlen, "%s/versions: %s", a->dir,
+		    strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!version_id_valid(de->d_name) ||
+		    strcmp(de->d_name, head) > 0)
+			continue;
+		a->ids = xreallocarray(a->ids, a->n + 1, sizeof *a->ids);
+		a->ids[a->n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	qsort(a->ids, a->n, sizeof *a->ids, id_cmp);
+	if (a->n == 0 || strcmp(a->ids[a->n - 1], head) != 0) {
+		snprintf(err, errlen, "%s: HEAD names %s, which is not in "
+		    "versions/; the archive is damaged", a->dir, head);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+note_recovery(struct archive *a, const char *what)
+{
+	char *old = a->recovered;
+
+	a->recovered = old ? xasprintf("%s; %s", old, what) : xstrdup(what);
+	free(old);
+}
+
+/* Finish a commit whose journal is on disk: every step is skipped when
+ * already done, so this may run any number of times. */
+static int
+roll_forward(struct archive *a, const char *old, const char *new, char *err,
+    size_t errlen)
+{
+	char *tmp = NULL, *dst = NULL, *cur, *stg, *trash, *head;
+	int rc = -1;
+
+	tmp = xasprintf("%s/versions/%s.tmp", a->dir, new);
+	dst = vpath(a, new, "");
+	if (fs_exists(tmp) && rename(tmp, dst) != 0)
+		goto fail;
+	free(tmp);
+	free(dst);
+	tmp = dst = NULL;
+	if (*old != '\0') {
+		tmp = vpath(a, old, "increment.tmp");
+		dst = vpath(a, old, "increment");
+		if (fs_exists(tmp) && rename(tmp, dst) != 0)
+			goto fail;
+	}
+	cur = archive_path(a, "current");
+	stg = archive_path(a, "staging");
+	trash = xasprintf("%s/trash/current", a->dir);
+	if (fs_exists(stg)) {
+		if (fs_exists(cur) && (fs_rm_rf(trash) != 0 ||
+		    rename(cur, trash) != 0)) {
+			free(cur);
+			free(stg);
+			free(trash);
+			goto fail;
+		}
+		if (rename(stg, cur) != 0) {
+			free(cur);
+			free(stg);
+			free(trash);
+			goto fail;
+		}
+	}
+	free(cur);
+	free(stg);
+	if (fs_fsync_dir(a->dir) != 0) {
+		free(trash);
+		goto fail;
+	}
+	head = archive_path(a, "HEAD");
+	{
+		char line[64];
+		snprintf(line, sizeof line, "%s\n", new);
+		if (fs_write_atomic(head, line, strlen(line)) != 0) {
+			free(head);
+			free(trash);
+			goto fail;
+		}
+	}
+	free(head);
+	fs_rm_rf(trash);
+	free(trash);
+	head = archive_path(a, "journal");
+	unlink(head);
+	free(head);
+	fs_fsync_dir(a->dir);
+	rc = 0;
+fail:
+	if (rc != 0)
+		snprintf(err, errlen, "%s: finishing the commit of %s: %s",
+		    a->dir, new, strerror(errno));
+	free(tmp);
+	free(dst);
+	return rc;
+}
+
+/* Remove what a step that never reached its journal left behind. */
+static void
+clean_leftovers(struct archive *a)
+{
+	char *p = archive_path(a, "versions"), *q, head[64];
+	DIR *d;
+	struct dirent *de;
+
+	read_head(a, head, sizeof head);
+	if ((d = opendir(p)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			q = xasprintf("%s/%s", p, de->d_name);
+			if (!version_id_valid(de->d_name) ||
+			    strcmp(de->d_name, head) > 0) {
+				note_recovery(a, "removed an unfinished "
+				    "version");
+				fs_rm_rf(q);
+			} else {
+				char *inc = xasprintf("%s/increment.tmp", q);
+				if (fs_exists(inc)) {
+					note_recovery(a, "removed unfinished "
+					    "increments");
+					fs_rm_rf(inc);
+				}
+				free(inc);
+			}
+			free(q);
+		}
+		closedir(d);
+	}
+	free(p);
+	p = archive_path(a, "trash");
+	if ((d = opendir(p)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			q = xasprintf("%s/%s", p, de->d_name);
+			note_recovery(a, "finished an interrupted removal");
+			fs_rm_rf(q);
+			free(q);
+		}
+		closedir(d);
+	}
+	free(p);
+	p = archive_path(a, "tmp");
+	fs_rm_rf(p);
+	mkdir(p, 0700);
+	free(p);
+}
+
+static int
+recover(struct archive *a, char *err, size_t errlen)
+{
+	char *p = archive_path(a, "journal"), *buf, old[64], new[64];
+	size_t len;
+	int rc = 0;
+
+	if (fs_read_file(p, 1024, &buf, &len) == 0) {
+		if (sscanf(buf, "commit %63s %63s", old, new) != 2 ||
+		    !version_id_valid(new)) {
+			snprintf(err, errlen, "%s: damaged journal; move it "
+			    "aside after checking the archive by hand", p);
+			free(buf);
+			free(p);
+			return -1;
+		}
+		free(buf);
+		if (strcmp(old, "-") == 0)
+			old[0] = '\0';
+		rc = roll_forward(a, old, new, err, errlen);
+		if (rc == 0) {
+			char note[128];
+			snprintf(note, sizeof note, "finished the interrupted "
+			    "commit of %s", new);
+			note_recovery(a, note);
+		}
+	}
+	free(p);
+	if (rc == 0)
+		clean_leftovers(a);
+	return rc;
+}
+
+int
+archive_open(const char *archive_dir, const char *source, int writer,
+    struct archive **out, char *err, size_t errlen)
+{
+	struct archive *a = xcalloc(1, sizeof *a);
+	char *p, *buf;
+	size_t len;
+	static const char *const dirs[] = { "versions", "tmp", "trash",
+	    NULL };
+	int i;
+
+	*out = NULL;
+	a->lockfd = -1;
+	a->source = xstrdup(source);
+	a->dir = xasprintf("%s/%s", archive_dir, source);
+	p = archive_path(a, "format");
+	if (fs_read_file(p, 256, &buf, &len) == 0) {
+		if (len != strlen(ARCHIVE_FORMAT) ||
+		    memcmp(buf, ARCHIVE_FORMAT, len) != 0) {
+			snprintf(err, errlen, "%s: not an understudy archive of "
+			    "a format this version reads", p);
+			free(buf);
+			free(p);
+			goto fail;
+		}
+		free(buf);
+	} else if (errno == ENOENT && writer) {
+		if (fs_mkdir_p(a->dir, 0700) != 0 || fs_write_atomic(p,
+		    ARCHIVE_FORMAT, strlen(ARCHIVE_FORMAT)) != 0) {
+			snprintf(err, errlen, "%s: cannot create the archive: "
+			    "%s", a->dir, strerror(errno));
+			free(p);
+			goto fail;
+		}
+	} else {
+		snprintf(err, errlen, "no archive for source \"%s\" in %s%s%s",
+		    source, archive_dir, errno == ENOENT ? "" : ": ",
+		    errno == ENOENT ? "" : strerror(errno));
+		free(p);
+		goto fail;
+	}
+	free(p);
+	if (writer) {
+		for (i = 0; dirs[i] != NULL; i++) {
+			p = archive_path(a, dirs[i]);
+			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+				snprintf(err, errlen, "%s: %s", p,
+				    strerror(errno));
+				free(p);
+				goto fail;
+			}
+			free(p);
+		}
+		p = archive_path(a, "lock");
+		a->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (a->lockfd < 0 || flock(a->lockfd, LOCK_EX | LOCK_NB) != 0) {
+			snprintf(err, errlen, "%s: %s", p, errno ==
+			    EWOULDBLOCK ? "another process writes this "
+			    "archive (is a pull-backup daemon already running "
+			    "on it?)" : strerror(errno));
+			free(p);
+			goto fail;
+		}
+		free(p);
+		if (recover(a, err, errlen) != 0)
+			goto fail;
+	}
+	if (load_ids(a, err, errlen) != 0)
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	archive_close(a);
+	return -1;
+}
+
+int
+archive_manifest(const struct archive *a, size_t index,
+    struct manifest **out, char *err, size_t errlen)
+{
+	char *p = vpath(a, a->ids[index], "manifest");
+	int rc = manifest_load(p, out, err, errlen);
+
+	free(p);
+	return rc;
+}
+
+int
+archive_info(const struct archive *a, size_t index, struct version_info *vi,
+    char *err, size_t errlen)
+{
+	struct manifest *m;
+	char *p;
+
+	if (archive_manifest(a, index, &m, err, errlen) != 0)
+		return -1;
+	memset(vi, 0, sizeof *vi);
+	snprintf(vi->id, sizeof vi->id, "%s", a->ids[index]);
+	version_id_iso(a->ids[index], vi->time, sizeof vi->time);
+	vi->files = m->files;
+	vi->bytes = m->bytes;
+	manifest_free(m);
+	if (index + 1 == a->n)
+		p = archive_path(a, "current");
+	else
+		p = vpath(a, a->ids[index], "increment");
+	vi->stored = fs_tree_bytes(p);
+	free(p);
+	return 0;
+}
+
+/* Compressed writing, for increments. */
+
+static int
+gz_sink(void *arg, const void *p, size_t n)
+{
+	gzFile gz = arg;
+
+	while (n > 0) {
+		unsigned int chunk = n > (1u << 30) ? 1u << 30 : (unsigned)n;
+		if (gzwrite(gz, p, chunk) != (int)chunk) {
+			errno = EIO;
+			return -1;
+		}
+		p = (const char *)p + chunk;
+		n -= chunk;
+	}
+	return 0;
+}
+
+/* Create path, let fill() write through gzip, fsync it. */
+static int
+gz_create(const char *path, int (*fill)(void *, gzFile, char *, size_t),
+    void *arg, char *err, size_t errlen)
+{
+	gzFile gz;
+	int fd, fd2, rc;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((fd2 = dup(fd)) < 0 || (gz = gzdopen(fd2, "wb6")) == NULL) {
+		snprintf(err, errlen, "%s: cannot start compression", path);
+		close(fd);
+		return -1;
+	}
+	rc = fill(arg, gz, err, errlen);
+	if (gzclose(gz) != Z_OK && rc == 0) {
+		snprintf(err, errlen, "%s: compression failed (disk full?)",
+		    path);
+		rc = -1;
+	}
+	if (rc == 0 && fsync(fd) != 0) {
+		snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	if (rc != 0)
+		unlink(path);
+	return rc;
+}
+
+struct inc_job {
+	int newfd;		/* the new version's file */
+	int oldfd;		/* the old version's file */
+};
+
+static int
+fill_full(void *arg, gzFile gz, char *err, size_t errlen)
+{
+	struct inc_job *j = arg;
+	char buf[1 << 16];
+	ssize_t n;
+
+	while ((n = read(j->oldfd, buf, sizeof buf)) > 0)
+		if (gz_sink(gz, buf, (size_t)n) != 0) {
+			snprintf(err, errlen, "compressing: %s",
+			    strerror(errno));
+			return -1;
+		}
+	if (n < 0) {
+		snprintf(err, errlen, "reading: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fill_delta(void *arg, gzFile gz, char *err, size_t errlen)
+{
+	struct inc_job *j = arg;
+	struct evbuffer *sig = evbuffer_new();
+	int rc;
+
+	rc = delta_signature(j->newfd, delta_sink_evbuffer, sig, err, errlen);
+	if (rc == 0)
+		rc = delta_compute(evbuffer_pullup(sig, -1),
+		    evbuffer_get_length(sig), j->oldfd, gz_sink, gz, err,
+		    errlen);
+	evbuffer_free(sig);
+	return rc;
+}
+
+/* Increments that turn the new version (staging) back into the old one
+ * (current), for the old version. */
+static int
+build_increments(struct archive *a, const struct manifest *old_m,
+    const struct manifest *new_m, const char *incdir, char *err,
+    size_t errlen)
+{
+	const struct ment *e, *ne;
+	struct inc_job j;
+	char *name, *path;
+	int curfd, stgfd, rc = 0;
+	size_t i;
+
+	if (fs_rm_rf(incdir) != 0 || mkdir(incdir, 0700) != 0) {
+		snprintf(err, errlen, "%s: %s", incdir, strerror(errno));
+		return -1;
+	}
+	path = archive_path(a, "current");
+	curfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(path);
+	path = archive_path(a, "staging");
+	stgfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(path);
+	if (curfd < 0 || stgfd < 0) {
+		snprintf(err, errlen, "%s: current/ or staging/ missing: %s",
+		    a->dir, strerror(errno));
+		rc = -1;
+		goto out;
+	}
+	for (i = 0; rc == 0 && i < old_m->n; i++) {
+		e = &old_m->e[i];
+		if (e->type != MENT_FILE)
+			continue;
+		ne = manifest_find(new_m, e->path);
+		if (ne != NULL && ne->type == MENT_FILE &&
+		    strcmp(ne->sha, e->sha) == 0)
+			continue;
+		memset(&j, 0, sizeof j);
+		j.newfd = -1;
+		if ((j.oldfd = fs_open_beneath(curfd, e->path, O_RDONLY,
+		    0)) < 0) {
+			snprintf(err, errlen, "current/%s: %s", e->path,
+			    strerror(errno));
+			rc = -1;
+			break;
+		}
+		if (ne != NULL && ne->type == MENT_FILE && ne->size > 0 &&
+		    e->size > 0 && (j.newfd = fs_open_beneath(stgfd, ne->path,
+		    O_RDONLY, 0)) >= 0) {
+			name = xasprintf("%s/%s.from.%s.rdelta.gz", incdir,
+			    e->sha, ne->sha);
+			if (!fs_exists(name))
+				rc = gz_create(name, fill_delta, &j, err,
+				    errlen);
+		} else {
+			name = xasprintf("%s/%s.full.gz", incdir, e->sha);
+			if (!fs_exists(name))
+				rc = gz_create(name, fill_full, &j, err,
+				    errlen);
+		}
+		free(name);
+		close(j.oldfd);
+		if (j.newfd >= 0)
+			close(j.newfd);
+	}
+	if (rc == 0 && fs_fsync_dir(incdir) != 0) {
+		snprintf(err, errlen, "%s: fsync: %s", incdir,
+		    strerror(errno));
+		rc = -1;
+	}
+out:
+	if (curfd >= 0)
+		close(curfd);
+	if (stgfd >= 0)
+		close(stgfd);
+	return rc;
+}
+
+int
+archive_commit(struct archive *a, const struct manifest *m, char *err,
+    size_t errlen)
+{
+	const char *old = archive_head(a);
+	struct manifest *old_m = NULL;
+	char *p, *incdir = NULL, line[128];
+	int rc = -1;
+
+	if (old != NULL && strcmp(m->version, old) <= 0) {
+		snprintf(err, errlen, "version %s is not newer than the "
+		    "archive's newest, %s", m->version, old);
+		return -1;
+	}
+	if (old != NULL) {
+		if (archive_manifest(a, a->n - 1, &old_m, err, errlen) != 0)
+			return -1;
+		incdir = vpath(a, old, "increment.tmp");
+		if (build_increments(a, old_m, m, incdir, err, errlen) != 0)
+			goto out;
+	}
+	p = xasprintf("%s/versions/%s.tmp", a->dir, m->version);
+	if (fs_rm_rf(p) != 0 || mkdir(p, 0700) != 0) {
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		free(p);
+		goto out;
+	}
+	{
+		char *mp = xasprintf("%s/manifest", p);
+		if (manifest_save(m, mp) != 0) {
+			snprintf(err, errlen, "%s: %s", mp, strerror(errno));
+			free(mp);
+			free(p);
+			goto out;
+		}
+		free(mp);
+	}
+	free(p);
+	p = archive_path(a, "versions");
+	fs_fsync_dir(p);
+	free(p);
+	/* The commit point of no return: from here recovery rolls forward. */
+	snprintf(line, sizeof line, "commit %s %s\n", old ? old : "-",
+	    m->version);
+	p = archive_path(a, "journal");
+	if (fs_write_atomic(p, line, strlen(line)) != 0) {
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		free(p);
+		goto out;
+	}
+	free(p);
+	if (roll_forward(a, old ? old : "", m->version, err, errlen) != 0)
+		goto out;
+	rc = load_ids(a, err, errlen);
+out:
+	free(incdir);
+	manifest_free(old_m);
+	return rc;
+}
+
+int
+archive_prune(struct archive *a, int64_t keep_last, int64_t older_than,
+    int dry_run, char ***gone, size_t *ngone, char *err, size_t errlen)
+{
+	int64_t now_ms = (int64_t)time(NULL) * 1000, newest_ms;
+	size_t i, keep_from = 0;
+	char *src, *dst;
+
+	*gone = NULL;
+	*ngone = 0;
+	if (a->n <= 1)
+		return 0;
+	/* Ages count from now, or from the newest version if the clock says
+	 * it is in the future: a skewed clock never makes more go. */
+	newest_ms = version_id_ms(a->ids[a->n - 1]);
+	if (newest_ms > now_ms)
+		now_ms = newest_ms;
+	for (i = 0; i + 1 < a->n; i++) {
+		int drop = 0;
+		if (keep_last > 0 && a->n - i > (size_t)keep_last)
+			drop = 1;
+		if (older_than > 0 && version_id_ms(a->ids[i]) <
+		    now_ms - older_than * 1000)
+			drop = 1;
+		if (!drop)
+			break;
+		keep_from = i + 1;
+	}
+	for (i = 0; i < keep_from; i++) {
+		*gone = xreallocarray(*gone, *ngone + 1, sizeof **gone);
+		(*gone)[(*ngone)++] = xstrdup(a->ids[i]);
+		if (dry_run)
+			continue;
+		/* Oldest first: every version left keeps what it needs. */
+		src = vpath(a, a->ids[i], "");
+		dst = xasprintf("%s/trash/%s", a->dir, a->ids[i]);
+		if (rename(src, dst) != 0) {
+			snprintf(err, errlen, "removing version %s: %s",
+			    a->ids[i], strerror(errno));
+			free(src);
+			free(dst);
+			return -1;
+		}
+		fs_fsync_dir(a->dir);
+		fs_rm_rf(dst);
+		free(src);
+		free(dst);
+	}
+	if (!dry_run && keep_from > 0)
+		return load_ids(a, err, errlen);
+	return 0;
+}
+
+/* Restoring. */
+
+static int
+open_tmp(const struct archive *a)
+{
+	char *p = archive_path(a, "tmp"), *tmpl;
+	int fd;
+
+	fd = open(p, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		tmpl = xasprintf("%s/restore.XXXXXX", p);
+		if ((fd = mkostemp(tmpl, O_CLOEXEC)) >= 0)
+			unlink(tmpl);
+		free(tmpl);
+	}
+	free(p);
+	return fd;
+}
+
+static int
+gunzip_to(const char *path, int (*sink)(void *, const void *, size_t),
+    void *arg, struct delta_patch *dp, char *err, size_t errlen)
+{
+	gzFile gz;
+	char buf[1 << 16];
+	int n, rc = 0;
+
+	if ((gz = gzopen(path, "rb")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = gzread(gz, buf, sizeof buf)) > 0) {
+		if (dp != NULL)
+			rc = delta_patch_feed(dp, buf, (size_t)n, err, errlen);
+		else if (sink(arg, buf, (size_t)n) != 0) {
+			snprintf(err, errlen, "writing: %s", strerror(errno));
+			rc = -1;
+		}
+		if (rc != 0)
+			break;
+	}
+	if (n < 0 && rc == 0) {
+		int zerr;
+		snprintf(err, errlen, "%s: damaged: %s", path,
+		    gzerror(gz, &zerr));
+		rc = -1;
+	}
+	gzclose(gz);
+	if (rc == 0 && dp != NULL)
+		rc = delta_patch_finish(dp, err, errlen);
+	return rc;
+}
+
+struct restorer {
+	const struct archive *a;
+	struct manifest **ms;	/* per version, loaded on demand */
+	int curfd;
+};
+
+static const struct manifest *
+rs_manifest(struct restorer *r, size_t j, char *err, size_t errlen)
+{
+	if (r->ms[j] == NULL && archive_manifest(r->a, j, &r->ms[j], err,
+	    errlen) != 0)
+		return NULL;
+	return r->ms[j];
+}
+
+/* An fd open on the content of path at version k, at offset 0. */
+static int
+rs_content(struct restorer *r, size_t k, const struct ment *e, char *err,
+    size_t errlen)
+{
+	const struct archive *a = r->a;
+	const struct manifest *nm;
+	const struct ment *ne;
+	char **chain = NULL, *name, *sha = xstrdup(e->sha);
+	size_t nchain = 0, j = k, i;
+	int fd = -1, out, sink;
+
+	for (;;) {
+		if (j + 1 == a->n) {
+			fd = fs_open_beneath(r->curfd, e->path, O_RDONLY, 0);
+			if (fd < 0)
+				snprintf(err, errlen, "current/%s: %s", e->path,
+				    strerror(errno));
+			break;
+		}
+		name = xasprintf("%s/versions/%s/increment/%s.full.gz", a->dir,
+		    a->ids[j], sha);
+		if (fs_exists(name)) {
+			if ((fd = open_tmp(a)) < 0 || gunzip_to(name,
+			    delta_sink_fd, &fd, NULL, err, errlen) != 0) {
+				if (fd >= 0)
+					close(fd);
+				fd = -1;
+			}
+			free(name);
+			break;
+		}
+		free(name);
+		if ((nm = rs_manifest(r, j + 1, err, errlen)) == NULL)
+			break;
+		ne = manifest_find(nm, e->path);
+		if (ne == NULL || ne->type != MENT_FILE) {
+			snprintf(err, errlen, "archive damaged: %s of version "
+			    "%s has no increment in %s", e->path, a->ids[k],
+			    a->ids[j]);
+			break;
+		}
+		if (strcmp(ne->sha, sha) != 0) {
+			name = xasprintf("%s/versions/%s/increment/%s.from.%s."
+			    "rdelta.gz", a->dir, a->ids[j], sha, ne->sha);
+			if (!fs_exists(name)) {
+				snprintf(err, errlen, "archive damaged: %s of "
+				    "version %s: no increment %s", e->path,
+				    a->ids[k], name);
+				free(name);
+				break;
+			}
+			chain = xreallocarray(chain, nchain + 1,
+			    sizeof *chain);
+			chain[nchain++] = name;
+			free(sha);
+			sha = xstrdup(ne->sha);
+		}
+		j++;
+	}
+	/* Walk back from the base through the reverse deltas. */
+	for (i = nchain; fd >= 0 && i-- > 0;) {
+		struct delta_patch *dp;
+		if ((out = open_tmp(a)) < 0) {
+			snprintf(err, errlen, "temporary file: %s",
+			    strerror(errno));
+			close(fd);
+			fd = -1;
+			break;
+		}
+		sink = out;
+		dp = delta_patch_new(fd, delta_sink_fd, &sink);
+		if (gunzip_to(chain[i], NULL, NULL, dp, err, errlen) != 0) {
+			close(out);
+			out = -1;
+		}
+		delta_patch_free(dp);
+		close(fd);
+		fd = out;
+		if (fd >= 0)
+			lseek(fd, 0, SEEK_SET);
+	}
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_SET);
+	for (i = 0; i < nchain; i++)
+		free(chain[i]);
+	free(chain);
+	free(sha);
+	return fd;
+}
+
+int
+archive_restore(const struct archive *a, size_t index, const char *dest,
+    char *err, size_t errlen)
+{
+	struct restorer r;
+	const struct manifest *m;
+	const struct ment *e;
+	const char *base;
+	char buf[1 << 16], hex[HASH_HEX_SIZE], *p;
+	struct hash h;
+	int destfd = -1, dfd, in, out, rc = -1;
+	int64_t total;
+	ssize_t n;
+	size_t i;
+	DIR *d;
+
+	err[0] = '\0';
+	memset(&r, 0, sizeof r);
+	r.a = a;
+	r.ms = xcalloc(a->n, sizeof *r.ms);
+	p = archive_path(a, "current");
+	r.curfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(p);
+	if (r.curfd < 0) {
+		snprintf(err, errlen, "%s/current: %s", a->dir,
+		    strerror(errno));
+		goto out;
+	}
+	if ((m = rs_manifest(&r, index, err, errlen)) == NULL)
+		goto out;
+	if (mkdir(dest, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+		goto out;
+	}
+	if ((d = opendir(dest)) == NULL) {
+		snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+		goto out;
+	}
+	while ((errno = 0, n = 0, readdir(d)) != NULL)
+		n++;
+	closedir(d);
+	if (n > 2) {
+		snprintf(err, errlen, "%s is not empty; restore writes into an "
+		    "absent or empty directory", dest);
+		goto out;
+	}
+	destfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (i = 0; i < m->n; i++) {
+		e = &m->e[i];
+		if ((dfd = fs_open_parent(destfd, e->path, &base)) < 0) {
+			snprintf(err, errlen, "%s/%s: %s", dest, e->path,
+			    strerror(errno));
+			goto out;
+		}
+		if (e->type == MENT_DIR)
+			rc = mkdirat(dfd, base, 0700);
+		else if (e->type == MENT_LINK)
+			rc = symlinkat(e->target, dfd, base);
+		else {
+			rc = -1;
+			in = rs_content(&r, index, e, err, errlen);
+			out = in < 0 ? -1 : openat(dfd, base, O_WRONLY |
+			    O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (in >= 0 && out < 0)
+				snprintf(err, errlen, "%s/%s: %s", dest,
+				    e->path, strerror(errno));
+			if (out >= 0) {
+				hash_init(&h);
+				total = 0;
+				while ((n = read(in, buf, sizeof buf)) > 0) {
+					hash_update(&h, buf, (size_t)n);
+					total += n;
+					if (fs_write_all(out, buf, (size_t)n))
+						break;
+				}
+				hash_final(&h, hex);
+				if (n != 0)
+					snprintf(err, errlen, "%s/%s: %s",
+					    dest, e->path, strerror(errno));
+				else if (total != e->size ||
+				    strcmp(hex, e->sha) != 0)
+					snprintf(err, errlen, "%s of version "
+					    "%s does not match its SHA-256 "
+					    "after restore: the archive is "
+					    "damaged (run verify)", e->path,
+					    a->ids[index]);
+				else
+					rc = fsync(out);
+				close(out);
+			}
+			if (in >= 0)
+				close(in);
+			if (rc != 0) {
+				close(dfd);
+				goto out;
+			}
+		}
+		close(dfd);
+		if (rc != 0) {
+			snprintf(err, errlen, "%s/%s: %s", dest, e->path,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	rc = sync_apply_meta(destfd, m, err, errlen);
+out:
+	if (rc != 0 && err[0] == '\0')
+		snprintf(err, errlen, "restore failed");
+	if (destfd >= 0)
+		close(destfd);
+	if (r.curfd >= 0)
+		close(r.curfd);
+	for (i = 0; i < a->n; i++)
+		manifest_free(r.ms[i]);
+	free(r.ms);
+	return rc;
+}

@@ -1,0 +1,789 @@
+/* understudy-pullbackup: the backup host's daemon.  On "backup.ready" it
+ * pulls the version from the exporter with the sync client (deltas against
+ * its newest copy), commits it to the source's archive, applies retention,
+ * tells the exporter, and pushes "import.ready" to the importers, whose
+ * "import.done" reports it gathers and forwards.  It serves its newest
+ * version to the importers with the same version server the exporter uses.
+ * It owns archive_dir: one archive per source (archive.c) and the queues. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "archive.h"
+#include "config.h"
+#include "daemon.h"
+#include "doc.h"
+#include "fsutil.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "manifest.h"
+#include "node.h"
+#include "proto.h"
+#include "queue.h"
+#include "sync.h"
+#include "timespec.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+#define PULL_ATTEMPTS 3
+
+enum imp_state { IMP_NONE, IMP_PENDING, IMP_OK, IMP_FAILED };
+
+struct imp {
+	char *url;
+	char *version;
+	enum imp_state state;
+	char *error;
+	time_t at;
+};
+
+struct src {
+	struct pullbackup *pb;
+	const struct source_conf *sc;
+	struct archive *ar;
+	char *head;
+	char *head_mpath;
+	char *current;
+	struct manifest *head_m;
+	size_t nversions;
+	/* The pull in progress. */
+	int busy;
+	struct qentry *entry;
+	char *version;
+	char *peer;
+	int attempts;
+	time_t next_try;
+	time_t started;
+	struct event *retry_ev;
+	struct manifest *new_m;
+	struct sync_stats st;
+	char err[1024];
+	int rc, gone;
+	char **pruned;
+	size_t npruned;
+	/* The last pull. */
+	char *last_version;
+	int last_ok;
+	char *last_error;
+	time_t last_at;
+	struct sync_stats last_st;
+	long last_secs;
+	/* Pushing to the importers. */
+	struct imp *imps;
+	char *push_version;
+	char *push_peer;
+	int push_reported;
+};
+
+struct pullbackup {
+	struct node node;
+	struct config *cf;
+	struct src *srcs;
+	size_t nsrcs;
+	char *tmp_dir;
+};
+
+static struct src *
+src_find(struct pullbackup *pb, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < pb->nsrcs; i++)
+		if (strcmp(pb->srcs[i].sc->name, name) == 0)
+			return &pb->srcs[i];
+	return NULL;
+}
+
+static void
+set_str(char **p, const char *v)
+{
+	free(*p);
+	*p = v != NULL ? xstrdup(v) : NULL;
+}
+
+static void
+src_load_head(struct src *s)
+{
+	char err[512];
+
+	manifest_free(s->head_m);
+	s->head_m = NULL;
+	set_str(&s->head, archive_head(s->ar));
+	s->nversions = s->ar->n;
+	free(s->head_mpath);
+	s->head_mpath = NULL;
+	if (s->head == NULL)
+		return;
+	s->head_mpath = xasprintf("%s/versions/%s/manifest", s->ar->dir,
+	    s->head);
+	if (manifest_load(s->head_mpath, &s->head_m, err, sizeof err) != 0)
+		log_warnx("source \"%s\": %s", s->sc->name, err);
+}
+
+static void
+send_archived(struct src *s, const char *version, const char *peer, int ok,
+    const char *error)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+
+	event_begin(&j, b, EV_BACKUP_ARCHIVED, s->sc->name, version);
+	json_str(&j, "from", peer);
+	json_bool(&j, "ok", ok);
+	if (error != NULL)
+		json_str(&j, "error", error);
+	json_obj_close(&j);
+	node_send(&s->pb->node, s->sc->exporter, EV_BACKUP_ARCHIVED, b);
+	evbuffer_free(b);
+}
+
+static void
+send_imported(struct src *s)
+{
+	struct evbuffer *b;
+	struct json j;
+	const char *error = NULL;
+	int64_t ok = 0;
+	size_t i;
+
+	for (i = 0; i < s->sc->nimporters; i++) {
+		if (s->imps[i].state == IMP_PENDING)
+			return;
+		if (s->imps[i].state == IMP_OK)
+			ok++;
+		else if (error == NULL)
+			error = s->imps[i].error;
+	}
+	if (s->push_reported || s->push_version == NULL)
+		return;
+	s->push_reported = 1;
+	b = evbuffer_new();
+	event_begin(&j, b, EV_BACKUP_IMPORTED, s->sc->name, s->push_version);
+	json_str(&j, "from", s->push_peer);
+	json_bool(&j, "ok", ok == (int64_t)s->sc->nimporters);
+	json_i64(&j, "importers_ok", ok);
+	json_i64(&j, "importers_total", (int64_t)s->sc->nimporters);
+	if (error != NULL)
+		json_str(&j, "error", error);
+	json_obj_close(&j);
+	node_send(&s->pb->node, s->sc->exporter, EV_BACKUP_IMPORTED, b);
+	evbuffer_free(b);
+}
+
+static void
+push_to_importers(struct src *s, const char *peer)
+{
+	struct evbuffer *b;
+	struct json j;
+	size_t i;
+
+	set_str(&s->push_version, s->head);
+	set_str(&s->push_peer, peer);
+	s->push_reported = 0;
+	for (i = 0; i < s->sc->nimporters; i++) {
+		set_str(&s->imps[i].version, s->head);
+		s->imps[i].state = IMP_PENDING;
+		set_str(&s->imps[i].error, NULL);
+		b = evbuffer_new();
+		event_begin(&j, b, EV_IMPORT_READY, s->sc->name, s->head);
+		json_str(&j, "peer", s->imps[i].url);
+		json_obj_close(&j);
+		node_send(&s->pb->node, s->imps[i].url, EV_IMPORT_READY, b);
+		evbuffer_free(b);
+	}
+	send_imported(s);
+}
+
+static void
+pull_work(void *arg)
+{
+	struct src *s = arg;
+	struct config *cf = s->pb->cf;
+	struct sync_opts o;
+	char *staging, *current, perr[512];
+	size_t i;
+
+	memset(&o, 0, sizeof o);
+	staging = archive_path(s->ar, "staging");
+	current = archive_path(s->ar, "current");
+	o.url = s->sc->exporter;
+	o.token = cf->token;
+	o.token_len = cf->token_len;
+	o.source = s->sc->name;
+	o.version = s->version;
+	o.base_dir = s->head_m != NULL ? current : NULL;
+	o.base_m = s->head_m;
+	o.staging = staging;
+	o.link_unchanged = 1;
+	s->rc = sync_run(&o, &s->new_m, &s->st, &s->gone, s->err,
+	    sizeof s->err);
+	if (s->rc == 0)
+		s->rc = archive_commit(s->ar, s->new_m, s->err, sizeof s->err);
+	else
+		fs_rm_rf(staging);
+	if (s->rc == 0 && (s->sc->keep_last > 0 || s->sc->older_than > 0) &&
+	    archive_prune(s->ar, s->sc->keep_last, s->sc->older_than, 0,
+	    &s->pruned, &s->npruned, perr, sizeof perr) != 0)
+		log_warnx("source \"%s\": retention: %s", s->sc->name, perr);
+	for (i = 0; i < s->npruned; i++)
+		log_info("source \"%s\": retention removed version %s",
+		    s->sc->name, s->pruned[i]);
+	free(staging);
+	free(current);
+}
+
+static void src_kick(struct src *);
+
+static void
+pull_done(void *arg)
+{
+	struct src *s = arg;
+	struct node *n = &s->pb->node;
+	size_t i;
+	int delay;
+
+	s->busy = 0;
+	s->entry->busy = 0;
+	for (i = 0; i < s->npruned; i++)
+		free(s->pruned[i]);
+	free(s->pruned);
+	s->pruned = NULL;
+	s->npruned = 0;
+	set_str(&s->last_version, s->version);
+	s->last_at = time(NULL);
+	s->last_secs = (long)(s->last_at - s->started);
+	s->last_st = s->st;
+	s->last_ok = s->rc == 0;
+	set_str(&s->last_error, s->rc == 0 ? NULL : s->err);
+	if (n->stopping) {
+		manifest_free(s->new_m);
+		s->new_m = NULL;
+		return;
+	}
+	if (s->rc == 0) {
+		manifest_free(s->new_m);
+		s->new_m = NULL;
+		src_load_head(s);
+		log_info("source \"%s\": archived version %s: %lld files, "
+		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole; "
+		    "%lld bytes received) in %lds", s->sc->name, s->version,
+		    (long long)s->st.files, (long long)s->st.bytes,
+		    (long long)s->st.unchanged, (long long)s->st.deltas,
+		    (long long)s->st.whole, (long long)s->st.received,
+		    s->last_secs);
+		send_archived(s, s->version, s->peer, 1, NULL);
+		push_to_importers(s, s->peer);
+		queue_remove(n->inbox, s->entry);
+		s->attempts = 0;
+	} else {
+		s->attempts++;
+		if (s->gone || s->attempts >= PULL_ATTEMPTS ||
+		    s->entry->superseded) {
+			log_warnx("source \"%s\": pulling version %s failed, "
+			    "giving up: %s", s->sc->name, s->version, s->err);
+			send_archived(s, s->version, s->peer, 0, s->err);
+			queue_remove(n->inbox, s->entry);
+			s->attempts = 0;
+		} else {
+			delay = 5 << (s->attempts - 1);
+			log_warnx("source \"%s\": pulling version %s failed "
+			    "(attempt %d of %d, next in %ds): %s", s->sc->name,
+			    s->version, s->attempts, PULL_ATTEMPTS, delay,
+			    s->err);
+			s->next_try = time(NULL) + delay;
+		}
+	}
+	s->entry = NULL;
+	src_kick(s);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	src_kick(arg);
+}
+
+static void
+handle_import_done(struct src *s, const struct doc *ev)
+{
+	const char *from = doc_get_str(ev, "from");
+	const char *version = doc_get_str(ev, "version");
+	const char *error = doc_get_str(ev, "error");
+	int ok = 0;
+	size_t i;
+
+	doc_get_bool(ev, "ok", &ok);
+	for (i = 0; i < s->sc->nimporters; i++) {
+		if (from == NULL || strcmp(s->imps[i].url, from) != 0)
+			continue;
+		log_info("source \"%s\": importer %s %s version %s%s%s",
+		    s->sc->name, from, ok ? "imported" : "FAILED to import",
+		    version, error ? ": " : "", error ? error : "");
+		if (s->imps[i].version != NULL &&
+		    strcmp(s->imps[i].version, version) > 0)
+			return;		/* a report on an older push */
+		set_str(&s->imps[i].version, version);
+		s->imps[i].state = ok ? IMP_OK : IMP_FAILED;
+		set_str(&s->imps[i].error, error);
+		s->imps[i].at = time(NULL);
+		if (s->push_version != NULL &&
+		    strcmp(s->push_version, version) == 0)
+			send_imported(s);
+		return;
+	}
+	log_warnx("source \"%s\": import.done from %s, which is not among "
+	    "its importers", s->sc->name, from ? from : "(unknown)");
+}
+
+/* Handle this source's events, in order, while no pull runs. */
+static void
+src_kick(struct src *s)
+{
+	struct node *n = &s->pb->node;
+	struct qentry *e, *next;
+	struct doc *d;
+	const char *type, *source, *version, *peer;
+	time_t now = time(NULL);
+	struct timeval tv;
+
+	if (s->busy || n->stopping)
+		return;
+	for (e = TAILQ_FIRST(&n->inbox->entries); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, link);
+		if ((d = event_parse(e)) == NULL) {
+			queue_remove(n->inbox, e);
+			continue;
+		}
+		type = doc_get_str(d, "type");
+		source = doc_get_str(d, "source");
+		version = doc_get_str(d, "version");
+		peer = doc_get_str(d, "peer");
+		if (source == NULL || strcmp(source, s->sc->name) != 0) {
+			doc_free(d);
+			continue;
+		}
+		if (strcmp(type, EV_IMPORT_DONE) == 0) {
+			handle_import_done(s, d);
+			queue_remove(n->inbox, e);
+			doc_free(d);
+			continue;
+		}
+		/* backup.ready */
+		if (s->head != NULL && strcmp(version, s->head) <= 0) {
+			int same = strcmp(version, s->head) == 0;
+			char why[256];
+			snprintf(why, sizeof why, "superseded: the archive "
+			    "already holds the newer version %s", s->head);
+			send_archived(s, version, peer, same, same ? NULL :
+			    why);
+			if (same && s->push_version == NULL)
+				push_to_importers(s, peer);
+			queue_remove(n->inbox, e);
+			doc_free(d);
+			continue;
+		}
+		if (s->next_try > now) {
+			tv.tv_sec = s->next_try - now;
+			tv.tv_usec = 0;
+			evtimer_add(s->retry_ev, &tv);
+			doc_free(d);
+			return;
+		}
+		s->busy = 1;
+		s->entry = e;
+		e->busy = 1;
+		set_str(&s->version, version);
+		set_str(&s->peer, peer);
+		s->started = now;
+		s->err[0] = '\0';
+		doc_free(d);
+		log_info("source \"%s\": pulling version %s from %s",
+		    s->sc->name, s->version, s->sc->exporter);
+		worker_submit(n->runs, pull_work, pull_done, s);
+		return;
+	}
+}
+
+static void
+pb_kick(struct node *n)
+{
+	struct pullbackup *pb = n->role;
+	size_t i;
+
+	for (i = 0; i < pb->nsrcs; i++)
+		src_kick(&pb->srcs[i]);
+}
+
+static int
+pb_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
+    char *why, size_t whylen)
+{
+	struct pullbackup *pb = n->role;
+	const char *type = doc_get_str(ev, "type");
+	const char *source = doc_get_str(ev, "source");
+	const char *version = doc_get_str(ev, "version");
+	const char *from = doc_get_str(ev, "from");
+	struct src *s = src_find(pb, source);
+
+	if (s == NULL) {
+		snprintf(why, whylen, "this pull-backup has no source \"%s\" "
+		    "(see \"sources\" in its config)", source);
+		return 404;
+	}
+	if (strcmp(type, EV_BACKUP_READY) == 0) {
+		snprintf(key, keylen, "%s %s", type, source);
+		if (node_inbox_has_newer(n, key, version)) {
+			snprintf(why, whylen, "a newer version is already "
+			    "queued");
+			return NODE_ACK_ONLY;
+		}
+		return NODE_QUEUE;
+	}
+	if (strcmp(type, EV_IMPORT_DONE) == 0) {
+		if (from == NULL) {
+			snprintf(why, whylen, "import.done needs \"from\"");
+			return 400;
+		}
+		snprintf(key, keylen, "%s %s %s", type, source, from);
+		return NODE_QUEUE;
+	}
+	snprintf(why, whylen, "the pull-backup takes no \"%s\" events", type);
+	return 400;
+}
+
+static const char *
+imp_state_name(enum imp_state st)
+{
+	switch (st) {
+	case IMP_NONE:
+		return "none";
+	case IMP_PENDING:
+		return "pending";
+	case IMP_OK:
+		return "ok";
+	case IMP_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static void
+pb_status(struct node *n, struct json *j)
+{
+	struct pullbackup *pb = n->role;
+	struct src *s;
+	char iso[32];
+	size_t i, k;
+
+	json_str(j, "archive_dir", pb->cf->archive_dir);
+	json_arr_open(j, "sources");
+	for (i = 0; i < pb->nsrcs; i++) {
+		s = &pb->srcs[i];
+		json_obj_open(j, NULL);
+		json_str(j, "source", s->sc->name);
+		json_str(j, "exporter", s->sc->exporter);
+		json_str(j, "newest_version", s->head);
+		json_i64(j, "versions", (int64_t)s->nversions);
+		json_bool(j, "pulling", s->busy);
+		if (s->busy)
+			json_str(j, "pulling_version", s->version);
+		if (s->last_version != NULL) {
+			json_obj_open(j, "last_pull");
+			json_str(j, "version", s->last_version);
+			json_str(j, "result", s->last_ok ? "ok" : "failed");
+			if (s->last_error)
+				json_str(j, "error", s->last_error);
+			time_format_iso(s->last_at, iso, sizeof iso);
+			json_str(j, "finished", iso);
+			json_i64(j, "seconds", s->last_secs);
+			json_i64(j, "files", s->last_st.files);
+			json_i64(j, "bytes", s->last_st.bytes);
+			json_i64(j, "unchanged", s->last_st.unchanged);
+			json_i64(j, "deltas", s->last_st.deltas);
+			json_i64(j, "whole", s->last_st.whole);
+			json_i64(j, "bytes_received", s->last_st.received);
+			json_obj_close(j);
+		}
+		json_arr_open(j, "importers");
+		for (k = 0; k < s->sc->nimporters; k++) {
+			json_obj_open(j, NULL);
+			json_str(j, "url", s->imps[k].url);
+			json_str(j, "version", s->imps[k].version);
+			json_str(j, "state", imp_state_name(s->imps[k].state));
+			if (s->imps[k].error)
+				json_str(j, "error", s->imps[k].error);
+			json_obj_close(j);
+		}
+		json_arr_close(j);
+		json_obj_close(j);
+	}
+	json_arr_close(j);
+}
+
+static int
+pb_lookup(void *arg, const char *source, const char *version,
+    struct serve_version *v, char *why, size_t len)
+{
+	struct node *n = arg;
+	struct pullbackup *pb = n->role;
+	struct src *s = src_find(pb, source);
+
+	if (s == NULL) {
+		snprintf(why, len, "this pull-backup has no source \"%s\"",
+		    source);
+		return 404;
+	}
+	if (s->head == NULL || s->head_m == NULL ||
+	    strcmp(s->head, version) != 0) {
+		snprintf(why, len, "version %s of %s is not the newest here "
+		    "(the newest is %s)", version, source,
+		    s->head ? s->head : "none");
+		return 410;
+	}
+	v->root = s->current;
+	v->manifest_path = s->head_mpath;
+	v->m = s->head_m;
+	v->tmp_dir = pb->tmp_dir;
+	return 200;
+}
+
+static const struct node_ops pb_ops = {
+	.accept = pb_accept,
+	.kick = pb_kick,
+	.route = NULL,
+	.status = pb_status,
+	.lookup = pb_lookup,
+};
+
+static int
+pb_serve(struct config *cf, int argc, char **argv)
+{
+	struct pullbackup pb;
+	char err[1024];
+	size_t i, k;
+	struct src *s;
+	int rc;
+
+	if (argc > 1)
+		return usage_error("serve takes no arguments");
+	memset(&pb, 0, sizeof pb);
+	pb.cf = cf;
+	pb.tmp_dir = xasprintf("%s/.tmp", cf->archive_dir);
+	if (fs_mkdir_p(pb.tmp_dir, 0700) != 0) {
+		log_warn("archive_dir %s", cf->archive_dir);
+		return EXIT_FAILED;
+	}
+	pb.nsrcs = cf->nsources;
+	pb.srcs = xcalloc(pb.nsrcs, sizeof *pb.srcs);
+	for (i = 0; i < pb.nsrcs; i++) {
+		s = &pb.srcs[i];
+		s->pb = &pb;
+		s->sc = &cf->sources[i];
+		if (archive_open(cf->archive_dir, s->sc->name, 1, &s->ar, err,
+		    sizeof err) != 0) {
+			log_warnx("source \"%s\": %s", s->sc->name, err);
+			return EXIT_FAILED;
+		}
+		if (s->ar->recovered != NULL)
+			log_info("source \"%s\": recovery: %s", s->sc->name,
+			    s->ar->recovered);
+		src_load_head(s);
+		s->current = archive_path(s->ar, "current");
+		s->imps = xcalloc(s->sc->nimporters + 1, sizeof *s->imps);
+		for (k = 0; k < s->sc->nimporters; k++)
+			s->imps[k].url = xstrdup(s->sc->importers[k]);
+	}
+	{
+		char *qdir = xasprintf("%s/.queue", cf->archive_dir);
+		rc = node_init(&pb.node, cf, &pb_ops, &pb, qdir, err,
+		    sizeof err);
+		free(qdir);
+	}
+	if (rc != 0) {
+		log_warnx("%s", err);
+		return EXIT_FAILED;
+	}
+	for (i = 0; i < pb.nsrcs; i++)
+		pb.srcs[i].retry_ev = evtimer_new(pb.node.base, retry_cb,
+		    &pb.srcs[i]);
+	rc = node_run(&pb.node);
+	node_free(&pb.node);
+	for (i = 0; i < pb.nsrcs; i++) {
+		s = &pb.srcs[i];
+		event_free(s->retry_ev);
+		archive_close(s->ar);
+		manifest_free(s->head_m);
+		free(s->head);
+		free(s->head_mpath);
+		free(s->current);
+		free(s->version);
+		free(s->peer);
+		free(s->last_version);
+		free(s->last_error);
+		free(s->push_version);
+		free(s->push_peer);
+		for (k = 0; k < s->sc->nimporters; k++) {
+			free(s->imps[k].url);
+			free(s->imps[k].version);
+			free(s->imps[k].error);
+		}
+		free(s->imps);
+	}
+	free(pb.srcs);
+	free(pb.tmp_dir);
+	return rc == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+/* Archive verbs: they read the archive directly, daemon running or not. */
+
+static int
+open_source(struct config *cf, const char *source, struct archive **a)
+{
+	char err[1024];
+
+	if (config_source(cf, source) == NULL) {
+		fprintf(stderr, "pullbackup: no source \"%s\" in %s\n", source,
+		    cf->path);
+		return EXIT_USAGE;
+	}
+	if (archive_open(cf->archive_dir, source, 0, a, err, sizeof err)) {
+		fprintf(stderr, "pullbackup: %s\n", err);
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
+static int
+pb_list(struct config *cf, int argc, char **argv)
+{
+	const char *json = NULL;
+	struct verb_opt opts[] = { { "json", 0, &json }, { NULL, 0, NULL } };
+	struct version_info vi;
+	struct archive *a;
+	struct evbuffer *b;
+	struct json j;
+	char err[1024];
+	char *pos[1];
+	size_t i;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("list SOURCE [--json]");
+	if ((rc = open_source(cf, pos[0], &a)) != 0)
+		return rc;
+	b = evbuffer_new();
+	json_init(&j, b);
+	json_arr_open(&j, NULL);
+	if (json == NULL)
+		printf("%-22s %-22s %8s %14s %14s\n", "ID", "TIME (UTC)", "FILES",
+		    "BYTES", "STORED");
+	for (i = a->n; i-- > 0;) {
+		if (archive_info(a, i, &vi, err, sizeof err) != 0) {
+			fprintf(stderr, "pullbackup: %s\n", err);
+			rc = EXIT_FAILED;
+			continue;
+		}
+		if (json != NULL) {
+			json_obj_open(&j, NULL);
+			json_str(&j, "id", vi.id);
+			json_str(&j, "time", vi.time);
+			json_str(&j, "state", "completed");
+			json_bool(&j, "newest", i + 1 == a->n);
+			json_i64(&j, "files", vi.files);
+			json_i64(&j, "bytes", vi.bytes);
+			json_i64(&j, "increment_bytes", vi.stored);
+			json_obj_close(&j);
+		} else
+			printf("%-22s %-22s %8lld %14lld %14lld%s\n", vi.id,
+			    vi.time, (long long)vi.files, (long long)vi.bytes,
+			    (long long)vi.stored, i + 1 == a->n ?
+			    "  (newest, plain files)" : "");
+	}
+	json_arr_close(&j);
+	if (json != NULL) {
+		evbuffer_add(b, "\n", 1);
+		fwrite(evbuffer_pullup(b, -1), 1, evbuffer_get_length(b),
+		    stdout);
+	}
+	evbuffer_free(b);
+	archive_close(a);
+	return rc;
+}
+
+static int
+pb_restore(struct config *cf, int argc, char **argv)
+{
+	const char *at = NULL;
+	struct verb_opt opts[] = { { "at", 1, &at }, { NULL, 0, NULL } };
+	struct archive *a;
+	struct version_info vi;
+	char err[1024];
+	char *pos[2];
+	size_t idx;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 2)) < 0)
+		return EXIT_USAGE;
+	if (at == NULL || rc != 2)
+		return usage_error("restore SOURCE --at TIME DIR");
+	if ((rc = open_source(cf, pos[0], &a)) != 0)
+		return rc;
+	if (time_resolve(at, a->ids, a->n, time(NULL), &idx, err,
+	    sizeof err) != 0) {
+		fprintf(stderr, "pullbackup: source \"%s\": %s\n", pos[0],
+		    err);
+		archive_close(a);
+		return EXIT_FAILED;
+	}
+	if (archive_restore(a, idx, pos[1], err, sizeof err) != 0) {
+		fprintf(stderr, "pullbackup: restoring version %s of \"%s\": "
+		    "%s\n", a->ids[idx], pos[0], err);
+		archive_close(a);
+		return EXIT_FAILED;
+	}
+	archive_info(a, idx, &vi, err, sizeof err);
+	printf("restored version %s (%s) of \"%s\" into %s: %lld files, %lld "
+	    "bytes, every file verified\n", vi.id, vi.time, pos[0],
+	    pos[1], (long long)vi.files, (long long)vi.bytes);
+	archive_close(a);
+	return EXIT_OK;
+}
+
+static const struct verb pb_verbs[] = {
+	{ "check-config", "", "parse and validate the configuration",
+	    verb_check_config },
+	{ "serve", "", "run the daemon in the foreground", pb_serve },
+	{ "status", "[--json]", "what the running daemon knows", verb_status },
+	{ "list", "SOURCE [--json]", "the versions, newest first", pb_list },
+	{ "restore", "SOURCE --at TIME DIR",
+	    "write the version at TIME into DIR (absent or empty), verified",
+	    pb_restore },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct prog pb_prog = {
+	.role = ROLE_PULLBACKUP,
+	.name = "understudy-pullbackup",
+	.summary = "The backup host's daemon: pulls versions from the "
+	    "exporter with librsync deltas,\nkeeps them in an archive "
+	    "(newest as plain files, older as reverse deltas),\nand pushes "
+	    "the newest to the importers.",
+	.verbs = pb_verbs,
+};
+
+int
+main(int argc, char **argv)
+{
+	return prog_main(&pb_prog, argc, argv);
+}
