@@ -1,0 +1,101 @@
+# Shared by the integration tests and the demo: set up the three daemons on
+# free loopback ports in a fresh directory, start them, stop them.
+# Source it with BUILD set to the meson build directory.
+
+: "${BUILD:?set BUILD to the meson build directory}"
+EXPORTER=$BUILD/exporter/understudy-exporter
+PULLBACKUP=$BUILD/pullbackup/understudy-pullbackup
+IMPORTER=$BUILD/importer/understudy-importer
+CHAIN_PIDS=()
+
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# chain_setup DIR EXPORT_CMD_YAML IMPORT_CMD_YAML
+# Writes DIR/{token,exporter.yaml,pullbackup.yaml,importer.yaml}.
+chain_setup() {
+	local dir=$1 export_cmd=$2 import_cmd=$3
+	mkdir -p "$dir"
+	EX_PORT=$(free_port)
+	PB_PORT=$(free_port)
+	IM_PORT=$(free_port)
+	while [ "$PB_PORT" = "$EX_PORT" ]; do PB_PORT=$(free_port); done
+	while [ "$IM_PORT" = "$EX_PORT" ] || [ "$IM_PORT" = "$PB_PORT" ]; do
+		IM_PORT=$(free_port)
+	done
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/token"
+	cat > "$dir/exporter.yaml" <<EOC
+source: db
+listen: 127.0.0.1:$EX_PORT
+state_dir: $dir/exporter
+export_command: $export_cmd
+schedule: "off"
+notify: [http://127.0.0.1:$PB_PORT]
+token_file: $dir/token
+hook_timeout: 5m
+EOC
+	cat > "$dir/pullbackup.yaml" <<EOC
+listen: 127.0.0.1:$PB_PORT
+archive_dir: $dir/archive
+token_file: $dir/token
+sources:
+  db:
+    exporter: http://127.0.0.1:$EX_PORT
+    importers: [http://127.0.0.1:$IM_PORT]
+    retention: {keep_last: ${KEEP_LAST:-100}}
+EOC
+	cat > "$dir/importer.yaml" <<EOC
+listen: 127.0.0.1:$IM_PORT
+state_dir: $dir/importer
+token_file: $dir/token
+sources:
+  db:
+    pullbackup: http://127.0.0.1:$PB_PORT
+    import_command: $import_cmd
+    hook_timeout: 5m
+EOC
+	CHAIN_DIR=$dir
+}
+
+# chain_start_one PROGRAM NAME: start a daemon, wait until it answers.
+chain_start_one() {
+	local prog=$1 name=$2 i
+	"$prog" -c "$CHAIN_DIR/$name.yaml" serve >> "$CHAIN_DIR/$name.log" 2>&1 &
+	CHAIN_PIDS+=($!)
+	eval "PID_$name=$!"
+	for i in $(seq 1 100); do
+		if "$prog" -c "$CHAIN_DIR/$name.yaml" status >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "chain: $name did not start; its log:" >&2
+	cat "$CHAIN_DIR/$name.log" >&2
+	return 1
+}
+
+chain_start() {
+	chain_start_one "$EXPORTER" exporter &&
+	chain_start_one "$PULLBACKUP" pullbackup &&
+	chain_start_one "$IMPORTER" importer
+}
+
+chain_stop() {
+	local p
+	for p in "${CHAIN_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${CHAIN_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	CHAIN_PIDS=()
+}
+
+# The verbs, each bounded in time so that a hang fails instead of blocking.
+exporter() { timeout 600 "$EXPORTER" -c "$CHAIN_DIR/exporter.yaml" "$@"; }
+pullbackup() { timeout 600 "$PULLBACKUP" -c "$CHAIN_DIR/pullbackup.yaml" "$@"; }
+importer() { timeout 600 "$IMPORTER" -c "$CHAIN_DIR/importer.yaml" "$@"; }
