@@ -16,6 +16,7 @@
 
 #include "archive.h"
 #include "delta.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "hash.h"
 #include "log.h"
@@ -163,6 +164,7 @@ roll_forward(struct archive *a, const char *old, const char *new, char *err,
 	dst = vpath(a, new, "");
 	if (fs_exists(tmp) && rename(tmp, dst) != 0)
 		goto fail;
+	fault_point("commit-version-renamed");
 	free(tmp);
 	free(dst);
 	tmp = dst = NULL;
@@ -183,6 +185,7 @@ roll_forward(struct archive *a, const char *old, const char *new, char *err,
 			free(trash);
 			goto fail;
 		}
+		fault_point("commit-current-moved");
 		if (rename(stg, cur) != 0) {
 			free(cur);
 			free(stg);
@@ -207,6 +210,7 @@ roll_forward(struct archive *a, const char *old, const char *new, char *err,
 		}
 	}
 	free(head);
+	fault_point("commit-head-written");
 	fs_rm_rf(trash);
 	free(trash);
 	head = archive_path(a, "journal");
@@ -611,6 +615,7 @@ archive_commit(struct archive *a, const struct manifest *m, char *err,
 		incdir = vpath(a, old, "increment.tmp");
 		if (build_increments(a, old_m, m, incdir, err, errlen) != 0)
 			goto out;
+		fault_point("commit-increments-built");
 	}
 	p = xasprintf("%s/versions/%s.tmp", a->dir, m->version);
 	if (fs_rm_rf(p) != 0 || mkdir(p, 0700) != 0) {
@@ -642,6 +647,7 @@ archive_commit(struct archive *a, const struct manifest *m, char *err,
 		goto out;
 	}
 	free(p);
+	fault_point("commit-journal-written");
 	if (roll_forward(a, old ? old : "", m->version, err, errlen) != 0)
 		goto out;
 	rc = load_ids(a, err, errlen);
@@ -695,6 +701,7 @@ archive_prune(struct archive *a, int64_t keep_last, int64_t older_than,
 			return -1;
 		}
 		fs_fsync_dir(a->dir);
+		fault_point("prune-version-moved");
 		fs_rm_rf(dst);
 		free(src);
 		free(dst);

@@ -1,0 +1,276 @@
+/* The archive on its own: commits of changing trees, every version
+ * restored bit for bit (content, modes, mtimes, symlinks), retention, and
+ * a crash at each fault point of a commit followed by recovery. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "fsutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "timespec.h"
+#include "unit.h"
+
+static char dir[4096], adir[4200];
+static struct manifest *saved[16];
+static char ids[16][VERSION_ID_SIZE];
+static int nsaved;
+
+static void
+put(const char *root, const char *rel, const char *text)
+{
+	char p[8192];
+
+	snprintf(p, sizeof p, "%s/%s", root, rel);
+	unit_write(p, text);
+}
+
+static void
+sub(const char *root, const char *rel)
+{
+	char p[8192];
+
+	snprintf(p, sizeof p, "%s/%s", root, rel);
+	mkdir(p, 0755);
+}
+
+/* Make staging hold version v of a tree that changes in every way. */
+static void
+make_tree(const char *root, int v)
+{
+	char p[8192], big[70000];
+	int i;
+
+	fs_rm_rf(root);
+	mkdir(root, 0755);
+	put(root, "constant", "never changes\n");
+	snprintf(big, sizeof big, "version %d\n", v);
+	for (i = strlen(big); i < (int)sizeof big - 1; i++)
+		big[i] = (char)('a' + (i * 7 + (i > 30000 ? v : 0)) % 26);
+	big[sizeof big - 1] = '\0';
+	put(root, "big", big);
+	if (v % 2 == 0)
+		put(root, "even-only", "I come and go\n");
+	sub(root, v < 2 ? "dir-a" : "dir-b");
+	put(root, v < 2 ? "dir-a/inner" : "dir-b/inner", "moved around\n");
+	if (v == 1)
+		put(root, "empty", "");
+	snprintf(p, sizeof p, "%s/link", root);
+	symlink(v % 2 ? "constant" : "big", p);
+	if (v == 2) {
+		/* A file that becomes a directory, and back. */
+		sub(root, "shape");
+		put(root, "shape/x", "x");
+	} else
+		put(root, "shape", "a file");
+	snprintf(p, sizeof p, "%s/constant", root);
+	chmod(p, v == 3 ? 0600 : 0644);
+	/* Fixed mtimes, so the same tree can be made again for comparison. */
+	{
+		struct manifest *m;
+		struct timespec ts[2];
+		char err[512];
+		size_t k;
+		CHECK(manifest_scan(root, "db", "20000101T000000.000Z", &m,
+		    err, sizeof err) == 0);
+		for (k = m->n; k-- > 0;) {
+			snprintf(p, sizeof p, "%s/%s", root, m->e[k].path);
+			ts[0].tv_sec = 1700000000 + v * 100 + (long)k;
+			ts[0].tv_nsec = 123456789;
+			ts[1] = ts[0];
+			utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
+		}
+		manifest_free(m);
+	}
+}
+
+static int
+same(const struct manifest *a, const struct manifest *b)
+{
+	size_t i;
+
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++) {
+		const struct ment *x = &a->e[i], *y = &b->e[i];
+		if (strcmp(x->path, y->path) != 0 || x->type != y->type ||
+		    x->mode != y->mode || x->size != y->size ||
+		    x->mtime_sec != y->mtime_sec ||
+		    x->mtime_nsec != y->mtime_nsec ||
+		    strcmp(x->sha, y->sha) != 0 ||
+		    (x->type == MENT_LINK && strcmp(x->target, y->target))) {
+			fprintf(stderr, "entry %s differs\n", x->path);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void
+commit_version(struct archive *a, int v)
+{
+	char stg[8192], err[1024];
+	struct manifest *m;
+
+	snprintf(stg, sizeof stg, "%s/staging", a->dir);
+	make_tree(stg, v);
+	version_id_make(1700000000000LL + v * 1000, ids[v]);
+	CHECK(manifest_scan(stg, "db", ids[v], &m, err, sizeof err) == 0);
+	CHECK(archive_commit(a, m, err, sizeof err) == 0);
+	saved[v] = m;
+	nsaved = v + 1;
+}
+
+static void
+check_all(const struct archive *a, const char *what)
+{
+	char out[8192], err[1024];
+	struct manifest *m;
+	size_t i;
+	int v;
+
+	for (i = 0; i < a->n; i++) {
+		for (v = 0; v < nsaved; v++)
+			if (strcmp(ids[v], a->ids[i]) == 0)
+				break;
+		CHECK(v < nsaved);
+		if (v == nsaved)
+			continue;
+		snprintf(out, sizeof out, "%s/restore-%s-%zu", dir, what, i);
+		err[0] = '\0';
+		CHECK(archive_restore(a, i, out, err, sizeof err) == 0);
+		if (err[0])
+			fprintf(stderr, "%s: restore %zu: %s\n", what, i, err);
+		CHECK(manifest_scan(out, "db", a->ids[i], &m, err,
+		    sizeof err) == 0);
+		CHECK(same(m, saved[v]));
+		manifest_free(m);
+		fs_rm_rf(out);
+	}
+}
+
+int
+main(void)
+{
+	static const char *const points[] = { "commit-increments-built",
+	    "commit-journal-written", "commit-version-renamed",
+	    "commit-current-moved", "commit-head-written", NULL };
+	struct archive *a;
+	char err[1024], **gone;
+	size_t ngone, i;
+	int v, k, status;
+	pid_t pid;
+
+	log_init("test", LOG_LEVEL_WARN);
+	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
+	snprintf(adir, sizeof adir, "%s/archive", dir);
+	CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+	CHECK(a->n == 0 && archive_head(a) == NULL);
+	for (v = 0; v < 4; v++) {
+		commit_version(a, v);
+		CHECK(a->n == (size_t)v + 1);
+		CHECK_STR(archive_head(a), ids[v]);
+		check_all(a, "commit");
+	}
+	/* An older or equal version is refused. */
+	CHECK(archive_commit(a, saved[1], err, sizeof err) != 0);
+	CHECK_CONTAINS(err, "not newer");
+
+	/* Two writers are refused. */
+	{
+		struct archive *b = NULL;
+		CHECK(archive_open(adir, "db", 1, &b, err, sizeof err) != 0);
+		CHECK_CONTAINS(err, "another process");
+	}
+
+	/* Retention: never the newest, oldest first, the rest restorable. */
+	CHECK(archive_prune(a, 2, 0, 1, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(ngone == 2 && a->n == 4);
+	for (i = 0; i < ngone; i++)
+		free(gone[i]);
+	free(gone);
+	CHECK(archive_prune(a, 3, 0, 0, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(ngone == 1 && strcmp(gone[0], ids[0]) == 0 && a->n == 3);
+	for (i = 0; i < ngone; i++)
+		free(gone[i]);
+	free(gone);
+	check_all(a, "prune");
+	/* Everything older than a second: all but the newest. */
+	CHECK(archive_prune(a, 0, 1, 0, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(ngone == 2 && a->n == 1);
+	for (i = 0; i < ngone; i++)
+		free(gone[i]);
+	free(gone);
+	check_all(a, "prune-age");
+	archive_close(a);
+
+	/* A crash at each point of a commit: the archive comes back with the
+	 * old version or the new one complete, never anything between. */
+	for (k = 0; points[k] != NULL; k++) {
+		CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+		v = nsaved;
+		if ((pid = fork()) == 0) {
+			setenv("UNDERSTUDY_FAULT", points[k], 1);
+			commit_version(a, v);
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
+		archive_close(a);
+		/* The child's manifest is made again here for comparison. */
+		{
+			char stg[8192];
+			snprintf(stg, sizeof stg, "%s/db/staging.check", adir);
+			make_tree(stg, v);
+			version_id_make(1700000000000LL + v * 1000, ids[v]);
+			CHECK(manifest_scan(stg, "db", ids[v], &saved[v], err,
+			    sizeof err) == 0);
+			fs_rm_rf(stg);
+			nsaved = v + 1;
+		}
+		CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+		if (strcmp(points[k], "commit-increments-built") == 0) {
+			CHECK(strcmp(archive_head(a), ids[v]) != 0);
+			CHECK(a->recovered != NULL);
+			/* Commit it again, for real. */
+			manifest_free(saved[v]);
+			commit_version(a, v);
+		} else {
+			CHECK_STR(archive_head(a), ids[v]);
+			CHECK(a->recovered != NULL);
+			CHECK_CONTAINS(a->recovered, "finished the interrupted");
+		}
+		check_all(a, points[k]);
+		archive_close(a);
+	}
+	/* An interrupted prune. */
+	CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+	if ((pid = fork()) == 0) {
+		setenv("UNDERSTUDY_FAULT", "prune-version-moved", 1);
+		archive_prune(a, 2, 0, 0, &gone, &ngone, err, sizeof err);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
+	archive_close(a);
+	CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+	CHECK(a->recovered != NULL);
+	check_all(a, "after-prune-crash");
+	archive_close(a);
+
+	/* A reader sees the same. */
+	CHECK(archive_open(adir, "db", 0, &a, err, sizeof err) == 0);
+	check_all(a, "reader");
+	archive_close(a);
+	CHECK(archive_open(adir, "nope", 0, &a, err, sizeof err) != 0);
+	CHECK_CONTAINS(err, "no archive for source \"nope\"");
+
+	for (v = 0; v < nsaved; v++)
+		manifest_free(saved[v]);
+	fs_rm_rf(dir);
+	return unit_done();
+}

@@ -1,0 +1,220 @@
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "delta.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "log.h"
+#include "unit.h"
+
+static char dir[4096];
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t
+next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Write len pseudo-random bytes (seeded) to fd. */
+static void
+put_random(int fd, size_t len, uint64_t seed)
+{
+	static unsigned char buf[1 << 16];
+	size_t i, n;
+
+	rng = seed;
+	while (len > 0) {
+		n = len < sizeof buf ? len : sizeof buf;
+		for (i = 0; i < n; i += 8) {
+			uint64_t r = next_rand();
+			memcpy(buf + i, &r, n - i < 8 ? n - i : 8);
+		}
+		fs_write_all(fd, buf, n);
+		len -= n;
+	}
+}
+
+static int
+openw(const char *name)
+{
+	char p[4300];
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+}
+
+static int
+openr(const char *name)
+{
+	char p[4300];
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return open(p, O_RDONLY);
+}
+
+static void
+file_hash(const char *name, char hex[HASH_HEX_SIZE])
+{
+	int fd = openr(name);
+
+	hash_fd(fd, hex);
+	close(fd);
+}
+
+/* sig(old) -> delta(new) -> patch(old) must give new; returns the delta's
+ * size. */
+static long
+roundtrip(const char *what)
+{
+	struct evbuffer *sig = evbuffer_new();
+	char err[512], a[HASH_HEX_SIZE], b[HASH_HEX_SIZE];
+	int oldfd = openr("old"), newfd = openr("new"), dfd = openw("delta");
+	int outfd = openw("out"), rc;
+	struct delta_patch *dp;
+	struct stat st;
+	unsigned char buf[7919];
+	ssize_t n;
+	size_t chunk = 1;
+
+	rc = delta_signature(oldfd, delta_sink_evbuffer, sig, err, sizeof err);
+	CHECK(rc == 0);
+	rc = delta_compute(evbuffer_pullup(sig, -1), evbuffer_get_length(sig),
+	    newfd, delta_sink_fd, &dfd, err, sizeof err);
+	CHECK(rc == 0);
+	if (rc != 0)
+		fprintf(stderr, "%s: %s\n", what, err);
+	lseek(dfd, 0, SEEK_SET);
+	/* Feed the patch in uneven pieces, as the network would. */
+	dp = delta_patch_new(oldfd, delta_sink_fd, &outfd);
+	while ((n = read(dfd, buf, chunk)) > 0) {
+		CHECK(delta_patch_feed(dp, buf, (size_t)n, err,
+		    sizeof err) == 0);
+		chunk = chunk * 3 % sizeof buf + 1;
+	}
+	CHECK(delta_patch_finish(dp, err, sizeof err) == 0);
+	delta_patch_free(dp);
+	file_hash("new", a);
+	file_hash("out", b);
+	CHECK(strcmp(a, b) == 0);
+	if (strcmp(a, b) != 0)
+		fprintf(stderr, "round trip \"%s\" differs\n", what);
+	fstat(dfd, &st);
+	close(oldfd);
+	close(newfd);
+	close(dfd);
+	close(outfd);
+	evbuffer_free(sig);
+	return (long)st.st_size;
+}
+
+static void
+pair(const char *oldtext, size_t oldlen, const char *newtext, size_t newlen,
+    const char *what)
+{
+	int fd = openw("old");
+
+	fs_write_all(fd, oldtext, oldlen);
+	close(fd);
+	fd = openw("new");
+	fs_write_all(fd, newtext, newlen);
+	close(fd);
+	roundtrip(what);
+}
+
+int
+main(int argc, char **argv)
+{
+	char err[512];
+	int fd, big = argc > 1 && strcmp(argv[1], "--big") == 0;
+	long dsize;
+
+	log_init("test", LOG_LEVEL_WARN);
+	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
+
+	pair("", 0, "", 0, "empty to empty");
+	pair("", 0, "x", 1, "empty to one byte");
+	pair("x", 1, "", 0, "one byte to empty");
+	pair("x", 1, "y", 1, "one byte changed");
+
+	/* 1 MiB random, then appended, truncated, shifted. */
+	fd = openw("old");
+	put_random(fd, 1 << 20, 1);
+	close(fd);
+	fd = openw("new");
+	put_random(fd, 1 << 20, 2);
+	close(fd);
+	roundtrip("unrelated random");
+	fd = openw("new");
+	put_random(fd, 1 << 20, 1);
+	put_random(fd, 12345, 3);
+	close(fd);
+	dsize = roundtrip("appended");
+	CHECK(dsize < 64 * 1024);
+	fd = openw("new");
+	put_random(fd, (1 << 20) - 100000, 1);
+	close(fd);
+	dsize = roundtrip("truncated");
+	CHECK(dsize < 64 * 1024);
+	fd = openw("new");
+	fs_write_all(fd, "shifted by a few bytes", 22);
+	put_random(fd, 1 << 20, 1);
+	close(fd);
+	dsize = roundtrip("shifted");
+	CHECK(dsize < 64 * 1024);
+
+	/* A corrupt or truncated delta is an error, never a wrong file. */
+	{
+		struct delta_patch *dp;
+		int oldfd = openr("old"), outfd = openw("out");
+		dp = delta_patch_new(oldfd, delta_sink_fd, &outfd);
+		int rc = delta_patch_feed(dp, "\x72\x73\x02\x36garbage", 11,
+		    err, sizeof err);
+		if (rc == 0)
+			rc = delta_patch_finish(dp, err, sizeof err);
+		CHECK(rc != 0);
+		delta_patch_free(dp);
+		dp = delta_patch_new(oldfd, delta_sink_fd, &outfd);
+		CHECK(delta_patch_feed(dp, "\x72\x73\x02\x36", 4, err,
+		    sizeof err) == 0);
+		CHECK(delta_patch_finish(dp, err, sizeof err) != 0);
+		delta_patch_free(dp);
+		close(oldfd);
+		close(outfd);
+	}
+	/* A bad signature is refused. */
+	fd = openr("new");
+	CHECK(delta_compute("nonsense", 8, fd, delta_sink_fd, &fd, err,
+	    sizeof err) != 0);
+	CHECK_CONTAINS(err, "signature");
+	close(fd);
+
+	/* Over 100 MB, changed in the middle, shifted and appended. */
+	if (big) {
+		fd = openw("old");
+		put_random(fd, 110u << 20, 7);
+		close(fd);
+		fd = openw("new");
+		fs_write_all(fd, "inserted at the front", 21);
+		put_random(fd, 50u << 20, 7);
+		put_random(fd, 1u << 20, 8);
+		put_random(fd, 60u << 20, 7);
+		put_random(fd, 1u << 20, 9);
+		close(fd);
+		dsize = roundtrip("110 MB");
+		fprintf(stderr, "110 MB file, 2 MB changed: delta %ld bytes\n",
+		    dsize);
+		CHECK(dsize < 8 << 20);
+	}
+	fs_rm_rf(dir);
+	return unit_done();
+}

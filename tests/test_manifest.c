@@ -1,0 +1,185 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "unit.h"
+
+static char dir[4096];
+
+static void
+mk(const char *rel, const char *content)
+{
+	char p[4300];
+
+	snprintf(p, sizeof p, "%s/%s", dir, rel);
+	unit_write(p, content);
+}
+
+static void
+expect_bad(const char *text, const char *why)
+{
+	struct manifest *m = NULL;
+	char err[512];
+
+	err[0] = '\0';
+	CHECK(manifest_parse(text, strlen(text), &m, err, sizeof err) != 0);
+	CHECK(m == NULL);
+	CHECK_CONTAINS(err, why);
+}
+
+#define HEAD "understudy-manifest 1\nsource db\nversion 20261121T194108.123Z\n"
+#define SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+int
+main(void)
+{
+	struct manifest *m = NULL, *m2 = NULL;
+	const struct ment *e;
+	struct evbuffer *b = evbuffer_new(), *sig = evbuffer_new();
+	char err[512], p[4300];
+	size_t i;
+
+	log_init("test", LOG_LEVEL_WARN);
+	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
+	mk("a.txt", "hello\n");
+	mk("empty", "");
+	snprintf(p, sizeof p, "%s/sub", dir);
+	mkdir(p, 0750);
+	snprintf(p, sizeof p, "%s/sub/deeper", dir);
+	mkdir(p, 0700);
+	mk("sub/deeper/x", "x");
+	mk("with space %25 and\nnewline", "odd");
+	mk("caf\xc3\xa9", "utf8");
+	snprintf(p, sizeof p, "%s/link", dir);
+	CHECK(symlink("a.txt", p) == 0);
+	snprintf(p, sizeof p, "%s/dangling", dir);
+	CHECK(symlink("/nowhere/at all", p) == 0);
+	snprintf(p, sizeof p, "%s/a.txt", dir);
+	chmod(p, 0640);
+
+	CHECK(manifest_scan(dir, "db", "20261121T194108.123Z", &m, err,
+	    sizeof err) == 0);
+	if (m == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	CHECK(m->n == 9);
+	CHECK(m->files == 5);
+	CHECK(m->bytes == 6 + 0 + 1 + 3 + 4);
+	for (i = 1; i < m->n; i++)
+		CHECK(strcmp(m->e[i - 1].path, m->e[i].path) < 0);
+	e = manifest_find(m, "a.txt");
+	CHECK(e != NULL && e->type == MENT_FILE && e->mode == 0640 &&
+	    e->size == 6);
+	CHECK(e != NULL && strcmp(e->sha, "5891b5b522d5df086d0ff0b110fbd9d2"
+	    "1bb4fc7163af34d08286a2e846f6be03") == 0);
+	e = manifest_find(m, "empty");
+	CHECK(e != NULL && strcmp(e->sha, SHA) == 0 && e->size == 0);
+	e = manifest_find(m, "sub");
+	CHECK(e != NULL && e->type == MENT_DIR && e->mode == 0750);
+	e = manifest_find(m, "link");
+	CHECK(e != NULL && e->type == MENT_LINK &&
+	    strcmp(e->target, "a.txt") == 0);
+	e = manifest_find(m, "dangling");
+	CHECK(e != NULL && e->type == MENT_LINK &&
+	    strcmp(e->target, "/nowhere/at all") == 0);
+	CHECK(manifest_find(m, "sub/deeper/x") != NULL);
+	CHECK(manifest_find(m, "nope") == NULL);
+
+	/* Text form round trip. */
+	manifest_write(m, b);
+	CHECK(manifest_parse((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), &m2, err, sizeof err) == 0);
+	CHECK(m2 != NULL && m2->n == m->n);
+	for (i = 0; m2 != NULL && i < m->n; i++) {
+		CHECK_STR(m2->e[i].path, m->e[i].path);
+		CHECK(m2->e[i].type == m->e[i].type);
+		CHECK(m2->e[i].mode == m->e[i].mode);
+		CHECK(m2->e[i].size == m->e[i].size);
+		CHECK(m2->e[i].mtime_sec == m->e[i].mtime_sec);
+		CHECK(m2->e[i].mtime_nsec == m->e[i].mtime_nsec);
+		CHECK_STR(m2->e[i].sha, m->e[i].sha);
+		if (m->e[i].type == MENT_LINK)
+			CHECK_STR(m2->e[i].target, m->e[i].target);
+	}
+	CHECK(m2 != NULL && strcmp(m2->version, "20261121T194108.123Z") == 0);
+
+	/* backup.signature, as sha256sum prints it. */
+	manifest_signature(m, sig);
+	evbuffer_add(sig, "", 1);
+	CHECK_CONTAINS((const char *)evbuffer_pullup(sig, -1),
+	    "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+	    "  ./a.txt\n");
+	CHECK_CONTAINS((const char *)evbuffer_pullup(sig, -1),
+	    "  ./with space %25 and\\nnewline\n");
+
+	/* The parser refuses what it must. */
+	expect_bad("nonsense\n", "not an understudy manifest");
+	expect_bad(HEAD "entries 0\n", "truncated");
+	expect_bad(HEAD "entries 0\nend\nextra\n", "data after");
+	expect_bad(HEAD "entries 0\nend", "no newline");
+	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA " a\nend\n",
+	    "header says 2");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " ../a\nend\n",
+	    "path refused");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " /etc/x\nend\n",
+	    "absolute");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " a%00b\nend\n",
+	    "encoding");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " a/./b\nend\n",
+	    "path refused");
+	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA " b\n"
+	    "F 0644 0 1.000000000 " SHA " a\nend\n", "not sorted");
+	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA " a\n"
+	    "F 0644 0 1.000000000 " SHA " a\nend\n", "repeated");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " d/a\nend\n",
+	    "not a directory");
+	expect_bad(HEAD "entries 2\nL 0777 1 1.000000000 - d x\n"
+	    "F 0644 0 1.000000000 " SHA " d/a\nend\n", "not a directory");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 XYZ a\nend\n",
+	    "SHA-256");
+	expect_bad(HEAD "entries 1\nF 9644 0 1.000000000 " SHA " a\nend\n",
+	    "mode");
+	expect_bad(HEAD "entries 1\nF 0644 -1 1.000000000 " SHA " a\nend\n",
+	    "size");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.0 " SHA " a\nend\n", "mtime");
+	expect_bad(HEAD "entries 1\nD 0755 0 1.000000000 " SHA " a\nend\n",
+	    "only files");
+	expect_bad(HEAD "entries 1\nL 0777 5 1.000000000 - a xy\nend\n",
+	    "symlink size");
+	expect_bad(HEAD "entries 1\nQ 0644 0 1.000000000 - a\nend\n",
+	    "unknown entry type");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " a extra\n"
+	    "end\n", "wrong number of fields");
+	{
+		char nul[] = HEAD "entries 0\nend\n";
+		nul[3] = '\0';
+		struct manifest *mm = NULL;
+		CHECK(manifest_parse(nul, sizeof nul - 1, &mm, err,
+		    sizeof err) != 0);
+		CHECK_CONTAINS(err, "NUL");
+	}
+
+	/* Special files are refused with the path named. */
+	snprintf(p, sizeof p, "%s/fifo", dir);
+	CHECK(mkfifo(p, 0600) == 0);
+	manifest_free(m2);
+	m2 = NULL;
+	CHECK(manifest_scan(dir, "db", "20261121T194108.123Z", &m2, err,
+	    sizeof err) != 0);
+	CHECK_CONTAINS(err, "fifo: unsupported file type");
+
+	manifest_free(m);
+	evbuffer_free(b);
+	evbuffer_free(sig);
+	fs_rm_rf(dir);
+	return unit_done();
+}

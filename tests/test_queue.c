@@ -1,0 +1,108 @@
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "queue.h"
+#include "unit.h"
+
+static size_t
+count_files(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0, l = strlen(suffix);
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		size_t dl = strlen(de->d_name);
+		if (dl >= l && strcmp(de->d_name + dl - l, suffix) == 0)
+			n++;
+	}
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+int
+main(void)
+{
+	char dir[4200], err[512], p[4400];
+	struct queue *q;
+	struct qentry *e, *a, *b, *c;
+
+	log_init("test", LOG_LEVEL_WARN);
+	snprintf(dir, sizeof dir, "%s/q", unit_tmpdir());
+	q = queue_open(dir, err, sizeof err);
+	CHECK(q != NULL && q->count == 0);
+	a = queue_push(q, "k1", "http://h:1", "{\"n\":1}", 7, err, sizeof err);
+	b = queue_push(q, "k2", "", "{\"n\":2}", 7, err, sizeof err);
+	c = queue_push(q, "k3", "http://h:3", "{\"n\":3}", 7, err, sizeof err);
+	CHECK(a != NULL && b != NULL && c != NULL);
+	CHECK(q->count == 3);
+	CHECK(count_files(dir, ".ev") == 3);
+	queue_close(q);
+
+	/* Durable across a restart, in order, with keys and destinations. */
+	q = queue_open(dir, err, sizeof err);
+	CHECK(q != NULL && q->count == 3);
+	e = TAILQ_FIRST(&q->entries);
+	CHECK(e != NULL && strcmp(e->key, "k1") == 0 &&
+	    strcmp(e->dest, "http://h:1") == 0 &&
+	    strcmp(e->body, "{\"n\":1}") == 0);
+	e = TAILQ_NEXT(e, link);
+	CHECK(e != NULL && strcmp(e->key, "k2") == 0 && e->dest[0] == '\0');
+	e = TAILQ_NEXT(e, link);
+	CHECK(e != NULL && strcmp(e->key, "k3") == 0);
+
+	/* Removal is durable too. */
+	queue_remove(q, TAILQ_FIRST(&q->entries));
+	CHECK(q->count == 2);
+	queue_close(q);
+	q = queue_open(dir, err, sizeof err);
+	CHECK(q->count == 2 && strcmp(TAILQ_FIRST(&q->entries)->key,
+	    "k2") == 0);
+
+	/* A newer event of the same key supersedes the waiting one, and a
+	 * busy one is only marked. */
+	e = TAILQ_FIRST(&q->entries);
+	e->busy = 1;
+	CHECK(queue_push(q, "k2", "", "{\"n\":4}", 7, err, sizeof err));
+	CHECK(e->superseded == 1);
+	CHECK(q->count == 3);
+	CHECK(queue_push(q, "k3", "http://h:3", "{\"n\":5}", 7, err,
+	    sizeof err));
+	CHECK(q->count == 3);
+	queue_close(q);
+	q = queue_open(dir, err, sizeof err);
+	CHECK(q->count == 3);
+	e = TAILQ_LAST(&q->entries, qlist);
+	CHECK(e != NULL && strcmp(e->body, "{\"n\":5}") == 0);
+
+	/* New sequence numbers continue after a restart. */
+	CHECK(queue_push(q, "k9", "", "{}", 2, err, sizeof err));
+	e = TAILQ_LAST(&q->entries, qlist);
+	CHECK(e->seq > TAILQ_PREV(e, qlist, link)->seq);
+	queue_close(q);
+
+	/* A half-written temporary is dropped; a damaged event is kept
+	 * aside, never deleted. */
+	snprintf(p, sizeof p, "%s/00000000000000000099.ev.tmp.123", dir);
+	unit_write(p, "partial");
+	snprintf(p, sizeof p, "%s/00000000000000000098.ev", dir);
+	unit_write(p, "not a queue file");
+	q = queue_open(dir, err, sizeof err);
+	CHECK(q != NULL && q->count == 4);
+	CHECK(count_files(dir, ".damaged") == 1);
+	CHECK(count_files(dir, ".123") == 0);
+	queue_close(q);
+
+	/* Bad input to push. */
+	q = queue_open(dir, err, sizeof err);
+	CHECK(queue_push(q, "bad\nkey", "", "{}", 2, err, sizeof err) == NULL);
+	queue_close(q);
+	fs_rm_rf(dir);
+	return unit_done();
+}
