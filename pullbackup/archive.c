@@ -908,7 +908,8 @@ archive_restore(const struct archive *a, size_t index, const char *dest,
 		snprintf(err, errlen, "%s: %s", dest, strerror(errno));
 		goto out;
 	}
-	while ((errno = 0, n = 0, readdir(d)) != NULL)
+	n = 0;
+	while (readdir(d) != NULL)
 		n++;
 	closedir(d);
 	if (n > 2) {

@@ -1,1 +1,76 @@
-echo todo; exit 1
+#!/bin/bash
+# Failing hooks: a failed export notifies nobody and leaves archive and
+# standby untouched; a failed import keeps the last good copy and is
+# reported all the way back; two exports never overlap.
+source "$SRC/tests/it_lib.sh"
+
+make_copy_hooks
+S=$T/src
+mkdir -p "$S" && echo one > "$S/f"
+chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+chain_start || exit 1
+
+touch "$S.fail"
+exporter now --wait imported > "$T/o1" 2> "$T/e1"
+rc=$?
+cat "$T/e1"
+check "a failing export hook makes now exit 1" [ $rc -eq 1 ]
+check "the reason names the hook's exit status" contains "$T/e1" "export hook exited with status 3"
+exporter status > "$T/s1"
+check "status keeps the hook's output" contains "$T/s1" "boom, as asked"
+check "the archive is untouched" [ ! -e "$T/c/archive/db/HEAD" ]
+check "the standby is untouched" [ ! -e "$T/standby" ]
+check "the failed export left no directory" [ -z "$(ls "$T/c/exporter/exports")" ]
+
+rm "$S.fail"
+check "a good cycle after the failure" exporter now --wait imported
+check "standby has version 1" same_tree "$S" "$T/standby"
+tree_sig "$S" > "$T/sig1"
+v1=$(importer status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["current_version"])')
+
+echo two > "$S/f"
+echo new > "$S/g"
+touch "$T/standby.fail"
+exporter now --wait imported > "$T/o2" 2> "$T/e2"
+rc=$?
+cat "$T/o2" "$T/e2"
+check "a failing import hook makes now --wait imported exit 1" [ $rc -eq 1 ]
+check "the reason reaches the exporter" contains "$T/e2" "import hook exited with status 4"
+check "the archive has the new version" [ "$(pullbackup list db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ]
+importer status --json > "$T/is.json"
+check "the importer keeps its last good copy" [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sources"][0]["current_version"])' "$T/is.json")" = "$v1" ]
+check "the importer's copy is still version 1" diff <(tree_sig "$T/c/importer/sources/db/current/data") "$T/sig1"
+check "the standby is still version 1" diff <(tree_sig "$T/standby") "$T/sig1"
+check "importer status says the import failed" contains "$T/is.json" '"result":"failed"'
+check "importer status keeps the hook output" contains "$T/is.json" "refusing, as asked"
+pullbackup status > "$T/ps"
+check "pull-backup status shows the importer failed" contains "$T/ps" "state: failed"
+
+# The next cycle after the fix succeeds.
+rm "$T/standby.fail"
+check "the cycle after the fix succeeds" exporter now --wait imported
+check "standby now equals the source" same_tree "$S" "$T/standby"
+
+# Two exports never overlap.
+echo 3 > "$S.slow"
+exporter now --wait archived > "$T/o3" 2>&1 &
+slow=$!
+sleep 1
+exporter now > "$T/o4" 2> "$T/e4"
+rc=$?
+cat "$T/e4"
+check "a second export while one runs is refused" [ $rc -eq 1 ]
+check "the refusal says one is running" contains "$T/e4" "already running"
+wait $slow
+check "the first export still completes" [ $? -eq 0 ]
+rm "$S.slow"
+
+# After a restart, the daemons carry on: state is reloaded.
+chain_stop
+chain_start || exit 1
+importer status > "$T/s5"
+check "importer status survives a restart" contains "$T/s5" "current_version"
+echo four > "$S/f"
+check "a cycle after a restart" exporter now --wait imported
+check "standby equals the source after a restart" same_tree "$S" "$T/standby"
+finish

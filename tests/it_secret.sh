@@ -1,1 +1,66 @@
-echo todo; exit 1
+#!/bin/bash
+# The link's secret: a request without it or with the wrong one gets 401 and
+# changes nothing; a link whose ends disagree says so and archives nothing;
+# a peer of another protocol version gets a clear error.
+source "$SRC/tests/it_lib.sh"
+
+make_copy_hooks
+mkdir -p "$T/src" && echo data > "$T/src/f"
+chain_setup "$T/c" "[$T/export-hook, $T/src]" "[$T/import-hook, $T/standby]"
+chain_start || exit 1
+TOKEN=$(cat "$T/c/token")
+
+code() { curl -s -o "$T/body" -w '%{http_code}' "$@"; }
+
+for port in $EX_PORT $PB_PORT $IM_PORT; do
+	c=$(code -X POST -H 'X-Understudy-Protocol: 1' \
+		--data '{"proto":1,"type":"backup.ready","source":"db","version":"20261121T000000.000Z"}' \
+		"http://127.0.0.1:$port/v1/events")
+	check "port $port: an event without a secret gets 401" [ "$c" = 401 ]
+	c=$(code -X POST -H 'X-Understudy-Protocol: 1' -H 'Authorization: Bearer wrong-secret-0123456789' \
+		--data '{"proto":1,"type":"backup.ready","source":"db","version":"20261121T000000.000Z"}' \
+		"http://127.0.0.1:$port/v1/events")
+	check "port $port: an event with a wrong secret gets 401" [ "$c" = 401 ]
+	check "port $port: the 401 says why" contains "$T/body" "wrong secret"
+	c=$(code -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/v1/status")
+	check "port $port: status without the protocol header gets 400" [ "$c" = 400 ]
+	c=$(code -H "Authorization: Bearer $TOKEN" -H 'X-Understudy-Protocol: 2' \
+		"http://127.0.0.1:$port/v1/status")
+	check "port $port: another protocol version gets 400" [ "$c" = 400 ]
+	check "port $port: the 400 names both versions" contains "$T/body" \
+		"protocol version 2 is not supported"
+	c=$(code -H "Authorization: Bearer $TOKEN" -H 'X-Understudy-Protocol: 1' \
+		"http://127.0.0.1:$port/v1/status")
+	check "port $port: the right secret and version get 200" [ "$c" = 200 ]
+done
+# A wrong secret changed nothing: no version was queued or pulled.
+sleep 1
+check "nothing was archived" [ ! -e "$T/c/archive/db/HEAD" ]
+check "no event was queued" [ -z "$(ls "$T/c/archive/.queue/inbox")" ]
+
+# The same through the command line: a clear error, exit 1, no export.
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$T/bad-token"
+sed "s|token_file: .*|token_file: $T/bad-token|" "$T/c/exporter.yaml" > "$T/bad-exporter.yaml"
+timeout 60 "$EXPORTER" -c "$T/bad-exporter.yaml" now --wait imported > "$T/now.out" 2> "$T/now.err"
+rc=$?
+cat "$T/now.err"
+check "now with a wrong secret exits 1" [ $rc -eq 1 ]
+check "now with a wrong secret says so" contains "$T/now.err" "401"
+check "now with a wrong secret names token_file" contains "$T/now.err" "token_file"
+check "no export was made" [ -z "$(ls "$T/c/exporter/exports")" ]
+
+# A link whose two ends hold different secrets: the exporter's event is
+# refused, the cycle does not complete, and status says why.
+chain_stop
+cp "$T/bad-token" "$T/pb-token"
+sed -i "s|token_file: .*|token_file: $T/pb-token|" "$T/c/pullbackup.yaml"
+chain_start_one "$EXPORTER" exporter
+chain_start_one "$PULLBACKUP" pullbackup
+exporter now --wait archived --timeout 4s > "$T/now2.out" 2> "$T/now2.err"
+rc=$?
+cat "$T/now2.err"
+check "a mismatched link does not archive (exit 1)" [ $rc -eq 1 ]
+exporter status > "$T/status.txt"
+check "exporter status shows the refused delivery" contains "$T/status.txt" "401"
+check "nothing was archived behind a mismatched link" [ ! -e "$T/c/archive/db/HEAD" ]
+finish

@@ -1,0 +1,98 @@
+# Prelude of the integration tests: a temp dir, the chain helpers, checks
+# that count, and cleanup of everything started.
+set -u
+: "${BUILD:?}" "${SRC:?}"
+source "$SRC/tests/chain.sh"
+T=$(mktemp -d "${TMPDIR:-/tmp}/understudy-it.XXXXXX")
+CHECKS=0
+FAILS=0
+
+cleanup() {
+	chain_stop
+	if [ "$FAILS" -eq 0 ]; then
+		rm -rf "$T"
+	else
+		echo "kept $T for inspection" >&2
+		for f in "$T"/c/*.log; do
+			[ -f "$f" ] || continue
+			echo "---- $f (last 30 lines)" >&2
+			tail -30 "$f" >&2
+		done
+	fi
+}
+trap cleanup EXIT
+
+ok() {
+	CHECKS=$((CHECKS + 1))
+	echo "ok - $*"
+}
+
+bad() {
+	CHECKS=$((CHECKS + 1))
+	FAILS=$((FAILS + 1))
+	echo "FAIL - $*" >&2
+}
+
+# check DESCRIPTION COMMAND...: the command must succeed.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+# check_fails DESCRIPTION COMMAND...: the command must fail.
+check_fails() {
+	local what=$1
+	shift
+	if "$@"; then bad "$what"; else ok "$what"; fi
+}
+
+contains() { grep -qF -- "$2" "$1"; }
+
+# A tree's full description: every entry's type, mode, size, mtime, symlink
+# target and every file's SHA-256.  Two trees are equal when these are.
+tree_sig() {
+	(
+		cd "$1" || exit 1
+		find . -mindepth 1 -type f -printf '%P f %m %s %T@\n'
+		find . -mindepth 1 -type d -printf '%P d %m %T@\n'
+		find . -mindepth 1 -type l -printf '%P l %l %T@\n'
+		find . -type f -print0 | xargs -0 -r sha256sum
+	) | LC_ALL=C sort
+}
+
+same_tree() {
+	if diff <(tree_sig "$1") <(tree_sig "$2") > "$T/tree.diff"; then
+		return 0
+	fi
+	head -20 "$T/tree.diff" >&2
+	return 1
+}
+
+finish() {
+	echo "$CHECKS checks, $FAILS failed"
+	[ "$FAILS" -eq 0 ]
+}
+
+# Hooks the tests use: export copies a tree, import copies it out.
+make_copy_hooks() {
+	cat > "$T/export-hook" <<'EOH'
+#!/bin/sh
+set -e
+if [ -e "$1.fail" ]; then echo "export hook: boom, as asked" >&2; exit 3; fi
+if [ -e "$1.slow" ]; then sleep "$(cat "$1.slow")"; fi
+cp -a "$1/." "$UNDERSTUDY_BACKUP_DIR/"
+echo "exported $(find "$UNDERSTUDY_BACKUP_DIR" -type f | wc -l) files"
+EOH
+	cat > "$T/import-hook" <<'EOH'
+#!/bin/sh
+set -e
+if [ -e "$1.fail" ]; then echo "import hook: refusing, as asked" >&2; exit 4; fi
+rm -rf "$1.new"
+cp -a "$UNDERSTUDY_BACKUP_DIR" "$1.new"
+rm -rf "$1"
+mv "$1.new" "$1"
+echo "imported $UNDERSTUDY_VERSION"
+EOH
+	chmod +x "$T/export-hook" "$T/import-hook"
+}
