@@ -192,7 +192,8 @@ manifest_scan(const char *dir, const char *source, const char *version,
 		manifest_free(s.m);
 		return -1;
 	}
-	qsort(s.m->e, s.m->n, sizeof *s.m->e, ment_cmp);
+	if (s.m->n > 0)
+		qsort(s.m->e, s.m->n, sizeof *s.m->e, ment_cmp);
 	*out = s.m;
 	return 0;
 }

@@ -144,7 +144,8 @@ queue_open(const char *dir, char *err, size_t errlen)
 		seqs[n++] = seq;
 	}
 	closedir(d);
-	qsort(seqs, n, sizeof *seqs, seq_cmp);
+	if (n > 0)
+		qsort(seqs, n, sizeof *seqs, seq_cmp);
 	for (i = 0; i < n; i++) {
 		snprintf(name, sizeof name, "%020llu.ev",
 		    (unsigned long long)seqs[i]);

@@ -133,7 +133,8 @@ load_ids(struct archive *a, char *err, size_t errlen)
 		a->ids[a->n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(a->ids, a->n, sizeof *a->ids, id_cmp);
+	if (a->n > 0)
+		qsort(a->ids, a->n, sizeof *a->ids, id_cmp);
 	if (a->n == 0 || strcmp(a->ids[a->n - 1], head) != 0) {
 		snprintf(err, errlen, "%s: HEAD names %s, which is not in "
 		    "versions/; the archive is damaged", a->dir, head);
