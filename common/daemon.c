@@ -244,7 +244,8 @@ doc_print(FILE *f, const struct doc *d, int indent)
 			fprintf(f, "(none)\n");
 			break;
 		}
-		fprintf(f, "\n");
+		if (indent > 0)
+			fprintf(f, "\n");
 		for (i = 0; i < d->n; i++) {
 			fprintf(f, "%*s-", indent, "");
 			if (d->kids[i]->type == DOC_SCALAR)
@@ -263,7 +264,9 @@ doc_print(FILE *f, const struct doc *d, int indent)
 			else if (d->kids[i + 1]->type == DOC_MAP) {
 				fprintf(f, "\n");
 				doc_print(f, d->kids[i + 1], indent + 2);
-			} else
+			} else if (d->kids[i + 1]->n == 0)
+				fprintf(f, " (none)\n");
+			else
 				doc_print(f, d->kids[i + 1], indent + 2);
 		}
 		break;
