@@ -238,6 +238,7 @@ call_done_cb(struct evhttp_request *req, void *arg)
 		    "(connection refused or closed)", c->method, c->url,
 		    c->path);
 	c->done = 1;
+	c->req = NULL;	/* libevent frees it after this callback */
 	if (c->done_cb != NULL)
 		c->done_cb(c, c->done_arg);
 }
@@ -274,6 +275,7 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 		    "request", c->url);
 		return -1;
 	}
+	c->req = req;
 	return 0;
 }
 
@@ -306,8 +308,16 @@ http_call_async(struct event_base *base, struct http_call *c,
 struct http_client {
 	struct event_base *base;
 	struct evhttp_connection *conn;
+	struct event *tick;
 	char *url;
 };
+
+/* Wakes the private loop now and then so a cancel is seen even while the
+ * peer is silent. */
+static void
+client_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
 
 struct http_client *
 http_client_new(const char *url)
@@ -325,6 +335,12 @@ http_client_new(const char *url)
 	hc->conn = evhttp_connection_base_new(hc->base, NULL, host,
 	    (ev_uint16_t)port);
 	free(host);
+	{
+		struct timeval tv = { 0, 250000 };
+		hc->tick = event_new(hc->base, -1, EV_PERSIST, client_tick_cb,
+		    NULL);
+		event_add(hc->tick, &tv);
+	}
 	return hc;
 }
 
@@ -334,6 +350,7 @@ http_client_free(struct http_client *hc)
 	if (hc == NULL)
 		return;
 	evhttp_connection_free(hc->conn);
+	event_free(hc->tick);
 	event_base_free(hc->base);
 	free(hc->url);
 	free(hc);
@@ -348,9 +365,21 @@ http_client_call(struct http_client *hc, struct http_call *c)
 	evhttp_connection_set_timeout(hc->conn, c->timeout);
 	if (call_start(hc->conn, c) != 0)
 		return -1;
-	while (!c->done)
+	while (!c->done) {
+		if (c->cancel != NULL && c->cancel()) {
+			/* The done callback will not run; the request is
+			 * freed by libevent. */
+			evhttp_cancel_request(c->req);
+			c->req = NULL;
+			c->done = 1;
+			c->status = 0;
+			snprintf(c->error, sizeof c->error, "stopped: the "
+			    "daemon is shutting down");
+			break;
+		}
 		if (event_base_loop(hc->base, EVLOOP_ONCE) < 0)
 			break;
+	}
 	return c->status > 0 ? 0 : -1;
 }
 

@@ -49,7 +49,11 @@ struct http_call {
 	struct evbuffer *reply;		/* collected body (non-200 always) */
 	char error[512];		/* transport error, or the peer's */
 	int sink_failed;
+	/* Checked while the call runs; when it says so, the call is
+	 * cancelled (a daemon shutting down). */
+	int (*cancel)(void);
 	/* Internal. */
+	struct evhttp_request *req;
 	int done;
 	http_done_cb done_cb;
 	void *done_arg;

@@ -36,6 +36,21 @@ struct delta_job {
 	int rc;
 };
 
+/* A reply body that goes out with sendfile: without the flag, libevent
+ * would mmap the whole file to add it. */
+static struct evbuffer *
+file_body(int fd, off_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
+	if (len > 0)
+		evbuffer_add_file(b, fd, 0, len);
+	else
+		close(fd);
+	return b;
+}
+
 static int
 open_tmp(const char *dir)
 {
@@ -89,11 +104,7 @@ delta_job_done(void *arg)
 			    j->path, j->err);
 			close(j->outfd);
 		} else {
-			b = evbuffer_new();
-			if (j->outlen > 0)
-				evbuffer_add_file(b, j->outfd, 0, j->outlen);
-			else
-				close(j->outfd);
+			b = file_body(j->outfd, j->outlen);
 			j->sv->deltas_sent++;
 			j->sv->bytes_sent += (unsigned long long)j->outlen;
 			http_reply(j->req, 200, "application/octet-stream", b);
@@ -163,8 +174,7 @@ serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
 			    version, strerror(errno));
 			return;
 		}
-		b = evbuffer_new();
-		evbuffer_add_file(b, fd, 0, st.st_size);
+		b = file_body(fd, st.st_size);
 		http_reply(req, 200, "text/plain; charset=utf-8", b);
 		evbuffer_free(b);
 		return;
@@ -197,11 +207,7 @@ serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
 			return;
 		}
 		if (what[0] == 'f') {
-			b = evbuffer_new();
-			if (st.st_size > 0)
-				evbuffer_add_file(b, fd, 0, st.st_size);
-			else
-				close(fd);
+			b = file_body(fd, st.st_size);
 			sv->files_sent++;
 			sv->bytes_sent += (unsigned long long)st.st_size;
 			http_reply(req, 200, "application/octet-stream", b);

@@ -197,6 +197,7 @@ fetch_whole(struct syncer *s, const struct ment *e)
 	path = route(s, "file", e->path);
 	http_call_init(&c, "GET", s->o->url, path, s->o->token,
 	    s->o->token_len);
+	c.cancel = worker_stopping;
 	c.on_data = writer_data;
 	c.data_arg = &w;
 	if (http_client_call(s->hc, &c) != 0 || c.status != 200) {
@@ -252,6 +253,7 @@ fetch_delta(struct syncer *s, const struct ment *e, int basefd)
 	http_call_init(&c, "POST", s->o->url, path, s->o->token,
 	    s->o->token_len);
 	c.body = sig;
+	c.cancel = worker_stopping;
 	c.content_type = "application/x-librsync-signature";
 	c.on_data = writer_data;
 	c.data_arg = &w;
