@@ -84,4 +84,21 @@ mkdir -p "$T/r2" && echo x > "$T/r2/occupied"
 pullbackup restore db --at now "$T/r2" 2> "$T/err"
 check "restore into a non-empty directory is refused" [ $? -eq 1 ]
 check "and says why" contains "$T/err" "not empty"
+
+# The schedule starts cycles by itself, and retention keeps the last N.
+chain_stop
+sed -i 's/^schedule: .*/schedule: 1s/' "$T/c/exporter.yaml"
+sed -i 's/keep_last: .*}/keep_last: 2}/' "$T/c/pullbackup.yaml"
+chain_start || exit 1
+for i in $(seq 1 100); do
+	n=$(pullbackup list db --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null)
+	grep -q "retention removed version" "$T/c/pullbackup.log" && break
+	sleep 0.2
+done
+check "scheduled exports ran" grep -q "started (schedule)" "$T/c/exporter.log"
+check "retention removed old versions" grep -q "retention removed version" "$T/c/pullbackup.log"
+n=$(pullbackup list db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+check "keep_last 2 keeps at most 2 versions (has $n)" [ "$n" -le 2 ]
+pullbackup restore db --at 1B "$T/r3" > /dev/null 2>&1 || pullbackup restore db --at now "$T/r3" > /dev/null
+check "what is left restores" [ -f "$T/r3/a" ]
 finish

@@ -73,4 +73,43 @@ check "importer status survives a restart" contains "$T/s5" "current_version"
 echo four > "$S/f"
 check "a cycle after a restart" exporter now --wait imported
 check "standby equals the source after a restart" same_tree "$S" "$T/standby"
+
+# SIGTERM while an import hook runs: the hook is stopped, the last good copy
+# stays, the event stays queued, and the import completes after a restart.
+sig_before=$(tree_sig "$T/c/importer/sources/db/current/data")
+cat > "$T/slow-import-hook" <<'EOH'
+#!/bin/sh
+if [ -e "$1.slow" ]; then echo "slow import starting"; sleep 30; fi
+exec "$(dirname "$0")/import-hook" "$@"
+EOH
+chmod +x "$T/slow-import-hook"
+chain_stop
+sed -i "s|import_command: .*|import_command: [$T/slow-import-hook, $T/standby]|" "$T/c/importer.yaml"
+touch "$T/standby.slow"
+chain_start || exit 1
+echo five > "$S/f"
+exporter now --wait archived > /dev/null
+for i in $(seq 1 50); do
+	grep -q "slow import starting" "$T/c/importer.log" && break
+	sleep 0.2
+done
+check "the slow import hook is running" grep -q "slow import starting" "$T/c/importer.log"
+kill -TERM "$PID_importer"
+start=$(date +%s)
+wait "$PID_importer"
+rc=$?
+took=$(( $(date +%s) - start ))
+check "SIGTERM during an import exits 0" [ $rc -eq 0 ]
+check "and does not wait for the 30 s hook (took ${took}s)" [ "$took" -lt 15 ]
+check "the last good copy is untouched" diff <(tree_sig "$T/c/importer/sources/db/current/data") <(echo "$sig_before")
+check "no half-made copy is left" [ ! -e "$T/c/importer/sources/db/next" ]
+check "the event is still queued" [ -n "$(ls "$T/c/importer/queue/inbox")" ]
+rm "$T/standby.slow"
+chain_start_one "$IMPORTER" importer || exit 1
+for i in $(seq 1 100); do
+	same_tree "$S" "$T/c/importer/sources/db/current/data" 2> /dev/null && break
+	sleep 0.2
+done
+check "after a restart the import completes" same_tree "$S" "$T/c/importer/sources/db/current/data"
+check "and the standby equals the source" same_tree "$S" "$T/standby"
 finish
