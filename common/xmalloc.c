@@ -68,3 +68,12 @@ xasprintf(const char *fmt, ...)
 	va_end(ap);
 	return s;
 }
+
+void
+xstrset(char **p, const char *v)
+{
+	char *old = *p;
+
+	*p = v != NULL ? xstrdup(v) : NULL;
+	free(old);
+}

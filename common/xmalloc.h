@@ -10,5 +10,7 @@ void *xreallocarray(void *, size_t, size_t);
 char *xstrdup(const char *);
 char *xstrndup(const char *, size_t);
 char *xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* Replace *p with a copy of v (or NULL), freeing the old string. */
+void xstrset(char **p, const char *v);
 
 #endif

@@ -31,6 +31,7 @@
 #include "node.h"
 #include "proto.h"
 #include "queue.h"
+#include "runner.h"
 #include "sync.h"
 #include "timespec.h"
 #include "worker.h"
@@ -44,12 +45,9 @@ struct isrc {
 	char *dir, *current, *next, *state_file;
 	struct manifest *cur_m;
 	/* The import in progress. */
-	int busy;
-	struct qentry *entry;
+	struct runner run;
 	char *version, *peer;
-	int attempts;
-	time_t next_try, started;
-	struct event *retry_ev;
+	time_t started;
 	struct sync_stats st;
 	struct hook_result hr;
 	char err[1024];
@@ -68,13 +66,6 @@ struct importer {
 	size_t nsrcs;
 	char *tmp_dir;
 };
-
-static void
-set_str(char **p, const char *v)
-{
-	free(*p);
-	*p = v != NULL ? xstrdup(v) : NULL;
-}
 
 static struct isrc *
 isrc_find(struct importer *im, const char *name)
@@ -140,13 +131,13 @@ isrc_load_state(struct isrc *s)
 	if (doc_parse(buf, len, &d, err, sizeof err) == 0) {
 		const char *ver = doc_get_str(d, "version");
 		if (ver != NULL && strcmp(ver, "null") != 0)
-			set_str(&s->last_version, ver);
+			xstrset(&s->last_version, ver);
 		doc_get_bool(d, "ok", &s->last_ok);
 		if (doc_get(d, "error") && doc_get(d, "error")->plain == 0)
-			set_str(&s->last_error, doc_get_str(d, "error"));
+			xstrset(&s->last_error, doc_get_str(d, "error"));
 		if (doc_get(d, "hook_output") &&
 		    doc_get(d, "hook_output")->plain == 0)
-			set_str(&s->last_output, doc_get_str(d,
+			xstrset(&s->last_output, doc_get_str(d,
 			    "hook_output"));
 		if (doc_get_i64(d, "at", &v) == 0)
 			s->last_at = (time_t)v;
@@ -249,33 +240,31 @@ out:
 	free(mpath);
 }
 
-static void isrc_kick(struct isrc *);
 
 static void
 import_done(void *arg)
 {
 	struct isrc *s = arg;
 	struct node *n = &s->im->node;
-	int delay, final;
+	enum runner_outcome out;
 
-	s->busy = 0;
-	s->entry->busy = 0;
 	if (n->stopping) {
 		hook_result_clear(&s->hr);
 		return;
 	}
-	final = s->rc == 0 || s->hook_ran || s->gone ||
-	    s->attempts + 1 >= IMPORT_ATTEMPTS || s->entry->superseded;
-	if (final) {
-		set_str(&s->last_version, s->version);
+	/* A hook that ran and failed is not retried: the next cycle is. */
+	out = runner_done(&s->run, s->rc == 0, s->hook_ran || s->gone);
+	if (out != RUNNER_RETRY) {
+		xstrset(&s->last_version, s->version);
 		s->last_ok = s->rc == 0;
-		set_str(&s->last_error, s->rc == 0 ? NULL : s->err);
-		set_str(&s->last_output, s->hr.output);
+		xstrset(&s->last_error, s->rc == 0 ? NULL : s->err);
+		xstrset(&s->last_output, s->hr.output);
 		s->last_at = time(NULL);
 		s->last_secs = (long)(s->last_at - s->started);
 		isrc_save_state(s);
 	}
-	if (s->rc == 0) {
+	switch (out) {
+	case RUNNER_OK:
 		isrc_load(s);
 		log_info("source \"%s\": imported version %s: %lld files, "
 		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole)",
@@ -283,93 +272,62 @@ import_done(void *arg)
 		    (long long)s->st.bytes, (long long)s->st.unchanged,
 		    (long long)s->st.deltas, (long long)s->st.whole);
 		send_done(s, s->version, s->peer, 1, NULL);
-		queue_remove(n->inbox, s->entry);
-		s->attempts = 0;
-	} else if (final) {
+		break;
+	case RUNNER_GAVE_UP:
 		log_warnx("source \"%s\": import of version %s failed; the last "
 		    "good copy (%s) stays: %s", s->sc->name, s->version,
 		    cur_version(s) ? cur_version(s) : "none", s->err);
 		send_done(s, s->version, s->peer, 0, s->err);
-		queue_remove(n->inbox, s->entry);
-		s->attempts = 0;
-	} else {
-		s->attempts++;
-		delay = 5 << (s->attempts - 1);
+		break;
+	case RUNNER_RETRY:
 		log_warnx("source \"%s\": import of version %s failed (attempt "
-		    "%d of %d, next in %ds): %s", s->sc->name, s->version,
-		    s->attempts, IMPORT_ATTEMPTS, delay, s->err);
-		s->next_try = time(NULL) + delay;
+		    "%d of %d, next in %llds): %s", s->sc->name, s->version,
+		    s->run.attempts, s->run.max_attempts,
+		    (long long)(s->run.next_try - time(NULL)), s->err);
+		break;
 	}
 	hook_result_clear(&s->hr);
-	s->entry = NULL;
-	isrc_kick(s);
+	runner_kick(&s->run);
+}
+
+/* A version already imported is reported again (the report may have been
+ * lost); an older one is answered as superseded; a newer one is imported. */
+static enum runner_verdict
+isrc_handle(struct runner *r, const struct doc *ev)
+{
+	struct isrc *s = r->arg;
+	const char *version = doc_get_str(ev, "version");
+	const char *cur = cur_version(s);
+	char why[256];
+	int same;
+
+	if (cur == NULL || strcmp(version, cur) > 0)
+		return RUNNER_JOB;
+	same = strcmp(version, cur) == 0;
+	snprintf(why, sizeof why, "superseded: version %s is already imported "
+	    "here", cur);
+	send_done(s, version, doc_get_str(ev, "peer"), same, same ? NULL : why);
+	return RUNNER_HANDLED;
 }
 
 static void
-retry_cb(evutil_socket_t fd, short what, void *arg)
+isrc_start(struct runner *r, const struct doc *ev)
 {
-	isrc_kick(arg);
+	struct isrc *s = r->arg;
+
+	xstrset(&s->version, doc_get_str(ev, "version"));
+	xstrset(&s->peer, doc_get_str(ev, "peer"));
+	s->started = time(NULL);
+	s->err[0] = '\0';
+	log_info("source \"%s\": importing version %s from %s", s->sc->name,
+	    s->version, s->sc->pullbackup);
+	worker_submit(s->im->node.runs, import_work, import_done, s);
 }
 
-static void
-isrc_kick(struct isrc *s)
-{
-	struct node *n = &s->im->node;
-	struct qentry *e, *next;
-	struct doc *d;
-	const char *source, *version, *peer, *cur;
-	time_t now = time(NULL);
-	struct timeval tv;
-
-	if (s->busy || n->stopping)
-		return;
-	for (e = TAILQ_FIRST(&n->inbox->entries); e != NULL; e = next) {
-		next = TAILQ_NEXT(e, link);
-		if ((d = event_parse(e)) == NULL) {
-			queue_remove(n->inbox, e);
-			continue;
-		}
-		source = doc_get_str(d, "source");
-		version = doc_get_str(d, "version");
-		peer = doc_get_str(d, "peer");
-		if (source == NULL || strcmp(source, s->sc->name) != 0) {
-			doc_free(d);
-			continue;
-		}
-		cur = cur_version(s);
-		if (cur != NULL && strcmp(version, cur) <= 0) {
-			/* Already done: say so again (the report may have
-			 * been lost), or it is older than what we have. */
-			int same = strcmp(version, cur) == 0;
-			char why[256];
-			snprintf(why, sizeof why, "superseded: version %s is "
-			    "already imported here", cur);
-			send_done(s, version, peer, same, same ? NULL : why);
-			queue_remove(n->inbox, e);
-			doc_free(d);
-			continue;
-		}
-		if (s->next_try > now) {
-			tv.tv_sec = s->next_try - now;
-			tv.tv_usec = 0;
-			evtimer_add(s->retry_ev, &tv);
-			doc_free(d);
-			return;
-		}
-		s->busy = 1;
-		s->entry = e;
-		e->busy = 1;
-		set_str(&s->version, version);
-		set_str(&s->peer, peer);
-		s->started = now;
-		s->err[0] = '\0';
-		doc_free(d);
-		log_info("source \"%s\": importing version %s from %s",
-		    s->sc->name, s->version, s->sc->pullbackup);
-		worker_submit(n->runs, import_work, import_done, s);
-		return;
-	}
-}
+static const struct runner_ops isrc_runner_ops = {
+	.handle = isrc_handle,
+	.start = isrc_start,
+};
 
 static void
 im_kick(struct node *n)
@@ -378,7 +336,7 @@ im_kick(struct node *n)
 	size_t i;
 
 	for (i = 0; i < im->nsrcs; i++)
-		isrc_kick(&im->srcs[i]);
+		runner_kick(&im->srcs[i].run);
 }
 
 static int
@@ -428,8 +386,8 @@ im_status(struct node *n, struct json *j)
 			json_i64(j, "files", s->cur_m->files);
 			json_i64(j, "bytes", s->cur_m->bytes);
 		}
-		json_bool(j, "importing", s->busy);
-		if (s->busy)
+		json_bool(j, "importing", s->run.busy);
+		if (s->run.busy)
 			json_str(j, "importing_version", s->version);
 		if (s->last_version != NULL) {
 			json_obj_open(j, "last_import");
@@ -481,8 +439,7 @@ isrc_free(struct isrc *s)
 	free(s->last_version);
 	free(s->last_error);
 	free(s->last_output);
-	if (s->retry_ev != NULL)
-		event_free(s->retry_ev);
+	runner_free(&s->run);
 }
 
 static int
@@ -524,8 +481,8 @@ im_serve(struct config *cf, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	for (i = 0; i < im.nsrcs; i++)
-		im.srcs[i].retry_ev = evtimer_new(im.node.base, retry_cb,
-		    &im.srcs[i]);
+		runner_init(&im.srcs[i].run, &im.node, im.srcs[i].sc->name,
+		    &isrc_runner_ops, &im.srcs[i], IMPORT_ATTEMPTS);
 	rc = node_run(&im.node);
 	node_free(&im.node);
 	for (i = 0; i < im.nsrcs; i++)

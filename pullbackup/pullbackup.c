@@ -29,6 +29,7 @@
 #include "node.h"
 #include "proto.h"
 #include "queue.h"
+#include "runner.h"
 #include "sync.h"
 #include "timespec.h"
 #include "worker.h"
@@ -56,14 +57,10 @@ struct src {
 	struct manifest *head_m;
 	size_t nversions;
 	/* The pull in progress. */
-	int busy;
-	struct qentry *entry;
+	struct runner run;
 	char *version;
 	char *peer;
-	int attempts;
-	time_t next_try;
 	time_t started;
-	struct event *retry_ev;
 	struct manifest *new_m;
 	struct sync_stats st;
 	char err[1024];
@@ -104,20 +101,13 @@ src_find(struct pullbackup *pb, const char *name)
 }
 
 static void
-set_str(char **p, const char *v)
-{
-	free(*p);
-	*p = v != NULL ? xstrdup(v) : NULL;
-}
-
-static void
 src_load_head(struct src *s)
 {
 	char err[512];
 
 	manifest_free(s->head_m);
 	s->head_m = NULL;
-	set_str(&s->head, archive_head(s->ar));
+	xstrset(&s->head, archive_head(s->ar));
 	s->nversions = s->ar->n;
 	free(s->head_mpath);
 	s->head_mpath = NULL;
@@ -186,13 +176,13 @@ push_to_importers(struct src *s, const char *peer)
 	struct json j;
 	size_t i;
 
-	set_str(&s->push_version, s->head);
-	set_str(&s->push_peer, peer);
+	xstrset(&s->push_version, s->head);
+	xstrset(&s->push_peer, peer);
 	s->push_reported = 0;
 	for (i = 0; i < s->sc->nimporters; i++) {
-		set_str(&s->imps[i].version, s->head);
+		xstrset(&s->imps[i].version, s->head);
 		s->imps[i].state = IMP_PENDING;
-		set_str(&s->imps[i].error, NULL);
+		xstrset(&s->imps[i].error, NULL);
 		b = evbuffer_new();
 		event_begin(&j, b, EV_IMPORT_READY, s->sc->name, s->head);
 		json_str(&j, "peer", s->imps[i].url);
@@ -241,37 +231,30 @@ pull_work(void *arg)
 	free(current);
 }
 
-static void src_kick(struct src *);
-
 static void
 pull_done(void *arg)
 {
 	struct src *s = arg;
 	struct node *n = &s->pb->node;
 	size_t i;
-	int delay;
 
-	s->busy = 0;
-	s->entry->busy = 0;
 	for (i = 0; i < s->npruned; i++)
 		free(s->pruned[i]);
 	free(s->pruned);
 	s->pruned = NULL;
 	s->npruned = 0;
-	set_str(&s->last_version, s->version);
+	manifest_free(s->new_m);
+	s->new_m = NULL;
+	xstrset(&s->last_version, s->version);
 	s->last_at = time(NULL);
 	s->last_secs = (long)(s->last_at - s->started);
 	s->last_st = s->st;
 	s->last_ok = s->rc == 0;
-	set_str(&s->last_error, s->rc == 0 ? NULL : s->err);
-	if (n->stopping) {
-		manifest_free(s->new_m);
-		s->new_m = NULL;
+	xstrset(&s->last_error, s->rc == 0 ? NULL : s->err);
+	if (n->stopping)
 		return;
-	}
-	if (s->rc == 0) {
-		manifest_free(s->new_m);
-		s->new_m = NULL;
+	switch (runner_done(&s->run, s->rc == 0, s->gone)) {
+	case RUNNER_OK:
 		src_load_head(s);
 		log_info("source \"%s\": archived version %s: %lld files, "
 		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole; "
@@ -282,34 +265,20 @@ pull_done(void *arg)
 		    s->last_secs);
 		send_archived(s, s->version, s->peer, 1, NULL);
 		push_to_importers(s, s->peer);
-		queue_remove(n->inbox, s->entry);
-		s->attempts = 0;
-	} else {
-		s->attempts++;
-		if (s->gone || s->attempts >= PULL_ATTEMPTS ||
-		    s->entry->superseded) {
-			log_warnx("source \"%s\": pulling version %s failed, "
-			    "giving up: %s", s->sc->name, s->version, s->err);
-			send_archived(s, s->version, s->peer, 0, s->err);
-			queue_remove(n->inbox, s->entry);
-			s->attempts = 0;
-		} else {
-			delay = 5 << (s->attempts - 1);
-			log_warnx("source \"%s\": pulling version %s failed "
-			    "(attempt %d of %d, next in %ds): %s", s->sc->name,
-			    s->version, s->attempts, PULL_ATTEMPTS, delay,
-			    s->err);
-			s->next_try = time(NULL) + delay;
-		}
+		break;
+	case RUNNER_GAVE_UP:
+		log_warnx("source \"%s\": pulling version %s failed, giving "
+		    "up: %s", s->sc->name, s->version, s->err);
+		send_archived(s, s->version, s->peer, 0, s->err);
+		break;
+	case RUNNER_RETRY:
+		log_warnx("source \"%s\": pulling version %s failed (attempt "
+		    "%d of %d, next in %llds): %s", s->sc->name, s->version,
+		    s->run.attempts, s->run.max_attempts,
+		    (long long)(s->run.next_try - time(NULL)), s->err);
+		break;
 	}
-	s->entry = NULL;
-	src_kick(s);
-}
-
-static void
-retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	src_kick(arg);
+	runner_kick(&s->run);
 }
 
 static void
@@ -331,9 +300,9 @@ handle_import_done(struct src *s, const struct doc *ev)
 		if (s->imps[i].version != NULL &&
 		    strcmp(s->imps[i].version, version) > 0)
 			return;		/* a report on an older push */
-		set_str(&s->imps[i].version, version);
+		xstrset(&s->imps[i].version, version);
 		s->imps[i].state = ok ? IMP_OK : IMP_FAILED;
-		set_str(&s->imps[i].error, error);
+		xstrset(&s->imps[i].error, error);
 		s->imps[i].at = time(NULL);
 		if (s->push_version != NULL &&
 		    strcmp(s->push_version, version) == 0)
@@ -344,74 +313,52 @@ handle_import_done(struct src *s, const struct doc *ev)
 	    "its importers", s->sc->name, from ? from : "(unknown)");
 }
 
-/* Handle this source's events, in order, while no pull runs. */
-static void
-src_kick(struct src *s)
+/* The next event of this source: reports are handled at once, a version
+ * the archive has is answered again, a newer one is pulled. */
+static enum runner_verdict
+src_handle(struct runner *r, const struct doc *ev)
 {
-	struct node *n = &s->pb->node;
-	struct qentry *e, *next;
-	struct doc *d;
-	const char *type, *source, *version, *peer;
-	time_t now = time(NULL);
-	struct timeval tv;
+	struct src *s = r->arg;
+	const char *type = doc_get_str(ev, "type");
+	const char *version = doc_get_str(ev, "version");
+	const char *peer = doc_get_str(ev, "peer");
+	char why[256];
+	int same;
 
-	if (s->busy || n->stopping)
-		return;
-	for (e = TAILQ_FIRST(&n->inbox->entries); e != NULL; e = next) {
-		next = TAILQ_NEXT(e, link);
-		if ((d = event_parse(e)) == NULL) {
-			queue_remove(n->inbox, e);
-			continue;
-		}
-		type = doc_get_str(d, "type");
-		source = doc_get_str(d, "source");
-		version = doc_get_str(d, "version");
-		peer = doc_get_str(d, "peer");
-		if (source == NULL || strcmp(source, s->sc->name) != 0) {
-			doc_free(d);
-			continue;
-		}
-		if (strcmp(type, EV_IMPORT_DONE) == 0) {
-			handle_import_done(s, d);
-			queue_remove(n->inbox, e);
-			doc_free(d);
-			continue;
-		}
-		/* backup.ready */
-		if (s->head != NULL && strcmp(version, s->head) <= 0) {
-			int same = strcmp(version, s->head) == 0;
-			char why[256];
-			snprintf(why, sizeof why, "superseded: the archive "
-			    "already holds the newer version %s", s->head);
-			send_archived(s, version, peer, same, same ? NULL :
-			    why);
-			if (same && s->push_version == NULL)
-				push_to_importers(s, peer);
-			queue_remove(n->inbox, e);
-			doc_free(d);
-			continue;
-		}
-		if (s->next_try > now) {
-			tv.tv_sec = s->next_try - now;
-			tv.tv_usec = 0;
-			evtimer_add(s->retry_ev, &tv);
-			doc_free(d);
-			return;
-		}
-		s->busy = 1;
-		s->entry = e;
-		e->busy = 1;
-		set_str(&s->version, version);
-		set_str(&s->peer, peer);
-		s->started = now;
-		s->err[0] = '\0';
-		doc_free(d);
-		log_info("source \"%s\": pulling version %s from %s",
-		    s->sc->name, s->version, s->sc->exporter);
-		worker_submit(n->runs, pull_work, pull_done, s);
-		return;
+	if (strcmp(type, EV_IMPORT_DONE) == 0) {
+		handle_import_done(s, ev);
+		return RUNNER_HANDLED;
 	}
+	if (s->head != NULL && strcmp(version, s->head) <= 0) {
+		same = strcmp(version, s->head) == 0;
+		snprintf(why, sizeof why, "superseded: the archive already "
+		    "holds the newer version %s", s->head);
+		send_archived(s, version, peer, same, same ? NULL : why);
+		if (same && s->push_version == NULL)
+			push_to_importers(s, peer);
+		return RUNNER_HANDLED;
+	}
+	return RUNNER_JOB;
 }
+
+static void
+src_start(struct runner *r, const struct doc *ev)
+{
+	struct src *s = r->arg;
+
+	xstrset(&s->version, doc_get_str(ev, "version"));
+	xstrset(&s->peer, doc_get_str(ev, "peer"));
+	s->started = time(NULL);
+	s->err[0] = '\0';
+	log_info("source \"%s\": pulling version %s from %s", s->sc->name,
+	    s->version, s->sc->exporter);
+	worker_submit(s->pb->node.runs, pull_work, pull_done, s);
+}
+
+static const struct runner_ops src_runner_ops = {
+	.handle = src_handle,
+	.start = src_start,
+};
 
 static void
 pb_kick(struct node *n)
@@ -420,7 +367,7 @@ pb_kick(struct node *n)
 	size_t i;
 
 	for (i = 0; i < pb->nsrcs; i++)
-		src_kick(&pb->srcs[i]);
+		runner_kick(&pb->srcs[i].run);
 }
 
 static int
@@ -493,8 +440,8 @@ pb_status(struct node *n, struct json *j)
 		json_str(j, "exporter", s->sc->exporter);
 		json_str(j, "newest_version", s->head);
 		json_i64(j, "versions", (int64_t)s->nversions);
-		json_bool(j, "pulling", s->busy);
-		if (s->busy)
+		json_bool(j, "pulling", s->run.busy);
+		if (s->run.busy)
 			json_str(j, "pulling_version", s->version);
 		if (s->last_version != NULL) {
 			json_obj_open(j, "last_pull");
@@ -613,13 +560,13 @@ pb_serve(struct config *cf, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	for (i = 0; i < pb.nsrcs; i++)
-		pb.srcs[i].retry_ev = evtimer_new(pb.node.base, retry_cb,
-		    &pb.srcs[i]);
+		runner_init(&pb.srcs[i].run, &pb.node, pb.srcs[i].sc->name,
+		    &src_runner_ops, &pb.srcs[i], PULL_ATTEMPTS);
 	rc = node_run(&pb.node);
 	node_free(&pb.node);
 	for (i = 0; i < pb.nsrcs; i++) {
 		s = &pb.srcs[i];
-		event_free(s->retry_ev);
+		runner_free(&s->run);
 		archive_close(s->ar);
 		manifest_free(s->head_m);
 		free(s->head);
