@@ -282,6 +282,29 @@ verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
 	size_t n = 0;
 
 	for (i = 1; i < argc; i++) {
+		if (!only_pos && argv[i][0] == '-' && argv[i][1] != '-' &&
+		    argv[i][1] != '\0' && argv[i][2] == '\0') {
+			/* A one-letter option: -o FILE. */
+			for (o = opts; o->name != NULL; o++)
+				if (strlen(o->name) == 1 &&
+				    o->name[0] == argv[i][1])
+					break;
+			if (o->name == NULL) {
+				usage_error("%s: unknown option %s", argv[0],
+				    argv[i]);
+				return -1;
+			}
+			if (!o->has_arg)
+				*o->value = "";
+			else if (i + 1 < argc)
+				*o->value = argv[++i];
+			else {
+				usage_error("%s: %s needs a value", argv[0],
+				    argv[i]);
+				return -1;
+			}
+			continue;
+		}
 		if (only_pos || strncmp(argv[i], "--", 2) != 0 ||
 		    argv[i][2] == '\0') {
 			if (!only_pos && strcmp(argv[i], "--") == 0) {

@@ -66,6 +66,8 @@ archive_close(struct archive *a)
 	ids_free(a);
 	if (a->lockfd >= 0)
 		close(a->lockfd);
+	if (a->daemonfd >= 0)
+		close(a->daemonfd);
 	free(a->dir);
 	free(a->source);
 	free(a->recovered);
@@ -313,19 +315,61 @@ recover(struct archive *a, char *err, size_t errlen)
 	return rc;
 }
 
+/* Take the archive's lock, shared or exclusive, waiting at most
+ * ARCHIVE_LOCK_WAIT seconds for the holder (a commit, a long restore). */
+static int
+lock_take(struct archive *a, int op, char *err, size_t errlen)
+{
+	int i;
+
+	for (i = 0; i < ARCHIVE_LOCK_WAIT * 10; i++) {
+		if (flock(a->lockfd, op | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			snprintf(err, errlen, "%s/lock: %s", a->dir,
+			    strerror(errno));
+			return -1;
+		}
+		usleep(100000);
+	}
+	snprintf(err, errlen, "%s is busy: another process has held its lock "
+	    "for %ds (a commit, a prune or a long restore); try again",
+	    a->dir, ARCHIVE_LOCK_WAIT);
+	return -1;
+}
+
 int
-archive_open(const char *archive_dir, const char *source, int writer,
-    struct archive **out, char *err, size_t errlen)
+archive_lock(struct archive *a, int exclusive, char *err, size_t errlen)
+{
+	if (lock_take(a, exclusive ? LOCK_EX : LOCK_SH, err, errlen) != 0)
+		return -1;
+	if (load_ids(a, err, errlen) != 0) {
+		flock(a->lockfd, LOCK_UN);
+		return -1;
+	}
+	return 0;
+}
+
+void
+archive_unlock(struct archive *a)
+{
+	flock(a->lockfd, LOCK_UN);
+}
+
+int
+archive_open(const char *archive_dir, const char *source,
+    enum archive_mode mode, struct archive **out, char *err, size_t errlen)
 {
 	struct archive *a = xcalloc(1, sizeof *a);
 	char *p, *buf;
 	size_t len;
 	static const char *const dirs[] = { "versions", "tmp", "trash",
 	    NULL };
-	int i;
+	int i, pending;
 
 	*out = NULL;
-	a->lockfd = -1;
+	a->lockfd = a->daemonfd = -1;
+	a->mode = mode;
 	a->source = xstrdup(source);
 	a->dir = xasprintf("%s/%s", archive_dir, source);
 	p = archive_path(a, "format");
@@ -339,7 +383,7 @@ archive_open(const char *archive_dir, const char *source, int writer,
 			goto fail;
 		}
 		free(buf);
-	} else if (errno == ENOENT && writer) {
+	} else if (errno == ENOENT && mode == ARCHIVE_DAEMON) {
 		if (fs_mkdir_p(a->dir, 0700) != 0 || fs_write_atomic(p,
 		    ARCHIVE_FORMAT, strlen(ARCHIVE_FORMAT)) != 0) {
 			snprintf(err, errlen, "%s: cannot create the archive: "
@@ -355,31 +399,55 @@ archive_open(const char *archive_dir, const char *source, int writer,
 		goto fail;
 	}
 	free(p);
-	if (writer) {
-		for (i = 0; dirs[i] != NULL; i++) {
-			p = archive_path(a, dirs[i]);
-			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-				snprintf(err, errlen, "%s: %s", p,
-				    strerror(errno));
-				free(p);
-				goto fail;
-			}
-			free(p);
-		}
-		p = archive_path(a, "lock");
-		a->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (a->lockfd < 0 || flock(a->lockfd, LOCK_EX | LOCK_NB) != 0) {
-			snprintf(err, errlen, "%s: %s", p, errno ==
-			    EWOULDBLOCK ? "another process writes this "
-			    "archive (is a pull-backup daemon already running "
-			    "on it?)" : strerror(errno));
+	for (i = 0; mode != ARCHIVE_READ && dirs[i] != NULL; i++) {
+		p = archive_path(a, dirs[i]);
+		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: %s", p, strerror(errno));
 			free(p);
 			goto fail;
 		}
 		free(p);
-		if (recover(a, err, errlen) != 0)
-			goto fail;
 	}
+	if (mode == ARCHIVE_DAEMON) {
+		/* One daemon per archive, for as long as it runs. */
+		p = archive_path(a, "daemon.lock");
+		a->daemonfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (a->daemonfd < 0 ||
+		    flock(a->daemonfd, LOCK_EX | LOCK_NB) != 0) {
+			snprintf(err, errlen, "%s: %s", p, errno ==
+			    EWOULDBLOCK ? "another pull-backup daemon runs on "
+			    "this archive; two writers are refused" :
+			    strerror(errno));
+			free(p);
+			goto fail;
+		}
+		free(p);
+	}
+	p = archive_path(a, "lock");
+	a->lockfd = open(p, (mode == ARCHIVE_READ ? O_RDONLY : O_RDWR |
+	    O_CREAT) | O_CLOEXEC, 0600);
+	if (a->lockfd < 0 && mode == ARCHIVE_READ && errno == ENOENT)
+		a->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (a->lockfd < 0) {
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		free(p);
+		goto fail;
+	}
+	free(p);
+	/* A journal means a commit was cut short: whoever opens the archive
+	 * first finishes it, under the exclusive lock. */
+	p = archive_path(a, "journal");
+	pending = fs_exists(p);
+	free(p);
+	if (mode != ARCHIVE_READ || pending) {
+		if (lock_take(a, LOCK_EX, err, errlen) != 0 ||
+		    recover(a, err, errlen) != 0)
+			goto fail;
+		if (mode == ARCHIVE_DAEMON)
+			flock(a->lockfd, LOCK_UN);
+	}
+	if (mode == ARCHIVE_READ && lock_take(a, LOCK_SH, err, errlen) != 0)
+		goto fail;
 	if (load_ids(a, err, errlen) != 0)
 		goto fail;
 	*out = a;
@@ -389,13 +457,66 @@ fail:
 	return -1;
 }
 
+/* Each manifest has its SHA-256 beside it, so that a damaged manifest is
+ * found rather than trusted. */
+static int
+save_checksum(const char *mpath)
+{
+	char hex[HASH_HEX_SIZE + 1], *cpath;
+	int fd, rc;
+
+	if ((fd = open(mpath, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = hash_fd(fd, hex) < 0 ? -1 : 0;
+	close(fd);
+	if (rc != 0)
+		return -1;
+	strcat(hex, "\n");
+	cpath = xasprintf("%s.sha256", mpath);
+	rc = fs_write_atomic(cpath, hex, strlen(hex));
+	free(cpath);
+	return rc;
+}
+
 int
 archive_manifest(const struct archive *a, size_t index,
     struct manifest **out, char *err, size_t errlen)
 {
-	char *p = vpath(a, a->ids[index], "manifest");
-	int rc = manifest_load(p, out, err, errlen);
+	char *p = vpath(a, a->ids[index], "manifest"), *cp, *buf, *want;
+	char hex[HASH_HEX_SIZE], inner[512];
+	struct hash h;
+	size_t len, wlen;
+	int rc = -1;
 
+	*out = NULL;
+	cp = xasprintf("%s.sha256", p);
+	if (fs_read_file(p, MANIFEST_MAX_BYTES, &buf, &len) != 0) {
+		snprintf(err, errlen, "version %s: %s: %s", a->ids[index], p,
+		    strerror(errno));
+		goto out;
+	}
+	hash_init(&h);
+	hash_update(&h, buf, len);
+	hash_final(&h, hex);
+	if (fs_read_file(cp, 256, &want, &wlen) != 0) {
+		snprintf(err, errlen, "version %s: %s: %s", a->ids[index], cp,
+		    strerror(errno));
+	} else if (wlen < HASH_HEX_LEN || memcmp(want, hex, HASH_HEX_LEN)) {
+		snprintf(err, errlen, "version %s: its manifest is damaged "
+		    "(SHA-256 %.12s..., manifest.sha256 says %.12s...)",
+		    a->ids[index], hex, want);
+		free(want);
+	} else if (manifest_parse(buf, len, out, inner, sizeof inner) != 0) {
+		snprintf(err, errlen, "version %s: %s: %s", a->ids[index], p,
+		    inner);
+		free(want);
+	} else {
+		free(want);
+		rc = 0;
+	}
+	free(buf);
+out:
+	free(cp);
 	free(p);
 	return rc;
 }
@@ -626,7 +747,7 @@ archive_commit(struct archive *a, const struct manifest *m, char *err,
 	}
 	{
 		char *mp = xasprintf("%s/manifest", p);
-		if (manifest_save(m, mp) != 0) {
+		if (manifest_save(m, mp) != 0 || save_checksum(mp) != 0) {
 			snprintf(err, errlen, "%s: %s", mp, strerror(errno));
 			free(mp);
 			free(p);
@@ -662,7 +783,7 @@ int
 archive_prune(struct archive *a, int64_t keep_last, int64_t older_than,
     int dry_run, char ***gone, size_t *ngone, char *err, size_t errlen)
 {
-	int64_t now_ms = (int64_t)time(NULL) * 1000, newest_ms;
+	int64_t now_ms = (int64_t)time(NULL) * 1000;
 	size_t i, keep_from = 0;
 	char *src, *dst;
 
@@ -670,11 +791,8 @@ archive_prune(struct archive *a, int64_t keep_last, int64_t older_than,
 	*ngone = 0;
 	if (a->n <= 1)
 		return 0;
-	/* Ages count from now, or from the newest version if the clock says
-	 * it is in the future: a skewed clock never makes more go. */
-	newest_ms = version_id_ms(a->ids[a->n - 1]);
-	if (newest_ms > now_ms)
-		now_ms = newest_ms;
+	/* Ages count from the clock, never from a version's time: a version
+	 * from the future (clock skew) is never the reason another goes. */
 	for (i = 0; i + 1 < a->n; i++) {
 		int drop = 0;
 		if (keep_last > 0 && a->n - i > (size_t)keep_last)
@@ -765,14 +883,14 @@ gunzip_to(const char *path, int (*sink)(void *, const void *, size_t),
 	return rc;
 }
 
-struct restorer {
+struct archive_reader {
 	const struct archive *a;
 	struct manifest **ms;	/* per version, loaded on demand */
 	int curfd;
 };
 
-static const struct manifest *
-rs_manifest(struct restorer *r, size_t j, char *err, size_t errlen)
+const struct manifest *
+archive_reader_manifest(struct archive_reader *r, size_t j, char *err, size_t errlen)
 {
 	if (r->ms[j] == NULL && archive_manifest(r->a, j, &r->ms[j], err,
 	    errlen) != 0)
@@ -781,8 +899,8 @@ rs_manifest(struct restorer *r, size_t j, char *err, size_t errlen)
 }
 
 /* An fd open on the content of path at version k, at offset 0. */
-static int
-rs_content(struct restorer *r, size_t k, const struct ment *e, char *err,
+int
+archive_reader_content(struct archive_reader *r, size_t k, const struct ment *e, char *err,
     size_t errlen)
 {
 	const struct archive *a = r->a;
@@ -813,7 +931,7 @@ rs_content(struct restorer *r, size_t k, const struct ment *e, char *err,
 			break;
 		}
 		free(name);
-		if ((nm = rs_manifest(r, j + 1, err, errlen)) == NULL)
+		if ((nm = archive_reader_manifest(r, j + 1, err, errlen)) == NULL)
 			break;
 		ne = manifest_find(nm, e->path);
 		if (ne == NULL || ne->type != MENT_FILE) {
@@ -871,36 +989,178 @@ rs_content(struct restorer *r, size_t k, const struct ment *e, char *err,
 	return fd;
 }
 
-int
-archive_restore(const struct archive *a, size_t index, const char *dest,
+struct archive_reader *
+archive_reader_new(const struct archive *a, char *err, size_t errlen)
+{
+	struct archive_reader *r = xcalloc(1, sizeof *r);
+	char *p = archive_path(a, "current");
+
+	r->a = a;
+	r->ms = xcalloc(a->n ? a->n : 1, sizeof *r->ms);
+	r->curfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(p);
+	if (r->curfd < 0 && a->n > 0) {
+		snprintf(err, errlen, "%s/current: %s", a->dir,
+		    strerror(errno));
+		archive_reader_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+archive_reader_free(struct archive_reader *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->a->n; i++)
+		manifest_free(r->ms[i]);
+	free(r->ms);
+	if (r->curfd >= 0)
+		close(r->curfd);
+	free(r);
+}
+
+/* Copy the rebuilt content of e into out, hashing it; 0 when it matches
+ * the manifest. */
+static int
+copy_verified(int in, int out, const struct ment *e, const char *version,
     char *err, size_t errlen)
 {
-	struct restorer r;
-	const struct manifest *m;
-	const struct ment *e;
-	const char *base;
-	char buf[1 << 16], hex[HASH_HEX_SIZE], *p;
+	char buf[1 << 16], hex[HASH_HEX_SIZE];
 	struct hash h;
-	int destfd = -1, dfd, in, out, rc = -1;
-	int64_t total;
+	int64_t total = 0;
 	ssize_t n;
-	size_t i;
+
+	hash_init(&h);
+	while ((n = read(in, buf, sizeof buf)) > 0) {
+		hash_update(&h, buf, (size_t)n);
+		total += n;
+		if (out >= 0 && fs_write_all(out, buf, (size_t)n) != 0) {
+			hash_abort(&h);
+			snprintf(err, errlen, "%s: writing: %s", e->path,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	hash_final(&h, hex);
+	if (n < 0) {
+		snprintf(err, errlen, "%s: reading: %s", e->path,
+		    strerror(errno));
+		return -1;
+	}
+	if (total != e->size || strcmp(hex, e->sha) != 0) {
+		snprintf(err, errlen, "%s of version %s does not match its "
+		    "SHA-256 (rebuilt %lld bytes, %.12s...; the manifest says "
+		    "%lld bytes, %.12s...)", e->path, version,
+		    (long long)total, hex, (long long)e->size, e->sha);
+		return -1;
+	}
+	return 0;
+}
+
+/* The entries of m under sub ("" for all), with paths relative to it. */
+static struct manifest *
+subtree(const struct manifest *m, const char *sub, const struct ment **root)
+{
+	struct manifest *t = xcalloc(1, sizeof *t);
+	size_t i, n = strlen(sub);
+
+	*root = NULL;
+	t->e = xcalloc(m->n ? m->n : 1, sizeof *t->e);
+	for (i = 0; i < m->n; i++) {
+		const struct ment *e = &m->e[i];
+		if (n > 0 && strcmp(e->path, sub) == 0) {
+			*root = e;
+			continue;
+		}
+		if (n > 0 && (strncmp(e->path, sub, n) != 0 ||
+		    e->path[n] != '/'))
+			continue;
+		t->e[t->n] = *e;
+		t->e[t->n].path = xstrdup(e->path + (n ? n + 1 : 0));
+		t->e[t->n].target = e->target ? xstrdup(e->target) : NULL;
+		t->n++;
+	}
+	return t;
+}
+
+int
+archive_restore(const struct archive *a, size_t index, const char *sub,
+    const char *dest, char *err, size_t errlen)
+{
+	struct archive_reader *r;
+	const struct manifest *m;
+	struct manifest *t = NULL;
+	const struct ment *e, *root = NULL, *orig;
+	const char *base;
+	char *full;
+	int destfd = -1, dfd, in, out, rc = -1;
+	size_t i, n;
 	DIR *d;
 
 	err[0] = '\0';
-	memset(&r, 0, sizeof r);
-	r.a = a;
-	r.ms = xcalloc(a->n, sizeof *r.ms);
-	p = archive_path(a, "current");
-	r.curfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(p);
-	if (r.curfd < 0) {
-		snprintf(err, errlen, "%s/current: %s", a->dir,
-		    strerror(errno));
+	if ((r = archive_reader_new(a, err, errlen)) == NULL)
+		return -1;
+	if ((m = archive_reader_manifest(r, index, err, errlen)) == NULL)
+		goto out;
+	if (sub == NULL)
+		sub = "";
+	t = subtree(m, sub, &root);
+	if (*sub != '\0' && root == NULL) {
+		snprintf(err, errlen, "version %s has no %s", a->ids[index],
+		    sub);
 		goto out;
 	}
-	if ((m = rs_manifest(&r, index, err, errlen)) == NULL)
+	/* A single file or symlink goes to dest itself. */
+	if (root != NULL && root->type != MENT_DIR) {
+		struct manifest one = { .e = (struct ment *)root, .n = 1 };
+		char *slash, *parent = xstrdup(dest);
+		if ((slash = strrchr(parent, '/')) != NULL)
+			*(slash == parent ? slash + 1 : slash) = '\0';
+		else
+			strcpy(parent, ".");
+		if (fs_exists(dest)) {
+			snprintf(err, errlen, "%s exists; restore writes a "
+			    "file only where there is none", dest);
+			free(parent);
+			goto out;
+		}
+		destfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		free(parent);
+		if (destfd < 0) {
+			snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+			goto out;
+		}
+		base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+		if (root->type == MENT_LINK)
+			rc = symlinkat(root->target, destfd, base);
+		else {
+			in = archive_reader_content(r, index, root, err,
+			    errlen);
+			out = in < 0 ? -1 : openat(destfd, base, O_WRONLY |
+			    O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			rc = in < 0 || out < 0 ? -1 :
+			    copy_verified(in, out, root, a->ids[index], err,
+			    errlen);
+			if (rc == 0)
+				rc = fsync(out);
+			if (in >= 0)
+				close(in);
+			if (out >= 0)
+				close(out);
+		}
+		if (rc != 0 && err[0] == '\0')
+			snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+		if (rc == 0) {
+			one.e[0].path = (char *)base;
+			rc = sync_apply_meta(destfd, &one, err, errlen);
+			one.e[0].path = root->path;
+		}
 		goto out;
+	}
 	if (mkdir(dest, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", dest, strerror(errno));
 		goto out;
@@ -919,8 +1179,8 @@ archive_restore(const struct archive *a, size_t index, const char *dest,
 		goto out;
 	}
 	destfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	for (i = 0; i < m->n; i++) {
-		e = &m->e[i];
+	for (i = 0; i < t->n; i++) {
+		e = &t->e[i];
 		if ((dfd = fs_open_parent(destfd, e->path, &base)) < 0) {
 			snprintf(err, errlen, "%s/%s: %s", dest, e->path,
 			    strerror(errno));
@@ -931,61 +1191,120 @@ archive_restore(const struct archive *a, size_t index, const char *dest,
 		else if (e->type == MENT_LINK)
 			rc = symlinkat(e->target, dfd, base);
 		else {
-			rc = -1;
-			in = rs_content(&r, index, e, err, errlen);
+			full = *sub ? xasprintf("%s/%s", sub, e->path) :
+			    xstrdup(e->path);
+			orig = manifest_find(m, full);
+			free(full);
+			in = archive_reader_content(r, index, orig, err,
+			    errlen);
 			out = in < 0 ? -1 : openat(dfd, base, O_WRONLY |
 			    O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 			if (in >= 0 && out < 0)
 				snprintf(err, errlen, "%s/%s: %s", dest,
 				    e->path, strerror(errno));
-			if (out >= 0) {
-				hash_init(&h);
-				total = 0;
-				while ((n = read(in, buf, sizeof buf)) > 0) {
-					hash_update(&h, buf, (size_t)n);
-					total += n;
-					if (fs_write_all(out, buf, (size_t)n))
-						break;
-				}
-				hash_final(&h, hex);
-				if (n != 0)
-					snprintf(err, errlen, "%s/%s: %s",
-					    dest, e->path, strerror(errno));
-				else if (total != e->size ||
-				    strcmp(hex, e->sha) != 0)
-					snprintf(err, errlen, "%s of version "
-					    "%s does not match its SHA-256 "
-					    "after restore: the archive is "
-					    "damaged (run verify)", e->path,
-					    a->ids[index]);
-				else
-					rc = fsync(out);
-				close(out);
+			rc = in < 0 || out < 0 ? -1 : copy_verified(in, out,
+			    orig, a->ids[index], err, errlen);
+			if (rc == 0 && fsync(out) != 0) {
+				snprintf(err, errlen, "%s/%s: fsync: %s", dest,
+				    e->path, strerror(errno));
+				rc = -1;
 			}
 			if (in >= 0)
 				close(in);
-			if (rc != 0) {
-				close(dfd);
-				goto out;
-			}
+			if (out >= 0)
+				close(out);
 		}
-		close(dfd);
-		if (rc != 0) {
+		if (rc != 0 && err[0] == '\0')
 			snprintf(err, errlen, "%s/%s: %s", dest, e->path,
 			    strerror(errno));
+		close(dfd);
+		if (rc != 0)
 			goto out;
+	}
+	rc = sync_apply_meta(destfd, t, err, errlen);
+	if (rc == 0 && root != NULL) {
+		struct timespec ts[2];
+		ts[0].tv_sec = root->mtime_sec;
+		ts[0].tv_nsec = root->mtime_nsec;
+		ts[1] = ts[0];
+		if (fchmod(destfd, root->mode) != 0 ||
+		    futimens(destfd, ts) != 0) {
+			snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+			rc = -1;
 		}
 	}
-	rc = sync_apply_meta(destfd, m, err, errlen);
+	if (rc == 0)
+		rc = fsync(destfd);
 out:
 	if (rc != 0 && err[0] == '\0')
 		snprintf(err, errlen, "restore failed");
 	if (destfd >= 0)
 		close(destfd);
-	if (r.curfd >= 0)
-		close(r.curfd);
-	for (i = 0; i < a->n; i++)
-		manifest_free(r.ms[i]);
-	free(r.ms);
+	manifest_free(t);
+	archive_reader_free(r);
 	return rc;
+}
+
+int
+archive_verify(const struct archive *a, size_t index, archive_bad_fn bad,
+    void *arg, int64_t *files, int64_t *bytes)
+{
+	struct archive_reader *r;
+	const struct manifest *m;
+	const struct ment *e;
+	char err[1024], target[4096];
+	struct stat st;
+	int fd, nbad = 0;
+	ssize_t n;
+	size_t i;
+
+	*files = *bytes = 0;
+	err[0] = '\0';
+	if ((r = archive_reader_new(a, err, sizeof err)) == NULL ||
+	    (m = archive_reader_manifest(r, index, err, sizeof err)) == NULL) {
+		bad(arg, a->ids[index], "manifest", err);
+		archive_reader_free(r);
+		return 1;
+	}
+	for (i = 0; i < m->n; i++) {
+		e = &m->e[i];
+		if (e->type != MENT_FILE) {
+			/* The newest version's plain tree must hold the
+			 * directories and symlinks too. */
+			if (index + 1 != a->n)
+				continue;
+			if (fstatat(r->curfd, e->path, &st,
+			    AT_SYMLINK_NOFOLLOW) != 0)
+				snprintf(err, sizeof err, "current/%s: %s",
+				    e->path, strerror(errno));
+			else if (e->type == MENT_DIR && !S_ISDIR(st.st_mode))
+				snprintf(err, sizeof err, "current/%s is not a "
+				    "directory", e->path);
+			else if (e->type == MENT_LINK && (!S_ISLNK(st.st_mode) ||
+			    (n = readlinkat(r->curfd, e->path, target,
+			    sizeof target - 1)) < 0 || (target[n] = '\0',
+			    strcmp(target, e->target) != 0)))
+				snprintf(err, sizeof err, "current/%s: not the "
+				    "symlink the manifest says", e->path);
+			else
+				continue;
+			bad(arg, a->ids[index], e->path, err);
+			nbad++;
+			continue;
+		}
+		err[0] = '\0';
+		fd = archive_reader_content(r, index, e, err, sizeof err);
+		if (fd < 0 || copy_verified(fd, -1, e, a->ids[index], err,
+		    sizeof err) != 0) {
+			bad(arg, a->ids[index], e->path, err);
+			nbad++;
+		} else {
+			(*files)++;
+			*bytes += e->size;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	archive_reader_free(r);
+	return nbad;
 }

@@ -18,6 +18,7 @@
 #include <event2/http.h>
 
 #include "archive.h"
+#include "verbs.h"
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
@@ -216,14 +217,21 @@ pull_work(void *arg)
 	o.link_unchanged = 1;
 	s->rc = sync_run(&o, &s->new_m, &s->st, &s->gone, s->err,
 	    sizeof s->err);
-	if (s->rc == 0)
-		s->rc = archive_commit(s->ar, s->new_m, s->err, sizeof s->err);
-	else
+	if (s->rc != 0) {
 		fs_rm_rf(staging);
+		goto out;
+	}
+	/* Readers (restore, verify, export) see the archive before or after
+	 * the commit, never during it. */
+	if ((s->rc = archive_lock(s->ar, 1, s->err, sizeof s->err)) != 0)
+		goto out;
+	s->rc = archive_commit(s->ar, s->new_m, s->err, sizeof s->err);
 	if (s->rc == 0 && (s->sc->keep_last > 0 || s->sc->older_than > 0) &&
 	    archive_prune(s->ar, s->sc->keep_last, s->sc->older_than, 0,
 	    &s->pruned, &s->npruned, perr, sizeof perr) != 0)
 		log_warnx("source \"%s\": retention: %s", s->sc->name, perr);
+	archive_unlock(s->ar);
+out:
 	for (i = 0; i < s->npruned; i++)
 		log_info("source \"%s\": retention removed version %s",
 		    s->sc->name, s->pruned[i]);
@@ -255,6 +263,7 @@ pull_done(void *arg)
 		return;
 	switch (runner_done(&s->run, s->rc == 0, s->gone)) {
 	case RUNNER_OK:
+		attempt_clear(s->ar->dir);
 		src_load_head(s);
 		log_info("source \"%s\": archived version %s: %lld files, "
 		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole; "
@@ -270,8 +279,10 @@ pull_done(void *arg)
 		log_warnx("source \"%s\": pulling version %s failed, giving "
 		    "up: %s", s->sc->name, s->version, s->err);
 		send_archived(s, s->version, s->peer, 0, s->err);
+		attempt_write(s->ar->dir, s->version, "failed", s->err);
 		break;
 	case RUNNER_RETRY:
+		attempt_write(s->ar->dir, s->version, "in progress", s->err);
 		log_warnx("source \"%s\": pulling version %s failed (attempt "
 		    "%d of %d, next in %llds): %s", s->sc->name, s->version,
 		    s->run.attempts, s->run.max_attempts,
@@ -352,6 +363,7 @@ src_start(struct runner *r, const struct doc *ev)
 	s->err[0] = '\0';
 	log_info("source \"%s\": pulling version %s from %s", s->sc->name,
 	    s->version, s->sc->exporter);
+	attempt_write(s->ar->dir, s->version, "in progress", NULL);
 	worker_submit(s->pb->node.runs, pull_work, pull_done, s);
 }
 
@@ -535,7 +547,7 @@ pb_serve(struct config *cf, int argc, char **argv)
 		s = &pb.srcs[i];
 		s->pb = &pb;
 		s->sc = &cf->sources[i];
-		if (archive_open(cf->archive_dir, s->sc->name, 1, &s->ar, err,
+		if (archive_open(cf->archive_dir, s->sc->name, ARCHIVE_DAEMON, &s->ar, err,
 		    sizeof err) != 0) {
 			log_warnx("source \"%s\": %s", s->sc->name, err);
 			return EXIT_FAILED;
@@ -590,132 +602,29 @@ pb_serve(struct config *cf, int argc, char **argv)
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }
 
-/* Archive verbs: they read the archive directly, daemon running or not. */
-
-static int
-open_source(struct config *cf, const char *source, struct archive **a)
-{
-	char err[1024];
-
-	if (config_source(cf, source) == NULL) {
-		fprintf(stderr, "pullbackup: no source \"%s\" in %s\n", source,
-		    cf->path);
-		return EXIT_USAGE;
-	}
-	if (archive_open(cf->archive_dir, source, 0, a, err, sizeof err)) {
-		fprintf(stderr, "pullbackup: %s\n", err);
-		return EXIT_FAILED;
-	}
-	return 0;
-}
-
-static int
-pb_list(struct config *cf, int argc, char **argv)
-{
-	const char *json = NULL;
-	struct verb_opt opts[] = { { "json", 0, &json }, { NULL, 0, NULL } };
-	struct version_info vi;
-	struct archive *a;
-	struct evbuffer *b;
-	struct json j;
-	char err[1024];
-	char *pos[1];
-	size_t i;
-	int rc;
-
-	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
-		return EXIT_USAGE;
-	if (rc != 1)
-		return usage_error("list SOURCE [--json]");
-	if ((rc = open_source(cf, pos[0], &a)) != 0)
-		return rc;
-	b = evbuffer_new();
-	json_init(&j, b);
-	json_arr_open(&j, NULL);
-	if (json == NULL)
-		printf("%-22s %-22s %8s %14s %14s\n", "ID", "TIME (UTC)", "FILES",
-		    "BYTES", "STORED");
-	for (i = a->n; i-- > 0;) {
-		if (archive_info(a, i, &vi, err, sizeof err) != 0) {
-			fprintf(stderr, "pullbackup: %s\n", err);
-			rc = EXIT_FAILED;
-			continue;
-		}
-		if (json != NULL) {
-			json_obj_open(&j, NULL);
-			json_str(&j, "id", vi.id);
-			json_str(&j, "time", vi.time);
-			json_str(&j, "state", "completed");
-			json_bool(&j, "newest", i + 1 == a->n);
-			json_i64(&j, "files", vi.files);
-			json_i64(&j, "bytes", vi.bytes);
-			json_i64(&j, "increment_bytes", vi.stored);
-			json_obj_close(&j);
-		} else
-			printf("%-22s %-22s %8lld %14lld %14lld%s\n", vi.id,
-			    vi.time, (long long)vi.files, (long long)vi.bytes,
-			    (long long)vi.stored, i + 1 == a->n ?
-			    "  (newest, plain files)" : "");
-	}
-	json_arr_close(&j);
-	if (json != NULL) {
-		evbuffer_add(b, "\n", 1);
-		fwrite(evbuffer_pullup(b, -1), 1, evbuffer_get_length(b),
-		    stdout);
-	}
-	evbuffer_free(b);
-	archive_close(a);
-	return rc;
-}
-
-static int
-pb_restore(struct config *cf, int argc, char **argv)
-{
-	const char *at = NULL;
-	struct verb_opt opts[] = { { "at", 1, &at }, { NULL, 0, NULL } };
-	struct archive *a;
-	struct version_info vi;
-	char err[1024];
-	char *pos[2];
-	size_t idx;
-	int rc;
-
-	if ((rc = verb_opts(argc, argv, opts, pos, 2)) < 0)
-		return EXIT_USAGE;
-	if (at == NULL || rc != 2)
-		return usage_error("restore SOURCE --at TIME DIR");
-	if ((rc = open_source(cf, pos[0], &a)) != 0)
-		return rc;
-	if (time_resolve(at, a->ids, a->n, time(NULL), &idx, err,
-	    sizeof err) != 0) {
-		fprintf(stderr, "pullbackup: source \"%s\": %s\n", pos[0],
-		    err);
-		archive_close(a);
-		return EXIT_FAILED;
-	}
-	if (archive_restore(a, idx, pos[1], err, sizeof err) != 0) {
-		fprintf(stderr, "pullbackup: restoring version %s of \"%s\": "
-		    "%s\n", a->ids[idx], pos[0], err);
-		archive_close(a);
-		return EXIT_FAILED;
-	}
-	archive_info(a, idx, &vi, err, sizeof err);
-	printf("restored version %s (%s) of \"%s\" into %s: %lld files, %lld "
-	    "bytes, every file verified\n", vi.id, vi.time, pos[0],
-	    pos[1], (long long)vi.files, (long long)vi.bytes);
-	archive_close(a);
-	return EXIT_OK;
-}
-
 static const struct verb pb_verbs[] = {
 	{ "check-config", "", "parse and validate the configuration",
 	    verb_check_config },
 	{ "serve", "", "run the daemon in the foreground", pb_serve },
 	{ "status", "[--json]", "what the running daemon knows", verb_status },
 	{ "list", "SOURCE [--json]", "the versions, newest first", pb_list },
-	{ "restore", "SOURCE --at TIME DIR",
-	    "write the version at TIME into DIR (absent or empty), verified",
+	{ "changed", "SOURCE --since TIME [--json]",
+	    "files added, changed and removed since TIME", pb_changed },
+	{ "restore", "SOURCE[/PATH] --at TIME DIR",
+	    "write the version at TIME (or its PATH) into DIR, verified",
 	    pb_restore },
+	{ "verify", "SOURCE [--at TIME | --all]",
+	    "rebuild and check every file's SHA-256; name each bad file",
+	    pb_verify },
+	{ "prune", "SOURCE [--older-than AGE] [--keep-last N] [--dry-run]",
+	    "remove old versions, never the newest; print what goes", pb_prune },
+	{ "export", "SOURCE --at TIME [--format tar|tar.gz] [-o FILE]",
+	    "the version as one archive file (stdout by default)", pb_export },
+	{ "vc-export", "SOURCE -o DIR [--since TIME] [--latest N]",
+	    "every version as plain files, DIR/<version-id>/...",
+	    pb_vc_export },
+	{ "catalog", "SOURCE", "the versions and their manifests, as YAML",
+	    pb_catalog },
 	{ NULL, NULL, NULL, NULL },
 };
 

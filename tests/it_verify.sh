@@ -37,7 +37,14 @@ cat "$T/now.out" "$T/now.err"
 check "now reports the failure (exit 1)" [ $rc -eq 1 ]
 check "the reason is the SHA-256 mismatch" contains "$T/now.err" "SHA-256"
 check "the pull-backup retried before giving up" grep -q "attempt 1 of 3" "$T/c/pullbackup.log"
-check "the archive still holds only the first version" [ "$(pullbackup list db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ]
+pullbackup list db --json > "$T/list.json"
+check "the archive still holds only the first version" [ "$(python3 -c 'import json,sys; print(len([v for v in json.load(open(sys.argv[1])) if v["state"] == "completed"]))' "$T/list.json")" = 1 ]
+check "list shows the failed pull" python3 -c '
+import json, sys
+l = json.load(open(sys.argv[1]))
+sys.exit(0 if l[0]["state"] == "failed" and "SHA-256" in l[0]["error"] else 1)' "$T/list.json"
+pullbackup list db
+check "pullbackup verify --all passes" pullbackup verify db --all
 check "no staging is left behind" [ ! -e "$T/c/archive/db/staging" ]
 check "the standby still has the first version" [ "$(cat "$T/standby/f")" = "original content" ]
 finish

@@ -142,7 +142,7 @@ check_all(const struct archive *a, const char *what)
 			continue;
 		snprintf(out, sizeof out, "%s/restore-%s-%zu", dir, what, i);
 		err[0] = '\0';
-		CHECK(archive_restore(a, i, out, err, sizeof err) == 0);
+		CHECK(archive_restore(a, i, NULL, out, err, sizeof err) == 0);
 		if (err[0])
 			fprintf(stderr, "%s: restore %zu: %s\n", what, i, err);
 		CHECK(manifest_scan(out, "db", a->ids[i], &m, err,
@@ -168,7 +168,7 @@ main(void)
 	log_init("test", LOG_LEVEL_WARN);
 	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
 	snprintf(adir, sizeof adir, "%s/archive", dir);
-	CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+	CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
 	CHECK(a->n == 0 && archive_head(a) == NULL);
 	for (v = 0; v < 4; v++) {
 		commit_version(a, v);
@@ -183,8 +183,8 @@ main(void)
 	/* Two writers are refused. */
 	{
 		struct archive *b = NULL;
-		CHECK(archive_open(adir, "db", 1, &b, err, sizeof err) != 0);
-		CHECK_CONTAINS(err, "another process");
+		CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &b, err, sizeof err) != 0);
+		CHECK_CONTAINS(err, "another pull-backup daemon");
 	}
 
 	/* Retention: never the newest, oldest first, the rest restorable. */
@@ -211,7 +211,7 @@ main(void)
 	/* A crash at each point of a commit: the archive comes back with the
 	 * old version or the new one complete, never anything between. */
 	for (k = 0; points[k] != NULL; k++) {
-		CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+		CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
 		v = nsaved;
 		if ((pid = fork()) == 0) {
 			setenv("UNDERSTUDY_FAULT", points[k], 1);
@@ -232,7 +232,7 @@ main(void)
 			fs_rm_rf(stg);
 			nsaved = v + 1;
 		}
-		CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+		CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
 		if (strcmp(points[k], "commit-increments-built") == 0) {
 			CHECK(strcmp(archive_head(a), ids[v]) != 0);
 			CHECK(a->recovered != NULL);
@@ -248,7 +248,7 @@ main(void)
 		archive_close(a);
 	}
 	/* An interrupted prune. */
-	CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+	CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
 	if ((pid = fork()) == 0) {
 		setenv("UNDERSTUDY_FAULT", "prune-version-moved", 1);
 		archive_prune(a, 2, 0, 0, &gone, &ngone, err, sizeof err);
@@ -257,16 +257,16 @@ main(void)
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
 	archive_close(a);
-	CHECK(archive_open(adir, "db", 1, &a, err, sizeof err) == 0);
+	CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
 	CHECK(a->recovered != NULL);
 	check_all(a, "after-prune-crash");
 	archive_close(a);
 
 	/* A reader sees the same. */
-	CHECK(archive_open(adir, "db", 0, &a, err, sizeof err) == 0);
+	CHECK(archive_open(adir, "db", ARCHIVE_READ, &a, err, sizeof err) == 0);
 	check_all(a, "reader");
 	archive_close(a);
-	CHECK(archive_open(adir, "nope", 0, &a, err, sizeof err) != 0);
+	CHECK(archive_open(adir, "nope", ARCHIVE_READ, &a, err, sizeof err) != 0);
 	CHECK_CONTAINS(err, "no archive for source \"nope\"");
 
 	for (v = 0; v < nsaved; v++)

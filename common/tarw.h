@@ -1,0 +1,18 @@
+/* Writing a version as a tar (or tar.gz) stream through libarchive, one
+ * entry at a time, file data streamed in bounded pieces and checked
+ * against the manifest's SHA-256 on the way. */
+#ifndef UNDERSTUDY_TARW_H
+#define UNDERSTUDY_TARW_H
+
+#include <stddef.h>
+
+struct ment;
+struct tarw;
+
+struct tarw *tarw_open(int fd, int gzip, char *err, size_t errlen);
+/* Add e under path; for a file, its content is read from fd. */
+int tarw_add(struct tarw *, const struct ment *e, const char *path, int fd,
+    char *err, size_t errlen);
+int tarw_close(struct tarw *, char *err, size_t errlen);
+
+#endif

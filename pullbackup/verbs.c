@@ -1,0 +1,669 @@
+/* The archive verbs: list, changed, restore, verify, prune, export,
+ * vc-export, catalog. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "archive.h"
+#include "config.h"
+#include "daemon.h"
+#include "doc.h"
+#include "fsutil.h"
+#include "json.h"
+#include "log.h"
+#include "manifest.h"
+#include "tarw.h"
+#include "timespec.h"
+#include "verbs.h"
+#include "xmalloc.h"
+
+static int
+open_source(struct config *cf, const char *source, enum archive_mode mode,
+    struct archive **a)
+{
+	char err[1024];
+
+	if (config_source(cf, source) == NULL) {
+		fprintf(stderr, "pullbackup: no source \"%s\" in %s\n", source,
+		    cf->path);
+		return EXIT_USAGE;
+	}
+	if (archive_open(cf->archive_dir, source, mode, a, err, sizeof err)) {
+		fprintf(stderr, "pullbackup: %s\n", err);
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
+static int
+resolve(struct archive *a, const char *at, size_t *idx)
+{
+	char err[512];
+
+	if (time_resolve(at, a->ids, a->n, time(NULL), idx, err,
+	    sizeof err) != 0) {
+		fprintf(stderr, "pullbackup: source \"%s\": %s\n", a->source,
+		    err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+print_json(struct evbuffer *b)
+{
+	evbuffer_add(b, "\n", 1);
+	fwrite(evbuffer_pullup(b, -1), 1, evbuffer_get_length(b), stdout);
+}
+
+void
+attempt_write(const char *dir, const char *version, const char *state,
+    const char *error)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *p = xasprintf("%s/attempt.json", dir), iso[32];
+	struct json j;
+
+	time_format_iso(time(NULL), iso, sizeof iso);
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_str(&j, "version", version);
+	json_str(&j, "state", state);
+	json_str(&j, "time", iso);
+	if (error != NULL)
+		json_str(&j, "error", error);
+	json_obj_close(&j);
+	if (fs_write_atomic(p, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b)) != 0)
+		log_warn("%s", p);
+	evbuffer_free(b);
+	free(p);
+}
+
+void
+attempt_clear(const char *dir)
+{
+	char *p = xasprintf("%s/attempt.json", dir);
+
+	unlink(p);
+	free(p);
+}
+
+int
+pb_list(struct config *cf, int argc, char **argv)
+{
+	const char *json = NULL;
+	struct verb_opt opts[] = { { "json", 0, &json }, { NULL, 0, NULL } };
+	struct version_info vi;
+	struct archive *a;
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+	struct doc *att = NULL;
+	char err[1024], *pos[1], *p, *buf;
+	size_t i, len;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("list SOURCE [--json]");
+	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+		return rc;
+	/* A pull under way or failed, newer than every version. */
+	p = archive_path(a, "attempt.json");
+	if (fs_read_file(p, 1 << 16, &buf, &len) == 0) {
+		if (doc_parse(buf, len, &att, err, sizeof err) != 0 ||
+		    doc_get_str(att, "version") == NULL ||
+		    (archive_head(a) != NULL && strcmp(doc_get_str(att,
+		    "version"), archive_head(a)) <= 0)) {
+			doc_free(att);
+			att = NULL;
+		}
+		free(buf);
+	}
+	free(p);
+	json_init(&j, b);
+	json_arr_open(&j, NULL);
+	if (json == NULL)
+		printf("%-22s %-22s %-11s %8s %14s %14s\n", "ID", "TIME (UTC)",
+		    "STATE", "FILES", "BYTES", "STORED");
+	if (att != NULL) {
+		const char *v = doc_get_str(att, "version");
+		const char *st = doc_get_str(att, "state");
+		char iso[32];
+		version_id_iso(v, iso, sizeof iso);
+		if (json != NULL) {
+			json_obj_open(&j, NULL);
+			json_str(&j, "id", v);
+			json_str(&j, "time", iso);
+			json_str(&j, "state", st);
+			json_str(&j, "error", doc_get_str(att, "error"));
+			json_obj_close(&j);
+		} else
+			printf("%-22s %-22s %-11s %8s %14s %14s%s%s\n", v, iso,
+			    st, "-", "-", "-", doc_get_str(att, "error") ?
+			    "  " : "", doc_get_str(att, "error") ?
+			    doc_get_str(att, "error") : "");
+	}
+	for (i = a->n; i-- > 0;) {
+		if (archive_info(a, i, &vi, err, sizeof err) != 0) {
+			fprintf(stderr, "pullbackup: %s\n", err);
+			rc = EXIT_FAILED;
+			continue;
+		}
+		if (json != NULL) {
+			json_obj_open(&j, NULL);
+			json_str(&j, "id", vi.id);
+			json_str(&j, "time", vi.time);
+			json_str(&j, "state", "completed");
+			json_bool(&j, "newest", i + 1 == a->n);
+			json_i64(&j, "files", vi.files);
+			json_i64(&j, "bytes", vi.bytes);
+			json_i64(&j, "increment_bytes", vi.stored);
+			json_obj_close(&j);
+		} else
+			printf("%-22s %-22s %-11s %8lld %14lld %14lld%s\n",
+			    vi.id, vi.time, "completed", (long long)vi.files,
+			    (long long)vi.bytes, (long long)vi.stored,
+			    i + 1 == a->n ? "  (newest, plain files)" : "");
+	}
+	json_arr_close(&j);
+	if (json != NULL)
+		print_json(b);
+	else if (a->n == 0 && att == NULL)
+		printf("(no versions yet)\n");
+	evbuffer_free(b);
+	doc_free(att);
+	archive_close(a);
+	return rc;
+}
+
+int
+pb_changed(struct config *cf, int argc, char **argv)
+{
+	const char *json = NULL, *since = NULL;
+	struct verb_opt opts[] = { { "json", 0, &json },
+	    { "since", 1, &since }, { NULL, 0, NULL } };
+	struct manifest *old = NULL, *new = NULL;
+	const struct ment *e, *f;
+	struct archive *a;
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+	char err[1024], *pos[1];
+	const char *kinds[3] = { "added", "changed", "removed" };
+	size_t idx, i, k, count[3] = { 0, 0, 0 };
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1 || since == NULL)
+		return usage_error("changed SOURCE --since TIME [--json]");
+	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+		return rc;
+	rc = EXIT_FAILED;
+	if (resolve(a, since, &idx) != 0)
+		goto out;
+	if (archive_manifest(a, idx, &old, err, sizeof err) != 0 ||
+	    archive_manifest(a, a->n - 1, &new, err, sizeof err) != 0) {
+		fprintf(stderr, "pullbackup: %s\n", err);
+		goto out;
+	}
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_str(&j, "since", a->ids[idx]);
+	json_str(&j, "until", a->ids[a->n - 1]);
+	for (k = 0; k < 3; k++) {
+		json_arr_open(&j, kinds[k]);
+		const struct manifest *from = k == 2 ? old : new;
+		const struct manifest *other = k == 2 ? new : old;
+		for (i = 0; i < from->n; i++) {
+			e = &from->e[i];
+			f = manifest_find(other, e->path);
+			if (k == 1 && (f == NULL || (f->type == e->type &&
+			    f->mode == e->mode && strcmp(f->sha, e->sha) == 0 &&
+			    (e->type != MENT_LINK ||
+			    strcmp(f->target, e->target) == 0))))
+				continue;
+			if (k != 1 && f != NULL)
+				continue;
+			count[k]++;
+			json_str(&j, NULL, e->path);
+			if (json == NULL)
+				printf("%-8s %s%s\n", kinds[k], e->path,
+				    e->type == MENT_DIR ? "/" : "");
+		}
+		json_arr_close(&j);
+	}
+	json_obj_close(&j);
+	if (json != NULL)
+		print_json(b);
+	else
+		printf("since %s: %zu added, %zu changed, %zu removed\n",
+		    a->ids[idx], count[0], count[1], count[2]);
+	rc = EXIT_OK;
+out:
+	manifest_free(old);
+	manifest_free(new);
+	evbuffer_free(b);
+	archive_close(a);
+	return rc;
+}
+
+int
+pb_restore(struct config *cf, int argc, char **argv)
+{
+	const char *at = NULL, *why;
+	struct verb_opt opts[] = { { "at", 1, &at }, { NULL, 0, NULL } };
+	struct archive *a;
+	struct version_info vi;
+	char err[1024], *pos[2], *source, *sub;
+	size_t idx;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 2)) < 0)
+		return EXIT_USAGE;
+	if (at == NULL || rc != 2)
+		return usage_error("restore SOURCE[/PATH] --at TIME DIR");
+	/* SOURCE/sub/path restores just that subtree. */
+	source = xstrdup(pos[0]);
+	if ((sub = strchr(source, '/')) != NULL) {
+		*sub++ = '\0';
+		while (*sub != '\0' && sub[strlen(sub) - 1] == '/')
+			sub[strlen(sub) - 1] = '\0';
+		if (*sub != '\0' && (why = path_check(sub)) != NULL) {
+			rc = usage_error("restore: bad path %s: %s", sub, why);
+			free(source);
+			return rc;
+		}
+	}
+	if ((rc = open_source(cf, source, ARCHIVE_READ, &a)) != 0) {
+		free(source);
+		return rc;
+	}
+	rc = EXIT_FAILED;
+	if (resolve(a, at, &idx) != 0)
+		goto out;
+	if (archive_restore(a, idx, sub, pos[1], err, sizeof err) != 0) {
+		fprintf(stderr, "pullbackup: restoring version %s of \"%s\": "
+		    "%s\n", a->ids[idx], pos[0], err);
+		goto out;
+	}
+	archive_info(a, idx, &vi, err, sizeof err);
+	if (sub != NULL && *sub != '\0')
+		printf("restored %s of version %s (%s) of \"%s\" into %s, every "
+		    "file verified\n", sub, vi.id, vi.time, source, pos[1]);
+	else
+		printf("restored version %s (%s) of \"%s\" into %s: %lld "
+		    "files, %lld bytes, every file verified\n", vi.id, vi.time,
+		    source, pos[1], (long long)vi.files, (long long)vi.bytes);
+	rc = EXIT_OK;
+out:
+	archive_close(a);
+	free(source);
+	return rc;
+}
+
+static void
+verify_bad(void *arg, const char *version, const char *path, const char *why)
+{
+	printf("BAD version %s: %s: %s\n", version, path, why);
+	fflush(stdout);
+}
+
+int
+pb_verify(struct config *cf, int argc, char **argv)
+{
+	const char *at = NULL, *all = NULL;
+	struct verb_opt opts[] = { { "at", 1, &at }, { "all", 0, &all },
+	    { NULL, 0, NULL } };
+	struct archive *a;
+	char *pos[1];
+	size_t idx, first, last, i;
+	int64_t files, bytes;
+	int rc, bad, total = 0;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1 || (at != NULL && all != NULL))
+		return usage_error("verify SOURCE [--at TIME | --all]");
+	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+		return rc;
+	if (a->n == 0) {
+		fprintf(stderr, "pullbackup: source \"%s\": the archive holds "
+		    "no version yet\n", pos[0]);
+		archive_close(a);
+		return EXIT_FAILED;
+	}
+	if (all != NULL) {
+		first = 0;
+		last = a->n - 1;
+	} else {
+		if (resolve(a, at ? at : "now", &idx) != 0) {
+			archive_close(a);
+			return EXIT_FAILED;
+		}
+		first = last = idx;
+	}
+	for (i = last + 1; i-- > first;) {
+		bad = archive_verify(a, i, verify_bad, NULL, &files, &bytes);
+		if (bad == 0)
+			printf("version %s: %lld files, %lld bytes, all "
+			    "verified\n", a->ids[i], (long long)files,
+			    (long long)bytes);
+		else
+			printf("version %s: %d bad\n", a->ids[i], bad);
+		total += bad;
+	}
+	archive_close(a);
+	if (total > 0) {
+		fprintf(stderr, "pullbackup: source \"%s\": %d bad entries; see "
+		    "above\n", pos[0], total);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+int
+pb_prune(struct config *cf, int argc, char **argv)
+{
+	const char *older = NULL, *keep = NULL, *dry = NULL;
+	struct verb_opt opts[] = { { "older-than", 1, &older },
+	    { "keep-last", 1, &keep }, { "dry-run", 0, &dry },
+	    { NULL, 0, NULL } };
+	const struct source_conf *sc;
+	struct archive *a;
+	char err[1024], *pos[1], **gone, iso[32], *end;
+	int64_t older_than = 0, keep_last = 0;
+	size_t ngone, i;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("prune SOURCE [--older-than AGE] "
+		    "[--keep-last N] [--dry-run]");
+	if (older != NULL && age_parse(older, &older_than) != 0)
+		return usage_error("prune: --older-than takes an age like 2W");
+	if (keep != NULL) {
+		errno = 0;
+		keep_last = strtoll(keep, &end, 10);
+		if (errno != 0 || *end != '\0' || keep_last < 1)
+			return usage_error("prune: --keep-last takes a number, "
+			    "at least 1");
+	}
+	if (older == NULL && keep == NULL && (sc = config_source(cf,
+	    pos[0])) != NULL) {
+		/* Without options: the source's retention. */
+		older_than = sc->older_than;
+		keep_last = sc->keep_last;
+		if (older_than == 0 && keep_last == 0)
+			return usage_error("prune: give --older-than or "
+			    "--keep-last (source \"%s\" has no retention)",
+			    pos[0]);
+	}
+	if ((rc = open_source(cf, pos[0], dry ? ARCHIVE_READ : ARCHIVE_WRITE,
+	    &a)) != 0)
+		return rc;
+	if (archive_prune(a, keep_last, older_than, dry != NULL, &gone,
+	    &ngone, err, sizeof err) != 0) {
+		fprintf(stderr, "pullbackup: prune: %s\n", err);
+		rc = EXIT_FAILED;
+	}
+	for (i = 0; i < ngone; i++) {
+		version_id_iso(gone[i], iso, sizeof iso);
+		printf("%s version %s (%s)\n", dry ? "would remove" :
+		    "removed", gone[i], iso);
+		free(gone[i]);
+	}
+	free(gone);
+	if (ngone == 0 && rc == 0)
+		printf("nothing to remove: %zu version(s) kept\n", a->n);
+	archive_close(a);
+	return rc;
+}
+
+int
+pb_export(struct config *cf, int argc, char **argv)
+{
+	const char *at = NULL, *format = "tar", *output = NULL;
+	struct verb_opt opts[] = { { "at", 1, &at }, { "format", 1, &format },
+	    { "o", 1, &output }, { "output", 1, &output }, { NULL, 0, NULL } };
+	struct archive_reader *r = NULL;
+	const struct manifest *m;
+	struct archive *a;
+	struct tarw *t = NULL;
+	char err[1024], *pos[1], *tmp = NULL;
+	size_t idx, i;
+	int rc, fd = STDOUT_FILENO, in;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1 || at == NULL)
+		return usage_error("export SOURCE --at TIME [--format "
+		    "tar|tar.gz] [-o FILE]");
+	if (strcmp(format, "tar") != 0 && strcmp(format, "tar.gz") != 0)
+		return usage_error("export: --format takes tar or tar.gz");
+	if (output == NULL && isatty(STDOUT_FILENO))
+		return usage_error("export: will not write an archive to a "
+		    "terminal; use -o FILE or a pipe");
+	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+		return rc;
+	rc = EXIT_FAILED;
+	if (resolve(a, at, &idx) != 0)
+		goto out;
+	if (output != NULL) {
+		/* Written aside and renamed: a failed export leaves nothing
+		 * that looks like a good one. */
+		tmp = xasprintf("%s.tmp.%d", output, (int)getpid());
+		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0644)) < 0) {
+			fprintf(stderr, "pullbackup: %s: %s\n", output,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	if ((r = archive_reader_new(a, err, sizeof err)) == NULL ||
+	    (m = archive_reader_manifest(r, idx, err, sizeof err)) == NULL ||
+	    (t = tarw_open(fd, strcmp(format, "tar.gz") == 0, err,
+	    sizeof err)) == NULL)
+		goto fail;
+	for (i = 0; i < m->n; i++) {
+		in = -1;
+		if (m->e[i].type == MENT_FILE && (in = archive_reader_content(r,
+		    idx, &m->e[i], err, sizeof err)) < 0)
+			goto fail;
+		rc = tarw_add(t, &m->e[i], m->e[i].path, in, err, sizeof err);
+		if (in >= 0)
+			close(in);
+		if (rc != 0) {
+			rc = EXIT_FAILED;
+			goto fail;
+		}
+	}
+	rc = tarw_close(t, err, sizeof err);
+	t = NULL;
+	if (rc != 0) {
+		rc = EXIT_FAILED;
+		goto fail;
+	}
+	if (output != NULL && (fsync(fd) != 0 || close(fd) != 0 ||
+	    rename(tmp, output) != 0)) {
+		fd = -1;
+		snprintf(err, sizeof err, "%s: %s", output, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (output != NULL)
+		fprintf(stderr, "exported version %s of \"%s\" to %s (%s): "
+		    "%lld files, %lld bytes, every file verified\n",
+		    a->ids[idx], pos[0], output, format, (long long)m->files,
+		    (long long)m->bytes);
+	rc = EXIT_OK;
+	goto out;
+fail:
+	rc = EXIT_FAILED;
+	fprintf(stderr, "pullbackup: export of version %s of \"%s\": %s\n",
+	    a->ids[idx], pos[0], err);
+	if (t != NULL)
+		tarw_close(t, err, sizeof err);
+	if (tmp != NULL)
+		unlink(tmp);
+out:
+	if (output != NULL && fd >= 0)
+		close(fd);
+	free(tmp);
+	archive_reader_free(r);
+	archive_close(a);
+	return rc;
+}
+
+int
+pb_vc_export(struct config *cf, int argc, char **argv)
+{
+	const char *output = NULL, *since = NULL, *latest = NULL;
+	struct verb_opt opts[] = { { "o", 1, &output },
+	    { "output", 1, &output }, { "since", 1, &since },
+	    { "latest", 1, &latest }, { NULL, 0, NULL } };
+	struct archive *a;
+	char err[1024], *pos[1], *dst, *tmp, *end;
+	size_t first = 0, idx, i, made = 0, kept = 0;
+	long long n;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1 || output == NULL)
+		return usage_error("vc-export SOURCE -o DIR [--since TIME] "
+		    "[--latest N]");
+	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+		return rc;
+	rc = EXIT_FAILED;
+	if (since != NULL) {
+		if (resolve(a, since, &idx) != 0)
+			goto out;
+		first = idx;
+	}
+	if (latest != NULL) {
+		errno = 0;
+		n = strtoll(latest, &end, 10);
+		if (errno != 0 || *end != '\0' || n < 1) {
+			archive_close(a);
+			return usage_error("vc-export: --latest takes a number, "
+			    "at least 1");
+		}
+		if ((size_t)n < a->n - first)
+			first = a->n - (size_t)n;
+	}
+	if (fs_mkdir_p(output, 0755) != 0) {
+		fprintf(stderr, "pullbackup: %s: %s\n", output,
+		    strerror(errno));
+		goto out;
+	}
+	for (i = first; i < a->n; i++) {
+		dst = xasprintf("%s/%s", output, a->ids[i]);
+		tmp = xasprintf("%s/.%s.tmp", output, a->ids[i]);
+		if (fs_exists(dst)) {
+			kept++;
+		} else if (fs_rm_rf(tmp) != 0 || archive_restore(a, i, NULL,
+		    tmp, err, sizeof err) != 0 || rename(tmp, dst) != 0) {
+			fprintf(stderr, "pullbackup: vc-export of version %s: "
+			    "%s\n", a->ids[i], err[0] ? err : strerror(errno));
+			fs_rm_rf(tmp);
+			free(dst);
+			free(tmp);
+			goto out;
+		} else {
+			printf("%s\n", dst);
+			made++;
+		}
+		free(dst);
+		free(tmp);
+	}
+	fs_fsync_dir(output);
+	fprintf(stderr, "vc-export of \"%s\": %zu version(s) written, %zu "
+	    "already there\n", pos[0], made, kept);
+	rc = EXIT_OK;
+out:
+	archive_close(a);
+	return rc;
+}
+
+/* Scalars as JSON strings are valid YAML, whatever they hold. */
+static void
+yaml_str(struct evbuffer *b, const char *key, const char *val)
+{
+	evbuffer_add_printf(b, "%s: ", key);
+	json_escape(b, val);
+}
+
+int
+pb_catalog(struct config *cf, int argc, char **argv)
+{
+	struct verb_opt opts[] = { { NULL, 0, NULL } };
+	struct manifest *m;
+	struct version_info vi;
+	struct archive *a;
+	struct evbuffer *b = evbuffer_new();
+	const struct ment *e;
+	char err[1024], *pos[1];
+	size_t i, k;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("catalog SOURCE");
+	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+		return rc;
+	yaml_str(b, "source", a->source);
+	evbuffer_add_printf(b, "\n");
+	yaml_str(b, "archive", a->dir);
+	evbuffer_add_printf(b, "\nversions:%s\n", a->n ? "" : " []");
+	for (i = a->n; i-- > 0;) {
+		if (archive_info(a, i, &vi, err, sizeof err) != 0 ||
+		    archive_manifest(a, i, &m, err, sizeof err) != 0) {
+			fprintf(stderr, "pullbackup: %s\n", err);
+			rc = EXIT_FAILED;
+			continue;
+		}
+		evbuffer_add_printf(b, "  - ");
+		yaml_str(b, "id", vi.id);
+		evbuffer_add_printf(b, "\n    ");
+		yaml_str(b, "time", vi.time);
+		evbuffer_add_printf(b, "\n    newest: %s\n    files: %lld\n"
+		    "    bytes: %lld\n    stored_bytes: %lld\n    manifest:%s\n",
+		    i + 1 == a->n ? "true" : "false", (long long)vi.files,
+		    (long long)vi.bytes, (long long)vi.stored,
+		    m->n ? "" : " []");
+		for (k = 0; k < m->n; k++) {
+			e = &m->e[k];
+			evbuffer_add_printf(b, "      - {");
+			yaml_str(b, "path", e->path);
+			evbuffer_add_printf(b, ", type: %s, mode: \"%04o\", "
+			    "mtime: %lld.%09ld", e->type == MENT_FILE ? "file" :
+			    e->type == MENT_DIR ? "dir" : "symlink",
+			    (unsigned)e->mode, (long long)e->mtime_sec,
+			    e->mtime_nsec);
+			if (e->type == MENT_FILE)
+				evbuffer_add_printf(b, ", size: %lld, sha256: "
+				    "%s", (long long)e->size, e->sha);
+			if (e->type == MENT_LINK) {
+				evbuffer_add_printf(b, ", ");
+				yaml_str(b, "target", e->target);
+			}
+			evbuffer_add_printf(b, "}\n");
+		}
+		manifest_free(m);
+	}
+	fwrite(evbuffer_pullup(b, -1), 1, evbuffer_get_length(b), stdout);
+	evbuffer_free(b);
+	archive_close(a);
+	return rc;
+}
