@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -5,13 +7,35 @@
 #include "fault.h"
 #include "log.h"
 
+static atomic_int fault_hits;
+
 void
 fault_point(const char *name)
 {
 	const char *want = getenv("UNDERSTUDY_FAULT");
+	size_t n = strlen(name);
+	long nth = 1;
 
-	if (want != NULL && strcmp(want, name) == 0) {
-		log_warnx("fault point %s: dying now", name);
-		_exit(86);
-	}
+	if (want == NULL || strncmp(want, name, n) != 0)
+		return;
+	if (want[n] == ':')
+		nth = strtol(want + n + 1, NULL, 10);
+	else if (want[n] != '\0')
+		return;
+	if (atomic_fetch_add(&fault_hits, 1) + 1 < nth)
+		return;
+	log_warnx("fault point %s: dying now", name);
+	_exit(86);
+}
+
+int
+fault_enospc(const char *point)
+{
+	const char *want = getenv("UNDERSTUDY_FAULT");
+
+	if (want == NULL || strncmp(want, "enospc:", 7) != 0 ||
+	    strcmp(want + 7, point) != 0)
+		return 0;
+	errno = ENOSPC;
+	return 1;
 }

@@ -1,8 +1,14 @@
-/* Named fault points, for the crash tests: when UNDERSTUDY_FAULT names a
- * point, the process dies there at once, as a kill -9 would leave it. */
+/* Fault injection for the crash and disk-full tests, from the environment:
+ *   UNDERSTUDY_FAULT=NAME      die (as kill -9 would leave things) at the
+ *                              first pass through fault point NAME
+ *   UNDERSTUDY_FAULT=NAME:N    ... at the N-th pass
+ *   UNDERSTUDY_FAULT=enospc:W  writes at write point W fail with ENOSPC
+ * Without the variable these cost one getenv per call. */
 #ifndef UNDERSTUDY_FAULT_H
 #define UNDERSTUDY_FAULT_H
 
 void fault_point(const char *name);
+/* 1 if writes at this point must fail (errno is then ENOSPC). */
+int fault_enospc(const char *write_point);
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "fsutil.h"
 #include "xmalloc.h"
 
@@ -131,6 +132,8 @@ fs_write_atomic(const char *path, const void *data, size_t len)
 	char *tmp, *dir, *slash;
 	int fd, saved, rc = -1;
 
+	if (fault_enospc("atomic-write"))
+		return -1;
 	tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {

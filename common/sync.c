@@ -10,6 +10,7 @@
 #include <event2/http.h>
 
 #include "delta.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "hash.h"
 #include "http.h"
@@ -36,6 +37,8 @@ writer_sink(void *arg, const void *p, size_t n)
 {
 	struct writer *w = arg;
 
+	if (fault_enospc("staging-write"))
+		return -1;
 	if (w->written + (int64_t)n > w->limit) {
 		w->overflow = 1;
 		errno = EFBIG;
@@ -85,6 +88,7 @@ writer_data(void *arg, struct evbuffer *chunk)
 
 struct syncer {
 	const struct sync_opts *o;
+	int resuming;
 	struct http_client *hc;
 	int stagefd;
 	int basefd;
@@ -349,12 +353,36 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 	return 1;
 }
 
+/* A file a pull cut short already fetched, and verified again now. */
+static int
+already_staged(struct syncer *s, const struct ment *e)
+{
+	char hex[HASH_HEX_SIZE];
+	struct stat st;
+	int fd, ok;
+
+	fd = fs_open_beneath(s->stagefd, e->path, O_RDONLY, 0);
+	if (fd < 0)
+		return 0;
+	ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size == e->size && hash_fd(fd, hex) == e->size &&
+	    strcmp(hex, e->sha) == 0;
+	close(fd);
+	return ok;
+}
+
 static int
 sync_file(struct syncer *s, const struct ment *e)
 {
 	const struct ment *be = s->o->base_m ?
 	    manifest_find(s->o->base_m, e->path) : NULL;
-	int bfd = open_base(s, be), rc = 0;
+	int bfd, rc = 0;
+
+	if (s->resuming && already_staged(s, e)) {
+		s->st->resumed++;
+		return 0;
+	}
+	bfd = open_base(s, be);
 
 	if (bfd >= 0 && strcmp(be->sha, e->sha) == 0)
 		rc = copy_unchanged(s, e, be, bfd);
@@ -412,6 +440,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	const char *base;
 	size_t i;
 	int dfd, rc = -1;
+	char *marker = NULL, *mark = NULL, *buf;
+	size_t len;
 
 	memset(&s, 0, sizeof s);
 	memset(st, 0, sizeof *st);
@@ -428,7 +458,24 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	if (fetch_manifest(&s, &m) != 0)
 		goto out;
-	if (fs_rm_rf(o->staging) != 0 || mkdir(o->staging, 0700) != 0 ||
+	/* A staging tree left by a pull of this very version is resumed;
+	 * anything else there is thrown away. */
+	marker = xasprintf("%s.version", o->staging);
+	mark = xasprintf("%s %s\n", o->source, o->version);
+	if (fs_read_file(marker, 256, &buf, &len) == 0) {
+		s.resuming = strcmp(buf, mark) == 0 && fs_exists(o->staging);
+		free(buf);
+	}
+	if (!s.resuming && (fs_rm_rf(o->staging) != 0 ||
+	    fs_write_atomic(marker, mark, strlen(mark)) != 0)) {
+		snprintf(err, errlen, "staging directory %s: %s", o->staging,
+		    strerror(errno));
+		goto out;
+	}
+	if (s.resuming)
+		log_info("resuming the pull of %s %s in %s", o->source,
+		    o->version, o->staging);
+	if ((mkdir(o->staging, 0700) != 0 && errno != EEXIST) ||
 	    (s.stagefd = open(o->staging, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "staging directory %s: %s", o->staging,
@@ -450,6 +497,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 			st->bytes += e->size;
 			if (sync_file(&s, e) != 0)
 				goto out;
+			fault_point("sync-file");
 			continue;
 		}
 		if ((dfd = fs_open_parent(s.stagefd, e->path, &base)) < 0) {
@@ -457,8 +505,20 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 			    strerror(errno));
 			goto out;
 		}
-		rc = e->type == MENT_DIR ? mkdirat(dfd, base, 0700) :
-		    symlinkat(e->target, dfd, base);
+		if (e->type == MENT_DIR) {
+			rc = mkdirat(dfd, base, 0700);
+			if (rc != 0 && errno == EEXIST && s.resuming) {
+				struct stat sb;
+				rc = fstatat(dfd, base, &sb,
+				    AT_SYMLINK_NOFOLLOW) == 0 &&
+				    S_ISDIR(sb.st_mode) ? 0 : -1;
+				errno = EEXIST;
+			}
+		} else {
+			if (s.resuming)
+				unlinkat(dfd, base, 0);
+			rc = symlinkat(e->target, dfd, base);
+		}
 		close(dfd);
 		if (rc != 0) {
 			snprintf(err, errlen, "staging %s: %s", e->path,
@@ -496,6 +556,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	rc = 0;
 out:
 	*gone = s.gone;
+	free(marker);
+	free(mark);
 	manifest_free(m);
 	if (s.stagefd >= 0)
 		close(s.stagefd);

@@ -21,12 +21,15 @@ struct sync_opts {
 	const char *version;
 	const char *base_dir;		/* local copy, or NULL */
 	const struct manifest *base_m;	/* its manifest, or NULL */
-	const char *staging;		/* made anew */
+	const char *staging;		/* made anew, or resumed: a pull cut
+					 * short leaves it with a marker,
+					 * <staging>.version */
 	int link_unchanged;		/* hard-link instead of copy */
 };
 
 struct sync_stats {
 	int64_t files, unchanged, deltas, whole;
+	int64_t resumed;		/* already fetched by a pull cut short */
 	int64_t bytes;			/* of the version */
 	int64_t received;		/* over the wire */
 	int64_t sent;			/* signatures */

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "hook.h"
 #include "http.h"
@@ -173,14 +174,16 @@ import_work(void *arg)
 	struct manifest *m = NULL;
 	struct sync_opts o;
 	char *data, *cur_data, *mpath, *env[4];
-	int rc;
+	int rc, keep = 0;
 
 	s->hook_ran = 0;
 	s->rc = -1;
 	data = xasprintf("%s/data", s->next);
 	cur_data = xasprintf("%s/data", s->current);
 	mpath = xasprintf("%s/manifest", s->next);
-	if (fs_rm_rf(s->next) != 0 || mkdir(s->next, 0700) != 0) {
+	/* next/ may hold a copy an import cut short was making: the sync
+	 * resumes it if it is of this version. */
+	if (mkdir(s->next, 0700) != 0 && errno != EEXIST) {
 		snprintf(s->err, sizeof s->err, "%s: %s", s->next,
 		    strerror(errno));
 		goto out;
@@ -195,8 +198,11 @@ import_work(void *arg)
 	o.base_m = s->cur_m;
 	o.staging = data;
 	o.link_unchanged = 0;
-	if (sync_run(&o, &m, &s->st, &s->gone, s->err, sizeof s->err) != 0)
+	if (sync_run(&o, &m, &s->st, &s->gone, s->err, sizeof s->err) != 0) {
+		keep = !s->gone;	/* for the next attempt */
 		goto out;
+	}
+	fault_point("import-synced");
 	if (manifest_save(m, mpath) != 0) {
 		snprintf(s->err, sizeof s->err, "%s: %s", mpath,
 		    strerror(errno));
@@ -216,8 +222,11 @@ import_work(void *arg)
 	free(env[2]);
 	if (rc != 0) {
 		snprintf(s->err, sizeof s->err, "%s", s->hr.error);
+		/* Stopped by a shutdown: the verified copy is resumed. */
+		keep = worker_stopping();
 		goto out;
 	}
+	fault_point("import-hooked");
 	if (fs_exists(s->current)) {
 		if (renameat2(AT_FDCWD, s->next, AT_FDCWD, s->current,
 		    RENAME_EXCHANGE) != 0) {
@@ -231,9 +240,12 @@ import_work(void *arg)
 		goto out;
 	}
 	fs_fsync_dir(s->dir);
+	fault_point("import-swapped");
 	s->rc = 0;
 out:
-	fs_rm_rf(s->next);
+	/* After a swap next/ holds the previous copy: it goes. */
+	if (!keep)
+		fs_rm_rf(s->next);
 	manifest_free(m);
 	free(data);
 	free(cur_data);
@@ -267,10 +279,11 @@ import_done(void *arg)
 	case RUNNER_OK:
 		isrc_load(s);
 		log_info("source \"%s\": imported version %s: %lld files, "
-		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole)",
-		    s->sc->name, s->version, (long long)s->st.files,
-		    (long long)s->st.bytes, (long long)s->st.unchanged,
-		    (long long)s->st.deltas, (long long)s->st.whole);
+		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole, "
+		    "%lld resumed)", s->sc->name, s->version,
+		    (long long)s->st.files, (long long)s->st.bytes,
+		    (long long)s->st.unchanged, (long long)s->st.deltas,
+		    (long long)s->st.whole, (long long)s->st.resumed);
 		send_done(s, s->version, s->peer, 1, NULL);
 		break;
 	case RUNNER_GAVE_UP:
@@ -278,6 +291,7 @@ import_done(void *arg)
 		    "good copy (%s) stays: %s", s->sc->name, s->version,
 		    cur_version(s) ? cur_version(s) : "none", s->err);
 		send_done(s, s->version, s->peer, 0, s->err);
+		fs_rm_rf(s->next);	/* nothing left to resume */
 		break;
 	case RUNNER_RETRY:
 		log_warnx("source \"%s\": import of version %s failed (attempt "
@@ -464,12 +478,12 @@ im_serve(struct config *cf, int argc, char **argv)
 			log_warn("state_dir: %s", s->dir);
 			return EXIT_FAILED;
 		}
-		/* An import cut short: its copy was never the good one. */
-		if (fs_exists(s->next)) {
-			log_info("source \"%s\": removing an unfinished import",
-			    s->sc->name);
-			fs_rm_rf(s->next);
-		}
+		/* An import cut short left next/: its queued event brings it
+		 * back, and the sync resumes what it verified.  current/ is
+		 * always a whole, verified copy. */
+		if (fs_exists(s->next))
+			log_info("source \"%s\": an import was cut short; it "
+			    "resumes from its queued event", s->sc->name);
 		isrc_load(s);
 		isrc_load_state(s);
 	}

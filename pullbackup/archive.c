@@ -216,6 +216,9 @@ roll_forward(struct archive *a, const char *old, const char *new, char *err,
 	fault_point("commit-head-written");
 	fs_rm_rf(trash);
 	free(trash);
+	head = archive_path(a, "staging.version");
+	unlink(head);
+	free(head);
 	head = archive_path(a, "journal");
 	unlink(head);
 	free(head);
@@ -552,6 +555,8 @@ gz_sink(void *arg, const void *p, size_t n)
 {
 	gzFile gz = arg;
 
+	if (fault_enospc("increment-write"))
+		return -1;
 	while (n > 0) {
 		unsigned int chunk = n > (1u << 30) ? 1u << 30 : (unsigned)n;
 		if (gzwrite(gz, p, chunk) != (int)chunk) {
@@ -873,7 +878,8 @@ gunzip_to(const char *path, int (*sink)(void *, const void *, size_t),
 	}
 	if (n < 0 && rc == 0) {
 		int zerr;
-		snprintf(err, errlen, "%s: damaged: %s", path,
+		/* gzerror names the file already. */
+		snprintf(err, errlen, "damaged increment: %s",
 		    gzerror(gz, &zerr));
 		rc = -1;
 	}

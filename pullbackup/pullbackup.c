@@ -22,6 +22,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "http.h"
 #include "json.h"
@@ -218,9 +219,16 @@ pull_work(void *arg)
 	s->rc = sync_run(&o, &s->new_m, &s->st, &s->gone, s->err,
 	    sizeof s->err);
 	if (s->rc != 0) {
-		fs_rm_rf(staging);
+		/* Kept for the next attempt, unless the version is gone. */
+		if (s->gone) {
+			char *marker = xasprintf("%s.version", staging);
+			fs_rm_rf(staging);
+			unlink(marker);
+			free(marker);
+		}
 		goto out;
 	}
+	fault_point("pull-synced");
 	/* Readers (restore, verify, export) see the archive before or after
 	 * the commit, never during it. */
 	if ((s->rc = archive_lock(s->ar, 1, s->err, sizeof s->err)) != 0)
@@ -231,12 +239,27 @@ pull_work(void *arg)
 	    &s->pruned, &s->npruned, perr, sizeof perr) != 0)
 		log_warnx("source \"%s\": retention: %s", s->sc->name, perr);
 	archive_unlock(s->ar);
+	if (s->rc == 0)
+		fault_point("pull-committed");
 out:
 	for (i = 0; i < s->npruned; i++)
 		log_info("source \"%s\": retention removed version %s",
 		    s->sc->name, s->pruned[i]);
 	free(staging);
 	free(current);
+}
+
+/* A pull given up for good leaves nothing to resume. */
+static void
+drop_staging(struct src *s)
+{
+	char *staging = archive_path(s->ar, "staging");
+	char *marker = xasprintf("%s.version", staging);
+
+	fs_rm_rf(staging);
+	unlink(marker);
+	free(staging);
+	free(marker);
 }
 
 static void
@@ -266,12 +289,12 @@ pull_done(void *arg)
 		attempt_clear(s->ar->dir);
 		src_load_head(s);
 		log_info("source \"%s\": archived version %s: %lld files, "
-		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole; "
-		    "%lld bytes received) in %lds", s->sc->name, s->version,
-		    (long long)s->st.files, (long long)s->st.bytes,
+		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole, "
+		    "%lld resumed; %lld bytes received) in %lds", s->sc->name,
+		    s->version, (long long)s->st.files, (long long)s->st.bytes,
 		    (long long)s->st.unchanged, (long long)s->st.deltas,
-		    (long long)s->st.whole, (long long)s->st.received,
-		    s->last_secs);
+		    (long long)s->st.whole, (long long)s->st.resumed,
+		    (long long)s->st.received, s->last_secs);
 		send_archived(s, s->version, s->peer, 1, NULL);
 		push_to_importers(s, s->peer);
 		break;
@@ -280,6 +303,7 @@ pull_done(void *arg)
 		    "up: %s", s->sc->name, s->version, s->err);
 		send_archived(s, s->version, s->peer, 0, s->err);
 		attempt_write(s->ar->dir, s->version, "failed", s->err);
+		drop_staging(s);
 		break;
 	case RUNNER_RETRY:
 		attempt_write(s->ar->dir, s->version, "in progress", s->err);
@@ -469,6 +493,7 @@ pb_status(struct node *n, struct json *j)
 			json_i64(j, "unchanged", s->last_st.unchanged);
 			json_i64(j, "deltas", s->last_st.deltas);
 			json_i64(j, "whole", s->last_st.whole);
+			json_i64(j, "resumed", s->last_st.resumed);
 			json_i64(j, "bytes_received", s->last_st.received);
 			json_obj_close(j);
 		}

@@ -102,7 +102,7 @@ took=$(( $(date +%s) - start ))
 check "SIGTERM during an import exits 0" [ $rc -eq 0 ]
 check "and does not wait for the 30 s hook (took ${took}s)" [ "$took" -lt 15 ]
 check "the last good copy is untouched" diff <(tree_sig "$T/c/importer/sources/db/current/data") <(echo "$sig_before")
-check "no half-made copy is left" [ ! -e "$T/c/importer/sources/db/next" ]
+check "the verified copy is kept to resume" [ -e "$T/c/importer/sources/db/next/data.version" ]
 check "the event is still queued" [ -n "$(ls "$T/c/importer/queue/inbox")" ]
 rm "$T/standby.slow"
 chain_start_one "$IMPORTER" importer || exit 1
@@ -111,5 +111,6 @@ for i in $(seq 1 100); do
 	sleep 0.2
 done
 check "after a restart the import completes" same_tree "$S" "$T/c/importer/sources/db/current/data"
+check "resuming fetched nothing again" grep -q "2 resumed" "$T/c/importer.log"
 check "and the standby equals the source" same_tree "$S" "$T/standby"
 finish
