@@ -209,7 +209,8 @@ fetch_whole(struct syncer *s, const struct ment *e)
 		call_failed(s, &c, e->path);
 	} else if (w.failed) {
 		hash_abort(&w.h);
-		snprintf(s->err, s->errlen, "%s: %s", e->path, w.err);
+		snprintf(s->err, s->errlen, "writing %s/%s: %s", s->o->staging,
+		    e->path, w.err);
 	} else if (check_written(s, &w, e, "whole file") == 0)
 		rc = 0;
 	s->st->received += w.wire;

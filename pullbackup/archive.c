@@ -704,6 +704,12 @@ build_increments(struct archive *a, const struct manifest *old_m,
 				rc = gz_create(name, fill_full, &j, err,
 				    errlen);
 		}
+		if (rc != 0) {
+			char inner[512];
+			snprintf(inner, sizeof inner, "%s", err);
+			snprintf(err, errlen, "writing the increment of %s for "
+			    "version %s: %s", e->path, old_m->version, inner);
+		}
 		free(name);
 		close(j.oldfd);
 		if (j.newfd >= 0)

@@ -302,8 +302,8 @@ pull_done(void *arg)
 		log_warnx("source \"%s\": pulling version %s failed, giving "
 		    "up: %s", s->sc->name, s->version, s->err);
 		send_archived(s, s->version, s->peer, 0, s->err);
+		drop_staging(s);	/* first: the disk may be full */
 		attempt_write(s->ar->dir, s->version, "failed", s->err);
-		drop_staging(s);
 		break;
 	case RUNNER_RETRY:
 		attempt_write(s->ar->dir, s->version, "in progress", s->err);
