@@ -154,9 +154,15 @@ check "a second daemon on the same archive exits 1" [ $? -eq 1 ]
 check "saying two writers are refused" contains "$T/err" "two writers are refused"
 
 # A lock held by a dead process is no obstacle.
-flock -o "$A/lock" sleep 300 &
+# (One process holds it, so that killing it leaves no child behind.)
+$SYSPY -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(300)' "$A/lock" "$T/locked" &
 holder=$!
-sleep 0.5
+for i in $(seq 1 50); do [ -e "$T/locked" ] && break; sleep 0.1; done
+check "the lock is held" [ -e "$T/locked" ]
 kill -9 $holder
 wait $holder 2> /dev/null
 check "after its holder died, the lock is free" timeout 10 "$PULLBACKUP" -c "$T/c/pullbackup.yaml" list db
@@ -177,4 +183,46 @@ check "a cycle after the move adds a version" [ "$(pullbackup list db --json | $
 pullbackup restore db --at 2B "$T/r-moved" > /dev/null
 check "the oldest version survives the move bit for bit" same_tree "$T/copy4" "$T/r-moved"
 check "verify --all after the move" pullbackup verify db --all
+
+# Readers while the daemon pulls and commits: every restore equals the
+# copy saved for its version, verify --all always passes, export works.
+mkdir -p "$T/byid"
+save_by_id() {
+	local id
+	id=$(pullbackup list db --json | $SYSPY -c 'import json,sys; print([v["id"] for v in json.load(sys.stdin) if v["state"] == "completed"][0])')
+	rm -rf "$T/byid/$id" && cp -a "$S" "$T/byid/$id"
+}
+save_by_id
+readers() {
+	local reads=0 fails=0 id
+	while [ ! -e "$T/stop-readers" ]; do
+		for id in $(ls "$T/byid"); do
+			rm -rf "$T/rr"
+			if pullbackup restore db --at "$id" "$T/rr" > /dev/null 2>&1; then
+				same_tree "$T/byid/$id" "$T/rr" 2> /dev/null || fails=$((fails + 1))
+			elif pullbackup list db --json | grep -q "\"$id\""; then
+				fails=$((fails + 1))	# listed, yet not restorable
+			fi
+			pullbackup verify db --all > /dev/null 2>&1 || fails=$((fails + 1))
+			pullbackup export db --at now 2> /dev/null | tar -tf - > /dev/null 2>&1 ||
+				fails=$((fails + 1))
+			reads=$((reads + 1))
+		done
+	done
+	echo "$reads $fails" > "$T/readers.out"
+}
+readers &
+rpid=$!
+for k in 1 2 3; do
+	echo "concurrent change $k" > "$S/concurrent"
+	head -c 2M /dev/urandom > "$S/dir/blob"
+	exporter now --wait archived > /dev/null || bad "concurrent cycle $k"
+	save_by_id
+done
+touch "$T/stop-readers"
+wait $rpid
+read reads fails < "$T/readers.out"
+echo "readers: $reads rounds, $fails failures"
+check "readers ran during the cycles ($reads rounds)" [ "$reads" -ge 3 ]
+check "no reader ever saw an inconsistent archive" [ "$fails" = 0 ]
 finish

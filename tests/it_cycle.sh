@@ -95,6 +95,25 @@ received=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sour
 echo "cycle 2: pull-backup received $received bytes for a 111 MB version"
 check "cycle 2: changed files came as deltas (received < 16 MB)" [ "$received" -lt 16000000 ]
 
+# export and restore stream: their memory does not grow with the 111 MB file.
+if ldd "$PULLBACKUP" | grep -q libasan; then
+	echo "skip - memory bound under ASan"
+else
+	peak() {	# peak resident kB of a command, its output discarded
+		python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
+	}
+	kb=$(peak "$PULLBACKUP" -c "$T/c/pullbackup.yaml" export db --at 1B --format tar.gz)
+	echo "export of the 111 MB version (tar.gz): peak ${kb} kB"
+	check "export streams in bounded memory (< 48 MB)" [ "$kb" -lt 49152 ]
+	rm -rf "$T/rmem"
+	kb=$(peak "$PULLBACKUP" -c "$T/c/pullbackup.yaml" restore db --at 1B "$T/rmem")
+	echo "restore of an older 110 MB version through a reverse delta: peak ${kb} kB"
+	check "restore streams in bounded memory (< 48 MB)" [ "$kb" -lt 49152 ]
+	rm -rf "$T/rmem"
+fi
+
 # A file becomes a directory and a directory a file; the big file shrinks.
 rm "$S/edit.txt" && mkdir "$S/edit.txt" && echo "inside" > "$S/edit.txt/x"
 rm -rf "$S/new-dir" && echo "was a dir" > "$S/new-dir"

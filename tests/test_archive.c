@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -261,6 +262,60 @@ main(void)
 	CHECK(a->recovered != NULL);
 	check_all(a, "after-prune-crash");
 	archive_close(a);
+
+	/* Retention edge cases, on a fresh archive whose versions have
+	 * chosen times: two hours ago, thirty minutes ago, tomorrow. */
+	{
+		char adir2[4400], stg[8200];
+		struct archive *b;
+		struct manifest *m;
+		int64_t now_ms = (int64_t)time(NULL) * 1000;
+		int64_t when[3] = { now_ms - 7200000, now_ms - 1800000,
+		    now_ms + 86400000 };
+		char vid[3][VERSION_ID_SIZE];
+
+		snprintf(adir2, sizeof adir2, "%s/archive2", dir);
+		CHECK(archive_open(adir2, "db", ARCHIVE_DAEMON, &b, err,
+		    sizeof err) == 0);
+		for (v = 0; v < 3; v++) {
+			snprintf(stg, sizeof stg, "%s/staging", b->dir);
+			make_tree(stg, v);
+			version_id_make(when[v], vid[v]);
+			CHECK(manifest_scan(stg, "db", vid[v], &m, err,
+			    sizeof err) == 0);
+			CHECK(archive_commit(b, m, err, sizeof err) == 0);
+			manifest_free(m);
+		}
+		/* Older than an hour: only the one two hours old; the version
+		 * from tomorrow is no reason for the others to go. */
+		CHECK(archive_prune(b, 0, 3600, 1, &gone, &ngone, err,
+		    sizeof err) == 0);
+		CHECK(ngone == 1 && strcmp(gone[0], vid[0]) == 0);
+		for (i = 0; i < ngone; i++)
+			free(gone[i]);
+		free(gone);
+		/* Everything older than the limit: all but the newest. */
+		CHECK(archive_prune(b, 0, 60, 1, &gone, &ngone, err,
+		    sizeof err) == 0);
+		CHECK(ngone == 2);
+		for (i = 0; i < ngone; i++)
+			free(gone[i]);
+		free(gone);
+		/* keep_last 1: the newest alone stays, even from the future. */
+		CHECK(archive_prune(b, 1, 0, 0, &gone, &ngone, err,
+		    sizeof err) == 0);
+		CHECK(ngone == 2 && b->n == 1 &&
+		    strcmp(archive_head(b), vid[2]) == 0);
+		for (i = 0; i < ngone; i++)
+			free(gone[i]);
+		free(gone);
+		/* Nothing goes when only the newest is left. */
+		CHECK(archive_prune(b, 1, 1, 0, &gone, &ngone, err,
+		    sizeof err) == 0);
+		CHECK(ngone == 0 && b->n == 1);
+		free(gone);
+		archive_close(b);
+	}
 
 	/* A reader sees the same. */
 	CHECK(archive_open(adir, "db", ARCHIVE_READ, &a, err, sizeof err) == 0);
