@@ -171,6 +171,54 @@ send_imported(struct src *s)
 	evbuffer_free(b);
 }
 
+/* What was pushed, and to which of the exporter's names for us the
+ * reports go, survives a restart: push.json in the archive. */
+static void
+push_save(struct src *s)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *p = archive_path(s->ar, "push.json");
+	struct json j;
+
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_str(&j, "version", s->push_version);
+	json_str(&j, "peer", s->push_peer);
+	json_obj_close(&j);
+	if (fs_write_atomic(p, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b)) != 0)
+		log_warn("%s", p);
+	evbuffer_free(b);
+	free(p);
+}
+
+static void push_to_importers(struct src *, const char *);
+
+/* At start-up: push the newest version again, so that reports lost with
+ * the previous run come again (importers answer at once for a version they
+ * have). */
+static void
+push_resume(struct src *s)
+{
+	char *p = archive_path(s->ar, "push.json"), *buf, err[128];
+	struct doc *d = NULL;
+	size_t len;
+
+	if (fs_read_file(p, 1 << 16, &buf, &len) == 0) {
+		if (doc_parse(buf, len, &d, err, sizeof err) == 0 &&
+		    s->head != NULL && doc_get_str(d, "version") != NULL &&
+		    strcmp(doc_get_str(d, "version"), s->head) == 0) {
+			log_info("source \"%s\": pushing version %s to the "
+			    "importers again after the restart", s->sc->name,
+			    s->head);
+			push_to_importers(s, doc_get_str(d, "peer"));
+		}
+		doc_free(d);
+		free(buf);
+	}
+	free(p);
+}
+
 static void
 push_to_importers(struct src *s, const char *peer)
 {
@@ -181,6 +229,7 @@ push_to_importers(struct src *s, const char *peer)
 	xstrset(&s->push_version, s->head);
 	xstrset(&s->push_peer, peer);
 	s->push_reported = 0;
+	push_save(s);
 	for (i = 0; i < s->sc->nimporters; i++) {
 		xstrset(&s->imps[i].version, s->head);
 		s->imps[i].state = IMP_PENDING;
@@ -596,9 +645,11 @@ pb_serve(struct config *cf, int argc, char **argv)
 		log_warnx("%s", err);
 		return EXIT_FAILED;
 	}
-	for (i = 0; i < pb.nsrcs; i++)
+	for (i = 0; i < pb.nsrcs; i++) {
 		runner_init(&pb.srcs[i].run, &pb.node, pb.srcs[i].sc->name,
 		    &src_runner_ops, &pb.srcs[i], PULL_ATTEMPTS);
+		push_resume(&pb.srcs[i]);
+	}
 	rc = node_run(&pb.node);
 	node_free(&pb.node);
 	for (i = 0; i < pb.nsrcs; i++) {

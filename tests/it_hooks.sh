@@ -65,6 +65,31 @@ wait $slow
 check "the first export still completes" [ $? -eq 0 ]
 rm "$S.slow"
 
+# The pull-backup restarts after pushing, before the importer reports: the
+# report still reaches the exporter.
+chain_stop
+sed -i "s|import_command: .*|import_command: [$T/slow-import-hook, $T/standby]|" "$T/c/importer.yaml"
+cat > "$T/slow-import-hook" <<'EOH'
+#!/bin/sh
+sleep 2
+exec "$(dirname "$0")/import-hook" "$@"
+EOH
+chmod +x "$T/slow-import-hook"
+chain_start || exit 1
+echo "push restart" > "$S/f"
+exporter now --wait imported --timeout 60s > "$T/o6" 2>&1 &
+nowpid=$!
+for i in $(seq 1 100); do
+	grep -q "importing version" "$T/c/importer.log" 2>/dev/null && break
+	sleep 0.1
+done
+kill -TERM "$PID_pullbackup"; wait "$PID_pullbackup"
+chain_start_one "$PULLBACKUP" pullbackup || exit 1
+wait $nowpid
+check "the import report crosses a pull-backup restart" [ $? -eq 0 ]
+check "the pull-backup pushed again after its restart" grep -q "pushing version .* again after the restart" "$T/c/pullbackup.log"
+sed -i "s|import_command: .*|import_command: [$T/import-hook, $T/standby]|" "$T/c/importer.yaml"
+
 # After a restart, the daemons carry on: state is reloaded.
 chain_stop
 chain_start || exit 1
