@@ -85,12 +85,21 @@ send_done(struct http_call *c, void *arg)
 	char why[1024];
 	int delay;
 
-	e->busy = 0;
+	/* The entry stays busy until it is removed or rescheduled: what the
+	 * role does below may pump the outbox again. */
 	if (c->status == 200) {
 		log_debugf("delivered %s to %s", e->key, e->dest);
 		n->events_out++;
 		queue_remove(n->outbox, e);
+	} else if (c->status == 409) {
+		/* Refused for good: retrying would not change the answer. */
+		http_call_describe(c, why, sizeof why);
+		log_warnx("event %s refused by %s: %s", e->key, e->dest, why);
+		if (n->ops->refused != NULL)
+			n->ops->refused(n, e, why);
+		queue_remove(n->outbox, e);
 	} else {
+		e->busy = 0;
 		http_call_describe(c, why, sizeof why);
 		e->attempts++;
 		delay = PROTO_RETRY_MIN_SECS << (e->attempts < 7 ?

@@ -41,6 +41,9 @@ struct node_ops {
 	int (*route)(struct node *, struct evhttp_request *, const char *path);
 	/* Add the role's part to the status document. */
 	void (*status)(struct node *, struct json *);
+	/* A peer refused an event for good (409: e.g. a promoted importer);
+	 * the event is dropped after this. */
+	void (*refused)(struct node *, const struct qentry *, const char *why);
 	/* The version server's lookup, for the roles that serve. */
 	serve_lookup_fn lookup;
 };

@@ -36,39 +36,12 @@
 #include "sync.h"
 #include "timespec.h"
 #include "worker.h"
+#include "importer.h"
 #include "xmalloc.h"
 
 #define IMPORT_ATTEMPTS 3
 
-struct isrc {
-	struct importer *im;
-	const struct source_conf *sc;
-	char *dir, *current, *next, *state_file;
-	struct manifest *cur_m;
-	/* The import in progress. */
-	struct runner run;
-	char *version, *peer;
-	time_t started;
-	struct sync_stats st;
-	struct hook_result hr;
-	char err[1024];
-	int rc, gone, hook_ran;
-	/* The last import. */
-	char *last_version, *last_error, *last_output;
-	int last_ok;
-	time_t last_at;
-	long last_secs;
-};
-
-struct importer {
-	struct node node;
-	struct config *cf;
-	struct isrc *srcs;
-	size_t nsrcs;
-	char *tmp_dir;
-};
-
-static struct isrc *
+struct isrc *
 isrc_find(struct importer *im, const char *name)
 {
 	size_t i;
@@ -79,13 +52,13 @@ isrc_find(struct importer *im, const char *name)
 	return NULL;
 }
 
-static const char *
+const char *
 cur_version(const struct isrc *s)
 {
 	return s->cur_m != NULL ? s->cur_m->version : NULL;
 }
 
-static void
+void
 isrc_load(struct isrc *s)
 {
 	char *p = xasprintf("%s/manifest", s->current), err[512];
@@ -119,7 +92,7 @@ isrc_save_state(struct isrc *s)
 	evbuffer_free(b);
 }
 
-static void
+void
 isrc_load_state(struct isrc *s)
 {
 	struct doc *d = NULL;
@@ -312,9 +285,13 @@ isrc_handle(struct runner *r, const struct doc *ev)
 	struct isrc *s = r->arg;
 	const char *version = doc_get_str(ev, "version");
 	const char *cur = cur_version(s);
-	char why[256];
+	char why[512];
 	int same;
 
+	if (promo_refuses(s, why, sizeof why)) {
+		send_done(s, version, doc_get_str(ev, "peer"), 0, why);
+		return RUNNER_HANDLED;
+	}
 	if (cur == NULL || strcmp(version, cur) > 0)
 		return RUNNER_JOB;
 	same = strcmp(version, cur) == 0;
@@ -361,17 +338,21 @@ im_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
 	const char *type = doc_get_str(ev, "type");
 	const char *source = doc_get_str(ev, "source");
 	const char *version = doc_get_str(ev, "version");
+	struct isrc *s;
 
 	if (strcmp(type, EV_IMPORT_READY) != 0) {
 		snprintf(why, whylen, "the importer takes no \"%s\" events",
 		    type);
 		return 400;
 	}
-	if (isrc_find(im, source) == NULL) {
+	if ((s = isrc_find(im, source)) == NULL) {
 		snprintf(why, whylen, "this importer has no source \"%s\" (see "
 		    "\"sources\" in its config)", source);
 		return 404;
 	}
+	/* 409 tells the pull-backup to stop pushing here. */
+	if (promo_refuses(s, why, whylen))
+		return 409;
 	snprintf(key, keylen, "%s %s", type, source);
 	if (node_inbox_has_newer(n, key, version)) {
 		snprintf(why, whylen, "a newer version is already queued");
@@ -400,6 +381,7 @@ im_status(struct node *n, struct json *j)
 			json_i64(j, "files", s->cur_m->files);
 			json_i64(j, "bytes", s->cur_m->bytes);
 		}
+		promo_status(s, j);
 		json_bool(j, "importing", s->run.busy);
 		if (s->run.busy)
 			json_str(j, "importing_version", s->version);
@@ -424,12 +406,12 @@ im_status(struct node *n, struct json *j)
 static const struct node_ops im_ops = {
 	.accept = im_accept,
 	.kick = im_kick,
-	.route = NULL,
+	.route = promo_route,
 	.status = im_status,
 	.lookup = NULL,
 };
 
-static void
+void
 isrc_init(struct importer *im, struct isrc *s, const struct source_conf *sc)
 {
 	s->im = im;
@@ -438,15 +420,20 @@ isrc_init(struct importer *im, struct isrc *s, const struct source_conf *sc)
 	s->current = xasprintf("%s/current", s->dir);
 	s->next = xasprintf("%s/next", s->dir);
 	s->state_file = xasprintf("%s/last-import.json", s->dir);
+	s->promo_file = xasprintf("%s/promoted.json", s->dir);
 }
 
-static void
+void
 isrc_free(struct isrc *s)
 {
 	free(s->dir);
 	free(s->current);
 	free(s->next);
 	free(s->state_file);
+	free(s->promo_file);
+	free(s->promo_at);
+	free(s->promo_version);
+	free(s->promo_output);
 	manifest_free(s->cur_m);
 	free(s->version);
 	free(s->peer);
@@ -486,6 +473,10 @@ im_serve(struct config *cf, int argc, char **argv)
 			    "resumes from its queued event", s->sc->name);
 		isrc_load(s);
 		isrc_load_state(s);
+		promo_load(s);
+		if (s->promo != PROMO_NONE)
+			log_info("source \"%s\": promoted on this host; no "
+			    "imports", s->sc->name);
 	}
 	qdir = xasprintf("%s/queue", cf->state_dir);
 	rc = node_init(&im.node, cf, &im_ops, &im, qdir, err, sizeof err);
@@ -586,6 +577,9 @@ static const struct verb im_verbs[] = {
 	{ "status", "[--json]", "what the running daemon knows", verb_status },
 	{ "verify", "SOURCE", "re-check the local copy against its manifest",
 	    im_verify },
+	{ "promote", "SOURCE [--force]",
+	    "make this host the primary for SOURCE: no more imports, then the "
+	    "promote hook", im_promote },
 	{ NULL, NULL, NULL, NULL },
 };
 

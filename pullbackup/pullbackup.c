@@ -39,7 +39,7 @@
 
 #define PULL_ATTEMPTS 3
 
-enum imp_state { IMP_NONE, IMP_PENDING, IMP_OK, IMP_FAILED };
+enum imp_state { IMP_NONE, IMP_PENDING, IMP_OK, IMP_FAILED, IMP_PROMOTED };
 
 struct imp {
 	char *url;
@@ -153,7 +153,8 @@ send_imported(struct src *s)
 		if (s->imps[i].state == IMP_OK)
 			ok++;
 		else if (error == NULL)
-			error = s->imps[i].error;
+			error = s->imps[i].error != NULL ? s->imps[i].error :
+			    "promoted";
 	}
 	if (s->push_reported || s->push_version == NULL)
 		return;
@@ -231,6 +232,9 @@ push_to_importers(struct src *s, const char *peer)
 	s->push_reported = 0;
 	push_save(s);
 	for (i = 0; i < s->sc->nimporters; i++) {
+		/* A promoted standby takes no more imports: it is not asked. */
+		if (s->imps[i].state == IMP_PROMOTED)
+			continue;
 		xstrset(&s->imps[i].version, s->head);
 		s->imps[i].state = IMP_PENDING;
 		xstrset(&s->imps[i].error, NULL);
@@ -381,6 +385,8 @@ handle_import_done(struct src *s, const struct doc *ev)
 		log_info("source \"%s\": importer %s %s version %s%s%s",
 		    s->sc->name, from, ok ? "imported" : "FAILED to import",
 		    version, error ? ": " : "", error ? error : "");
+		if (s->imps[i].state == IMP_PROMOTED)
+			return;		/* it said so already */
 		if (s->imps[i].version != NULL &&
 		    strcmp(s->imps[i].version, version) > 0)
 			return;		/* a report on an older push */
@@ -504,6 +510,8 @@ imp_state_name(enum imp_state st)
 		return "ok";
 	case IMP_FAILED:
 		return "failed";
+	case IMP_PROMOTED:
+		return "promoted";
 	}
 	return "?";
 }
@@ -589,7 +597,31 @@ pb_lookup(void *arg, const char *source, const char *version,
 	return 200;
 }
 
+/* An importer refused an import for good: it was promoted. */
+static void
+pb_refused(struct node *n, const struct qentry *e, const char *why)
+{
+	struct pullbackup *pb = n->role;
+	struct doc *d = event_parse(e);
+	const char *source = d ? doc_get_str(d, "source") : NULL;
+	struct src *s = source ? src_find(pb, source) : NULL;
+	size_t i;
+
+	for (i = 0; s != NULL && i < s->sc->nimporters; i++) {
+		if (strcmp(s->imps[i].url, e->dest) != 0)
+			continue;
+		log_warnx("source \"%s\": importer %s is promoted; no more "
+		    "pushes there (take it out of \"importers\" once the "
+		    "failover is done)", s->sc->name, e->dest);
+		s->imps[i].state = IMP_PROMOTED;
+		xstrset(&s->imps[i].error, why);
+		send_imported(s);
+	}
+	doc_free(d);
+}
+
 static const struct node_ops pb_ops = {
+	.refused = pb_refused,
 	.accept = pb_accept,
 	.kick = pb_kick,
 	.route = NULL,
