@@ -14,6 +14,7 @@
 #include "xmalloc.h"
 
 #define DEFAULT_HOOK_TIMEOUT 3600
+#define DEFAULT_MAX_AGE (25 * 3600)
 
 struct cctx {
 	const char *file;
@@ -417,11 +418,11 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 {
 	static const char *const ex_keys[] = { "source", "listen",
 	    "state_dir", "export_command", "schedule", "notify", "token_file",
-	    "hook_timeout", NULL };
+	    "hook_timeout", "max_age", NULL };
 	static const char *const pb_keys[] = { "listen", "archive_dir",
-	    "token_file", "sources", NULL };
+	    "token_file", "sources", "max_age", NULL };
 	static const char *const im_keys[] = { "listen", "state_dir",
-	    "token_file", "sources", NULL };
+	    "token_file", "sources", "max_age", NULL };
 	const struct doc *v, *tok;
 	char why[256];
 
@@ -438,6 +439,10 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 	    get_path(c, tok, "token_file", &cf->token_file) != 0)
 		return -1;
 	cf->hook_timeout = DEFAULT_HOOK_TIMEOUT;
+	cf->max_age = DEFAULT_MAX_AGE;
+	if ((v = doc_get(root, "max_age")) != NULL &&
+	    get_age(c, v, "max_age", &cf->max_age) != 0)
+		return -1;
 	switch (cf->role) {
 	case ROLE_EXPORTER:
 		if ((v = need(c, root, "source")) == NULL ||

@@ -31,6 +31,7 @@ struct config {
 	char *state_dir;		/* exporter, importer */
 	char *archive_dir;		/* pull-backup */
 	char *token_file;
+	int64_t max_age;		/* /health: newest data no older */
 	char *token;
 	size_t token_len;
 	/* exporter */

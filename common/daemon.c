@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "doc.h"
 #include "http.h"
+#include "timespec.h"
 #include "log.h"
 #include "understudy-config.h"
 #include "xmalloc.h"
@@ -342,6 +343,55 @@ verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
 		}
 	}
 	return npos;
+}
+
+/* check [--max-age AGE]: one line, and Nagios's exit codes: 0 OK,
+ * 1 WARNING (fresh, but the last run failed), 2 CRITICAL (stale or
+ * nothing yet), 3 UNKNOWN (the daemon does not answer). */
+int
+verb_check(struct config *cf, int argc, char **argv)
+{
+	const char *max_age = NULL;
+	struct verb_opt opts[] = { { "max-age", 1, &max_age },
+	    { NULL, 0, NULL } };
+	struct http_client *hc;
+	struct http_call c;
+	int64_t secs = cf->max_age;
+	char *url, *path, line[1024];
+	size_t n;
+	int rc;
+
+	if (verb_opts(argc, argv, opts, NULL, 0) < 0)
+		return 3;
+	if (max_age != NULL && age_parse(max_age, &secs) != 0) {
+		printf("UNKNOWN: --max-age takes an age like 25h\n");
+		return 3;
+	}
+	url = cli_url(cf);
+	path = xasprintf("/health?max_age=%lld", (long long)secs);
+	hc = http_client_new(url);
+	http_call_init(&c, "GET", url, path, cf->token, cf->token_len);
+	c.timeout = 30;
+	if (http_client_call(hc, &c) != 0) {
+		printf("UNKNOWN: cannot reach the %s at %s: %s\n",
+		    role_name(cf->role), url, c.error);
+		rc = 3;
+	} else {
+		n = evbuffer_get_length(c.reply);
+		if (n >= sizeof line)
+			n = sizeof line - 1;
+		evbuffer_remove(c.reply, line, n);
+		line[n] = '\0';
+		line[strcspn(line, "\n")] = '\0';
+		printf("%s\n", line);
+		rc = c.status == 200 ? (strncmp(line, "WARNING", 7) == 0 ?
+		    1 : 0) : c.status == 503 ? 2 : 3;
+	}
+	http_call_clear(&c);
+	http_client_free(hc);
+	free(path);
+	free(url);
+	return rc;
 }
 
 int

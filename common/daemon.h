@@ -53,6 +53,7 @@ void doc_print(FILE *, const struct doc *, int indent);
 /* Verbs every role has. */
 int verb_check_config(struct config *, int argc, char **argv);
 int verb_status(struct config *, int argc, char **argv);
+int verb_check(struct config *, int argc, char **argv);
 /* Options of a verb (--json, --at TIME, --at=TIME), anywhere among its
  * arguments.  The others go to pos; returns their number, or -1 after
  * printing a usage error. */

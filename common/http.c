@@ -74,10 +74,9 @@ http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 }
 
 int
-http_check(struct evhttp_request *req, const struct config *cf)
+http_check_secret(struct evhttp_request *req, const struct config *cf)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char *v = evhttp_find_header(h, PROTO_HEADER);
 	const char *auth = evhttp_find_header(h, PROTO_AUTH_HEADER);
 	size_t n = strlen(PROTO_AUTH_SCHEME);
 
@@ -93,6 +92,17 @@ http_check(struct evhttp_request *req, const struct config *cf)
 		    "wrong secret");
 		return -1;
 	}
+	return 0;
+}
+
+int
+http_check(struct evhttp_request *req, const struct config *cf)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *v = evhttp_find_header(h, PROTO_HEADER);
+
+	if (http_check_secret(req, cf) != 0)
+		return -1;
 	if (v == NULL || strtol(v, NULL, 10) != PROTO_VERSION ||
 	    strspn(v, "0123456789") != strlen(v)) {
 		http_reply_error(req, 400, "protocol version %s is not "

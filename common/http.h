@@ -19,6 +19,9 @@ struct evhttp *http_server_new(struct event_base *, const struct config *,
 /* 0 when the request carries our protocol version and the right secret;
  * otherwise the reply (400 or 401) is sent and -1 returned. */
 int http_check(struct evhttp_request *, const struct config *);
+/* Only the secret (for /metrics, which scrapers fetch without our
+ * protocol header). */
+int http_check_secret(struct evhttp_request *, const struct config *);
 void http_reply(struct evhttp_request *, int code, const char *ctype,
     struct evbuffer *body);
 void http_reply_error(struct evhttp_request *, int code, const char *fmt, ...)

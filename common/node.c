@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -304,6 +305,69 @@ node_status(struct node *n, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+/* GET /health: public, one line, 200 or 503, for load balancers and DNS
+ * failover checks.  ?max_age=SECONDS overrides the config's max_age. */
+static void
+node_health(struct node *n, struct evhttp_request *req)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *qs = evhttp_uri_get_query(u), *v;
+	struct evkeyvalq q;
+	struct evbuffer *b = evbuffer_new();
+	int64_t max_age = n->cf->max_age;
+	char why[1024], *end;
+	int warn = 0, rc;
+	long long x;
+
+	TAILQ_INIT(&q);
+	if (qs != NULL && evhttp_parse_query_str(qs, &q) == 0 &&
+	    (v = evhttp_find_header(&q, "max_age")) != NULL) {
+		x = strtoll(v, &end, 10);
+		if (*end == '\0' && x > 0)
+			max_age = x;
+	}
+	evhttp_clear_headers(&q);
+	why[0] = '\0';
+	rc = n->ops->health(n, max_age, &warn, why, sizeof why);
+	evbuffer_add_printf(b, "%s: %s\n", rc != 0 ? "CRITICAL" : warn ?
+	    "WARNING" : "OK", why);
+	http_reply(req, rc == 0 ? 200 : 503, "text/plain; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
+static void
+node_metrics(struct node *n, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evbuffer_add_printf(b,
+	    "# HELP understudy_info The daemon's role and version.\n"
+	    "# TYPE understudy_info gauge\n"
+	    "understudy_info{role=\"%s\",version=\"%s\"} 1\n"
+	    "# TYPE understudy_start_time_seconds gauge\n"
+	    "understudy_start_time_seconds %lld\n"
+	    "# HELP understudy_queue_depth Events waiting in a queue.\n"
+	    "# TYPE understudy_queue_depth gauge\n"
+	    "understudy_queue_depth{queue=\"inbox\"} %zu\n"
+	    "understudy_queue_depth{queue=\"outbox\"} %zu\n"
+	    "# TYPE understudy_events_received_total counter\n"
+	    "understudy_events_received_total %llu\n"
+	    "# TYPE understudy_events_delivered_total counter\n"
+	    "understudy_events_delivered_total %llu\n"
+	    "# TYPE understudy_served_files_total counter\n"
+	    "understudy_served_files_total %llu\n"
+	    "# TYPE understudy_served_deltas_total counter\n"
+	    "understudy_served_deltas_total %llu\n"
+	    "# TYPE understudy_served_bytes_total counter\n"
+	    "understudy_served_bytes_total %llu\n",
+	    role_name(n->cf->role), UNDERSTUDY_VERSION, (long long)n->started,
+	    n->inbox->count, n->outbox->count, n->events_in, n->events_out,
+	    n->serve.files_sent, n->serve.deltas_sent, n->serve.bytes_sent);
+	n->ops->metrics(n, b);
+	http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
 static void
 node_http_cb(struct evhttp_request *req, void *arg)
 {
@@ -315,6 +379,15 @@ node_http_cb(struct evhttp_request *req, void *arg)
 
 	if (path == NULL) {
 		http_reply_error(req, 400, "bad request URI");
+		return;
+	}
+	if (strcmp(path, "/health") == 0 && cmd == EVHTTP_REQ_GET) {
+		node_health(n, req);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
+		if (http_check_secret(req, n->cf) == 0)
+			node_metrics(n, req);
 		return;
 	}
 	if (http_check(req, n->cf) != 0)

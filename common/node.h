@@ -44,6 +44,13 @@ struct node_ops {
 	/* A peer refused an event for good (409: e.g. a promoted importer);
 	 * the event is dropped after this. */
 	void (*refused)(struct node *, const struct qentry *, const char *why);
+	/* Monitoring.  health(): 0 when every source has data younger than
+	 * max_age, else -1 with one line saying which and why; with *warn
+	 * set when fresh but the last run failed.  metrics(): the role's
+	 * Prometheus lines. */
+	int (*health)(struct node *, int64_t max_age, int *warn, char *why,
+	    size_t whylen);
+	void (*metrics)(struct node *, struct evbuffer *);
 	/* The version server's lookup, for the roles that serve. */
 	serve_lookup_fn lookup;
 };

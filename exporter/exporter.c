@@ -85,6 +85,9 @@ struct exporter {
 	int64_t last_ms;
 	struct event *sched_ev;
 	time_t next_scheduled;
+	unsigned long long failures;
+	time_t last_lag_at;		/* when the last import report came */
+	long last_lag;			/* export start to import done, s */
 };
 
 static const char *
@@ -238,6 +241,7 @@ export_done(void *arg)
 		r->error = xstrdup(r->werr);
 		manifest_free(r->m);
 		r->m = NULL;
+		ex->failures++;
 		log_warnx("export of version %s failed: %s; nobody notified, "
 		    "the next cycle tries again", r->id, r->error);
 		return;
@@ -421,6 +425,10 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 			run_unserve(ex, r, "archived by every pull-backup");
 	} else {
 		pb->imported = ok ? PB_OK : PB_FAILED;
+		if (ok) {
+			ex->last_lag_at = time(NULL);
+			ex->last_lag = (long)(ex->last_lag_at - r->started);
+		}
 		doc_get_i64(ev, "importers_ok", &pb->importers_ok);
 		doc_get_i64(ev, "importers_total", &pb->importers_total);
 		free(pb->import_error);
@@ -588,7 +596,89 @@ ex_lookup(void *arg, const char *source, const char *version,
 	return 200;
 }
 
+static const struct run *
+last_exported(const struct exporter *ex, const struct run **last)
+{
+	const struct run *r, *ok = NULL;
+
+	*last = NULL;
+	TAILQ_FOREACH(r, &ex->runs, link) {
+		if (r->state == RUN_RUNNING)
+			continue;
+		*last = r;
+		if (r->state == RUN_EXPORTED)
+			ok = r;
+	}
+	return ok;
+}
+
+static int
+ex_health(struct node *n, int64_t max_age, int *warn, char *why,
+    size_t len)
+{
+	struct exporter *ex = n->role;
+	const struct run *ok, *last;
+	long age;
+
+	ok = last_exported(ex, &last);
+	if (ok == NULL) {
+		snprintf(why, len, "source \"%s\": no export yet",
+		    ex->cf->source);
+		return -1;
+	}
+	age = (long)(time(NULL) - ok->started);
+	if (age > max_age) {
+		snprintf(why, len, "source \"%s\": the last export is %lds old "
+		    "(max_age %llds)", ex->cf->source, age, (long long)max_age);
+		return -1;
+	}
+	*warn = last != ok;
+	snprintf(why, len, "source \"%s\": exported %lds ago%s%s",
+	    ex->cf->source, age, *warn ? "; the last run failed: " : "",
+	    *warn && last->error ? last->error : "");
+	return 0;
+}
+
+static void
+ex_metrics(struct node *n, struct evbuffer *b)
+{
+	struct exporter *ex = n->role;
+	const struct run *ok, *last;
+	const char *s = ex->cf->source;
+
+	ok = last_exported(ex, &last);
+	evbuffer_add_printf(b, "# TYPE understudy_failures_total counter\n"
+	    "understudy_failures_total{source=\"%s\"} %llu\n", s,
+	    ex->failures);
+	if (ok != NULL)
+		evbuffer_add_printf(b,
+		    "# TYPE understudy_last_success_timestamp_seconds gauge\n"
+		    "understudy_last_success_timestamp_seconds{source=\"%s\"} "
+		    "%lld\n"
+		    "# TYPE understudy_export_duration_seconds gauge\n"
+		    "understudy_export_duration_seconds{source=\"%s\"} %lld\n"
+		    "# TYPE understudy_export_bytes gauge\n"
+		    "understudy_export_bytes{source=\"%s\"} %lld\n"
+		    "# TYPE understudy_export_files gauge\n"
+		    "understudy_export_files{source=\"%s\"} %lld\n", s,
+		    (long long)ok->finished, s,
+		    (long long)(ok->finished - ok->started), s,
+		    (long long)ok->bytes, s, (long long)ok->files);
+	if (ex->last_lag_at != 0)
+		evbuffer_add_printf(b,
+		    "# HELP understudy_replication_lag_seconds From the start of "
+		    "the export to the import on the standby.\n"
+		    "# TYPE understudy_replication_lag_seconds gauge\n"
+		    "understudy_replication_lag_seconds{source=\"%s\"} %ld\n",
+		    s, ex->last_lag);
+	evbuffer_add_printf(b, "# TYPE understudy_export_running gauge\n"
+	    "understudy_export_running{source=\"%s\"} %d\n", s,
+	    ex->running != NULL);
+}
+
 static const struct node_ops ex_ops = {
+	.health = ex_health,
+	.metrics = ex_metrics,
 	.accept = ex_accept,
 	.kick = ex_kick,
 	.route = ex_route,
@@ -895,6 +985,9 @@ static const struct verb ex_verbs[] = {
 	    verb_check_config },
 	{ "serve", "", "run the daemon in the foreground", ex_serve },
 	{ "status", "[--json]", "what the running daemon knows", verb_status },
+	{ "check", "[--max-age AGE]",
+	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, "
+	    "3 UNKNOWN", verb_check },
 	{ "now", "[--wait archived|imported] [--timeout AGE] [--json]",
 	    "run one export cycle now and follow it to the stage", ex_now },
 	{ NULL, NULL, NULL, NULL },

@@ -251,6 +251,9 @@ import_done(void *arg)
 	switch (out) {
 	case RUNNER_OK:
 		isrc_load(s);
+		s->lag = (long)(time(NULL) - version_id_ms(s->version) / 1000);
+		s->ok_at = time(NULL);
+		s->ok_secs = (long)(s->ok_at - s->started);
 		log_info("source \"%s\": imported version %s: %lld files, "
 		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole, "
 		    "%lld resumed)", s->sc->name, s->version,
@@ -260,6 +263,7 @@ import_done(void *arg)
 		send_done(s, s->version, s->peer, 1, NULL);
 		break;
 	case RUNNER_GAVE_UP:
+		s->failures++;
 		log_warnx("source \"%s\": import of version %s failed; the last "
 		    "good copy (%s) stays: %s", s->sc->name, s->version,
 		    cur_version(s) ? cur_version(s) : "none", s->err);
@@ -403,7 +407,91 @@ im_status(struct node *n, struct json *j)
 	json_arr_close(j);
 }
 
+static int
+im_health(struct node *n, int64_t max_age, int *warn, char *why,
+    size_t len)
+{
+	struct importer *im = n->role;
+	struct isrc *s;
+	size_t i, off = 0;
+	long age;
+
+	why[0] = '\0';
+	for (i = 0; i < im->nsrcs; i++) {
+		s = &im->srcs[i];
+		if (s->promo != PROMO_NONE) {
+			/* Promoted: this host is the primary now. */
+			if (off < len)
+				off += (size_t)snprintf(why + off, len - off,
+				    "%s\"%s\": promoted", i ? "; " : "",
+				    s->sc->name);
+			continue;
+		}
+		if (cur_version(s) == NULL) {
+			snprintf(why, len, "source \"%s\": no copy imported "
+			    "yet", s->sc->name);
+			return -1;
+		}
+		age = (long)(time(NULL) - version_id_ms(cur_version(s)) / 1000);
+		if (age > max_age) {
+			snprintf(why, len, "source \"%s\": the copy on this host "
+			    "is %lds old (max_age %llds)", s->sc->name, age,
+			    (long long)max_age);
+			return -1;
+		}
+		if (s->last_version != NULL && !s->last_ok)
+			*warn = 1;
+		if (off < len)
+			off += (size_t)snprintf(why + off, len - off,
+			    "%s\"%s\": copy %lds old%s", i ? "; " : "",
+			    s->sc->name, age, s->last_version != NULL &&
+			    !s->last_ok ? ", the last import failed" : "");
+	}
+	return 0;
+}
+
+static void
+im_metrics(struct node *n, struct evbuffer *b)
+{
+	struct importer *im = n->role;
+	struct isrc *s;
+	size_t i;
+
+	evbuffer_add_printf(b, "# TYPE understudy_failures_total counter\n"
+	    "# TYPE understudy_promoted gauge\n"
+	    "# TYPE understudy_current_version_timestamp_seconds gauge\n"
+	    "# TYPE understudy_last_success_timestamp_seconds gauge\n"
+	    "# TYPE understudy_import_duration_seconds gauge\n"
+	    "# HELP understudy_replication_lag_seconds From the version's "
+	    "export to its import here.\n"
+	    "# TYPE understudy_replication_lag_seconds gauge\n");
+	for (i = 0; i < im->nsrcs; i++) {
+		s = &im->srcs[i];
+		evbuffer_add_printf(b,
+		    "understudy_failures_total{source=\"%s\"} %llu\n"
+		    "understudy_promoted{source=\"%s\"} %d\n", s->sc->name,
+		    s->failures, s->sc->name, s->promo != PROMO_NONE);
+		if (cur_version(s) != NULL)
+			evbuffer_add_printf(b, "understudy_current_version_"
+			    "timestamp_seconds{source=\"%s\"} %lld\n",
+			    s->sc->name, (long long)(version_id_ms(
+			    cur_version(s)) / 1000));
+		if (s->ok_at != 0)
+			evbuffer_add_printf(b, "understudy_last_success_"
+			    "timestamp_seconds{source=\"%s\"} %lld\n"
+			    "understudy_import_duration_seconds{source=\"%s\"} "
+			    "%ld\n", s->sc->name, (long long)s->ok_at,
+			    s->sc->name, s->ok_secs);
+		if (s->ok_at != 0)
+			evbuffer_add_printf(b, "understudy_replication_lag_"
+			    "seconds{source=\"%s\"} %ld\n", s->sc->name,
+			    s->lag);
+	}
+}
+
 static const struct node_ops im_ops = {
+	.health = im_health,
+	.metrics = im_metrics,
 	.accept = im_accept,
 	.kick = im_kick,
 	.route = promo_route,
@@ -575,6 +663,9 @@ static const struct verb im_verbs[] = {
 	    verb_check_config },
 	{ "serve", "", "run the daemon in the foreground", im_serve },
 	{ "status", "[--json]", "what the running daemon knows", verb_status },
+	{ "check", "[--max-age AGE]",
+	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, "
+	    "3 UNKNOWN", verb_check },
 	{ "verify", "SOURCE", "re-check the local copy against its manifest",
 	    im_verify },
 	{ "promote", "SOURCE [--force]",

@@ -36,6 +36,10 @@ struct isrc {
 	int last_ok;
 	time_t last_at;
 	long last_secs;
+	unsigned long long failures;
+	long lag;			/* version's export to its import, s */
+	time_t ok_at;			/* the last successful import */
+	long ok_secs;
 	/* Promotion (promote.c): once asked for, no more imports. */
 	enum promo_state promo;
 	char *promo_file;

@@ -76,6 +76,10 @@ struct src {
 	time_t last_at;
 	struct sync_stats last_st;
 	long last_secs;
+	/* Counters, for metrics. */
+	unsigned long long failures;
+	unsigned long long received_total;
+	time_t last_ok_at;
 	/* Pushing to the importers. */
 	struct imp *imps;
 	char *push_version;
@@ -339,6 +343,8 @@ pull_done(void *arg)
 		return;
 	switch (runner_done(&s->run, s->rc == 0, s->gone)) {
 	case RUNNER_OK:
+		s->last_ok_at = time(NULL);
+		s->received_total += (unsigned long long)s->st.received;
 		attempt_clear(s->ar->dir);
 		src_load_head(s);
 		log_info("source \"%s\": archived version %s: %lld files, "
@@ -352,6 +358,7 @@ pull_done(void *arg)
 		push_to_importers(s, s->peer);
 		break;
 	case RUNNER_GAVE_UP:
+		s->failures++;
 		log_warnx("source \"%s\": pulling version %s failed, giving "
 		    "up: %s", s->sc->name, s->version, s->err);
 		send_archived(s, s->version, s->peer, 0, s->err);
@@ -597,6 +604,81 @@ pb_lookup(void *arg, const char *source, const char *version,
 	return 200;
 }
 
+static int
+pb_health(struct node *n, int64_t max_age, int *warn, char *why,
+    size_t len)
+{
+	struct pullbackup *pb = n->role;
+	struct src *s;
+	size_t i, off = 0;
+	long age;
+
+	why[0] = '\0';
+	for (i = 0; i < pb->nsrcs; i++) {
+		s = &pb->srcs[i];
+		if (s->head == NULL) {
+			snprintf(why, len, "source \"%s\": no version yet",
+			    s->sc->name);
+			return -1;
+		}
+		age = (long)(time(NULL) - version_id_ms(s->head) / 1000);
+		if (age > max_age) {
+			snprintf(why, len, "source \"%s\": the newest version "
+			    "is %lds old (max_age %llds)", s->sc->name, age,
+			    (long long)max_age);
+			return -1;
+		}
+		if (s->last_version != NULL && !s->last_ok)
+			*warn = 1;
+		if (off < len)
+			off += (size_t)snprintf(why + off, len - off,
+			    "%s\"%s\": newest version %lds old%s", i ? "; " : "",
+			    s->sc->name, age, s->last_version != NULL &&
+			    !s->last_ok ? ", the last pull failed" : "");
+	}
+	return 0;
+}
+
+static void
+pb_metrics(struct node *n, struct evbuffer *b)
+{
+	struct pullbackup *pb = n->role;
+	struct src *s;
+	size_t i, k;
+
+	evbuffer_add_printf(b, "# TYPE understudy_versions gauge\n"
+	    "# TYPE understudy_failures_total counter\n"
+	    "# TYPE understudy_received_bytes_total counter\n"
+	    "# TYPE understudy_last_success_timestamp_seconds gauge\n"
+	    "# TYPE understudy_newest_version_timestamp_seconds gauge\n"
+	    "# TYPE understudy_pull_duration_seconds gauge\n"
+	    "# TYPE understudy_importer_ok gauge\n");
+	for (i = 0; i < pb->nsrcs; i++) {
+		s = &pb->srcs[i];
+		evbuffer_add_printf(b,
+		    "understudy_versions{source=\"%s\"} %zu\n"
+		    "understudy_failures_total{source=\"%s\"} %llu\n"
+		    "understudy_received_bytes_total{source=\"%s\"} %llu\n",
+		    s->sc->name, s->nversions, s->sc->name, s->failures,
+		    s->sc->name, s->received_total);
+		if (s->head != NULL)
+			evbuffer_add_printf(b, "understudy_newest_version_"
+			    "timestamp_seconds{source=\"%s\"} %lld\n",
+			    s->sc->name,
+			    (long long)(version_id_ms(s->head) / 1000));
+		if (s->last_ok_at != 0)
+			evbuffer_add_printf(b, "understudy_last_success_"
+			    "timestamp_seconds{source=\"%s\"} %lld\n"
+			    "understudy_pull_duration_seconds{source=\"%s\"} "
+			    "%ld\n", s->sc->name, (long long)s->last_ok_at,
+			    s->sc->name, s->last_secs);
+		for (k = 0; k < s->sc->nimporters; k++)
+			evbuffer_add_printf(b, "understudy_importer_ok{source="
+			    "\"%s\",importer=\"%s\"} %d\n", s->sc->name,
+			    s->imps[k].url, s->imps[k].state == IMP_OK);
+	}
+}
+
 /* An importer refused an import for good: it was promoted. */
 static void
 pb_refused(struct node *n, const struct qentry *e, const char *why)
@@ -621,6 +703,8 @@ pb_refused(struct node *n, const struct qentry *e, const char *why)
 }
 
 static const struct node_ops pb_ops = {
+	.health = pb_health,
+	.metrics = pb_metrics,
 	.refused = pb_refused,
 	.accept = pb_accept,
 	.kick = pb_kick,
@@ -715,6 +799,9 @@ static const struct verb pb_verbs[] = {
 	    verb_check_config },
 	{ "serve", "", "run the daemon in the foreground", pb_serve },
 	{ "status", "[--json]", "what the running daemon knows", verb_status },
+	{ "check", "[--max-age AGE]",
+	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, "
+	    "3 UNKNOWN", verb_check },
 	{ "list", "SOURCE [--json]", "the versions, newest first", pb_list },
 	{ "changed", "SOURCE --since TIME [--json]",
 	    "files added, changed and removed since TIME", pb_changed },
