@@ -413,16 +413,33 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 	return 0;
 }
 
+/* pages: public | secret | off */
+static int
+get_pages(struct cctx *c, const struct doc *v, struct config *cf)
+{
+	if (v->type == DOC_SCALAR && strcmp(v->str, "public") == 0)
+		cf->pages = PAGES_PUBLIC;
+	else if (v->type == DOC_SCALAR && strcmp(v->str, "secret") == 0)
+		cf->pages = PAGES_SECRET;
+	else if (v->type == DOC_SCALAR && strcmp(v->str, "off") == 0)
+		cf->pages = PAGES_OFF;
+	else
+		return cerr(c, v, "\"pages\" must be public, secret or off, "
+		    "not %s", v->type == DOC_SCALAR ? v->str :
+		    doc_type_name(v->type));
+	return 0;
+}
+
 static int
 config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 {
 	static const char *const ex_keys[] = { "source", "listen",
 	    "state_dir", "export_command", "schedule", "notify", "token_file",
-	    "hook_timeout", "max_age", NULL };
+	    "hook_timeout", "max_age", "pages", NULL };
 	static const char *const pb_keys[] = { "listen", "archive_dir",
-	    "token_file", "sources", "max_age", NULL };
+	    "token_file", "sources", "max_age", "pages", NULL };
 	static const char *const im_keys[] = { "listen", "state_dir",
-	    "token_file", "sources", "max_age", NULL };
+	    "token_file", "sources", "max_age", "pages", NULL };
 	const struct doc *v, *tok;
 	char why[256];
 
@@ -442,6 +459,9 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 	cf->max_age = DEFAULT_MAX_AGE;
 	if ((v = doc_get(root, "max_age")) != NULL &&
 	    get_age(c, v, "max_age", &cf->max_age) != 0)
+		return -1;
+	cf->pages = PAGES_PUBLIC;
+	if ((v = doc_get(root, "pages")) != NULL && get_pages(c, v, cf) != 0)
 		return -1;
 	switch (cf->role) {
 	case ROLE_EXPORTER:
@@ -599,4 +619,53 @@ config_source(const struct config *cf, const char *name)
 		if (strcmp(cf->sources[i].name, name) == 0)
 			return &cf->sources[i];
 	return NULL;
+}
+
+static int
+str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+int
+config_needs_restart(const struct config *a, const struct config *b,
+    char *what, size_t len)
+{
+	const struct source_conf *sa, *sb;
+	size_t i, k;
+
+	if (str_differs(a->listen_host, b->listen_host) ||
+	    a->listen_port != b->listen_port)
+		snprintf(what, len, "listen");
+	else if (str_differs(a->state_dir, b->state_dir))
+		snprintf(what, len, "state_dir");
+	else if (str_differs(a->archive_dir, b->archive_dir))
+		snprintf(what, len, "archive_dir");
+	else if (str_differs(a->source, b->source))
+		snprintf(what, len, "source");
+	else if (a->nsources != b->nsources)
+		snprintf(what, len, "the list of sources");
+	else {
+		for (i = 0; i < a->nsources; i++) {
+			sa = &a->sources[i];
+			if ((sb = config_source(b, sa->name)) == NULL) {
+				snprintf(what, len, "the list of sources");
+				return 1;
+			}
+			if (sa->nimporters != sb->nimporters) {
+				snprintf(what, len, "the importers of \"%s\"",
+				    sa->name);
+				return 1;
+			}
+			for (k = 0; k < sa->nimporters; k++)
+				if (strcmp(sa->importers[k],
+				    sb->importers[k]) != 0) {
+					snprintf(what, len, "the importers of "
+					    "\"%s\"", sa->name);
+					return 1;
+				}
+		}
+		return 0;
+	}
+	return 1;
 }

@@ -10,6 +10,10 @@
 
 enum role { ROLE_EXPORTER, ROLE_PULLBACKUP, ROLE_IMPORTER };
 
+/* Who may read the HTML pages and /feed: anyone who reaches the port, only
+ * with the secret (HTTP Basic authentication, any user name), or nobody. */
+enum pages_mode { PAGES_PUBLIC, PAGES_SECRET, PAGES_OFF };
+
 struct source_conf {
 	char *name;
 	char *exporter;			/* pull-backup */
@@ -32,6 +36,7 @@ struct config {
 	char *archive_dir;		/* pull-backup */
 	char *token_file;
 	int64_t max_age;		/* /health: newest data no older */
+	enum pages_mode pages;
 	char *token;
 	size_t token_len;
 	/* exporter */
@@ -51,6 +56,11 @@ const char *role_name(enum role);
 int config_load(const char *path, enum role, struct config **out, char *err,
     size_t errlen);
 void config_free(struct config *);
+/* 1 (saying which key in what) when b differs from a in something a
+ * running daemon cannot take on a reload: where it listens and keeps its
+ * state, and which sources and importers it has. */
+int config_needs_restart(const struct config *a, const struct config *b,
+    char *what, size_t len);
 const struct source_conf *config_source(const struct config *,
     const char *name);
 int source_name_valid(const char *);

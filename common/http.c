@@ -3,10 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+
+#include <openssl/evp.h>
 #include <event2/keyvalq_struct.h>
 
 #include "config.h"
@@ -93,6 +96,48 @@ http_check_secret(struct evhttp_request *req, const struct config *cf)
 		return -1;
 	}
 	return 0;
+}
+
+/* The pages: public, behind HTTP Basic authentication with the secret as
+ * the password (what a browser or a feed reader can send), or off. */
+int
+http_check_page(struct evhttp_request *req, const struct config *cf)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *auth = evhttp_find_header(h, "Authorization");
+	unsigned char dec[768];
+	const char *colon;
+	size_t len;
+	int n;
+
+	if (cf->pages == PAGES_PUBLIC)
+		return 0;
+	if (cf->pages == PAGES_OFF) {
+		http_reply_error(req, 404, "the pages of this %s are off "
+		    "(pages: off in %s)", log_role(), cf->path);
+		return -1;
+	}
+	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0 &&
+	    (len = strlen(auth + 6)) > 0 && len % 4 == 0 &&
+	    len / 4 * 3 < sizeof dec &&
+	    (n = EVP_DecodeBlock(dec, (const unsigned char *)auth + 6,
+	    (int)len)) > 0) {
+		/* EVP_DecodeBlock counts the padding as zero bytes. */
+		n -= (auth[5 + len] == '=') + (auth[4 + len] == '=');
+		dec[n] = '\0';
+		if ((colon = memchr(dec, ':', (size_t)n)) != NULL &&
+		    hash_secret_equal(colon + 1, (size_t)n - (size_t)(colon + 1 -
+		    (const char *)dec), cf->token, cf->token_len))
+			return 0;
+	}
+	if (auth != NULL)
+		log_warnx("refused %s: wrong password for the pages",
+		    evhttp_request_get_uri(req));
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "WWW-Authenticate", "Basic realm=\"understudy\", charset=\"UTF-8\"");
+	http_reply_error(req, 401, "this page needs the secret of token_file "
+	    "as the password (any user name)");
+	return -1;
 }
 
 int

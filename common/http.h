@@ -22,6 +22,8 @@ int http_check(struct evhttp_request *, const struct config *);
 /* Only the secret (for /metrics, which scrapers fetch without our
  * protocol header). */
 int http_check_secret(struct evhttp_request *, const struct config *);
+/* The HTML pages and /feed, as the config's pages key says. */
+int http_check_page(struct evhttp_request *, const struct config *);
 void http_reply(struct evhttp_request *, int code, const char *ctype,
     struct evbuffer *body);
 void http_reply_error(struct evhttp_request *, int code, const char *fmt, ...)

@@ -14,8 +14,7 @@ json_init(struct json *j, struct evbuffer *buf)
 	j->first[0] = 1;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t
+size_t
 utf8_len(const unsigned char *s)
 {
 	size_t n, i;

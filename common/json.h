@@ -26,5 +26,7 @@ void json_i64(struct json *, const char *key, int64_t val);
 void json_bool(struct json *, const char *key, int val);
 void json_null(struct json *, const char *key);
 void json_escape(struct evbuffer *, const char *s);
+/* Length of the valid UTF-8 sequence at s, or 0. */
+size_t utf8_len(const unsigned char *s);
 
 #endif

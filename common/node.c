@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
+#include "html.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -368,6 +370,89 @@ node_metrics(struct node *n, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+void
+node_record(struct node *n, const char *what, const char *source,
+    const char *version, int ok, time_t started, const char *summary,
+    const char *output)
+{
+	runlog_add(&n->runs_log, what, source, version, ok, started, summary,
+	    output);
+}
+
+static void
+atom_time(struct evbuffer *b, const char *tag, time_t t)
+{
+	char iso[32];
+
+	time_format_iso(t, iso, sizeof iso);
+	evbuffer_add_printf(b, "<%s>%s</%s>\n", tag, iso, tag);
+}
+
+/* GET /feed: an Atom feed of the runs, newest first. */
+static void
+node_feed(struct node *n, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+	const struct run_rec *r;
+	char base[300];
+	size_t i;
+
+	snprintf(base, sizeof base, "tag:understudy,2026:%s/%s:%d",
+	    role_name(n->cf->role), n->cf->listen_host, n->cf->listen_port);
+	evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+	    "<feed xmlns=\"http://www.w3.org/2005/Atom\">\n"
+	    "<title>understudy-%s on %s:%d</title>\n<id>%s</id>\n"
+	    "<link rel=\"self\" href=\"/feed\"/>\n"
+	    "<author><name>understudy-%s</name></author>\n",
+	    role_name(n->cf->role), n->cf->listen_host, n->cf->listen_port,
+	    base, role_name(n->cf->role));
+	atom_time(b, "updated", n->runs_log.n > 0 ?
+	    runlog_get(&n->runs_log, 0)->finished : n->started);
+	for (i = 0; i < n->runs_log.n; i++) {
+		r = runlog_get(&n->runs_log, i);
+		evbuffer_add_printf(b, "<entry>\n<id>%s/%s/", base, r->what);
+		html_text(b, r->source);
+		evbuffer_add_printf(b, "/");
+		html_text(b, r->version);
+		evbuffer_add_printf(b, "/%lld</id>\n<title>%s: %s of ",
+		    (long long)r->started, r->ok ? "OK" : "FAILURE", r->what);
+		html_text(b, r->source);
+		evbuffer_add_printf(b, " version ");
+		html_text(b, r->version);
+		evbuffer_add_printf(b, "</title>\n");
+		atom_time(b, "updated", r->finished);
+		atom_time(b, "published", r->started);
+		evbuffer_add_printf(b, "<content type=\"text\">");
+		html_text(b, r->summary);
+		if (r->output != NULL) {
+			evbuffer_add_printf(b, "\n\nhook output:\n");
+			html_text(b, r->output);
+		}
+		evbuffer_add_printf(b, "</content>\n</entry>\n");
+	}
+	evbuffer_add_printf(b, "</feed>\n");
+	http_reply(req, 200, "application/atom+xml; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
+/* The pages and /feed, for browsers and feed readers: everything that is
+ * not under /v1/ (the protocol) or /health and /metrics. */
+static void
+node_page(struct node *n, struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (http_check_page(req, n->cf) != 0)
+		return;
+	if (strcmp(path, "/feed") == 0 && cmd == EVHTTP_REQ_GET) {
+		node_feed(n, req);
+		return;
+	}
+	if (n->ops->page != NULL && n->ops->page(n, req, path) == 0)
+		return;
+	html_message(req, 404, "Not found", "There is no page here.");
+}
+
 static void
 node_http_cb(struct evhttp_request *req, void *arg)
 {
@@ -388,6 +473,10 @@ node_http_cb(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
 		if (http_check_secret(req, n->cf) == 0)
 			node_metrics(n, req);
+		return;
+	}
+	if (strncmp(path, "/v1/", 4) != 0) {
+		node_page(n, req, path);
 		return;
 	}
 	if (http_check(req, n->cf) != 0)
@@ -418,7 +507,7 @@ int
 node_init(struct node *n, struct config *cf, const struct node_ops *ops,
     void *role, const char *queue_dir, char *err, size_t errlen)
 {
-	char *in, *out;
+	char *in, *out, *runs;
 
 	memset(n, 0, sizeof *n);
 	n->cf = cf;
@@ -434,6 +523,9 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 	free(out);
 	if (n->outbox == NULL)
 		return -1;
+	runs = xasprintf("%s/runs.jsonl", queue_dir);
+	runlog_open(&n->runs_log, runs);
+	free(runs);
 	if ((n->http = http_server_new(n->base, cf, err, errlen)) == NULL)
 		return -1;
 	evhttp_set_gencb(n->http, node_http_cb, n);
@@ -448,6 +540,37 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 		log_info("resuming: %zu event(s) to handle, %zu to deliver",
 		    n->inbox->count, n->outbox->count);
 	return 0;
+}
+
+/* SIGHUP: re-read the configuration file.  A bad file, or a change that
+ * needs a restart, leaves the running configuration as it was. */
+static void
+hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct node *n = arg;
+	struct config *ncf;
+	char err[1024], key[128];
+
+	log_info("received SIGHUP: reloading %s", n->cf->path);
+	if (config_load(n->cf->path, n->cf->role, &ncf, err,
+	    sizeof err) != 0) {
+		log_warnx("reload refused, the running configuration stays: "
+		    "%s", err);
+		return;
+	}
+	if (config_needs_restart(n->cf, ncf, key, sizeof key)) {
+		log_warnx("reload refused, the running configuration stays: "
+		    "%s changed, which needs a restart", key);
+		config_free(ncf);
+		return;
+	}
+	n->retired = xreallocarray(n->retired, n->nretired + 1,
+	    sizeof *n->retired);
+	n->retired[n->nretired++] = n->cf;
+	n->cf = ncf;
+	if (n->ops->reload != NULL)
+		n->ops->reload(n, ncf);
+	log_info("reloaded %s", ncf->path);
 }
 
 static void
@@ -465,6 +588,8 @@ int
 node_run(struct node *n)
 {
 	daemon_signals(n->base, node_stop, n);
+	n->hup_ev = evsignal_new(n->base, SIGHUP, hup_cb, n);
+	event_add(n->hup_ev, NULL);
 	outbox_pump(n);
 	node_kick(n);
 	log_info("listening on %s:%d", n->cf->listen_host, n->cf->listen_port);
@@ -485,6 +610,17 @@ node_free(struct node *n)
 		evhttp_free(n->http);
 	queue_close(n->inbox);
 	queue_close(n->outbox);
+	runlog_close(&n->runs_log);
+	if (n->hup_ev != NULL)
+		event_free(n->hup_ev);
+	/* The first configuration belongs to prog_main(). */
+	if (n->nretired > 0) {
+		config_free(n->cf);
+		n->cf = n->retired[0];
+	}
+	while (n->nretired > 1)
+		config_free(n->retired[--n->nretired]);
+	free(n->retired);
 	worker_pool_free(n->runs);
 	worker_pool_free(n->cpu);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "runlog.h"
 #include "serve.h"
 
 struct config;
@@ -51,6 +52,13 @@ struct node_ops {
 	int (*health)(struct node *, int64_t max_age, int *warn, char *why,
 	    size_t whylen);
 	void (*metrics)(struct node *, struct evbuffer *);
+	/* The HTML pages (GET / and the role's forms), after the pages
+	 * policy was checked; return 0 if the path was handled.  May be
+	 * NULL. */
+	int (*page)(struct node *, struct evhttp_request *, const char *path);
+	/* SIGHUP: take the new configuration (already checked to need no
+	 * restart): point the role's pointers into it. */
+	void (*reload)(struct node *, struct config *cf);
 	/* The version server's lookup, for the roles that serve. */
 	serve_lookup_fn lookup;
 };
@@ -64,8 +72,13 @@ struct node {
 	struct worker_pool *cpu;	/* short jobs: deltas */
 	struct worker_pool *runs;	/* long jobs: syncs, hooks, commits */
 	struct queue *inbox, *outbox;
-	struct event *outbox_timer, *kick_ev;
+	struct event *outbox_timer, *kick_ev, *hup_ev;
+	/* Configurations replaced by a reload: jobs on workers may still
+	 * read them, so they live until node_free(). */
+	struct config **retired;
+	size_t nretired;
 	struct serve serve;
+	struct runlog runs_log;		/* for /feed */
 	time_t started;
 	int stopping;
 	unsigned long long events_in, events_out;
@@ -74,6 +87,8 @@ struct node {
 int node_init(struct node *, struct config *, const struct node_ops *,
     void *role, const char *queue_dir, char *err, size_t errlen);
 int node_run(struct node *);
+/* After the role has let go of its sources: frees the configurations
+ * that reloads loaded. */
 void node_free(struct node *);
 /* Queue an event for dest.  body is a complete event (see event_begin). */
 void node_send(struct node *, const char *dest, const char *key,
@@ -85,6 +100,10 @@ void event_begin(struct json *, struct evbuffer *, const char *type,
 /* Parse a queued event's body; NULL if damaged. */
 struct doc *event_parse(const struct qentry *);
 /* Is there a queued entry with key whose version is newer than version? */
+/* Record a finished run for /feed. */
+void node_record(struct node *, const char *what, const char *source,
+    const char *version, int ok, time_t started, const char *summary,
+    const char *output);
 int node_inbox_has_newer(struct node *, const char *key, const char *version);
 
 #endif

@@ -69,6 +69,7 @@ struct run {
 	char werr[1024];
 	int wrc;
 	struct exporter *ex;
+	struct config *cf;		/* as it was when the run started */
 };
 
 TAILQ_HEAD(runlist, run);
@@ -156,7 +157,7 @@ export_work(void *arg)
 {
 	struct run *r = arg;
 	struct exporter *ex = r->ex;
-	struct config *cf = ex->cf;
+	struct config *cf = r->cf;
 	struct evbuffer *b;
 	char *env[4], *path;
 	int fd;
@@ -230,7 +231,7 @@ export_done(void *arg)
 	struct evbuffer *b;
 	struct json j;
 	struct run *o;
-	char iso[32];
+	char iso[32], summary[256];
 	size_t i;
 
 	ex->running = NULL;
@@ -244,6 +245,8 @@ export_done(void *arg)
 		ex->failures++;
 		log_warnx("export of version %s failed: %s; nobody notified, "
 		    "the next cycle tries again", r->id, r->error);
+		node_record(&ex->node, "export", ex->cf->source, r->id, 0,
+		    r->started, r->error, r->hook_output);
 		return;
 	}
 	r->state = RUN_EXPORTED;
@@ -254,8 +257,12 @@ export_done(void *arg)
 		if (o != r && o->served)
 			run_unserve(ex, o, "superseded by a newer version");
 	ex->served = r;
-	log_info("exported version %s: %lld files, %lld bytes", r->id,
-	    (long long)r->files, (long long)r->bytes);
+	snprintf(summary, sizeof summary, "exported version %s: %lld files, "
+	    "%lld bytes in %llds", r->id, (long long)r->files,
+	    (long long)r->bytes, (long long)(r->finished - r->started));
+	log_info("%s", summary);
+	node_record(&ex->node, "export", ex->cf->source, r->id, 1, r->started,
+	    summary, r->hook_output);
 	time_format_iso(r->started, iso, sizeof iso);
 	for (i = 0; i < r->npb; i++) {
 		b = evbuffer_new();
@@ -297,6 +304,7 @@ export_start(struct exporter *ex, const char *trigger, char *why,
 	ex->last_ms = ms;
 	r = xcalloc(1, sizeof *r);
 	r->ex = ex;
+	r->cf = ex->cf;
 	version_id_make(ms, r->id);
 	r->dir = xasprintf("%s/%s", ex->exports_dir, r->id);
 	r->mpath = xasprintf("%s/manifest", r->dir);
@@ -676,7 +684,20 @@ ex_metrics(struct node *n, struct evbuffer *b)
 	    ex->running != NULL);
 }
 
+/* SIGHUP: a new schedule takes effect now; a run under way keeps the
+ * settings it started with. */
+static void
+ex_reload(struct node *n, struct config *cf)
+{
+	struct exporter *ex = n->role;
+
+	ex->cf = cf;
+	event_del(ex->sched_ev);
+	schedule_arm(ex);
+}
+
 static const struct node_ops ex_ops = {
+	.reload = ex_reload,
 	.health = ex_health,
 	.metrics = ex_metrics,
 	.accept = ex_accept,
@@ -782,7 +803,6 @@ ex_serve(struct config *cf, int argc, char **argv)
 	schedule_arm(&ex);
 	rc = node_run(&ex.node);
 	event_free(ex.sched_ev);
-	node_free(&ex.node);
 	while ((r = TAILQ_FIRST(&ex.runs)) != NULL) {
 		TAILQ_REMOVE(&ex.runs, r, link);
 		if (r == ex.running)
@@ -791,6 +811,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 	}
 	free(ex.exports_dir);
 	free(ex.tmp_dir);
+	node_free(&ex.node);
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }
 

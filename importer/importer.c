@@ -70,6 +70,28 @@ isrc_load(struct isrc *s)
 	free(p);
 }
 
+void
+isrc_reconf(struct isrc *s)
+{
+	if (s->sc_next == NULL || s->run.busy || s->promo_busy)
+		return;
+	s->sc = s->sc_next;
+	s->sc_next = NULL;
+}
+
+static void
+im_reload(struct node *n, struct config *cf)
+{
+	struct importer *im = n->role;
+	size_t i;
+
+	im->cf = cf;
+	for (i = 0; i < im->nsrcs; i++) {
+		im->srcs[i].sc_next = config_source(cf, im->srcs[i].sc->name);
+		isrc_reconf(&im->srcs[i]);
+	}
+}
+
 /* The last import's result, kept across restarts for status. */
 static void
 isrc_save_state(struct isrc *s)
@@ -143,7 +165,7 @@ static void
 import_work(void *arg)
 {
 	struct isrc *s = arg;
-	struct config *cf = s->im->cf;
+	const struct config *cf = s->job_cf;
 	struct manifest *m = NULL;
 	struct sync_opts o;
 	char *data, *cur_data, *mpath, *env[4];
@@ -232,6 +254,7 @@ import_done(void *arg)
 	struct isrc *s = arg;
 	struct node *n = &s->im->node;
 	enum runner_outcome out;
+	char summary[512];
 
 	if (n->stopping) {
 		hook_result_clear(&s->hr);
@@ -239,6 +262,7 @@ import_done(void *arg)
 	}
 	/* A hook that ran and failed is not retried: the next cycle is. */
 	out = runner_done(&s->run, s->rc == 0, s->hook_ran || s->gone);
+	isrc_reconf(s);
 	if (out != RUNNER_RETRY) {
 		xstrset(&s->last_version, s->version);
 		s->last_ok = s->rc == 0;
@@ -254,12 +278,16 @@ import_done(void *arg)
 		s->lag = (long)(time(NULL) - version_id_ms(s->version) / 1000);
 		s->ok_at = time(NULL);
 		s->ok_secs = (long)(s->ok_at - s->started);
-		log_info("source \"%s\": imported version %s: %lld files, "
-		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole, "
-		    "%lld resumed)", s->sc->name, s->version,
+		snprintf(summary, sizeof summary, "imported version %s: %lld "
+		    "files, %lld bytes (%lld unchanged, %lld by delta, %lld "
+		    "whole, %lld resumed) in %lds", s->version,
 		    (long long)s->st.files, (long long)s->st.bytes,
 		    (long long)s->st.unchanged, (long long)s->st.deltas,
-		    (long long)s->st.whole, (long long)s->st.resumed);
+		    (long long)s->st.whole, (long long)s->st.resumed,
+		    s->ok_secs);
+		log_info("source \"%s\": %s", s->sc->name, summary);
+		node_record(n, "import", s->sc->name, s->version, 1,
+		    s->started, summary, s->hr.output);
 		send_done(s, s->version, s->peer, 1, NULL);
 		break;
 	case RUNNER_GAVE_UP:
@@ -267,6 +295,8 @@ import_done(void *arg)
 		log_warnx("source \"%s\": import of version %s failed; the last "
 		    "good copy (%s) stays: %s", s->sc->name, s->version,
 		    cur_version(s) ? cur_version(s) : "none", s->err);
+		node_record(n, "import", s->sc->name, s->version, 0,
+		    s->started, s->err, s->hr.output);
 		send_done(s, s->version, s->peer, 0, s->err);
 		fs_rm_rf(s->next);	/* nothing left to resume */
 		break;
@@ -316,6 +346,7 @@ isrc_start(struct runner *r, const struct doc *ev)
 	s->err[0] = '\0';
 	log_info("source \"%s\": importing version %s from %s", s->sc->name,
 	    s->version, s->sc->pullbackup);
+	s->job_cf = s->im->cf;
 	worker_submit(s->im->node.runs, import_work, import_done, s);
 }
 
@@ -495,6 +526,8 @@ static const struct node_ops im_ops = {
 	.accept = im_accept,
 	.kick = im_kick,
 	.route = promo_route,
+	.page = im_page,
+	.reload = im_reload,
 	.status = im_status,
 	.lookup = NULL,
 };
@@ -577,10 +610,10 @@ im_serve(struct config *cf, int argc, char **argv)
 		runner_init(&im.srcs[i].run, &im.node, im.srcs[i].sc->name,
 		    &isrc_runner_ops, &im.srcs[i], IMPORT_ATTEMPTS);
 	rc = node_run(&im.node);
-	node_free(&im.node);
 	for (i = 0; i < im.nsrcs; i++)
 		isrc_free(&im.srcs[i]);
 	free(im.srcs);
+	node_free(&im.node);
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }
 

@@ -21,6 +21,10 @@ enum promo_state { PROMO_NONE, PROMO_PROMOTING, PROMO_PROMOTED };
 struct isrc {
 	struct importer *im;
 	const struct source_conf *sc;
+	/* A reload's new settings, taken when the running job ends (its
+	 * worker reads sc). */
+	const struct source_conf *sc_next;
+	const struct config *job_cf;	/* the running job's */
 	char *dir, *current, *next, *state_file;
 	struct manifest *cur_m;
 	/* The import in progress. */
@@ -64,12 +68,25 @@ void isrc_init(struct importer *, struct isrc *, const struct source_conf *);
 void isrc_free(struct isrc *);
 void isrc_load(struct isrc *);
 void isrc_load_state(struct isrc *);
+/* Take a reload's settings, unless a job (which reads sc) runs. */
+void isrc_reconf(struct isrc *);
 
 /* promote.c */
+const char *promo_name(enum promo_state);
 void promo_load(struct isrc *);
 int promo_refuses(const struct isrc *, char *why, size_t len);
 int promo_route(struct node *, struct evhttp_request *, const char *path);
 void promo_status(const struct isrc *, struct json *);
 int im_promote(struct config *, int argc, char **argv);
+/* Start a promotion asked over HTTP; the answer is JSON, or with html an
+ * HTML page (the takeover page's form). */
+void promo_start(struct node *, struct evhttp_request *, struct isrc *,
+    int force, int html);
+
+/* page.c: the takeover page. */
+int im_page(struct node *, struct evhttp_request *, const char *path);
+/* code 200 with why == NULL: promoted now; 200 with why: already was. */
+void page_promote_reply(struct evhttp_request *, const struct isrc *,
+    int code, const char *why);
 
 #endif

@@ -30,7 +30,7 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-static const char *
+const char *
 promo_name(enum promo_state p)
 {
 	return p == PROMO_PROMOTED ? "promoted" : p == PROMO_PROMOTING ?
@@ -148,7 +148,8 @@ promo_check(struct isrc *s, int force, char *why, size_t len)
 	    s->promo == PROMO_NONE) {
 		snprintf(why, len, "the last import of \"%s\" (version %s) "
 		    "failed: %s; this host holds version %s. Promote it anyway "
-		    "with --force", s->sc->name, s->last_version,
+		    "with --force (on the takeover page: the force box)",
+		    s->sc->name, s->last_version,
 		    s->last_error ? s->last_error : "?", cur_version(s));
 		return 409;
 	}
@@ -205,9 +206,12 @@ promo_hook(struct isrc *s, struct hook_result *hr)
 }
 
 static void
-promo_end(struct isrc *s, struct hook_result *hr)
+promo_end(struct isrc *s, struct hook_result *hr, time_t started)
 {
 	xstrset(&s->promo_output, hr->output);
+	node_record(&s->im->node, "promote", s->sc->name, s->promo_version,
+	    hr->ok, started, hr->ok ? "promoted: this host holds the primary "
+	    "copy and takes no more imports" : hr->error, hr->output);
 	if (hr->ok) {
 		s->promo = PROMO_PROMOTED;
 		log_info("source \"%s\": promoted: this host holds the primary "
@@ -247,6 +251,8 @@ struct promo_job {
 	struct evhttp_request *req;
 	struct evhttp_connection *conn;
 	int orphaned;
+	int html;			/* asked through the takeover page */
+	time_t started;
 	struct hook_result hr;
 };
 
@@ -265,23 +271,70 @@ promo_work(void *arg)
 }
 
 static void
+promo_answer(struct evhttp_request *req, int html, const struct isrc *s,
+    int code, const char *why)
+{
+	if (html)
+		page_promote_reply(req, s, code, why);
+	else if (code == 200)
+		promo_reply(req, s, why != NULL);
+	else
+		http_reply_error(req, code, "%s", why);
+}
+
+static void
 promo_done(void *arg)
 {
 	struct promo_job *j = arg;
+	char why[1024];
 
 	j->s->promo_busy = 0;
-	promo_end(j->s, &j->hr);
+	isrc_reconf(j->s);
+	promo_end(j->s, &j->hr, j->started);
 	if (!j->orphaned) {
 		evhttp_connection_set_closecb(j->conn, NULL, NULL);
-		if (j->hr.ok)
-			promo_reply(j->req, j->s, 0);
-		else
-			http_reply_error(j->req, 500, "the promote hook failed: "
-			    "%s; \"%s\" takes no more imports; fix the hook and "
-			    "run promote again", j->hr.error, j->s->sc->name);
+		snprintf(why, sizeof why, "the promote hook failed: %s; \"%s\" "
+		    "takes no more imports; fix the hook and promote again",
+		    j->hr.error, j->s->sc->name);
+		promo_answer(j->req, j->html, j->s, j->hr.ok ? 200 : 500,
+		    j->hr.ok ? NULL : why);
 	}
 	hook_result_clear(&j->hr);
 	free(j);
+}
+
+void
+promo_start(struct node *n, struct evhttp_request *req, struct isrc *s,
+    int force, int html)
+{
+	struct promo_job *j;
+	char why[1024];
+	int code;
+
+	if ((code = promo_check(s, force, why, sizeof why)) == 1) {
+		promo_answer(req, html, s, 200, why);
+		return;
+	}
+	if (code != 0) {
+		promo_answer(req, html, s, code, why);
+		return;
+	}
+	if (promo_begin(s, force, why, sizeof why) != 0) {
+		promo_answer(req, html, s, 500, why);
+		return;
+	}
+	log_info("source \"%s\": promotion asked%s%s; no more imports",
+	    s->sc->name, force ? " (forced)" : "", html ?
+	    " on the takeover page" : "");
+	j = xcalloc(1, sizeof *j);
+	j->s = s;
+	j->req = req;
+	j->html = html;
+	j->started = time(NULL);
+	j->conn = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(j->conn, promo_close_cb, j);
+	s->promo_busy = 1;
+	worker_submit(n->runs, promo_work, promo_done, j);
 }
 
 /* POST /v1/promote {"source": S, "force": bool} */
@@ -289,51 +342,27 @@ int
 promo_route(struct node *n, struct evhttp_request *req, const char *path)
 {
 	struct importer *im = n->role;
-	struct promo_job *j;
 	struct isrc *s;
 	struct doc *d = NULL;
 	char *body, why[1024];
 	const char *source;
 	size_t len;
-	int force = 0, code;
+	int force = 0;
 
 	if (strcmp(path, "/v1/promote") != 0 ||
 	    evhttp_request_get_command(req) != EVHTTP_REQ_POST)
 		return -1;
 	if ((body = http_body(req, PROTO_MAX_EVENT, &len)) == NULL ||
 	    doc_parse(body, len, &d, why, sizeof why) != 0 ||
-	    (source = doc_get_str(d, "source")) == NULL) {
+	    (source = doc_get_str(d, "source")) == NULL)
 		http_reply_error(req, 400, "promote needs {\"source\": NAME}");
-		goto out;
-	}
-	doc_get_bool(d, "force", &force);
-	if ((s = isrc_find(im, source)) == NULL) {
+	else if ((s = isrc_find(im, source)) == NULL)
 		http_reply_error(req, 404, "this importer has no source \"%s\"",
 		    source);
-		goto out;
+	else {
+		doc_get_bool(d, "force", &force);
+		promo_start(n, req, s, force, 0);
 	}
-	if ((code = promo_check(s, force, why, sizeof why)) == 1) {
-		promo_reply(req, s, 1);
-		goto out;
-	}
-	if (code != 0) {
-		http_reply_error(req, code, "%s", why);
-		goto out;
-	}
-	if (promo_begin(s, force, why, sizeof why) != 0) {
-		http_reply_error(req, 500, "%s", why);
-		goto out;
-	}
-	log_info("source \"%s\": promotion asked%s; no more imports", source,
-	    force ? " (forced)" : "");
-	j = xcalloc(1, sizeof *j);
-	j->s = s;
-	j->req = req;
-	j->conn = evhttp_request_get_connection(req);
-	evhttp_connection_set_closecb(j->conn, promo_close_cb, j);
-	s->promo_busy = 1;
-	worker_submit(n->runs, promo_work, promo_done, j);
-out:
 	doc_free(d);
 	free(body);
 	return 0;
@@ -368,7 +397,8 @@ im_promote(struct config *cf, int argc, char **argv)
 	struct isrc s;
 	struct hook_result hr;
 	struct doc *d = NULL;
-	char *pos[1], *url, *body, why[1024];
+	char *pos[1], *url, *body, *runs, why[1024];
+	time_t started;
 	int rc, code;
 
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
@@ -440,8 +470,13 @@ im_promote(struct config *cf, int argc, char **argv)
 		isrc_free(&s);
 		return EXIT_FAILED;
 	}
+	runs = xasprintf("%s/queue/runs.jsonl", cf->state_dir);
+	runlog_open(&im.node.runs_log, runs);
+	free(runs);
+	started = time(NULL);
 	promo_hook(&s, &hr);
-	promo_end(&s, &hr);
+	promo_end(&s, &hr, started);
+	runlog_close(&im.node.runs_log);
 	if (hr.ok)
 		promo_print(pos[0], s.promo_version, s.promo_at, 0, hr.output);
 	else

@@ -34,66 +34,11 @@
 #include "runner.h"
 #include "sync.h"
 #include "timespec.h"
+#include "pullbackup.h"
 #include "worker.h"
 #include "xmalloc.h"
 
 #define PULL_ATTEMPTS 3
-
-enum imp_state { IMP_NONE, IMP_PENDING, IMP_OK, IMP_FAILED, IMP_PROMOTED };
-
-struct imp {
-	char *url;
-	char *version;
-	enum imp_state state;
-	char *error;
-	time_t at;
-};
-
-struct src {
-	struct pullbackup *pb;
-	const struct source_conf *sc;
-	struct archive *ar;
-	char *head;
-	char *head_mpath;
-	char *current;
-	struct manifest *head_m;
-	size_t nversions;
-	/* The pull in progress. */
-	struct runner run;
-	char *version;
-	char *peer;
-	time_t started;
-	struct manifest *new_m;
-	struct sync_stats st;
-	char err[1024];
-	int rc, gone;
-	char **pruned;
-	size_t npruned;
-	/* The last pull. */
-	char *last_version;
-	int last_ok;
-	char *last_error;
-	time_t last_at;
-	struct sync_stats last_st;
-	long last_secs;
-	/* Counters, for metrics. */
-	unsigned long long failures;
-	unsigned long long received_total;
-	time_t last_ok_at;
-	/* Pushing to the importers. */
-	struct imp *imps;
-	char *push_version;
-	char *push_peer;
-	int push_reported;
-};
-
-struct pullbackup {
-	struct node node;
-	struct config *cf;
-	struct src *srcs;
-	size_t nsrcs;
-	char *tmp_dir;
-};
 
 static struct src *
 src_find(struct pullbackup *pb, const char *name)
@@ -110,11 +55,18 @@ static void
 src_load_head(struct src *s)
 {
 	char err[512];
+	size_t i;
 
 	manifest_free(s->head_m);
 	s->head_m = NULL;
 	xstrset(&s->head, archive_head(s->ar));
+	for (i = 0; i < s->nversions; i++)
+		free(s->vids[i]);
+	free(s->vids);
 	s->nversions = s->ar->n;
+	s->vids = xcalloc(s->nversions + 1, sizeof *s->vids);
+	for (i = 0; i < s->nversions; i++)
+		s->vids[i] = xstrdup(s->ar->ids[i]);
 	free(s->head_mpath);
 	s->head_mpath = NULL;
 	if (s->head == NULL)
@@ -256,7 +208,7 @@ static void
 pull_work(void *arg)
 {
 	struct src *s = arg;
-	struct config *cf = s->pb->cf;
+	const struct config *cf = s->job_cf;
 	struct sync_opts o;
 	char *staging, *current, perr[512];
 	size_t i;
@@ -324,6 +276,7 @@ pull_done(void *arg)
 {
 	struct src *s = arg;
 	struct node *n = &s->pb->node;
+	char summary[512];
 	size_t i;
 
 	for (i = 0; i < s->npruned; i++)
@@ -341,19 +294,26 @@ pull_done(void *arg)
 	xstrset(&s->last_error, s->rc == 0 ? NULL : s->err);
 	if (n->stopping)
 		return;
+	if (s->sc_next != NULL) {
+		s->sc = s->sc_next;
+		s->sc_next = NULL;
+	}
 	switch (runner_done(&s->run, s->rc == 0, s->gone)) {
 	case RUNNER_OK:
 		s->last_ok_at = time(NULL);
 		s->received_total += (unsigned long long)s->st.received;
 		attempt_clear(s->ar->dir);
 		src_load_head(s);
-		log_info("source \"%s\": archived version %s: %lld files, "
-		    "%lld bytes (%lld unchanged, %lld by delta, %lld whole, "
-		    "%lld resumed; %lld bytes received) in %lds", s->sc->name,
+		snprintf(summary, sizeof summary, "archived version %s: %lld "
+		    "files, %lld bytes (%lld unchanged, %lld by delta, %lld "
+		    "whole, %lld resumed; %lld bytes received) in %lds",
 		    s->version, (long long)s->st.files, (long long)s->st.bytes,
 		    (long long)s->st.unchanged, (long long)s->st.deltas,
 		    (long long)s->st.whole, (long long)s->st.resumed,
 		    (long long)s->st.received, s->last_secs);
+		log_info("source \"%s\": %s", s->sc->name, summary);
+		node_record(n, "pull", s->sc->name, s->version, 1, s->started,
+		    summary, NULL);
 		send_archived(s, s->version, s->peer, 1, NULL);
 		push_to_importers(s, s->peer);
 		break;
@@ -361,6 +321,8 @@ pull_done(void *arg)
 		s->failures++;
 		log_warnx("source \"%s\": pulling version %s failed, giving "
 		    "up: %s", s->sc->name, s->version, s->err);
+		node_record(n, "pull", s->sc->name, s->version, 0, s->started,
+		    s->err, NULL);
 		send_archived(s, s->version, s->peer, 0, s->err);
 		drop_staging(s);	/* first: the disk may be full */
 		attempt_write(s->ar->dir, s->version, "failed", s->err);
@@ -450,6 +412,7 @@ src_start(struct runner *r, const struct doc *ev)
 	log_info("source \"%s\": pulling version %s from %s", s->sc->name,
 	    s->version, s->sc->exporter);
 	attempt_write(s->ar->dir, s->version, "in progress", NULL);
+	s->job_cf = s->pb->cf;
 	worker_submit(s->pb->node.runs, pull_work, pull_done, s);
 }
 
@@ -505,7 +468,7 @@ pb_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
 	return 400;
 }
 
-static const char *
+const char *
 imp_state_name(enum imp_state st)
 {
 	switch (st) {
@@ -702,6 +665,24 @@ pb_refused(struct node *n, const struct qentry *e, const char *why)
 	doc_free(d);
 }
 
+static void
+pb_reload(struct node *n, struct config *cf)
+{
+	struct pullbackup *pb = n->role;
+	struct src *s;
+	size_t i;
+
+	pb->cf = cf;
+	for (i = 0; i < pb->nsrcs; i++) {
+		s = &pb->srcs[i];
+		s->sc_next = config_source(cf, s->sc->name);
+		if (!s->run.busy) {
+			s->sc = s->sc_next;
+			s->sc_next = NULL;
+		}
+	}
+}
+
 static const struct node_ops pb_ops = {
 	.health = pb_health,
 	.metrics = pb_metrics,
@@ -709,6 +690,8 @@ static const struct node_ops pb_ops = {
 	.accept = pb_accept,
 	.kick = pb_kick,
 	.route = NULL,
+	.page = pb_page,
+	.reload = pb_reload,
 	.status = pb_status,
 	.lookup = pb_lookup,
 };
@@ -767,7 +750,6 @@ pb_serve(struct config *cf, int argc, char **argv)
 		push_resume(&pb.srcs[i]);
 	}
 	rc = node_run(&pb.node);
-	node_free(&pb.node);
 	for (i = 0; i < pb.nsrcs; i++) {
 		s = &pb.srcs[i];
 		runner_free(&s->run);
@@ -775,6 +757,9 @@ pb_serve(struct config *cf, int argc, char **argv)
 		manifest_free(s->head_m);
 		free(s->head);
 		free(s->head_mpath);
+		for (k = 0; k < s->nversions; k++)
+			free(s->vids[k]);
+		free(s->vids);
 		free(s->current);
 		free(s->version);
 		free(s->peer);
@@ -791,6 +776,7 @@ pb_serve(struct config *cf, int argc, char **argv)
 	}
 	free(pb.srcs);
 	free(pb.tmp_dir);
+	node_free(&pb.node);
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }
 

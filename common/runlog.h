@@ -1,0 +1,39 @@
+/* The history of a daemon's runs (exports, pulls, imports, promotions) for
+ * /feed: the newest RUNLOG_KEEP in memory, and a file of JSON lines beside
+ * the queues so the feed outlives a restart.  Appends are single write()s;
+ * a torn last line after a crash is skipped when loading.  Loop thread
+ * only. */
+#ifndef UNDERSTUDY_RUNLOG_H
+#define UNDERSTUDY_RUNLOG_H
+
+#include <stddef.h>
+#include <time.h>
+
+#define RUNLOG_KEEP 50
+
+struct run_rec {
+	char *what;		/* "export", "pull", "import", "promote" */
+	char *source;
+	char *version;
+	int ok;
+	time_t started, finished;
+	char *summary;		/* one line */
+	char *output;		/* the hook's output (tail), or NULL */
+};
+
+struct runlog {
+	char *path;
+	struct run_rec recs[RUNLOG_KEEP];	/* ring */
+	size_t n, next;
+	size_t lines;				/* in the file */
+};
+
+void runlog_open(struct runlog *, const char *path);
+void runlog_close(struct runlog *);
+void runlog_add(struct runlog *, const char *what, const char *source,
+    const char *version, int ok, time_t started, const char *summary,
+    const char *output);
+/* The i-th newest record (0 = newest), i < n. */
+const struct run_rec *runlog_get(const struct runlog *, size_t i);
+
+#endif

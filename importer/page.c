@@ -1,0 +1,306 @@
+/* The takeover page: what an operator looks at before promoting this
+ * standby, at GET /.  Per source: the copy this host holds (version, time,
+ * age, size), the last import's result and hook output, an import in
+ * progress, the manifest's backup.signature, and a form that promotes.
+ * The form is a POST that carries the secret (never in a URL) and the
+ * source's name typed again as confirmation; it works without JavaScript,
+ * which the page's Content-Security-Policy forbids anyway. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "config.h"
+#include "hash.h"
+#include "html.h"
+#include "http.h"
+#include "importer.h"
+#include "log.h"
+#include "manifest.h"
+#include "timespec.h"
+#include "xmalloc.h"
+
+#define PAGE_SIGNATURE_LINES 200	/* of backup.signature, on the page */
+#define PAGE_FORM_MAX 4096		/* bytes of a form body */
+
+static void
+row(struct evbuffer *b, const char *head, const char *cls, const char *text)
+{
+	evbuffer_add_printf(b, "<tr><th>%s</th><td%s%s%s>", head,
+	    cls ? " class=\"" : "", cls ? cls : "", cls ? "\"" : "");
+	html_text(b, text);
+	evbuffer_add_printf(b, "</td></tr>\n");
+}
+
+static void
+version_row(struct evbuffer *b, const char *head, const char *version,
+    time_t now)
+{
+	char when[96], *text;
+
+	html_when(when, sizeof when, (time_t)(version_id_ms(version) / 1000),
+	    now);
+	text = xasprintf("%s, exported %s", version, when);
+	row(b, head, NULL, text);
+	free(text);
+}
+
+/* The first lines of backup.signature, made from the manifest in memory. */
+static void
+signature(struct evbuffer *b, const struct isrc *s)
+{
+	struct evbuffer *sig = evbuffer_new();
+	size_t shown = 0, more = 0;
+	char *line;
+
+	manifest_signature(s->cur_m, sig);
+	evbuffer_add_printf(b, "<details><summary>backup.signature "
+	    "(%lld files)</summary>\n<pre class=\"signature\">",
+	    (long long)s->cur_m->files);
+	while ((line = evbuffer_readln(sig, NULL, EVBUFFER_EOL_LF)) != NULL) {
+		if (shown++ < PAGE_SIGNATURE_LINES) {
+			html_text(b, line);
+			evbuffer_add(b, "\n", 1);
+		} else
+			more++;
+		free(line);
+	}
+	if (more > 0)
+		evbuffer_add_printf(b, "... and %zu more\n", more);
+	evbuffer_add_printf(b, "</pre></details>\n");
+	evbuffer_free(sig);
+}
+
+static void
+promote_form(struct evbuffer *b, const struct isrc *s)
+{
+	evbuffer_add_printf(b, "<form method=\"post\" action=\"/promote\" "
+	    "autocomplete=\"off\">\n<input type=\"hidden\" name=\"source\" "
+	    "value=\"");
+	html_text(b, s->sc->name);
+	evbuffer_add_printf(b, "\">\n<p><strong>Promote this host</strong>: "
+	    "it becomes the primary for <code>");
+	html_text(b, s->sc->name);
+	evbuffer_add_printf(b, "</code>, takes no more imports, and runs "
+	    "the promote hook. Do this only when the primary is gone for "
+	    "good.</p>\n<label>Type the source's name to confirm: <input "
+	    "type=\"text\" name=\"confirm\" required></label>\n"
+	    "<label>Secret (the token file's line): <input type=\"password\" "
+	    "name=\"secret\" required></label>\n");
+	if (s->last_version != NULL && !s->last_ok)
+		evbuffer_add_printf(b, "<label><input type=\"checkbox\" "
+		    "name=\"force\" value=\"1\"> The last import failed: "
+		    "promote the older copy this host holds anyway</label>\n");
+	evbuffer_add_printf(b, "<button type=\"submit\">Promote</button>\n"
+	    "</form>\n");
+}
+
+static void
+source_section(struct evbuffer *b, const struct isrc *s, time_t now)
+{
+	char when[96], *text;
+
+	evbuffer_add_printf(b, "<section id=\"source-");
+	html_text(b, s->sc->name);
+	evbuffer_add_printf(b, "\">\n<h2>Source ");
+	html_text(b, s->sc->name);
+	evbuffer_add_printf(b, "</h2>\n<table>\n");
+	if (s->promo == PROMO_PROMOTED)
+		row(b, "This host", "ok", "PROMOTED: it is the primary for this "
+		    "source and takes no imports");
+	else if (s->promo == PROMO_PROMOTING)
+		row(b, "This host", "busy", s->promo_busy ? "PROMOTING: the "
+		    "promote hook is running" : "PROMOTING: the promote hook "
+		    "did not finish; promote again");
+	else
+		row(b, "This host", NULL, "standby: takes imports");
+	if (s->promo != PROMO_NONE) {
+		text = xasprintf("%s (version %s)%s", s->promo_at ?
+		    s->promo_at : "?", s->promo_version ? s->promo_version :
+		    "none", s->promo_forced ? ", forced" : "");
+		row(b, "Promoted at", NULL, text);
+		free(text);
+	}
+	if (s->cur_m != NULL) {
+		version_row(b, "Copy held", cur_version(s), now);
+		text = xasprintf("%lld files, %lld bytes",
+		    (long long)s->cur_m->files, (long long)s->cur_m->bytes);
+		row(b, "Size", NULL, text);
+		free(text);
+	} else
+		row(b, "Copy held", "bad", "none: nothing imported yet");
+	if (s->run.busy) {
+		html_when(when, sizeof when, s->started, now);
+		text = xasprintf("IMPORTING version %s, started %s",
+		    s->version, when);
+		row(b, "Import", "busy", text);
+		free(text);
+	} else
+		row(b, "Import", NULL, "none in progress");
+	row(b, "From", NULL, s->sc->pullbackup);
+	if (s->last_version != NULL) {
+		html_when(when, sizeof when, s->last_at, now);
+		text = xasprintf("%s: version %s, finished %s, took %lds",
+		    s->last_ok ? "OK" : "FAILED", s->last_version, when,
+		    s->last_secs);
+		row(b, "Last import", s->last_ok ? "ok" : "bad", text);
+		free(text);
+		if (!s->last_ok && s->last_error != NULL)
+			row(b, "Error", "bad", s->last_error);
+	}
+	evbuffer_add_printf(b, "</table>\n");
+	if (s->last_output != NULL && *s->last_output != '\0') {
+		evbuffer_add_printf(b, "<h3>Import hook output</h3>\n"
+		    "<pre class=\"hook-output\">");
+		html_text(b, s->last_output);
+		evbuffer_add_printf(b, "</pre>\n");
+	}
+	if (s->promo_output != NULL && *s->promo_output != '\0') {
+		evbuffer_add_printf(b, "<h3>Promote hook output</h3>\n<pre>");
+		html_text(b, s->promo_output);
+		evbuffer_add_printf(b, "</pre>\n");
+	}
+	if (s->cur_m != NULL)
+		signature(b, s);
+	if (s->promo != PROMO_PROMOTED && s->cur_m != NULL && !s->promo_busy)
+		promote_form(b, s);
+	evbuffer_add_printf(b, "</section>\n");
+}
+
+static void
+page_index(struct importer *im, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+	char host[256], *title;
+	time_t now = time(NULL);
+	size_t i;
+
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "this host");
+	host[sizeof host - 1] = '\0';
+	title = xasprintf("understudy importer on %s", host);
+	html_begin(b, title);
+	html_elem(b, "h1", title);
+	evbuffer_add_printf(b, "<p>The standby copies this host holds, and "
+	    "the way to make it the primary. Listening on ");
+	html_text(b, im->cf->listen_host);
+	evbuffer_add_printf(b, ":%d. <a href=\"/feed\">Feed of imports</a>."
+	    "</p>\n", im->cf->listen_port);
+	for (i = 0; i < im->nsrcs; i++)
+		source_section(b, &im->srcs[i], now);
+	html_end(b);
+	html_reply(req, 200, b);
+	evbuffer_free(b);
+	free(title);
+}
+
+void
+page_promote_reply(struct evhttp_request *req, const struct isrc *s,
+    int code, const char *why)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *title;
+
+	title = xasprintf(code != 200 ? "Promotion of %s refused" :
+	    "%s is promoted", s->sc->name);
+	html_begin(b, title);
+	html_elem(b, "h1", title);
+	evbuffer_add_printf(b, "<p id=\"message\" class=\"%s\">",
+	    code == 200 ? "ok" : "bad");
+	if (code != 200)
+		html_text(b, why);
+	else {
+		evbuffer_add_printf(b, "%s", why ? "It was already: " :
+		    "This host is now the primary for ");
+		html_text(b, why ? why : s->sc->name);
+		if (why == NULL) {
+			evbuffer_add_printf(b, " (version ");
+			html_text(b, s->promo_version);
+			evbuffer_add_printf(b, "). It takes no more imports. "
+			    "Point the service's clients here.");
+		}
+	}
+	evbuffer_add_printf(b, "</p>\n");
+	if (s->promo_output != NULL && *s->promo_output != '\0') {
+		evbuffer_add_printf(b, "<h2>Promote hook output</h2>\n<pre>");
+		html_text(b, s->promo_output);
+		evbuffer_add_printf(b, "</pre>\n");
+	}
+	evbuffer_add_printf(b, "<p><a href=\"/\">Back to the takeover page"
+	    "</a></p>\n");
+	html_end(b);
+	html_reply(req, code, b);
+	evbuffer_free(b);
+	free(title);
+}
+
+/* POST /promote, from the form: source, confirm, secret[, force]. */
+static void
+page_promote(struct importer *im, struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *source, *confirm, *secret, *force;
+	struct isrc *s;
+	char *body;
+	size_t len;
+
+	TAILQ_INIT(&q);
+	if ((body = http_body(req, PAGE_FORM_MAX, &len)) == NULL ||
+	    strlen(body) != len || evhttp_parse_query_str(body, &q) != 0 ||
+	    (source = evhttp_find_header(&q, "source")) == NULL) {
+		html_message(req, 400, "Bad form", "The promote form came "
+		    "malformed or too large; reload the page and try again.");
+		goto out;
+	}
+	confirm = evhttp_find_header(&q, "confirm");
+	secret = evhttp_find_header(&q, "secret");
+	force = evhttp_find_header(&q, "force");
+	if ((s = isrc_find(im, source)) == NULL) {
+		html_message(req, 404, "No such source", "This importer has no "
+		    "such source; reload the page.");
+		goto out;
+	}
+	if (secret == NULL || !hash_secret_equal(secret, strlen(secret),
+	    im->cf->token, im->cf->token_len)) {
+		log_warnx("source \"%s\": promotion on the takeover page "
+		    "refused: wrong secret", s->sc->name);
+		page_promote_reply(req, s, 403, "Wrong secret: nothing was "
+		    "changed. The secret is the line of the token file "
+		    "(token_file in the configuration).");
+		goto out;
+	}
+	if (confirm == NULL || strcmp(confirm, s->sc->name) != 0) {
+		page_promote_reply(req, s, 400, "Not confirmed: type the "
+		    "source's name exactly to confirm. Nothing was changed.");
+		goto out;
+	}
+	promo_start(&im->node, req, s, force != NULL &&
+	    strcmp(force, "1") == 0, 1);
+out:
+	evhttp_clear_headers(&q);
+	free(body);
+}
+
+int
+im_page(struct node *n, struct evhttp_request *req, const char *path)
+{
+	struct importer *im = n->role;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (strcmp(path, "/") == 0 && (cmd == EVHTTP_REQ_GET ||
+	    cmd == EVHTTP_REQ_HEAD)) {
+		page_index(im, req);
+		return 0;
+	}
+	if (strcmp(path, "/promote") == 0 && cmd == EVHTTP_REQ_POST) {
+		page_promote(im, req);
+		return 0;
+	}
+	return -1;
+}

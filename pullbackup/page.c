@@ -1,0 +1,197 @@
+/* The pull-backup's status page, at GET /: per source, the exporter, the
+ * versions kept, the last pull, and each importer's state and lag.  Made
+ * from what the daemon holds in memory: no disk access on the loop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "config.h"
+#include "html.h"
+#include "manifest.h"
+#include "pullbackup.h"
+#include "timespec.h"
+#include "xmalloc.h"
+
+#define PAGE_VERSIONS 30		/* newest versions listed */
+
+static time_t
+vtime(const char *version)
+{
+	return (time_t)(version_id_ms(version) / 1000);
+}
+
+static void
+cell(struct evbuffer *b, const char *cls, const char *text)
+{
+	evbuffer_add_printf(b, "<td%s%s%s>", cls ? " class=\"" : "",
+	    cls ? cls : "", cls ? "\"" : "");
+	html_text(b, text);
+	evbuffer_add_printf(b, "</td>");
+}
+
+static void
+importers(struct evbuffer *b, const struct src *s, time_t now)
+{
+	const struct imp *m;
+	char lag[64], age[64];
+	size_t k;
+
+	evbuffer_add_printf(b, "<h3>Importers</h3>\n<table class=\"importers\">"
+	    "\n<tr><th>Importer</th><th>State</th><th>Version it holds</th>"
+	    "<th>Behind the newest</th><th>Age of its copy</th><th>Error</th>"
+	    "</tr>\n");
+	for (k = 0; k < s->sc->nimporters; k++) {
+		m = &s->imps[k];
+		evbuffer_add_printf(b, "<tr>");
+		cell(b, NULL, m->url);
+		cell(b, m->state == IMP_OK ? "ok" : m->state == IMP_FAILED ?
+		    "bad" : m->state == IMP_PENDING ? "busy" : NULL,
+		    imp_state_name(m->state));
+		cell(b, NULL, m->version ? m->version : "-");
+		if (m->version == NULL || s->head == NULL)
+			snprintf(lag, sizeof lag, "-");
+		else if (strcmp(m->version, s->head) >= 0)
+			snprintf(lag, sizeof lag, "up to date");
+		else
+			html_age(lag, sizeof lag, (long)(vtime(s->head) -
+			    vtime(m->version)));
+		cell(b, NULL, lag);
+		if (m->version != NULL)
+			html_age(age, sizeof age, (long)(now -
+			    vtime(m->version)));
+		else
+			snprintf(age, sizeof age, "-");
+		cell(b, NULL, age);
+		cell(b, m->error ? "bad" : NULL, m->error ? m->error : "");
+		evbuffer_add_printf(b, "</tr>\n");
+	}
+	evbuffer_add_printf(b, "</table>\n");
+}
+
+static void
+versions(struct evbuffer *b, const struct src *s, time_t now)
+{
+	char when[96];
+	size_t i, shown = 0;
+
+	evbuffer_add_printf(b, "<details><summary>%zu version%s kept"
+	    "</summary>\n<table class=\"versions\">\n<tr><th>Version</th>"
+	    "<th>Exported</th></tr>\n", s->nversions, s->nversions == 1 ?
+	    "" : "s");
+	for (i = s->nversions; i-- > 0 && shown++ < PAGE_VERSIONS;) {
+		evbuffer_add_printf(b, "<tr>");
+		cell(b, NULL, s->vids[i]);
+		html_when(when, sizeof when, vtime(s->vids[i]), now);
+		cell(b, NULL, when);
+		evbuffer_add_printf(b, "</tr>\n");
+	}
+	evbuffer_add_printf(b, "</table>\n");
+	if (s->nversions > PAGE_VERSIONS)
+		evbuffer_add_printf(b, "<p>and %zu older: <code>"
+		    "understudy-pullbackup list %s</code></p>\n",
+		    s->nversions - PAGE_VERSIONS, s->sc->name);
+	evbuffer_add_printf(b, "</details>\n");
+}
+
+static void
+source_section(struct evbuffer *b, const struct src *s, time_t now)
+{
+	char when[96], *text;
+
+	evbuffer_add_printf(b, "<section id=\"source-");
+	html_text(b, s->sc->name);
+	evbuffer_add_printf(b, "\">\n<h2>Source ");
+	html_text(b, s->sc->name);
+	evbuffer_add_printf(b, "</h2>\n<table>\n<tr><th>Exporter</th>");
+	cell(b, NULL, s->sc->exporter);
+	evbuffer_add_printf(b, "</tr>\n<tr><th>Newest version</th>");
+	if (s->head != NULL) {
+		html_when(when, sizeof when, vtime(s->head), now);
+		text = xasprintf("%s, exported %s%s", s->head, when,
+		    s->head_m ? "" : " (its manifest is unreadable)");
+		cell(b, NULL, text);
+		free(text);
+		if (s->head_m != NULL) {
+			text = xasprintf("%lld files, %lld bytes",
+			    (long long)s->head_m->files,
+			    (long long)s->head_m->bytes);
+			evbuffer_add_printf(b, "</tr>\n<tr><th>Size</th>");
+			cell(b, NULL, text);
+			free(text);
+		}
+	} else
+		cell(b, "bad", "none: nothing archived yet");
+	evbuffer_add_printf(b, "</tr>\n<tr><th>Pull</th>");
+	if (s->run.busy) {
+		html_when(when, sizeof when, s->started, now);
+		text = xasprintf("PULLING version %s, started %s", s->version,
+		    when);
+		cell(b, "busy", text);
+		free(text);
+	} else
+		cell(b, NULL, "none in progress");
+	evbuffer_add_printf(b, "</tr>\n");
+	if (s->last_version != NULL) {
+		html_when(when, sizeof when, s->last_at, now);
+		text = xasprintf("%s: version %s, finished %s, took %lds; %lld "
+		    "files (%lld unchanged, %lld by delta, %lld whole), %lld "
+		    "bytes received", s->last_ok ? "OK" : "FAILED",
+		    s->last_version, when, s->last_secs,
+		    (long long)s->last_st.files,
+		    (long long)s->last_st.unchanged,
+		    (long long)s->last_st.deltas, (long long)s->last_st.whole,
+		    (long long)s->last_st.received);
+		evbuffer_add_printf(b, "<tr><th>Last pull</th>");
+		cell(b, s->last_ok ? "ok" : "bad", text);
+		evbuffer_add_printf(b, "</tr>\n");
+		free(text);
+		if (!s->last_ok && s->last_error != NULL) {
+			evbuffer_add_printf(b, "<tr><th>Error</th>");
+			cell(b, "bad", s->last_error);
+			evbuffer_add_printf(b, "</tr>\n");
+		}
+	}
+	evbuffer_add_printf(b, "</table>\n");
+	versions(b, s, now);
+	importers(b, s, now);
+	evbuffer_add_printf(b, "</section>\n");
+}
+
+int
+pb_page(struct node *n, struct evhttp_request *req, const char *path)
+{
+	struct pullbackup *pb = n->role;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evbuffer *b;
+	char host[256], *title;
+	time_t now = time(NULL);
+	size_t i;
+
+	if (strcmp(path, "/") != 0 || (cmd != EVHTTP_REQ_GET &&
+	    cmd != EVHTTP_REQ_HEAD))
+		return -1;
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "this host");
+	host[sizeof host - 1] = '\0';
+	b = evbuffer_new();
+	title = xasprintf("understudy pull-backup on %s", host);
+	html_begin(b, title);
+	html_elem(b, "h1", title);
+	evbuffer_add_printf(b, "<p>The archive of each source and where its "
+	    "newest version went. Archive: <code>");
+	html_text(b, pb->cf->archive_dir);
+	evbuffer_add_printf(b, "</code>. <a href=\"/feed\">Feed of pulls</a>."
+	    "</p>\n");
+	for (i = 0; i < pb->nsrcs; i++)
+		source_section(b, &pb->srcs[i], now);
+	html_end(b);
+	html_reply(req, 200, b);
+	evbuffer_free(b);
+	free(title);
+	return 0;
+}
