@@ -61,6 +61,9 @@ class Browser:
         chrome = shutil.which("chromium") or shutil.which("chromium-browser")
         if chrome is None:
             raise SystemExit("browser: chromium is not installed")
+        port_file = os.path.join(profile, "DevToolsActivePort")
+        if os.path.exists(port_file):
+            os.unlink(port_file)    # a previous run's
         self.proc = subprocess.Popen([
             chrome, "--headless=new", "--no-sandbox", "--disable-gpu",
             "--disable-dev-shm-usage", "--disable-background-networking",
@@ -70,7 +73,6 @@ class Browser:
             "--user-data-dir=" + profile, "--remote-debugging-port=0",
             "about:blank"], stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(profile, "..", "chromium.log"), "w"))
-        port_file = os.path.join(profile, "DevToolsActivePort")
         deadline = time.time() + TIMEOUT
         while not os.path.exists(port_file) or \
                 os.path.getsize(port_file) == 0:
