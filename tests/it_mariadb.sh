@@ -1,0 +1,82 @@
+#!/bin/bash
+# MariaDB end to end: two servers on their own sockets in a temp dir, rows
+# written on the primary, a cycle, the rows on the standby (read-only there
+# for the application's user); more writes, another cycle (the tables are
+# swapped in atomically); promote; writes succeed on the standby.  Then a
+# dump with a trigger, which is loaded in place.
+source "$SRC/tests/it_lib.sh"
+
+if ! command -v mariadbd > /dev/null || ! id mysql > /dev/null 2>&1; then
+	bad "the MariaDB server is not installed (scripts/deps installs it)"
+	finish
+	exit
+fi
+H=$SRC/conf/hooks
+M=$(mktemp -d "${TMPDIR:-/tmp}/understudy-mdb.XXXXXX")
+chown mysql: "$M"
+stop_mdb() {
+	local p
+	for p in "$M"/*.pid; do
+		[ -f "$p" ] && kill "$(cat "$p")" 2> /dev/null
+	done
+	sleep 1
+	rm -rf "$M"
+}
+trap 'stop_mdb; cleanup' EXIT
+for name in primary standby; do
+	mariadb-install-db --no-defaults --datadir="$M/$name" --user=mysql \
+		--auth-root-authentication-method=normal --skip-test-db > "$M/$name.install" 2>&1 ||
+		{ cat "$M/$name.install"; bad "mariadb-install-db $name"; exit 1; }
+	mariadbd --no-defaults --datadir="$M/$name" --socket="$M/$name.sock" \
+		--skip-networking --user=mysql --pid-file="$M/$name.pid" \
+		--log-error="$M/$name.err" &
+	for i in $(seq 100); do
+		mariadb --no-defaults --socket="$M/$name.sock" -u root -e "SELECT 1" > /dev/null 2>&1 && break
+		sleep 0.2
+	done
+done
+db1() { mariadb --no-defaults --socket="$M/primary.sock" -u root --batch --skip-column-names app -e "$1" 2>&1; }
+# The application's user on the standby: no privilege to bypass read_only.
+app2() { mariadb --no-defaults --socket="$M/standby.sock" -u app --batch --skip-column-names app -e "$1" 2>&1; }
+mariadb --no-defaults --socket="$M/primary.sock" -u root -e "CREATE DATABASE app" &&
+mariadb --no-defaults --socket="$M/standby.sock" -u root -e "CREATE USER app@localhost; GRANT ALL ON app.* TO app@localhost"
+check "two MariaDB servers up" [ $? -eq 0 ]
+db1 "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(64)) ENGINE=InnoDB;
+	CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(64)) ENGINE=InnoDB;
+	INSERT INTO customers VALUES (1, 'ada'), (2, 'bob');
+	INSERT INTO orders (what) SELECT concat('order ', seq) FROM seq_1_to_1000;"
+
+c1="--no-defaults, --socket, $M/primary.sock, --user, root"
+c2="--no-defaults, --socket, $M/standby.sock, --user, root"
+chain_setup "$T/c" "[$H/mariadb-export, app, $c1]" "[$H/mariadb-import, app, $c2]"
+sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$H/mariadb-promote, app, $c2]|" "$T/c/importer.yaml"
+chain_start || exit 1
+
+check "cycle 1" exporter now --wait imported
+check "the standby has the 1000 rows" [ "$(app2 'SELECT count(*) FROM orders')" = 1000 ]
+check "and the other table" [ "$(app2 'SELECT name FROM customers WHERE id = 2')" = bob ]
+check "the standby is read-only for the application" grep -q "read-only" <(app2 "INSERT INTO orders (what) VALUES ('no')")
+check "the import says the tables were swapped atomically" \
+	grep -q "tables swapped in atomically" "$T/c/importer.log"
+
+db1 "INSERT INTO orders (what) VALUES ('late'); DELETE FROM orders WHERE id <= 10;
+	UPDATE orders SET what = 'changed' WHERE id = 500; DROP TABLE customers;"
+check "cycle 2" exporter now --wait imported
+check "the standby has the new writes" [ "$(app2 'SELECT count(*) FROM orders')" = 991 ]
+check "and the update" [ "$(app2 'SELECT what FROM orders WHERE id = 500')" = changed ]
+check "a table dropped on the primary is gone" grep -q "doesn't exist" <(app2 'SELECT count(*) FROM customers')
+check "no work databases are left" [ -z "$(mariadb --no-defaults --socket="$M/standby.sock" -u root --batch --skip-column-names -e "SHOW DATABASES LIKE 'app\_understudy%'")" ]
+
+db1 "CREATE TABLE audit (n INT); CREATE TRIGGER orders_ai AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit VALUES (NEW.id);
+	INSERT INTO orders (what) VALUES ('with trigger');"
+check "cycle 3, with a trigger" exporter now --wait imported
+check "the trigger's table came" [ "$(app2 'SELECT count(*) FROM audit')" = 1 ]
+check "loaded in place, as the hook says" grep -q "loaded in place" "$T/c/importer.log"
+
+importer promote db > "$T/o"
+check "promote succeeds" [ $? -eq 0 ]
+cat "$T/o"
+check "the promoted standby takes the application's writes" [ -z "$(app2 "INSERT INTO orders (what) VALUES ('after promotion')")" ]
+check "and keeps them" [ "$(app2 "SELECT count(*) FROM orders WHERE what = 'after promotion'")" = 1 ]
+check "the trigger works there" [ "$(app2 'SELECT count(*) FROM audit')" = 2 ]
+finish
