@@ -1,6 +1,8 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -9,6 +11,7 @@
 #include "html.h"
 #include "json.h"
 #include "log.h"
+#include "xmalloc.h"
 #include "understudy-config.h"
 
 void
@@ -92,6 +95,48 @@ html_begin(struct evbuffer *b, const char *title)
 	    "color:#fff;border:0}\n"
 	    "footer{margin-top:2em;color:#666;font-size:.9em}\n"
 	    "</style>\n</head>\n<body>\n");
+}
+
+void
+html_page_begin(struct evbuffer *b, const char *what)
+{
+	char host[256], *title;
+
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "this host");
+	host[sizeof host - 1] = '\0';
+	title = xasprintf("understudy %s on %s", what, host);
+	html_begin(b, title);
+	html_elem(b, "h1", title);
+	free(title);
+}
+
+void
+html_source_begin(struct evbuffer *b, const char *name)
+{
+	evbuffer_add_printf(b, "<section id=\"source-");
+	html_text(b, name);
+	evbuffer_add_printf(b, "\">\n<h2>Source ");
+	html_text(b, name);
+	evbuffer_add_printf(b, "</h2>\n");
+}
+
+void
+html_cell(struct evbuffer *b, const char *cls, const char *text)
+{
+	evbuffer_add_printf(b, "<td%s%s%s>", cls ? " class=\"" : "",
+	    cls ? cls : "", cls ? "\"" : "");
+	html_text(b, text);
+	evbuffer_add_printf(b, "</td>");
+}
+
+void
+html_row(struct evbuffer *b, const char *head, const char *cls,
+    const char *text)
+{
+	evbuffer_add_printf(b, "<tr><th>%s</th>", head);
+	html_cell(b, cls, text);
+	evbuffer_add_printf(b, "</tr>\n");
 }
 
 void

@@ -15,6 +15,14 @@ void html_text(struct evbuffer *, const char *s);
 /* <tag>text</tag> */
 void html_elem(struct evbuffer *, const char *tag, const char *text);
 void html_begin(struct evbuffer *, const char *title);
+/* A whole page's start: "understudy WHAT on HOST" as title and heading. */
+void html_page_begin(struct evbuffer *, const char *what);
+/* <section id="source-NAME"><h2>Source NAME</h2> */
+void html_source_begin(struct evbuffer *, const char *name);
+/* <td class="CLS">text</td>, and a table row of a heading and a cell. */
+void html_cell(struct evbuffer *, const char *cls, const char *text);
+void html_row(struct evbuffer *, const char *head, const char *cls,
+    const char *text);
 void html_end(struct evbuffer *);
 void html_reply(struct evhttp_request *, int code, struct evbuffer *);
 /* A short page with a heading, one message and a link back to /. */

@@ -30,15 +30,6 @@
 #define PAGE_FORM_MAX 4096		/* bytes of a form body */
 
 static void
-row(struct evbuffer *b, const char *head, const char *cls, const char *text)
-{
-	evbuffer_add_printf(b, "<tr><th>%s</th><td%s%s%s>", head,
-	    cls ? " class=\"" : "", cls ? cls : "", cls ? "\"" : "");
-	html_text(b, text);
-	evbuffer_add_printf(b, "</td></tr>\n");
-}
-
-static void
 version_row(struct evbuffer *b, const char *head, const char *version,
     time_t now)
 {
@@ -47,7 +38,7 @@ version_row(struct evbuffer *b, const char *head, const char *version,
 	html_when(when, sizeof when, (time_t)(version_id_ms(version) / 1000),
 	    now);
 	text = xasprintf("%s, exported %s", version, when);
-	row(b, head, NULL, text);
+	html_row(b, head, NULL, text);
 	free(text);
 }
 
@@ -106,53 +97,50 @@ source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 {
 	char when[96], *text;
 
-	evbuffer_add_printf(b, "<section id=\"source-");
-	html_text(b, s->sc->name);
-	evbuffer_add_printf(b, "\">\n<h2>Source ");
-	html_text(b, s->sc->name);
-	evbuffer_add_printf(b, "</h2>\n<table>\n");
+	html_source_begin(b, s->sc->name);
+	evbuffer_add_printf(b, "<table>\n");
 	if (s->promo == PROMO_PROMOTED)
-		row(b, "This host", "ok", "PROMOTED: it is the primary for this "
+		html_row(b, "This host", "ok", "PROMOTED: it is the primary for this "
 		    "source and takes no imports");
 	else if (s->promo == PROMO_PROMOTING)
-		row(b, "This host", "busy", s->promo_busy ? "PROMOTING: the "
+		html_row(b, "This host", "busy", s->promo_busy ? "PROMOTING: the "
 		    "promote hook is running" : "PROMOTING: the promote hook "
 		    "did not finish; promote again");
 	else
-		row(b, "This host", NULL, "standby: takes imports");
+		html_row(b, "This host", NULL, "standby: takes imports");
 	if (s->promo != PROMO_NONE) {
 		text = xasprintf("%s (version %s)%s", s->promo_at ?
 		    s->promo_at : "?", s->promo_version ? s->promo_version :
 		    "none", s->promo_forced ? ", forced" : "");
-		row(b, "Promoted at", NULL, text);
+		html_row(b, "Promoted at", NULL, text);
 		free(text);
 	}
 	if (s->cur_m != NULL) {
 		version_row(b, "Copy held", cur_version(s), now);
 		text = xasprintf("%lld files, %lld bytes",
 		    (long long)s->cur_m->files, (long long)s->cur_m->bytes);
-		row(b, "Size", NULL, text);
+		html_row(b, "Size", NULL, text);
 		free(text);
 	} else
-		row(b, "Copy held", "bad", "none: nothing imported yet");
+		html_row(b, "Copy held", "bad", "none: nothing imported yet");
 	if (s->run.busy) {
 		html_when(when, sizeof when, s->started, now);
 		text = xasprintf("IMPORTING version %s, started %s",
 		    s->version, when);
-		row(b, "Import", "busy", text);
+		html_row(b, "Import", "busy", text);
 		free(text);
 	} else
-		row(b, "Import", NULL, "none in progress");
-	row(b, "From", NULL, s->sc->pullbackup);
+		html_row(b, "Import", NULL, "none in progress");
+	html_row(b, "From", NULL, s->sc->pullbackup);
 	if (s->last_version != NULL) {
 		html_when(when, sizeof when, s->last_at, now);
 		text = xasprintf("%s: version %s, finished %s, took %lds",
 		    s->last_ok ? "OK" : "FAILED", s->last_version, when,
 		    s->last_secs);
-		row(b, "Last import", s->last_ok ? "ok" : "bad", text);
+		html_row(b, "Last import", s->last_ok ? "ok" : "bad", text);
 		free(text);
 		if (!s->last_ok && s->last_error != NULL)
-			row(b, "Error", "bad", s->last_error);
+			html_row(b, "Error", "bad", s->last_error);
 	}
 	evbuffer_add_printf(b, "</table>\n");
 	if (s->last_output != NULL && *s->last_output != '\0') {
@@ -177,16 +165,10 @@ static void
 page_index(struct importer *im, struct evhttp_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
-	char host[256], *title;
 	time_t now = time(NULL);
 	size_t i;
 
-	if (gethostname(host, sizeof host) != 0)
-		snprintf(host, sizeof host, "this host");
-	host[sizeof host - 1] = '\0';
-	title = xasprintf("understudy importer on %s", host);
-	html_begin(b, title);
-	html_elem(b, "h1", title);
+	html_page_begin(b, "importer");
 	evbuffer_add_printf(b, "<p>The standby copies this host holds, and "
 	    "the way to make it the primary. Listening on ");
 	html_text(b, im->cf->listen_host);
@@ -197,7 +179,6 @@ page_index(struct importer *im, struct evhttp_request *req)
 	html_end(b);
 	html_reply(req, 200, b);
 	evbuffer_free(b);
-	free(title);
 }
 
 void

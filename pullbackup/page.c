@@ -26,15 +26,6 @@ vtime(const char *version)
 }
 
 static void
-cell(struct evbuffer *b, const char *cls, const char *text)
-{
-	evbuffer_add_printf(b, "<td%s%s%s>", cls ? " class=\"" : "",
-	    cls ? cls : "", cls ? "\"" : "");
-	html_text(b, text);
-	evbuffer_add_printf(b, "</td>");
-}
-
-static void
 importers(struct evbuffer *b, const struct src *s, time_t now)
 {
 	const struct imp *m;
@@ -48,11 +39,11 @@ importers(struct evbuffer *b, const struct src *s, time_t now)
 	for (k = 0; k < s->sc->nimporters; k++) {
 		m = &s->imps[k];
 		evbuffer_add_printf(b, "<tr>");
-		cell(b, NULL, m->url);
-		cell(b, m->state == IMP_OK ? "ok" : m->state == IMP_FAILED ?
+		html_cell(b, NULL, m->url);
+		html_cell(b, m->state == IMP_OK ? "ok" : m->state == IMP_FAILED ?
 		    "bad" : m->state == IMP_PENDING ? "busy" : NULL,
 		    imp_state_name(m->state));
-		cell(b, NULL, m->version ? m->version : "-");
+		html_cell(b, NULL, m->version ? m->version : "-");
 		if (m->version == NULL || s->head == NULL)
 			snprintf(lag, sizeof lag, "-");
 		else if (strcmp(m->version, s->head) >= 0)
@@ -60,14 +51,14 @@ importers(struct evbuffer *b, const struct src *s, time_t now)
 		else
 			html_age(lag, sizeof lag, (long)(vtime(s->head) -
 			    vtime(m->version)));
-		cell(b, NULL, lag);
+		html_cell(b, NULL, lag);
 		if (m->version != NULL)
 			html_age(age, sizeof age, (long)(now -
 			    vtime(m->version)));
 		else
 			snprintf(age, sizeof age, "-");
-		cell(b, NULL, age);
-		cell(b, m->error ? "bad" : NULL, m->error ? m->error : "");
+		html_cell(b, NULL, age);
+		html_cell(b, m->error ? "bad" : NULL, m->error ? m->error : "");
 		evbuffer_add_printf(b, "</tr>\n");
 	}
 	evbuffer_add_printf(b, "</table>\n");
@@ -85,9 +76,9 @@ versions(struct evbuffer *b, const struct src *s, time_t now)
 	    "" : "s");
 	for (i = s->nversions; i-- > 0 && shown++ < PAGE_VERSIONS;) {
 		evbuffer_add_printf(b, "<tr>");
-		cell(b, NULL, s->vids[i]);
+		html_cell(b, NULL, s->vids[i]);
 		html_when(when, sizeof when, vtime(s->vids[i]), now);
-		cell(b, NULL, when);
+		html_cell(b, NULL, when);
 		evbuffer_add_printf(b, "</tr>\n");
 	}
 	evbuffer_add_printf(b, "</table>\n");
@@ -103,39 +94,32 @@ source_section(struct evbuffer *b, const struct src *s, time_t now)
 {
 	char when[96], *text;
 
-	evbuffer_add_printf(b, "<section id=\"source-");
-	html_text(b, s->sc->name);
-	evbuffer_add_printf(b, "\">\n<h2>Source ");
-	html_text(b, s->sc->name);
-	evbuffer_add_printf(b, "</h2>\n<table>\n<tr><th>Exporter</th>");
-	cell(b, NULL, s->sc->exporter);
-	evbuffer_add_printf(b, "</tr>\n<tr><th>Newest version</th>");
+	html_source_begin(b, s->sc->name);
+	evbuffer_add_printf(b, "<table>\n");
+	html_row(b, "Exporter", NULL, s->sc->exporter);
 	if (s->head != NULL) {
 		html_when(when, sizeof when, vtime(s->head), now);
 		text = xasprintf("%s, exported %s%s", s->head, when,
 		    s->head_m ? "" : " (its manifest is unreadable)");
-		cell(b, NULL, text);
+		html_row(b, "Newest version", NULL, text);
 		free(text);
-		if (s->head_m != NULL) {
-			text = xasprintf("%lld files, %lld bytes",
-			    (long long)s->head_m->files,
-			    (long long)s->head_m->bytes);
-			evbuffer_add_printf(b, "</tr>\n<tr><th>Size</th>");
-			cell(b, NULL, text);
-			free(text);
-		}
 	} else
-		cell(b, "bad", "none: nothing archived yet");
-	evbuffer_add_printf(b, "</tr>\n<tr><th>Pull</th>");
+		html_row(b, "Newest version", "bad", "none: nothing archived "
+		    "yet");
+	if (s->head_m != NULL) {
+		text = xasprintf("%lld files, %lld bytes",
+		    (long long)s->head_m->files, (long long)s->head_m->bytes);
+		html_row(b, "Size", NULL, text);
+		free(text);
+	}
 	if (s->run.busy) {
 		html_when(when, sizeof when, s->started, now);
 		text = xasprintf("PULLING version %s, started %s", s->version,
 		    when);
-		cell(b, "busy", text);
+		html_row(b, "Pull", "busy", text);
 		free(text);
 	} else
-		cell(b, NULL, "none in progress");
-	evbuffer_add_printf(b, "</tr>\n");
+		html_row(b, "Pull", NULL, "none in progress");
 	if (s->last_version != NULL) {
 		html_when(when, sizeof when, s->last_at, now);
 		text = xasprintf("%s: version %s, finished %s, took %lds; %lld "
@@ -146,15 +130,10 @@ source_section(struct evbuffer *b, const struct src *s, time_t now)
 		    (long long)s->last_st.unchanged,
 		    (long long)s->last_st.deltas, (long long)s->last_st.whole,
 		    (long long)s->last_st.received);
-		evbuffer_add_printf(b, "<tr><th>Last pull</th>");
-		cell(b, s->last_ok ? "ok" : "bad", text);
-		evbuffer_add_printf(b, "</tr>\n");
+		html_row(b, "Last pull", s->last_ok ? "ok" : "bad", text);
 		free(text);
-		if (!s->last_ok && s->last_error != NULL) {
-			evbuffer_add_printf(b, "<tr><th>Error</th>");
-			cell(b, "bad", s->last_error);
-			evbuffer_add_printf(b, "</tr>\n");
-		}
+		if (!s->last_ok && s->last_error != NULL)
+			html_row(b, "Error", "bad", s->last_error);
 	}
 	evbuffer_add_printf(b, "</table>\n");
 	versions(b, s, now);
@@ -168,20 +147,14 @@ pb_page(struct node *n, struct evhttp_request *req, const char *path)
 	struct pullbackup *pb = n->role;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *b;
-	char host[256], *title;
 	time_t now = time(NULL);
 	size_t i;
 
 	if (strcmp(path, "/") != 0 || (cmd != EVHTTP_REQ_GET &&
 	    cmd != EVHTTP_REQ_HEAD))
 		return -1;
-	if (gethostname(host, sizeof host) != 0)
-		snprintf(host, sizeof host, "this host");
-	host[sizeof host - 1] = '\0';
 	b = evbuffer_new();
-	title = xasprintf("understudy pull-backup on %s", host);
-	html_begin(b, title);
-	html_elem(b, "h1", title);
+	html_page_begin(b, "pull-backup");
 	evbuffer_add_printf(b, "<p>The archive of each source and where its "
 	    "newest version went. Archive: <code>");
 	html_text(b, pb->cf->archive_dir);
@@ -192,6 +165,5 @@ pb_page(struct node *n, struct evhttp_request *req, const char *path)
 	html_end(b);
 	html_reply(req, 200, b);
 	evbuffer_free(b);
-	free(title);
 	return 0;
 }

@@ -4,10 +4,7 @@
 # reported all the way back; two exports never overlap.
 source "$SRC/tests/it_lib.sh"
 
-make_copy_hooks
-S=$T/src
-mkdir -p "$S" && echo one > "$S/f"
-chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+copy_chain
 chain_start || exit 1
 
 touch "$S.fail"
@@ -26,7 +23,7 @@ rm "$S.fail"
 check "a good cycle after the failure" exporter now --wait imported
 check "standby has version 1" same_tree "$S" "$T/standby"
 tree_sig "$S" > "$T/sig1"
-v1=$(importer status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["current_version"])')
+v1=$(standby_version)
 
 echo two > "$S/f"
 echo new > "$S/g"

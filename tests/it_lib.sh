@@ -96,3 +96,30 @@ echo "imported $UNDERSTUDY_VERSION"
 EOH
 	chmod +x "$T/export-hook" "$T/import-hook"
 }
+
+# copy_chain: the common start of a test: the copy hooks, a source tree
+# $S with one file, the three daemons set up in $T/c and started.
+copy_chain() {
+	make_copy_hooks
+	S=$T/src
+	mkdir -p "$S" && echo one > "$S/f"
+	chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+}
+
+# with_promote_hook: the importer runs $T/promote-hook, which appends the
+# version to $T/promoted.log and says the standby is writable.
+with_promote_hook() {
+	cat > "$T/promote-hook" <<'EOH'
+#!/bin/sh
+echo "$UNDERSTUDY_VERSION" >> "$1"
+echo "promote hook: the standby is writable now"
+EOH
+	chmod +x "$T/promote-hook"
+	sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$T/promote-hook, $T/promoted.log]|" "$T/c/importer.yaml"
+}
+
+# The version the importer holds (of its first source).
+standby_version() {
+	importer status --json |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["current_version"])'
+}

@@ -3,10 +3,7 @@
 # (Prometheus text, behind the secret), and check with Nagios exit codes.
 source "$SRC/tests/it_lib.sh"
 
-make_copy_hooks
-S=$T/src
-mkdir -p "$S" && echo one > "$S/f"
-chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+copy_chain
 chain_start || exit 1
 
 for r in exporter pullbackup importer; do

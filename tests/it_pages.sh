@@ -8,24 +8,16 @@
 # and changes nothing).
 source "$SRC/tests/it_lib.sh"
 
-make_copy_hooks
-S=$T/src
-mkdir -p "$S" && echo one > "$S/f" && echo two > "$S/we<ird>&"
-cat > "$T/promote-hook" <<'EOH'
-#!/bin/sh
-echo "$UNDERSTUDY_VERSION" >> "$1"
-echo "promote hook: the standby is writable now"
-EOH
-chmod +x "$T/promote-hook"
-chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
-sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$T/promote-hook, $T/promoted.log]|" "$T/c/importer.yaml"
+copy_chain
+echo two > "$S/we<ird>&"
+with_promote_hook
 chain_start || exit 1
 IM=http://127.0.0.1:$IM_PORT
 PB=http://127.0.0.1:$PB_PORT
 EX=http://127.0.0.1:$EX_PORT
 TOKEN=$(cat "$T/c/token")
 check "a first cycle" exporter now --wait imported
-v1=$(importer status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["current_version"])')
+v1=$(standby_version)
 
 # The takeover page.
 code=$(curl -s -D "$T/h" -o "$T/page" -w '%{http_code}' "$IM/")

@@ -39,7 +39,7 @@ check "promote while an import runs is refused (exit 1)" [ $? -eq 1 ]
 check "saying an import is running" contains "$T/e1" "is running"
 wait $nowpid
 rm "$T/standby.slow"
-v2=$(importer status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["current_version"])')
+v2=$(standby_version)
 
 # Refused after a failed import, unless forced.
 touch "$T/standby.fail"
@@ -72,7 +72,7 @@ check "a cycle to a promoted standby does not report imported (exit 1)" [ $? -eq
 check "and the reason says promoted" contains "$T/e5" "promoted"
 check "the archive still takes the version" exporter now --wait archived
 check "the standby's copy stayed at the promoted version" \
-	[ "$(importer status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["current_version"])')" = "$v2" ]
+	[ "$(standby_version)" = "$v2" ]
 pullbackup status > "$T/pst"
 check "the pull-backup shows the importer promoted" contains "$T/pst" "state: promoted"
 n=$(grep -c "refused by" "$T/c/pullbackup.log")

@@ -5,10 +5,7 @@
 # type as written.
 source "$SRC/tests/it_lib.sh"
 
-make_copy_hooks
-S=$T/src
-mkdir -p "$S" && echo one > "$S/f"
-chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+copy_chain
 chain_start || exit 1
 
 schema() {
