@@ -107,6 +107,7 @@ delta_job_done(void *arg)
 			b = file_body(j->outfd, j->outlen);
 			j->sv->deltas_sent++;
 			j->sv->bytes_sent += (unsigned long long)j->outlen;
+			j->sv->sig_bytes += (unsigned long long)j->siglen;
 			http_reply(j->req, 200, "application/octet-stream", b);
 			evbuffer_free(b);
 		}

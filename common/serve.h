@@ -32,6 +32,7 @@ struct serve {
 	struct worker_pool *workers;
 	/* Statistics, for status and metrics. */
 	unsigned long long files_sent, deltas_sent, bytes_sent;
+	unsigned long long sig_bytes;	/* signatures received */
 };
 
 /* Handle ROUTE_SOURCES...; rest is the path after "/v1/sources/". */

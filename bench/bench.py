@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""understudy against rdiff-backup and rsync, on the same data, in one go.
+
+  bench.py BUILD_DIR [--dir DIR] [--dump-mib 256] [--files 20000]
+           [--percent 1] [--keep] [--json FILE]
+
+1. Makes the workload (workload.py gen) in DIR/src.
+2. Sets up the first version everywhere (not timed): understudy's three
+   daemons on free loopback ports run a first cycle; rdiff-backup backs
+   up into DIR/rdiff; a copy for rsync goes to DIR/rsync.
+3. Changes PERCENT % of the dump's lines and of the files (mutate).
+4. Times, one after the other: understudy's incremental chain
+   (`now --wait imported`: export, pull into the archive, push, import
+   into a standby directory); rdiff-backup's incremental backup, then its
+   restore of the newest version into a standby directory; one rsync hop
+   (--no-whole-file: the delta algorithm) onto the first version; the
+   restore of the previous version by understudy-pullbackup and by
+   rdiff-backup.
+5. Prints a table: wall time, CPU time, bytes on the wire, peak RSS of
+   each daemon, and the ratios the targets are stated in.
+
+Nothing here is a test: the numbers go to docs/benchmarks.md."""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(cmd, **kw):
+    """Run cmd; return (wall seconds, CPU seconds of it and its children,
+    stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, **kw)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        sys.exit("bench: %s failed (%d): %s" % (" ".join(cmd), p.returncode,
+                                                p.stderr.strip()[-2000:]))
+    cpu = (after.ru_utime - before.ru_utime) + \
+        (after.ru_stime - before.ru_stime)
+    return wall, cpu, p.stdout
+
+
+def peak_rss_children():
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def proc_cpu(pid):
+    """CPU seconds of a running process and of its waited-for children
+    (the hooks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def proc_hwm(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Chain:
+    """understudy's three daemons on loopback, as the tests set them up."""
+
+    def __init__(self, build, work, src):
+        self.build = build
+        self.dir = os.path.join(work, "chain")
+        os.makedirs(self.dir)
+        self.ports = {}
+        for role in ("exporter", "pullbackup", "importer"):
+            p = free_port()
+            while p in self.ports.values():
+                p = free_port()
+            self.ports[role] = p
+        self.token = os.urandom(32).hex()
+        tok = os.path.join(self.dir, "token")
+        with open(tok, "w") as f:
+            f.write(self.token + "\n")
+        os.chmod(tok, 0o600)
+        hooks = os.path.join(SRC, "conf", "hooks")
+        ex, pb, im = (self.ports[r] for r in
+                      ("exporter", "pullbackup", "importer"))
+        self.standby = os.path.join(work, "understudy-standby")
+        self.write("exporter", """source: db
+listen: 127.0.0.1:%d
+state_dir: %s/exporter
+export_command: [%s/export-hardlinks, %s]
+schedule: "off"
+notify: [http://127.0.0.1:%d]
+token_file: %s
+""" % (ex, self.dir, HERE, src, pb, tok))
+        self.write("pullbackup", """listen: 127.0.0.1:%d
+archive_dir: %s/archive
+token_file: %s
+sources:
+  db:
+    exporter: http://127.0.0.1:%d
+    importers: [http://127.0.0.1:%d]
+""" % (pb, self.dir, tok, ex, im))
+        self.write("importer", """listen: 127.0.0.1:%d
+state_dir: %s/importer
+token_file: %s
+sources:
+  db:
+    pullbackup: http://127.0.0.1:%d
+    import_command: [%s/files-import, %s]
+""" % (im, self.dir, tok, pb, hooks, self.standby))
+        self.procs = {}
+
+    def write(self, role, text):
+        with open(os.path.join(self.dir, role + ".yaml"), "w") as f:
+            f.write(text)
+
+    def prog(self, role):
+        return os.path.join(self.build, role, "understudy-" + role)
+
+    def cmd(self, role, *args):
+        return [self.prog(role), "-c", os.path.join(self.dir, role + ".yaml")
+                ] + list(args)
+
+    def start(self):
+        for role in ("exporter", "pullbackup", "importer"):
+            log = open(os.path.join(self.dir, role + ".log"), "a")
+            self.procs[role] = subprocess.Popen(self.cmd(role, "serve"),
+                                                stderr=log, stdout=log)
+            for _ in range(100):
+                if subprocess.run(self.cmd(role, "status"),
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL).returncode == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                sys.exit("bench: the %s did not start" % role)
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            p.wait(60)
+
+    def metric(self, role, name):
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/metrics" % self.ports[role],
+            headers={"Authorization": "Bearer " + self.token})
+        total = 0
+        with urllib.request.urlopen(req, timeout=30) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " ") or \
+                        line.startswith(name + "{"):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wire(self):
+        """Bytes on the wire of each hop: what the server sent (files and
+        deltas) and the signatures it was sent."""
+        return {hop: self.metric(role, "understudy_served_bytes_total") +
+                self.metric(role, "understudy_served_signature_bytes_total")
+                for hop, role in (("pull", "exporter"),
+                                  ("push", "pullbackup"))}
+
+    def cpu(self):
+        return sum(proc_cpu(p.pid) for p in self.procs.values())
+
+    def hwm(self):
+        return {r: proc_hwm(p.pid) for r, p in self.procs.items()}
+
+    def cycle(self):
+        w0, c0 = self.wire(), self.cpu()
+        wall, cli_cpu, out = run(self.cmd("exporter", "now", "--wait",
+                                          "imported", "--json"))
+        w1, c1 = self.wire(), self.cpu()
+        return {"wall": wall, "cpu": c1 - c0 + cli_cpu,
+                "wire": {k: w1[k] - w0[k] for k in w0},
+                "run": json.loads(out)}
+
+
+def rsync_stats(out):
+    stats = {}
+    for line in out.splitlines():
+        for key, name in (("Literal data:", "literal"),
+                          ("Total bytes sent:", "sent"),
+                          ("Total bytes received:", "received")):
+            if line.startswith(key):
+                stats[name] = int(line.split(":")[1].split()[0]
+                                  .replace(",", ""))
+    return stats
+
+
+def du(path):
+    out = subprocess.run(["du", "-sb", path], stdout=subprocess.PIPE,
+                         text=True, check=True).stdout
+    return int(out.split()[0])
+
+
+def mib(n):
+    return "%.1f MiB" % (n / 1048576.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build")
+    ap.add_argument("--dir")
+    ap.add_argument("--dump-mib", type=int, default=256)
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--percent", type=float, default=1.0)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    for tool in ("rdiff-backup", "rsync"):
+        if shutil.which(tool) is None:
+            sys.exit("bench: %s is not installed" % tool)
+    work = a.dir or tempfile.mkdtemp(prefix="understudy-bench.")
+    os.makedirs(work, exist_ok=True)
+    src = os.path.join(work, "src")
+    wl = [sys.executable, os.path.join(HERE, "workload.py")]
+    res = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+           "workload": {"dump_mib": a.dump_mib, "files": a.files,
+                        "percent": a.percent}}
+    chain = Chain(os.path.abspath(a.build), work, src)
+    try:
+        print("bench: making the workload in %s" % src, flush=True)
+        run(wl + ["gen", src, "--dump-mib", str(a.dump_mib), "--files",
+                  str(a.files)])
+        res["workload"]["bytes"] = du(src)
+        print("bench: first version everywhere (not timed)", flush=True)
+        chain.start()
+        res["first_cycle"] = chain.cycle()
+        rdiff = os.path.join(work, "rdiff")
+        run(["rdiff-backup", "backup", src, rdiff])
+        run(["cp", "-a", src, os.path.join(work, "rsync")])
+        print("bench: changing %g%% of it" % a.percent, flush=True)
+        _, _, out = run(wl + ["mutate", src, "--percent", str(a.percent)])
+        res["workload"]["change"] = out.strip()
+
+        print("bench: understudy's incremental chain", flush=True)
+        res["understudy"] = chain.cycle()
+        res["understudy"]["rss"] = chain.hwm()
+
+        print("bench: rdiff-backup backup, then restore", flush=True)
+        w, c, _ = run(["rdiff-backup", "backup",
+                       src, rdiff])
+        rss_before = peak_rss_children()
+        res["rdiff_backup"] = {"wall": w, "cpu": c}
+        w, c, _ = run(["rdiff-backup", "restore",
+                       "--at", "now", rdiff,
+                       os.path.join(work, "rdiff-standby")])
+        res["rdiff_restore"] = {"wall": w, "cpu": c}
+        res["rdiff_peak_rss"] = max(rss_before, peak_rss_children())
+
+        print("bench: one rsync hop", flush=True)
+        w, c, out = run(["rsync", "-a", "--no-whole-file", "--delete",
+                         "--stats", src + "/",
+                         os.path.join(work, "rsync") + "/"])
+        res["rsync"] = {"wall": w, "cpu": c, **rsync_stats(out)}
+
+        print("bench: restore of the previous version", flush=True)
+        w, c, _ = run(chain.cmd("pullbackup", "restore", "db", "--at", "1B",
+                                os.path.join(work, "understudy-previous")))
+        res["understudy_restore_previous"] = {"wall": w, "cpu": c}
+        w, c, _ = run(["rdiff-backup", "restore",
+                       "--at", "1B", rdiff,
+                       os.path.join(work, "rdiff-previous")])
+        res["rdiff_restore_previous"] = {"wall": w, "cpu": c}
+        same = subprocess.run(["diff", "-r", "-q",
+                               os.path.join(work, "understudy-previous"),
+                               os.path.join(work, "rdiff-previous")],
+                              stdout=subprocess.PIPE, text=True)
+        res["previous_versions_equal"] = same.returncode == 0
+        res["archive_bytes"] = du(os.path.join(chain.dir, "archive"))
+        res["rdiff_repo_bytes"] = du(rdiff)
+    finally:
+        chain.stop()
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report(res)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+def report(r):
+    u = r["understudy"]
+    rb, rr, rs = r["rdiff_backup"], r["rdiff_restore"], r["rsync"]
+    up, rp = r["understudy_restore_previous"], r["rdiff_restore_previous"]
+    wire = u["wire"]["pull"]
+    rows = [
+        ("understudy: incremental chain (export, pull, archive, push, "
+         "import)", u["wall"], u["cpu"],
+         "%s pull + %s push" % (mib(u["wire"]["pull"]),
+                                mib(u["wire"]["push"]))),
+        ("rdiff-backup: incremental backup", rb["wall"], rb["cpu"], "-"),
+        ("rdiff-backup: restore to the standby", rr["wall"], rr["cpu"], "-"),
+        ("rsync --no-whole-file: one hop, no history", rs["wall"],
+         rs["cpu"], "%s literal, %s sent+received" % (
+             mib(rs["literal"]), mib(rs["sent"] + rs["received"]))),
+        ("understudy: restore of the previous version", up["wall"],
+         up["cpu"], "-"),
+        ("rdiff-backup: restore of the previous version", rp["wall"],
+         rp["cpu"], "-"),
+    ]
+    print()
+    print("Workload: %s (%s); %s" % (
+        mib(r["workload"]["bytes"]), "%d MiB dump + %d files" % (
+            r["workload"]["dump_mib"], r["workload"]["files"]),
+        r["workload"]["change"]))
+    print()
+    print("| what | wall | CPU | bytes on the wire |")
+    print("| --- | ---: | ---: | --- |")
+    for what, wall, cpu, b in rows:
+        print("| %s | %.1f s | %.1f s | %s |" % (what, wall, cpu, b))
+    print()
+    print("Peak RSS: " + ", ".join("%s %s" % (k, mib(v)) for k, v in
+                                   u["rss"].items()) +
+          "; rdiff-backup %s" % mib(r["rdiff_peak_rss"]))
+    print("Archive: understudy %s, rdiff-backup %s; previous versions "
+          "restored equal: %s" % (mib(r["archive_bytes"]),
+                                  mib(r["rdiff_repo_bytes"]),
+                                  r["previous_versions_equal"]))
+    print()
+    ratios = [
+        ("chain / (rdiff-backup backup + restore)",
+         u["wall"] / (rb["wall"] + rr["wall"]), 0.2),
+        ("chain / one rsync hop", u["wall"] / rs["wall"], 1.5),
+        ("pull hop bytes / rsync literal data", wire / max(rs["literal"], 1),
+         0.25),
+        ("restore previous: understudy / rdiff-backup",
+         up["wall"] / rp["wall"], 0.3),
+        ("peak RSS of the largest daemon, MiB",
+         max(u["rss"].values()) / 1048576.0, 64),
+    ]
+    print("| ratio | measured | target | met |")
+    print("| --- | ---: | ---: | --- |")
+    for what, val, target in ratios:
+        print("| %s | %.2f | <= %g | %s |" % (what, val, target,
+                                              "yes" if val <= target
+                                              else "no"))
+    r["ratios"] = {w: v for w, v, _ in ratios}
+
+
+if __name__ == "__main__":
+    main()
