@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,19 +105,77 @@ pump_fd(struct pump *p, int fd, char *err, size_t errlen)
 	return rc < 0 ? -1 : 0;
 }
 
+/* With nothing known of a file's changes: librsync's choice (about the
+ * square root of the size), but at most DELTA_BLOCK_COLD.  The root suits
+ * a file changed in one place; a dump changes in many, and a 16 KiB block
+ * of a 256 MiB dump is then almost always dirty. */
+size_t
+delta_block_default(int64_t size)
+{
+	rs_magic_number magic = 0;
+	size_t block_len = 0, strong_len = 0;
+
+	if (rs_sig_args(size, &magic, &block_len, &strong_len) != RS_DONE ||
+	    block_len > DELTA_BLOCK_COLD)
+		return DELTA_BLOCK_COLD;
+	return block_len;
+}
+
+/* Bytes a delta costs with blocks of b for a file of size bytes, each byte
+ * changed with probability rate: the dirty blocks go as literal data, and
+ * every block costs its signature entry and a copy command. */
+static double
+delta_cost(double size, double rate, double b)
+{
+	return size * (1.0 - exp(-rate * b)) + size / b * DELTA_BLOCK_OVERHEAD;
+}
+
+size_t
+delta_block_choose(int64_t size, size_t prev_block, double prev_literal)
+{
+	double rate, best_cost = 0, c;
+	size_t b, best = 0;
+
+	if (prev_block == 0)
+		return delta_block_default(size);
+	/* The share of dirty blocks seen, 1 - exp(-rate * block): the rate
+	 * of change per byte.  All dirty says only that the blocks were too
+	 * large: assume a rate that makes most of them so. */
+	if (prev_literal >= 0.999)
+		prev_literal = 0.95;
+	if (prev_literal <= 0)
+		return prev_block < DELTA_BLOCK_MAX ? prev_block * 2 :
+		    DELTA_BLOCK_MAX;
+	rate = -log(1.0 - prev_literal) / (double)prev_block;
+	for (b = DELTA_BLOCK_MIN; b <= DELTA_BLOCK_MAX; b *= 2) {
+		c = delta_cost((double)size, rate, (double)b);
+		if (best == 0 || c < best_cost) {
+			best = b;
+			best_cost = c;
+		}
+	}
+	return best;
+}
+
 int
-delta_signature(int fd, delta_sink sink, void *arg, char *err, size_t errlen)
+delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
+    char *err, size_t errlen)
 {
 	struct pump *p;
 	struct stat st;
 	rs_magic_number magic = 0;
-	size_t block_len = 0, strong_len = 0;
+	/* The shortest strong sum that keeps chance collisions negligible
+	 * for this size: every patched file is checked against its SHA-256
+	 * anyway, and one that fails is fetched whole. */
+	size_t strong_len = (size_t)-1;
 	int rc;
 
 	if (fstat(fd, &st) != 0) {
 		snprintf(err, errlen, "stat: %s", strerror(errno));
 		return -1;
 	}
+	if (block_len == 0)
+		block_len = delta_block_default(st.st_size);
 	if (rs_sig_args(st.st_size, &magic, &block_len, &strong_len) !=
 	    RS_DONE) {
 		snprintf(err, errlen, "librsync refused the signature "

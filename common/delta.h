@@ -14,7 +14,20 @@ typedef int (*delta_sink)(void *arg, const void *p, size_t n);
 
 #define DELTA_MAX_SIGNATURE (64u << 20)
 
-int delta_signature(int fd, delta_sink, void *arg, char *err, size_t errlen);
+/* Signature block sizes.  A client that remembers, per file, the block it
+ * used last time and the share of the file the delta then carried as
+ * literal data (its change density) picks the block that makes the next
+ * delta and signature smallest; see docs/protocol.md. */
+#define DELTA_BLOCK_MIN 256
+#define DELTA_BLOCK_MAX 65536
+#define DELTA_BLOCK_COLD 2048		/* the largest, with no history */
+#define DELTA_BLOCK_OVERHEAD 16		/* signature entry + copy command */
+size_t delta_block_default(int64_t size);
+size_t delta_block_choose(int64_t size, size_t prev_block,
+    double prev_literal);
+/* block_len 0: delta_block_default(). */
+int delta_signature(int fd, size_t block_len, delta_sink, void *arg,
+    char *err, size_t errlen);
 /* Delta turning the file the signature was made of into the file at fd. */
 int delta_compute(const void *sig, size_t siglen, int fd, delta_sink,
     void *arg, char *err, size_t errlen);

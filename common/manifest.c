@@ -291,8 +291,8 @@ hexval(char c)
 }
 
 /* Decode a percent-encoded field; NULL on malformed or NUL bytes. */
-static char *
-field_decode(const char *s, size_t len)
+char *
+manifest_decode(const char *s, size_t len)
 {
 	char *out = xmalloc(len + 1), *o = out;
 	size_t i;
@@ -387,7 +387,7 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 			if (nf != 2 || flen[0] != strlen(kw) ||
 			    memcmp(f[0], kw, flen[0]) != 0)
 				MERR("expected \"%s NAME\"", kw);
-			char *val = field_decode(f[1], flen[1]);
+			char *val = manifest_decode(f[1], flen[1]);
 			if (val == NULL || *val == '\0') {
 				free(val);
 				MERR("bad %s name", kw);
@@ -449,13 +449,13 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 					MERR("only files carry a SHA-256");
 				strcpy(e->sha, "-");
 			}
-			if ((e->path = field_decode(f[5], flen[5])) == NULL)
+			if ((e->path = manifest_decode(f[5], flen[5])) == NULL)
 				MERR("bad path encoding");
 			const char *why = path_check(e->path);
 			if (why != NULL)
 				MERR("path refused: %s", why);
 			if (e->type == MENT_LINK) {
-				if ((e->target = field_decode(f[6], flen[6]))
+				if ((e->target = manifest_decode(f[6], flen[6]))
 				    == NULL || *e->target == '\0')
 					MERR("bad symlink target");
 				if ((int64_t)strlen(e->target) != e->size)

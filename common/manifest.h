@@ -52,5 +52,7 @@ const struct ment *manifest_find(const struct manifest *, const char *path);
 void manifest_free(struct manifest *);
 /* Percent-encoding of paths in the text form. */
 void manifest_encode(struct evbuffer *, const char *);
+/* The reverse; NULL when malformed or holding a NUL byte. */
+char *manifest_decode(const char *s, size_t len);
 
 #endif

@@ -86,8 +86,124 @@ writer_data(void *arg, struct evbuffer *chunk)
 	return 0;
 }
 
+/* What the last sync saw of a file's changes: the block size its delta
+ * used and the share of the file that came as literal data, in parts per
+ * million.  Kept in o->hints between syncs, sorted by path. */
+struct hint {
+	char *path;
+	uint32_t block, ppm;
+};
+
+struct hints {
+	struct hint *h;
+	size_t n, cap;
+};
+
+#define HINTS_MAGIC "understudy-delta-hints 1\n"
+
+static void
+hints_add(struct hints *hs, const char *path, uint32_t block, uint32_t ppm)
+{
+	if (hs->n == hs->cap) {
+		hs->cap = hs->cap ? hs->cap * 2 : 64;
+		hs->h = xreallocarray(hs->h, hs->cap, sizeof *hs->h);
+	}
+	hs->h[hs->n].path = xstrdup(path);
+	hs->h[hs->n].block = block;
+	hs->h[hs->n].ppm = ppm;
+	hs->n++;
+}
+
+static void
+hints_free(struct hints *hs)
+{
+	size_t i;
+
+	for (i = 0; i < hs->n; i++)
+		free(hs->h[i].path);
+	free(hs->h);
+	memset(hs, 0, sizeof *hs);
+}
+
+/* Hints only make deltas smaller: a damaged file is dropped, whole. */
+static void
+hints_load(struct hints *hs, const char *file)
+{
+	char *buf, *p, *nl, *end, *path;
+	unsigned long block, ppm;
+	size_t len;
+
+	if (file == NULL || fs_read_file(file, 64 << 20, &buf, &len) != 0)
+		return;
+	if (len < strlen(HINTS_MAGIC) || memcmp(buf, HINTS_MAGIC,
+	    strlen(HINTS_MAGIC)) != 0 || buf[len - 1] != '\n')
+		goto bad;
+	for (p = buf + strlen(HINTS_MAGIC); p < buf + len; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(buf + len - p));
+		errno = 0;
+		block = strtoul(p, &end, 10);
+		if (errno || *end != ' ' || block < DELTA_BLOCK_MIN ||
+		    block > DELTA_BLOCK_MAX)
+			goto bad;
+		ppm = strtoul(end + 1, &end, 10);
+		if (errno || *end != ' ' || ppm > 1000000 || end + 1 >= nl ||
+		    (path = manifest_decode(end + 1, (size_t)(nl - end - 1))) ==
+		    NULL)
+			goto bad;
+		if (hs->n > 0 && strcmp(hs->h[hs->n - 1].path, path) >= 0) {
+			free(path);
+			goto bad;
+		}
+		hints_add(hs, path, (uint32_t)block, (uint32_t)ppm);
+		free(path);
+	}
+	free(buf);
+	return;
+bad:
+	log_warnx("%s is damaged; deltas start afresh", file);
+	hints_free(hs);
+	free(buf);
+}
+
+static const struct hint *
+hints_find(const struct hints *hs, const char *path)
+{
+	size_t lo = 0, hi = hs->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(path, hs->h[mid].path)) == 0)
+			return &hs->h[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static void
+hints_save(const struct hints *hs, const char *file)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t i;
+
+	evbuffer_add(b, HINTS_MAGIC, strlen(HINTS_MAGIC));
+	for (i = 0; i < hs->n; i++) {
+		evbuffer_add_printf(b, "%u %u ", hs->h[i].block, hs->h[i].ppm);
+		manifest_encode(b, hs->h[i].path);
+		evbuffer_add(b, "\n", 1);
+	}
+	if (fs_write_atomic(file, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b)) != 0)
+		log_warn("%s", file);
+	evbuffer_free(b);
+}
+
 struct syncer {
 	const struct sync_opts *o;
+	struct hints old, now;		/* delta hints: last sync's, this one's */
 	int resuming;
 	struct http_client *hc;
 	int stagefd;
@@ -229,16 +345,19 @@ fetch_whole(struct syncer *s, const struct ment *e)
 
 /* 1: done by delta; 0: could not, fetch whole; -1: fatal. */
 static int
-fetch_delta(struct syncer *s, const struct ment *e, int basefd)
+fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
+    const struct hint *h, int basefd)
 {
 	struct http_call c;
 	struct writer w;
 	struct evbuffer *sig = evbuffer_new();
 	char *path, serr[256];
 	int rc = 0;
-	size_t siglen;
+	size_t siglen, block;
 
-	if (delta_signature(basefd, delta_sink_evbuffer, sig, serr,
+	block = h != NULL ? delta_block_choose(be->size, h->block,
+	    h->ppm / 1e6) : delta_block_default(be->size);
+	if (delta_signature(basefd, block, delta_sink_evbuffer, sig, serr,
 	    sizeof serr) != 0) {
 		log_warnx("signature of local %s: %s; fetching it whole",
 		    e->path, serr);
@@ -275,6 +394,8 @@ fetch_delta(struct syncer *s, const struct ment *e, int basefd)
 	} else if (check_written(s, &w, e, "delta") == 0) {
 		s->st->deltas++;
 		rc = 1;
+		hints_add(&s->now, e->path, (uint32_t)block, (uint32_t)(w.wire >=
+		    e->size ? 1000000 : w.wire * 1000000 / e->size));
 	} else
 		log_warnx("%s; fetching it whole", s->err);
 	s->st->received += w.wire;
@@ -379,16 +500,23 @@ sync_file(struct syncer *s, const struct ment *e)
 	    manifest_find(s->o->base_m, e->path) : NULL;
 	int bfd, rc = 0;
 
+	const struct hint *h = hints_find(&s->old, e->path);
+
 	if (s->resuming && already_staged(s, e)) {
 		s->st->resumed++;
+		if (h != NULL)
+			hints_add(&s->now, e->path, h->block, h->ppm);
 		return 0;
 	}
 	bfd = open_base(s, be);
 
-	if (bfd >= 0 && strcmp(be->sha, e->sha) == 0)
+	if (bfd >= 0 && strcmp(be->sha, e->sha) == 0) {
 		rc = copy_unchanged(s, e, be, bfd);
+		if (h != NULL)
+			hints_add(&s->now, e->path, h->block, h->ppm);
+	}
 	else if (bfd >= 0 && e->size > 0)
-		rc = fetch_delta(s, e, bfd);
+		rc = fetch_delta(s, e, be, h, bfd);
 	if (bfd >= 0)
 		close(bfd);
 	if (rc == 0)
@@ -459,6 +587,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	if (fetch_manifest(&s, &m) != 0)
 		goto out;
+	hints_load(&s.old, o->hints);
 	/* A staging tree left by a pull of this very version is resumed;
 	 * anything else there is thrown away. */
 	marker = xasprintf("%s.version", o->staging);
@@ -552,10 +681,14 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		    strerror(errno));
 		goto out;
 	}
+	if (o->hints != NULL)
+		hints_save(&s.now, o->hints);
 	*out = m;
 	m = NULL;
 	rc = 0;
 out:
+	hints_free(&s.old);
+	hints_free(&s.now);
 	*gone = s.gone;
 	free(marker);
 	free(mark);

@@ -25,6 +25,8 @@ struct sync_opts {
 					 * short leaves it with a marker,
 					 * <staging>.version */
 	int link_unchanged;		/* hard-link instead of copy */
+	const char *hints;		/* the delta-hints file (see
+					 * docs/protocol.md), or NULL */
 };
 
 struct sync_stats {

@@ -168,7 +168,7 @@ import_work(void *arg)
 	const struct config *cf = s->job_cf;
 	struct manifest *m = NULL;
 	struct sync_opts o;
-	char *data, *cur_data, *mpath, *env[4];
+	char *data, *cur_data, *mpath, *hints = NULL, *env[4];
 	int rc, keep = 0;
 
 	s->hook_ran = 0;
@@ -191,6 +191,8 @@ import_work(void *arg)
 	o.version = s->version;
 	o.base_dir = s->cur_m != NULL ? cur_data : NULL;
 	o.base_m = s->cur_m;
+	hints = xasprintf("%s/delta-hints", s->dir);
+	o.hints = hints;
 	o.staging = data;
 	o.link_unchanged = 0;
 	if (sync_run(&o, &m, &s->st, &s->gone, s->err, sizeof s->err) != 0) {
@@ -244,6 +246,7 @@ out:
 	manifest_free(m);
 	free(data);
 	free(cur_data);
+	free(hints);
 	free(mpath);
 }
 

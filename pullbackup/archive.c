@@ -635,7 +635,7 @@ fill_delta(void *arg, gzFile gz, char *err, size_t errlen)
 	struct evbuffer *sig = evbuffer_new();
 	int rc;
 
-	rc = delta_signature(j->newfd, delta_sink_evbuffer, sig, err, errlen);
+	rc = delta_signature(j->newfd, 0, delta_sink_evbuffer, sig, err, errlen);
 	if (rc == 0)
 		rc = delta_compute(evbuffer_pullup(sig, -1),
 		    evbuffer_get_length(sig), j->oldfd, gz_sink, gz, err,

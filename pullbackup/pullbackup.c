@@ -210,12 +210,13 @@ pull_work(void *arg)
 	struct src *s = arg;
 	const struct config *cf = s->job_cf;
 	struct sync_opts o;
-	char *staging, *current, perr[512];
+	char *staging, *current, *hints, perr[512];
 	size_t i;
 
 	memset(&o, 0, sizeof o);
 	staging = archive_path(s->ar, "staging");
 	current = archive_path(s->ar, "current");
+	hints = archive_path(s->ar, "delta-hints");
 	o.url = s->sc->exporter;
 	o.token = cf->token;
 	o.token_len = cf->token_len;
@@ -224,6 +225,7 @@ pull_work(void *arg)
 	o.base_dir = s->head_m != NULL ? current : NULL;
 	o.base_m = s->head_m;
 	o.staging = staging;
+	o.hints = hints;
 	o.link_unchanged = 1;
 	s->rc = sync_run(&o, &s->new_m, &s->st, &s->gone, s->err,
 	    sizeof s->err);
@@ -256,6 +258,7 @@ out:
 		    s->sc->name, s->pruned[i]);
 	free(staging);
 	free(current);
+	free(hints);
 }
 
 /* A pull given up for good leaves nothing to resume. */

@@ -74,7 +74,7 @@ file_hash(const char *name, char hex[HASH_HEX_SIZE])
 /* sig(old) -> delta(new) -> patch(old) must give new; returns the delta's
  * size. */
 static long
-roundtrip(const char *what)
+roundtrip_block(const char *what, size_t block)
 {
 	struct evbuffer *sig = evbuffer_new();
 	char err[512], a[HASH_HEX_SIZE], b[HASH_HEX_SIZE];
@@ -86,7 +86,8 @@ roundtrip(const char *what)
 	ssize_t n;
 	size_t chunk = 1;
 
-	rc = delta_signature(oldfd, delta_sink_evbuffer, sig, err, sizeof err);
+	rc = delta_signature(oldfd, block, delta_sink_evbuffer, sig, err,
+	    sizeof err);
 	CHECK(rc == 0);
 	rc = delta_compute(evbuffer_pullup(sig, -1), evbuffer_get_length(sig),
 	    newfd, delta_sink_fd, &dfd, err, sizeof err);
@@ -113,8 +114,72 @@ roundtrip(const char *what)
 	close(newfd);
 	close(dfd);
 	close(outfd);
+	/* What crosses the wire: the signature and the delta. */
+	st.st_size += (off_t)evbuffer_get_length(sig);
 	evbuffer_free(sig);
 	return (long)st.st_size;
+}
+
+static long
+roundtrip(const char *what)
+{
+	return roundtrip_block(what, 0);
+}
+
+/* 4 MiB of 100-byte lines; every line whose number is picked by seed
+ * (1 in 100) differs. */
+static void
+put_lines(const char *name, int seed)
+{
+	char line[101];
+	int fd = openw(name), i;
+
+	for (i = 0; i < 4 * 10486; i++) {
+		snprintf(line, sizeof line, "%-99d\n", (i * 7919) % 100003 +
+		    (seed != 0 && (i * 31 + seed) % 100 == 0 ? 1000000 : 0));
+		fs_write_all(fd, line, 100);
+	}
+	close(fd);
+}
+
+/* Block sizes: the choice from a file's history. */
+static void
+blocks(void)
+{
+	size_t b, b0;
+	long cold, warm;
+	int ok = 1;
+
+	CHECK(delta_block_default(256 << 20) == DELTA_BLOCK_COLD);
+	CHECK(delta_block_default(10000) <= DELTA_BLOCK_COLD);
+	CHECK(delta_block_default(10000) >= 128);
+	/* 1% of 100-byte lines changed: 17% of 2 KiB blocks were dirty;
+	 * 512 bytes costs least (literal data against signature). */
+	CHECK(delta_block_choose(256 << 20, 2048, 0.17) == 512);
+	/* Rare changes: larger blocks. */
+	CHECK(delta_block_choose(256 << 20, 2048, 0.001) > 2048);
+	/* Every block dirty: smaller. */
+	CHECK(delta_block_choose(256 << 20, 2048, 1.0) < 2048);
+	CHECK(delta_block_choose(1 << 20, 65536, 0.0) == 65536);
+	for (b0 = DELTA_BLOCK_MIN; b0 <= DELTA_BLOCK_MAX; b0 *= 2) {
+		b = delta_block_choose(1 << 30, b0, 0.5);
+		ok &= b >= DELTA_BLOCK_MIN && b <= DELTA_BLOCK_MAX &&
+		    (b & (b - 1)) == 0;
+	}
+	CHECK(ok);
+
+	/* On real data: the same scattered change again, with the block
+	 * chosen from what the first delta saw, moves far fewer bytes. */
+	put_lines("old", 0);
+	put_lines("new", 1);
+	cold = roundtrip_block("scattered, cold", 0);
+	b = delta_block_choose(4 * 10486 * 100, DELTA_BLOCK_COLD,
+	    (double)cold / (4 * 10486 * 100));
+	warm = roundtrip_block("scattered, warm", b);
+	fprintf(stderr, "scattered 1%% change of 4 MiB: %ld bytes with %u "
+	    "byte blocks, %ld with %zu\n", cold, DELTA_BLOCK_COLD, warm, b);
+	CHECK(b < DELTA_BLOCK_COLD);
+	CHECK(warm * 2 < cold);
 }
 
 static void
@@ -145,6 +210,8 @@ main(int argc, char **argv)
 	pair("", 0, "x", 1, "empty to one byte");
 	pair("x", 1, "", 0, "one byte to empty");
 	pair("x", 1, "y", 1, "one byte changed");
+
+	blocks();
 
 	/* 1 MiB random, then appended, truncated, shifted. */
 	fd = openw("old");
