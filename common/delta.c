@@ -109,16 +109,27 @@ pump_fd(struct pump *p, int fd, char *err, size_t errlen)
  * square root of the size), but at most DELTA_BLOCK_COLD.  The root suits
  * a file changed in one place; a dump changes in many, and a 16 KiB block
  * of a 256 MiB dump is then almost always dirty. */
+/* The smallest block that keeps the signature within DELTA_MAX_BLOCKS. */
+static size_t
+delta_block_floor(int64_t size)
+{
+	size_t b = DELTA_BLOCK_MIN;
+
+	while (size > 0 && (uint64_t)size / b > DELTA_MAX_BLOCKS)
+		b *= 2;
+	return b;
+}
+
 size_t
 delta_block_default(int64_t size)
 {
 	rs_magic_number magic = 0;
-	size_t block_len = 0, strong_len = 0;
+	size_t block_len = 0, strong_len = 0, floor = delta_block_floor(size);
 
 	if (rs_sig_args(size, &magic, &block_len, &strong_len) != RS_DONE ||
 	    block_len > DELTA_BLOCK_COLD)
-		return DELTA_BLOCK_COLD;
-	return block_len;
+		block_len = DELTA_BLOCK_COLD;
+	return block_len < floor ? floor : block_len;
 }
 
 /* Bytes a delta costs with blocks of b for a file of size bytes, each byte
@@ -146,8 +157,10 @@ delta_block_choose(int64_t size, size_t prev_block, double prev_literal)
 	if (prev_literal <= 0)
 		return prev_block < DELTA_BLOCK_MAX ? prev_block * 2 :
 		    DELTA_BLOCK_MAX;
+	if (delta_block_floor(size) > DELTA_BLOCK_MAX)
+		return delta_block_floor(size);
 	rate = -log(1.0 - prev_literal) / (double)prev_block;
-	for (b = DELTA_BLOCK_MIN; b <= DELTA_BLOCK_MAX; b *= 2) {
+	for (b = delta_block_floor(size); b <= DELTA_BLOCK_MAX; b *= 2) {
 		c = delta_cost((double)size, rate, (double)b);
 		if (best == 0 || c < best_cost) {
 			best = b;

@@ -22,6 +22,10 @@ typedef int (*delta_sink)(void *arg, const void *p, size_t n);
 #define DELTA_BLOCK_MAX 65536
 #define DELTA_BLOCK_COLD 2048		/* the largest, with no history */
 #define DELTA_BLOCK_OVERHEAD 16		/* signature entry + copy command */
+/* At most this many blocks a signature: librsync keeps about 40 bytes a
+ * block in memory to compute a delta, so this bounds a delta job to some
+ * 10 MiB, whatever the file's size. */
+#define DELTA_MAX_BLOCKS (1u << 18)
 size_t delta_block_default(int64_t size);
 size_t delta_block_choose(int64_t size, size_t prev_block,
     double prev_literal);

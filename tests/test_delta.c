@@ -151,11 +151,16 @@ blocks(void)
 	int ok = 1;
 
 	CHECK(delta_block_default(256 << 20) == DELTA_BLOCK_COLD);
+	/* Memory: never more than DELTA_MAX_BLOCKS blocks. */
+	CHECK(delta_block_default(10ll << 30) == 65536);
+	CHECK(delta_block_choose(10ll << 30, 65536, 0.9) >= 65536);
+	CHECK(delta_block_choose(1ll << 40, 65536, 0.9) >= (1u << 22));
 	CHECK(delta_block_default(10000) <= DELTA_BLOCK_COLD);
 	CHECK(delta_block_default(10000) >= 128);
 	/* 1% of 100-byte lines changed: 17% of 2 KiB blocks were dirty;
 	 * 512 bytes costs least (literal data against signature). */
-	CHECK(delta_block_choose(256 << 20, 2048, 0.17) == 512);
+	CHECK(delta_block_choose(64 << 20, 2048, 0.17) == 512);
+	CHECK(delta_block_choose(256 << 20, 2048, 0.17) == 1024);
 	/* Rare changes: larger blocks. */
 	CHECK(delta_block_choose(256 << 20, 2048, 0.001) > 2048);
 	/* Every block dirty: smaller. */
