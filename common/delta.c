@@ -144,30 +144,34 @@ delta_cost(double size, double rate, double b)
 size_t
 delta_block_choose(int64_t size, size_t prev_block, double prev_literal)
 {
+	size_t floor = delta_block_floor(size), b, best = 0;
 	double rate, best_cost = 0, c;
-	size_t b, best = 0;
 
 	if (prev_block == 0)
 		return delta_block_default(size);
-	/* The share of dirty blocks seen, 1 - exp(-rate * block): the rate
-	 * of change per byte.  All dirty says only that the blocks were too
-	 * large: assume a rate that makes most of them so. */
-	if (prev_literal >= 0.999)
-		prev_literal = 0.95;
+	if (floor >= DELTA_BLOCK_MAX)
+		return floor;
+	/* No literal data at all: the blocks may grow. */
 	if (prev_literal <= 0)
-		return prev_block < DELTA_BLOCK_MAX ? prev_block * 2 :
+		b = prev_block < DELTA_BLOCK_MAX ? prev_block * 2 :
 		    DELTA_BLOCK_MAX;
-	if (delta_block_floor(size) > DELTA_BLOCK_MAX)
-		return delta_block_floor(size);
-	rate = -log(1.0 - prev_literal) / (double)prev_block;
-	for (b = delta_block_floor(size); b <= DELTA_BLOCK_MAX; b *= 2) {
-		c = delta_cost((double)size, rate, (double)b);
-		if (best == 0 || c < best_cost) {
-			best = b;
-			best_cost = c;
+	else {
+		/* The share of dirty blocks seen, 1 - exp(-rate * block):
+		 * the rate of change per byte.  All dirty says only that the
+		 * blocks were too large: assume most of them were. */
+		if (prev_literal >= 0.999)
+			prev_literal = 0.95;
+		rate = -log(1.0 - prev_literal) / (double)prev_block;
+		for (b = floor; b <= DELTA_BLOCK_MAX; b *= 2) {
+			c = delta_cost((double)size, rate, (double)b);
+			if (best == 0 || c < best_cost) {
+				best = b;
+				best_cost = c;
+			}
 		}
+		b = best;
 	}
-	return best;
+	return b < floor ? floor : b;
 }
 
 int

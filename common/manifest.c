@@ -251,11 +251,11 @@ manifest_save(const struct manifest *m, const char *path)
 }
 
 void
-manifest_signature(const struct manifest *m, struct evbuffer *b)
+manifest_signature(const struct manifest *m, struct evbuffer *b, size_t max)
 {
 	const struct ment *e;
 	const char *p;
-	size_t i;
+	size_t i, lines = 0;
 
 	/* sha256sum's format: a name holding a newline or a backslash gets a
 	 * leading backslash and escapes, so "sha256sum -c" still reads it. */
@@ -263,6 +263,8 @@ manifest_signature(const struct manifest *m, struct evbuffer *b)
 		e = &m->e[i];
 		if (e->type != MENT_FILE)
 			continue;
+		if (max != 0 && lines++ == max)
+			break;
 		if (strpbrk(e->path, "\\\n") == NULL) {
 			evbuffer_add_printf(b, "%s  ./%s\n", e->sha, e->path);
 			continue;

@@ -47,7 +47,9 @@ int manifest_load(const char *path, struct manifest **out, char *err,
     size_t errlen);
 void manifest_write(const struct manifest *, struct evbuffer *);
 int manifest_save(const struct manifest *, const char *path);
-void manifest_signature(const struct manifest *, struct evbuffer *);
+/* backup.signature: its first max lines, or all with max 0. */
+void manifest_signature(const struct manifest *, struct evbuffer *,
+    size_t max);
 const struct ment *manifest_find(const struct manifest *, const char *path);
 void manifest_free(struct manifest *);
 /* Percent-encoding of paths in the text form. */

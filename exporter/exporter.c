@@ -190,7 +190,7 @@ export_work(void *arg)
 	}
 	free(path);
 	b = evbuffer_new();
-	manifest_signature(r->m, b);
+	manifest_signature(r->m, b, 0);
 	path = xasprintf("%s/backup.signature", r->tmp);
 	if (fs_write_atomic(path, evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b)) != 0) {

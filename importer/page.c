@@ -47,23 +47,16 @@ static void
 signature(struct evbuffer *b, const struct isrc *s)
 {
 	struct evbuffer *sig = evbuffer_new();
-	size_t shown = 0, more = 0;
-	char *line;
 
-	manifest_signature(s->cur_m, sig);
+	manifest_signature(s->cur_m, sig, PAGE_SIGNATURE_LINES);
+	evbuffer_add(sig, "", 1);
 	evbuffer_add_printf(b, "<details><summary>backup.signature "
 	    "(%lld files)</summary>\n<pre class=\"signature\">",
 	    (long long)s->cur_m->files);
-	while ((line = evbuffer_readln(sig, NULL, EVBUFFER_EOL_LF)) != NULL) {
-		if (shown++ < PAGE_SIGNATURE_LINES) {
-			html_text(b, line);
-			evbuffer_add(b, "\n", 1);
-		} else
-			more++;
-		free(line);
-	}
-	if (more > 0)
-		evbuffer_add_printf(b, "... and %zu more\n", more);
+	html_text(b, (const char *)evbuffer_pullup(sig, -1));
+	if (s->cur_m->files > PAGE_SIGNATURE_LINES)
+		evbuffer_add_printf(b, "... and %lld more\n",
+		    (long long)s->cur_m->files - PAGE_SIGNATURE_LINES);
 	evbuffer_add_printf(b, "</pre></details>\n");
 	evbuffer_free(sig);
 }

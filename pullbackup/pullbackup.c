@@ -274,6 +274,16 @@ drop_staging(struct src *s)
 	free(marker);
 }
 
+/* Take a reload's settings (the pull's worker reads sc while it runs). */
+static void
+src_reconf(struct src *s)
+{
+	if (s->sc_next == NULL)
+		return;
+	s->sc = s->sc_next;
+	s->sc_next = NULL;
+}
+
 static void
 pull_done(void *arg)
 {
@@ -297,10 +307,7 @@ pull_done(void *arg)
 	xstrset(&s->last_error, s->rc == 0 ? NULL : s->err);
 	if (n->stopping)
 		return;
-	if (s->sc_next != NULL) {
-		s->sc = s->sc_next;
-		s->sc_next = NULL;
-	}
+	src_reconf(s);
 	switch (runner_done(&s->run, s->rc == 0, s->gone)) {
 	case RUNNER_OK:
 		s->last_ok_at = time(NULL);
@@ -679,10 +686,8 @@ pb_reload(struct node *n, struct config *cf)
 	for (i = 0; i < pb->nsrcs; i++) {
 		s = &pb->srcs[i];
 		s->sc_next = config_source(cf, s->sc->name);
-		if (!s->run.busy) {
-			s->sc = s->sc_next;
-			s->sc_next = NULL;
-		}
+		if (!s->run.busy)
+			src_reconf(s);
 	}
 }
 

@@ -155,6 +155,7 @@ blocks(void)
 	CHECK(delta_block_default(10ll << 30) == 65536);
 	CHECK(delta_block_choose(10ll << 30, 65536, 0.9) >= 65536);
 	CHECK(delta_block_choose(1ll << 40, 65536, 0.9) >= (1u << 22));
+	CHECK(delta_block_choose(1ll << 30, 256, 0.0) >= 4096);
 	CHECK(delta_block_default(10000) <= DELTA_BLOCK_COLD);
 	CHECK(delta_block_default(10000) >= 128);
 	/* 1% of 100-byte lines changed: 17% of 2 KiB blocks were dirty;

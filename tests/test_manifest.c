@@ -113,13 +113,20 @@ main(void)
 	CHECK(m2 != NULL && strcmp(m2->version, "20261121T194108.123Z") == 0);
 
 	/* backup.signature, as sha256sum prints it. */
-	manifest_signature(m, sig);
+	manifest_signature(m, sig, 0);
 	evbuffer_add(sig, "", 1);
 	CHECK_CONTAINS((const char *)evbuffer_pullup(sig, -1),
 	    "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 	    "  ./a.txt\n");
 	CHECK_CONTAINS((const char *)evbuffer_pullup(sig, -1),
 	    "  ./with space %25 and\\nnewline\n");
+	{
+		/* Its first line only. */
+		struct evbuffer *one = evbuffer_new();
+		manifest_signature(m, one, 1);
+		CHECK(evbuffer_get_length(one) == 64 + 2 + 2 + 5 + 1);
+		evbuffer_free(one);
+	}
 
 	/* The parser refuses what it must. */
 	expect_bad("nonsense\n", "not an understudy manifest");
