@@ -47,6 +47,13 @@ void delta_patch_free(struct delta_patch *);
  * deltafd (plain) into sink. */
 int delta_patch_fd(int basefd, int deltafd, delta_sink, void *arg, char *err,
     size_t errlen);
+/* From the forward delta read at fwdfd (old -> new, librsync's format)
+ * and the old file, the reverse delta (new -> old), without the rsync
+ * algorithm's passes over either file (common/rdelta.c).  The forward
+ * delta is checked against both sizes; -1 with a reason if it does not
+ * fit them. */
+int delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
+    delta_sink, void *arg, char *err, size_t errlen);
 int delta_sink_fd(void *arg, const void *p, size_t n);
 int delta_sink_evbuffer(void *arg, const void *p, size_t n);
 

@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +32,124 @@ manifest_free(struct manifest *m)
 	free(m);
 }
 
+/* The hash cache: a file's SHA-256 by device, inode, size and mtime, from
+ * the last scan.  Text, one file a line: "DEV INO SIZE SEC NSEC SHA". */
+#define HCACHE_MAGIC "understudy-hash-cache 1"
+
+struct hc_ent {
+	uint64_t dev, ino;
+	int64_t size, sec;
+	long nsec;
+	char sha[HASH_HEX_SIZE];
+};
+
+struct hcache {
+	struct hc_ent *e;
+	size_t n, cap;
+};
+
+static int
+hc_cmp(const void *a, const void *b)
+{
+	const struct hc_ent *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return 0;
+}
+
+static struct hc_ent *
+hc_add(struct hcache *c)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 256;
+		c->e = xreallocarray(c->e, c->cap, sizeof *c->e);
+	}
+	return &c->e[c->n++];
+}
+
+/* A missing or damaged cache is an empty one: files are hashed anew. */
+static void
+hc_load(struct hcache *c, const char *path)
+{
+	struct hc_ent *e;
+	char *buf, *line, *next, *end;
+	size_t len;
+	int k;
+
+	if (path == NULL || fs_read_file(path, 256u << 20, &buf, &len) != 0)
+		return;
+	line = buf;
+	end = buf + len;
+	next = memchr(line, '\n', len);
+	if (next == NULL || (size_t)(next - line) != strlen(HCACHE_MAGIC) ||
+	    memcmp(line, HCACHE_MAGIC, strlen(HCACHE_MAGIC)) != 0) {
+		free(buf);
+		return;
+	}
+	for (line = next + 1; line < end; line = next + 1) {
+		if ((next = memchr(line, '\n', (size_t)(end - line))) == NULL)
+			break;
+		*next = '\0';
+		e = hc_add(c);
+		k = 0;
+		if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64
+		    " %ld %64[0-9a-f]%n", &e->dev, &e->ino, &e->size, &e->sec,
+		    &e->nsec, e->sha, &k) != 6 || line[k] != '\0' ||
+		    !hash_hex_valid(e->sha)) {
+			c->n = 0;	/* damaged: trust none of it */
+			break;
+		}
+	}
+	free(buf);
+	if (c->n > 1)
+		qsort(c->e, c->n, sizeof *c->e, hc_cmp);
+}
+
+static const char *
+hc_find(const struct hcache *c, const struct stat *st)
+{
+	struct hc_ent key, *e;
+
+	if (c->n == 0)
+		return NULL;
+	key.dev = (uint64_t)st->st_dev;
+	key.ino = (uint64_t)st->st_ino;
+	e = bsearch(&key, c->e, c->n, sizeof *c->e, hc_cmp);
+	if (e == NULL || e->size != st->st_size ||
+	    e->sec != st->st_mtim.tv_sec || e->nsec != st->st_mtim.tv_nsec)
+		return NULL;
+	return e->sha;
+}
+
+static int
+hc_save(const struct hcache *c, const char *path)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t i;
+	int rc;
+
+	evbuffer_add_printf(b, "%s\n", HCACHE_MAGIC);
+	for (i = 0; i < c->n; i++)
+		evbuffer_add_printf(b, "%" PRIu64 " %" PRIu64 " %" PRId64 " %"
+		    PRId64 " %ld %s\n", c->e[i].dev, c->e[i].ino, c->e[i].size,
+		    c->e[i].sec, c->e[i].nsec, c->e[i].sha);
+	rc = fs_write_atomic(path, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b));
+	evbuffer_free(b);
+	return rc;
+}
+
 struct scan {
 	struct manifest *m;
 	size_t cap;
 	char *err;
 	size_t errlen;
+	struct hcache old, now;		/* hash cache: last scan's, this one's */
+	int64_t hashed;			/* files hashed, not from the cache */
+	int caching;
 };
 
 static struct ment *
@@ -49,6 +163,22 @@ scan_add(struct scan *s)
 	return &s->m->e[s->m->n++];
 }
 
+static void
+hc_keep(struct scan *s, const struct stat *st, const char *sha)
+{
+	struct hc_ent *e;
+
+	if (!s->caching)
+		return;
+	e = hc_add(&s->now);
+	e->dev = (uint64_t)st->st_dev;
+	e->ino = (uint64_t)st->st_ino;
+	e->size = st->st_size;
+	e->sec = st->st_mtim.tv_sec;
+	e->nsec = st->st_mtim.tv_nsec;
+	memcpy(e->sha, sha, HASH_HEX_SIZE);
+}
+
 static int
 scan_dir(struct scan *s, int dfd, const char *prefix)
 {
@@ -57,6 +187,7 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 	struct stat st;
 	struct ment *e;
 	char *rel, buf[PATH_MAX];
+	const char *cached;
 	int fd, rc = 0;
 	ssize_t n;
 	int64_t got;
@@ -82,7 +213,15 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			break;
 		}
 		e = NULL;
-		if (S_ISREG(st.st_mode)) {
+		if (S_ISREG(st.st_mode) && (cached = hc_find(&s->old, &st))) {
+			e = scan_add(s);
+			e->type = MENT_FILE;
+			memcpy(e->sha, cached, HASH_HEX_SIZE);
+			e->size = st.st_size;
+			s->m->files++;
+			s->m->bytes += st.st_size;
+			hc_keep(s, &st, e->sha);
+		} else if (S_ISREG(st.st_mode)) {
 			fd = openat(dirfd(d), de->d_name,
 			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0) {
@@ -95,6 +234,7 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			e = scan_add(s);
 			e->type = MENT_FILE;
 			got = hash_fd(fd, e->sha);
+			s->hashed++;
 			if (got < 0 || fstat(fd, &st) != 0) {
 				snprintf(s->err, s->errlen, "%s: cannot read: "
 				    "%s", rel, strerror(errno));
@@ -105,7 +245,8 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 				    "hook must finish writing before it exits",
 				    rel);
 				rc = -1;
-			}
+			} else
+				hc_keep(s, &st, e->sha);
 			close(fd);
 			e->size = st.st_size;
 			s->m->files++;
@@ -173,8 +314,17 @@ int
 manifest_scan(const char *dir, const char *source, const char *version,
     struct manifest **out, char *err, size_t errlen)
 {
+	return manifest_scan_cached(dir, source, version, NULL, out, NULL,
+	    err, errlen);
+}
+
+int
+manifest_scan_cached(const char *dir, const char *source,
+    const char *version, const char *cache, struct manifest **out,
+    int64_t *hashed, char *err, size_t errlen)
+{
 	struct scan s;
-	int fd;
+	int fd, rc = -1;
 
 	memset(&s, 0, sizeof s);
 	s.m = xcalloc(1, sizeof *s.m);
@@ -182,18 +332,27 @@ manifest_scan(const char *dir, const char *source, const char *version,
 	s.m->version = xstrdup(version);
 	s.err = err;
 	s.errlen = errlen;
+	s.caching = cache != NULL;
+	hc_load(&s.old, cache);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0)
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		manifest_free(s.m);
-		return -1;
-	}
-	if (scan_dir(&s, fd, "") != 0) {
+	else if (scan_dir(&s, fd, "") == 0)
+		rc = 0;
+	/* Only what this scan saw goes into the new cache; a cache that
+	 * cannot be written costs the next scan time, not correctness. */
+	if (rc == 0 && cache != NULL && hc_save(&s.now, cache) != 0)
+		unlink(cache);
+	free(s.old.e);
+	free(s.now.e);
+	if (rc != 0) {
 		manifest_free(s.m);
 		return -1;
 	}
 	if (s.m->n > 0)
 		qsort(s.m->e, s.m->n, sizeof *s.m->e, ment_cmp);
+	if (hashed != NULL)
+		*hashed = s.hashed;
 	*out = s.m;
 	return 0;
 }
@@ -346,8 +505,8 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
     size_t errlen)
 {
 	struct manifest *m = xcalloc(1, sizeof *m);
-	const char *p = buf, *end = buf + len, *nl, *f[8];
-	size_t flen[8], nf, lineno = 0, want = 0, cap = 0;
+	const char *p = buf, *end = buf + len, *nl, *f[8] = { 0 };
+	size_t flen[8] = { 0 }, nf, lineno = 0, want = 0, cap = 0;
 	int64_t v, sec, nsec;
 	struct ment *e;
 	const char *dot;

@@ -41,6 +41,13 @@ struct evbuffer;
 
 int manifest_scan(const char *dir, const char *source, const char *version,
     struct manifest **out, char *err, size_t errlen);
+/* The same, taking the SHA-256 of a file whose device, inode, size and
+ * mtime are those the last scan saw from the cache file (NULL: none),
+ * which is then rewritten with what this scan saw.  *hashed (if not NULL)
+ * counts the files hashed. */
+int manifest_scan_cached(const char *dir, const char *source,
+    const char *version, const char *cache, struct manifest **out,
+    int64_t *hashed, char *err, size_t errlen);
 int manifest_parse(const char *buf, size_t len, struct manifest **out,
     char *err, size_t errlen);
 int manifest_load(const char *path, struct manifest **out, char *err,

@@ -365,11 +365,15 @@ node_metrics(struct node *n, struct evhttp_request *req)
 	    "# HELP understudy_served_signature_bytes_total librsync "
 	    "signatures clients sent for deltas.\n"
 	    "# TYPE understudy_served_signature_bytes_total counter\n"
-	    "understudy_served_signature_bytes_total %llu\n",
+	    "understudy_served_signature_bytes_total %llu\n"
+	    "# HELP understudy_served_stored_deltas_total deltas kept from a "
+	    "pull and relayed, without a signature.\n"
+	    "# TYPE understudy_served_stored_deltas_total counter\n"
+	    "understudy_served_stored_deltas_total %llu\n",
 	    role_name(n->cf->role), UNDERSTUDY_VERSION, (long long)n->started,
 	    n->inbox->count, n->outbox->count, n->events_in, n->events_out,
 	    n->serve.files_sent, n->serve.deltas_sent, n->serve.bytes_sent,
-	    n->serve.sig_bytes);
+	    n->serve.sig_bytes, n->serve.stored_sent);
 	n->ops->metrics(n, b);
 	http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 	evbuffer_free(b);

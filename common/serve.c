@@ -119,7 +119,7 @@ delta_job_done(void *arg)
 }
 
 static const char *
-query_path(struct evhttp_request *req, char **decoded)
+query_path(struct evhttp_request *req, char **decoded, char from[65])
 {
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	struct evkeyvalq q;
@@ -133,8 +133,52 @@ query_path(struct evhttp_request *req, char **decoded)
 		return NULL;
 	if ((p = evhttp_find_header(&q, "path")) != NULL)
 		*decoded = xstrdup(p);
+	if (from != NULL && (p = evhttp_find_header(&q, "from")) != NULL &&
+	    strlen(p) == 64 && strspn(p, "0123456789abcdef") == 64)
+		memcpy(from, p, 65);
 	evhttp_clear_headers(&q);
 	return *decoded;
+}
+
+/* GET delta?path=P&from=SHA: the delta the last pull kept that turns a
+ * file with hash SHA into this version's P; 204 when there is none (the
+ * client then posts a signature).  Safe whatever the file holds: the
+ * client checks what it patches against the manifest. */
+static void
+serve_stored(struct serve *sv, struct evhttp_request *req,
+    const struct serve_version *v, const struct ment *e, const char *from,
+    int filefd)
+{
+	struct evbuffer *b;
+	struct stat st;
+	char *name;
+	int fd = -1;
+
+	close(filefd);
+	if (from[0] == '\0') {
+		http_reply_error(req, 400, "a GET of a delta needs from=SHA-256");
+		return;
+	}
+	if (v->deltas_dir != NULL) {
+		name = xasprintf("%s/%s.%s.delta", v->deltas_dir, from,
+		    e->sha);
+		fd = open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		free(name);
+	}
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		b = evbuffer_new();
+		http_reply(req, 204, NULL, b);
+		evbuffer_free(b);
+		return;
+	}
+	b = file_body(fd, st.st_size);
+	sv->deltas_sent++;
+	sv->stored_sent++;
+	sv->bytes_sent += (unsigned long long)st.st_size;
+	http_reply(req, 200, "application/octet-stream", b);
+	evbuffer_free(b);
 }
 
 void
@@ -146,6 +190,7 @@ serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
 	struct delta_job *j;
 	struct stat st;
 	char source[128], version[128], what[32], why[512], *path = NULL;
+	char from[65];
 	int code, fd, rootfd, n = 0;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *qmark = strchr(rest, '?');
@@ -181,8 +226,10 @@ serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
 		return;
 	}
 	if ((strcmp(what, "file") == 0 && cmd == EVHTTP_REQ_GET) ||
-	    (strcmp(what, "delta") == 0 && cmd == EVHTTP_REQ_POST)) {
-		if (query_path(req, &path) == NULL ||
+	    (strcmp(what, "delta") == 0 && (cmd == EVHTTP_REQ_POST ||
+	    cmd == EVHTTP_REQ_GET))) {
+		from[0] = '\0';
+		if (query_path(req, &path, from) == NULL ||
 		    path_check(path) != NULL ||
 		    (e = manifest_find(v.m, path)) == NULL ||
 		    e->type != MENT_FILE) {
@@ -204,6 +251,11 @@ serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
 				close(fd);
 			http_reply_error(req, 410, "file %s of version %s is "
 			    "gone or changed on this host", path, version);
+			free(path);
+			return;
+		}
+		if (cmd == EVHTTP_REQ_GET && what[0] == 'd') {
+			serve_stored(sv, req, &v, e, from, fd);
 			free(path);
 			return;
 		}

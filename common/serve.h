@@ -19,6 +19,8 @@ struct serve_version {
 	const char *manifest_path;	/* its manifest, text form */
 	const struct manifest *m;
 	const char *tmp_dir;		/* for delta temporaries */
+	const char *deltas_dir;		/* deltas kept by the last pull, named
+					 * <from sha>.<sha>.delta, or NULL */
 };
 
 /* Fill *v for source/version; return 200, or 404 (unknown) or 410 (no
@@ -33,6 +35,7 @@ struct serve {
 	/* Statistics, for status and metrics. */
 	unsigned long long files_sent, deltas_sent, bytes_sent;
 	unsigned long long sig_bytes;	/* signatures received */
+	unsigned long long stored_sent;	/* deltas kept by a pull, relayed */
 };
 
 /* Handle ROUTE_SOURCES...; rest is the path after "/v1/sources/". */

@@ -28,6 +28,8 @@ struct writer {
 	int64_t wire;		/* bytes received */
 	int overflow;
 	struct delta_patch *patch;
+	int savefd;		/* a copy of the delta, or -1 */
+	int save_failed;
 	char err[256];
 	int failed;
 };
@@ -70,6 +72,10 @@ writer_data(void *arg, struct evbuffer *chunk)
 	}
 	for (i = 0; i < n; i++) {
 		if (w->patch != NULL) {
+			if (w->savefd >= 0 && !w->save_failed &&
+			    fs_write_all(w->savefd, v[i].iov_base,
+			    v[i].iov_len) != 0)
+				w->save_failed = 1;
 			if (delta_patch_feed(w->patch, v[i].iov_base,
 			    v[i].iov_len, w->err, sizeof w->err) != 0) {
 				w->failed = 1;
@@ -212,6 +218,7 @@ struct syncer {
 	char *err;
 	size_t errlen;
 	int gone;
+	int64_t wire;		/* of the last delta */
 };
 
 static char *
@@ -330,11 +337,6 @@ fetch_whole(struct syncer *s, const struct ment *e)
 	} else if (check_written(s, &w, e, "whole file") == 0)
 		rc = 0;
 	s->st->received += w.wire;
-	if (rc == 0 && fsync(w.fd) != 0) {
-		snprintf(s->err, s->errlen, "%s: fsync: %s", e->path,
-		    strerror(errno));
-		rc = -1;
-	}
 	if (rc == 0)
 		s->st->whole++;
 	http_call_clear(&c);
@@ -343,16 +345,99 @@ fetch_whole(struct syncer *s, const struct ment *e)
 	return rc;
 }
 
+/* Where a pull-backup keeps the forward delta that made a file from its
+ * base: named by both hashes, so a name always means the same content. */
+static char *
+stored_name(const struct syncer *s, const struct ment *be,
+    const struct ment *e, const char *suffix)
+{
+	return xasprintf("%s/%s.%s.delta%s", s->o->deltas_dir, be->sha,
+	    e->sha, suffix);
+}
+
+/* Make e in staging by patching basefd with the delta call c brings: 1 when
+ * done and verified, 0 when the caller should try another way, -1 when
+ * fatal.  With a non-negative savefd the delta is kept there too. */
+static int
+patch_with(struct syncer *s, const struct ment *e, int basefd,
+    struct http_call *c, const char *how, int savefd)
+{
+	struct writer w;
+	int rc = 0;
+
+	memset(&w, 0, sizeof w);
+	if ((w.fd = stage_create(s, e->path)) < 0)
+		return -1;
+	w.limit = e->size;
+	w.savefd = savefd;
+	hash_init(&w.h);
+	w.patch = delta_patch_new(basefd, writer_sink, &w);
+	c->cancel = worker_stopping;
+	c->on_data = writer_data;
+	c->data_arg = &w;
+	if (http_client_call(s->hc, c) != 0 || (c->status != 200 &&
+	    c->status != 204)) {
+		call_failed(s, c, e->path);
+		rc = s->gone || c->status == 401 || c->status == 0 ? -1 : 0;
+		hash_abort(&w.h);
+	} else if (c->status == 204) {
+		hash_abort(&w.h);	/* nothing stored: ask another way */
+	} else if (w.failed ||
+	    delta_patch_finish(w.patch, w.err, sizeof w.err) != 0) {
+		log_warnx("%s of %s: %s; fetching it another way", how,
+		    e->path, w.overflow ? "patched file larger than the "
+		    "manifest says" : w.err);
+		hash_abort(&w.h);
+	} else if (check_written(s, &w, e, how) == 0)
+		rc = w.save_failed ? 2 : 1;
+	else
+		log_warnx("%s; fetching it another way", s->err);
+	s->st->received += w.wire;
+	if (rc > 0) {
+		s->st->deltas++;
+		s->wire = w.wire;
+	}
+	delta_patch_free(w.patch);
+	close(w.fd);
+	return rc;
+}
+
+/* The delta the pull-backup kept when it pulled this file from the very
+ * base we hold: no signature to compute or send, no delta to compute. */
+static int
+fetch_stored(struct syncer *s, const struct ment *e, const struct ment *be,
+    const struct hint *h, int basefd)
+{
+	struct http_call c;
+	char *path, *r = route(s, "delta", e->path);
+	int rc;
+
+	path = xasprintf("%s&from=%s", r, be->sha);
+	free(r);
+	http_call_init(&c, "GET", s->o->url, path, s->o->token,
+	    s->o->token_len);
+	rc = patch_with(s, e, basefd, &c, "stored delta", -1);
+	if (rc > 0) {
+		s->st->stored++;
+		if (h != NULL)
+			hints_add(&s->now, e->path, h->block, (uint32_t)(
+			    s->wire >= e->size ? 1000000 :
+			    s->wire * 1000000 / e->size));
+	}
+	http_call_clear(&c);
+	free(path);
+	return rc < 0 ? -1 : rc > 0;
+}
+
 /* 1: done by delta; 0: could not, fetch whole; -1: fatal. */
 static int
 fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
     const struct hint *h, int basefd)
 {
 	struct http_call c;
-	struct writer w;
 	struct evbuffer *sig = evbuffer_new();
-	char *path, serr[256];
-	int rc = 0;
+	char *path, *tmp = NULL, *keep, serr[256];
+	int rc, savefd = -1;
 	size_t siglen, block;
 
 	block = h != NULL ? delta_block_choose(be->size, h->block,
@@ -365,51 +450,33 @@ fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
 		return 0;
 	}
 	siglen = evbuffer_get_length(sig);
-	memset(&w, 0, sizeof w);
-	if ((w.fd = stage_create(s, e->path)) < 0) {
-		evbuffer_free(sig);
-		return -1;
+	if (s->o->deltas_dir != NULL) {
+		tmp = stored_name(s, be, e, ".tmp");
+		savefd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
 	}
-	w.limit = e->size;
-	hash_init(&w.h);
-	w.patch = delta_patch_new(basefd, writer_sink, &w);
 	path = route(s, "delta", e->path);
 	http_call_init(&c, "POST", s->o->url, path, s->o->token,
 	    s->o->token_len);
 	c.body = sig;
-	c.cancel = worker_stopping;
 	c.content_type = "application/x-librsync-signature";
-	c.on_data = writer_data;
-	c.data_arg = &w;
-	if (http_client_call(s->hc, &c) != 0 || c.status != 200) {
-		call_failed(s, &c, e->path);
-		rc = s->gone || c.status == 401 || c.status == 0 ? -1 : 0;
-		hash_abort(&w.h);
-	} else if (w.failed ||
-	    delta_patch_finish(w.patch, w.err, sizeof w.err) != 0) {
-		log_warnx("delta of %s: %s; fetching it whole", e->path,
-		    w.overflow ? "patched file larger than the manifest says" :
-		    w.err);
-		hash_abort(&w.h);
-	} else if (check_written(s, &w, e, "delta") == 0) {
-		s->st->deltas++;
-		rc = 1;
-		hints_add(&s->now, e->path, (uint32_t)block, (uint32_t)(w.wire >=
-		    e->size ? 1000000 : w.wire * 1000000 / e->size));
-	} else
-		log_warnx("%s; fetching it whole", s->err);
-	s->st->received += w.wire;
+	rc = patch_with(s, e, basefd, &c, "delta", savefd);
 	s->st->sent += (int64_t)siglen;
-	if (rc == 1 && fsync(w.fd) != 0) {
-		snprintf(s->err, s->errlen, "%s: fsync: %s", e->path,
-		    strerror(errno));
-		rc = -1;
+	if (rc > 0)
+		hints_add(&s->now, e->path, (uint32_t)block, (uint32_t)(
+		    s->wire >= e->size ? 1000000 : s->wire * 1000000 /
+		    e->size));
+	if (savefd >= 0) {
+		close(savefd);
+		keep = stored_name(s, be, e, "");
+		if (rc != 1 || rename(tmp, keep) != 0)
+			unlink(tmp);
+		free(keep);
 	}
-	delta_patch_free(w.patch);
+	free(tmp);
 	http_call_clear(&c);
 	free(path);
-	close(w.fd);
-	return rc;
+	return rc < 0 ? -1 : rc > 0;
 }
 
 /* The base copy's file, when its manifest says it is a file. */
@@ -419,6 +486,16 @@ open_base(struct syncer *s, const struct ment *be)
 	if (s->basefd < 0 || be == NULL || be->type != MENT_FILE)
 		return -1;
 	return fs_open_beneath(s->basefd, be->path, O_RDONLY, 0);
+}
+
+/* Whether the base file still holds what its manifest says. */
+static int
+base_intact(int fd, const struct ment *e)
+{
+	char hex[HASH_HEX_SIZE];
+
+	return hash_fd(fd, hex) == e->size && strcmp(hex, e->sha) == 0 &&
+	    lseek(fd, 0, SEEK_SET) == 0;
 }
 
 static int
@@ -433,6 +510,11 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 
 	if (s->o->link_unchanged && be->mode == e->mode &&
 	    be->mtime_sec == e->mtime_sec && be->mtime_nsec == e->mtime_nsec) {
+		if (s->o->verify_base && !base_intact(bfd, e)) {
+			log_warnx("local copy of %s does not match its "
+			    "manifest; fetching it whole", e->path);
+			return 0;
+		}
 		bdir = fs_open_parent(s->basefd, be->path, &bname);
 		sdir = fs_open_parent(s->stagefd, e->path, &sname);
 		rc = bdir >= 0 && sdir >= 0 ?
@@ -463,12 +545,6 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 		    "fetching it whole", e->path);
 		close(w.fd);
 		return 0;
-	}
-	if (fsync(w.fd) != 0) {
-		snprintf(s->err, s->errlen, "%s: fsync: %s", e->path,
-		    strerror(errno));
-		close(w.fd);
-		return -1;
 	}
 	close(w.fd);
 	s->st->unchanged++;
@@ -515,8 +591,12 @@ sync_file(struct syncer *s, const struct ment *e)
 		if (h != NULL)
 			hints_add(&s->now, e->path, h->block, h->ppm);
 	}
-	else if (bfd >= 0 && e->size > 0)
-		rc = fetch_delta(s, e, be, h, bfd);
+	else if (bfd >= 0 && e->size > 0) {
+		if (s->o->ask_stored)
+			rc = fetch_stored(s, e, be, h, bfd);
+		if (rc == 0)
+			rc = fetch_delta(s, e, be, h, bfd);
+	}
 	if (bfd >= 0)
 		close(bfd);
 	if (rc == 0)
@@ -602,6 +682,13 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		    strerror(errno));
 		goto out;
 	}
+	if (o->deltas_dir != NULL && ((!s.resuming &&
+	    fs_rm_rf(o->deltas_dir) != 0) || (mkdir(o->deltas_dir, 0700) != 0 &&
+	    errno != EEXIST))) {
+		snprintf(err, errlen, "%s: %s", o->deltas_dir,
+		    strerror(errno));
+		goto out;
+	}
 	if (s.resuming)
 		log_info("resuming the pull of %s %s in %s", o->source,
 		    o->version, o->staging);
@@ -660,24 +747,11 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	if (sync_apply_meta(s.stagefd, m, err, errlen) != 0)
 		goto out;
-	/* The entries of every directory must be on disk before a commit
-	 * renames the tree into place. */
-	for (i = 0; i < m->n; i++) {
-		if (m->e[i].type != MENT_DIR)
-			continue;
-		dfd = fs_open_beneath(s.stagefd, m->e[i].path,
-		    O_RDONLY | O_DIRECTORY, 0);
-		if (dfd < 0 || fsync(dfd) != 0) {
-			snprintf(err, errlen, "staging %s: fsync: %s",
-			    m->e[i].path, strerror(errno));
-			if (dfd >= 0)
-				close(dfd);
-			goto out;
-		}
-		close(dfd);
-	}
-	if (fsync(s.stagefd) != 0) {
-		snprintf(err, errlen, "staging %s: fsync: %s", o->staging,
+	/* Every file and directory entry must be on disk before a commit
+	 * renames the tree into place: one syncfs() does it for all, where
+	 * an fsync() per file cost a journal commit each. */
+	if (syncfs(s.stagefd) != 0) {
+		snprintf(err, errlen, "staging %s: syncfs: %s", o->staging,
 		    strerror(errno));
 		goto out;
 	}

@@ -25,6 +25,11 @@ struct sync_opts {
 					 * short leaves it with a marker,
 					 * <staging>.version */
 	int link_unchanged;		/* hard-link instead of copy */
+	int verify_base;		/* and hash the base file first */
+	const char *deltas_dir;		/* keep the deltas received here,
+					 * named <base sha>.<sha>.delta, for
+					 * the archive and the importers */
+	int ask_stored;			/* ask for such a delta first */
 	const char *hints;		/* the delta-hints file (see
 					 * docs/protocol.md), or NULL */
 };
@@ -32,6 +37,7 @@ struct sync_opts {
 struct sync_stats {
 	int64_t files, unchanged, deltas, whole;
 	int64_t resumed;		/* already fetched by a pull cut short */
+	int64_t stored;			/* of deltas: the server's stored one */
 	int64_t bytes;			/* of the version */
 	int64_t received;		/* over the wire */
 	int64_t sent;			/* signatures */

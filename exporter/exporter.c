@@ -62,6 +62,7 @@ struct run {
 	struct manifest *m;		/* while served */
 	int served;
 	int64_t files, bytes;
+	int64_t hashed;		/* files hashed, the others from the cache */
 	struct pb_report *pb;
 	size_t npb;
 	/* Worker results. */
@@ -160,7 +161,7 @@ export_work(void *arg)
 	struct config *cf = r->cf;
 	struct evbuffer *b;
 	char *env[4], *path;
-	int fd;
+	int fd, rc;
 
 	r->wrc = -1;
 	if (fs_rm_rf(r->tmp) != 0 || fs_mkdir_p(r->tmp, 0700) != 0 ||
@@ -178,8 +179,11 @@ export_work(void *arg)
 		snprintf(r->werr, sizeof r->werr, "%s", r->hr.error);
 		goto out;
 	}
-	if (manifest_scan(r->data, cf->source, r->id, &r->m, r->werr,
-	    sizeof r->werr) != 0)
+	path = xasprintf("%s/hash-cache", cf->state_dir);
+	rc = manifest_scan_cached(r->data, cf->source, r->id, path, &r->m,
+	    &r->hashed, r->werr, sizeof r->werr);
+	free(path);
+	if (rc != 0)
 		goto out;
 	path = xasprintf("%s/manifest", r->tmp);
 	if (manifest_save(r->m, path) != 0) {
@@ -258,8 +262,9 @@ export_done(void *arg)
 			run_unserve(ex, o, "superseded by a newer version");
 	ex->served = r;
 	snprintf(summary, sizeof summary, "exported version %s: %lld files, "
-	    "%lld bytes in %llds", r->id, (long long)r->files,
-	    (long long)r->bytes, (long long)(r->finished - r->started));
+	    "%lld bytes (%lld hashed, the others unchanged) in %llds", r->id,
+	    (long long)r->files, (long long)r->bytes, (long long)r->hashed,
+	    (long long)(r->finished - r->started));
 	log_info("%s", summary);
 	node_record(&ex->node, "export", ex->cf->source, r->id, 1, r->started,
 	    summary, r->hook_output);

@@ -194,7 +194,9 @@ import_work(void *arg)
 	hints = xasprintf("%s/delta-hints", s->dir);
 	o.hints = hints;
 	o.staging = data;
-	o.link_unchanged = 0;
+	o.link_unchanged = 1;
+	o.verify_base = 1;
+	o.ask_stored = 1;
 	if (sync_run(&o, &m, &s->st, &s->gone, s->err, sizeof s->err) != 0) {
 		keep = !s->gone;	/* for the next attempt */
 		goto out;
@@ -283,11 +285,12 @@ import_done(void *arg)
 		s->ok_secs = (long)(s->ok_at - s->started);
 		snprintf(summary, sizeof summary, "imported version %s: %lld "
 		    "files, %lld bytes (%lld unchanged, %lld by delta, %lld "
-		    "whole, %lld resumed) in %lds", s->version,
+		    "whole, %lld resumed; %lld deltas relayed as stored) in "
+		    "%lds", s->version,
 		    (long long)s->st.files, (long long)s->st.bytes,
 		    (long long)s->st.unchanged, (long long)s->st.deltas,
 		    (long long)s->st.whole, (long long)s->st.resumed,
-		    s->ok_secs);
+		    (long long)s->st.stored, s->ok_secs);
 		log_info("source \"%s\": %s", s->sc->name, summary);
 		node_record(n, "import", s->sc->name, s->version, 1,
 		    s->started, summary, s->hr.output);

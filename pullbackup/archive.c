@@ -582,7 +582,7 @@ gz_create(const char *path, int (*fill)(void *, gzFile, char *, size_t),
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((fd2 = dup(fd)) < 0 || (gz = gzdopen(fd2, "wb6")) == NULL) {
+	if ((fd2 = dup(fd)) < 0 || (gz = gzdopen(fd2, "wb1")) == NULL) {
 		snprintf(err, errlen, "%s: cannot start compression", path);
 		close(fd);
 		return -1;
@@ -606,6 +606,8 @@ gz_create(const char *path, int (*fill)(void *, gzFile, char *, size_t),
 struct inc_job {
 	int newfd;		/* the new version's file */
 	int oldfd;		/* the old version's file */
+	int fwdfd;		/* the delta that pulled it, or -1 */
+	int64_t old_size, new_size;
 };
 
 static int
@@ -644,6 +646,16 @@ fill_delta(void *arg, gzFile gz, char *err, size_t errlen)
 	return rc;
 }
 
+/* From the forward delta the pull kept: no pass of the rsync algorithm. */
+static int
+fill_reverse(void *arg, gzFile gz, char *err, size_t errlen)
+{
+	struct inc_job *j = arg;
+
+	return delta_reverse(j->fwdfd, j->oldfd, j->old_size, j->new_size,
+	    gz_sink, gz, err, errlen);
+}
+
 /* Increments that turn the new version (staging) back into the old one
  * (current), for the old version. */
 static int
@@ -653,12 +665,13 @@ build_increments(struct archive *a, const struct manifest *old_m,
 {
 	const struct ment *e, *ne;
 	struct inc_job j;
-	char *name, *path;
+	char *name, *path, *fwd, *deltas = archive_path(a, "deltas");
 	int curfd, stgfd, rc = 0;
 	size_t i;
 
 	if (fs_rm_rf(incdir) != 0 || mkdir(incdir, 0700) != 0) {
 		snprintf(err, errlen, "%s: %s", incdir, strerror(errno));
+		free(deltas);
 		return -1;
 	}
 	path = archive_path(a, "current");
@@ -682,7 +695,7 @@ build_increments(struct archive *a, const struct manifest *old_m,
 		    strcmp(ne->sha, e->sha) == 0)
 			continue;
 		memset(&j, 0, sizeof j);
-		j.newfd = -1;
+		j.newfd = j.fwdfd = -1;
 		if ((j.oldfd = fs_open_beneath(curfd, e->path, O_RDONLY,
 		    0)) < 0) {
 			snprintf(err, errlen, "current/%s: %s", e->path,
@@ -695,7 +708,20 @@ build_increments(struct archive *a, const struct manifest *old_m,
 		    O_RDONLY, 0)) >= 0) {
 			name = xasprintf("%s/%s.from.%s.rdelta.gz", incdir,
 			    e->sha, ne->sha);
-			if (!fs_exists(name))
+			fwd = xasprintf("%s/%s.%s.delta", deltas, e->sha,
+			    ne->sha);
+			j.fwdfd = open(fwd, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			j.old_size = e->size;
+			j.new_size = ne->size;
+			free(fwd);
+			rc = 0;
+			if (j.fwdfd >= 0 && !fs_exists(name) &&
+			    (rc = gz_create(name, fill_reverse, &j, err,
+			    errlen)) != 0)
+				log_warnx("reverse delta of %s from the pull's "
+				    "delta: %s; computing it anew", e->path,
+				    err);
+			if ((rc != 0 || j.fwdfd < 0) && !fs_exists(name))
 				rc = gz_create(name, fill_delta, &j, err,
 				    errlen);
 		} else {
@@ -714,6 +740,8 @@ build_increments(struct archive *a, const struct manifest *old_m,
 		close(j.oldfd);
 		if (j.newfd >= 0)
 			close(j.newfd);
+		if (j.fwdfd >= 0)
+			close(j.fwdfd);
 	}
 	if (rc == 0 && fs_fsync_dir(incdir) != 0) {
 		snprintf(err, errlen, "%s: fsync: %s", incdir,
@@ -721,6 +749,7 @@ build_increments(struct archive *a, const struct manifest *old_m,
 		rc = -1;
 	}
 out:
+	free(deltas);
 	if (curfd >= 0)
 		close(curfd);
 	if (stgfd >= 0)

@@ -227,6 +227,7 @@ pull_work(void *arg)
 	o.staging = staging;
 	o.hints = hints;
 	o.link_unchanged = 1;
+	o.deltas_dir = s->deltas;
 	s->rc = sync_run(&o, &s->new_m, &s->st, &s->gone, s->err,
 	    sizeof s->err);
 	if (s->rc != 0) {
@@ -574,6 +575,7 @@ pb_lookup(void *arg, const char *source, const char *version,
 	v->manifest_path = s->head_mpath;
 	v->m = s->head_m;
 	v->tmp_dir = pb->tmp_dir;
+	v->deltas_dir = s->deltas;
 	return 200;
 }
 
@@ -738,6 +740,7 @@ pb_serve(struct config *cf, int argc, char **argv)
 			    s->ar->recovered);
 		src_load_head(s);
 		s->current = archive_path(s->ar, "current");
+		s->deltas = archive_path(s->ar, "deltas");
 		s->imps = xcalloc(s->sc->nimporters + 1, sizeof *s->imps);
 		for (k = 0; k < s->sc->nimporters; k++)
 			s->imps[k].url = xstrdup(s->sc->importers[k]);
@@ -769,6 +772,7 @@ pb_serve(struct config *cf, int argc, char **argv)
 			free(s->vids[k]);
 		free(s->vids);
 		free(s->current);
+		free(s->deltas);
 		free(s->version);
 		free(s->peer);
 		free(s->last_version);

@@ -34,6 +34,7 @@ struct src {
 	char *head;
 	char *head_mpath;
 	char *current;
+	char *deltas;		/* the deltas of the last pull, kept */
 	struct manifest *head_m;
 	char **vids;			/* the versions, oldest first: a
 					 * copy the loop owns */

@@ -71,6 +71,93 @@ file_hash(const char *name, char hex[HASH_HEX_SIZE])
 	close(fd);
 }
 
+static off_t
+fsize(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? st.st_size : -1;
+}
+
+/* The reverse delta derived from the forward one at dfd must turn new back
+ * into old, and be no larger than old plus commands. */
+static void
+reverse_of(const char *what, int dfd)
+{
+	char err[512], a[HASH_HEX_SIZE], b[HASH_HEX_SIZE];
+	int oldfd = openr("old"), newfd = openr("new"), rfd = openw("rdelta");
+	int outfd = openw("back"), rc;
+
+	lseek(dfd, 0, SEEK_SET);
+	rc = delta_reverse(dfd, oldfd, fsize(oldfd), fsize(newfd),
+	    delta_sink_fd, &rfd, err, sizeof err);
+	CHECK(rc == 0);
+	if (rc != 0)
+		fprintf(stderr, "reverse \"%s\": %s\n", what, err);
+	lseek(rfd, 0, SEEK_SET);
+	rc = delta_patch_fd(newfd, rfd, delta_sink_fd, &outfd, err,
+	    sizeof err);
+	CHECK(rc == 0);
+	file_hash("old", a);
+	file_hash("back", b);
+	CHECK(strcmp(a, b) == 0);
+	if (strcmp(a, b) != 0)
+		fprintf(stderr, "reverse \"%s\" does not give old back\n",
+		    what);
+	CHECK(fsize(rfd) <= fsize(oldfd) + 64 + fsize(oldfd) / 8);
+	close(oldfd);
+	close(newfd);
+	close(rfd);
+	close(outfd);
+}
+
+/* A forward delta that does not fit the files is refused. */
+static void
+reverse_bad(void)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+		const char *what;
+	} bad[] = {
+		{ "", 0, "empty" },
+		{ "\x72\x73\x02\x37\x00", 5, "bad magic" },
+		{ "\x72\x73\x02\x36", 4, "no end command" },
+		{ "\x72\x73\x02\x36\x45\x00\x05\x00", 8, "copy past old" },
+		{ "\x72\x73\x02\x36\x45\x00\x00\x00", 8, "empty copy" },
+		{ "\x72\x73\x02\x36\x02" "ab\x00", 8, "short of new" },
+		{ "\x72\x73\x02\x36\x03" "abc\x00x", 10, "trailing data" },
+		{ "\x72\x73\x02\x36\x03" "ab", 7, "truncated literal" },
+		{ "\x72\x73\x02\x36\x45\x00", 6, "truncated copy" },
+		{ "\x72\x73\x02\x36\x55\x00", 6, "unknown command" },
+		{ "\x72\x73\x02\x36\x41\x09" "abcdefghi\x00", 15,
+		    "literal past new" },
+	};
+	char err[512];
+	size_t i;
+	int fd, oldfd, sinkfd, rc;
+
+	fd = openw("old");
+	fs_write_all(fd, "abcd", 4);
+	close(fd);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		fd = openw("fwd");
+		fs_write_all(fd, bad[i].bytes, bad[i].len);
+		lseek(fd, 0, SEEK_SET);
+		oldfd = openr("old");
+		sinkfd = openw("rdelta");
+		err[0] = '\0';
+		rc = delta_reverse(fd, oldfd, 4, 3, delta_sink_fd, &sinkfd,
+		    err, sizeof err);
+		CHECK(rc != 0 && err[0] != '\0');
+		if (rc == 0)
+			fprintf(stderr, "reverse accepted: %s\n", bad[i].what);
+		close(fd);
+		close(oldfd);
+		close(sinkfd);
+	}
+}
+
 /* sig(old) -> delta(new) -> patch(old) must give new; returns the delta's
  * size. */
 static long
@@ -109,6 +196,7 @@ roundtrip_block(const char *what, size_t block)
 	CHECK(strcmp(a, b) == 0);
 	if (strcmp(a, b) != 0)
 		fprintf(stderr, "round trip \"%s\" differs\n", what);
+	reverse_of(what, dfd);
 	fstat(dfd, &st);
 	close(oldfd);
 	close(newfd);
@@ -218,6 +306,7 @@ main(int argc, char **argv)
 	pair("x", 1, "y", 1, "one byte changed");
 
 	blocks();
+	reverse_bad();
 
 	/* 1 MiB random, then appended, truncated, shifted. */
 	fd = openw("old");

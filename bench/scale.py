@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""understudy at scale: memory with one big file, status under many sources.
+
+  scale.py BUILD_DIR big [--gib 10] [--dir DIR] [--keep]
+  scale.py BUILD_DIR sources [--sources 100] [--mib 16] [--dir DIR]
+
+big: one exporter, one pull-backup, one importer on loopback; a file of
+GIB GiB (pseudo-random, so that deltas do real work) goes through the
+whole chain once (whole), then 1 MiB of it changes in three places and it
+goes again (by delta, 64 KiB blocks).  Prints each daemon's peak RSS
+(VmHWM) after each cycle.
+
+sources: SOURCES exporters, each with a file of MIB MiB, and one
+pull-backup that pulls them all at once; while it pulls, `status` is run
+over and over.  Prints how long status took (median and worst) and how
+many pulls were under way.
+
+Nothing here is a test: the numbers go to docs/benchmarks.md."""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench import free_port, proc_hwm, mib  # noqa: E402
+
+
+def ports(n):
+    seen = set()
+    while len(seen) < n:
+        seen.add(free_port())
+    return list(seen)
+
+
+def start(build, role, conf, log):
+    prog = os.path.join(build, role, "understudy-" + role)
+    p = subprocess.Popen([prog, "-c", conf, "serve"], stdout=log, stderr=log)
+    for _ in range(200):
+        if subprocess.run([prog, "-c", conf, "status"],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return p
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    sys.exit("scale: the %s (%s) did not start" % (role, conf))
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def token(work):
+    tok = os.path.join(work, "token")
+    write(tok, os.urandom(32).hex() + "\n")
+    os.chmod(tok, 0o600)
+    return tok
+
+
+def fill_random(path, size, seed):
+    """size bytes from a seeded stream (openssl's AES-CTR is fast)."""
+    with open(path, "wb") as f:
+        p = subprocess.Popen(
+            ["openssl", "enc", "-aes-128-ctr", "-nosalt", "-pass",
+             "pass:%d" % seed, "-pbkdf2", "-in", "/dev/zero"],
+            stdout=subprocess.PIPE)
+        left = size
+        while left > 0:
+            chunk = p.stdout.read(min(left, 1 << 22))
+            f.write(chunk)
+            left -= len(chunk)
+        p.kill()
+        p.wait()
+
+
+def big(a, build, work):
+    src = os.path.join(work, "src")
+    os.makedirs(src)
+    data = os.path.join(src, "big.img")
+    print("scale: writing %d GiB of pseudo-random data" % a.gib, flush=True)
+    fill_random(data, a.gib << 30, 1)
+    tok = token(work)
+    ex, pb, im = ports(3)
+    write(os.path.join(work, "exporter.yaml"), """source: big
+listen: 127.0.0.1:%d
+state_dir: %s/exporter
+export_command: [%s/export-hardlinks, %s]
+schedule: "off"
+notify: [http://127.0.0.1:%d]
+token_file: %s
+""" % (ex, work, HERE, src, pb, tok))
+    write(os.path.join(work, "pullbackup.yaml"), """listen: 127.0.0.1:%d
+archive_dir: %s/archive
+token_file: %s
+sources:
+  big:
+    exporter: http://127.0.0.1:%d
+    importers: [http://127.0.0.1:%d]
+""" % (pb, work, tok, ex, im))
+    write(os.path.join(work, "importer.yaml"), """listen: 127.0.0.1:%d
+state_dir: %s/importer
+token_file: %s
+sources:
+  big:
+    pullbackup: http://127.0.0.1:%d
+    import_command: [/bin/true]
+""" % (im, work, tok, pb))
+    log = open(os.path.join(work, "daemons.log"), "a")
+    procs = {r: start(build, r, os.path.join(work, r + ".yaml"), log)
+             for r in ("exporter", "pullbackup", "importer")}
+    now = [os.path.join(build, "exporter", "understudy-exporter"), "-c",
+           os.path.join(work, "exporter.yaml"), "now", "--wait", "imported",
+           "--timeout", "3600"]
+    res = {"gib": a.gib, "cycles": []}
+    try:
+        for what in ("whole", "delta"):
+            if what == "delta":
+                with open(data, "r+b") as f:
+                    for off in (1 << 30, (a.gib << 30) // 2,
+                                (a.gib << 30) - (1 << 20)):
+                        f.seek(off)
+                        f.write(os.urandom(1 << 20 // 3))
+            print("scale: cycle (%s)" % what, flush=True)
+            t0 = time.monotonic()
+            subprocess.run(now, check=True, stdout=subprocess.DEVNULL)
+            res["cycles"].append({
+                "what": what, "wall": time.monotonic() - t0,
+                "rss": {r: proc_hwm(p.pid) for r, p in procs.items()}})
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait(120)
+    for c in res["cycles"]:
+        print("%d GiB file, %s: %.0f s; peak RSS %s" % (
+            a.gib, c["what"], c["wall"], ", ".join(
+                "%s %s" % (r, mib(v)) for r, v in c["rss"].items())))
+    return res
+
+
+def sources(a, build, work):
+    tok = token(work)
+    pb_port, *ex_ports = ports(a.sources + 1)
+    log = open(os.path.join(work, "daemons.log"), "a")
+    procs = []
+    pb_conf = ["listen: 127.0.0.1:%d" % pb_port,
+               "archive_dir: %s/archive" % work, "token_file: %s" % tok,
+               "sources:"]
+    print("scale: %d exporters, %d MiB each" % (a.sources, a.mib),
+          flush=True)
+    try:
+        for i, port in enumerate(ex_ports):
+            name = "s%03d" % i
+            src = os.path.join(work, "src", name)
+            os.makedirs(src)
+            fill_random(os.path.join(src, "data"), a.mib << 20, i)
+            conf = os.path.join(work, name + ".yaml")
+            write(conf, """source: %s
+listen: 127.0.0.1:%d
+state_dir: %s/ex-%s
+export_command: [%s/export-hardlinks, %s]
+schedule: "off"
+notify: [http://127.0.0.1:%d]
+token_file: %s
+""" % (name, port, work, name, HERE, src, pb_port, tok))
+            procs.append(start(build, "exporter", conf, log))
+            pb_conf += ["  %s:" % name,
+                        "    exporter: http://127.0.0.1:%d" % port]
+        conf = os.path.join(work, "pullbackup.yaml")
+        write(conf, "\n".join(pb_conf) + "\n")
+        procs.append(start(build, "pullbackup", conf, log))
+        status = [os.path.join(build, "pullbackup", "understudy-pullbackup"),
+                  "-c", conf, "status", "--json"]
+        ex = os.path.join(build, "exporter", "understudy-exporter")
+        print("scale: every exporter exports; the pull-backup pulls all",
+              flush=True)
+        for i in range(a.sources):
+            subprocess.run([ex, "-c", os.path.join(work, "s%03d.yaml" % i),
+                            "now", "--wait", "exported"], check=True,
+                           stdout=subprocess.DEVNULL)
+        times, pulling, archived = [], [], 0
+        t_end = time.monotonic() + 600
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            out = subprocess.run(status, check=True, stdout=subprocess.PIPE,
+                                 text=True).stdout
+            times.append(time.monotonic() - t0)
+            st = json.loads(out)
+            srcs = st.get("sources", [])
+            busy = sum(1 for s in srcs if s.get("pulling"))
+            archived = sum(1 for s in srcs if s.get("newest_version"))
+            pulling.append(busy)
+            if archived == a.sources:
+                break
+            time.sleep(0.05)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+    res = {"sources": a.sources, "mib": a.mib, "calls": len(times),
+           "median": statistics.median(times), "worst": max(times),
+           "max_pulling": max(pulling), "archived": archived}
+    print("%d sources of %d MiB: status answered %d times while pulling "
+          "(up to %d pulls at once): median %.0f ms, worst %.0f ms; %d of "
+          "%d archived" % (a.sources, a.mib, len(times), max(pulling),
+                           res["median"] * 1000, res["worst"] * 1000,
+                           archived, a.sources))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build")
+    ap.add_argument("mode", choices=("big", "sources"))
+    ap.add_argument("--gib", type=int, default=10)
+    ap.add_argument("--sources", type=int, default=100)
+    ap.add_argument("--mib", type=int, default=16)
+    ap.add_argument("--dir")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    work = a.dir or tempfile.mkdtemp(prefix="understudy-scale.")
+    os.makedirs(work, exist_ok=True)
+    try:
+        res = big(a, build, work) if a.mode == "big" else \
+            sources(a, build, work)
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+/* Reverse deltas from forward ones, without a second pass of the rsync
+ * algorithm.
+ *
+ * A forward delta (librsync's format, docs/archive-format.md) builds the
+ * new file from literal data and COPY commands that each say "new bytes
+ * [p, p+n) are old bytes [o, o+n)".  Read backwards, the same commands say
+ * where in the new file each covered stretch of the old one can be found;
+ * what no command covers is exactly what changed, and goes into the reverse
+ * delta as literal data read from the old file.  This costs a read of the
+ * forward delta and of the old file's changed stretches, where computing
+ * the reverse delta with librsync costs a signature of the whole new file
+ * and a rolling-checksum pass over the whole old one. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "delta.h"
+#include "xmalloc.h"
+
+#define RS_DELTA_MAGIC 0x72730236u
+#define OP_END 0x00
+#define OP_LITERAL_64 0x40
+#define OP_LITERAL_N1 0x41
+#define OP_COPY_N1_N1 0x45
+#define OP_COPY_N8_N8 0x54
+#define RBUF (64 * 1024)
+/* Copy commands kept at most: beyond, the caller falls back to librsync.
+ * A delta of a file with 2^18 blocks has at most 2^18 + 1 of them. */
+#define MAX_COPIES (1u << 22)
+
+struct copy {
+	uint64_t newpos, oldpos, len;
+};
+
+struct reader {
+	int fd;
+	unsigned char buf[RBUF];
+	size_t pos, len;
+	int eof;
+};
+
+static int
+rd_fill(struct reader *r)
+{
+	ssize_t n;
+
+	if (r->pos < r->len || r->eof)
+		return 0;
+	do
+		n = read(r->fd, r->buf, sizeof r->buf);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	r->pos = 0;
+	r->len = (size_t)n;
+	r->eof = n == 0;
+	return 0;
+}
+
+/* Big-endian integer of width bytes; -1 at a read error or the end. */
+static int
+rd_int(struct reader *r, int width, uint64_t *v)
+{
+	*v = 0;
+	while (width-- > 0) {
+		if (rd_fill(r) != 0 || r->pos == r->len)
+			return -1;
+		*v = *v << 8 | r->buf[r->pos++];
+	}
+	return 0;
+}
+
+static int
+rd_skip(struct reader *r, uint64_t n)
+{
+	size_t k;
+
+	while (n > 0) {
+		if (rd_fill(r) != 0 || r->pos == r->len)
+			return -1;
+		k = r->len - r->pos < n ? r->len - r->pos : (size_t)n;
+		r->pos += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* The copy commands of the forward delta read from fd, checked against
+ * the sizes of both files. */
+static int
+read_copies(int fd, int64_t old_size, int64_t new_size, struct copy **out,
+    size_t *nout, char *err, size_t errlen)
+{
+	struct reader *r = xcalloc(1, sizeof *r);
+	struct copy *c = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t magic, pos = 0, off, len;
+	int op, rc = -1;
+
+	r->fd = fd;
+	if (rd_int(r, 4, &magic) != 0 || magic != RS_DELTA_MAGIC) {
+		snprintf(err, errlen, "not a librsync delta");
+		goto out;
+	}
+	for (;;) {
+		if (rd_fill(r) != 0 || r->pos == r->len) {
+			snprintf(err, errlen, "delta truncated at output "
+			    "offset %llu", (unsigned long long)pos);
+			goto out;
+		}
+		op = r->buf[r->pos++];
+		if (op == OP_END)
+			break;
+		if (op <= OP_LITERAL_64 || op < OP_COPY_N1_N1) {
+			if (op <= OP_LITERAL_64)
+				len = (uint64_t)op;
+			else if (rd_int(r, 1 << (op - OP_LITERAL_N1), &len) != 0)
+				len = UINT64_MAX;
+			if (len > (uint64_t)new_size - pos ||
+			    rd_skip(r, len) != 0) {
+				snprintf(err, errlen, "literal of %llu bytes "
+				    "at output offset %llu: past the end",
+				    (unsigned long long)len,
+				    (unsigned long long)pos);
+				goto out;
+			}
+			pos += len;
+			continue;
+		}
+		if (op > OP_COPY_N8_N8) {
+			snprintf(err, errlen, "unknown command 0x%02x", op);
+			goto out;
+		}
+		if (rd_int(r, 1 << ((op - OP_COPY_N1_N1) / 4), &off) != 0 ||
+		    rd_int(r, 1 << ((op - OP_COPY_N1_N1) % 4), &len) != 0 ||
+		    len == 0 || off > (uint64_t)old_size ||
+		    len > (uint64_t)old_size - off ||
+		    len > (uint64_t)new_size - pos) {
+			snprintf(err, errlen, "copy command at output offset "
+			    "%llu: out of range or truncated",
+			    (unsigned long long)pos);
+			goto out;
+		}
+		if (n == MAX_COPIES) {
+			snprintf(err, errlen, "more than %u copy commands",
+			    MAX_COPIES);
+			goto out;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			c = xreallocarray(c, cap, sizeof *c);
+		}
+		c[n].newpos = pos;
+		c[n].oldpos = off;
+		c[n].len = len;
+		n++;
+		pos += len;
+	}
+	if (pos != (uint64_t)new_size) {
+		snprintf(err, errlen, "delta makes %llu bytes, the file has "
+		    "%lld", (unsigned long long)pos, (long long)new_size);
+		goto out;
+	}
+	if (rd_fill(r) != 0 || r->pos != r->len) {
+		snprintf(err, errlen, "trailing data after the end command");
+		goto out;
+	}
+	*out = c;
+	*nout = n;
+	c = NULL;
+	rc = 0;
+out:
+	free(c);
+	free(r);
+	return rc;
+}
+
+static int
+by_oldpos(const void *a, const void *b)
+{
+	const struct copy *x = a, *y = b;
+
+	return x->oldpos < y->oldpos ? -1 : x->oldpos > y->oldpos;
+}
+
+static int
+width(uint64_t v)
+{
+	return v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
+}
+
+static int
+wlog(int w)
+{
+	return w == 1 ? 0 : w == 2 ? 1 : w == 4 ? 2 : 3;
+}
+
+static size_t
+put_int(unsigned char *p, uint64_t v, int w)
+{
+	int i;
+
+	for (i = w - 1; i >= 0; i--) {
+		p[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+	return (size_t)w;
+}
+
+struct emit {
+	delta_sink sink;
+	void *arg;
+	uint64_t cpos, clen;	/* a copy not yet written */
+};
+
+static int
+emit_copy_flush(struct emit *e)
+{
+	unsigned char cmd[17];
+	size_t k = 1;
+	int wo, wl;
+
+	if (e->clen == 0)
+		return 0;
+	wo = width(e->cpos);
+	wl = width(e->clen);
+	cmd[0] = (unsigned char)(OP_COPY_N1_N1 + 4 * wlog(wo) + wlog(wl));
+	k += put_int(cmd + k, e->cpos, wo);
+	k += put_int(cmd + k, e->clen, wl);
+	e->clen = 0;
+	return e->sink(e->arg, cmd, k);
+}
+
+static int
+emit_copy(struct emit *e, uint64_t pos, uint64_t len)
+{
+	if (e->clen > 0 && e->cpos + e->clen == pos) {
+		e->clen += len;
+		return 0;
+	}
+	if (emit_copy_flush(e) != 0)
+		return -1;
+	e->cpos = pos;
+	e->clen = len;
+	return 0;
+}
+
+/* Old bytes [off, off+len) as one literal command. */
+static int
+emit_literal(struct emit *e, int oldfd, uint64_t off, uint64_t len,
+    unsigned char *buf, char *err, size_t errlen)
+{
+	unsigned char cmd[9];
+	size_t k;
+	ssize_t n;
+	int w;
+
+	if (emit_copy_flush(e) != 0)
+		goto sink;
+	if (len <= OP_LITERAL_64) {
+		cmd[0] = (unsigned char)len;
+		k = 1;
+	} else {
+		w = width(len);
+		cmd[0] = (unsigned char)(OP_LITERAL_N1 + wlog(w));
+		k = 1 + put_int(cmd + 1, len, w);
+	}
+	if (e->sink(e->arg, cmd, k) != 0)
+		goto sink;
+	while (len > 0) {
+		n = pread(oldfd, buf, len < RBUF ? (size_t)len : RBUF,
+		    (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "reading the old file: %s",
+			    n < 0 ? strerror(errno) : "shorter than its size");
+			return -1;
+		}
+		if (e->sink(e->arg, buf, (size_t)n) != 0)
+			goto sink;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+sink:
+	snprintf(err, errlen, "writing output: %s", strerror(errno));
+	return -1;
+}
+
+int
+delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
+    delta_sink sink, void *arg, char *err, size_t errlen)
+{
+	struct copy *c = NULL, *best = NULL;
+	struct emit e = { sink, arg, 0, 0 };
+	unsigned char hdr[4], *buf = NULL;
+	uint64_t pos = 0, end, gap;
+	size_t n = 0, i = 0;
+	int rc = -1;
+
+	if (old_size < 0 || new_size < 0) {
+		snprintf(err, errlen, "negative file size");
+		return -1;
+	}
+	if (read_copies(fwdfd, old_size, new_size, &c, &n, err, errlen) != 0)
+		return -1;
+	if (n > 1)
+		qsort(c, n, sizeof *c, by_oldpos);
+	buf = xmalloc(RBUF);
+	put_int(hdr, RS_DELTA_MAGIC, 4);
+	if (sink(arg, hdr, sizeof hdr) != 0) {
+		snprintf(err, errlen, "writing output: %s", strerror(errno));
+		goto out;
+	}
+	/* Walk the old file: each stretch comes from the new file where some
+	 * copy covers it (the one reaching furthest), else as literal data. */
+	while (pos < (uint64_t)old_size) {
+		for (; i < n && c[i].oldpos <= pos; i++)
+			if (best == NULL || c[i].oldpos + c[i].len >
+			    best->oldpos + best->len)
+				best = &c[i];
+		if (best != NULL && best->oldpos + best->len > pos) {
+			end = best->oldpos + best->len;
+			if (emit_copy(&e, best->newpos + (pos - best->oldpos),
+			    end - pos) != 0) {
+				snprintf(err, errlen, "writing output: %s",
+				    strerror(errno));
+				goto out;
+			}
+			pos = end;
+			continue;
+		}
+		gap = (i < n ? c[i].oldpos : (uint64_t)old_size) - pos;
+		if (emit_literal(&e, oldfd, pos, gap, buf, err, errlen) != 0)
+			goto out;
+		pos += gap;
+	}
+	hdr[0] = OP_END;
+	if (emit_copy_flush(&e) != 0 || sink(arg, hdr, 1) != 0) {
+		snprintf(err, errlen, "writing output: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(buf);
+	free(c);
+	return rc;
+}
