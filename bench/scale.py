@@ -119,7 +119,7 @@ sources:
              for r in ("exporter", "pullbackup", "importer")}
     now = [os.path.join(build, "exporter", "understudy-exporter"), "-c",
            os.path.join(work, "exporter.yaml"), "now", "--wait", "imported",
-           "--timeout", "3600"]
+           "--timeout", "1h"]
     res = {"gib": a.gib, "cycles": []}
     try:
         for what in ("whole", "delta"):
@@ -128,7 +128,7 @@ sources:
                     for off in (1 << 30, (a.gib << 30) // 2,
                                 (a.gib << 30) - (1 << 20)):
                         f.seek(off)
-                        f.write(os.urandom(1 << 20 // 3))
+                        f.write(os.urandom((1 << 20) // 3))
             print("scale: cycle (%s)" % what, flush=True)
             t0 = time.monotonic()
             subprocess.run(now, check=True, stdout=subprocess.DEVNULL)
@@ -183,10 +183,10 @@ token_file: %s
         ex = os.path.join(build, "exporter", "understudy-exporter")
         print("scale: every exporter exports; the pull-backup pulls all",
               flush=True)
-        for i in range(a.sources):
-            subprocess.run([ex, "-c", os.path.join(work, "s%03d.yaml" % i),
-                            "now", "--wait", "exported"], check=True,
-                           stdout=subprocess.DEVNULL)
+        # All at once, while status is asked over and over.
+        nows = [subprocess.Popen([ex, "-c", os.path.join(
+            work, "s%03d.yaml" % i), "now"], stdout=subprocess.DEVNULL)
+            for i in range(a.sources)]
         times, pulling, archived = [], [], 0
         t_end = time.monotonic() + 600
         while time.monotonic() < t_end:
@@ -196,12 +196,13 @@ token_file: %s
             times.append(time.monotonic() - t0)
             st = json.loads(out)
             srcs = st.get("sources", [])
-            busy = sum(1 for s in srcs if s.get("pulling"))
+            pulling.append(sum(1 for s in srcs if s.get("pulling")))
             archived = sum(1 for s in srcs if s.get("newest_version"))
-            pulling.append(busy)
             if archived == a.sources:
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
+        for p in nows:
+            p.wait()
     finally:
         for p in procs:
             p.terminate()
