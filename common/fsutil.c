@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include "fault.h"
 #include "fsutil.h"
@@ -41,18 +44,49 @@ path_check(const char *rel)
 	return NULL;
 }
 
-int
-fs_open_parent(int rootfd, const char *rel, const char **base)
+/* openat2() with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS resolves a checked
+ * relative path in one call where walking it costs a call a component
+ * (20,000 files four deep: 100,000 calls).  -1 with errno ENOSYS where the
+ * kernel (before 5.6) or a seccomp filter does not have it: the caller
+ * walks then. */
+static int openat2_missing;
+
+static int
+open_resolved(int rootfd, const char *rel, int flags, mode_t mode)
+{
+	struct open_how how;
+	long fd;
+
+	if (__atomic_load_n(&openat2_missing, __ATOMIC_RELAXED)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	memset(&how, 0, sizeof how);
+	how.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC);
+	how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+	    RESOLVE_NO_MAGICLINKS;
+	do
+		fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
+	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+	/* EPERM may be a seccomp filter's answer to an unknown call: walk
+	 * this once, which answers EPERM too if it was the file's. */
+	if (fd < 0 && errno == ENOSYS)
+		__atomic_store_n(&openat2_missing, 1, __ATOMIC_RELAXED);
+	else if (fd < 0 && errno == EPERM)
+		errno = ENOSYS;
+	return (int)fd;
+}
+
+/* The directory holding rel, component by component, none a symlink. */
+static int
+walk_parent(int rootfd, const char *rel, const char **base)
 {
 	char comp[NAME_MAX + 1];
 	const char *p = rel, *slash;
 	int fd, next;
 	size_t n;
 
-	if (path_check(rel) != NULL) {
-		errno = EINVAL;
-		return -1;
-	}
 	fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -73,12 +107,45 @@ fs_open_parent(int rootfd, const char *rel, const char **base)
 }
 
 int
+fs_open_parent(int rootfd, const char *rel, const char **base)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+	int fd;
+
+	if (path_check(rel) != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((slash = strrchr(rel, '/')) == NULL) {
+		*base = rel;
+		return openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	memcpy(dir, rel, (size_t)(slash - rel));
+	dir[slash - rel] = '\0';
+	fd = open_resolved(rootfd, dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd >= 0 || errno != ENOSYS) {
+		if (fd >= 0)
+			*base = slash + 1;
+		return fd;
+	}
+	return walk_parent(rootfd, rel, base);
+}
+
+int
 fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode)
 {
 	const char *base;
 	int dfd, fd, saved;
 
-	if ((dfd = fs_open_parent(rootfd, rel, &base)) < 0)
+	if (path_check(rel) != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = open_resolved(rootfd, rel, flags, mode);
+	if (fd >= 0 || errno != ENOSYS)
+		return fd;
+	if ((dfd = walk_parent(rootfd, rel, &base)) < 0)
 		return -1;
 	fd = openat(dfd, base, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 	saved = errno;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -32,14 +33,19 @@ manifest_free(struct manifest *m)
 	free(m);
 }
 
-/* The hash cache: a file's SHA-256 by device, inode, size and mtime, from
- * the last scan.  Text, one file a line: "DEV INO SIZE SEC NSEC SHA". */
-#define HCACHE_MAGIC "understudy-hash-cache 1"
+/* The hash cache: a file's SHA-256 by device, inode, size, mtime and
+ * birth time, from the last scan.  The birth time tells a new file that
+ * got a deleted one's inode number (an export hook that copies with
+ * mtimes kept makes those); not ctime, which hard-linking a file, as
+ * other export hooks do, changes.  Where the filesystem has no birth time
+ * nothing is cached.  Text, one file a line:
+ * "DEV INO SIZE SEC NSEC BIRTHSEC BIRTHNSEC SHA". */
+#define HCACHE_MAGIC "understudy-hash-cache 2"
 
 struct hc_ent {
 	uint64_t dev, ino;
-	int64_t size, sec;
-	long nsec;
+	int64_t size, sec, bsec;
+	long nsec, bnsec;
 	char sha[HASH_HEX_SIZE];
 };
 
@@ -96,8 +102,9 @@ hc_load(struct hcache *c, const char *path)
 		e = hc_add(c);
 		k = 0;
 		if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64
-		    " %ld %64[0-9a-f]%n", &e->dev, &e->ino, &e->size, &e->sec,
-		    &e->nsec, e->sha, &k) != 6 || line[k] != '\0' ||
+		    " %ld %" SCNd64 " %ld %64[0-9a-f]%n", &e->dev, &e->ino,
+		    &e->size, &e->sec, &e->nsec, &e->bsec, &e->bnsec, e->sha,
+		    &k) != 8 || line[k] != '\0' ||
 		    !hash_hex_valid(e->sha)) {
 			c->n = 0;	/* damaged: trust none of it */
 			break;
@@ -108,8 +115,24 @@ hc_load(struct hcache *c, const char *path)
 		qsort(c->e, c->n, sizeof *c->e, hc_cmp);
 }
 
+/* The birth time of a file, or -1 where the filesystem keeps none. */
+static int
+birth_time(int dfd, const char *name, int flags, struct timespec *bt)
+{
+	struct statx stx;
+
+	if (statx(dfd, name, flags | AT_SYMLINK_NOFOLLOW, STATX_BTIME,
+	    &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
+		return -1;
+	bt->tv_sec = stx.stx_btime.tv_sec;
+	bt->tv_nsec = stx.stx_btime.tv_nsec;
+	return 0;
+}
+
+/* The cached SHA-256 of a file, and its birth time in *bt. */
 static const char *
-hc_find(const struct hcache *c, const struct stat *st)
+hc_find(const struct hcache *c, const struct stat *st, int dfd,
+    const char *name, struct timespec *bt)
 {
 	struct hc_ent key, *e;
 
@@ -119,7 +142,9 @@ hc_find(const struct hcache *c, const struct stat *st)
 	key.ino = (uint64_t)st->st_ino;
 	e = bsearch(&key, c->e, c->n, sizeof *c->e, hc_cmp);
 	if (e == NULL || e->size != st->st_size ||
-	    e->sec != st->st_mtim.tv_sec || e->nsec != st->st_mtim.tv_nsec)
+	    e->sec != st->st_mtim.tv_sec || e->nsec != st->st_mtim.tv_nsec ||
+	    birth_time(dfd, name, 0, bt) != 0 || e->bsec != bt->tv_sec ||
+	    e->bnsec != bt->tv_nsec)
 		return NULL;
 	return e->sha;
 }
@@ -134,8 +159,9 @@ hc_save(const struct hcache *c, const char *path)
 	evbuffer_add_printf(b, "%s\n", HCACHE_MAGIC);
 	for (i = 0; i < c->n; i++)
 		evbuffer_add_printf(b, "%" PRIu64 " %" PRIu64 " %" PRId64 " %"
-		    PRId64 " %ld %s\n", c->e[i].dev, c->e[i].ino, c->e[i].size,
-		    c->e[i].sec, c->e[i].nsec, c->e[i].sha);
+		    PRId64 " %ld %" PRId64 " %ld %s\n", c->e[i].dev,
+		    c->e[i].ino, c->e[i].size, c->e[i].sec, c->e[i].nsec,
+		    c->e[i].bsec, c->e[i].bnsec, c->e[i].sha);
 	rc = fs_write_atomic(path, evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b));
 	evbuffer_free(b);
@@ -150,6 +176,7 @@ struct scan {
 	struct hcache old, now;		/* hash cache: last scan's, this one's */
 	int64_t hashed;			/* files hashed, not from the cache */
 	int caching;
+	time_t start;			/* when the scan began */
 };
 
 static struct ment *
@@ -163,19 +190,33 @@ scan_add(struct scan *s)
 	return &s->m->e[s->m->n++];
 }
 
+/* Remember a file's SHA-256 for the next scan; bt its birth time, or
+ * NULL to read it from fd. */
 static void
-hc_keep(struct scan *s, const struct stat *st, const char *sha)
+hc_keep(struct scan *s, const struct stat *st, const struct timespec *bt,
+    int fd, const char *sha)
 {
 	struct hc_ent *e;
+	struct timespec got;
 
-	if (!s->caching)
+	/* A file written in the second before the scan or during it could
+	 * be written again within the same clock tick, its size kept, and
+	 * look unchanged next time: it is hashed again then, not cached. */
+	if (!s->caching || st->st_mtim.tv_sec + 1 >= s->start)
 		return;
+	if (bt == NULL) {
+		if (birth_time(fd, "", AT_EMPTY_PATH, &got) != 0)
+			return;
+		bt = &got;
+	}
 	e = hc_add(&s->now);
 	e->dev = (uint64_t)st->st_dev;
 	e->ino = (uint64_t)st->st_ino;
 	e->size = st->st_size;
 	e->sec = st->st_mtim.tv_sec;
 	e->nsec = st->st_mtim.tv_nsec;
+	e->bsec = bt->tv_sec;
+	e->bnsec = bt->tv_nsec;
 	memcpy(e->sha, sha, HASH_HEX_SIZE);
 }
 
@@ -185,6 +226,7 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 	DIR *d;
 	struct dirent *de;
 	struct stat st;
+	struct timespec bt;
 	struct ment *e;
 	char *rel, buf[PATH_MAX];
 	const char *cached;
@@ -213,14 +255,15 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			break;
 		}
 		e = NULL;
-		if (S_ISREG(st.st_mode) && (cached = hc_find(&s->old, &st))) {
+		if (S_ISREG(st.st_mode) && (cached = hc_find(&s->old, &st,
+		    dirfd(d), de->d_name, &bt))) {
 			e = scan_add(s);
 			e->type = MENT_FILE;
 			memcpy(e->sha, cached, HASH_HEX_SIZE);
 			e->size = st.st_size;
 			s->m->files++;
 			s->m->bytes += st.st_size;
-			hc_keep(s, &st, e->sha);
+			hc_keep(s, &st, &bt, -1, e->sha);
 		} else if (S_ISREG(st.st_mode)) {
 			fd = openat(dirfd(d), de->d_name,
 			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -246,7 +289,7 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 				    rel);
 				rc = -1;
 			} else
-				hc_keep(s, &st, e->sha);
+				hc_keep(s, &st, NULL, fd, e->sha);
 			close(fd);
 			e->size = st.st_size;
 			s->m->files++;
@@ -333,6 +376,7 @@ manifest_scan_cached(const char *dir, const char *source,
 	s.err = err;
 	s.errlen = errlen;
 	s.caching = cache != NULL;
+	s.start = time(NULL);
 	hc_load(&s.old, cache);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -673,6 +717,46 @@ manifest_load(const char *path, struct manifest **out, char *err,
 		snprintf(err, errlen, "%s: %s", path, inner);
 	free(buf);
 	return rc;
+}
+
+int
+manifest_same(const struct ment *a, const struct ment *b)
+{
+	if (a->type != b->type || a->mode != b->mode || a->size != b->size ||
+	    a->mtime_sec != b->mtime_sec || a->mtime_nsec != b->mtime_nsec)
+		return 0;
+	if (a->type == MENT_FILE)
+		return strcmp(a->sha, b->sha) == 0;
+	if (a->type == MENT_LINK)
+		return strcmp(a->target, b->target) == 0;
+	return 1;
+}
+
+void
+manifest_diff(const struct manifest *old, const struct manifest *new,
+    manifest_diff_fn *fn, void *arg)
+{
+	size_t i = 0, j = 0;
+	int c;
+
+	while (i < old->n || j < new->n) {
+		if (i == old->n)
+			c = 1;
+		else if (j == new->n)
+			c = -1;
+		else
+			c = strcmp(old->e[i].path, new->e[j].path);
+		if (c < 0)
+			fn(arg, &old->e[i++], NULL);
+		else if (c > 0)
+			fn(arg, NULL, &new->e[j++]);
+		else {
+			if (!manifest_same(&old->e[i], &new->e[j]))
+				fn(arg, &old->e[i], &new->e[j]);
+			i++;
+			j++;
+		}
+	}
 }
 
 const struct ment *

@@ -58,6 +58,16 @@ int manifest_save(const struct manifest *, const char *path);
 void manifest_signature(const struct manifest *, struct evbuffer *,
     size_t max);
 const struct ment *manifest_find(const struct manifest *, const char *path);
+/* Whether two entries of one path are the same: type, mode, mtime, and
+ * content (SHA-256, size, symlink target). */
+int manifest_same(const struct ment *, const struct ment *);
+/* What differs from old to new, in path order: fn(arg, o, n) with o the
+ * old entry (NULL for a path only in new) and n the new one (NULL for a
+ * path only in old); paths that are the same in both are skipped. */
+typedef void manifest_diff_fn(void *arg, const struct ment *o,
+    const struct ment *n);
+void manifest_diff(const struct manifest *old, const struct manifest *new,
+    manifest_diff_fn *, void *arg);
 void manifest_free(struct manifest *);
 /* Percent-encoding of paths in the text form. */
 void manifest_encode(struct evbuffer *, const char *);

@@ -161,6 +161,49 @@ send_done(struct isrc *s, const char *version, const char *peer, int ok,
 	evbuffer_free(b);
 }
 
+/* The lists an import hook gets besides the verified copy, against the
+ * last good import: UNDERSTUDY_CHANGED, the files and symlinks that are
+ * new or differ; UNDERSTUDY_REMOVED, the paths that went or changed
+ * type.  Both NUL-terminated paths relative to the copy. */
+struct changes {
+	FILE *changed, *removed;
+	int64_t n;
+};
+
+static void
+note_change(void *arg, const struct ment *o, const struct ment *n)
+{
+	struct changes *c = arg;
+
+	if (o != NULL && (n == NULL || n->type != o->type))
+		fwrite(o->path, 1, strlen(o->path) + 1, c->removed);
+	if (n != NULL && n->type != MENT_DIR)
+		fwrite(n->path, 1, strlen(n->path) + 1, c->changed);
+	c->n++;
+}
+
+static int
+write_changes(const struct manifest *old, const struct manifest *m,
+    const char *changed, const char *removed, char *err, size_t errlen)
+{
+	struct changes c = { NULL, NULL, 0 };
+	int rc = 0;
+
+	c.changed = fopen(changed, "we");
+	c.removed = fopen(removed, "we");
+	if (c.changed != NULL && c.removed != NULL)
+		manifest_diff(old, m, note_change, &c);
+	if (c.changed == NULL || ferror(c.changed) || fclose(c.changed)) {
+		snprintf(err, errlen, "%s: %s", changed, strerror(errno));
+		rc = -1;
+	}
+	if (c.removed == NULL || ferror(c.removed) || fclose(c.removed)) {
+		snprintf(err, errlen, "%s: %s", removed, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
 static void
 import_work(void *arg)
 {
@@ -168,14 +211,17 @@ import_work(void *arg)
 	const struct config *cf = s->job_cf;
 	struct manifest *m = NULL;
 	struct sync_opts o;
-	char *data, *cur_data, *mpath, *hints = NULL, *env[4];
-	int rc, keep = 0;
+	char *data, *cur_data, *mpath, *hints = NULL, *env[7], *changed,
+	    *removed;
+	int rc, keep = 0, nenv = 0;
 
 	s->hook_ran = 0;
 	s->rc = -1;
 	data = xasprintf("%s/data", s->next);
 	cur_data = xasprintf("%s/data", s->current);
 	mpath = xasprintf("%s/manifest", s->next);
+	changed = xasprintf("%s/changed", s->next);
+	removed = xasprintf("%s/removed", s->next);
 	/* next/ may hold a copy an import cut short was making: the sync
 	 * resumes it if it is of this version. */
 	if (mkdir(s->next, 0700) != 0 && errno != EEXIST) {
@@ -209,16 +255,29 @@ import_work(void *arg)
 	}
 	/* The hook restores from the verified copy; only if it succeeds
 	 * does the copy become the last good one. */
-	env[0] = xasprintf("UNDERSTUDY_SOURCE=%s", s->sc->name);
-	env[1] = xasprintf("UNDERSTUDY_VERSION=%s", s->version);
-	env[2] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", data);
-	env[3] = NULL;
+	env[nenv++] = xasprintf("UNDERSTUDY_SOURCE=%s", s->sc->name);
+	env[nenv++] = xasprintf("UNDERSTUDY_VERSION=%s", s->version);
+	env[nenv++] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", data);
+	/* What changed since the last good import, so that a hook can
+	 * restore only that (files-import does). */
+	if (s->cur_m != NULL) {
+		if (write_changes(s->cur_m, m, changed, removed, s->err,
+		    sizeof s->err) != 0) {
+			while (nenv > 0)
+				free(env[--nenv]);
+			goto out;
+		}
+		env[nenv++] = xasprintf("UNDERSTUDY_PREVIOUS_VERSION=%s",
+		    s->cur_m->version);
+		env[nenv++] = xasprintf("UNDERSTUDY_CHANGED=%s", changed);
+		env[nenv++] = xasprintf("UNDERSTUDY_REMOVED=%s", removed);
+	}
+	env[nenv] = NULL;
 	s->hook_ran = 1;
 	rc = hook_run(s->sc->import_command, env, (int)s->sc->hook_timeout,
 	    "import hook", &s->hr);
-	free(env[0]);
-	free(env[1]);
-	free(env[2]);
+	while (nenv > 0)
+		free(env[--nenv]);
 	if (rc != 0) {
 		snprintf(s->err, sizeof s->err, "%s", s->hr.error);
 		/* Stopped by a shutdown: the verified copy is resumed. */
@@ -250,6 +309,8 @@ out:
 	free(cur_data);
 	free(hints);
 	free(mpath);
+	free(changed);
+	free(removed);
 }
 
 

@@ -889,6 +889,14 @@ open_tmp(const struct archive *a)
 	return fd;
 }
 
+static void
+free_chain(char **chain, size_t n)
+{
+	while (n-- > 0)
+		free(chain[n]);
+	free(chain);
+}
+
 static int
 gunzip_to(const char *path, int (*sink)(void *, const void *, size_t),
     void *arg, struct delta_patch *dp, char *err, size_t errlen)
@@ -939,17 +947,20 @@ archive_reader_manifest(struct archive_reader *r, size_t j, char *err, size_t er
 	return r->ms[j];
 }
 
-/* An fd open on the content of path at version k, at offset 0. */
-int
-archive_reader_content(struct archive_reader *r, size_t k, const struct ment *e, char *err,
-    size_t errlen)
+/* Where the content of e at version k comes from: an fd open at offset 0
+ * on a plain base (the current file, or a full increment unpacked), and
+ * the reverse deltas that take it back to version k, to be applied from
+ * chain[*nchain - 1] down to chain[0]. */
+static int
+content_base(struct archive_reader *r, size_t k, const struct ment *e,
+    char ***chainp, size_t *nchainp, char *err, size_t errlen)
 {
 	const struct archive *a = r->a;
 	const struct manifest *nm;
 	const struct ment *ne;
 	char **chain = NULL, *name, *sha = xstrdup(e->sha);
-	size_t nchain = 0, j = k, i;
-	int fd = -1, out, sink;
+	size_t nchain = 0, j = k;
+	int fd = -1;
 
 	for (;;) {
 		if (j + 1 == a->n) {
@@ -967,7 +978,8 @@ archive_reader_content(struct archive_reader *r, size_t k, const struct ment *e,
 				if (fd >= 0)
 					close(fd);
 				fd = -1;
-			}
+			} else
+				lseek(fd, 0, SEEK_SET);
 			free(name);
 			break;
 		}
@@ -999,35 +1011,161 @@ archive_reader_content(struct archive_reader *r, size_t k, const struct ment *e,
 		}
 		j++;
 	}
-	/* Walk back from the base through the reverse deltas. */
-	for (i = nchain; fd >= 0 && i-- > 0;) {
-		struct delta_patch *dp;
-		if ((out = open_tmp(a)) < 0) {
+	free(sha);
+	if (fd < 0) {
+		free_chain(chain, nchain);
+		chain = NULL;
+		nchain = 0;
+	}
+	*chainp = chain;
+	*nchainp = nchain;
+	return fd;
+}
+
+/* Apply the reverse delta at path to the content at basefd, into sink. */
+static int
+apply_rdelta(int basefd, const char *path, delta_sink sink, void *arg,
+    char *err, size_t errlen)
+{
+	struct delta_patch *dp = delta_patch_new(basefd, sink, arg);
+	int rc = gunzip_to(path, NULL, NULL, dp, err, errlen);
+
+	delta_patch_free(dp);
+	return rc;
+}
+
+/* Apply chain[n - 1] .. chain[stop] to fd, each into a temporary file;
+ * the fd of the last, at offset 0 (fd itself when there is nothing to
+ * apply), or -1.  fd is closed if it is replaced. */
+static int
+walk_back(const struct archive *a, int fd, char **chain, size_t n,
+    size_t stop, char *err, size_t errlen)
+{
+	int out, sink;
+
+	while (fd >= 0 && n-- > stop) {
+		if ((out = open_tmp(a)) < 0)
 			snprintf(err, errlen, "temporary file: %s",
 			    strerror(errno));
-			close(fd);
-			fd = -1;
-			break;
-		}
 		sink = out;
-		dp = delta_patch_new(fd, delta_sink_fd, &sink);
-		if (gunzip_to(chain[i], NULL, NULL, dp, err, errlen) != 0) {
+		if (out >= 0 && apply_rdelta(fd, chain[n], delta_sink_fd,
+		    &sink, err, errlen) != 0) {
 			close(out);
 			out = -1;
 		}
-		delta_patch_free(dp);
 		close(fd);
 		fd = out;
 		if (fd >= 0)
 			lseek(fd, 0, SEEK_SET);
 	}
-	if (fd >= 0)
-		lseek(fd, 0, SEEK_SET);
-	for (i = 0; i < nchain; i++)
-		free(chain[i]);
-	free(chain);
-	free(sha);
 	return fd;
+}
+
+/* An fd open on the content of path at version k, at offset 0. */
+int
+archive_reader_content(struct archive_reader *r, size_t k, const struct ment *e, char *err,
+    size_t errlen)
+{
+	char **chain;
+	size_t nchain;
+	int fd;
+
+	fd = content_base(r, k, e, &chain, &nchain, err, errlen);
+	fd = walk_back(r->a, fd, chain, nchain, 0, err, errlen);
+	free_chain(chain, nchain);
+	return fd;
+}
+
+/* What the last reverse delta of a chain writes, when it goes straight
+ * to the restored file: hashed on the way. */
+struct hashing_sink {
+	struct hash h;
+	int64_t total;
+	int out;
+};
+
+static int
+hashing_sink_write(void *arg, const void *p, size_t n)
+{
+	struct hashing_sink *hs = arg;
+
+	hash_update(&hs->h, p, n);
+	hs->total += (int64_t)n;
+	return hs->out >= 0 ? fs_write_all(hs->out, p, n) : 0;
+}
+
+static int
+check_hash(const struct ment *e, const char *version, int64_t total,
+    const char *hex, char *err, size_t errlen)
+{
+	if (total == e->size && strcmp(hex, e->sha) == 0)
+		return 0;
+	snprintf(err, errlen, "%s of version %s does not match its SHA-256 "
+	    "(rebuilt %lld bytes, %.12s...; the manifest says %lld bytes, "
+	    "%.12s...)", e->path, version, (long long)total, hex,
+	    (long long)e->size, e->sha);
+	return -1;
+}
+
+/* Copy the rebuilt content of e into out, hashing it; 0 when it matches
+ * the manifest. */
+static int
+copy_verified(int in, int out, const struct ment *e, const char *version,
+    char *err, size_t errlen)
+{
+	char buf[1 << 16], hex[HASH_HEX_SIZE];
+	struct hashing_sink hs = { .out = out };
+	ssize_t n;
+
+	hash_init(&hs.h);
+	while ((n = read(in, buf, sizeof buf)) > 0) {
+		if (hashing_sink_write(&hs, buf, (size_t)n) != 0) {
+			hash_abort(&hs.h);
+			snprintf(err, errlen, "%s: writing: %s", e->path,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	hash_final(&hs.h, hex);
+	if (n < 0) {
+		snprintf(err, errlen, "%s: reading: %s", e->path,
+		    strerror(errno));
+		return -1;
+	}
+	return check_hash(e, version, hs.total, hex, err, errlen);
+}
+
+/* The content of e at version k into out (or only hashed when out is
+ * -1); 0 when it matches the manifest.  The last reverse delta of the
+ * chain writes into out directly, not through a temporary file. */
+static int
+reader_copy(struct archive_reader *r, size_t k, const struct ment *e,
+    int out, char *err, size_t errlen)
+{
+	char **chain, hex[HASH_HEX_SIZE];
+	struct hashing_sink hs = { .out = out };
+	size_t nchain;
+	int fd, rc;
+
+	fd = content_base(r, k, e, &chain, &nchain, err, errlen);
+	fd = walk_back(r->a, fd, chain, nchain, 1, err, errlen);
+	if (fd < 0)
+		rc = -1;
+	else if (nchain == 0)
+		rc = copy_verified(fd, out, e, r->a->ids[k], err, errlen);
+	else {
+		hash_init(&hs.h);
+		rc = apply_rdelta(fd, chain[0], hashing_sink_write, &hs, err,
+		    errlen);
+		hash_final(&hs.h, hex);
+		if (rc == 0)
+			rc = check_hash(e, r->a->ids[k], hs.total, hex, err,
+			    errlen);
+	}
+	if (fd >= 0)
+		close(fd);
+	free_chain(chain, nchain);
+	return rc;
 }
 
 struct archive_reader *
@@ -1062,44 +1200,6 @@ archive_reader_free(struct archive_reader *r)
 	if (r->curfd >= 0)
 		close(r->curfd);
 	free(r);
-}
-
-/* Copy the rebuilt content of e into out, hashing it; 0 when it matches
- * the manifest. */
-static int
-copy_verified(int in, int out, const struct ment *e, const char *version,
-    char *err, size_t errlen)
-{
-	char buf[1 << 16], hex[HASH_HEX_SIZE];
-	struct hash h;
-	int64_t total = 0;
-	ssize_t n;
-
-	hash_init(&h);
-	while ((n = read(in, buf, sizeof buf)) > 0) {
-		hash_update(&h, buf, (size_t)n);
-		total += n;
-		if (out >= 0 && fs_write_all(out, buf, (size_t)n) != 0) {
-			hash_abort(&h);
-			snprintf(err, errlen, "%s: writing: %s", e->path,
-			    strerror(errno));
-			return -1;
-		}
-	}
-	hash_final(&h, hex);
-	if (n < 0) {
-		snprintf(err, errlen, "%s: reading: %s", e->path,
-		    strerror(errno));
-		return -1;
-	}
-	if (total != e->size || strcmp(hex, e->sha) != 0) {
-		snprintf(err, errlen, "%s of version %s does not match its "
-		    "SHA-256 (rebuilt %lld bytes, %.12s...; the manifest says "
-		    "%lld bytes, %.12s...)", e->path, version,
-		    (long long)total, hex, (long long)e->size, e->sha);
-		return -1;
-	}
-	return 0;
 }
 
 /* The entries of m under sub ("" for all), with paths relative to it. */
@@ -1138,7 +1238,7 @@ archive_restore(const struct archive *a, size_t index, const char *sub,
 	const struct ment *e, *root = NULL, *orig;
 	const char *base;
 	char *full;
-	int destfd = -1, dfd, in, out, rc = -1;
+	int destfd = -1, dfd, out, rc = -1;
 	size_t i, n;
 	DIR *d;
 
@@ -1179,17 +1279,12 @@ archive_restore(const struct archive *a, size_t index, const char *sub,
 		if (root->type == MENT_LINK)
 			rc = symlinkat(root->target, destfd, base);
 		else {
-			in = archive_reader_content(r, index, root, err,
-			    errlen);
-			out = in < 0 ? -1 : openat(destfd, base, O_WRONLY |
-			    O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			rc = in < 0 || out < 0 ? -1 :
-			    copy_verified(in, out, root, a->ids[index], err,
-			    errlen);
+			out = openat(destfd, base, O_WRONLY | O_CREAT |
+			    O_EXCL | O_CLOEXEC, 0600);
+			rc = out < 0 ? -1 : reader_copy(r, index, root, out,
+			    err, errlen);
 			if (rc == 0)
 				rc = fsync(out);
-			if (in >= 0)
-				close(in);
 			if (out >= 0)
 				close(out);
 		}
@@ -1236,24 +1331,18 @@ archive_restore(const struct archive *a, size_t index, const char *sub,
 			    xstrdup(e->path);
 			orig = manifest_find(m, full);
 			free(full);
-			in = archive_reader_content(r, index, orig, err,
-			    errlen);
-			out = in < 0 ? -1 : openat(dfd, base, O_WRONLY |
-			    O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-			if (in >= 0 && out < 0)
+			out = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL |
+			    O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (out < 0)
 				snprintf(err, errlen, "%s/%s: %s", dest,
 				    e->path, strerror(errno));
-			rc = in < 0 || out < 0 ? -1 : copy_verified(in, out,
-			    orig, a->ids[index], err, errlen);
-			if (rc == 0 && fsync(out) != 0) {
-				snprintf(err, errlen, "%s/%s: fsync: %s", dest,
+			rc = out < 0 ? -1 : reader_copy(r, index, orig, out,
+			    err, errlen);
+			if (out >= 0 && close(out) != 0 && rc == 0) {
+				snprintf(err, errlen, "%s/%s: %s", dest,
 				    e->path, strerror(errno));
 				rc = -1;
 			}
-			if (in >= 0)
-				close(in);
-			if (out >= 0)
-				close(out);
 		}
 		if (rc != 0 && err[0] == '\0')
 			snprintf(err, errlen, "%s/%s: %s", dest, e->path,
@@ -1274,8 +1363,12 @@ archive_restore(const struct archive *a, size_t index, const char *sub,
 			rc = -1;
 		}
 	}
-	if (rc == 0)
-		rc = fsync(destfd);
+	/* One syncfs() makes every file and directory written durable, where
+	 * an fsync() a file would cost a journal commit each. */
+	if (rc == 0 && syncfs(destfd) != 0) {
+		snprintf(err, errlen, "%s: syncfs: %s", dest, strerror(errno));
+		rc = -1;
+	}
 out:
 	if (rc != 0 && err[0] == '\0')
 		snprintf(err, errlen, "restore failed");
@@ -1295,7 +1388,7 @@ archive_verify(const struct archive *a, size_t index, archive_bad_fn bad,
 	const struct ment *e;
 	char err[1024], target[4096];
 	struct stat st;
-	int fd, nbad = 0;
+	int nbad = 0;
 	ssize_t n;
 	size_t i;
 
@@ -1334,17 +1427,13 @@ archive_verify(const struct archive *a, size_t index, archive_bad_fn bad,
 			continue;
 		}
 		err[0] = '\0';
-		fd = archive_reader_content(r, index, e, err, sizeof err);
-		if (fd < 0 || copy_verified(fd, -1, e, a->ids[index], err,
-		    sizeof err) != 0) {
+		if (reader_copy(r, index, e, -1, err, sizeof err) != 0) {
 			bad(arg, a->ids[index], e->path, err);
 			nbad++;
 		} else {
 			(*files)++;
 			*bytes += e->size;
 		}
-		if (fd >= 0)
-			close(fd);
 	}
 	archive_reader_free(r);
 	return nbad;

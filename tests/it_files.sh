@@ -1,8 +1,12 @@
 #!/bin/bash
 # Plain files end to end with the files-export and files-import hooks: a
 # tree with subdirectories, a symlink, odd names and modes reaches the
-# standby exactly; changes and removals follow; nothing is left beside the
-# standby directory; bad arguments get a one-line error.
+# standby exactly; changes and removals follow; from the second import on
+# only what changed is copied (the rest is linked from the last import, and
+# shares nothing with understudy's copy), a file changed in the standby is
+# mended, a change that keeps size and mtime still arrives; only the
+# version mark is left beside the standby directory; bad arguments get a
+# one-line error.
 source "$SRC/tests/it_lib.sh"
 
 H=$SRC/conf/hooks
@@ -21,15 +25,43 @@ check "the standby is an exact copy" same_tree "$S" "$T/standby"
 check "modes are kept" [ "$(stat -c %a "$T/standby/two words")" = 600 ]
 check "the symlink is a symlink" [ "$(readlink "$T/standby/link")" = a/b/one ]
 
+check "the first import copied the whole tree" \
+	grep -q "files-import: $T/standby is version .* files, copied)" "$T/c/importer.log"
+ino_big=$(stat -c %i "$T/standby/a/big")
+
 echo changed > "$S/a/b/one"
 rm "$S/two words"
 rmdir "$S/empty"
 mkdir "$S/new" && echo new > "$S/new/file"
 check "cycle 2" exporter now --wait imported
 check "changes and removals follow" same_tree "$S" "$T/standby"
-check "nothing is left beside the standby directory" \
-	[ "$(ls -d "$T"/standby* | wc -l)" = 1 ]
-check "the hook said what it did" grep -q "files-import: $T/standby is version" "$T/c/importer.log"
+check "only the version mark is left beside the standby directory" \
+	[ "$(ls -d "$T"/standby* | tr '\n' ' ')" = "$T/standby $T/standby.understudy-version " ]
+check "the mark names the version imported" \
+	[ "$(cat "$T/standby.understudy-version")" = "$(standby_version)" ]
+check "the second import said it copied only what changed" \
+	grep -q "files-import: $T/standby is version .* files, updated from version" "$T/c/importer.log"
+check "an unchanged file was linked from the last import, not copied" \
+	[ "$(stat -c %i "$T/standby/a/big")" = "$ino_big" ]
+check "and shares nothing with understudy's copy" \
+	[ "$(stat -c %h "$T/standby/a/big")" = 1 ]
+
+# A file changed in the standby is mended; a change in the site that keeps
+# size and mtime still arrives (the importer lists it as changed).
+echo "not the site's" > "$T/standby/a/big"
+cp -p "$S/a/b/one" "$T/one.before"
+echo CHANGED > "$S/a/b/one"
+touch -r "$T/one.before" "$S/a/b/one"
+check "cycle 3" exporter now --wait imported
+check "the standby is the site again" same_tree "$S" "$T/standby"
+check "the change that kept size and mtime arrived" \
+	[ "$(cat "$T/standby/a/b/one")" = CHANGED ]
+rm "$T/standby.understudy-version"
+echo more > "$S/more"
+check "cycle 4, without the mark" exporter now --wait imported
+check "without the mark the whole tree is copied" \
+	[ "$(grep -c "files-import: $T/standby is version .* files, copied)" "$T/c/importer.log")" = 2 ]
+check "and the standby is right" same_tree "$S" "$T/standby"
 
 UNDERSTUDY_BACKUP_DIR=$T/nowhere "$H/files-export" "$T/absent" 2> "$T/e"
 check "files-export on a missing directory fails" [ $? -eq 1 ]

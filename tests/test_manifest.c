@@ -37,6 +37,63 @@ expect_bad(const char *text, const char *why)
 
 #define HEAD "understudy-manifest 1\nsource db\nversion 20261121T194108.123Z\n"
 #define SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA2 "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+
+/* What manifest_diff reported, one "how path" a line. */
+static char diffs[1024];
+
+static void
+note_diff(void *arg, const struct ment *o, const struct ment *n)
+{
+	size_t len = strlen(diffs);
+
+	(void)arg;
+	snprintf(diffs + len, sizeof diffs - len, "%c %s\n",
+	    o == NULL ? '+' : n == NULL ? '-' : '~', o ? o->path : n->path);
+}
+
+/* The import hook's lists come from this: every path that is not the
+ * same entry in both, in path order, and nothing else. */
+static void
+test_diff(void)
+{
+	static const char old[] = HEAD "entries 7\n"
+	    "F 0644 1 1.000000000 " SHA " a\n"
+	    "F 0644 1 1.000000000 " SHA " b\n"
+	    "L 0777 1 1.000000000 - c x\n"
+	    "D 0755 0 1.000000000 - d\n"
+	    "F 0644 1 1.000000000 " SHA " m\n"
+	    "F 0644 1 1.000000000 " SHA " t\n"
+	    "L 0777 1 1.000000000 - u x\n"
+	    "end\n";
+	static const char new[] = HEAD "entries 7\n"
+	    "F 0644 1 1.000000000 " SHA " a\n"
+	    "F 0644 1 1.000000000 " SHA2 " b\n"
+	    "D 0755 0 1.000000000 - c\n"
+	    "F 0644 1 1.000000000 " SHA " e\n"
+	    "F 0600 1 1.000000000 " SHA " m\n"
+	    "F 0644 1 1.000000001 " SHA " t\n"
+	    "L 0777 1 1.000000000 - u y\n"
+	    "end\n";
+	struct manifest *a = NULL, *b = NULL;
+	char err[512];
+
+	CHECK(manifest_parse(old, strlen(old), &a, err, sizeof err) == 0);
+	CHECK(manifest_parse(new, strlen(new), &b, err, sizeof err) == 0);
+	if (a == NULL || b == NULL)
+		return;
+	diffs[0] = '\0';
+	manifest_diff(a, b, note_diff, NULL);
+	CHECK_STR(diffs, "~ b\n~ c\n- d\n+ e\n~ m\n~ t\n~ u\n");
+	diffs[0] = '\0';
+	manifest_diff(a, a, note_diff, NULL);
+	CHECK_STR(diffs, "");
+	diffs[0] = '\0';
+	manifest_diff(b, a, note_diff, NULL);
+	CHECK_STR(diffs, "~ b\n~ c\n+ d\n- e\n~ m\n~ t\n~ u\n");
+	manifest_free(a);
+	manifest_free(b);
+}
 
 int
 main(void)
@@ -127,6 +184,8 @@ main(void)
 		CHECK(evbuffer_get_length(one) == 64 + 2 + 2 + 5 + 1);
 		evbuffer_free(one);
 	}
+
+	test_diff();
 
 	/* The parser refuses what it must. */
 	expect_bad("nonsense\n", "not an understudy manifest");
