@@ -12,8 +12,9 @@ goes again (by delta, 64 KiB blocks).  Prints each daemon's peak RSS
 
 sources: SOURCES exporters, each with a file of MIB MiB, and one
 pull-backup that pulls them all at once; while it pulls, `status` is run
-over and over.  Prints how long status took (median and worst) and how
-many pulls were under way.
+over and over, and the daemon's status request alone (GET /v1/status over
+a new connection, without the command's start).  Prints how long each
+took (median and worst) and how many pulls were under way.
 
 Nothing here is a test: the numbers go to docs/benchmarks.md."""
 
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
@@ -187,13 +189,23 @@ token_file: %s
         nows = [subprocess.Popen([ex, "-c", os.path.join(
             work, "s%03d.yaml" % i), "now"], stdout=subprocess.DEVNULL)
             for i in range(a.sources)]
-        times, pulling, archived = [], [], 0
+        with open(tok) as f:
+            secret = f.read().strip()
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/v1/status" % pb_port,
+            headers={"Authorization": "Bearer " + secret,
+                     "X-Understudy-Protocol": "1"})
+        times, http_times, pulling, archived = [], [], [], 0
         t_end = time.monotonic() + 600
         while time.monotonic() < t_end:
             t0 = time.monotonic()
             out = subprocess.run(status, check=True, stdout=subprocess.PIPE,
                                  text=True).stdout
             times.append(time.monotonic() - t0)
+            t0 = time.monotonic()
+            with urllib.request.urlopen(req, timeout=30) as r:
+                r.read()
+            http_times.append(time.monotonic() - t0)
             st = json.loads(out)
             srcs = st.get("sources", [])
             pulling.append(sum(1 for s in srcs if s.get("pulling")))
@@ -210,12 +222,16 @@ token_file: %s
             p.wait(60)
     res = {"sources": a.sources, "mib": a.mib, "calls": len(times),
            "median": statistics.median(times), "worst": max(times),
+           "http_median": statistics.median(http_times),
+           "http_worst": max(http_times),
            "max_pulling": max(pulling), "archived": archived}
     print("%d sources of %d MiB: status answered %d times while pulling "
-          "(up to %d pulls at once): median %.0f ms, worst %.0f ms; %d of "
+          "(up to %d pulls at once): the command median %.0f ms, worst "
+          "%.0f ms; the request alone median %.0f ms, worst %.0f ms; %d of "
           "%d archived" % (a.sources, a.mib, len(times), max(pulling),
                            res["median"] * 1000, res["worst"] * 1000,
-                           archived, a.sources))
+                           res["http_median"] * 1000,
+                           res["http_worst"] * 1000, archived, a.sources))
     return res
 
 

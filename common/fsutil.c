@@ -194,10 +194,10 @@ fs_write_all(int fd, const void *p, size_t n)
 }
 
 int
-fs_write_atomic(const char *path, const void *data, size_t len)
+fs_write_renamed(const char *path, const void *data, size_t len)
 {
-	char *tmp, *dir, *slash;
-	int fd, saved, rc = -1;
+	char *tmp;
+	int fd, saved;
 
 	if (fault_enospc("atomic-write"))
 		return -1;
@@ -223,6 +223,17 @@ fs_write_atomic(const char *path, const void *data, size_t len)
 		return -1;
 	}
 	free(tmp);
+	return 0;
+}
+
+int
+fs_write_atomic(const char *path, const void *data, size_t len)
+{
+	char *dir, *slash;
+	int rc;
+
+	if (fs_write_renamed(path, data, len) != 0)
+		return -1;
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL) {
 		*slash = '\0';

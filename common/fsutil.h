@@ -21,7 +21,11 @@ int fs_open_parent(int rootfd, const char *rel, const char **base);
 
 int fs_fsync_dir(const char *path);
 int fs_fsync_path(const char *path);
+/* Temporary file, fsync, rename over path, fsync of the directory. */
 int fs_write_atomic(const char *path, const void *data, size_t len);
+/* The same without the directory's fsync: for many files made durable
+ * by one fs_fsync_dir() afterwards. */
+int fs_write_renamed(const char *path, const void *data, size_t len);
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);
 int fs_rm_rf(const char *path);
 int fs_mkdir_p(const char *path, mode_t mode);

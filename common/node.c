@@ -194,14 +194,148 @@ node_kick(struct node *n)
 	event_active(n->kick_ev, EV_READ, 0);
 }
 
-/* Receiving events. */
+/* Receiving events.  An event is acknowledged once it is durably queued.
+ * The writing (a file and its fsync, and the directory's) is done by the
+ * commit thread, off the event loop, which keeps answering (status,
+ * pages) meanwhile; the events that arrive while a batch is written go
+ * together in the next one, which shares one directory fsync.  One batch
+ * at a time: the events enter the inbox in the order they came. */
+struct pending_event {
+	struct pending_event *next;
+	struct node *n;
+	struct evhttp_request *req;	/* NULL once the client went away */
+	struct evhttp_connection *conn;
+	struct qentry *e;
+	int rc;
+	int err;
+};
+
+static void commit_next(struct node *);
+
+static void
+reply_queued(struct evhttp_request *req, int queued, const char *note)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_i64(&j, "proto", PROTO_VERSION);
+	json_bool(&j, "queued", queued);
+	if (!queued)
+		json_str(&j, "note", note);
+	json_obj_close(&j);
+	evbuffer_add(b, "\n", 1);
+	http_reply(req, 200, "application/json", b);
+	evbuffer_free(b);
+}
+
+static void
+pending_close_cb(struct evhttp_connection *conn, void *arg)
+{
+	struct pending_event *p = arg;
+
+	(void)conn;
+	p->req = NULL;
+}
+
+static void
+pending_free(struct pending_event *p)
+{
+	if (p->req != NULL)
+		evhttp_connection_set_closecb(p->conn, NULL, NULL);
+	if (p->e != NULL)
+		queue_discard(p->e);
+	free(p);
+}
+
+static void
+commit_work(void *arg)
+{
+	struct node *n = arg;
+	struct pending_event *p;
+	int dir_rc;
+
+	for (p = n->writing; p != NULL; p = p->next) {
+		p->rc = queue_store(p->e);
+		p->err = errno;
+	}
+	dir_rc = queue_sync(n->inbox);
+	for (p = n->writing; p != NULL; p = p->next)
+		if (p->rc == 0 && dir_rc != 0) {
+			p->rc = -1;
+			p->err = errno;
+		}
+}
+
+static void
+commit_done(void *arg)
+{
+	struct node *n = arg;
+	struct pending_event *p, *next;
+	int queued = 0;
+
+	for (p = n->writing; p != NULL; p = next) {
+		next = p->next;
+		if (p->rc == 0) {
+			queue_insert(n->inbox, p->e);
+			p->e = NULL;
+			n->events_in++;
+			queued = 1;
+		} else
+			log_warnx("%s: cannot queue the event durably: %s",
+			    n->inbox->dir, strerror(p->err));
+		if (p->req != NULL) {
+			evhttp_connection_set_closecb(p->conn, NULL, NULL);
+			if (p->rc == 0)
+				reply_queued(p->req, 1, NULL);
+			else
+				http_reply_error(p->req, 503, "%s: cannot queue "
+				    "the event durably: %s", n->inbox->dir,
+				    strerror(p->err));
+			p->req = NULL;
+		}
+		pending_free(p);
+	}
+	n->writing = NULL;
+	if (queued)
+		node_kick(n);
+	commit_next(n);
+}
+
+static void
+commit_next(struct node *n)
+{
+	if (n->writing != NULL || n->waiting == NULL || n->stopping)
+		return;
+	n->writing = n->waiting;
+	n->waiting = NULL;
+	n->waiting_tail = &n->waiting;
+	worker_submit(n->commit, commit_work, commit_done, n);
+}
+
+/* At exit: what was not written is not acknowledged, and the senders
+ * send it again. */
+static void
+commit_drop(struct node *n)
+{
+	struct pending_event *p;
+
+	while ((p = n->writing) != NULL) {
+		n->writing = p->next;
+		pending_free(p);
+	}
+	while ((p = n->waiting) != NULL) {
+		n->waiting = p->next;
+		pending_free(p);
+	}
+	n->waiting_tail = &n->waiting;
+}
 
 static void
 node_event(struct node *n, struct evhttp_request *req)
 {
 	struct doc *d = NULL;
-	struct evbuffer *b;
-	struct json j;
 	char *body, perr[256], key[512], why[1024];
 	const char *type, *source, *version;
 	int64_t proto;
@@ -243,31 +377,31 @@ node_event(struct node *n, struct evhttp_request *req)
 	why[0] = '\0';
 	code = n->ops->accept(n, d, key, sizeof key, why, sizeof why);
 	if (code == NODE_QUEUE) {
-		if (queue_push(n->inbox, key, "", body, len, why,
-		    sizeof why) == NULL) {
+		struct qentry *e = queue_prepare(n->inbox, key, "", body, len,
+		    why, sizeof why);
+		struct pending_event *p;
+		if (e == NULL) {
 			log_warnx("%s", why);
 			http_reply_error(req, 503, "%s", why);
 			goto out;
 		}
-		n->events_in++;
-		node_kick(n);
+		p = xcalloc(1, sizeof *p);
+		p->n = n;
+		p->req = req;
+		p->conn = evhttp_request_get_connection(req);
+		p->e = e;
+		evhttp_connection_set_closecb(p->conn, pending_close_cb, p);
+		*n->waiting_tail = p;
+		n->waiting_tail = &p->next;
+		log_debugf("%s %s %s: queued", type, source, version);
+		commit_next(n);
+		goto out;
 	} else if (code != NODE_ACK_ONLY) {
 		http_reply_error(req, code, "%s", why);
 		goto out;
 	}
-	log_debugf("%s %s %s: %s", type, source, version, code == NODE_QUEUE ?
-	    "queued" : why);
-	b = evbuffer_new();
-	json_init(&j, b);
-	json_obj_open(&j, NULL);
-	json_i64(&j, "proto", PROTO_VERSION);
-	json_bool(&j, "queued", code == NODE_QUEUE);
-	if (code != NODE_QUEUE)
-		json_str(&j, "note", why);
-	json_obj_close(&j);
-	evbuffer_add(b, "\n", 1);
-	http_reply(req, 200, "application/json", b);
-	evbuffer_free(b);
+	log_debugf("%s %s %s: %s", type, source, version, why);
+	reply_queued(req, 0, why);
 out:
 	doc_free(d);
 	free(body);
@@ -540,6 +674,8 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 	evhttp_set_gencb(n->http, node_http_cb, n);
 	n->cpu = worker_pool_new(n->base, 2);
 	n->runs = worker_pool_new(n->base, 4);
+	n->commit = worker_pool_new(n->base, 1);
+	n->waiting_tail = &n->waiting;
 	n->serve.lookup = ops->lookup;
 	n->serve.arg = n;
 	n->serve.workers = n->cpu;
@@ -607,7 +743,9 @@ node_run(struct node *n)
 	/* Running jobs see worker_stopping() and end at a safe point. */
 	worker_pool_free(n->runs);
 	worker_pool_free(n->cpu);
-	n->runs = n->cpu = NULL;
+	worker_pool_free(n->commit);
+	n->runs = n->cpu = n->commit = NULL;
+	commit_drop(n);
 	log_info("stopped");
 	return 0;
 }
@@ -615,6 +753,9 @@ node_run(struct node *n)
 void
 node_free(struct node *n)
 {
+	worker_pool_free(n->commit);
+	n->commit = NULL;
+	commit_drop(n);
 	if (n->http != NULL)
 		evhttp_free(n->http);
 	queue_close(n->inbox);

@@ -63,6 +63,8 @@ struct node_ops {
 	serve_lookup_fn lookup;
 };
 
+struct pending_event;
+
 struct node {
 	struct config *cf;
 	const struct node_ops *ops;
@@ -71,6 +73,10 @@ struct node {
 	struct evhttp *http;
 	struct worker_pool *cpu;	/* short jobs: deltas */
 	struct worker_pool *runs;	/* long jobs: syncs, hooks, commits */
+	struct worker_pool *commit;	/* one thread: events made durable */
+	/* Events received and not yet durable: the ones waiting, and the
+	 * batch being written (see node.c, "Receiving events"). */
+	struct pending_event *waiting, **waiting_tail, *writing;
 	struct queue *inbox, *outbox;
 	struct event *outbox_timer, *kick_ev, *hup_ev;
 	/* Configurations replaced by a reload: jobs on workers may still

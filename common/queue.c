@@ -175,11 +175,10 @@ queue_close(struct queue *q)
 }
 
 struct qentry *
-queue_push(struct queue *q, const char *key, const char *dest,
+queue_prepare(struct queue *q, const char *key, const char *dest,
     const char *body, size_t len, char *err, size_t errlen)
 {
-	struct qentry *e, *old, *next;
-	struct evbuffer *b;
+	struct qentry *e;
 
 	if (len > QUEUE_MAX_EVENT || strchr(key, '\n') != NULL ||
 	    strchr(dest, '\n') != NULL) {
@@ -194,31 +193,70 @@ queue_push(struct queue *q, const char *key, const char *dest,
 	e->len = len;
 	e->file = xasprintf("%s/%020llu.ev", q->dir,
 	    (unsigned long long)e->seq);
-	b = evbuffer_new();
-	evbuffer_add_printf(b, "%skey %s\ndest %s\n\n", QUEUE_MAGIC, key,
-	    *dest ? dest : "-");
-	evbuffer_add(b, body, len);
-	if (fs_write_atomic(e->file, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0) {
-		snprintf(err, errlen, "%s: cannot queue the event durably: %s",
-		    q->dir, strerror(errno));
-		evbuffer_free(b);
-		qentry_free(e);
-		return NULL;
-	}
+	return e;
+}
+
+int
+queue_store(const struct qentry *e)
+{
+	struct evbuffer *b = evbuffer_new();
+	int rc;
+
+	evbuffer_add_printf(b, "%skey %s\ndest %s\n\n", QUEUE_MAGIC, e->key,
+	    *e->dest ? e->dest : "-");
+	evbuffer_add(b, e->body, e->len);
+	rc = fs_write_renamed(e->file, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b));
 	evbuffer_free(b);
+	return rc;
+}
+
+int
+queue_sync(const struct queue *q)
+{
+	return fs_fsync_dir(q->dir);
+}
+
+void
+queue_insert(struct queue *q, struct qentry *e)
+{
+	struct qentry *old, *next;
+
 	TAILQ_INSERT_TAIL(&q->entries, e, link);
 	q->count++;
 	/* Only now that the new event is durable may the old ones go. */
 	for (old = TAILQ_FIRST(&q->entries); old != e; old = next) {
 		next = TAILQ_NEXT(old, link);
-		if (strcmp(old->key, key) != 0)
+		if (strcmp(old->key, e->key) != 0)
 			continue;
 		if (old->busy)
 			old->superseded = 1;
 		else
 			queue_remove(q, old);
 	}
+}
+
+void
+queue_discard(struct qentry *e)
+{
+	qentry_free(e);
+}
+
+struct qentry *
+queue_push(struct queue *q, const char *key, const char *dest,
+    const char *body, size_t len, char *err, size_t errlen)
+{
+	struct qentry *e;
+
+	if ((e = queue_prepare(q, key, dest, body, len, err, errlen)) == NULL)
+		return NULL;
+	if (queue_store(e) != 0 || queue_sync(q) != 0) {
+		snprintf(err, errlen, "%s: cannot queue the event durably: %s",
+		    q->dir, strerror(errno));
+		qentry_free(e);
+		return NULL;
+	}
+	queue_insert(q, e);
 	return e;
 }
 

@@ -41,8 +41,22 @@ struct queue {
 
 struct queue *queue_open(const char *dir, char *err, size_t errlen);
 void queue_close(struct queue *);
+/* Add an event, durably, before it returns. */
 struct qentry *queue_push(struct queue *, const char *key, const char *dest,
     const char *body, size_t len, char *err, size_t errlen);
+/* The same in steps, so that the writing can be done off the event loop
+ * and many events share one directory fsync: queue_prepare() numbers the
+ * entry; queue_store() writes its file (any thread), queue_sync() makes
+ * the stored files durable (any thread); queue_insert() adds it, in the
+ * order prepared, and only then drops the entries it supersedes.
+ * queue_discard() frees an entry that is not inserted. */
+struct qentry *queue_prepare(struct queue *, const char *key,
+    const char *dest, const char *body, size_t len, char *err,
+    size_t errlen);
+int queue_store(const struct qentry *);
+int queue_sync(const struct queue *);
+void queue_insert(struct queue *, struct qentry *);
+void queue_discard(struct qentry *);
 /* Remove an entry for good (its event was handled or delivered). */
 void queue_remove(struct queue *, struct qentry *);
 void queue_set_error(struct qentry *, const char *);

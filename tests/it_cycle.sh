@@ -128,4 +128,20 @@ import json, sys
 p = json.load(open(sys.argv[1]))["sources"][0]["last_pull"]
 sys.exit(0 if p["unchanged"] == p["files"] and p["bytes_received"] == 0 else 1)' "$T/pbstatus4.json"
 
+# Events that arrive at once: each is acknowledged once durably queued
+# (the commit thread writes them in batches, off the event loop), and the
+# daemon answers status meanwhile.
+events_before=$(pullbackup status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["events_received"])')
+seq -w 1 30 | xargs -P 30 -I{} curl -s -o "$T/ev-{}.json" -w '%{http_code}\n' \
+	-X POST -H 'X-Understudy-Protocol: 1' -H "Authorization: Bearer $(cat "$T/c/token")" \
+	--data '{"proto":1,"type":"backup.ready","source":"db","version":"20261121T0000{}.000Z","from":"http://127.0.0.1:'"$EX_PORT"'"}' \
+	"http://127.0.0.1:$PB_PORT/v1/events" > "$T/ev-codes" &
+xargs_pid=$!
+check "status answers while they are written" pullbackup status
+wait $xargs_pid
+check "30 events at once: every one answered 200" [ "$(grep -c '^200$' "$T/ev-codes")" = 30 ]
+check "and every answer says queued" [ "$(cat "$T"/ev-*.json | grep -c '"queued":true')" = 30 ]
+events_after=$(pullbackup status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["events_received"])')
+check "the pull-backup counts 30 more events" [ $((events_after - events_before)) = 30 ]
+
 finish

@@ -33,6 +33,7 @@ echo changed > "$S/a/b/one"
 rm "$S/two words"
 rmdir "$S/empty"
 mkdir "$S/new" && echo new > "$S/new/file"
+mkdir -p "$S/a/b2/c" && echo gone > "$S/a/b2/c/soon"
 check "cycle 2" exporter now --wait imported
 check "changes and removals follow" same_tree "$S" "$T/standby"
 check "only the version mark is left beside the standby directory" \
@@ -52,7 +53,12 @@ echo "not the site's" > "$T/standby/a/big"
 cp -p "$S/a/b/one" "$T/one.before"
 echo CHANGED > "$S/a/b/one"
 touch -r "$T/one.before" "$S/a/b/one"
+# A file that became a directory, and a directory that became a file.
+rm "$S/new/file" && mkdir "$S/new/file" && echo inner > "$S/new/file/inner"
+rm -r "$S/a/b2" && echo "now a file" > "$S/a/b2"
 check "cycle 3" exporter now --wait imported
+check "the third import said too it copied only what changed" \
+	[ "$(grep -c "files-import: $T/standby is version .* files, updated from version" "$T/c/importer.log")" = 2 ]
 check "the standby is the site again" same_tree "$S" "$T/standby"
 check "the change that kept size and mtime arrived" \
 	[ "$(cat "$T/standby/a/b/one")" = CHANGED ]

@@ -102,6 +102,43 @@ main(void)
 	/* Bad input to push. */
 	q = queue_open(dir, err, sizeof err);
 	CHECK(queue_push(q, "bad\nkey", "", "{}", 2, err, sizeof err) == NULL);
+	CHECK(queue_prepare(q, "bad\nkey", "", "{}", 2, err, sizeof err) ==
+	    NULL);
+	queue_close(q);
+
+	/* In steps, as the daemons receive events: prepared entries are
+	 * numbered in order; stored, they are on disk but not in the queue
+	 * until inserted; inserting one supersedes the older of its key;
+	 * an entry not stored leaves nothing. */
+	q = queue_open(dir, err, sizeof err);
+	CHECK(q != NULL && q->count == 4);
+	{
+		struct qentry *x, *y, *z;
+		size_t before = count_files(dir, ".ev");
+		x = queue_prepare(q, "k9", "", "{\"n\":6}", 7, err, sizeof err);
+		y = queue_prepare(q, "k10", "", "{\"n\":7}", 7, err,
+		    sizeof err);
+		z = queue_prepare(q, "k11", "", "{\"n\":8}", 7, err,
+		    sizeof err);
+		CHECK(x != NULL && y != NULL && z != NULL);
+		CHECK(x->seq < y->seq && y->seq < z->seq);
+		CHECK(queue_store(x) == 0 && queue_store(y) == 0);
+		CHECK(queue_sync(q) == 0);
+		CHECK(q->count == 4);
+		CHECK(count_files(dir, ".ev") == before + 2);
+		queue_insert(q, x);
+		queue_insert(q, y);
+		queue_discard(z);
+		CHECK(q->count == 5);	/* x took k9's place */
+		CHECK(count_files(dir, ".ev") == before + 1);
+		e = TAILQ_LAST(&q->entries, qlist);
+		CHECK(e == y);
+	}
+	queue_close(q);
+	q = queue_open(dir, err, sizeof err);
+	CHECK(q != NULL && q->count == 5);
+	e = q != NULL ? TAILQ_LAST(&q->entries, qlist) : NULL;
+	CHECK(e != NULL && strcmp(e->body, "{\"n\":7}") == 0);
 	queue_close(q);
 	fs_rm_rf(dir);
 	return unit_done();
