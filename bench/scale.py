@@ -2,7 +2,8 @@
 """understudy at scale: memory with one big file, status under many sources.
 
   scale.py BUILD_DIR big [--gib 10] [--dir DIR] [--keep]
-  scale.py BUILD_DIR sources [--sources 100] [--mib 16] [--dir DIR]
+  scale.py BUILD_DIR sources [--sources 100] [--mib 16] [--nice N]
+           [--dir DIR]
 
 big: one exporter, one pull-backup, one importer on loopback; a file of
 GIB GiB (pseudo-random, so that deltas do real work) goes through the
@@ -11,7 +12,9 @@ goes again (by delta, 64 KiB blocks).  Prints each daemon's peak RSS
 (VmHWM) after each cycle.
 
 sources: SOURCES exporters, each with a file of MIB MiB, and one
-pull-backup that pulls them all at once; while it pulls, `status` is run
+pull-backup that pulls them all at once (--nice N runs the exporters at
+that niceness: on one machine they stand for other hosts, and at equal
+priority their hashing takes the pull-backup's cores); while it pulls, `status` is run
 over and over, and the daemon's status request alone (GET /v1/status over
 a new connection, without the command's start).  Prints how long each
 took (median and worst) and how many pulls were under way.
@@ -42,9 +45,10 @@ def ports(n):
     return list(seen)
 
 
-def start(build, role, conf, log):
+def start(build, role, conf, log, nice=0):
     prog = os.path.join(build, role, "understudy-" + role)
-    p = subprocess.Popen([prog, "-c", conf, "serve"], stdout=log, stderr=log)
+    p = subprocess.Popen([prog, "-c", conf, "serve"], stdout=log, stderr=log,
+                         preexec_fn=(lambda: os.nice(nice)) if nice else None)
     for _ in range(200):
         if subprocess.run([prog, "-c", conf, "status"],
                           stdout=subprocess.DEVNULL,
@@ -174,7 +178,7 @@ schedule: "off"
 notify: [http://127.0.0.1:%d]
 token_file: %s
 """ % (name, port, work, name, HERE, src, pb_port, tok))
-            procs.append(start(build, "exporter", conf, log))
+            procs.append(start(build, "exporter", conf, log, a.nice))
             pb_conf += ["  %s:" % name,
                         "    exporter: http://127.0.0.1:%d" % port]
         conf = os.path.join(work, "pullbackup.yaml")
@@ -220,7 +224,7 @@ token_file: %s
             p.terminate()
         for p in procs:
             p.wait(60)
-    res = {"sources": a.sources, "mib": a.mib, "calls": len(times),
+    res = {"sources": a.sources, "mib": a.mib, "nice": a.nice, "calls": len(times),
            "median": statistics.median(times), "worst": max(times),
            "http_median": statistics.median(http_times),
            "http_worst": max(http_times),
@@ -242,6 +246,7 @@ def main():
     ap.add_argument("--gib", type=int, default=10)
     ap.add_argument("--sources", type=int, default=100)
     ap.add_argument("--mib", type=int, default=16)
+    ap.add_argument("--nice", type=int, default=0)
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json")

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,6 +116,11 @@ daemon_base_new(void)
 {
 	struct event_base *base;
 
+	/* glibc gives each thread that allocates an arena of its own, which
+	 * keeps what it freed: with the worker pools' seven threads a daemon
+	 * held half again the memory it used (peak RSS 32 MiB against 21 MiB
+	 * over a bench cycle).  Two arenas are shared among them instead. */
+	mallopt(M_ARENA_MAX, 2);
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent has no pthreads support");
 	if ((base = event_base_new()) == NULL)
