@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,45 @@ pump_fd(struct pump *p, int fd, char *err, size_t errlen)
 	return rc < 0 ? -1 : 0;
 }
 
+/* The same over len bytes of fd from off (pread: the fd's offset stays). */
+static int
+pump_range(struct pump *p, int fd, int64_t off, int64_t len, char *err,
+    size_t errlen)
+{
+	char *buf = xmalloc(DELTA_BUF);
+	ssize_t n;
+	size_t want;
+	int rc = 0;
+
+	for (;;) {
+		want = len < DELTA_BUF ? (size_t)len : DELTA_BUF;
+		n = want > 0 ? pread(fd, buf, want, (off_t)off) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "read: %s", strerror(errno));
+			rc = -1;
+			break;
+		}
+		if (n == 0 && len > 0) {
+			snprintf(err, errlen, "the file shrank while read");
+			rc = -1;
+			break;
+		}
+		off += n;
+		len -= n;
+		rc = pump_run(p, buf, (size_t)n, n == 0, err, errlen);
+		if (rc < 0 || n == 0)
+			break;
+	}
+	free(buf);
+	if (rc == 0 && !p->done) {
+		snprintf(err, errlen, "librsync job did not finish");
+		rc = -1;
+	}
+	return rc < 0 ? -1 : 0;
+}
+
 /* With nothing known of a file's changes: librsync's choice (about the
  * square root of the size), but at most DELTA_BLOCK_COLD.  The root suits
  * a file changed in one place; a dump changes in many, and a 16 KiB block
@@ -174,18 +214,58 @@ delta_block_choose(int64_t size, size_t prev_block, double prev_literal)
 	return b < floor ? floor : b;
 }
 
+int64_t delta_signature_split_min = DELTA_SIGNATURE_SPLIT_MIN;
+
+/* librsync's signature header: magic, block length, strong sum length. */
+#define SIG_HEADER 12
+
+/* The signature of len bytes of a file from off. */
+struct sig_part {
+	int fd;
+	int64_t off, len;
+	size_t block_len, strong_len;
+	rs_magic_number magic;
+	delta_sink sink;
+	void *arg;
+	int rc;
+	char err[256];
+};
+
+static void
+sig_part_run(struct sig_part *s)
+{
+	struct pump *p = xcalloc(1, sizeof *p);
+
+	p->job = rs_sig_begin(s->block_len, s->strong_len, s->magic);
+	p->sink = s->sink;
+	p->arg = s->arg;
+	s->rc = pump_range(p, s->fd, s->off, s->len, s->err, sizeof s->err);
+	rs_job_free(p->job);
+	free(p);
+}
+
+static void *
+sig_part_thread(void *arg)
+{
+	sig_part_run(arg);
+	return NULL;
+}
+
 int
 delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
     char *err, size_t errlen)
 {
-	struct pump *p;
+	struct sig_part a, b;
 	struct stat st;
+	struct evbuffer *second = NULL;
 	rs_magic_number magic = 0;
 	/* The shortest strong sum that keeps chance collisions negligible
 	 * for this size: every patched file is checked against its SHA-256
 	 * anyway, and one that fails is fetched whole. */
 	size_t strong_len = (size_t)-1;
-	int rc;
+	pthread_t t;
+	int64_t half;
+	size_t n;
 
 	if (fstat(fd, &st) != 0) {
 		snprintf(err, errlen, "stat: %s", strerror(errno));
@@ -199,14 +279,55 @@ delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
 		    "arguments");
 		return -1;
 	}
-	p = xcalloc(1, sizeof *p);
-	p->job = rs_sig_begin(block_len, strong_len, magic);
-	p->sink = sink;
-	p->arg = arg;
-	rc = pump_fd(p, fd, err, errlen);
-	rs_job_free(p->job);
-	free(p);
-	return rc;
+	memset(&a, 0, sizeof a);
+	a.fd = fd;
+	a.len = st.st_size;
+	a.block_len = block_len;
+	a.strong_len = strong_len;
+	a.magic = magic;
+	a.sink = sink;
+	a.arg = arg;
+	/* A large file's signature is made in two halves at once, one per
+	 * core: a signature is its blocks' sums in order, so the second
+	 * half's, without its header, follows the first's.  The halves meet
+	 * on a block boundary. */
+	half = st.st_size / 2 / (int64_t)block_len * (int64_t)block_len;
+	if (st.st_size < delta_signature_split_min || half == 0) {
+		sig_part_run(&a);
+		if (a.rc != 0)
+			snprintf(err, errlen, "%s", a.err);
+		return a.rc;
+	}
+	b = a;
+	b.off = half;
+	b.len = st.st_size - half;
+	b.sink = delta_sink_evbuffer;
+	b.arg = second = evbuffer_new();
+	a.len = half;
+	if (pthread_create(&t, NULL, sig_part_thread, &b) != 0) {
+		b.rc = -1;
+		snprintf(b.err, sizeof b.err, "no thread: %s",
+		    strerror(errno));
+		sig_part_run(&a);
+	} else {
+		sig_part_run(&a);
+		pthread_join(t, NULL);
+	}
+	n = evbuffer_get_length(second);
+	if (a.rc != 0 || b.rc != 0) {
+		snprintf(err, errlen, "%s", a.rc != 0 ? a.err : b.err);
+		a.rc = -1;
+	} else if (n < SIG_HEADER) {
+		snprintf(err, errlen, "signature of the second half: %zu "
+		    "bytes", n);
+		a.rc = -1;
+	} else if (sink(arg, evbuffer_pullup(second, -1) + SIG_HEADER,
+	    n - SIG_HEADER) != 0) {
+		snprintf(err, errlen, "writing output: %s", strerror(errno));
+		a.rc = -1;
+	}
+	evbuffer_free(second);
+	return a.rc;
 }
 
 int

@@ -29,9 +29,13 @@ typedef int (*delta_sink)(void *arg, const void *p, size_t n);
 size_t delta_block_default(int64_t size);
 size_t delta_block_choose(int64_t size, size_t prev_block,
     double prev_literal);
-/* block_len 0: delta_block_default(). */
+/* block_len 0: delta_block_default().  A file of at least
+ * delta_signature_split_min bytes is read in two halves by two threads
+ * (the result is the same). */
 int delta_signature(int fd, size_t block_len, delta_sink, void *arg,
     char *err, size_t errlen);
+#define DELTA_SIGNATURE_SPLIT_MIN ((int64_t)64 << 20)
+extern int64_t delta_signature_split_min;	/* tests lower it */
 /* Delta turning the file the signature was made of into the file at fd. */
 int delta_compute(const void *sig, size_t siglen, int fd, delta_sink,
     void *arg, char *err, size_t errlen);

@@ -176,6 +176,18 @@ roundtrip_block(const char *what, size_t block)
 	rc = delta_signature(oldfd, block, delta_sink_evbuffer, sig, err,
 	    sizeof err);
 	CHECK(rc == 0);
+	{
+		/* Made in two halves by two threads, it is the same. */
+		struct evbuffer *two = evbuffer_new();
+		delta_signature_split_min = 1;
+		CHECK(delta_signature(oldfd, block, delta_sink_evbuffer, two,
+		    err, sizeof err) == 0);
+		delta_signature_split_min = DELTA_SIGNATURE_SPLIT_MIN;
+		CHECK(evbuffer_get_length(two) == evbuffer_get_length(sig) &&
+		    memcmp(evbuffer_pullup(two, -1), evbuffer_pullup(sig, -1),
+		    evbuffer_get_length(sig)) == 0);
+		evbuffer_free(two);
+	}
 	rc = delta_compute(evbuffer_pullup(sig, -1), evbuffer_get_length(sig),
 	    newfd, delta_sink_fd, &dfd, err, sizeof err);
 	CHECK(rc == 0);
