@@ -78,37 +78,11 @@ pump_run(struct pump *p, const void *in, size_t n, int eof, char *err,
 	}
 }
 
+/* Run the job over fd's content: from its offset to the end of the file
+ * (off -1: read(), a pipe will do), or len bytes from off (pread: the
+ * fd's offset stays). */
 static int
-pump_fd(struct pump *p, int fd, char *err, size_t errlen)
-{
-	char *buf = xmalloc(DELTA_BUF);
-	ssize_t n;
-	int rc;
-
-	for (;;) {
-		n = read(fd, buf, DELTA_BUF);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "read: %s", strerror(errno));
-			rc = -1;
-			break;
-		}
-		rc = pump_run(p, buf, (size_t)n, n == 0, err, errlen);
-		if (rc < 0 || n == 0)
-			break;
-	}
-	free(buf);
-	if (rc == 0 && !p->done) {
-		snprintf(err, errlen, "librsync job did not finish");
-		rc = -1;
-	}
-	return rc < 0 ? -1 : 0;
-}
-
-/* The same over len bytes of fd from off (pread: the fd's offset stays). */
-static int
-pump_range(struct pump *p, int fd, int64_t off, int64_t len, char *err,
+pump_in(struct pump *p, int fd, int64_t off, int64_t len, char *err,
     size_t errlen)
 {
 	char *buf = xmalloc(DELTA_BUF);
@@ -117,8 +91,13 @@ pump_range(struct pump *p, int fd, int64_t off, int64_t len, char *err,
 	int rc = 0;
 
 	for (;;) {
-		want = len < DELTA_BUF ? (size_t)len : DELTA_BUF;
-		n = want > 0 ? pread(fd, buf, want, (off_t)off) : 0;
+		want = len >= 0 && len < DELTA_BUF ? (size_t)len : DELTA_BUF;
+		if (want == 0)
+			n = 0;
+		else if (off < 0)
+			n = read(fd, buf, want);
+		else
+			n = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -131,8 +110,10 @@ pump_range(struct pump *p, int fd, int64_t off, int64_t len, char *err,
 			rc = -1;
 			break;
 		}
-		off += n;
-		len -= n;
+		if (off >= 0)
+			off += n;
+		if (len > 0)
+			len -= n;
 		rc = pump_run(p, buf, (size_t)n, n == 0, err, errlen);
 		if (rc < 0 || n == 0)
 			break;
@@ -239,7 +220,7 @@ sig_part_run(struct sig_part *s)
 	p->job = rs_sig_begin(s->block_len, s->strong_len, s->magic);
 	p->sink = s->sink;
 	p->arg = s->arg;
-	s->rc = pump_range(p, s->fd, s->off, s->len, s->err, sizeof s->err);
+	s->rc = pump_in(p, s->fd, s->off, s->len, s->err, sizeof s->err);
 	rs_job_free(p->job);
 	free(p);
 }
@@ -369,7 +350,7 @@ delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
 	p->job = rs_delta_begin(sums);
 	p->sink = sink;
 	p->arg = arg;
-	rc = pump_fd(p, fd, err, errlen);
+	rc = pump_in(p, fd, -1, -1, err, errlen);
 	rs_job_free(p->job);
 	free(p);
 	rs_free_sumset(sums);
@@ -450,7 +431,7 @@ delta_patch_fd(int basefd, int deltafd, delta_sink sink, void *arg, char *err,
     size_t errlen)
 {
 	struct delta_patch *dp = delta_patch_new(basefd, sink, arg);
-	int rc = pump_fd(&dp->pump, deltafd, err, errlen);
+	int rc = pump_in(&dp->pump, deltafd, -1, -1, err, errlen);
 
 	delta_patch_free(dp);
 	return rc;
