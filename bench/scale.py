@@ -17,7 +17,9 @@ that niceness: on one machine they stand for other hosts, and at equal
 priority their hashing takes the pull-backup's cores); while it pulls, `status` is run
 over and over, and the daemon's status request alone (GET /v1/status over
 a new connection, without the command's start).  Prints how long each
-took (median and worst) and how many pulls were under way.
+took (median and worst), how many pulls were under way, and how late the
+pull-backup's event loop ran (its /metrics: the daemon's own share, without
+the clients' start or scheduling).
 
 Nothing here is a test: the numbers go to docs/benchmarks.md."""
 
@@ -219,6 +221,11 @@ token_file: %s
             time.sleep(0.02)
         for p in nows:
             p.wait()
+        mreq = urllib.request.Request(
+            "http://127.0.0.1:%d/metrics" % pb_port, headers=req.headers)
+        with urllib.request.urlopen(mreq, timeout=30) as r:
+            metrics = dict(l.split(" ", 1) for l in r.read().decode()
+                           .splitlines() if l and not l.startswith("#"))
     finally:
         for p in procs:
             p.terminate()
@@ -228,7 +235,9 @@ token_file: %s
            "median": statistics.median(times), "worst": max(times),
            "http_median": statistics.median(http_times),
            "http_worst": max(http_times),
-           "max_pulling": max(pulling), "archived": archived}
+           "max_pulling": max(pulling), "archived": archived,
+           "loop_lag_max": float(metrics["understudy_loop_lag_max_seconds"]),
+           "loop_stalls": int(metrics["understudy_loop_stalls_total"])}
     print("%d sources of %d MiB: status answered %d times while pulling "
           "(up to %d pulls at once): the command median %.0f ms, worst "
           "%.0f ms; the request alone median %.0f ms, worst %.0f ms; %d of "
@@ -236,6 +245,9 @@ token_file: %s
                            res["median"] * 1000, res["worst"] * 1000,
                            res["http_median"] * 1000,
                            res["http_worst"] * 1000, archived, a.sources))
+    print("the pull-backup's event loop: late by %.0f ms at most, more than "
+          "100 ms late %d times" % (res["loop_lag_max"] * 1000,
+                                     res["loop_stalls"]))
     return res
 
 

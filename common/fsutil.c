@@ -227,6 +227,17 @@ fs_write_renamed(const char *path, const void *data, size_t len)
 }
 
 int
+fs_same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	size_t la = sa != NULL ? (size_t)(sa - a) : 0;
+	size_t lb = sb != NULL ? (size_t)(sb - b) : 0;
+
+	return (sa == NULL) == (sb == NULL) && la == lb &&
+	    memcmp(a, b, la) == 0;
+}
+
+int
 fs_write_atomic(const char *path, const void *data, size_t len)
 {
 	char *dir, *slash;

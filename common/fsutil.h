@@ -20,6 +20,9 @@ int fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode);
 int fs_open_parent(int rootfd, const char *rel, const char **base);
 
 int fs_fsync_dir(const char *path);
+/* Do the two paths name entries of one directory (same text up to the
+ * last slash)? */
+int fs_same_dir(const char *a, const char *b);
 int fs_fsync_path(const char *path);
 /* Temporary file, fsync, rename over path, fsync of the directory. */
 int fs_write_atomic(const char *path, const void *data, size_t len);

@@ -13,6 +13,8 @@
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
+#include "fault.h"
+#include "fsutil.h"
 #include "html.h"
 #include "http.h"
 #include "json.h"
@@ -48,23 +50,32 @@ event_parse(const struct qentry *e)
 	return d;
 }
 
+const struct doc *
+event_doc(struct qentry *e)
+{
+	if (!e->parsed) {
+		e->doc = event_parse(e);
+		e->parsed = 1;
+	}
+	return e->doc;
+}
+
 int
 node_inbox_has_newer(struct node *n, const char *key, const char *version)
 {
 	struct qentry *e;
-	struct doc *d;
+	const struct doc *d;
 	const char *v;
 	int newer = 0;
 
 	TAILQ_FOREACH(e, &n->inbox->entries, link) {
 		if (strcmp(e->key, key) != 0 || e->superseded)
 			continue;
-		if ((d = event_parse(e)) == NULL)
+		if ((d = event_doc(e)) == NULL)
 			continue;
 		v = doc_get_str(d, "version");
 		if (v != NULL && strcmp(v, version) > 0)
 			newer = 1;
-		doc_free(d);
 	}
 	return newer;
 }
@@ -166,19 +177,6 @@ outbox_pump(struct node *n)
 	}
 }
 
-void
-node_send(struct node *n, const char *dest, const char *key,
-    struct evbuffer *body)
-{
-	char err[512], *k = xasprintf("%s %s", dest, key);
-
-	if (queue_push(n->outbox, k, dest, (const char *)evbuffer_pullup(body,
-	    -1), evbuffer_get_length(body), err, sizeof err) == NULL)
-		log_warnx("cannot queue an event for %s: %s", dest, err);
-	free(k);
-	outbox_pump(n);
-}
-
 static void
 kick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -194,23 +192,40 @@ node_kick(struct node *n)
 	event_active(n->kick_ev, EV_READ, 0);
 }
 
-/* Receiving events.  An event is acknowledged once it is durably queued.
- * The writing (a file and its fsync, and the directory's) is done by the
- * commit thread, off the event loop, which keeps answering (status,
- * pages) meanwhile; the events that arrive while a batch is written go
- * together in the next one, which shares one directory fsync.  One batch
- * at a time: the events enter the inbox in the order they came. */
-struct pending_event {
-	struct pending_event *next;
+/* Durable writes, off the event loop.  An event received is acknowledged
+ * once it is durably queued; an event sent is delivered once it is durably
+ * queued; a state file is replaced atomically; a handled inbox entry's
+ * file goes only once what the role queued before it is durable (so that
+ * a crash in between handles the event again: at least once).  All of it
+ * is done by the commit thread, in the order asked, a batch at a time:
+ * the loop keeps answering (status, pages) meanwhile.  A batch holds what
+ * was asked in one turn of the loop (a handled event's file goes with the
+ * events its handling sent) and whatever came while the previous batch
+ * was written; it shares one fsync per directory. */
+enum commit_kind {
+	CI_RECEIVED,	/* an event from a peer, for the inbox */
+	CI_SEND,	/* an event of ours, for the outbox */
+	CI_WRITE,	/* a file replaced atomically */
+	CI_REMOVE,	/* a file removed, in order with the writes */
+	CI_HANDLED	/* an inbox entry's file, after the batch is durable */
+};
+
+struct commit_item {
+	struct commit_item *next;
+	enum commit_kind kind;
 	struct node *n;
-	struct evhttp_request *req;	/* NULL once the client went away */
+	struct evhttp_request *req;	/* CI_RECEIVED; NULL once gone */
 	struct evhttp_connection *conn;
-	struct qentry *e;
+	struct qentry *e;		/* CI_RECEIVED, CI_SEND */
+	char *path;			/* CI_WRITE, CI_REMOVE, CI_HANDLED */
+	char *data;			/* CI_HANDLED: its fault point */
+	size_t len;
 	int rc;
 	int err;
 };
 
 static void commit_next(struct node *);
+static void commit_start(evutil_socket_t, short, void *);
 
 static void
 reply_queued(struct evhttp_request *req, int queued, const char *note)
@@ -231,105 +246,299 @@ reply_queued(struct evhttp_request *req, int queued, const char *note)
 }
 
 static void
-pending_close_cb(struct evhttp_connection *conn, void *arg)
+item_close_cb(struct evhttp_connection *conn, void *arg)
 {
-	struct pending_event *p = arg;
+	struct commit_item *c = arg;
 
 	(void)conn;
-	p->req = NULL;
+	c->req = NULL;
 }
 
 static void
-pending_free(struct pending_event *p)
+item_free(struct commit_item *c)
 {
-	if (p->req != NULL)
-		evhttp_connection_set_closecb(p->conn, NULL, NULL);
-	if (p->e != NULL)
-		queue_discard(p->e);
-	free(p);
+	if (c->req != NULL)
+		evhttp_connection_set_closecb(c->conn, NULL, NULL);
+	if (c->e != NULL)
+		queue_discard(c->e);
+	free(c->path);
+	free(c->data);
+	free(c);
+}
+
+static struct commit_item *
+item_add(struct node *n, enum commit_kind kind)
+{
+	struct commit_item *c = xcalloc(1, sizeof *c);
+
+	c->kind = kind;
+	c->n = n;
+	*n->waiting_tail = c;
+	n->waiting_tail = &c->next;
+	return c;
+}
+
+/* The directory of each file written, once a batch. */
+static int
+sync_dirs(const struct commit_item *batch)
+{
+	const struct commit_item *c, *d;
+	char *dir, *slash;
+	int rc = 0;
+
+	for (c = batch; c != NULL; c = c->next) {
+		if (c->kind != CI_WRITE || c->rc != 0)
+			continue;
+		for (d = batch; d != c; d = d->next)
+			if (d->kind == CI_WRITE && d->rc == 0 &&
+			    fs_same_dir(d->path, c->path))
+				break;
+		if (d != c)
+			continue;
+		dir = xstrdup(c->path);
+		slash = strrchr(dir, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		if (fs_fsync_dir(slash == NULL ? "." : slash == dir ? "/" :
+		    dir) != 0)
+			rc = -1;
+		free(dir);
+	}
+	return rc;
 }
 
 static void
 commit_work(void *arg)
 {
 	struct node *n = arg;
-	struct pending_event *p;
-	int dir_rc;
+	struct commit_item *c;
+	int in = 0, out = 0, failed = 0, rc;
 
-	for (p = n->writing; p != NULL; p = p->next) {
-		p->rc = queue_store(p->e);
-		p->err = errno;
-	}
-	dir_rc = queue_sync(n->inbox);
-	for (p = n->writing; p != NULL; p = p->next)
-		if (p->rc == 0 && dir_rc != 0) {
-			p->rc = -1;
-			p->err = errno;
+	for (c = n->writing; c != NULL; c = c->next) {
+		switch (c->kind) {
+		case CI_RECEIVED:
+		case CI_SEND:
+			c->rc = queue_store(c->e);
+			*(c->kind == CI_RECEIVED ? &in : &out) = 1;
+			break;
+		case CI_WRITE:
+			c->rc = fs_write_renamed(c->path, c->data, c->len);
+			break;
+		case CI_REMOVE:
+			c->rc = unlink(c->path) != 0 && errno != ENOENT ?
+			    -1 : 0;
+			break;
+		case CI_HANDLED:
+			break;
 		}
+		c->err = errno;
+	}
+	/* Then durable: one fsync a directory. */
+	if (in && queue_sync(n->inbox) != 0)
+		in = -errno;
+	if (out && queue_sync(n->outbox) != 0)
+		out = -errno;
+	rc = sync_dirs(n->writing);
+	for (c = n->writing; c != NULL; c = c->next) {
+		if (c->rc == 0 && c->kind == CI_RECEIVED && in < 0) {
+			c->rc = -1;
+			c->err = -in;
+		} else if (c->rc == 0 && c->kind == CI_SEND && out < 0) {
+			c->rc = -1;
+			c->err = -out;
+		} else if (c->rc == 0 && c->kind == CI_WRITE && rc != 0) {
+			c->rc = -1;
+			c->err = EIO;
+		}
+		if (c->rc != 0 && c->kind != CI_RECEIVED &&
+		    c->kind != CI_REMOVE)
+			failed = 1;
+	}
+	/* Only now may handled events go: what their handling queued is
+	 * durable.  If it is not, they stay, and are handled again at the
+	 * next start. */
+	for (c = n->writing; c != NULL; c = c->next) {
+		if (c->kind != CI_HANDLED || failed)
+			continue;
+		if (unlink(c->path) != 0 && errno != ENOENT)
+			log_warn("queue: removing %s", c->path);
+		fault_point(c->data);
+	}
+	n->written = 1;
 }
 
 static void
 commit_done(void *arg)
 {
 	struct node *n = arg;
-	struct pending_event *p, *next;
-	int queued = 0;
+	struct commit_item *c, *next;
+	int received = 0, sent = 0;
 
-	for (p = n->writing; p != NULL; p = next) {
-		next = p->next;
-		if (p->rc == 0) {
-			queue_insert(n->inbox, p->e);
-			p->e = NULL;
-			n->events_in++;
-			queued = 1;
-		} else
-			log_warnx("%s: cannot queue the event durably: %s",
-			    n->inbox->dir, strerror(p->err));
-		if (p->req != NULL) {
-			evhttp_connection_set_closecb(p->conn, NULL, NULL);
-			if (p->rc == 0)
-				reply_queued(p->req, 1, NULL);
+	for (c = n->writing; c != NULL; c = next) {
+		next = c->next;
+		switch (c->kind) {
+		case CI_RECEIVED:
+			if (c->rc == 0) {
+				queue_insert(n->inbox, c->e);
+				c->e = NULL;
+				n->events_in++;
+				received = 1;
+			} else
+				log_warnx("%s: cannot queue the event durably: "
+				    "%s", n->inbox->dir, strerror(c->err));
+			if (c->req == NULL)
+				break;
+			evhttp_connection_set_closecb(c->conn, NULL, NULL);
+			if (c->rc == 0)
+				reply_queued(c->req, 1, NULL);
 			else
-				http_reply_error(p->req, 503, "%s: cannot queue "
+				http_reply_error(c->req, 503, "%s: cannot queue "
 				    "the event durably: %s", n->inbox->dir,
-				    strerror(p->err));
-			p->req = NULL;
+				    strerror(c->err));
+			c->req = NULL;
+			break;
+		case CI_SEND:
+			if (c->rc == 0) {
+				queue_insert(n->outbox, c->e);
+				c->e = NULL;
+				sent = 1;
+			} else
+				log_warnx("%s: cannot queue an event for %s: %s",
+				    n->outbox->dir, c->e->dest,
+				    strerror(c->err));
+			break;
+		case CI_WRITE:
+		case CI_REMOVE:
+			if (c->rc != 0)
+				log_warnx("%s: %s", c->path, strerror(c->err));
+			break;
+		case CI_HANDLED:
+			break;
 		}
-		pending_free(p);
+		item_free(c);
 	}
 	n->writing = NULL;
-	if (queued)
+	if (sent && !n->stopping)
+		outbox_pump(n);
+	if (received)
 		node_kick(n);
-	commit_next(n);
+	commit_start(-1, 0, n);
 }
 
+/* Start the next batch at the end of this turn of the loop. */
 static void
 commit_next(struct node *n)
 {
+	if (n->writing == NULL && n->waiting != NULL && !n->stopping)
+		event_active(n->commit_ev, EV_READ, 0);
+}
+
+static void
+commit_start(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+
 	if (n->writing != NULL || n->waiting == NULL || n->stopping)
 		return;
 	n->writing = n->waiting;
 	n->waiting = NULL;
 	n->waiting_tail = &n->waiting;
+	n->written = 0;
 	worker_submit(n->commit, commit_work, commit_done, n);
 }
 
-/* At exit: what was not written is not acknowledged, and the senders
- * send it again. */
+/* At exit, once the commit thread has stopped: what the role asked is
+ * written now; events received and not yet written are not acknowledged,
+ * and their senders send them again. */
 static void
-commit_drop(struct node *n)
+commit_flush(struct node *n)
 {
-	struct pending_event *p;
+	struct commit_item *c, **pc;
 
-	while ((p = n->writing) != NULL) {
-		n->writing = p->next;
-		pending_free(p);
+	if ((c = n->writing) != NULL && n->written) {
+		/* Written by the thread; the replies are not sent. */
+		while ((c = n->writing) != NULL) {
+			n->writing = c->next;
+			item_free(c);
+		}
+	} else if (c != NULL) {
+		/* Dropped before the thread began it: in front. */
+		for (pc = &n->writing; *pc != NULL; pc = &(*pc)->next)
+			;
+		*pc = n->waiting;
+		n->waiting = n->writing;
+		n->writing = NULL;
 	}
-	while ((p = n->waiting) != NULL) {
-		n->waiting = p->next;
-		pending_free(p);
+	for (pc = &n->waiting; (c = *pc) != NULL; ) {
+		if (c->kind == CI_RECEIVED) {
+			*pc = c->next;
+			item_free(c);
+		} else
+			pc = &c->next;
 	}
+	if (n->waiting != NULL) {
+		n->writing = n->waiting;
+		commit_work(n);
+		while ((c = n->writing) != NULL) {
+			n->writing = c->next;
+			if (c->rc != 0)
+				log_warnx("%s: %s", c->path != NULL ? c->path :
+				    n->outbox->dir, strerror(c->err));
+			item_free(c);
+		}
+	}
+	n->waiting = NULL;
 	n->waiting_tail = &n->waiting;
+}
+
+void
+node_send(struct node *n, const char *dest, const char *key,
+    struct evbuffer *body)
+{
+	char err[512], *k = xasprintf("%s %s", dest, key);
+	struct qentry *e;
+
+	e = queue_prepare(n->outbox, k, dest, (const char *)evbuffer_pullup(
+	    body, -1), evbuffer_get_length(body), err, sizeof err);
+	free(k);
+	if (e == NULL) {
+		log_warnx("cannot queue an event for %s: %s", dest, err);
+		return;
+	}
+	item_add(n, CI_SEND)->e = e;
+	commit_next(n);
+}
+
+void
+node_write_file(struct node *n, const char *path, const void *data,
+    size_t len)
+{
+	struct commit_item *c = item_add(n, CI_WRITE);
+
+	c->path = xstrdup(path);
+	c->data = xmalloc(len + 1);
+	memcpy(c->data, data, len);
+	c->len = len;
+	commit_next(n);
+}
+
+void
+node_remove_file(struct node *n, const char *path)
+{
+	item_add(n, CI_REMOVE)->path = xstrdup(path);
+	commit_next(n);
+}
+
+void
+node_inbox_done(struct node *n, struct qentry *e)
+{
+	struct commit_item *c = item_add(n, CI_HANDLED);
+
+	c->path = xstrdup(e->file);
+	c->data = xasprintf("handled-%.*s", (int)strcspn(e->key, " "),
+	    e->key);
+	queue_forget(n->inbox, e);
+	commit_next(n);
 }
 
 static void
@@ -379,20 +588,17 @@ node_event(struct node *n, struct evhttp_request *req)
 	if (code == NODE_QUEUE) {
 		struct qentry *e = queue_prepare(n->inbox, key, "", body, len,
 		    why, sizeof why);
-		struct pending_event *p;
+		struct commit_item *c;
 		if (e == NULL) {
 			log_warnx("%s", why);
 			http_reply_error(req, 503, "%s", why);
 			goto out;
 		}
-		p = xcalloc(1, sizeof *p);
-		p->n = n;
-		p->req = req;
-		p->conn = evhttp_request_get_connection(req);
-		p->e = e;
-		evhttp_connection_set_closecb(p->conn, pending_close_cb, p);
-		*n->waiting_tail = p;
-		n->waiting_tail = &p->next;
+		c = item_add(n, CI_RECEIVED);
+		c->req = req;
+		c->conn = evhttp_request_get_connection(req);
+		c->e = e;
+		evhttp_connection_set_closecb(c->conn, item_close_cb, c);
 		log_debugf("%s %s %s: queued", type, source, version);
 		commit_next(n);
 		goto out;
@@ -503,11 +709,20 @@ node_metrics(struct node *n, struct evhttp_request *req)
 	    "# HELP understudy_served_stored_deltas_total deltas kept from a "
 	    "pull and relayed, without a signature.\n"
 	    "# TYPE understudy_served_stored_deltas_total counter\n"
-	    "understudy_served_stored_deltas_total %llu\n",
+	    "understudy_served_stored_deltas_total %llu\n"
+	    "# HELP understudy_loop_lag_max_seconds The longest the event "
+	    "loop was late for a timer (a request waits as long).\n"
+	    "# TYPE understudy_loop_lag_max_seconds gauge\n"
+	    "understudy_loop_lag_max_seconds %.3f\n"
+	    "# HELP understudy_loop_stalls_total Times the event loop was "
+	    "more than 100 ms late.\n"
+	    "# TYPE understudy_loop_stalls_total counter\n"
+	    "understudy_loop_stalls_total %llu\n",
 	    role_name(n->cf->role), UNDERSTUDY_VERSION, (long long)n->started,
 	    n->inbox->count, n->outbox->count, n->events_in, n->events_out,
 	    n->serve.files_sent, n->serve.deltas_sent, n->serve.bytes_sent,
-	    n->serve.sig_bytes, n->serve.stored_sent);
+	    n->serve.sig_bytes, n->serve.stored_sent, n->lag_max,
+	    n->lag_stalls);
 	n->ops->metrics(n, b);
 	http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 	evbuffer_free(b);
@@ -681,6 +896,7 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 	n->serve.workers = n->cpu;
 	n->outbox_timer = evtimer_new(n->base, outbox_timer_cb, n);
 	n->kick_ev = event_new(n->base, -1, 0, kick_cb, n);
+	n->commit_ev = event_new(n->base, -1, 0, commit_start, n);
 	if (n->inbox->count > 0 || n->outbox->count > 0)
 		log_info("resuming: %zu event(s) to handle, %zu to deliver",
 		    n->inbox->count, n->outbox->count);
@@ -729,6 +945,41 @@ node_stop(void *arg)
 	event_base_loopexit(n->base, NULL);
 }
 
+/* The loop's own latency, for /metrics: a timer every 100 ms, and how
+ * late it runs. */
+#define LAG_TICK_MS 100
+
+static void
+lag_arm(struct node *n)
+{
+	struct timeval tv = { 0, LAG_TICK_MS * 1000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &n->lag_due);
+	n->lag_due.tv_nsec += LAG_TICK_MS * 1000000L;
+	if (n->lag_due.tv_nsec >= 1000000000L) {
+		n->lag_due.tv_sec++;
+		n->lag_due.tv_nsec -= 1000000000L;
+	}
+	evtimer_add(n->lag_ev, &tv);
+}
+
+static void
+lag_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+	struct timespec now;
+	double late;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	late = (double)(now.tv_sec - n->lag_due.tv_sec) +
+	    (double)(now.tv_nsec - n->lag_due.tv_nsec) / 1e9;
+	if (late > n->lag_max)
+		n->lag_max = late;
+	if (late > 0.1)
+		n->lag_stalls++;
+	lag_arm(n);
+}
+
 int
 node_run(struct node *n)
 {
@@ -737,6 +988,8 @@ node_run(struct node *n)
 	event_add(n->hup_ev, NULL);
 	outbox_pump(n);
 	node_kick(n);
+	n->lag_ev = evtimer_new(n->base, lag_cb, n);
+	lag_arm(n);
 	log_info("listening on %s:%d", n->cf->listen_host, n->cf->listen_port);
 	daemon_notify("READY=1");
 	event_base_dispatch(n->base);
@@ -745,7 +998,7 @@ node_run(struct node *n)
 	worker_pool_free(n->cpu);
 	worker_pool_free(n->commit);
 	n->runs = n->cpu = n->commit = NULL;
-	commit_drop(n);
+	commit_flush(n);
 	log_info("stopped");
 	return 0;
 }
@@ -755,7 +1008,7 @@ node_free(struct node *n)
 {
 	worker_pool_free(n->commit);
 	n->commit = NULL;
-	commit_drop(n);
+	commit_flush(n);
 	if (n->http != NULL)
 		evhttp_free(n->http);
 	queue_close(n->inbox);
@@ -763,6 +1016,8 @@ node_free(struct node *n)
 	runlog_close(&n->runs_log);
 	if (n->hup_ev != NULL)
 		event_free(n->hup_ev);
+	if (n->lag_ev != NULL)
+		event_free(n->lag_ev);
 	/* The first configuration belongs to prog_main(). */
 	if (n->nretired > 0) {
 		config_free(n->cf);

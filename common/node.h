@@ -63,7 +63,7 @@ struct node_ops {
 	serve_lookup_fn lookup;
 };
 
-struct pending_event;
+struct commit_item;
 
 struct node {
 	struct config *cf;
@@ -74,11 +74,12 @@ struct node {
 	struct worker_pool *cpu;	/* short jobs: deltas */
 	struct worker_pool *runs;	/* long jobs: syncs, hooks, commits */
 	struct worker_pool *commit;	/* one thread: events made durable */
-	/* Events received and not yet durable: the ones waiting, and the
-	 * batch being written (see node.c, "Receiving events"). */
-	struct pending_event *waiting, **waiting_tail, *writing;
+	/* Writes not yet durable: the ones waiting, and the batch the
+	 * commit thread is writing (see node.c, "Durable writes"). */
+	struct commit_item *waiting, **waiting_tail, *writing;
+	int written;			/* the commit thread is done with it */
 	struct queue *inbox, *outbox;
-	struct event *outbox_timer, *kick_ev, *hup_ev;
+	struct event *outbox_timer, *kick_ev, *hup_ev, *commit_ev;
 	/* Configurations replaced by a reload: jobs on workers may still
 	 * read them, so they live until node_free(). */
 	struct config **retired;
@@ -88,6 +89,12 @@ struct node {
 	time_t started;
 	int stopping;
 	unsigned long long events_in, events_out;
+	/* How late the loop ran a timer due every LAG_TICK: the longest,
+	 * and how many times by more than 100 ms (what a request waits). */
+	struct event *lag_ev;
+	struct timespec lag_due;
+	double lag_max;
+	unsigned long long lag_stalls;
 };
 
 int node_init(struct node *, struct config *, const struct node_ops *,
@@ -96,15 +103,29 @@ int node_run(struct node *);
 /* After the role has let go of its sources: frees the configurations
  * that reloads loaded. */
 void node_free(struct node *);
-/* Queue an event for dest.  body is a complete event (see event_begin). */
+/* Queue an event for dest.  body is a complete event (see event_begin).
+ * It is written by the commit thread and delivered once durable. */
 void node_send(struct node *, const char *dest, const char *key,
     struct evbuffer *body);
+/* Replace a state file atomically, or remove one, on the commit thread,
+ * in order with the events sent.  Only the daemon may read it back
+ * meanwhile from memory, not from the file. */
+void node_write_file(struct node *, const char *path, const void *data,
+    size_t len);
+void node_remove_file(struct node *, const char *path);
+/* An inbox entry was handled: it leaves the inbox now, and its file goes
+ * once what was queued before (the events its handling sent) is durable.
+ * A crash in between handles it again. */
+void node_inbox_done(struct node *, struct qentry *);
 void node_kick(struct node *);
 /* Start an event body: {"proto":1,"type":T,"source":S,"version":V */
 void event_begin(struct json *, struct evbuffer *, const char *type,
     const char *source, const char *version);
-/* Parse a queued event's body; NULL if damaged. */
+/* Parse a queued event's body; NULL if damaged.  event_parse() parses
+ * it again, for the caller to free; event_doc() parses it once and keeps
+ * it with the entry, which owns it. */
 struct doc *event_parse(const struct qentry *);
+const struct doc *event_doc(struct qentry *);
 /* Is there a queued entry with key whose version is newer than version? */
 /* Record a finished run for /feed. */
 void node_record(struct node *, const char *what, const char *source,

@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 
+#include "doc.h"
 #include "fsutil.h"
 #include "log.h"
 #include "manifest.h"
@@ -23,6 +24,7 @@ qentry_free(struct qentry *e)
 	free(e->body);
 	free(e->file);
 	free(e->last_error);
+	doc_free(e->doc);
 	free(e);
 }
 
@@ -265,6 +267,12 @@ queue_remove(struct queue *q, struct qentry *e)
 {
 	if (unlink(e->file) != 0 && errno != ENOENT)
 		log_warn("queue: removing %s", e->file);
+	queue_forget(q, e);
+}
+
+void
+queue_forget(struct queue *q, struct qentry *e)
+{
 	TAILQ_REMOVE(&q->entries, e, link);
 	q->count--;
 	qentry_free(e);

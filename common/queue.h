@@ -12,6 +12,8 @@
 #include <sys/queue.h>
 #include <time.h>
 
+struct doc;
+
 struct qentry {
 	TAILQ_ENTRY(qentry) link;
 	uint64_t seq;
@@ -26,6 +28,8 @@ struct qentry {
 	int attempts;
 	time_t next_try;
 	char *last_error;
+	struct doc *doc;	/* the body parsed, once (event_doc()) */
+	int parsed;
 };
 
 TAILQ_HEAD(qlist, qentry);
@@ -59,6 +63,9 @@ void queue_insert(struct queue *, struct qentry *);
 void queue_discard(struct qentry *);
 /* Remove an entry for good (its event was handled or delivered). */
 void queue_remove(struct queue *, struct qentry *);
+/* Take an entry out of the queue in memory only: its file is the
+ * caller's to remove. */
+void queue_forget(struct queue *, struct qentry *);
 void queue_set_error(struct qentry *, const char *);
 
 #endif

@@ -42,7 +42,7 @@ runner_kick(struct runner *r)
 {
 	struct node *n = r->node;
 	struct qentry *e, *next;
-	struct doc *d;
+	const struct doc *d;
 	const char *source;
 	time_t now = time(NULL);
 	struct timeval tv;
@@ -51,32 +51,27 @@ runner_kick(struct runner *r)
 		return;
 	for (e = TAILQ_FIRST(&n->inbox->entries); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, link);
-		if ((d = event_parse(e)) == NULL) {
-			queue_remove(n->inbox, e);
+		if ((d = event_doc(e)) == NULL) {
+			node_inbox_done(n, e);
 			continue;
 		}
 		source = doc_get_str(d, "source");
-		if (source == NULL || strcmp(source, r->source) != 0) {
-			doc_free(d);
+		if (source == NULL || strcmp(source, r->source) != 0)
 			continue;
-		}
 		if (r->ops->handle(r, d) == RUNNER_HANDLED) {
-			queue_remove(n->inbox, e);
-			doc_free(d);
+			node_inbox_done(n, e);
 			continue;
 		}
 		if (r->next_try > now) {
 			tv.tv_sec = r->next_try - now;
 			tv.tv_usec = 0;
 			evtimer_add(r->retry_ev, &tv);
-			doc_free(d);
 			return;
 		}
 		r->busy = 1;
 		r->entry = e;
 		e->busy = 1;
 		r->ops->start(r, d);
-		doc_free(d);
 		return;
 	}
 }
@@ -92,7 +87,7 @@ runner_done(struct runner *r, int ok, int final)
 	e->busy = 0;
 	if (ok || final || e->superseded ||
 	    r->attempts + 1 >= r->max_attempts) {
-		queue_remove(n->inbox, e);
+		node_inbox_done(n, e);
 		r->attempts = 0;
 		r->next_try = 0;
 		return ok ? RUNNER_OK : RUNNER_GAVE_UP;

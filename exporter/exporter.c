@@ -458,13 +458,12 @@ ex_kick(struct node *n)
 {
 	struct exporter *ex = n->role;
 	struct qentry *e;
-	struct doc *d;
+	const struct doc *d;
 
 	while ((e = TAILQ_FIRST(&n->inbox->entries)) != NULL) {
-		if ((d = event_parse(e)) != NULL)
+		if ((d = event_doc(e)) != NULL)
 			ex_handle(ex, d);
-		doc_free(d);
-		queue_remove(n->inbox, e);
+		node_inbox_done(n, e);
 	}
 }
 

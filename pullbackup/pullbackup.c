@@ -128,13 +128,24 @@ send_imported(struct src *s)
 	evbuffer_free(b);
 }
 
+/* State files in the archive, written by the commit thread in order with
+ * the events (node_write_file): */
+static void
+src_write(struct src *s, const char *name, struct evbuffer *b)
+{
+	char *p = archive_path(s->ar, name);
+
+	node_write_file(&s->pb->node, p, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b));
+	free(p);
+}
+
 /* What was pushed, and to which of the exporter's names for us the
- * reports go, survives a restart: push.json in the archive. */
+ * reports go, survives a restart: push.json. */
 static void
 push_save(struct src *s)
 {
 	struct evbuffer *b = evbuffer_new();
-	char *p = archive_path(s->ar, "push.json");
 	struct json j;
 
 	json_init(&j, b);
@@ -142,10 +153,38 @@ push_save(struct src *s)
 	json_str(&j, "version", s->push_version);
 	json_str(&j, "peer", s->push_peer);
 	json_obj_close(&j);
-	if (fs_write_atomic(p, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0)
-		log_warn("%s", p);
+	src_write(s, "push.json", b);
 	evbuffer_free(b);
+}
+
+/* The state of a pull under way or failed, for the list verb:
+ * attempt.json. */
+static void
+attempt_write(struct src *s, const char *state, const char *error)
+{
+	struct evbuffer *b = evbuffer_new();
+	char iso[32];
+	struct json j;
+
+	time_format_iso(time(NULL), iso, sizeof iso);
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_str(&j, "version", s->version);
+	json_str(&j, "state", state);
+	json_str(&j, "time", iso);
+	if (error != NULL)
+		json_str(&j, "error", error);
+	json_obj_close(&j);
+	src_write(s, "attempt.json", b);
+	evbuffer_free(b);
+}
+
+static void
+attempt_clear(struct src *s)
+{
+	char *p = archive_path(s->ar, "attempt.json");
+
+	node_remove_file(&s->pb->node, p);
 	free(p);
 }
 
@@ -313,7 +352,7 @@ pull_done(void *arg)
 	case RUNNER_OK:
 		s->last_ok_at = time(NULL);
 		s->received_total += (unsigned long long)s->st.received;
-		attempt_clear(s->ar->dir);
+		attempt_clear(s);
 		src_load_head(s);
 		snprintf(summary, sizeof summary, "archived version %s: %lld "
 		    "files, %lld bytes (%lld unchanged, %lld by delta, %lld "
@@ -336,10 +375,10 @@ pull_done(void *arg)
 		    s->err, NULL);
 		send_archived(s, s->version, s->peer, 0, s->err);
 		drop_staging(s);	/* first: the disk may be full */
-		attempt_write(s->ar->dir, s->version, "failed", s->err);
+		attempt_write(s, "failed", s->err);
 		break;
 	case RUNNER_RETRY:
-		attempt_write(s->ar->dir, s->version, "in progress", s->err);
+		attempt_write(s, "in progress", s->err);
 		log_warnx("source \"%s\": pulling version %s failed (attempt "
 		    "%d of %d, next in %llds): %s", s->sc->name, s->version,
 		    s->run.attempts, s->run.max_attempts,
@@ -422,7 +461,7 @@ src_start(struct runner *r, const struct doc *ev)
 	s->err[0] = '\0';
 	log_info("source \"%s\": pulling version %s from %s", s->sc->name,
 	    s->version, s->sc->exporter);
-	attempt_write(s->ar->dir, s->version, "in progress", NULL);
+	attempt_write(s, "in progress", NULL);
 	s->job_cf = s->pb->cf;
 	worker_submit(s->pb->node.runs, pull_work, pull_done, s);
 }

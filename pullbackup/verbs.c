@@ -63,39 +63,6 @@ print_json(struct evbuffer *b)
 	fwrite(evbuffer_pullup(b, -1), 1, evbuffer_get_length(b), stdout);
 }
 
-void
-attempt_write(const char *dir, const char *version, const char *state,
-    const char *error)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *p = xasprintf("%s/attempt.json", dir), iso[32];
-	struct json j;
-
-	time_format_iso(time(NULL), iso, sizeof iso);
-	json_init(&j, b);
-	json_obj_open(&j, NULL);
-	json_str(&j, "version", version);
-	json_str(&j, "state", state);
-	json_str(&j, "time", iso);
-	if (error != NULL)
-		json_str(&j, "error", error);
-	json_obj_close(&j);
-	if (fs_write_atomic(p, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0)
-		log_warn("%s", p);
-	evbuffer_free(b);
-	free(p);
-}
-
-void
-attempt_clear(const char *dir)
-{
-	char *p = xasprintf("%s/attempt.json", dir);
-
-	unlink(p);
-	free(p);
-}
-
 int
 pb_list(struct config *cf, int argc, char **argv)
 {

@@ -15,10 +15,5 @@ int pb_export(struct config *, int argc, char **argv);
 int pb_vc_export(struct config *, int argc, char **argv);
 int pb_catalog(struct config *, int argc, char **argv);
 
-/* The state of a pull under way or failed, for list: archive's
- * attempt.json, written by the daemon. */
-void attempt_write(const char *archive_dir, const char *version,
-    const char *state, const char *error);
-void attempt_clear(const char *archive_dir);
 
 #endif

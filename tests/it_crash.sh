@@ -1,7 +1,8 @@
 #!/bin/bash
 # Crash safety: the pull-backup and the importer are killed (as by kill -9)
 # at every named fault point of a pull, commit, push, prune and import, and
-# at random moments.  After each: a restart, the cycle completes by itself,
+# at random moments.  handled-EVENT: just after a handled event's inbox
+# file went (the events its handling sent must be on disk by then).  After each: a restart, the cycle completes by itself,
 # verify --all passes, every version restores equal to its saved copy, and
 # one more full cycle works.
 source "$SRC/tests/it_lib.sh"
@@ -103,10 +104,11 @@ start_cycle
 converge "first cycle"
 for p in sync-file:2 pull-synced commit-increments-built commit-journal-written \
 	 commit-version-renamed commit-current-moved commit-head-written \
-	 pull-committed prune-version-moved; do
+	 pull-committed prune-version-moved handled-backup.ready; do
 	crash_at pullbackup "$p"
 done
-for p in sync-file:3 import-synced import-hooked import-swapped; do
+for p in sync-file:3 import-synced import-hooked import-swapped \
+	 handled-import.ready; do
 	crash_at importer "$p"
 done
 

@@ -61,6 +61,16 @@ check "pull-backup metrics: versions kept" grep -q '^understudy_versions{source=
 check "pull-backup metrics: bytes moved" grep -q '^understudy_received_bytes_total{source="db"} [1-9]' "$T/m$PB_PORT"
 check "importer metrics: failures" grep -q '^understudy_failures_total{source="db"} 1$' "$T/m$IM_PORT"
 check "importer metrics: last success" grep -q '^understudy_last_success_timestamp_seconds{source="db"} ' "$T/m$IM_PORT"
+check "the loop's lag is measured" grep -q '^understudy_loop_lag_max_seconds 0\.[0-9]*$' "$T/m$PB_PORT"
+# A stopped process stands for a loop that is busy: it shows.
+kill -STOP "$PID_pullbackup"; sleep 0.6; kill -CONT "$PID_pullbackup"
+curl -s -H "Authorization: Bearer $(cat "$T/c/token")" \
+	"http://127.0.0.1:$PB_PORT/metrics" > "$T/m2"
+check "a stall of the loop is counted" grep -q '^understudy_loop_stalls_total [1-9]' "$T/m2"
+check "and its length kept" python3 -c '
+import re, sys
+v = float(re.search(r"^understudy_loop_lag_max_seconds (\S+)$", open(sys.argv[1]).read(), re.M).group(1))
+sys.exit(0 if 0.4 <= v < 5 else 1)' "$T/m2"
 
 chain_stop
 exporter check > "$T/o"
