@@ -195,7 +195,7 @@ delta_block_choose(int64_t size, size_t prev_block, double prev_literal)
 	return b < floor ? floor : b;
 }
 
-int64_t delta_signature_split_min = DELTA_SIGNATURE_SPLIT_MIN;
+int64_t delta_split_min = DELTA_SPLIT_MIN;
 
 /* librsync's signature header: magic, block length, strong sum length. */
 #define SIG_HEADER 12
@@ -273,7 +273,7 @@ delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
 	 * half's, without its header, follows the first's.  The halves meet
 	 * on a block boundary. */
 	half = st.st_size / 2 / (int64_t)block_len * (int64_t)block_len;
-	if (st.st_size < delta_signature_split_min || half == 0) {
+	if (st.st_size < delta_split_min || half == 0) {
 		sig_part_run(&a);
 		if (a.rc != 0)
 			snprintf(err, errlen, "%s", a.err);
@@ -311,21 +311,19 @@ delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
 	return a.rc;
 }
 
-int
-delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
-    void *arg, char *err, size_t errlen)
+/* Load a signature and index it for a delta job. */
+static rs_signature_t *
+sig_load(const void *sig, size_t siglen, char *err, size_t errlen)
 {
 	rs_signature_t *sums = NULL;
-	struct pump *p;
 	rs_buffers_t b;
 	rs_job_t *job;
 	rs_result r;
-	int rc;
 
 	if (siglen > DELTA_MAX_SIGNATURE) {
 		snprintf(err, errlen, "signature larger than %u bytes",
 		    DELTA_MAX_SIGNATURE);
-		return -1;
+		return NULL;
 	}
 	job = rs_loadsig_begin(&sums);
 	memset(&b, 0, sizeof b);
@@ -339,22 +337,167 @@ delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
 		    r != RS_DONE ? rs_strerror(r) : "trailing data");
 		if (sums != NULL)
 			rs_free_sumset(sums);
-		return -1;
+		return NULL;
 	}
 	if ((r = rs_build_hash_table(sums)) != RS_DONE) {
 		snprintf(err, errlen, "signature: %s", rs_strerror(r));
 		rs_free_sumset(sums);
-		return -1;
+		return NULL;
+	}
+	return sums;
+}
+
+/* The delta of len bytes of a file from off (off -1: read() to the end),
+ * with a signature table of its own: librsync's lookups update counters
+ * in the table, so two jobs at once may not share one. */
+struct delta_part {
+	const void *sig;
+	size_t siglen;
+	int fd;
+	int64_t off, len;
+	delta_sink sink;
+	void *arg;
+	int rc;
+	char err[256];
+};
+
+static void
+delta_part_run(struct delta_part *d)
+{
+	rs_signature_t *sums;
+	struct pump *p;
+
+	if ((sums = sig_load(d->sig, d->siglen, d->err, sizeof d->err)) ==
+	    NULL) {
+		d->rc = -1;
+		return;
 	}
 	p = xcalloc(1, sizeof *p);
 	p->job = rs_delta_begin(sums);
-	p->sink = sink;
-	p->arg = arg;
-	rc = pump_in(p, fd, -1, -1, err, errlen);
+	p->sink = d->sink;
+	p->arg = d->arg;
+	d->rc = pump_in(p, d->fd, d->off, d->len, d->err, sizeof d->err);
 	rs_job_free(p->job);
 	free(p);
 	rs_free_sumset(sums);
+}
+
+static void *
+delta_part_thread(void *arg)
+{
+	delta_part_run(arg);
+	return NULL;
+}
+
+int
+delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
+    void *arg, char *err, size_t errlen)
+{
+	struct delta_part d;
+
+	memset(&d, 0, sizeof d);
+	d.sig = sig;
+	d.siglen = siglen;
+	d.fd = fd;
+	d.off = d.len = -1;
+	d.sink = sink;
+	d.arg = arg;
+	delta_part_run(&d);
+	if (d.rc != 0)
+		snprintf(err, errlen, "%s", d.err);
+	return d.rc;
+}
+
+/* Append n bytes of from, from its offset off, to to at its offset. */
+static int
+fd_append(int from, off_t off, int to, size_t n)
+{
+	char *buf = xmalloc(DELTA_BUF);
+	ssize_t got;
+	size_t want;
+	int rc = 0;
+
+	while (n > 0) {
+		want = n < DELTA_BUF ? n : DELTA_BUF;
+		got = pread(from, buf, want, off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0 || fs_write_all(to, buf, (size_t)got) != 0) {
+			if (got == 0)
+				errno = EIO;
+			rc = -1;
+			break;
+		}
+		off += got;
+		n -= (size_t)got;
+	}
+	free(buf);
 	return rc;
+}
+
+/* librsync's delta: a magic, commands, and an END command (one zero
+ * byte).  Two deltas of consecutive parts of a file make the delta of the
+ * whole when the first loses its END and the second its magic. */
+#define DELTA_MAGIC_LEN 4
+#define DELTA_OP_END 0
+
+int
+delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
+    int spillfd, char *err, size_t errlen)
+{
+	struct delta_part a, b;
+	struct stat st;
+	pthread_t t;
+	off_t end, spilled;
+	unsigned char last;
+
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "stat: %s", strerror(errno));
+		return -1;
+	}
+	memset(&a, 0, sizeof a);
+	a.sig = sig;
+	a.siglen = siglen;
+	a.fd = fd;
+	a.len = st.st_size;
+	a.sink = delta_sink_fd;
+	a.arg = &outfd;
+	if (spillfd < 0 || st.st_size < delta_split_min || st.st_size < 2) {
+		delta_part_run(&a);
+		if (a.rc != 0)
+			snprintf(err, errlen, "%s", a.err);
+		return a.rc;
+	}
+	a.len = st.st_size / 2;
+	b = a;
+	b.off = a.len;
+	b.len = st.st_size - a.len;
+	b.arg = &spillfd;
+	if (pthread_create(&t, NULL, delta_part_thread, &b) != 0) {
+		snprintf(err, errlen, "no thread: %s", strerror(errno));
+		return -1;
+	}
+	delta_part_run(&a);
+	pthread_join(t, NULL);
+	if (a.rc != 0 || b.rc != 0) {
+		snprintf(err, errlen, "%s", a.rc != 0 ? a.err : b.err);
+		return -1;
+	}
+	if ((end = lseek(outfd, 0, SEEK_CUR)) < 1 ||
+	    (spilled = lseek(spillfd, 0, SEEK_CUR)) < DELTA_MAGIC_LEN + 1 ||
+	    pread(outfd, &last, 1, end - 1) != 1 || last != DELTA_OP_END) {
+		snprintf(err, errlen, "the delta of the first half does not "
+		    "end as librsync's deltas do");
+		return -1;
+	}
+	if (lseek(outfd, end - 1, SEEK_SET) != end - 1 ||
+	    fd_append(spillfd, DELTA_MAGIC_LEN, outfd,
+	    (size_t)(spilled - DELTA_MAGIC_LEN)) != 0) {
+		snprintf(err, errlen, "joining the halves' deltas: %s",
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 struct delta_patch {

@@ -29,16 +29,24 @@ typedef int (*delta_sink)(void *arg, const void *p, size_t n);
 size_t delta_block_default(int64_t size);
 size_t delta_block_choose(int64_t size, size_t prev_block,
     double prev_literal);
-/* block_len 0: delta_block_default().  A file of at least
- * delta_signature_split_min bytes is read in two halves by two threads
- * (the result is the same). */
+/* Files of at least delta_split_min bytes are read in two halves, by two
+ * threads, for their signature and their delta. */
+#define DELTA_SPLIT_MIN ((int64_t)64 << 20)
+extern int64_t delta_split_min;		/* tests lower it */
+/* block_len 0: delta_block_default().  In halves, the result is the same. */
 int delta_signature(int fd, size_t block_len, delta_sink, void *arg,
     char *err, size_t errlen);
-#define DELTA_SIGNATURE_SPLIT_MIN ((int64_t)64 << 20)
-extern int64_t delta_signature_split_min;	/* tests lower it */
-/* Delta turning the file the signature was made of into the file at fd. */
+/* Delta turning the file the signature was made of into the file at fd
+ * (read from its offset to the end). */
 int delta_compute(const void *sig, size_t siglen, int fd, delta_sink,
     void *arg, char *err, size_t errlen);
+/* The same for the whole file at fd, written to outfd at its offset.  A
+ * large file is done in halves: the second half's delta goes to spillfd
+ * (an empty temporary file; -1: no halves), then after the first's.  The
+ * result patches to the same file; it may differ from the one-thread
+ * delta by one block's worth of literal data where the halves meet. */
+int delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
+    int spillfd, char *err, size_t errlen);
 
 struct delta_patch;
 struct delta_patch *delta_patch_new(int basefd, delta_sink, void *arg);

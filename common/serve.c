@@ -30,6 +30,7 @@ struct delta_job {
 	size_t siglen;
 	int fd;			/* the version's file */
 	int outfd;		/* the delta */
+	int spillfd;		/* its second half's, at first */
 	off_t outlen;
 	char *path;
 	char err[512];
@@ -82,8 +83,8 @@ delta_job_work(void *arg)
 	struct delta_job *j = arg;
 	struct stat st;
 
-	j->rc = delta_compute(j->sig, j->siglen, j->fd, delta_sink_fd,
-	    &j->outfd, j->err, sizeof j->err);
+	j->rc = delta_compute_fd(j->sig, j->siglen, j->fd, j->outfd,
+	    j->spillfd, j->err, sizeof j->err);
 	if (j->rc == 0 && fstat(j->outfd, &st) == 0)
 		j->outlen = st.st_size;
 }
@@ -113,6 +114,8 @@ delta_job_done(void *arg)
 		}
 	}
 	close(j->fd);
+	if (j->spillfd >= 0)
+		close(j->spillfd);
 	free(j->sig);
 	free(j->path);
 	free(j);
@@ -275,12 +278,17 @@ serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
 		j->path = path;
 		j->sig = http_body(req, PROTO_MAX_BODY, &j->siglen);
 		j->outfd = open_tmp(v.tmp_dir);
+		/* Without it, the delta is made on one thread. */
+		j->spillfd = st.st_size >= delta_split_min ?
+		    open_tmp(v.tmp_dir) : -1;
 		if (j->sig == NULL || j->outfd < 0) {
 			http_reply_error(req, j->sig == NULL ? 413 : 500,
 			    "delta of %s: %s", path, j->sig == NULL ?
 			    "signature too large" : strerror(errno));
 			if (j->outfd >= 0)
 				close(j->outfd);
+			if (j->spillfd >= 0)
+				close(j->spillfd);
 			close(fd);
 			free(j->sig);
 			free(path);

@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,7 +221,128 @@ struct syncer {
 	size_t errlen;
 	int gone;
 	int64_t wire;		/* of the last delta */
+	struct ahead *ahead;	/* or NULL */
 };
+
+/* Checking the base files that will be linked (verify_base) on a second
+ * thread: it takes them from the end of the manifest backwards, while the
+ * sync goes forwards, until they meet.  Each entry is taken once. */
+enum { AHEAD_FREE, AHEAD_TAKEN, AHEAD_OK, AHEAD_BAD };
+
+struct ahead {
+	const struct syncer *s;
+	const struct manifest *m;
+	atomic_uchar *state;		/* per entry of m */
+	atomic_int stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t t;
+};
+
+static int base_intact(int, const struct ment *);
+
+/* The base entry of e, when e is a file the sync will link from it. */
+static const struct ment *
+link_candidate(const struct syncer *s, const struct ment *e)
+{
+	const struct ment *be;
+
+	if (e->type != MENT_FILE || s->o->base_m == NULL ||
+	    (be = manifest_find(s->o->base_m, e->path)) == NULL ||
+	    be->type != MENT_FILE)
+		return NULL;
+	return strcmp(be->sha, e->sha) == 0 && be->mode == e->mode &&
+	    be->mtime_sec == e->mtime_sec && be->mtime_nsec == e->mtime_nsec ?
+	    be : NULL;
+}
+
+static void *
+ahead_run(void *arg)
+{
+	struct ahead *a = arg;
+	const struct ment *e, *be;
+	unsigned char want;
+	size_t i = a->m->n;
+	int fd, ok;
+
+	while (i-- > 0 && !atomic_load(&a->stop) && !worker_stopping()) {
+		e = &a->m->e[i];
+		if ((be = link_candidate(a->s, e)) == NULL)
+			continue;
+		want = AHEAD_FREE;
+		if (!atomic_compare_exchange_strong(&a->state[i], &want,
+		    AHEAD_TAKEN))
+			break;		/* the sync got here: they met */
+		fd = fs_open_beneath(a->s->basefd, be->path, O_RDONLY, 0);
+		ok = fd >= 0 && base_intact(fd, e);
+		if (fd >= 0)
+			close(fd);
+		pthread_mutex_lock(&a->mu);
+		atomic_store(&a->state[i], ok ? AHEAD_OK : AHEAD_BAD);
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+	}
+	return NULL;
+}
+
+static void
+ahead_start(struct syncer *s, const struct manifest *m)
+{
+	struct ahead *a;
+
+	if (!s->o->verify_base || !s->o->link_unchanged ||
+	    s->o->base_m == NULL || s->basefd < 0 || m->n < 2)
+		return;
+	a = xcalloc(1, sizeof *a);
+	a->s = s;
+	a->m = m;
+	a->state = xcalloc(m->n, sizeof *a->state);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	if (pthread_create(&a->t, NULL, ahead_run, a) != 0) {
+		free(a->state);
+		free(a);
+		return;
+	}
+	s->ahead = a;
+}
+
+static void
+ahead_stop(struct syncer *s)
+{
+	struct ahead *a = s->ahead;
+
+	if (a == NULL)
+		return;
+	atomic_store(&a->stop, 1);
+	pthread_join(a->t, NULL);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->cv);
+	free(a->state);
+	free(a);
+	s->ahead = NULL;
+}
+
+/* Whether the base file of e (at bfd) holds what the manifest says:
+ * checked here, or by the thread ahead. */
+static int
+base_checked(struct syncer *s, const struct ment *e, int bfd)
+{
+	struct ahead *a = s->ahead;
+	unsigned char st = AHEAD_FREE;
+	size_t i;
+
+	if (a == NULL || e < a->m->e || e >= a->m->e + a->m->n)
+		return base_intact(bfd, e);
+	i = (size_t)(e - a->m->e);
+	if (atomic_compare_exchange_strong(&a->state[i], &st, AHEAD_TAKEN))
+		return base_intact(bfd, e);
+	pthread_mutex_lock(&a->mu);
+	while ((st = atomic_load(&a->state[i])) == AHEAD_TAKEN)
+		pthread_cond_wait(&a->cv, &a->mu);
+	pthread_mutex_unlock(&a->mu);
+	return st == AHEAD_OK;
+}
 
 static char *
 route(const struct syncer *s, const char *what, const char *path)
@@ -510,7 +633,7 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 
 	if (s->o->link_unchanged && be->mode == e->mode &&
 	    be->mtime_sec == e->mtime_sec && be->mtime_nsec == e->mtime_nsec) {
-		if (s->o->verify_base && !base_intact(bfd, e)) {
+		if (s->o->verify_base && !base_checked(s, e, bfd)) {
 			log_warnx("local copy of %s does not match its "
 			    "manifest; fetching it whole", e->path);
 			return 0;
@@ -702,6 +825,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	if (o->base_dir != NULL)
 		s.basefd = open(o->base_dir, O_RDONLY | O_DIRECTORY |
 		    O_CLOEXEC);
+	ahead_start(&s, m);
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
 		if (worker_stopping()) {
@@ -761,6 +885,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	m = NULL;
 	rc = 0;
 out:
+	ahead_stop(&s);
 	hints_free(&s.old);
 	hints_free(&s.now);
 	*gone = s.gone;

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1228,6 +1230,83 @@ subtree(const struct manifest *m, const char *sub, const struct ment **root)
 	return t;
 }
 
+/* The files of a restore, on RESTORE_THREADS threads: each takes the
+ * next file of the list.  The directories are made before, their times
+ * set after. */
+#define RESTORE_THREADS 2
+
+struct restore_files {
+	struct archive_reader *r;
+	size_t index;
+	const struct manifest *m, *t;
+	const char *sub, *dest;
+	int destfd;
+	size_t *files, nfiles;
+	atomic_size_t next;
+	atomic_int failed;
+	pthread_mutex_t mu;
+	char err[1024];		/* the first failure */
+};
+
+static int
+restore_file(struct restore_files *rf, const struct ment *e, char *err,
+    size_t errlen)
+{
+	const struct ment *orig;
+	const char *base;
+	char *full;
+	int dfd, out, rc;
+
+	if ((dfd = fs_open_parent(rf->destfd, e->path, &base)) < 0) {
+		snprintf(err, errlen, "%s/%s: %s", rf->dest, e->path,
+		    strerror(errno));
+		return -1;
+	}
+	full = *rf->sub ? xasprintf("%s/%s", rf->sub, e->path) :
+	    xstrdup(e->path);
+	orig = manifest_find(rf->m, full);
+	free(full);
+	out = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	close(dfd);
+	if (out < 0) {
+		snprintf(err, errlen, "%s/%s: %s", rf->dest, e->path,
+		    strerror(errno));
+		return -1;
+	}
+	rc = reader_copy(rf->r, rf->index, orig, out, err, errlen);
+	if (close(out) != 0 && rc == 0) {
+		snprintf(err, errlen, "%s/%s: %s", rf->dest, e->path,
+		    strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
+static void *
+restore_files_run(void *arg)
+{
+	struct restore_files *rf = arg;
+	char err[1024];
+	size_t i;
+
+	while (!atomic_load(&rf->failed) &&
+	    (i = atomic_fetch_add(&rf->next, 1)) < rf->nfiles) {
+		err[0] = '\0';
+		if (restore_file(rf, &rf->t->e[rf->files[i]], err,
+		    sizeof err) == 0)
+			continue;
+		pthread_mutex_lock(&rf->mu);
+		if (!atomic_load(&rf->failed)) {
+			snprintf(rf->err, sizeof rf->err, "%s", err[0] ? err :
+			    "restore failed");
+			atomic_store(&rf->failed, 1);
+		}
+		pthread_mutex_unlock(&rf->mu);
+	}
+	return NULL;
+}
+
 int
 archive_restore(const struct archive *a, size_t index, const char *sub,
     const char *dest, char *err, size_t errlen)
@@ -1235,9 +1314,10 @@ archive_restore(const struct archive *a, size_t index, const char *sub,
 	struct archive_reader *r;
 	const struct manifest *m;
 	struct manifest *t = NULL;
-	const struct ment *e, *root = NULL, *orig;
+	const struct ment *e, *root = NULL;
+	struct restore_files rf;
+	pthread_t th[RESTORE_THREADS];
 	const char *base;
-	char *full;
 	int destfd = -1, dfd, out, rc = -1;
 	size_t i, n;
 	DIR *d;
@@ -1314,42 +1394,60 @@ archive_restore(const struct archive *a, size_t index, const char *sub,
 		    "absent or empty directory", dest);
 		goto out;
 	}
-	destfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if ((destfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+		goto out;
+	}
+	/* The threads read the manifests: all they need is loaded first (a
+	 * file's history is looked up in every newer version's). */
+	for (i = index + 1; i < a->n; i++)
+		if (archive_reader_manifest(r, i, err, errlen) == NULL)
+			goto out;
+	memset(&rf, 0, sizeof rf);
+	rf.files = xcalloc(t->n ? t->n : 1, sizeof *rf.files);
 	for (i = 0; i < t->n; i++) {
 		e = &t->e[i];
+		if (e->type == MENT_FILE) {
+			rf.files[rf.nfiles++] = i;
+			continue;
+		}
 		if ((dfd = fs_open_parent(destfd, e->path, &base)) < 0) {
 			snprintf(err, errlen, "%s/%s: %s", dest, e->path,
 			    strerror(errno));
+			free(rf.files);
 			goto out;
 		}
-		if (e->type == MENT_DIR)
-			rc = mkdirat(dfd, base, 0700);
-		else if (e->type == MENT_LINK)
-			rc = symlinkat(e->target, dfd, base);
-		else {
-			full = *sub ? xasprintf("%s/%s", sub, e->path) :
-			    xstrdup(e->path);
-			orig = manifest_find(m, full);
-			free(full);
-			out = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL |
-			    O_NOFOLLOW | O_CLOEXEC, 0600);
-			if (out < 0)
-				snprintf(err, errlen, "%s/%s: %s", dest,
-				    e->path, strerror(errno));
-			rc = out < 0 ? -1 : reader_copy(r, index, orig, out,
-			    err, errlen);
-			if (out >= 0 && close(out) != 0 && rc == 0) {
-				snprintf(err, errlen, "%s/%s: %s", dest,
-				    e->path, strerror(errno));
-				rc = -1;
-			}
-		}
-		if (rc != 0 && err[0] == '\0')
+		rc = e->type == MENT_DIR ? mkdirat(dfd, base, 0700) :
+		    symlinkat(e->target, dfd, base);
+		if (rc != 0)
 			snprintf(err, errlen, "%s/%s: %s", dest, e->path,
 			    strerror(errno));
 		close(dfd);
-		if (rc != 0)
+		if (rc != 0) {
+			free(rf.files);
 			goto out;
+		}
+	}
+	rf.r = r;
+	rf.index = index;
+	rf.m = m;
+	rf.t = t;
+	rf.sub = sub;
+	rf.dest = dest;
+	rf.destfd = destfd;
+	pthread_mutex_init(&rf.mu, NULL);
+	for (n = 0; n + 1 < RESTORE_THREADS && rf.nfiles > 1; n++)
+		if (pthread_create(&th[n], NULL, restore_files_run, &rf) != 0)
+			break;
+	restore_files_run(&rf);
+	while (n-- > 0)
+		pthread_join(th[n], NULL);
+	pthread_mutex_destroy(&rf.mu);
+	free(rf.files);
+	if (atomic_load(&rf.failed)) {
+		snprintf(err, errlen, "%s", rf.err);
+		rc = -1;
+		goto out;
 	}
 	rc = sync_apply_meta(destfd, t, err, errlen);
 	if (rc == 0 && root != NULL) {

@@ -82,8 +82,10 @@ check "d/f1 was hashed both times, nothing else" \
 # A stored delta that does not fit, and a last good copy damaged in place
 # (same size and mtime): the importer finds both and still gets it right.
 kill "$PID_importer" && wait "$PID_importer" 2>/dev/null
-f1=$T/c/importer/sources/db/current/data/d/f1
-python3 - "$f1" <<'EOP'
+# d/f1, the first file, is checked by the sync itself; dump.sql, the
+# last, by the thread that checks from the end.
+for f in d/f1 dump.sql; do
+python3 - "$T/c/importer/sources/db/current/data/$f" <<'EOP'
 import os, sys
 p = sys.argv[1]
 st = os.stat(p)
@@ -91,6 +93,7 @@ with open(p, "r+b") as f:
     f.write(b"X")
 os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 EOP
+done
 echo "small 3, changed" > "$S/d/f3.new" && mv "$S/d/f3.new" "$S/d/f3"
 check "cycle 3, archived while the importer is down" exporter now --wait archived
 for f in "$T/c/archive/db/deltas/"*.delta; do printf 'garbage' > "$f"; done
@@ -104,6 +107,8 @@ check "the importer imported version 3 once back" [ "$(standby_version)" = "$v3"
 check "the standby is right" same_tree "$S" "$T/standby"
 check "the damaged copy was found and fetched again" \
 	contains "$T/c/importer.log" "local copy of d/f1 does not match its manifest"
+check "and the damaged dump, by the other thread" \
+	contains "$T/c/importer.log" "local copy of dump.sql does not match its manifest"
 check "the bad stored delta was refused, then a delta computed" \
 	grep -q "stored delta of d/f3: .*another way" "$T/c/importer.log"
 c=$(curl -s -o /dev/null -w "%{http_code}" -H "X-Understudy-Protocol: 1" -H "Authorization: Bearer $(cat "$T/c/token")" \

@@ -179,10 +179,10 @@ roundtrip_block(const char *what, size_t block)
 	{
 		/* Made in two halves by two threads, it is the same. */
 		struct evbuffer *two = evbuffer_new();
-		delta_signature_split_min = 1;
+		delta_split_min = 1;
 		CHECK(delta_signature(oldfd, block, delta_sink_evbuffer, two,
 		    err, sizeof err) == 0);
-		delta_signature_split_min = DELTA_SIGNATURE_SPLIT_MIN;
+		delta_split_min = DELTA_SPLIT_MIN;
 		CHECK(evbuffer_get_length(two) == evbuffer_get_length(sig) &&
 		    memcmp(evbuffer_pullup(two, -1), evbuffer_pullup(sig, -1),
 		    evbuffer_get_length(sig)) == 0);
@@ -210,6 +210,33 @@ roundtrip_block(const char *what, size_t block)
 		fprintf(stderr, "round trip \"%s\" differs\n", what);
 	reverse_of(what, dfd);
 	fstat(dfd, &st);
+	{
+		/* In halves, by two threads: it patches to the same file, and
+		 * where the halves meet costs at most a block's literal. */
+		int d2 = openw("delta2"), spill = openw("spill");
+		int o2 = openw("out2");
+		struct stat st2;
+		delta_split_min = 1;
+		rc = delta_compute_fd(evbuffer_pullup(sig, -1),
+		    evbuffer_get_length(sig), newfd, d2, spill, err,
+		    sizeof err);
+		delta_split_min = DELTA_SPLIT_MIN;
+		CHECK(rc == 0);
+		if (rc != 0)
+			fprintf(stderr, "%s in halves: %s\n", what, err);
+		lseek(d2, 0, SEEK_SET);
+		CHECK(delta_patch_fd(oldfd, d2, delta_sink_fd, &o2, err,
+		    sizeof err) == 0);
+		file_hash("out2", b);
+		CHECK(strcmp(a, b) == 0);
+		fstat(d2, &st2);
+		CHECK(st2.st_size <= st.st_size + (off_t)(block != 0 ? block :
+		    delta_block_default(fsize(oldfd))) + 16);
+		reverse_of(what, d2);
+		close(d2);
+		close(spill);
+		close(o2);
+	}
 	close(oldfd);
 	close(newfd);
 	close(dfd);
