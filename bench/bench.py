@@ -50,6 +50,19 @@ def free_port():
     return port
 
 
+def exporter_yaml(source, port, state_dir, src, pb_port, tok):
+    """An exporter's config: hard links of src, notifying one
+    pull-backup, exports only when told."""
+    return """source: %s
+listen: 127.0.0.1:%d
+state_dir: %s
+export_command: [%s/export-hardlinks, %s]
+schedule: "off"
+notify: [http://127.0.0.1:%d]
+token_file: %s
+""" % (source, port, state_dir, HERE, src, pb_port, tok)
+
+
 def run(cmd, **kw):
     """Run cmd; return (wall seconds, CPU seconds of it and its children,
     stdout)."""
@@ -109,14 +122,8 @@ class Chain:
         ex, pb, im = (self.ports[r] for r in
                       ("exporter", "pullbackup", "importer"))
         self.standby = os.path.join(work, "understudy-standby")
-        self.write("exporter", """source: db
-listen: 127.0.0.1:%d
-state_dir: %s/exporter
-export_command: [%s/export-hardlinks, %s]
-schedule: "off"
-notify: [http://127.0.0.1:%d]
-token_file: %s
-""" % (ex, self.dir, HERE, src, pb, tok))
+        self.write("exporter", exporter_yaml(
+            "db", ex, os.path.join(self.dir, "exporter"), src, pb, tok))
         self.write("pullbackup", """listen: 127.0.0.1:%d
 archive_dir: %s/archive
 token_file: %s

@@ -37,7 +37,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import free_port, proc_hwm, mib  # noqa: E402
+from bench import exporter_yaml, free_port, proc_hwm, mib  # noqa: E402
 
 
 def ports(n):
@@ -98,14 +98,8 @@ def big(a, build, work):
     fill_random(data, a.gib << 30, 1)
     tok = token(work)
     ex, pb, im = ports(3)
-    write(os.path.join(work, "exporter.yaml"), """source: big
-listen: 127.0.0.1:%d
-state_dir: %s/exporter
-export_command: [%s/export-hardlinks, %s]
-schedule: "off"
-notify: [http://127.0.0.1:%d]
-token_file: %s
-""" % (ex, work, HERE, src, pb, tok))
+    write(os.path.join(work, "exporter.yaml"), exporter_yaml(
+        "big", ex, os.path.join(work, "exporter"), src, pb, tok))
     write(os.path.join(work, "pullbackup.yaml"), """listen: 127.0.0.1:%d
 archive_dir: %s/archive
 token_file: %s
@@ -172,14 +166,8 @@ def sources(a, build, work):
             os.makedirs(src)
             fill_random(os.path.join(src, "data"), a.mib << 20, i)
             conf = os.path.join(work, name + ".yaml")
-            write(conf, """source: %s
-listen: 127.0.0.1:%d
-state_dir: %s/ex-%s
-export_command: [%s/export-hardlinks, %s]
-schedule: "off"
-notify: [http://127.0.0.1:%d]
-token_file: %s
-""" % (name, port, work, name, HERE, src, pb_port, tok))
+            write(conf, exporter_yaml(name, port, os.path.join(
+                work, "ex-" + name), src, pb_port, tok))
             procs.append(start(build, "exporter", conf, log, a.nice))
             pb_conf += ["  %s:" % name,
                         "    exporter: http://127.0.0.1:%d" % port]

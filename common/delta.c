@@ -408,31 +408,28 @@ delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
 	return d.rc;
 }
 
-/* Append n bytes of from, from its offset off, to to at its offset. */
-static int
-fd_append(int from, off_t off, int to, size_t n)
+int
+delta_copy_range(int fd, uint64_t off, uint64_t len, void *buf,
+    size_t buflen, delta_sink sink, void *arg)
 {
-	char *buf = xmalloc(DELTA_BUF);
-	ssize_t got;
-	size_t want;
-	int rc = 0;
+	ssize_t n;
 
-	while (n > 0) {
-		want = n < DELTA_BUF ? n : DELTA_BUF;
-		got = pread(from, buf, want, off);
-		if (got < 0 && errno == EINTR)
+	while (len > 0) {
+		n = pread(fd, buf, len < buflen ? (size_t)len : buflen,
+		    (off_t)off);
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (got <= 0 || fs_write_all(to, buf, (size_t)got) != 0) {
-			if (got == 0)
-				errno = EIO;
-			rc = -1;
-			break;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENODATA;
+			return -1;
 		}
-		off += got;
-		n -= (size_t)got;
+		if (sink(arg, buf, (size_t)n) != 0)
+			return -2;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
 	}
-	free(buf);
-	return rc;
+	return 0;
 }
 
 /* librsync's delta: a magic, commands, and an END command (one zero
@@ -450,6 +447,8 @@ delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
 	pthread_t t;
 	off_t end, spilled;
 	unsigned char last;
+	char *buf;
+	int rc;
 
 	if (fstat(fd, &st) != 0) {
 		snprintf(err, errlen, "stat: %s", strerror(errno));
@@ -490,9 +489,12 @@ delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
 		    "end as librsync's deltas do");
 		return -1;
 	}
-	if (lseek(outfd, end - 1, SEEK_SET) != end - 1 ||
-	    fd_append(spillfd, DELTA_MAGIC_LEN, outfd,
-	    (size_t)(spilled - DELTA_MAGIC_LEN)) != 0) {
+	buf = xmalloc(DELTA_BUF);
+	rc = lseek(outfd, end - 1, SEEK_SET) != end - 1 ? -1 :
+	    delta_copy_range(spillfd, DELTA_MAGIC_LEN, (uint64_t)(spilled -
+	    DELTA_MAGIC_LEN), buf, DELTA_BUF, delta_sink_fd, &outfd);
+	free(buf);
+	if (rc != 0) {
 		snprintf(err, errlen, "joining the halves' deltas: %s",
 		    strerror(errno));
 		return -1;

@@ -67,6 +67,10 @@ int delta_patch_fd(int basefd, int deltafd, delta_sink, void *arg, char *err,
 int delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
     delta_sink, void *arg, char *err, size_t errlen);
 int delta_sink_fd(void *arg, const void *p, size_t n);
+/* Hand len bytes of fd from off to sink, through buf: 0, -1 if reading
+ * failed (errno; ENODATA when the file is shorter), -2 if the sink did. */
+int delta_copy_range(int fd, uint64_t off, uint64_t len, void *buf,
+    size_t buflen, delta_sink, void *arg);
 int delta_sink_evbuffer(void *arg, const void *p, size_t n);
 
 #endif

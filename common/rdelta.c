@@ -254,7 +254,6 @@ emit_literal(struct emit *e, int oldfd, uint64_t off, uint64_t len,
 {
 	unsigned char cmd[9];
 	size_t k;
-	ssize_t n;
 	int w;
 
 	if (emit_copy_flush(e) != 0)
@@ -269,22 +268,15 @@ emit_literal(struct emit *e, int oldfd, uint64_t off, uint64_t len,
 	}
 	if (e->sink(e->arg, cmd, k) != 0)
 		goto sink;
-	while (len > 0) {
-		n = pread(oldfd, buf, len < RBUF ? (size_t)len : RBUF,
-		    (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "reading the old file: %s",
-			    n < 0 ? strerror(errno) : "shorter than its size");
-			return -1;
-		}
-		if (e->sink(e->arg, buf, (size_t)n) != 0)
-			goto sink;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
+	switch (delta_copy_range(oldfd, off, len, buf, RBUF, e->sink,
+	    e->arg)) {
+	case 0:
+		return 0;
+	case -1:
+		snprintf(err, errlen, "reading the old file: %s",
+		    errno == ENODATA ? "shorter than its size" : strerror(errno));
+		return -1;
 	}
-	return 0;
 sink:
 	snprintf(err, errlen, "writing output: %s", strerror(errno));
 	return -1;

@@ -241,6 +241,14 @@ struct ahead {
 
 static int base_intact(int, const struct ment *);
 
+/* Whether an unchanged file may be a link to its base: same metadata. */
+static int
+linkable(const struct ment *be, const struct ment *e)
+{
+	return be->mode == e->mode && be->mtime_sec == e->mtime_sec &&
+	    be->mtime_nsec == e->mtime_nsec;
+}
+
 /* The base entry of e, when e is a file the sync will link from it. */
 static const struct ment *
 link_candidate(const struct syncer *s, const struct ment *e)
@@ -251,9 +259,7 @@ link_candidate(const struct syncer *s, const struct ment *e)
 	    (be = manifest_find(s->o->base_m, e->path)) == NULL ||
 	    be->type != MENT_FILE)
 		return NULL;
-	return strcmp(be->sha, e->sha) == 0 && be->mode == e->mode &&
-	    be->mtime_sec == e->mtime_sec && be->mtime_nsec == e->mtime_nsec ?
-	    be : NULL;
+	return strcmp(be->sha, e->sha) == 0 && linkable(be, e) ? be : NULL;
 }
 
 static void *
@@ -631,8 +637,7 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 	char buf[1 << 16];
 	ssize_t n;
 
-	if (s->o->link_unchanged && be->mode == e->mode &&
-	    be->mtime_sec == e->mtime_sec && be->mtime_nsec == e->mtime_nsec) {
+	if (s->o->link_unchanged && linkable(be, e)) {
 		if (s->o->verify_base && !base_checked(s, e, bfd)) {
 			log_warnx("local copy of %s does not match its "
 			    "manifest; fetching it whole", e->path);
