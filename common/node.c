@@ -529,6 +529,28 @@ node_remove_file(struct node *n, const char *path)
 	commit_next(n);
 }
 
+static void
+discard_work(void *arg)
+{
+	char *path = arg;
+
+	if (fs_rm_rf(path) != 0)
+		log_warn("removing %s", path);
+	free(path);
+}
+
+void
+node_discard_tree(struct node *n, char *path)
+{
+	if (path == NULL)
+		return;
+	if (n->stopping) {
+		free(path);
+		return;
+	}
+	worker_submit(n->runs, discard_work, NULL, path);
+}
+
 void
 node_inbox_done(struct node *n, struct qentry *e)
 {

@@ -113,6 +113,10 @@ void node_send(struct node *, const char *dest, const char *key,
 void node_write_file(struct node *, const char *path, const void *data,
     size_t len);
 void node_remove_file(struct node *, const char *path);
+/* Remove a tree nothing needs any more (a replaced copy, already renamed
+ * to a name of its own) on a worker, after what is reported now: start-up
+ * removes what a stop left.  Takes path. */
+void node_discard_tree(struct node *, char *path);
 /* An inbox entry was handled: it leaves the inbox now, and its file goes
  * once what was queued before (the events its handling sent) is durable.
  * A crash in between handles it again. */
@@ -126,11 +130,11 @@ void event_begin(struct json *, struct evbuffer *, const char *type,
  * it with the entry, which owns it. */
 struct doc *event_parse(const struct qentry *);
 const struct doc *event_doc(struct qentry *);
-/* Is there a queued entry with key whose version is newer than version? */
 /* Record a finished run for /feed. */
 void node_record(struct node *, const char *what, const char *source,
     const char *version, int ok, time_t started, const char *summary,
     const char *output);
+/* Is there a queued entry with key whose version is newer than version? */
 int node_inbox_has_newer(struct node *, const char *key, const char *version);
 
 #endif

@@ -4,7 +4,10 @@
  * verified copy, and only when the hook succeeded swaps the copy in as
  * current; then it reports "import.done".  Whatever fails, the last good
  * copy stays as it was.  It owns state_dir: sources/<source>/current/
- * (data/ and its manifest), next/ while an import runs, and the queues. */
+ * (data/ and its manifest), next/ while an import runs, replaced.<version>/
+ * (the copy that import replaced) until it is removed after the report,
+ * and the queues. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,6 +41,10 @@
 #include "worker.h"
 #include "importer.h"
 #include "xmalloc.h"
+
+/* state_dir/sources/<source>/replaced.<version>: the copy the import of
+ * <version> replaced, until it is removed. */
+#define REPLACED_PREFIX "replaced."
 
 #define IMPORT_ATTEMPTS 3
 
@@ -204,6 +211,29 @@ write_changes(const struct manifest *old, const struct manifest *m,
 	return rc;
 }
 
+/* Copies imports replaced, left by a stop before they were removed. */
+static void
+remove_replaced(struct isrc *s)
+{
+	struct dirent *de;
+	char *p;
+	DIR *d;
+
+	if ((d = opendir(s->dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, REPLACED_PREFIX,
+		    strlen(REPLACED_PREFIX)) != 0)
+			continue;
+		p = xasprintf("%s/%s", s->dir, de->d_name);
+		log_info("source \"%s\": removing %s, a copy an import "
+		    "replaced", s->sc->name, p);
+		fs_rm_rf(p);
+		free(p);
+	}
+	closedir(d);
+}
+
 static void
 import_work(void *arg)
 {
@@ -299,9 +329,20 @@ import_work(void *arg)
 	}
 	fs_fsync_dir(s->dir);
 	fault_point("import-swapped");
+	/* After a swap next/ holds the previous copy: it is removed once
+	 * the import is reported (import_done), not on the chain's way. */
+	if (fs_exists(s->next)) {
+		s->replaced = xasprintf("%s/%s%s", s->dir, REPLACED_PREFIX,
+		    s->version);
+		if (rename(s->next, s->replaced) != 0) {
+			log_warn("%s", s->replaced);
+			free(s->replaced);
+			s->replaced = NULL;
+		}
+		fault_point("import-replaced");
+	}
 	s->rc = 0;
 out:
-	/* After a swap next/ holds the previous copy: it goes. */
 	if (!keep)
 		fs_rm_rf(s->next);
 	manifest_free(m);
@@ -324,6 +365,8 @@ import_done(void *arg)
 
 	if (n->stopping) {
 		hook_result_clear(&s->hr);
+		free(s->replaced);	/* start-up removes it */
+		s->replaced = NULL;
 		return;
 	}
 	/* A hook that ran and failed is not retried: the next cycle is. */
@@ -374,6 +417,8 @@ import_done(void *arg)
 		    (long long)(s->run.next_try - time(NULL)), s->err);
 		break;
 	}
+	node_discard_tree(n, s->replaced);
+	s->replaced = NULL;
 	hook_result_clear(&s->hr);
 	runner_kick(&s->run);
 }
@@ -659,6 +704,7 @@ im_serve(struct config *cf, int argc, char **argv)
 		if (fs_exists(s->next))
 			log_info("source \"%s\": an import was cut short; it "
 			    "resumes from its queued event", s->sc->name);
+		remove_replaced(s);
 		isrc_load(s);
 		isrc_load_state(s);
 		promo_load(s);

@@ -35,6 +35,7 @@ struct isrc {
 	struct hook_result hr;
 	char err[1024];
 	int rc, gone, hook_ran;
+	char *replaced;			/* the copy the import replaced */
 	/* The last import. */
 	char *last_version, *last_error, *last_output;
 	int last_ok;

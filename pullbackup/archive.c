@@ -156,8 +156,18 @@ note_recovery(struct archive *a, const char *what)
 	free(old);
 }
 
+/* Where a commit of version new puts the tree it replaces: garbage from
+ * the moment it is there (staging/ is complete), removed by whoever
+ * commits, later, or at start-up with the rest of trash/. */
+static char *
+replaced_path(const struct archive *a, const char *new)
+{
+	return xasprintf("%s/trash/before.%s", a->dir, new);
+}
+
 /* Finish a commit whose journal is on disk: every step is skipped when
- * already done, so this may run any number of times. */
+ * already done, so this may run any number of times.  Leaves the tree it
+ * replaced in trash/. */
 static int
 roll_forward(struct archive *a, const char *old, const char *new, char *err,
     size_t errlen)
@@ -181,7 +191,7 @@ roll_forward(struct archive *a, const char *old, const char *new, char *err,
 	}
 	cur = archive_path(a, "current");
 	stg = archive_path(a, "staging");
-	trash = xasprintf("%s/trash/current", a->dir);
+	trash = replaced_path(a, new);
 	if (fs_exists(stg)) {
 		if (fs_exists(cur) && (fs_rm_rf(trash) != 0 ||
 		    rename(cur, trash) != 0)) {
@@ -216,7 +226,6 @@ roll_forward(struct archive *a, const char *old, const char *new, char *err,
 	}
 	free(head);
 	fault_point("commit-head-written");
-	fs_rm_rf(trash);
 	free(trash);
 	head = archive_path(a, "staging.version");
 	unlink(head);
@@ -760,14 +769,16 @@ out:
 }
 
 int
-archive_commit(struct archive *a, const struct manifest *m, char *err,
-    size_t errlen)
+archive_commit(struct archive *a, const struct manifest *m, char **replaced,
+    char *err, size_t errlen)
 {
 	const char *old = archive_head(a);
 	struct manifest *old_m = NULL;
 	char *p, *incdir = NULL, line[128];
 	int rc = -1;
 
+	if (replaced != NULL)
+		*replaced = NULL;
 	if (old != NULL && strcmp(m->version, old) <= 0) {
 		snprintf(err, errlen, "version %s is not newer than the "
 		    "archive's newest, %s", m->version, old);
@@ -780,6 +791,7 @@ archive_commit(struct archive *a, const struct manifest *m, char *err,
 		if (build_increments(a, old_m, m, incdir, err, errlen) != 0)
 			goto out;
 		fault_point("commit-increments-built");
+		log_info("TT increments built");
 	}
 	p = xasprintf("%s/versions/%s.tmp", a->dir, m->version);
 	if (fs_rm_rf(p) != 0 || mkdir(p, 0700) != 0) {
@@ -814,6 +826,15 @@ archive_commit(struct archive *a, const struct manifest *m, char *err,
 	fault_point("commit-journal-written");
 	if (roll_forward(a, old ? old : "", m->version, err, errlen) != 0)
 		goto out;
+	p = replaced_path(a, m->version);
+	if (!fs_exists(p))
+		free(p);
+	else if (replaced != NULL)
+		*replaced = p;
+	else {
+		fs_rm_rf(p);
+		free(p);
+	}
 	rc = load_ids(a, err, errlen);
 out:
 	free(incdir);

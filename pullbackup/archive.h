@@ -67,9 +67,12 @@ int archive_manifest(const struct archive *, size_t index,
     struct manifest **out, char *err, size_t errlen);
 int archive_info(const struct archive *, size_t index,
     struct version_info *, char *err, size_t errlen);
-/* Make the verified tree at staging, described by m, the newest version. */
-int archive_commit(struct archive *, const struct manifest *m, char *err,
-    size_t errlen);
+/* Make the verified tree at staging, described by m, the newest version.
+ * The tree it replaces is moved into trash/: with replaced NULL it is
+ * removed before returning; otherwise *replaced is its path (or NULL),
+ * for the caller to remove later (start-up removes it if nobody does). */
+int archive_commit(struct archive *, const struct manifest *m,
+    char **replaced, char *err, size_t errlen);
 /* Remove versions by retention; never the newest.  Lists what goes (or
  * would go) in *gone (ids to free). */
 int archive_prune(struct archive *, int64_t keep_last, int64_t older_than,

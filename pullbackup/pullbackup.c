@@ -284,7 +284,8 @@ pull_work(void *arg)
 	 * the commit, never during it. */
 	if ((s->rc = archive_lock(s->ar, 1, s->err, sizeof s->err)) != 0)
 		goto out;
-	s->rc = archive_commit(s->ar, s->new_m, s->err, sizeof s->err);
+	s->rc = archive_commit(s->ar, s->new_m, &s->replaced, s->err,
+	    sizeof s->err);
 	if (s->rc == 0 && (s->sc->keep_last > 0 || s->sc->older_than > 0) &&
 	    archive_prune(s->ar, s->sc->keep_last, s->sc->older_than, 0,
 	    &s->pruned, &s->npruned, perr, sizeof perr) != 0)
@@ -345,8 +346,11 @@ pull_done(void *arg)
 	s->last_st = s->st;
 	s->last_ok = s->rc == 0;
 	xstrset(&s->last_error, s->rc == 0 ? NULL : s->err);
-	if (n->stopping)
+	if (n->stopping) {
+		free(s->replaced);	/* start-up removes it */
+		s->replaced = NULL;
 		return;
+	}
 	src_reconf(s);
 	switch (runner_done(&s->run, s->rc == 0, s->gone)) {
 	case RUNNER_OK:
@@ -385,6 +389,10 @@ pull_done(void *arg)
 		    (long long)(s->run.next_try - time(NULL)), s->err);
 		break;
 	}
+	/* The mirror the commit replaced goes after the events above are
+	 * sent: its removal is not on the chain's way. */
+	node_discard_tree(n, s->replaced);
+	s->replaced = NULL;
 	runner_kick(&s->run);
 }
 

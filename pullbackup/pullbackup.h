@@ -50,6 +50,7 @@ struct src {
 	int rc, gone;
 	char **pruned;
 	size_t npruned;
+	char *replaced;			/* the mirror the commit replaced */
 	/* The last pull. */
 	char *last_version;
 	int last_ok;

@@ -95,6 +95,15 @@ crash_at() {
 	sync-file*)
 		check "$role resumed the pull cut short at $point" \
 			grep -q "resuming the pull of db $V" "$T/c/$role.log" ;;
+	commit-head-written)
+		check "the mirror the commit replaced was removed at start-up" \
+			grep -q "finished an interrupted removal" "$T/c/$role.log"
+		check "and trash/ is empty" no_entries "$T/c/archive/db/trash" '*' ;;
+	import-replaced)
+		check "the copy the import replaced was removed at start-up" \
+			grep -q "removing .*/replaced\.[0-9TZ.]*, a copy an import replaced" \
+			"$T/c/$role.log"
+		check "and it is gone" no_entries "$T/c/importer/sources/db" 'replaced.*' ;;
 	esac
 	start_cycle
 	converge "$role: the cycle after $point"
@@ -108,7 +117,7 @@ for p in sync-file:2 pull-synced commit-increments-built commit-journal-written 
 	crash_at pullbackup "$p"
 done
 for p in sync-file:3 import-synced import-hooked import-swapped \
-	 handled-import.ready; do
+	 import-replaced handled-import.ready; do
 	crash_at importer "$p"
 done
 

@@ -37,6 +37,12 @@ cycle() {
 	check "cycle $n: archive mirror equals the source" \
 		same_tree "$S" "$T/c/archive/db/current"
 	check "cycle $n: importer verify" importer verify db
+	# The copies an import and a pull replaced are removed once they
+	# have reported, off the chain's way.
+	check "cycle $n: the importer's replaced copy is removed" \
+		eventually no_entries "$T/c/importer/sources/db" 'replaced.*'
+	check "cycle $n: the archive's replaced mirror is removed" \
+		eventually no_entries "$T/c/archive/db/trash" '*'
 	tree_sig "$S" > "$T/sig$n"
 	# Every version so far restores bit for bit.
 	pullbackup list db --json > "$T/list$n.json"

@@ -49,6 +49,20 @@ check_fails() {
 
 contains() { grep -qF -- "$2" "$1"; }
 
+# eventually COMMAND...: the command succeeds within 10 s (what a daemon
+# does after it has reported, such as removing a replaced copy).
+eventually() {
+	local i
+	for i in $(seq 1 100); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# no_entries DIR GLOB: nothing in DIR matches GLOB.
+no_entries() { [ -z "$(find "$1" -mindepth 1 -maxdepth 1 -name "$2" -print -quit)" ]; }
+
 # A tree's full description: every entry's type, mode, size, mtime, symlink
 # target and every file's SHA-256.  Two trees are equal when these are.
 tree_sig() {

@@ -121,7 +121,7 @@ commit_version(struct archive *a, int v)
 	make_tree(stg, v);
 	version_id_make(1700000000000LL + v * 1000, ids[v]);
 	CHECK(manifest_scan(stg, "db", ids[v], &m, err, sizeof err) == 0);
-	CHECK(archive_commit(a, m, err, sizeof err) == 0);
+	CHECK(archive_commit(a, m, NULL, err, sizeof err) == 0);
 	saved[v] = m;
 	nsaved = v + 1;
 }
@@ -178,7 +178,7 @@ main(void)
 		check_all(a, "commit");
 	}
 	/* An older or equal version is refused. */
-	CHECK(archive_commit(a, saved[1], err, sizeof err) != 0);
+	CHECK(archive_commit(a, saved[1], NULL, err, sizeof err) != 0);
 	CHECK_CONTAINS(err, "not newer");
 
 	/* Two writers are refused. */
@@ -283,7 +283,7 @@ main(void)
 			version_id_make(when[v], vid[v]);
 			CHECK(manifest_scan(stg, "db", vid[v], &m, err,
 			    sizeof err) == 0);
-			CHECK(archive_commit(b, m, err, sizeof err) == 0);
+			CHECK(archive_commit(b, m, NULL, err, sizeof err) == 0);
 			manifest_free(m);
 		}
 		/* Older than an hour: only the one two hours old; the version
