@@ -232,8 +232,8 @@ sig_part_thread(void *arg)
 	return NULL;
 }
 
-int
-delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
+static int
+signature(int fd, size_t block_len, int halves, delta_sink sink, void *arg,
     char *err, size_t errlen)
 {
 	struct sig_part a, b;
@@ -273,7 +273,7 @@ delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
 	 * half's, without its header, follows the first's.  The halves meet
 	 * on a block boundary. */
 	half = st.st_size / 2 / (int64_t)block_len * (int64_t)block_len;
-	if (st.st_size < delta_split_min || half == 0) {
+	if (!halves || st.st_size < delta_split_min || half == 0) {
 		sig_part_run(&a);
 		if (a.rc != 0)
 			snprintf(err, errlen, "%s", a.err);
@@ -309,6 +309,20 @@ delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
 	}
 	evbuffer_free(second);
 	return a.rc;
+}
+
+int
+delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
+    char *err, size_t errlen)
+{
+	return signature(fd, block_len, 1, sink, arg, err, errlen);
+}
+
+int
+delta_signature_alone(int fd, size_t block_len, delta_sink sink, void *arg,
+    char *err, size_t errlen)
+{
+	return signature(fd, block_len, 0, sink, arg, err, errlen);
 }
 
 /* Load a signature and index it for a delta job. */

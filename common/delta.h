@@ -36,6 +36,10 @@ extern int64_t delta_split_min;		/* tests lower it */
 /* block_len 0: delta_block_default().  In halves, the result is the same. */
 int delta_signature(int fd, size_t block_len, delta_sink, void *arg,
     char *err, size_t errlen);
+/* The same on the calling thread alone, for work in the background: it
+ * stops as soon as the sink fails. */
+int delta_signature_alone(int fd, size_t block_len, delta_sink, void *arg,
+    char *err, size_t errlen);
 /* Delta turning the file the signature was made of into the file at fd
  * (read from its offset to the end). */
 int delta_compute(const void *sig, size_t siglen, int fd, delta_sink,

@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -5,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -558,6 +561,51 @@ fetch_stored(struct syncer *s, const struct ment *e, const struct ment *be,
 	return rc < 0 ? -1 : rc > 0;
 }
 
+/* The block size a delta of a file of size bytes uses, given its hint. */
+static size_t
+block_for(int64_t size, const struct hint *h)
+{
+	return h != NULL ? delta_block_choose(size, h->block, h->ppm / 1e6) :
+	    delta_block_default(size);
+}
+
+/* A signature made ahead (sync_presign_run) of content sha with blocks of
+ * block bytes. */
+static char *
+presigned_name(const char *dir, const char *sha, size_t block)
+{
+	return xasprintf("%s/%s.%zu.sig", dir, sha, block);
+}
+
+/* The signature of a base file: made ahead, if there is one, or now. */
+static int
+base_signature(struct syncer *s, const struct ment *be, int basefd,
+    size_t block, struct evbuffer *sig, char **ahead)
+{
+	char *buf, serr[256];
+	size_t len;
+
+	*ahead = NULL;
+	if (s->o->sigs_dir != NULL) {
+		*ahead = presigned_name(s->o->sigs_dir, be->sha, block);
+		if (fs_read_file(*ahead, DELTA_MAX_SIGNATURE, &buf, &len) ==
+		    0) {
+			evbuffer_add(sig, buf, len);
+			free(buf);
+			return 0;
+		}
+		free(*ahead);
+		*ahead = NULL;
+	}
+	if (delta_signature(basefd, block, delta_sink_evbuffer, sig, serr,
+	    sizeof serr) != 0) {
+		log_warnx("signature of local %s: %s; fetching it whole",
+		    be->path, serr);
+		return -1;
+	}
+	return 0;
+}
+
 /* 1: done by delta; 0: could not, fetch whole; -1: fatal. */
 static int
 fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
@@ -565,16 +613,12 @@ fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
 {
 	struct http_call c;
 	struct evbuffer *sig = evbuffer_new();
-	char *path, *tmp = NULL, *keep, serr[256];
+	char *path, *tmp = NULL, *keep, *ahead;
 	int rc, savefd = -1;
 	size_t siglen, block;
 
-	block = h != NULL ? delta_block_choose(be->size, h->block,
-	    h->ppm / 1e6) : delta_block_default(be->size);
-	if (delta_signature(basefd, block, delta_sink_evbuffer, sig, serr,
-	    sizeof serr) != 0) {
-		log_warnx("signature of local %s: %s; fetching it whole",
-		    e->path, serr);
+	block = block_for(be->size, h);
+	if (base_signature(s, be, basefd, block, sig, &ahead) != 0) {
 		evbuffer_free(sig);
 		return 0;
 	}
@@ -595,6 +639,8 @@ fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
 		hints_add(&s->now, e->path, (uint32_t)block, (uint32_t)(
 		    s->wire >= e->size ? 1000000 : s->wire * 1000000 /
 		    e->size));
+	if (rc > 0 && ahead != NULL)
+		s->st->ahead++;
 	if (savefd >= 0) {
 		close(savefd);
 		keep = stored_name(s, be, e, "");
@@ -605,6 +651,15 @@ fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
 	free(tmp);
 	http_call_clear(&c);
 	free(path);
+	if (rc == 0 && ahead != NULL) {
+		/* Damaged, or not the base's: made now, it may do. */
+		log_warnx("the signature made ahead for %s did not serve; "
+		    "making it anew", e->path);
+		unlink(ahead);
+		free(ahead);
+		return fetch_delta(s, e, be, h, basefd);
+	}
+	free(ahead);
 	return rc < 0 ? -1 : rc > 0;
 }
 
@@ -903,4 +958,165 @@ out:
 		close(s.basefd);
 	http_client_free(s.hc);
 	return rc;
+}
+
+struct presign_file {
+	char sha[HASH_HEX_SIZE];
+	size_t block;
+};
+
+struct sync_presign {
+	char *dir;
+	struct presign_file *f;
+	size_t n;
+};
+
+static char *
+presign_src(const char *dir, const char *sha)
+{
+	return xasprintf("%s/%s.src", dir, sha);
+}
+
+struct sync_presign *
+sync_presign_new(const char *root, const struct manifest *m,
+    const struct manifest *base_m, const char *hints, const char *dir)
+{
+	struct sync_presign *p;
+	struct hints hs;
+	const struct ment *e, *be;
+	const char *name;
+	char *src;
+	size_t i;
+	int rootfd, pfd, rc;
+
+	if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return NULL;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		log_warn("%s", dir);
+		close(rootfd);
+		return NULL;
+	}
+	memset(&hs, 0, sizeof hs);
+	hints_load(&hs, hints);
+	p = xcalloc(1, sizeof *p);
+	p->dir = xstrdup(dir);
+	for (i = 0; i < m->n; i++) {
+		e = &m->e[i];
+		if (e->type != MENT_FILE || e->size < SYNC_PRESIGN_MIN)
+			continue;
+		be = base_m != NULL ? manifest_find(base_m, e->path) : NULL;
+		if (be != NULL && be->type == MENT_FILE &&
+		    strcmp(be->sha, e->sha) == 0)
+			continue;
+		if ((pfd = fs_open_parent(rootfd, e->path, &name)) < 0)
+			continue;
+		src = presign_src(dir, e->sha);
+		rc = linkat(pfd, name, AT_FDCWD, src, 0);
+		close(pfd);
+		free(src);
+		if (rc != 0)
+			continue;	/* EEXIST: the same content twice */
+		p->f = xreallocarray(p->f, p->n + 1, sizeof *p->f);
+		memcpy(p->f[p->n].sha, e->sha, sizeof p->f[p->n].sha);
+		p->f[p->n].block = block_for(e->size, hints_find(&hs,
+		    e->path));
+		p->n++;
+	}
+	hints_free(&hs);
+	close(rootfd);
+	return p;
+}
+
+static int
+presign_sink(void *arg, const void *buf, size_t n)
+{
+	if (worker_stopping()) {
+		errno = ECANCELED;
+		return -1;
+	}
+	return fs_write_all(*(int *)arg, buf, n);
+}
+
+/* Whether name in dir is one of p's signatures. */
+static int
+presign_keeps(const struct sync_presign *p, const char *name)
+{
+	char *want;
+	size_t i;
+	int keep = 0;
+
+	for (i = 0; i < p->n && !keep; i++) {
+		want = presigned_name(".", p->f[i].sha, p->f[i].block);
+		keep = strcmp(want + 2, name) == 0;
+		free(want);
+	}
+	return keep;
+}
+
+static void *
+presign_thread(void *arg)
+{
+	struct sync_presign *p = arg;
+	struct dirent *de;
+	char *src, *out, *tmp, err[256];
+	size_t i;
+	int fd, ofd, rc;
+	DIR *d;
+
+	/* Only what the machine leaves idle: a chain may be under way. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	for (i = 0; i < p->n && !worker_stopping(); i++) {
+		src = presign_src(p->dir, p->f[i].sha);
+		out = presigned_name(p->dir, p->f[i].sha, p->f[i].block);
+		tmp = xasprintf("%s.tmp", out);
+		fd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+		rc = fd >= 0 && ofd >= 0 ? delta_signature_alone(fd,
+		    p->f[i].block, presign_sink, &ofd, err, sizeof err) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (ofd >= 0 && close(ofd) != 0)
+			rc = -1;
+		if (rc != 0 || rename(tmp, out) != 0)
+			unlink(tmp);	/* the next sync makes it then */
+		unlink(src);
+		free(src);
+		free(out);
+		free(tmp);
+	}
+	/* The signatures of older versions, and what a stop left. */
+	if (!worker_stopping() && (d = opendir(p->dir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.' &&
+			    !presign_keeps(p, de->d_name))
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	return NULL;
+}
+
+void
+sync_presign_run(struct sync_presign *p)
+{
+	pthread_t t;
+
+	if (p == NULL)
+		return;
+	/* A thread of its own, whose priority can be lowered for good. */
+	if (pthread_create(&t, NULL, presign_thread, p) != 0)
+		presign_thread(p);
+	else
+		pthread_join(t, NULL);
+	sync_presign_free(p);
+}
+
+void
+sync_presign_free(struct sync_presign *p)
+{
+	if (p == NULL)
+		return;
+	free(p->f);
+	free(p->dir);
+	free(p);
 }

@@ -32,12 +32,16 @@ struct sync_opts {
 	int ask_stored;			/* ask for such a delta first */
 	const char *hints;		/* the delta-hints file (see
 					 * docs/protocol.md), or NULL */
+	const char *sigs_dir;		/* signatures made ahead
+					 * (sync_presign_*), or NULL */
 };
 
 struct sync_stats {
 	int64_t files, unchanged, deltas, whole;
 	int64_t resumed;		/* already fetched by a pull cut short */
 	int64_t stored;			/* of deltas: the server's stored one */
+	int64_t ahead;			/* of deltas: with a signature made
+					 * ahead (sync_presign_run) */
 	int64_t bytes;			/* of the version */
 	int64_t received;		/* over the wire */
 	int64_t sent;			/* signatures */
@@ -47,6 +51,24 @@ struct sync_stats {
  * longer has the version (404/410), so retrying is pointless. */
 int sync_run(const struct sync_opts *, struct manifest **out,
     struct sync_stats *, int *gone, char *err, size_t errlen);
+/* Signatures made ahead, off the chain's way.  A file that changed is
+ * likely to change again (a dump): after a sync, sync_presign_new() takes
+ * the files of at least SYNC_PRESIGN_MIN bytes that changed since base_m,
+ * hard-linked from root into dir as <sha>.src (so their content stays
+ * that, whatever replaces root), with the block sizes the next sync will
+ * choose from the hints file.  sync_presign_run(), on a worker, makes
+ * their signatures at the lowest CPU priority into dir as
+ * <sha>.<block>.sig and removes everything else there; it frees p.  A
+ * sync_run() with sigs_dir posts such a signature instead of reading its
+ * base file for one, and makes it anew if the delta it brings does not
+ * serve. */
+#define SYNC_PRESIGN_MIN ((int64_t)1 << 20)
+struct sync_presign;
+struct sync_presign *sync_presign_new(const char *root,
+    const struct manifest *m, const struct manifest *base_m,
+    const char *hints, const char *dir);
+void sync_presign_run(struct sync_presign *p);
+void sync_presign_free(struct sync_presign *p);
 /* Apply modes and mtimes to a tree from its manifest (directories last). */
 int sync_apply_meta(int rootfd, const struct manifest *, char *err,
     size_t errlen);

@@ -267,6 +267,7 @@ pull_work(void *arg)
 	o.hints = hints;
 	o.link_unchanged = 1;
 	o.deltas_dir = s->deltas;
+	o.sigs_dir = s->sigs;
 	s->rc = sync_run(&o, &s->new_m, &s->st, &s->gone, s->err,
 	    sizeof s->err);
 	if (s->rc != 0) {
@@ -291,8 +292,12 @@ pull_work(void *arg)
 	    &s->pruned, &s->npruned, perr, sizeof perr) != 0)
 		log_warnx("source \"%s\": retention: %s", s->sc->name, perr);
 	archive_unlock(s->ar);
-	if (s->rc == 0)
+	if (s->rc == 0) {
 		fault_point("pull-committed");
+		/* Nothing replaces current/ before this job ends. */
+		s->presign = sync_presign_new(current, s->new_m, s->head_m,
+		    hints, s->sigs);
+	}
 out:
 	for (i = 0; i < s->npruned; i++)
 		log_info("source \"%s\": retention removed version %s",
@@ -326,6 +331,12 @@ src_reconf(struct src *s)
 }
 
 static void
+presign_work(void *arg)
+{
+	sync_presign_run(arg);
+}
+
+static void
 pull_done(void *arg)
 {
 	struct src *s = arg;
@@ -349,6 +360,8 @@ pull_done(void *arg)
 	if (n->stopping) {
 		free(s->replaced);	/* start-up removes it */
 		s->replaced = NULL;
+		sync_presign_free(s->presign);
+		s->presign = NULL;
 		return;
 	}
 	src_reconf(s);
@@ -360,11 +373,13 @@ pull_done(void *arg)
 		src_load_head(s);
 		snprintf(summary, sizeof summary, "archived version %s: %lld "
 		    "files, %lld bytes (%lld unchanged, %lld by delta, %lld "
-		    "whole, %lld resumed; %lld bytes received) in %lds",
+		    "whole, %lld resumed; %lld bytes received, %lld signatures "
+		    "made ahead) in %lds",
 		    s->version, (long long)s->st.files, (long long)s->st.bytes,
 		    (long long)s->st.unchanged, (long long)s->st.deltas,
 		    (long long)s->st.whole, (long long)s->st.resumed,
-		    (long long)s->st.received, s->last_secs);
+		    (long long)s->st.received, (long long)s->st.ahead,
+		    s->last_secs);
 		log_info("source \"%s\": %s", s->sc->name, summary);
 		node_record(n, "pull", s->sc->name, s->version, 1, s->started,
 		    summary, NULL);
@@ -393,6 +408,9 @@ pull_done(void *arg)
 	 * sent: its removal is not on the chain's way. */
 	node_discard_tree(n, s->replaced);
 	s->replaced = NULL;
+	if (s->presign != NULL)
+		worker_submit(n->runs, presign_work, NULL, s->presign);
+	s->presign = NULL;
 	runner_kick(&s->run);
 }
 
@@ -580,6 +598,7 @@ pb_status(struct node *n, struct json *j)
 			json_i64(j, "whole", s->last_st.whole);
 			json_i64(j, "resumed", s->last_st.resumed);
 			json_i64(j, "bytes_received", s->last_st.received);
+			json_i64(j, "signatures_ahead", s->last_st.ahead);
 			json_obj_close(j);
 		}
 		json_arr_open(j, "importers");
@@ -788,6 +807,7 @@ pb_serve(struct config *cf, int argc, char **argv)
 		src_load_head(s);
 		s->current = archive_path(s->ar, "current");
 		s->deltas = archive_path(s->ar, "deltas");
+		s->sigs = archive_path(s->ar, "signatures");
 		s->imps = xcalloc(s->sc->nimporters + 1, sizeof *s->imps);
 		for (k = 0; k < s->sc->nimporters; k++)
 			s->imps[k].url = xstrdup(s->sc->importers[k]);
@@ -820,6 +840,7 @@ pb_serve(struct config *cf, int argc, char **argv)
 		free(s->vids);
 		free(s->current);
 		free(s->deltas);
+		free(s->sigs);
 		free(s->version);
 		free(s->peer);
 		free(s->last_version);

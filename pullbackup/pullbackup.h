@@ -35,6 +35,7 @@ struct src {
 	char *head_mpath;
 	char *current;
 	char *deltas;		/* the deltas of the last pull, kept */
+	char *sigs;		/* signatures made ahead for the next */
 	struct manifest *head_m;
 	char **vids;			/* the versions, oldest first: a
 					 * copy the loop owns */
@@ -51,6 +52,7 @@ struct src {
 	char **pruned;
 	size_t npruned;
 	char *replaced;			/* the mirror the commit replaced */
+	struct sync_presign *presign;	/* its signatures to make ahead */
 	/* The last pull. */
 	char *last_version;
 	int last_ok;

@@ -64,6 +64,18 @@ cycle() {
 
 cycle 1
 
+# After a pull, the signature the next pull will post for each large file
+# that changed is made ahead, in the background.
+SIGS=$T/c/archive/db/signatures
+presigned() {
+	no_entries "$SIGS" '*.src' &&
+		[ "$(find "$SIGS" -name '*.sig' | wc -l)" = 1 ]
+}
+last_pull() {
+	pullbackup status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["last_pull"][sys.argv[1]])' "$1"
+}
+check "after cycle 1: the big file's signature is made ahead" eventually presigned
+
 # Memory stays bounded whatever the file size: after moving a 110 MB file
 # through each daemon, none has ever held anything near it in memory.
 # (Not under ASan, whose quarantine keeps freed memory on purpose.)
@@ -100,6 +112,12 @@ pullbackup status --json > "$T/pbstatus.json"
 received=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sources"][0]["last_pull"]["bytes_received"])' "$T/pbstatus.json")
 echo "cycle 2: pull-backup received $received bytes for a 111 MB version"
 check "cycle 2: changed files came as deltas (received < 16 MB)" [ "$received" -lt 16000000 ]
+check "cycle 2: the big file's delta was asked with the signature made ahead" \
+	[ "$(last_pull signatures_ahead)" = 1 ]
+check "after cycle 2: its next signature is made ahead, the old one gone" \
+	eventually presigned
+# A damaged one is made anew, and the delta still comes.
+for f in "$SIGS"/*.sig; do head -c 5000 /dev/urandom > "$f"; done
 
 # export and restore stream: their memory does not grow with the 111 MB file.
 if ldd "$PULLBACKUP" | grep -q libasan; then
@@ -125,6 +143,12 @@ rm "$S/edit.txt" && mkdir "$S/edit.txt" && echo "inside" > "$S/edit.txt/x"
 rm -rf "$S/new-dir" && echo "was a dir" > "$S/new-dir"
 truncate -s 101M "$S/big.bin"
 cycle 3
+check "cycle 3: the damaged signature made ahead was made anew" \
+	grep -q "the signature made ahead for big.bin did not serve; making it anew" \
+	"$T/c/pullbackup.log"
+check "cycle 3: and the big file still came by delta (received < 16 MB)" \
+	[ "$(last_pull bytes_received)" -lt 16000000 ]
+check "cycle 3: not with the damaged signature" [ "$(last_pull signatures_ahead)" = 0 ]
 
 # A fourth cycle with nothing changed is cheap and still a new version.
 cycle 4

@@ -177,16 +177,24 @@ roundtrip_block(const char *what, size_t block)
 	    sizeof err);
 	CHECK(rc == 0);
 	{
-		/* Made in two halves by two threads, it is the same. */
-		struct evbuffer *two = evbuffer_new();
+		/* Made in two halves by two threads, it is the same; and
+		 * made on one thread whatever the size (the signatures the
+		 * pull-backup makes ahead) too. */
+		struct evbuffer *two = evbuffer_new(), *one = evbuffer_new();
 		delta_split_min = 1;
 		CHECK(delta_signature(oldfd, block, delta_sink_evbuffer, two,
 		    err, sizeof err) == 0);
+		CHECK(delta_signature_alone(oldfd, block, delta_sink_evbuffer,
+		    one, err, sizeof err) == 0);
 		delta_split_min = DELTA_SPLIT_MIN;
 		CHECK(evbuffer_get_length(two) == evbuffer_get_length(sig) &&
 		    memcmp(evbuffer_pullup(two, -1), evbuffer_pullup(sig, -1),
 		    evbuffer_get_length(sig)) == 0);
+		CHECK(evbuffer_get_length(one) == evbuffer_get_length(sig) &&
+		    memcmp(evbuffer_pullup(one, -1), evbuffer_pullup(sig, -1),
+		    evbuffer_get_length(sig)) == 0);
 		evbuffer_free(two);
+		evbuffer_free(one);
 	}
 	rc = delta_compute(evbuffer_pullup(sig, -1), evbuffer_get_length(sig),
 	    newfd, delta_sink_fd, &dfd, err, sizeof err);
