@@ -787,23 +787,51 @@ sync_file(struct syncer *s, const struct ment *e)
 	return rc < 0 ? -1 : 0;
 }
 
+/* Whether the entry at dfd/base already has e's mode and mtime. */
+static int
+meta_same(int dfd, const char *base, const struct ment *e)
+{
+	struct stat sb;
+
+	return fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (e->type == MENT_LINK || (sb.st_mode & 07777) == e->mode) &&
+	    sb.st_mtim.tv_sec == e->mtime_sec &&
+	    sb.st_mtim.tv_nsec == e->mtime_nsec;
+}
+
 int
 sync_apply_meta(int rootfd, const struct manifest *m, char *err,
     size_t errlen)
 {
-	const struct ment *e;
+	const struct ment *e, *pe = NULL;
 	struct timespec ts[2];
-	const char *base;
-	size_t i;
-	int dfd, rc;
+	const char *base, *slash;
+	size_t i, plen, pelen = 0;
+	int dfd = -1, rc;
 
 	for (i = m->n; i-- > 0;) {
 		e = &m->e[i];
-		if ((dfd = fs_open_parent(rootfd, e->path, &base)) < 0) {
-			snprintf(err, errlen, "%s: %s", e->path,
-			    strerror(errno));
-			return -1;
+		/* Siblings come together: their directory is opened once. */
+		slash = strrchr(e->path, '/');
+		plen = slash != NULL ? (size_t)(slash - e->path) : 0;
+		if (dfd >= 0 && plen == pelen &&
+		    strncmp(e->path, pe->path, plen) == 0)
+			base = slash != NULL ? slash + 1 : e->path;
+		else {
+			if (dfd >= 0)
+				close(dfd);
+			if ((dfd = fs_open_parent(rootfd, e->path, &base)) <
+			    0) {
+				snprintf(err, errlen, "%s: %s", e->path,
+				    strerror(errno));
+				return -1;
+			}
+			pe = e;
+			pelen = plen;
 		}
+		/* A file linked from the base copy mostly has them already. */
+		if (meta_same(dfd, base, e))
+			continue;
 		ts[0].tv_sec = e->mtime_sec;
 		ts[0].tv_nsec = e->mtime_nsec;
 		ts[1] = ts[0];
@@ -812,13 +840,15 @@ sync_apply_meta(int rootfd, const struct manifest *m, char *err,
 			rc = fchmodat(dfd, base, e->mode, 0);
 		if (rc == 0)
 			rc = utimensat(dfd, base, ts, AT_SYMLINK_NOFOLLOW);
-		close(dfd);
 		if (rc != 0) {
 			snprintf(err, errlen, "%s: setting mode and mtime: %s",
 			    e->path, strerror(errno));
+			close(dfd);
 			return -1;
 		}
 	}
+	if (dfd >= 0)
+		close(dfd);
 	return 0;
 }
 
