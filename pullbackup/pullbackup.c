@@ -409,7 +409,7 @@ pull_done(void *arg)
 	node_discard_tree(n, s->replaced);
 	s->replaced = NULL;
 	if (s->presign != NULL)
-		worker_submit(n->runs, presign_work, NULL, s->presign);
+		worker_submit(s->pb->ahead, presign_work, NULL, s->presign);
 	s->presign = NULL;
 	runner_kick(&s->run);
 }
@@ -822,12 +822,14 @@ pb_serve(struct config *cf, int argc, char **argv)
 		log_warnx("%s", err);
 		return EXIT_FAILED;
 	}
+	pb.ahead = worker_pool_new(pb.node.base, 1);
 	for (i = 0; i < pb.nsrcs; i++) {
 		runner_init(&pb.srcs[i].run, &pb.node, pb.srcs[i].sc->name,
 		    &src_runner_ops, &pb.srcs[i], PULL_ATTEMPTS);
 		push_resume(&pb.srcs[i]);
 	}
 	rc = node_run(&pb.node);
+	worker_pool_free(pb.ahead);	/* a signature under way stops */
 	for (i = 0; i < pb.nsrcs; i++) {
 		s = &pb.srcs[i];
 		runner_free(&s->run);

@@ -77,6 +77,9 @@ struct pullbackup {
 	struct src *srcs;
 	size_t nsrcs;
 	char *tmp_dir;
+	/* One thread for the signatures made ahead: they never take a
+	 * pull's place in node.runs. */
+	struct worker_pool *ahead;
 };
 
 const char *imp_state_name(enum imp_state);
