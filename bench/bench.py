@@ -12,7 +12,8 @@
    from what the previous cycle saw, as it does in service.  A copy for
    rsync goes to DIR/rsync.
 3. Changes PERCENT % of the dump's lines and of the files again, other
-   lines and files (mutate).
+   lines and files (mutate), and waits for the pull-backup to finish the
+   signatures it makes ahead after a pull (Chain.settle).
 4. Times, one after the other: understudy's incremental chain
    (`now --wait imported`: export, pull into the archive, push, import
    into a standby directory); rdiff-backup's incremental backup, then its
@@ -199,6 +200,22 @@ sources:
     def hwm(self):
         return {r: proc_hwm(p.pid) for r, p in self.procs.items()}
 
+    def settle(self, timeout=300):
+        """Wait for the pull-backup's background work after a cycle: the
+        signatures it makes ahead for the next pull (docs/protocol.md),
+        at nice 19, which the untimed rdiff-backup run and the mutation
+        right after the warm-up cycle starve.  In service, cycles are
+        minutes apart."""
+        sigs = os.path.join(self.dir, "archive", "db", "signatures")
+        end = time.time() + timeout
+        while time.time() < end:
+            if not os.path.isdir(sigs) or not any(
+                    n.endswith(".src") for n in os.listdir(sigs)):
+                return
+            time.sleep(0.1)
+        sys.exit("bench: the pull-backup's signatures made ahead did "
+                 "not finish in %d s" % timeout)
+
     def cycle(self):
         w0, c0 = self.wire(), self.cpu()
         wall, cli_cpu, out = run(self.cmd("exporter", "now", "--wait",
@@ -276,6 +293,7 @@ def main():
         res["workload"]["change"] = out.strip()
 
         print("bench: understudy's incremental chain", flush=True)
+        chain.settle()
         res["understudy"] = chain.cycle()
         res["understudy"]["rss"] = chain.hwm()
 
