@@ -570,11 +570,22 @@ block_for(int64_t size, const struct hint *h)
 }
 
 /* A signature made ahead (sync_presign_run) of content sha with blocks of
- * block bytes. */
+ * block bytes: its name in the directory, and its path. */
+#define PRESIGNED_BASE_MAX (HASH_HEX_SIZE + 32)
+
+static void
+presigned_base(char buf[PRESIGNED_BASE_MAX], const char *sha, size_t block)
+{
+	snprintf(buf, PRESIGNED_BASE_MAX, "%s.%zu.sig", sha, block);
+}
+
 static char *
 presigned_name(const char *dir, const char *sha, size_t block)
 {
-	return xasprintf("%s/%s.%zu.sig", dir, sha, block);
+	char base[PRESIGNED_BASE_MAX];
+
+	presigned_base(base, sha, block);
+	return xasprintf("%s/%s", dir, base);
 }
 
 /* The signature of a base file: made ahead, if there is one, or now. */
@@ -852,6 +863,9 @@ sync_apply_meta(int rootfd, const struct manifest *m, char *err,
 	return 0;
 }
 
+static struct sync_presign *presign_build(const struct syncer *,
+    const struct manifest *);
+
 int
 sync_run(const struct sync_opts *o, struct manifest **out,
     struct sync_stats *st, int *gone, char *err, size_t errlen)
@@ -971,6 +985,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	if (o->hints != NULL)
 		hints_save(&s.now, o->hints);
+	if (o->presign != NULL && o->sigs_dir != NULL)
+		*o->presign = presign_build(&s, m);
 	*out = m;
 	m = NULL;
 	rc = 0;
@@ -1007,38 +1023,34 @@ presign_src(const char *dir, const char *sha)
 	return xasprintf("%s/%s.src", dir, sha);
 }
 
-struct sync_presign *
-sync_presign_new(const char *root, const struct manifest *m,
-    const struct manifest *base_m, const char *hints, const char *dir)
+/* What the version just staged (m) has to sign ahead, with the hints
+ * this sync made: they are what the next one will read. */
+static struct sync_presign *
+presign_build(const struct syncer *s, const struct manifest *m)
 {
+	const char *dir = s->o->sigs_dir, *name;
 	struct sync_presign *p;
-	struct hints hs;
 	const struct ment *e, *be;
-	const char *name;
 	char *src;
 	size_t i;
-	int rootfd, pfd, rc;
+	int pfd, rc;
 
-	if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return NULL;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		log_warn("%s", dir);
-		close(rootfd);
 		return NULL;
 	}
-	memset(&hs, 0, sizeof hs);
-	hints_load(&hs, hints);
 	p = xcalloc(1, sizeof *p);
 	p->dir = xstrdup(dir);
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
 		if (e->type != MENT_FILE || e->size < SYNC_PRESIGN_MIN)
 			continue;
-		be = base_m != NULL ? manifest_find(base_m, e->path) : NULL;
+		be = s->o->base_m != NULL ? manifest_find(s->o->base_m,
+		    e->path) : NULL;
 		if (be != NULL && be->type == MENT_FILE &&
 		    strcmp(be->sha, e->sha) == 0)
 			continue;
-		if ((pfd = fs_open_parent(rootfd, e->path, &name)) < 0)
+		if ((pfd = fs_open_parent(s->stagefd, e->path, &name)) < 0)
 			continue;
 		src = presign_src(dir, e->sha);
 		rc = linkat(pfd, name, AT_FDCWD, src, 0);
@@ -1048,12 +1060,10 @@ sync_presign_new(const char *root, const struct manifest *m,
 			continue;	/* EEXIST: the same content twice */
 		p->f = xreallocarray(p->f, p->n + 1, sizeof *p->f);
 		memcpy(p->f[p->n].sha, e->sha, sizeof p->f[p->n].sha);
-		p->f[p->n].block = block_for(e->size, hints_find(&hs,
+		p->f[p->n].block = block_for(e->size, hints_find(&s->now,
 		    e->path));
 		p->n++;
 	}
-	hints_free(&hs);
-	close(rootfd);
 	return p;
 }
 
@@ -1071,16 +1081,15 @@ presign_sink(void *arg, const void *buf, size_t n)
 static int
 presign_keeps(const struct sync_presign *p, const char *name)
 {
-	char *want;
+	char want[PRESIGNED_BASE_MAX];
 	size_t i;
-	int keep = 0;
 
-	for (i = 0; i < p->n && !keep; i++) {
-		want = presigned_name(".", p->f[i].sha, p->f[i].block);
-		keep = strcmp(want + 2, name) == 0;
-		free(want);
+	for (i = 0; i < p->n; i++) {
+		presigned_base(want, p->f[i].sha, p->f[i].block);
+		if (strcmp(want, name) == 0)
+			return 1;
 	}
-	return keep;
+	return 0;
 }
 
 static void *

@@ -34,6 +34,8 @@ struct sync_opts {
 					 * docs/protocol.md), or NULL */
 	const char *sigs_dir;		/* signatures made ahead
 					 * (sync_presign_*), or NULL */
+	struct sync_presign **presign;	/* with sigs_dir: set on success
+					 * to what to sign ahead */
 };
 
 struct sync_stats {
@@ -52,21 +54,19 @@ struct sync_stats {
 int sync_run(const struct sync_opts *, struct manifest **out,
     struct sync_stats *, int *gone, char *err, size_t errlen);
 /* Signatures made ahead, off the chain's way.  A file that changed is
- * likely to change again (a dump): after a sync, sync_presign_new() takes
- * the files of at least SYNC_PRESIGN_MIN bytes that changed since base_m,
- * hard-linked from root into dir as <sha>.src (so their content stays
- * that, whatever replaces root), with the block sizes the next sync will
- * choose from the hints file.  sync_presign_run(), on a worker, makes
- * their signatures at the lowest CPU priority into dir as
- * <sha>.<block>.sig and removes everything else there; it frees p.  A
- * sync_run() with sigs_dir posts such a signature instead of reading its
- * base file for one, and makes it anew if the delta it brings does not
- * serve. */
+ * likely to change again (a dump): at its end, a sync_run() with sigs_dir
+ * and presign takes the files of at least SYNC_PRESIGN_MIN bytes that
+ * changed since base_m, hard-linked from staging into sigs_dir as
+ * <sha>.src (so their content stays that, whatever replaces the tree),
+ * with the block sizes the next sync will choose from the hints this one
+ * saved.  Once the version is committed and reported,
+ * sync_presign_run(), on a worker, makes their signatures at the lowest
+ * CPU priority into sigs_dir as <sha>.<block>.sig and removes everything
+ * else there; it frees p.  A sync_run() with sigs_dir posts such a
+ * signature instead of reading its base file for one, and makes it anew
+ * if the delta it brings does not serve. */
 #define SYNC_PRESIGN_MIN ((int64_t)1 << 20)
 struct sync_presign;
-struct sync_presign *sync_presign_new(const char *root,
-    const struct manifest *m, const struct manifest *base_m,
-    const char *hints, const char *dir);
 void sync_presign_run(struct sync_presign *p);
 void sync_presign_free(struct sync_presign *p);
 /* Apply modes and mtimes to a tree from its manifest (directories last). */

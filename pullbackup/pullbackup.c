@@ -268,6 +268,7 @@ pull_work(void *arg)
 	o.link_unchanged = 1;
 	o.deltas_dir = s->deltas;
 	o.sigs_dir = s->sigs;
+	o.presign = &s->presign;
 	s->rc = sync_run(&o, &s->new_m, &s->st, &s->gone, s->err,
 	    sizeof s->err);
 	if (s->rc != 0) {
@@ -292,13 +293,13 @@ pull_work(void *arg)
 	    &s->pruned, &s->npruned, perr, sizeof perr) != 0)
 		log_warnx("source \"%s\": retention: %s", s->sc->name, perr);
 	archive_unlock(s->ar);
-	if (s->rc == 0) {
+	if (s->rc == 0)
 		fault_point("pull-committed");
-		/* Nothing replaces current/ before this job ends. */
-		s->presign = sync_presign_new(current, s->new_m, s->head_m,
-		    hints, s->sigs);
-	}
 out:
+	if (s->rc != 0) {
+		sync_presign_free(s->presign);	/* of nothing committed */
+		s->presign = NULL;
+	}
 	for (i = 0; i < s->npruned; i++)
 		log_info("source \"%s\": retention removed version %s",
 		    s->sc->name, s->pruned[i]);
