@@ -1,7 +1,8 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,16 +194,28 @@ fs_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* A name for a temporary file beside name: "<name>.tmp.<pid>.<n>", so that
+ * two threads of one process never share one. */
+static char *
+tmp_name(const char *name)
+{
+	static atomic_uint seq;
+
+	return xasprintf("%s.tmp.%d.%u", name, (int)getpid(),
+	    atomic_fetch_add(&seq, 1));
+}
+
 int
-fs_write_renamed(const char *path, const void *data, size_t len)
+fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len)
 {
 	char *tmp;
 	int fd, saved;
 
 	if (fault_enospc("atomic-write"))
 		return -1;
-	tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	tmp = tmp_name(name);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0644);
 	if (fd < 0) {
 		free(tmp);
 		return -1;
@@ -210,20 +223,26 @@ fs_write_renamed(const char *path, const void *data, size_t len)
 	if (fs_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
 		saved = errno;
 		close(fd);
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		free(tmp);
 		errno = saved;
 		return -1;
 	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
+	if (close(fd) != 0 || renameat(dfd, tmp, dfd, name) != 0) {
 		saved = errno;
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		free(tmp);
 		errno = saved;
 		return -1;
 	}
 	free(tmp);
 	return 0;
+}
+
+int
+fs_write_renamed(const char *path, const void *data, size_t len)
+{
+	return fs_write_renamed_at(AT_FDCWD, path, data, len);
 }
 
 int
@@ -237,26 +256,63 @@ fs_same_dir(const char *a, const char *b)
 	    memcmp(a, b, la) == 0;
 }
 
-int
-fs_write_atomic(const char *path, const void *data, size_t len)
+/* fsync the directory holding name (relative to dfd, or absolute). */
+static int
+fsync_parent_at(int dfd, const char *name)
 {
 	char *dir, *slash;
-	int rc;
+	int fd, rc, saved;
 
-	if (fs_write_renamed(path, data, len) != 0)
-		return -1;
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) != NULL) {
-		*slash = '\0';
-		rc = fs_fsync_dir(slash == dir ? "/" : dir);
-	} else
-		rc = fs_fsync_dir(".");
+	dir = xstrdup(name);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		strcpy(dir, ".");
+	fd = openat(dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(dir);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
 	return rc;
 }
 
 int
-fs_read_file(const char *path, size_t max, char **out, size_t *len)
+fs_write_atomic_at(int dfd, const char *name, const void *data, size_t len)
+{
+	if (fs_write_renamed_at(dfd, name, data, len) != 0)
+		return -1;
+	return fsync_parent_at(dfd, name);
+}
+
+int
+fs_write_atomic(const char *path, const void *data, size_t len)
+{
+	return fs_write_atomic_at(AT_FDCWD, path, data, len);
+}
+
+int
+fs_tmpfile(const char *dir)
+{
+	char *tmpl;
+	int fd;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+	tmpl = xasprintf("%s/.tmp.XXXXXX", dir);
+	if ((fd = mkostemp(tmpl, O_CLOEXEC)) >= 0)
+		unlink(tmpl);
+	free(tmpl);
+	return fd;
+}
+
+int
+fs_read_file_at(int dfd, const char *name, size_t max, char **out,
+    size_t *len)
 {
 	struct stat st;
 	char *buf;
@@ -264,7 +320,7 @@ fs_read_file(const char *path, size_t max, char **out, size_t *len)
 	ssize_t n;
 	int fd, saved;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
 	if (fstat(fd, &st) != 0) {
 		saved = errno;
@@ -298,30 +354,83 @@ fs_read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
-static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+int
+fs_read_file(const char *path, size_t max, char **out, size_t *len)
 {
-	if (flag == FTW_DP)
-		return rmdir(path) != 0 && errno != ENOENT ? -1 : 0;
-	if (flag == FTW_D) {
-		/* A read-only directory cannot be emptied; open it up. */
-		chmod(path, 0700);
-		return 0;
+	return fs_read_file_at(AT_FDCWD, path, max, out, len);
+}
+
+/* Everything in the directory fd (which this closes): removed, or with
+ * bytes set, left and the regular files' sizes added up. */
+static int
+walk_dir(int fd, int64_t *bytes)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int sub, rc = 0, isdir;
+
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
 	}
-	return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		isdir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN || (bytes != NULL &&
+		    de->d_type == DT_REG)) {
+			if (fstatat(dirfd(d), de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) != 0) {
+				if (errno != ENOENT)
+					rc = -1;
+				continue;
+			}
+			isdir = S_ISDIR(st.st_mode);
+			if (bytes != NULL && S_ISREG(st.st_mode))
+				*bytes += st.st_size;
+		}
+		if (isdir) {
+			/* A read-only directory cannot be emptied; open it
+			 * up. */
+			if (bytes == NULL)
+				fchmodat(dirfd(d), de->d_name, 0700, 0);
+			sub = openat(dirfd(d), de->d_name, O_RDONLY |
+			    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0 || walk_dir(sub, bytes) != 0)
+				rc = -1;
+		}
+		if (bytes == NULL && unlinkat(dirfd(d), de->d_name, isdir ?
+		    AT_REMOVEDIR : 0) != 0 && errno != ENOENT)
+			rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+int
+fs_rm_rf_at(int dfd, const char *name)
+{
+	struct stat st;
+	int fd;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dfd, name, 0);
+	fchmodat(dfd, name, 0700, 0);
+	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0 || walk_dir(fd, NULL) != 0)
+		return -1;
+	return unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT ?
+	    -1 : 0;
 }
 
 int
 fs_rm_rf(const char *path)
 {
-	struct stat st;
-
-	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path);
-	chmod(path, 0700);
-	return nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS);
+	return fs_rm_rf_at(AT_FDCWD, path);
 }
 
 int
@@ -347,28 +456,27 @@ fs_mkdir_p(const char *path, mode_t mode)
 }
 
 int
-fs_exists(const char *path)
+fs_exists_at(int dfd, const char *name)
 {
 	struct stat st;
 
-	return lstat(path, &st) == 0;
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-static __thread int64_t tree_bytes;
-
-static int
-bytes_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+int
+fs_exists(const char *path)
 {
-	if (flag == FTW_F && S_ISREG(st->st_mode))
-		tree_bytes += st->st_size;
-	return 0;
+	return fs_exists_at(AT_FDCWD, path);
 }
 
 int64_t
-fs_tree_bytes(const char *path)
+fs_tree_bytes_at(int dfd, const char *name)
 {
-	tree_bytes = 0;
-	if (nftw(path, bytes_cb, 32, FTW_PHYS) != 0)
+	int64_t bytes = 0;
+	int fd;
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0 || walk_dir(fd, &bytes) != 0)
 		return -1;
-	return tree_bytes;
+	return bytes;
 }

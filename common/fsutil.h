@@ -1,5 +1,6 @@
 /* Filesystem helpers: confined opens beneath a root directory (no "..",
- * no symlink followed), crash-safe writes, recursive removal. */
+ * no symlink followed), crash-safe writes, recursive removal that follows
+ * no symlink either. */
 #ifndef UNDERSTUDY_FSUTIL_H
 #define UNDERSTUDY_FSUTIL_H
 
@@ -29,12 +30,25 @@ int fs_write_atomic(const char *path, const void *data, size_t len);
 /* The same without the directory's fsync: for many files made durable
  * by one fs_fsync_dir() afterwards. */
 int fs_write_renamed(const char *path, const void *data, size_t len);
+/* The *_at() forms take a name relative to the directory dfd (or
+ * AT_FDCWD), as the archive, which works from its directory's fd, does. */
+int fs_write_atomic_at(int dfd, const char *name, const void *data,
+    size_t len);
+int fs_write_renamed_at(int dfd, const char *name, const void *data,
+    size_t len);
+int fs_read_file_at(int dfd, const char *name, size_t max, char **out,
+    size_t *len);
+int fs_rm_rf_at(int dfd, const char *name);
+int fs_exists_at(int dfd, const char *name);
+/* Bytes used by a tree's regular files (for "increment bytes"). */
+int64_t fs_tree_bytes_at(int dfd, const char *name);
+/* An unnamed temporary file in dir: O_TMPFILE, or a name unlinked at
+ * once where the filesystem has no O_TMPFILE. */
+int fs_tmpfile(const char *dir);
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);
 int fs_rm_rf(const char *path);
 int fs_mkdir_p(const char *path, mode_t mode);
 int fs_exists(const char *path);
 int fs_write_all(int fd, const void *p, size_t n);
-/* Bytes used by a tree's regular files (for "increment bytes"). */
-int64_t fs_tree_bytes(const char *path);
 
 #endif

@@ -74,11 +74,11 @@ http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	va_end(ap);
 	json_init(&j, b);
 	json_obj_open(&j, NULL);
-	json_i64(&j, "proto", PROTO_VERSION);
-	json_str(&j, "error", msg);
+	json_i64(&j, EVF_PROTO, PROTO_VERSION);
+	json_str(&j, REPLY_ERROR, msg);
 	json_obj_close(&j);
 	evbuffer_add(b, "\n", 1);
-	http_reply(req, code, "application/json", b);
+	http_reply(req, code, PROTO_CT_JSON, b);
 	evbuffer_free(b);
 }
 
@@ -95,7 +95,7 @@ http_check_secret(struct evhttp_request *req, const struct config *cf)
 		log_warnx("refused %s from %s: %s", evhttp_request_get_uri(req),
 		    evhttp_request_get_host(req) ? "peer" : "peer",
 		    auth == NULL ? "no secret" : "wrong secret");
-		http_reply_error(req, 401, "%s refused the request: %s; both "
+		http_reply_error(req, PROTO_UNAUTHORIZED, "%s refused the request: %s; both "
 		    "ends of a link must hold the same secret in token_file",
 		    log_role(), auth == NULL ? "no secret given" :
 		    "wrong secret");
@@ -141,7 +141,7 @@ http_check_page(struct evhttp_request *req, const struct config *cf)
 		    evhttp_request_get_uri(req));
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "WWW-Authenticate", "Basic realm=\"understudy\", charset=\"UTF-8\"");
-	http_reply_error(req, 401, "this page needs the secret of token_file "
+	http_reply_error(req, PROTO_UNAUTHORIZED, "this page needs the secret of token_file "
 	    "as the password (any user name)");
 	return -1;
 }
@@ -156,13 +156,41 @@ http_check(struct evhttp_request *req, const struct config *cf)
 		return -1;
 	if (v == NULL || strtol(v, NULL, 10) != PROTO_VERSION ||
 	    strspn(v, "0123456789") != strlen(v)) {
-		http_reply_error(req, 400, "protocol version %s is not "
+		http_reply_error(req, PROTO_BAD, "protocol version %s is not "
 		    "supported: this %s speaks version %d; upgrade both ends "
 		    "to the same understudy release", v ? v : "(none)",
 		    log_role(), PROTO_VERSION);
 		return -1;
 	}
 	return 0;
+}
+
+static void
+held_close_cb(struct evhttp_connection *conn, void *arg)
+{
+	struct http_held *h = arg;
+
+	(void)conn;
+	h->req = NULL;
+}
+
+void
+http_hold(struct http_held *h, struct evhttp_request *req)
+{
+	h->req = req;
+	h->conn = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(h->conn, held_close_cb, h);
+}
+
+struct evhttp_request *
+http_unhold(struct http_held *h)
+{
+	struct evhttp_request *req = h->req;
+
+	if (req != NULL)
+		evhttp_connection_set_closecb(h->conn, NULL, NULL);
+	h->req = NULL;
+	return req;
 }
 
 char *
@@ -478,7 +506,7 @@ http_call_describe(const struct http_call *c, char *buf, size_t len)
 	}
 	if (n > 0 && doc_parse((const char *)evbuffer_pullup(c->reply, -1), n,
 	    &d, perr, sizeof perr) == 0)
-		msg = doc_get_str(d, "error");
+		msg = doc_get_str(d, REPLY_ERROR);
 	if (msg != NULL)
 		snprintf(buf, len, "%s%s answered %d: %s", c->url, c->path,
 		    c->status, msg);

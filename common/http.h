@@ -11,6 +11,7 @@ struct config;
 struct evbuffer;
 struct event_base;
 struct evhttp;
+struct evhttp_connection;
 struct evhttp_request;
 
 /* Server side. */
@@ -28,6 +29,16 @@ void http_reply(struct evhttp_request *, int code, const char *ctype,
     struct evbuffer *body);
 void http_reply_error(struct evhttp_request *, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A request answered later, once a worker's job is done: its client may
+ * leave meanwhile, and libevent then frees the request.  http_unhold()
+ * gives it back to be answered, or NULL when the client left; either way
+ * it is no longer held. */
+struct http_held {
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+};
+void http_hold(struct http_held *, struct evhttp_request *);
+struct evhttp_request *http_unhold(struct http_held *);
 /* The request body, NUL-terminated, if at most max bytes. */
 char *http_body(struct evhttp_request *, size_t max, size_t *len);
 const char *http_reason(int code);

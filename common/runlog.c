@@ -112,12 +112,8 @@ runlog_compact(struct runlog *rl)
 
 	for (i = rl->n; i-- > 0;)
 		rec_json(b, runlog_get(rl, i));
-	if (fs_write_atomic(rl->path, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0)
-		log_warn("%s: cannot rewrite the run history", rl->path);
-	else
-		rl->lines = rl->n;
-	evbuffer_free(b);
+	rl->lines = rl->n;
+	runlog_write(rl, b, 1);
 }
 
 void
@@ -160,14 +156,14 @@ runlog_close(struct runlog *rl)
 	rl->path = NULL;
 }
 
-void
+struct evbuffer *
 runlog_add(struct runlog *rl, const char *what, const char *source,
     const char *version, int ok, time_t started, const char *summary,
-    const char *output)
+    const char *output, int *rewrite)
 {
 	struct run_rec *r = rec_push(rl);
 	struct evbuffer *b;
-	int fd;
+	size_t i;
 
 	r->what = xstrdup(what);
 	r->source = xstrdup(source);
@@ -177,21 +173,44 @@ runlog_add(struct runlog *rl, const char *what, const char *source,
 	r->finished = time(NULL);
 	r->summary = xstrdup(summary);
 	r->output = output && *output ? xstrdup(output) : NULL;
+	*rewrite = 0;
 	if (rl->path == NULL)
-		return;
-	if (rl->lines + 1 >= 2 * RUNLOG_KEEP) {
-		runlog_compact(rl);
-		return;
-	}
+		return NULL;
 	b = evbuffer_new();
-	rec_json(b, r);
-	fd = open(rl->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || fs_write_all(fd, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0)
-		log_warn("%s: cannot add to the run history", rl->path);
-	else
+	if (rl->lines + 1 >= 2 * RUNLOG_KEEP) {
+		/* The file holds what is in memory again, oldest first. */
+		for (i = rl->n; i-- > 0;)
+			rec_json(b, runlog_get(rl, i));
+		rl->lines = rl->n;
+		*rewrite = 1;
+	} else {
+		rec_json(b, r);
 		rl->lines++;
-	if (fd >= 0)
-		close(fd);
+	}
+	return b;
+}
+
+void
+runlog_write(const struct runlog *rl, struct evbuffer *b, int rewrite)
+{
+	int fd;
+
+	if (b == NULL)
+		return;
+	if (rewrite) {
+		if (fs_write_atomic(rl->path, evbuffer_pullup(b, -1),
+		    evbuffer_get_length(b)) != 0)
+			log_warn("%s: cannot rewrite the run history",
+			    rl->path);
+	} else {
+		fd = open(rl->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		    0600);
+		if (fd < 0 || fs_write_all(fd, evbuffer_pullup(b, -1),
+		    evbuffer_get_length(b)) != 0)
+			log_warn("%s: cannot add to the run history",
+			    rl->path);
+		if (fd >= 0)
+			close(fd);
+	}
 	evbuffer_free(b);
 }

@@ -1,14 +1,126 @@
+/* The per-source job engine (runner.h). */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "config.h"
 #include "doc.h"
+#include "fsutil.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
 #include "node.h"
+#include "proto.h"
 #include "queue.h"
 #include "runner.h"
+#include "timespec.h"
+#include "xmalloc.h"
 
-#define RUNNER_BACKOFF_SECS 5
+#define RUNNER_STATE_MAX (1 << 20)
+
+static const struct {
+	const char *name;
+	size_t off;
+} stat_fields[] = {
+	{ "files", offsetof(struct sync_stats, files) },
+	{ "bytes", offsetof(struct sync_stats, bytes) },
+	{ "unchanged", offsetof(struct sync_stats, unchanged) },
+	{ "deltas", offsetof(struct sync_stats, deltas) },
+	{ "whole", offsetof(struct sync_stats, whole) },
+	{ "resumed", offsetof(struct sync_stats, resumed) },
+	{ "stored", offsetof(struct sync_stats, stored) },
+	{ "ahead", offsetof(struct sync_stats, ahead) },
+	{ "received", offsetof(struct sync_stats, received) },
+	{ "sent", offsetof(struct sync_stats, sent) },
+};
+
+void
+runner_result_clear(struct runner_result *res)
+{
+	free(res->version);
+	free(res->error);
+	free(res->output);
+	memset(res, 0, sizeof *res);
+}
+
+/* A string member written by a JSON writer: NULL was written as null. */
+static const char *
+doc_string(const struct doc *d, const char *key)
+{
+	const struct doc *v = doc_get(d, key);
+
+	return v != NULL && v->type == DOC_SCALAR && !v->plain ? v->str : NULL;
+}
+
+static void
+load_last(struct runner *r)
+{
+	struct runner_result *res = &r->last;
+	struct doc *d = NULL;
+	char *buf, err[128];
+	size_t len, i;
+	int64_t v;
+
+	if (fs_read_file(r->state_file, RUNNER_STATE_MAX, &buf, &len) != 0)
+		return;
+	if (doc_parse(buf, len, &d, err, sizeof err) != 0 ||
+	    doc_string(d, "version") == NULL ||
+	    !version_id_valid(doc_string(d, "version"))) {
+		log_warnx("%s is damaged; the last result of source \"%s\" is "
+		    "forgotten", r->state_file, r->sc->name);
+		goto out;
+	}
+	res->version = xstrdup(doc_string(d, "version"));
+	doc_get_bool(d, "ok", &res->ok);
+	if (doc_string(d, "error") != NULL)
+		res->error = xstrdup(doc_string(d, "error"));
+	if (doc_string(d, "hook_output") != NULL)
+		res->output = xstrdup(doc_string(d, "hook_output"));
+	if (doc_get_i64(d, "at", &v) == 0)
+		res->at = (time_t)v;
+	if (doc_get_i64(d, "seconds", &v) == 0)
+		res->secs = (long)v;
+	for (i = 0; i < sizeof stat_fields / sizeof stat_fields[0]; i++)
+		if (doc_get_i64(d, stat_fields[i].name, &v) == 0)
+			*(int64_t *)((char *)&res->st + stat_fields[i].off) = v;
+	if (res->ok) {
+		r->ok_at = res->at;
+		r->ok_secs = res->secs;
+	}
+out:
+	doc_free(d);
+	free(buf);
+}
+
+static void
+save_last(struct runner *r)
+{
+	const struct runner_result *res = &r->last;
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+	size_t i;
+
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_str(&j, "version", res->version);
+	json_bool(&j, "ok", res->ok);
+	json_str(&j, "error", res->error);
+	json_str(&j, "hook_output", res->output);
+	json_i64(&j, "at", (int64_t)res->at);
+	json_i64(&j, "seconds", res->secs);
+	for (i = 0; i < sizeof stat_fields / sizeof stat_fields[0]; i++)
+		json_i64(&j, stat_fields[i].name, *(const int64_t *)(
+		    (const char *)&res->st + stat_fields[i].off));
+	json_obj_close(&j);
+	durable_write(r->node, r->state_file, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b));
+	evbuffer_free(b);
+}
 
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -17,16 +129,20 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-runner_init(struct runner *r, struct node *n, const char *source,
-    const struct runner_ops *ops, void *arg, int max_attempts)
+runner_init(struct runner *r, struct node *n, const struct source_conf *sc,
+    const struct runner_ops *ops, const struct runner_words *words,
+    void *arg, const char *state_file)
 {
 	memset(r, 0, sizeof *r);
 	r->node = n;
-	r->source = source;
+	r->sc = sc;
 	r->ops = ops;
+	r->words = words;
 	r->arg = arg;
-	r->max_attempts = max_attempts;
-	r->retry_ev = evtimer_new(n->base, retry_cb, r);
+	r->state_file = xstrdup(state_file);
+	if (n != NULL)
+		r->retry_ev = evtimer_new(n->base, retry_cb, r);
+	load_last(r);
 }
 
 void
@@ -35,6 +151,65 @@ runner_free(struct runner *r)
 	if (r->retry_ev != NULL)
 		event_free(r->retry_ev);
 	r->retry_ev = NULL;
+	runner_result_clear(&r->last);
+	free(r->state_file);
+	free(r->version);
+	free(r->peer);
+	free(r->retry_error);
+}
+
+static void
+runner_reconf(struct runner *r)
+{
+	if (r->sc_next == NULL || r->busy || r->holds > 0)
+		return;
+	r->sc = r->sc_next;
+	r->sc_next = NULL;
+}
+
+void
+runner_reload(struct runner *r, const struct source_conf *sc_next)
+{
+	r->sc_next = sc_next;
+	runner_reconf(r);
+}
+
+void
+runner_hold(struct runner *r)
+{
+	r->holds++;
+}
+
+void
+runner_release(struct runner *r)
+{
+	r->holds--;
+	runner_reconf(r);
+}
+
+int
+runner_accept(struct runner *r, const char *type, const char *version,
+    char *key, size_t keylen, char *why, size_t whylen)
+{
+	snprintf(key, keylen, "%s %s", type, r->sc->name);
+	if (inbox_has_newer(r->node, key, version)) {
+		snprintf(why, whylen, "a newer version is already queued");
+		return NODE_ACK_ONLY;
+	}
+	return NODE_QUEUE;
+}
+
+static void
+start(struct runner *r, struct qentry *e, const struct doc *d)
+{
+	r->busy = 1;
+	r->entry = e;
+	e->busy = 1;
+	xstrset(&r->version, doc_get_str(d, EVF_VERSION));
+	xstrset(&r->peer, doc_get_str(d, EVF_PEER));
+	r->started = time(NULL);
+	r->job_cf = r->node->cf;
+	r->ops->start(r, d);
 }
 
 void
@@ -52,14 +227,14 @@ runner_kick(struct runner *r)
 	for (e = TAILQ_FIRST(&n->inbox->entries); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, link);
 		if ((d = event_doc(e)) == NULL) {
-			node_inbox_done(n, e);
+			inbox_done(n, e);
 			continue;
 		}
-		source = doc_get_str(d, "source");
-		if (source == NULL || strcmp(source, r->source) != 0)
+		source = doc_get_str(d, EVF_SOURCE);
+		if (source == NULL || strcmp(source, r->sc->name) != 0)
 			continue;
 		if (r->ops->handle(r, d) == RUNNER_HANDLED) {
-			node_inbox_done(n, e);
+			inbox_done(n, e);
 			continue;
 		}
 		if (r->next_try > now) {
@@ -68,31 +243,143 @@ runner_kick(struct runner *r)
 			evtimer_add(r->retry_ev, &tv);
 			return;
 		}
-		r->busy = 1;
-		r->entry = e;
-		e->busy = 1;
-		r->ops->start(r, d);
+		start(r, e, d);
 		return;
 	}
 }
 
-enum runner_outcome
-runner_done(struct runner *r, int ok, int final)
+int
+runner_last_attempt(const struct runner *r)
 {
-	struct node *n = r->node;
+	return r->attempts + 1 >= PROTO_JOB_ATTEMPTS;
+}
+
+enum runner_outcome
+runner_done(struct runner *r, struct runner_result *res, int final)
+{
 	struct qentry *e = r->entry;
+	enum runner_outcome out;
+	int delay;
 
 	r->busy = 0;
 	r->entry = NULL;
 	e->busy = 0;
-	if (ok || final || e->superseded ||
-	    r->attempts + 1 >= r->max_attempts) {
-		node_inbox_done(n, e);
+	if (res->ok || final || e->superseded ||
+	    r->attempts + 1 >= PROTO_JOB_ATTEMPTS) {
+		inbox_done(r->node, e);
 		r->attempts = 0;
 		r->next_try = 0;
-		return ok ? RUNNER_OK : RUNNER_GAVE_UP;
+		xstrset(&r->retry_error, NULL);
+		out = res->ok ? RUNNER_OK : RUNNER_GAVE_UP;
+		runner_result_clear(&r->last);
+		r->last = *res;
+		memset(res, 0, sizeof *res);
+		if (out == RUNNER_OK) {
+			r->ok_at = r->last.at;
+			r->ok_secs = r->last.secs;
+		} else
+			r->failures++;
+		save_last(r);
+	} else {
+		r->attempts++;
+		delay = proto_retry_delay(r->attempts, PROTO_RETRY_JOB_SECS);
+		r->next_try = time(NULL) + delay;
+		xstrset(&r->retry_error, res->error);
+		log_warnx("source \"%s\": %s %s failed (attempt %d of %d, next "
+		    "in %ds): %s", r->sc->name, r->words->doing, r->version,
+		    r->attempts, PROTO_JOB_ATTEMPTS, delay, res->error);
+		runner_result_clear(res);
+		out = RUNNER_RETRY;
 	}
-	r->attempts++;
-	r->next_try = time(NULL) + (RUNNER_BACKOFF_SECS << (r->attempts - 1));
-	return RUNNER_RETRY;
+	runner_reconf(r);
+	return out;
+}
+
+void
+runner_status(const struct runner *r, struct json *j)
+{
+	const struct runner_result *res = &r->last;
+	char iso[32];
+
+	json_bool(j, r->words->busy, r->busy);
+	if (r->busy)
+		json_str(j, r->words->busy_version, r->version);
+	if (r->attempts > 0) {
+		json_obj_open(j, "retrying");
+		json_str(j, "version", r->version);
+		json_i64(j, "attempts", r->attempts);
+		time_format_iso(r->next_try, iso, sizeof iso);
+		json_str(j, "next_attempt", iso);
+		json_str(j, "error", r->retry_error);
+		json_obj_close(j);
+	}
+	if (res->version == NULL)
+		return;
+	json_obj_open(j, r->words->last);
+	json_str(j, "version", res->version);
+	json_str(j, "result", res->ok ? "ok" : "failed");
+	if (res->error != NULL)
+		json_str(j, "error", res->error);
+	if (r->ops->result_json != NULL)
+		r->ops->result_json(r, res, j);
+	time_format_iso(res->at, iso, sizeof iso);
+	json_str(j, "finished", iso);
+	json_i64(j, "seconds", res->secs);
+	json_obj_close(j);
+}
+
+int
+runner_health(const struct runner *r, const char *newest, int64_t max_age,
+    int *warn, char *why, size_t len, size_t *off)
+{
+	const char *name = r->sc->name;
+	int failed = r->last.version != NULL && !r->last.ok;
+	long age;
+
+	if (newest == NULL) {
+		snprintf(why, len, "source \"%s\": %s", name, r->words->none);
+		return -1;
+	}
+	age = (long)(time(NULL) - version_id_ms(newest) / 1000);
+	if (age > max_age) {
+		snprintf(why, len, "source \"%s\": %s is %lds old (max_age "
+		    "%llds)", name, r->words->stale, age, (long long)max_age);
+		return -1;
+	}
+	if (failed)
+		*warn = 1;
+	if (*off < len)
+		*off += (size_t)snprintf(why + *off, len - *off, "%s\"%s\": %s "
+		    "%lds old%s%s", *off > 0 ? "; " : "", name,
+		    r->words->fresh, age, failed ? ", " : "", failed ?
+		    r->words->failed : "");
+	return 0;
+}
+
+void
+runner_metrics(struct evbuffer *b, struct runner *(*at)(void *, size_t),
+    void *arg, size_t n)
+{
+	const struct runner *r;
+	size_t i;
+
+	metrics_family(b, "understudy_failures_total", "counter", NULL);
+	for (i = 0; i < n; i++) {
+		r = at(arg, i);
+		metrics_int(b, "understudy_failures_total",
+		    (int64_t)r->failures, "source", r->sc->name, NULL);
+	}
+	if (n == 0)
+		return;
+	metrics_family(b, "understudy_last_success_timestamp_seconds",
+	    "gauge", NULL);
+	for (i = 0; i < n; i++)
+		if ((r = at(arg, i))->ok_at != 0)
+			metrics_int(b, "understudy_last_success_timestamp_"
+			    "seconds", r->ok_at, "source", r->sc->name, NULL);
+	metrics_family(b, at(arg, 0)->words->duration, "gauge", NULL);
+	for (i = 0; i < n; i++)
+		if ((r = at(arg, i))->ok_at != 0)
+			metrics_int(b, r->words->duration, r->ok_secs,
+			    "source", r->sc->name, NULL);
 }

@@ -1,19 +1,33 @@
-/* A source's runner: handles that source's inbox events one at a time, in
- * order.  Quick events are handled inline; one that needs a long job (a
- * pull, an import) starts it on a worker, and the runner waits for it.  A
- * failed job is retried with backoff (5 s, 10 s, ...) up to a number of
- * attempts, unless the role says retrying is pointless.  Used by the
- * pull-backup and the importer. */
+/* A source's runner: the per-source job engine of the pull-backup (its
+ * pulls) and the importer (its imports).  It takes the source's inbox
+ * events one at a time, in order: quick ones are handled inline; one that
+ * needs a job starts it on a worker, and the runner waits for it.  A
+ * failed job is retried by the one retry rule (proto.h), PROTO_JOB_ATTEMPTS
+ * times in all, unless the role says retrying is pointless.
+ *
+ * It keeps, with the same rules in both roles, the result of the last job
+ * that ended (succeeded, or failed for good: a failed attempt that will be
+ * retried is shown as "retrying"), persisted in a state file by the commit
+ * thread; and it gives the source's status block, health line and
+ * metrics.  A reload's settings are taken when no job runs. */
 #ifndef UNDERSTUDY_RUNNER_H
 #define UNDERSTUDY_RUNNER_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
+#include "sync.h"
+
+struct config;
 struct doc;
 struct event;
+struct evbuffer;
+struct json;
 struct node;
 struct qentry;
 struct runner;
+struct source_conf;
 
 enum runner_verdict {
 	RUNNER_HANDLED,		/* done inline: the event goes */
@@ -26,34 +40,106 @@ enum runner_outcome {
 	RUNNER_RETRY,		/* it failed; the event stays for later */
 };
 
+/* What a job did: the role's job fills it, runner_done() takes it. */
+struct runner_result {
+	char *version;
+	int ok;
+	char *error;
+	char *output;		/* the hook's output (tail), or NULL */
+	time_t at;		/* when the job ended */
+	long secs;		/* how long it took */
+	struct sync_stats st;
+};
+
+/* How the role names its jobs, in the status, the log and the health. */
+struct runner_words {
+	const char *doing;	/* log: "pulling version", "import of version" */
+	const char *last;	/* status: "last_pull" */
+	const char *busy;	/* status: "pulling" */
+	const char *busy_version;	/* status: "pulling_version" */
+	const char *none;	/* health: "no version yet" */
+	const char *stale;	/* health: "the newest version" */
+	const char *fresh;	/* health: "newest version" */
+	const char *failed;	/* health: "the last pull failed" */
+	const char *duration;	/* metric: "understudy_pull_duration_seconds" */
+};
+
 struct runner_ops {
 	/* Look at the next event of this source. */
 	enum runner_verdict (*handle)(struct runner *, const struct doc *ev);
 	/* Start the job for ev on a worker; its done callback must call
-	 * runner_done(). */
+	 * runner_done().  r->version, r->peer, r->started and r->job_cf are
+	 * set. */
 	void (*start)(struct runner *, const struct doc *ev);
+	/* The role's members of the last result in the status; may be
+	 * NULL. */
+	void (*result_json)(const struct runner *, const struct runner_result *,
+	    struct json *);
 };
 
 struct runner {
 	struct node *node;
-	const char *source;
+	const struct source_conf *sc;
+	const struct source_conf *sc_next;	/* a reload's, when free */
 	const struct runner_ops *ops;
+	const struct runner_words *words;
 	void *arg;
-	int max_attempts;
-	/* State. */
+	char *state_file;
+	/* The job under way, or the one to retry. */
 	int busy;
+	int holds;			/* other work on the source that reads
+					 * sc (a promotion) */
 	struct qentry *entry;
-	int attempts;
+	char *version;
+	char *peer;
+	time_t started;			/* this attempt */
+	const struct config *job_cf;	/* as it was when it started */
+	int attempts;			/* failed so far */
 	time_t next_try;
+	char *retry_error;
 	struct event *retry_ev;
+	/* The last job that ended. */
+	struct runner_result last;
+	time_t ok_at;			/* the last success */
+	long ok_secs;
+	unsigned long long failures;
 };
 
-void runner_init(struct runner *, struct node *, const char *source,
-    const struct runner_ops *, void *arg, int max_attempts);
+/* The last result is loaded from state_file (a JSON object), if any. */
+void runner_init(struct runner *, struct node *, const struct source_conf *,
+    const struct runner_ops *, const struct runner_words *, void *arg,
+    const char *state_file);
 void runner_free(struct runner *);
 void runner_kick(struct runner *);
-/* From the job's done callback: ok, or failed and final (no point in
- * retrying).  Say what happened to the event; then call runner_kick. */
-enum runner_outcome runner_done(struct runner *, int ok, int final);
+/* The common decision on an event that starts a job: NODE_QUEUE under
+ * "TYPE SOURCE", or NODE_ACK_ONLY when a newer one is queued already. */
+int runner_accept(struct runner *, const char *type, const char *version,
+    char *key, size_t keylen, char *why, size_t whylen);
+/* From the job's done callback, with what it did (ok, or failed and final
+ * when retrying is pointless); the runner takes res's strings.  Then call
+ * runner_kick(). */
+enum runner_outcome runner_done(struct runner *, struct runner_result *res,
+    int final);
+void runner_result_clear(struct runner_result *);
+/* Whether the job under way is the last attempt unless it succeeds: what
+ * it leaves for a retry is then of no use.  Any thread may ask. */
+int runner_last_attempt(const struct runner *);
+/* A reload: sc_next is taken now, or when the job ends. */
+void runner_reload(struct runner *, const struct source_conf *sc_next);
+/* Other work on the source: sc stays as it is meanwhile. */
+void runner_hold(struct runner *);
+void runner_release(struct runner *);
+/* The status block's runner part: busy, busy_version, the last result,
+ * the retry under way. */
+void runner_status(const struct runner *, struct json *);
+/* The source's health, from the version its newest data is: -1 with why
+ * (at its start) when it has none or it is older than max_age; else 0,
+ * with *warn set when the last job failed, and one part of the line at
+ * why + *off. */
+int runner_health(const struct runner *, const char *newest,
+    int64_t max_age, int *warn, char *why, size_t len, size_t *off);
+/* The metrics of the runners at(arg, 0 .. n - 1), family by family. */
+void runner_metrics(struct evbuffer *, struct runner *(*at)(void *, size_t),
+    void *arg, size_t n);
 
 #endif

@@ -1,3 +1,6 @@
+/* The version server (serve.h): GET manifest, GET file, POST delta (a
+ * delta computed on a worker against the client's signature) and GET
+ * delta (one the last pull kept), for the route proto_parse() found. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,8 +11,6 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <sys/queue.h>
-#include <event2/keyvalq_struct.h>
 
 #include "delta.h"
 #include "fsutil.h"
@@ -18,14 +19,13 @@
 #include "manifest.h"
 #include "proto.h"
 #include "serve.h"
+#include "sync.h"
 #include "worker.h"
 #include "xmalloc.h"
 
 struct delta_job {
 	struct serve *sv;
-	struct evhttp_request *req;
-	struct evhttp_connection *conn;
-	int orphaned;
+	struct http_held held;
 	char *sig;
 	size_t siglen;
 	int fd;			/* the version's file */
@@ -52,29 +52,13 @@ file_body(int fd, off_t len)
 	return b;
 }
 
-static int
-open_tmp(const char *dir)
-{
-	char *tmpl;
-	int fd;
-
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
-	    errno != EINVAL))
-		return fd;
-	tmpl = xasprintf("%s/.delta.XXXXXX", dir);
-	if ((fd = mkostemp(tmpl, O_CLOEXEC)) >= 0)
-		unlink(tmpl);
-	free(tmpl);
-	return fd;
-}
-
 static void
-delta_job_close_cb(struct evhttp_connection *conn, void *arg)
+reply_file(struct evhttp_request *req, const char *ctype, int fd, off_t len)
 {
-	struct delta_job *j = arg;
+	struct evbuffer *b = file_body(fd, len);
 
-	j->orphaned = 1;
+	http_reply(req, PROTO_OK, ctype, b);
+	evbuffer_free(b);
 }
 
 static void
@@ -90,57 +74,37 @@ delta_job_work(void *arg)
 }
 
 static void
-delta_job_done(void *arg)
+delta_job_free(struct delta_job *j)
 {
-	struct delta_job *j = arg;
-	struct evbuffer *b;
-
-	if (j->orphaned) {
-		log_info("delta of %s: the client went away", j->path);
+	if (j->outfd >= 0)
 		close(j->outfd);
-	} else {
-		evhttp_connection_set_closecb(j->conn, NULL, NULL);
-		if (j->rc != 0) {
-			http_reply_error(j->req, 400, "delta of %s: %s",
-			    j->path, j->err);
-			close(j->outfd);
-		} else {
-			b = file_body(j->outfd, j->outlen);
-			j->sv->deltas_sent++;
-			j->sv->bytes_sent += (unsigned long long)j->outlen;
-			j->sv->sig_bytes += (unsigned long long)j->siglen;
-			http_reply(j->req, 200, "application/octet-stream", b);
-			evbuffer_free(b);
-		}
-	}
-	close(j->fd);
 	if (j->spillfd >= 0)
 		close(j->spillfd);
+	close(j->fd);
 	free(j->sig);
 	free(j->path);
 	free(j);
 }
 
-static const char *
-query_path(struct evhttp_request *req, char **decoded, char from[65])
+static void
+delta_job_done(void *arg)
 {
-	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-	struct evkeyvalq q;
-	const char *qs = evhttp_uri_get_query(u), *p;
+	struct delta_job *j = arg;
+	struct evhttp_request *req = http_unhold(&j->held);
 
-	*decoded = NULL;
-	if (qs == NULL)
-		return NULL;
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(qs, &q) != 0)
-		return NULL;
-	if ((p = evhttp_find_header(&q, "path")) != NULL)
-		*decoded = xstrdup(p);
-	if (from != NULL && (p = evhttp_find_header(&q, "from")) != NULL &&
-	    strlen(p) == 64 && strspn(p, "0123456789abcdef") == 64)
-		memcpy(from, p, 65);
-	evhttp_clear_headers(&q);
-	return *decoded;
+	if (req == NULL)
+		log_info("delta of %s: the client went away", j->path);
+	else if (j->rc != 0)
+		http_reply_error(req, PROTO_BAD, "delta of %s: %s", j->path,
+		    j->err);
+	else {
+		j->sv->deltas_sent++;
+		j->sv->bytes_sent += (unsigned long long)j->outlen;
+		j->sv->sig_bytes += (unsigned long long)j->siglen;
+		reply_file(req, PROTO_CT_BYTES, j->outfd, j->outlen);
+		j->outfd = -1;
+	}
+	delta_job_free(j);
 }
 
 /* GET delta?path=P&from=SHA: the delta the last pull kept that turns a
@@ -149,22 +113,20 @@ query_path(struct evhttp_request *req, char **decoded, char from[65])
  * client checks what it patches against the manifest. */
 static void
 serve_stored(struct serve *sv, struct evhttp_request *req,
-    const struct serve_version *v, const struct ment *e, const char *from,
-    int filefd)
+    const struct serve_version *v, const struct ment *e, const char *from)
 {
 	struct evbuffer *b;
 	struct stat st;
 	char *name;
 	int fd = -1;
 
-	close(filefd);
 	if (from[0] == '\0') {
-		http_reply_error(req, 400, "a GET of a delta needs from=SHA-256");
+		http_reply_error(req, PROTO_BAD, "a GET of a delta needs "
+		    "%s=SHA-256", PROTO_Q_FROM);
 		return;
 	}
 	if (v->deltas_dir != NULL) {
-		name = xasprintf("%s/%s.%s.delta", v->deltas_dir, from,
-		    e->sha);
+		name = sync_kept_delta(v->deltas_dir, from, e->sha);
 		fd = open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		free(name);
 	}
@@ -172,134 +134,130 @@ serve_stored(struct serve *sv, struct evhttp_request *req,
 		if (fd >= 0)
 			close(fd);
 		b = evbuffer_new();
-		http_reply(req, 204, NULL, b);
+		http_reply(req, PROTO_NO_STORED, NULL, b);
 		evbuffer_free(b);
 		return;
 	}
-	b = file_body(fd, st.st_size);
 	sv->deltas_sent++;
 	sv->stored_sent++;
 	sv->bytes_sent += (unsigned long long)st.st_size;
-	http_reply(req, 200, "application/octet-stream", b);
-	evbuffer_free(b);
+	reply_file(req, PROTO_CT_BYTES, fd, st.st_size);
+}
+
+/* POST delta?path=P: the delta against the posted signature, made on a
+ * worker into a temporary file. */
+static void
+serve_delta(struct serve *sv, struct evhttp_request *req,
+    const struct serve_version *v, const char *path, int fd, off_t size)
+{
+	struct delta_job *j = xcalloc(1, sizeof *j);
+
+	j->sv = sv;
+	j->fd = fd;
+	j->path = xstrdup(path);
+	j->sig = http_body(req, PROTO_MAX_BODY, &j->siglen);
+	j->outfd = fs_tmpfile(v->tmp_dir);
+	/* Without it, the delta is made on one thread. */
+	j->spillfd = size >= delta_split_min ? fs_tmpfile(v->tmp_dir) : -1;
+	if (j->sig == NULL || j->outfd < 0) {
+		http_reply_error(req, j->sig == NULL ? PROTO_TOO_LARGE :
+		    PROTO_FAILED, "delta of %s: %s", path, j->sig == NULL ?
+		    "signature too large" : strerror(errno));
+		delta_job_free(j);
+		return;
+	}
+	http_hold(&j->held, req);
+	worker_submit(sv->workers, delta_job_work, delta_job_done, j);
+}
+
+/* The file P of the version, opened beneath its root, checked against the
+ * manifest's size: an fd, or -1 after answering. */
+static int
+open_file(struct evhttp_request *req, const struct serve_version *v,
+    const struct proto_req *pr, const struct ment **ep, struct stat *st)
+{
+	const struct ment *e;
+	int fd, rootfd;
+
+	if (pr->path == NULL || path_check(pr->path) != NULL ||
+	    (e = manifest_find(v->m, pr->path)) == NULL ||
+	    e->type != MENT_FILE) {
+		http_reply_error(req, PROTO_UNKNOWN, "version %s of %s has no "
+		    "file %s", pr->version, pr->source, pr->path ? pr->path :
+		    "(none)");
+		return -1;
+	}
+	if ((rootfd = open(v->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fd = -1;
+	else {
+		fd = fs_open_beneath(rootfd, pr->path, O_RDONLY, 0);
+		close(rootfd);
+	}
+	if (fd < 0 || fstat(fd, st) != 0 || !S_ISREG(st->st_mode) ||
+	    st->st_size != e->size) {
+		if (fd >= 0)
+			close(fd);
+		http_reply_error(req, PROTO_GONE, "file %s of version %s is "
+		    "gone or changed on this host", pr->path, pr->version);
+		return -1;
+	}
+	*ep = e;
+	return fd;
 }
 
 void
-serve_request(struct serve *sv, struct evhttp_request *req, const char *rest)
+serve_request(struct serve *sv, struct evhttp_request *req,
+    const struct proto_req *pr)
 {
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct serve_version v;
 	const struct ment *e;
-	struct evbuffer *b;
-	struct delta_job *j;
 	struct stat st;
-	char source[128], version[128], what[32], why[512], *path = NULL;
-	char from[65];
-	int code, fd, rootfd, n = 0;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const char *qmark = strchr(rest, '?');
-	size_t restlen = qmark ? (size_t)(qmark - rest) : strlen(rest);
-	char *r = xstrndup(rest, restlen);
+	char why[512];
+	int code, fd;
 
-	/* <source>/versions/<version>/<what> */
-	if (sscanf(r, "%127[^/]/versions/%127[^/]/%31[a-z]%n", source, version,
-	    what, &n) != 3 || r[n] != '\0') {
-		free(r);
-		http_reply_error(req, 404, "no such route");
-		return;
-	}
-	free(r);
 	memset(&v, 0, sizeof v);
-	code = sv->lookup(sv->arg, source, version, &v, why, sizeof why);
-	if (code != 200) {
+	code = sv->lookup(sv->arg, pr->source, pr->version, &v, why,
+	    sizeof why);
+	if (code != PROTO_OK) {
 		http_reply_error(req, code, "%s", why);
 		return;
 	}
-	if (strcmp(what, "manifest") == 0 && cmd == EVHTTP_REQ_GET) {
+	switch (pr->what) {
+	case PROTO_MANIFEST:
+		if (cmd != EVHTTP_REQ_GET)
+			break;
 		if ((fd = open(v.manifest_path, O_RDONLY | O_CLOEXEC)) < 0 ||
 		    fstat(fd, &st) != 0) {
 			if (fd >= 0)
 				close(fd);
-			http_reply_error(req, 500, "manifest of %s: %s",
-			    version, strerror(errno));
+			http_reply_error(req, PROTO_FAILED, "manifest of %s: %s",
+			    pr->version, strerror(errno));
 			return;
 		}
-		b = file_body(fd, st.st_size);
-		http_reply(req, 200, "text/plain; charset=utf-8", b);
-		evbuffer_free(b);
+		reply_file(req, PROTO_CT_MANIFEST, fd, st.st_size);
 		return;
-	}
-	if ((strcmp(what, "file") == 0 && cmd == EVHTTP_REQ_GET) ||
-	    (strcmp(what, "delta") == 0 && (cmd == EVHTTP_REQ_POST ||
-	    cmd == EVHTTP_REQ_GET))) {
-		from[0] = '\0';
-		if (query_path(req, &path, from) == NULL ||
-		    path_check(path) != NULL ||
-		    (e = manifest_find(v.m, path)) == NULL ||
-		    e->type != MENT_FILE) {
-			http_reply_error(req, 404, "version %s of %s has no "
-			    "file %s", version, source, path ? path : "(none)");
-			free(path);
+	case PROTO_FILE:
+		if (cmd != EVHTTP_REQ_GET)
+			break;
+		if ((fd = open_file(req, &v, pr, &e, &st)) < 0)
 			return;
-		}
-		if ((rootfd = open(v.root, O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC)) < 0)
-			fd = -1;
-		else {
-			fd = fs_open_beneath(rootfd, path, O_RDONLY, 0);
-			close(rootfd);
-		}
-		if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-		    st.st_size != e->size) {
-			if (fd >= 0)
-				close(fd);
-			http_reply_error(req, 410, "file %s of version %s is "
-			    "gone or changed on this host", path, version);
-			free(path);
+		sv->files_sent++;
+		sv->bytes_sent += (unsigned long long)st.st_size;
+		reply_file(req, PROTO_CT_BYTES, fd, st.st_size);
+		return;
+	case PROTO_DELTA:
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)
+			break;
+		if ((fd = open_file(req, &v, pr, &e, &st)) < 0)
 			return;
-		}
-		if (cmd == EVHTTP_REQ_GET && what[0] == 'd') {
-			serve_stored(sv, req, &v, e, from, fd);
-			free(path);
-			return;
-		}
-		if (what[0] == 'f') {
-			b = file_body(fd, st.st_size);
-			sv->files_sent++;
-			sv->bytes_sent += (unsigned long long)st.st_size;
-			http_reply(req, 200, "application/octet-stream", b);
-			evbuffer_free(b);
-			free(path);
-			return;
-		}
-		j = xcalloc(1, sizeof *j);
-		j->sv = sv;
-		j->req = req;
-		j->fd = fd;
-		j->path = path;
-		j->sig = http_body(req, PROTO_MAX_BODY, &j->siglen);
-		j->outfd = open_tmp(v.tmp_dir);
-		/* Without it, the delta is made on one thread. */
-		j->spillfd = st.st_size >= delta_split_min ?
-		    open_tmp(v.tmp_dir) : -1;
-		if (j->sig == NULL || j->outfd < 0) {
-			http_reply_error(req, j->sig == NULL ? 413 : 500,
-			    "delta of %s: %s", path, j->sig == NULL ?
-			    "signature too large" : strerror(errno));
-			if (j->outfd >= 0)
-				close(j->outfd);
-			if (j->spillfd >= 0)
-				close(j->spillfd);
+		if (cmd == EVHTTP_REQ_GET) {
 			close(fd);
-			free(j->sig);
-			free(path);
-			free(j);
-			return;
-		}
-		j->conn = evhttp_request_get_connection(req);
-		evhttp_connection_set_closecb(j->conn, delta_job_close_cb, j);
-		worker_submit(sv->workers, delta_job_work, delta_job_done, j);
+			serve_stored(sv, req, &v, e, pr->from);
+		} else
+			serve_delta(sv, req, &v, pr->path, fd, st.st_size);
 		return;
 	}
 	http_reply_error(req, cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST ?
-	    404 : 405, "no such route");
+	    PROTO_UNKNOWN : PROTO_METHOD, "no such route");
 }

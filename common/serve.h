@@ -12,6 +12,7 @@
 
 struct evhttp_request;
 struct manifest;
+struct proto_req;
 struct worker_pool;
 
 struct serve_version {
@@ -19,8 +20,8 @@ struct serve_version {
 	const char *manifest_path;	/* its manifest, text form */
 	const struct manifest *m;
 	const char *tmp_dir;		/* for delta temporaries */
-	const char *deltas_dir;		/* deltas kept by the last pull, named
-					 * <from sha>.<sha>.delta, or NULL */
+	const char *deltas_dir;		/* deltas kept by the last pull
+					 * (sync_kept_delta()), or NULL */
 };
 
 /* Fill *v for source/version; return 200, or 404 (unknown) or 410 (no
@@ -38,7 +39,8 @@ struct serve {
 	unsigned long long stored_sent;	/* deltas kept by a pull, relayed */
 };
 
-/* Handle ROUTE_SOURCES...; rest is the path after "/v1/sources/". */
-void serve_request(struct serve *, struct evhttp_request *, const char *rest);
+/* Answer a request for a version (PROTO_R_VERSION). */
+void serve_request(struct serve *, struct evhttp_request *,
+    const struct proto_req *);
 
 #endif

@@ -11,7 +11,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hints.h"
+
+struct evbuffer;
 struct manifest;
+
+/* Signatures of base files made ahead by the caller (the pull-backup's
+ * pullbackup/presign.c), posted instead of reading a base file. */
+struct sync_sigs {
+	/* The signature of content sha in blocks of block bytes, into sig:
+	 * 0, or -1 when there is none. */
+	int (*get)(void *arg, const char *sha, size_t block,
+	    struct evbuffer *sig);
+	/* The one get() gave did not serve (damaged, or not that content's):
+	 * the sync makes one anew. */
+	void (*bad)(void *arg, const char *sha, size_t block);
+	void *arg;
+};
 
 struct sync_opts {
 	const char *url;
@@ -23,19 +39,17 @@ struct sync_opts {
 	const struct manifest *base_m;	/* its manifest, or NULL */
 	const char *staging;		/* made anew, or resumed: a pull cut
 					 * short leaves it with a marker,
-					 * <staging>.version */
+					 * <staging>SYNC_MARKER_SUFFIX */
 	int link_unchanged;		/* hard-link instead of copy */
 	int verify_base;		/* and hash the base file first */
-	const char *deltas_dir;		/* keep the deltas received here,
-					 * named <base sha>.<sha>.delta, for
-					 * the archive and the importers */
+	const char *deltas_dir;		/* keep the deltas received here
+					 * (sync_kept_delta()), for the
+					 * archive and the importers */
 	int ask_stored;			/* ask for such a delta first */
-	const char *hints;		/* the delta-hints file (see
-					 * docs/protocol.md), or NULL */
-	const char *sigs_dir;		/* signatures made ahead
-					 * (sync_presign_*), or NULL */
-	struct sync_presign **presign;	/* with sigs_dir: set on success
-					 * to what to sign ahead */
+	const char *hints;		/* the delta-hints file, or NULL */
+	struct hints *hints_out;	/* with hints: set on success to the
+					 * hints this sync saved */
+	const struct sync_sigs *sigs;	/* or NULL */
 };
 
 struct sync_stats {
@@ -43,7 +57,7 @@ struct sync_stats {
 	int64_t resumed;		/* already fetched by a pull cut short */
 	int64_t stored;			/* of deltas: the server's stored one */
 	int64_t ahead;			/* of deltas: with a signature made
-					 * ahead (sync_presign_run) */
+					 * ahead (sync_sigs) */
 	int64_t bytes;			/* of the version */
 	int64_t received;		/* over the wire */
 	int64_t sent;			/* signatures */
@@ -53,24 +67,15 @@ struct sync_stats {
  * longer has the version (404/410), so retrying is pointless. */
 int sync_run(const struct sync_opts *, struct manifest **out,
     struct sync_stats *, int *gone, char *err, size_t errlen);
-/* Signatures made ahead, off the chain's way.  A file that changed is
- * likely to change again (a dump): at its end, a sync_run() with sigs_dir
- * and presign takes the files of at least SYNC_PRESIGN_MIN bytes that
- * changed since base_m, hard-linked from staging into sigs_dir as
- * <sha>.src (so their content stays that, whatever replaces the tree),
- * with the block sizes the next sync will choose from the hints this one
- * saved.  Once the version is committed and reported,
- * sync_presign_run(), on a worker, makes their signatures at the lowest
- * CPU priority into sigs_dir as <sha>.<block>.sig and removes everything
- * else there; it frees p.  A sync_run() with sigs_dir posts such a
- * signature instead of reading its base file for one, and makes it anew
- * if the delta it brings does not serve. */
-#define SYNC_PRESIGN_MIN ((int64_t)1 << 20)
-struct sync_presign;
-void sync_presign_run(struct sync_presign *p);
-void sync_presign_free(struct sync_presign *p);
-/* Apply modes and mtimes to a tree from its manifest (directories last). */
-int sync_apply_meta(int rootfd, const struct manifest *, char *err,
-    size_t errlen);
+
+/* The staging tree's marker: "<source> <version>\n" while a sync of that
+ * version may be resumed. */
+#define SYNC_MARKER_SUFFIX ".version"
+/* Remove a staging tree and its marker: nothing left to resume. */
+void sync_staging_drop(const char *staging);
+/* Where a delta received is kept in deltas_dir: named by the hashes of
+ * the content it starts from and of the one it makes, so that a name
+ * always means the same delta.  The caller frees it. */
+char *sync_kept_delta(const char *dir, const char *from, const char *to);
 
 #endif

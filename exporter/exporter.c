@@ -3,17 +3,15 @@
  * manifest, tells each pull-backup in "notify" that the version is ready,
  * and serves that version read only until every pull-backup has archived
  * it or a newer one supersedes it.  It owns state_dir: exports/<version>/
- * (data/, manifest, backup.signature) and the event queues. */
+ * (data/, manifest, backup.signature) and the event queues.  See
+ * exporter.h for its parts. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -22,75 +20,21 @@
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
+#include "exporter.h"
 #include "fsutil.h"
-#include "hook.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
-#include "node.h"
+#include "metrics.h"
 #include "proto.h"
 #include "queue.h"
 #include "timespec.h"
-#include "worker.h"
 #include "xmalloc.h"
 
-#define RUNS_KEPT 32
-
-enum pb_state { PB_PENDING, PB_OK, PB_FAILED };
-
-struct pb_report {
-	char *url;
-	enum pb_state archived;
-	char *archive_error;
-	enum pb_state imported;
-	int64_t importers_ok, importers_total;
-	char *import_error;
-};
-
-enum run_state { RUN_RUNNING, RUN_EXPORTED, RUN_FAILED };
-
-struct run {
-	TAILQ_ENTRY(run) link;
-	char id[VERSION_ID_SIZE];
-	char *dir, *tmp, *data, *mpath;
-	enum run_state state;
-	const char *trigger;
-	time_t started, finished;
-	char *error;
-	char *hook_output;
-	struct manifest *m;		/* while served */
-	int served;
-	int64_t files, bytes;
-	int64_t hashed;		/* files hashed, the others from the cache */
-	struct pb_report *pb;
-	size_t npb;
-	/* Worker results. */
-	struct hook_result hr;
-	char werr[1024];
-	int wrc;
-	struct exporter *ex;
-	struct config *cf;		/* as it was when the run started */
-};
-
-TAILQ_HEAD(runlist, run);
-
-struct exporter {
-	struct node node;
-	struct config *cf;
-	char *exports_dir;
-	char *tmp_dir;
-	struct runlist runs;
-	size_t nruns;
-	struct run *running;
-	struct run *served;
-	int64_t last_ms;
-	struct event *sched_ev;
-	time_t next_scheduled;
-	unsigned long long failures;
-	time_t last_lag_at;		/* when the last import report came */
-	long last_lag;			/* export start to import done, s */
-};
+/* The data of a version no longer served is renamed so, then removed on a
+ * worker; start-up removes what a stop left. */
+#define UNSERVED_SUFFIX ".unserved"
 
 static const char *
 pb_state_name(enum pb_state s)
@@ -105,7 +49,7 @@ run_state_name(enum run_state s)
 	    "failed";
 }
 
-static void
+void
 run_free(struct run *r)
 {
 	size_t i;
@@ -127,7 +71,7 @@ run_free(struct run *r)
 	free(r);
 }
 
-static struct run *
+struct run *
 run_find(struct exporter *ex, const char *id)
 {
 	struct run *r;
@@ -138,233 +82,23 @@ run_find(struct exporter *ex, const char *id)
 	return NULL;
 }
 
-/* Stop serving a version: its data goes, its manifest stays for status. */
-static void
+void
 run_unserve(struct exporter *ex, struct run *r, const char *why)
 {
+	char *gone;
+
 	if (!r->served)
 		return;
 	r->served = 0;
 	if (ex->served == r)
 		ex->served = NULL;
-	if (fs_rm_rf(r->data) != 0)
-		log_warn("removing %s", r->data);
+	gone = xasprintf("%s%s", r->data, UNSERVED_SUFFIX);
+	if (rename(r->data, gone) != 0) {
+		log_warn("%s", r->data);
+		free(gone);
+	} else
+		node_discard_tree(&ex->node, gone);
 	log_info("version %s is no longer served: %s", r->id, why);
-}
-
-/* The export job, on a worker. */
-static void
-export_work(void *arg)
-{
-	struct run *r = arg;
-	struct exporter *ex = r->ex;
-	struct config *cf = r->cf;
-	struct evbuffer *b;
-	char *env[4], *path;
-	int fd, rc;
-
-	r->wrc = -1;
-	if (fs_rm_rf(r->tmp) != 0 || fs_mkdir_p(r->tmp, 0700) != 0 ||
-	    mkdir(r->data = xasprintf("%s/data", r->tmp), 0755) != 0) {
-		snprintf(r->werr, sizeof r->werr, "cannot create %s: %s",
-		    r->tmp, strerror(errno));
-		return;
-	}
-	env[0] = xasprintf("UNDERSTUDY_SOURCE=%s", cf->source);
-	env[1] = xasprintf("UNDERSTUDY_VERSION=%s", r->id);
-	env[2] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", r->data);
-	env[3] = NULL;
-	if (hook_run(cf->export_command, env, (int)cf->hook_timeout,
-	    "export hook", &r->hr) != 0) {
-		snprintf(r->werr, sizeof r->werr, "%s", r->hr.error);
-		goto out;
-	}
-	path = xasprintf("%s/hash-cache", cf->state_dir);
-	rc = manifest_scan_cached(r->data, cf->source, r->id, path, &r->m,
-	    &r->hashed, r->werr, sizeof r->werr);
-	free(path);
-	if (rc != 0)
-		goto out;
-	path = xasprintf("%s/manifest", r->tmp);
-	if (manifest_save(r->m, path) != 0) {
-		snprintf(r->werr, sizeof r->werr, "%s: %s", path,
-		    strerror(errno));
-		free(path);
-		goto out;
-	}
-	free(path);
-	b = evbuffer_new();
-	manifest_signature(r->m, b, 0);
-	path = xasprintf("%s/backup.signature", r->tmp);
-	if (fs_write_atomic(path, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0) {
-		snprintf(r->werr, sizeof r->werr, "%s: %s", path,
-		    strerror(errno));
-		free(path);
-		evbuffer_free(b);
-		goto out;
-	}
-	free(path);
-	evbuffer_free(b);
-	/* What the hook wrote must be on disk before peers are told. */
-	if ((fd = open(r->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		syncfs(fd);
-		close(fd);
-	}
-	if (rename(r->tmp, r->dir) != 0 || fs_fsync_dir(ex->exports_dir)) {
-		snprintf(r->werr, sizeof r->werr, "cannot commit %s: %s",
-		    r->dir, strerror(errno));
-		goto out;
-	}
-	free(r->data);
-	r->data = xasprintf("%s/data", r->dir);
-	r->wrc = 0;
-out:
-	free(env[0]);
-	free(env[1]);
-	free(env[2]);
-	if (r->wrc != 0)
-		fs_rm_rf(r->tmp);
-}
-
-static void
-export_done(void *arg)
-{
-	struct run *r = arg;
-	struct exporter *ex = r->ex;
-	struct evbuffer *b;
-	struct json j;
-	struct run *o;
-	char iso[32], summary[256];
-	size_t i;
-
-	ex->running = NULL;
-	r->finished = time(NULL);
-	r->hook_output = r->hr.output ? xstrdup(r->hr.output) : NULL;
-	if (r->wrc != 0) {
-		r->state = RUN_FAILED;
-		r->error = xstrdup(r->werr);
-		manifest_free(r->m);
-		r->m = NULL;
-		ex->failures++;
-		log_warnx("export of version %s failed: %s; nobody notified, "
-		    "the next cycle tries again", r->id, r->error);
-		node_record(&ex->node, "export", ex->cf->source, r->id, 0,
-		    r->started, r->error, r->hook_output);
-		return;
-	}
-	r->state = RUN_EXPORTED;
-	r->files = r->m->files;
-	r->bytes = r->m->bytes;
-	r->served = 1;
-	TAILQ_FOREACH(o, &ex->runs, link)
-		if (o != r && o->served)
-			run_unserve(ex, o, "superseded by a newer version");
-	ex->served = r;
-	snprintf(summary, sizeof summary, "exported version %s: %lld files, "
-	    "%lld bytes (%lld hashed, the others unchanged) in %llds", r->id,
-	    (long long)r->files, (long long)r->bytes, (long long)r->hashed,
-	    (long long)(r->finished - r->started));
-	log_info("%s", summary);
-	node_record(&ex->node, "export", ex->cf->source, r->id, 1, r->started,
-	    summary, r->hook_output);
-	time_format_iso(r->started, iso, sizeof iso);
-	for (i = 0; i < r->npb; i++) {
-		b = evbuffer_new();
-		event_begin(&j, b, EV_BACKUP_READY, ex->cf->source, r->id);
-		json_str(&j, "peer", r->pb[i].url);
-		json_i64(&j, "files", r->files);
-		json_i64(&j, "bytes", r->bytes);
-		json_str(&j, "started", iso);
-		json_obj_close(&j);
-		node_send(&ex->node, r->pb[i].url, EV_BACKUP_READY, b);
-		evbuffer_free(b);
-	}
-}
-
-static struct run *
-export_start(struct exporter *ex, const char *trigger, char *why,
-    size_t whylen)
-{
-	struct timespec ts;
-	struct run *r, *old;
-	int64_t ms;
-	size_t i;
-
-	if (ex->running != NULL) {
-		snprintf(why, whylen, "an export is already running (version "
-		    "%s, started %lds ago); try again when it is done",
-		    ex->running->id, (long)(time(NULL) -
-		    ex->running->started));
-		return NULL;
-	}
-	if (ex->node.stopping) {
-		snprintf(why, whylen, "the exporter is shutting down");
-		return NULL;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (ms <= ex->last_ms)
-		ms = ex->last_ms + 1;
-	ex->last_ms = ms;
-	r = xcalloc(1, sizeof *r);
-	r->ex = ex;
-	r->cf = ex->cf;
-	version_id_make(ms, r->id);
-	r->dir = xasprintf("%s/%s", ex->exports_dir, r->id);
-	r->mpath = xasprintf("%s/manifest", r->dir);
-	r->tmp = xasprintf("%s/%s.tmp", ex->exports_dir, r->id);
-	r->trigger = trigger;
-	r->started = time(NULL);
-	r->state = RUN_RUNNING;
-	r->npb = ex->cf->nnotify;
-	r->pb = xcalloc(r->npb, sizeof *r->pb);
-	for (i = 0; i < r->npb; i++)
-		r->pb[i].url = xstrdup(ex->cf->notify[i]);
-	TAILQ_INSERT_TAIL(&ex->runs, r, link);
-	if (++ex->nruns > RUNS_KEPT) {
-		TAILQ_FOREACH(old, &ex->runs, link) {
-			if (old != r && !old->served) {
-				TAILQ_REMOVE(&ex->runs, old, link);
-				ex->nruns--;
-				run_free(old);
-				break;
-			}
-		}
-	}
-	ex->running = r;
-	log_info("export of version %s started (%s)", r->id, trigger);
-	worker_submit(ex->node.runs, export_work, export_done, r);
-	return r;
-}
-
-static void
-schedule_arm(struct exporter *ex)
-{
-	struct timeval tv;
-	time_t now = time(NULL), next;
-	char iso[32];
-
-	next = schedule_next(&ex->cf->schedule, now);
-	ex->next_scheduled = next;
-	if (next < 0)
-		return;
-	tv.tv_sec = next - now;
-	tv.tv_usec = 0;
-	evtimer_add(ex->sched_ev, &tv);
-	time_format_iso(next, iso, sizeof iso);
-	log_debug("next scheduled export at %s", iso);
-}
-
-static void
-schedule_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct exporter *ex = arg;
-	char why[256];
-
-	if (export_start(ex, "schedule", why, sizeof why) == NULL)
-		log_warnx("scheduled export skipped: %s", why);
-	schedule_arm(ex);
 }
 
 /* Events from the pull-backups. */
@@ -385,24 +119,24 @@ ex_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
     char *why, size_t whylen)
 {
 	struct exporter *ex = n->role;
-	const char *type = doc_get_str(ev, "type");
-	const char *source = doc_get_str(ev, "source");
-	const char *from = doc_get_str(ev, "from");
+	const char *type = doc_get_str(ev, EVF_TYPE);
+	const char *source = doc_get_str(ev, EVF_SOURCE);
+	const char *from = doc_get_str(ev, EVF_FROM);
 
 	if (strcmp(type, EV_BACKUP_ARCHIVED) != 0 &&
 	    strcmp(type, EV_BACKUP_IMPORTED) != 0) {
 		snprintf(why, whylen, "the exporter takes no \"%s\" events",
 		    type);
-		return 400;
+		return PROTO_BAD;
 	}
 	if (strcmp(source, ex->cf->source) != 0) {
 		snprintf(why, whylen, "this exporter exports \"%s\", not "
 		    "\"%s\"", ex->cf->source, source);
-		return 404;
+		return PROTO_UNKNOWN;
 	}
 	if (from == NULL) {
 		snprintf(why, whylen, "event needs \"from\"");
-		return 400;
+		return PROTO_BAD;
 	}
 	snprintf(key, keylen, "%s %s %s", type, source, from);
 	return NODE_QUEUE;
@@ -411,16 +145,16 @@ ex_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
 static void
 ex_handle(struct exporter *ex, const struct doc *ev)
 {
-	const char *type = doc_get_str(ev, "type");
-	const char *version = doc_get_str(ev, "version");
-	const char *err = doc_get_str(ev, "error");
+	const char *type = doc_get_str(ev, EVF_TYPE);
+	const char *version = doc_get_str(ev, EVF_VERSION);
+	const char *err = doc_get_str(ev, EVF_ERROR);
 	struct run *r = run_find(ex, version);
 	struct pb_report *pb;
 	size_t i;
 	int ok = 0, all;
 
-	doc_get_bool(ev, "ok", &ok);
-	if (r == NULL || (pb = pb_find(r, doc_get_str(ev, "from"))) == NULL) {
+	doc_get_bool(ev, EVF_OK, &ok);
+	if (r == NULL || (pb = pb_find(r, doc_get_str(ev, EVF_FROM))) == NULL) {
 		log_debug("%s for version %s: not a run of ours now", type,
 		    version);
 		return;
@@ -442,8 +176,8 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 			ex->last_lag_at = time(NULL);
 			ex->last_lag = (long)(ex->last_lag_at - r->started);
 		}
-		doc_get_i64(ev, "importers_ok", &pb->importers_ok);
-		doc_get_i64(ev, "importers_total", &pb->importers_total);
+		doc_get_i64(ev, EVF_IMPORTERS_OK, &pb->importers_ok);
+		doc_get_i64(ev, EVF_IMPORTERS_TOTAL, &pb->importers_total);
 		free(pb->import_error);
 		pb->import_error = err ? xstrdup(err) : NULL;
 		log_info("version %s imported on %lld of %lld importers via "
@@ -463,7 +197,7 @@ ex_kick(struct node *n)
 	while ((e = TAILQ_FIRST(&n->inbox->entries)) != NULL) {
 		if ((d = event_doc(e)) != NULL)
 			ex_handle(ex, d);
-		node_inbox_done(n, e);
+		inbox_done(n, e);
 	}
 }
 
@@ -535,8 +269,18 @@ ex_status(struct node *n, struct json *j)
 		run_json(j, "last_success", last_ok);
 }
 
+static void
+reply_json(struct evhttp_request *req, struct evbuffer *b)
+{
+	evbuffer_add(b, "\n", 1);
+	http_reply(req, PROTO_OK, PROTO_CT_JSON, b);
+	evbuffer_free(b);
+}
+
+/* POST /v1/now, GET /v1/runs/<id> */
 static int
-ex_route(struct node *n, struct evhttp_request *req, const char *path)
+ex_route(struct node *n, struct evhttp_request *req,
+    const struct proto_req *pr)
 {
 	struct exporter *ex = n->role;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -545,37 +289,32 @@ ex_route(struct node *n, struct evhttp_request *req, const char *path)
 	struct run *r;
 	char why[512];
 
-	if (strcmp(path, ROUTE_NOW) == 0 && cmd == EVHTTP_REQ_POST) {
+	if (pr->route == PROTO_R_NOW && cmd == EVHTTP_REQ_POST) {
 		if ((r = export_start(ex, "now", why, sizeof why)) == NULL) {
-			http_reply_error(req, 409, "%s", why);
+			http_reply_error(req, PROTO_REFUSED, "%s", why);
 			return 0;
 		}
-		b = evbuffer_new();
-		json_init(&j, b);
+		json_init(&j, b = evbuffer_new());
 		json_obj_open(&j, NULL);
-		json_i64(&j, "proto", PROTO_VERSION);
-		json_str(&j, "version", r->id);
+		json_i64(&j, EVF_PROTO, PROTO_VERSION);
+		json_str(&j, NOW_VERSION, r->id);
 		json_obj_close(&j);
-		http_reply(req, 200, "application/json", b);
-		evbuffer_free(b);
+		reply_json(req, b);
 		return 0;
 	}
-	if (strncmp(path, ROUTE_RUNS, strlen(ROUTE_RUNS)) == 0 &&
-	    cmd == EVHTTP_REQ_GET) {
-		if ((r = run_find(ex, path + strlen(ROUTE_RUNS))) == NULL) {
-			http_reply_error(req, 404, "no run %s (runs are kept "
-			    "in memory, the last %d)", path +
-			    strlen(ROUTE_RUNS), RUNS_KEPT);
+	if (pr->route == PROTO_R_RUN && cmd == EVHTTP_REQ_GET) {
+		if ((r = run_find(ex, pr->run)) == NULL) {
+			http_reply_error(req, PROTO_UNKNOWN, "no run %s (runs "
+			    "are kept in memory, the last %d)", pr->run,
+			    RUNS_KEPT);
 			return 0;
 		}
-		b = evbuffer_new();
-		json_init(&j, b);
+		json_init(&j, b = evbuffer_new());
 		json_obj_open(&j, NULL);
-		json_i64(&j, "proto", PROTO_VERSION);
-		run_json(&j, "run", r);
+		json_i64(&j, EVF_PROTO, PROTO_VERSION);
+		run_json(&j, RUNS_RUN, r);
 		json_obj_close(&j);
-		http_reply(req, 200, "application/json", b);
-		evbuffer_free(b);
+		reply_json(req, b);
 		return 0;
 	}
 	return -1;
@@ -592,20 +331,20 @@ ex_lookup(void *arg, const char *source, const char *version,
 	if (strcmp(source, ex->cf->source) != 0) {
 		snprintf(why, len, "this exporter exports \"%s\", not \"%s\"",
 		    ex->cf->source, source);
-		return 404;
+		return PROTO_UNKNOWN;
 	}
 	r = run_find(ex, version);
 	if (r == NULL || !r->served) {
 		snprintf(why, len, "version %s of %s is not served here (%s)",
 		    version, source, r == NULL ? "unknown" :
 		    ex->served ? "superseded or archived" : "no longer");
-		return 410;
+		return PROTO_GONE;
 	}
 	v->root = r->data;
 	v->m = r->m;
 	v->manifest_path = r->mpath;
 	v->tmp_dir = ex->tmp_dir;
-	return 200;
+	return PROTO_OK;
 }
 
 static const struct run *
@@ -659,33 +398,35 @@ ex_metrics(struct node *n, struct evbuffer *b)
 	const char *s = ex->cf->source;
 
 	ok = last_exported(ex, &last);
-	evbuffer_add_printf(b, "# TYPE understudy_failures_total counter\n"
-	    "understudy_failures_total{source=\"%s\"} %llu\n", s,
-	    ex->failures);
-	if (ok != NULL)
-		evbuffer_add_printf(b,
-		    "# TYPE understudy_last_success_timestamp_seconds gauge\n"
-		    "understudy_last_success_timestamp_seconds{source=\"%s\"} "
-		    "%lld\n"
-		    "# TYPE understudy_export_duration_seconds gauge\n"
-		    "understudy_export_duration_seconds{source=\"%s\"} %lld\n"
-		    "# TYPE understudy_export_bytes gauge\n"
-		    "understudy_export_bytes{source=\"%s\"} %lld\n"
-		    "# TYPE understudy_export_files gauge\n"
-		    "understudy_export_files{source=\"%s\"} %lld\n", s,
-		    (long long)ok->finished, s,
-		    (long long)(ok->finished - ok->started), s,
-		    (long long)ok->bytes, s, (long long)ok->files);
-	if (ex->last_lag_at != 0)
-		evbuffer_add_printf(b,
-		    "# HELP understudy_replication_lag_seconds From the start of "
-		    "the export to the import on the standby.\n"
-		    "# TYPE understudy_replication_lag_seconds gauge\n"
-		    "understudy_replication_lag_seconds{source=\"%s\"} %ld\n",
-		    s, ex->last_lag);
-	evbuffer_add_printf(b, "# TYPE understudy_export_running gauge\n"
-	    "understudy_export_running{source=\"%s\"} %d\n", s,
-	    ex->running != NULL);
+	metrics_family(b, "understudy_failures_total", "counter", NULL);
+	metrics_int(b, "understudy_failures_total", (int64_t)ex->failures,
+	    "source", s, NULL);
+	if (ok != NULL) {
+		metrics_family(b, "understudy_last_success_timestamp_seconds",
+		    "gauge", NULL);
+		metrics_int(b, "understudy_last_success_timestamp_seconds",
+		    ok->finished, "source", s, NULL);
+		metrics_family(b, "understudy_export_duration_seconds", "gauge",
+		    NULL);
+		metrics_int(b, "understudy_export_duration_seconds",
+		    ok->finished - ok->started, "source", s, NULL);
+		metrics_family(b, "understudy_export_bytes", "gauge", NULL);
+		metrics_int(b, "understudy_export_bytes", ok->bytes, "source",
+		    s, NULL);
+		metrics_family(b, "understudy_export_files", "gauge", NULL);
+		metrics_int(b, "understudy_export_files", ok->files, "source",
+		    s, NULL);
+	}
+	if (ex->last_lag_at != 0) {
+		metrics_family(b, "understudy_replication_lag_seconds", "gauge",
+		    "From the start of the export to the import on the "
+		    "standby.");
+		metrics_int(b, "understudy_replication_lag_seconds",
+		    ex->last_lag, "source", s, NULL);
+	}
+	metrics_family(b, "understudy_export_running", "gauge", NULL);
+	metrics_int(b, "understudy_export_running", ex->running != NULL,
+	    "source", s, NULL);
 }
 
 /* SIGHUP: a new schedule takes effect now; a run under way keeps the
@@ -696,8 +437,7 @@ ex_reload(struct node *n, struct config *cf)
 	struct exporter *ex = n->role;
 
 	ex->cf = cf;
-	event_del(ex->sched_ev);
-	schedule_arm(ex);
+	export_schedule(ex);
 }
 
 static const struct node_ops ex_ops = {
@@ -757,6 +497,12 @@ ex_recover(struct exporter *ex, char *err, size_t errlen)
 	r->dir = xasprintf("%s/%s", ex->exports_dir, newest);
 	r->data = xasprintf("%s/data", r->dir);
 	r->mpath = xasprintf("%s/manifest", r->dir);
+	p = xasprintf("%s%s", r->data, UNSERVED_SUFFIX);
+	if (fs_exists(p)) {
+		log_info("removing %s, data no longer served", p);
+		fs_rm_rf(p);
+	}
+	free(p);
 	r->trigger = "before restart";
 	r->state = RUN_EXPORTED;
 	r->started = r->finished = (time_t)(version_id_ms(newest) / 1000);
@@ -803,8 +549,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 		log_warnx("%s", err);
 		return EXIT_FAILED;
 	}
-	ex.sched_ev = evtimer_new(ex.node.base, schedule_cb, &ex);
-	schedule_arm(&ex);
+	export_schedule(&ex);
 	rc = node_run(&ex.node);
 	event_free(ex.sched_ev);
 	while ((r = TAILQ_FIRST(&ex.runs)) != NULL) {
@@ -819,191 +564,6 @@ ex_serve(struct config *cf, int argc, char **argv)
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }
 
-/* "now": ask the running daemon for a cycle and follow it. */
-
-static const char *
-wait_reached(const struct doc *run, const char *wait, int *failed,
-    char *why, size_t whylen)
-{
-	const struct doc *pbs = doc_get(run, "pullbackups");
-	const char *state = doc_get_str(run, "state");
-	size_t i, archived = 0, imported = 0;
-	int64_t iok, itot;
-
-	*failed = 0;
-	if (state != NULL && strcmp(state, "failed") == 0) {
-		*failed = 1;
-		snprintf(why, whylen, "export failed: %s",
-		    doc_get_str(run, "error") ? doc_get_str(run, "error") :
-		    "?");
-		return NULL;
-	}
-	if (state == NULL || strcmp(state, "running") == 0 || pbs == NULL)
-		return NULL;
-	for (i = 0; i < pbs->n; i++) {
-		const struct doc *pb = pbs->kids[i];
-		const char *a = doc_get_str(pb, "archived");
-		const char *im = doc_get_str(pb, "imported");
-		if (a && strcmp(a, "failed") == 0) {
-			*failed = 1;
-			snprintf(why, whylen, "archiving on %s failed: %s",
-			    doc_get_str(pb, "url"),
-			    doc_get_str(pb, "archive_error") ?
-			    doc_get_str(pb, "archive_error") : "?");
-			return NULL;
-		}
-		if (im && strcmp(im, "failed") == 0 &&
-		    strcmp(wait, "imported") == 0) {
-			iok = itot = 0;
-			doc_get_i64(pb, "importers_ok", &iok);
-			doc_get_i64(pb, "importers_total", &itot);
-			*failed = 1;
-			snprintf(why, whylen, "imported on %lld of %lld "
-			    "importers via %s: %s", (long long)iok,
-			    (long long)itot, doc_get_str(pb, "url"),
-			    doc_get_str(pb, "import_error") ?
-			    doc_get_str(pb, "import_error") : "?");
-			return NULL;
-		}
-		archived += a && strcmp(a, "ok") == 0;
-		imported += im && strcmp(im, "ok") == 0;
-	}
-	if (strcmp(wait, "archived") == 0 && archived == pbs->n)
-		return "archived";
-	if (strcmp(wait, "imported") == 0 && imported == pbs->n)
-		return "imported";
-	return NULL;
-}
-
-/* Print what changed since the last poll. */
-static void
-now_progress(const struct doc *run, char **seen, size_t nseen)
-{
-	const struct doc *pbs = doc_get(run, "pullbackups");
-	const char *state = doc_get_str(run, "state");
-	char line[1024];
-	size_t i;
-	int64_t files = 0, bytes = 0, iok = 0, itot = 0;
-
-#define SAY(k) do { if (seen[k] == NULL || strcmp(seen[k], line) != 0) { \
-	printf("%s\n", line); fflush(stdout); free(seen[k]); \
-	seen[k] = xstrdup(line); } } while (0)
-	doc_get_i64(run, "files", &files);
-	doc_get_i64(run, "bytes", &bytes);
-	if (state && strcmp(state, "exported") == 0) {
-		snprintf(line, sizeof line, "exported %lld files, %lld bytes",
-		    (long long)files, (long long)bytes);
-		SAY(0);
-	}
-	for (i = 0; pbs && i < pbs->n && 2 * i + 2 < nseen; i++) {
-		const struct doc *pb = pbs->kids[i];
-		const char *a = doc_get_str(pb, "archived");
-		const char *im = doc_get_str(pb, "imported");
-		if (a && strcmp(a, "ok") == 0) {
-			snprintf(line, sizeof line, "archived on %s",
-			    doc_get_str(pb, "url"));
-			SAY(2 * i + 1);
-		}
-		if (im && strcmp(im, "pending") != 0) {
-			doc_get_i64(pb, "importers_ok", &iok);
-			doc_get_i64(pb, "importers_total", &itot);
-			snprintf(line, sizeof line, "imported on %lld of %lld "
-			    "importers (via %s)", (long long)iok,
-			    (long long)itot, doc_get_str(pb, "url"));
-			SAY(2 * i + 2);
-		}
-	}
-#undef SAY
-}
-
-static int
-ex_now(struct config *cf, int argc, char **argv)
-{
-	const char *wait = "archived", *json = NULL, *timeout_s = "1h";
-	struct verb_opt opts[] = { { "wait", 1, &wait }, { "json", 0, &json },
-	    { "timeout", 1, &timeout_s }, { NULL, 0, NULL } };
-	struct http_call c;
-	struct doc *d = NULL, *run;
-	char *path = NULL, version[64], perr[256], why[1024], *seen[64];
-	const char *reached = NULL;
-	int64_t timeout;
-	time_t deadline;
-	int i, failed = 0, rc = EXIT_FAILED;
-
-	if (verb_opts(argc, argv, opts, NULL, 0) < 0)
-		return EXIT_USAGE;
-	if (strcmp(wait, "archived") != 0 && strcmp(wait, "imported") != 0)
-		return usage_error("now: --wait takes archived or imported");
-	if (age_parse(timeout_s, &timeout) != 0)
-		return usage_error("now: --timeout takes an age like 10m");
-	memset(seen, 0, sizeof seen);
-	if (cli_request(cf, &c, "POST", ROUTE_NOW, "{}") != 0) {
-		http_call_clear(&c);
-		return EXIT_FAILED;
-	}
-	if (doc_parse((const char *)evbuffer_pullup(c.reply, -1),
-	    evbuffer_get_length(c.reply), &d, perr, sizeof perr) != 0 ||
-	    doc_get_str(d, "version") == NULL) {
-		fprintf(stderr, "exporter: bad reply to now\n");
-		http_call_clear(&c);
-		doc_free(d);
-		return EXIT_FAILED;
-	}
-	snprintf(version, sizeof version, "%s", doc_get_str(d, "version"));
-	doc_free(d);
-	http_call_clear(&c);
-	if (json == NULL) {
-		printf("export of %s started: version %s\n", cf->source,
-		    version);
-		fflush(stdout);
-	}
-	path = xasprintf("%s%s", ROUTE_RUNS, version);
-	deadline = time(NULL) + timeout;
-	for (;;) {
-		d = NULL;
-		if (cli_request(cf, &c, "GET", path, NULL) != 0) {
-			http_call_clear(&c);
-			break;
-		}
-		if (doc_parse((const char *)evbuffer_pullup(c.reply, -1),
-		    evbuffer_get_length(c.reply), &d, perr,
-		    sizeof perr) != 0 || (run = doc_get(d, "run")) == NULL) {
-			fprintf(stderr, "exporter: bad run reply\n");
-			http_call_clear(&c);
-			break;
-		}
-		if (json == NULL)
-			now_progress(run, seen, 64);
-		reached = wait_reached(run, wait, &failed, why, sizeof why);
-		if (reached != NULL || failed || time(NULL) > deadline) {
-			if (json != NULL)
-				fwrite(evbuffer_pullup(c.reply, -1), 1,
-				    evbuffer_get_length(c.reply), stdout);
-			if (reached != NULL) {
-				if (json == NULL)
-					printf("OK: version %s %s\n", version,
-					    reached);
-				rc = EXIT_OK;
-			} else if (failed)
-				fprintf(stderr, "exporter: FAILED: version %s: "
-				    "%s\n", version, why);
-			else
-				fprintf(stderr, "exporter: FAILED: version %s "
-				    "not %s after %s (see status on each "
-				    "host)\n", version, wait, timeout_s);
-			http_call_clear(&c);
-			doc_free(d);
-			break;
-		}
-		http_call_clear(&c);
-		doc_free(d);
-		usleep(200000);
-	}
-	for (i = 0; i < 64; i++)
-		free(seen[i]);
-	free(path);
-	return rc;
-}
 
 static const struct verb ex_verbs[] = {
 	{ "check-config", "", "parse and validate the configuration",
@@ -1014,7 +574,7 @@ static const struct verb ex_verbs[] = {
 	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, "
 	    "3 UNKNOWN", verb_check },
 	{ "now", "[--wait archived|imported] [--timeout AGE] [--json]",
-	    "run one export cycle now and follow it to the stage", ex_now },
+	    "run one export cycle now and follow it to the stage", verb_now },
 	{ NULL, NULL, NULL, NULL },
 };
 

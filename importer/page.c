@@ -21,8 +21,10 @@
 #include "html.h"
 #include "http.h"
 #include "importer.h"
+#include "promote.h"
 #include "log.h"
 #include "manifest.h"
+#include "proto.h"
 #include "timespec.h"
 #include "xmalloc.h"
 
@@ -67,17 +69,17 @@ promote_form(struct evbuffer *b, const struct isrc *s)
 	evbuffer_add_printf(b, "<form method=\"post\" action=\"/promote\" "
 	    "autocomplete=\"off\">\n<input type=\"hidden\" name=\"source\" "
 	    "value=\"");
-	html_text(b, s->sc->name);
+	html_text(b, s->run.sc->name);
 	evbuffer_add_printf(b, "\">\n<p><strong>Promote this host</strong>: "
 	    "it becomes the primary for <code>");
-	html_text(b, s->sc->name);
+	html_text(b, s->run.sc->name);
 	evbuffer_add_printf(b, "</code>, takes no more imports, and runs "
 	    "the promote hook. Do this only when the primary is gone for "
 	    "good.</p>\n<label>Type the source's name to confirm: <input "
 	    "type=\"text\" name=\"confirm\" required></label>\n"
 	    "<label>Secret (the token file's line): <input type=\"password\" "
 	    "name=\"secret\" required></label>\n");
-	if (s->last_version != NULL && !s->last_ok)
+	if (s->run.last.version != NULL && !s->run.last.ok)
 		evbuffer_add_printf(b, "<label><input type=\"checkbox\" "
 		    "name=\"force\" value=\"1\"> The last import failed: "
 		    "promote the older copy this host holds anyway</label>\n");
@@ -88,9 +90,10 @@ promote_form(struct evbuffer *b, const struct isrc *s)
 static void
 source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 {
+	const struct runner_result *last = &s->run.last;
 	char when[96], *text;
 
-	html_source_begin(b, s->sc->name);
+	html_source_begin(b, s->run.sc->name);
 	evbuffer_add_printf(b, "<table>\n");
 	if (s->promo == PROMO_PROMOTED)
 		html_row(b, "This host", "ok", "PROMOTED: it is the primary for this "
@@ -109,7 +112,7 @@ source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 		free(text);
 	}
 	if (s->cur_m != NULL) {
-		version_row(b, "Copy held", cur_version(s), now);
+		version_row(b, "Copy held", isrc_version(s), now);
 		text = xasprintf("%lld files, %lld bytes",
 		    (long long)s->cur_m->files, (long long)s->cur_m->bytes);
 		html_row(b, "Size", NULL, text);
@@ -117,29 +120,36 @@ source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 	} else
 		html_row(b, "Copy held", "bad", "none: nothing imported yet");
 	if (s->run.busy) {
-		html_when(when, sizeof when, s->started, now);
+		html_when(when, sizeof when, s->run.started, now);
 		text = xasprintf("IMPORTING version %s, started %s",
-		    s->version, when);
+		    s->run.version, when);
 		html_row(b, "Import", "busy", text);
 		free(text);
 	} else
 		html_row(b, "Import", NULL, "none in progress");
-	html_row(b, "From", NULL, s->sc->pullbackup);
-	if (s->last_version != NULL) {
-		html_when(when, sizeof when, s->last_at, now);
+	html_row(b, "From", NULL, s->run.sc->pullbackup);
+	if (last->version != NULL) {
+		html_when(when, sizeof when, last->at, now);
 		text = xasprintf("%s: version %s, finished %s, took %lds",
-		    s->last_ok ? "OK" : "FAILED", s->last_version, when,
-		    s->last_secs);
-		html_row(b, "Last import", s->last_ok ? "ok" : "bad", text);
+		    last->ok ? "OK" : "FAILED", last->version, when,
+		    last->secs);
+		html_row(b, "Last import", last->ok ? "ok" : "bad", text);
 		free(text);
-		if (!s->last_ok && s->last_error != NULL)
-			html_row(b, "Error", "bad", s->last_error);
+		if (!last->ok && last->error != NULL)
+			html_row(b, "Error", "bad", last->error);
+	}
+	if (s->run.attempts > 0) {
+		text = xasprintf("version %s failed %d time(s), tried again "
+		    "soon: %s", s->run.version, s->run.attempts,
+		    s->run.retry_error ? s->run.retry_error : "?");
+		html_row(b, "Retrying", "busy", text);
+		free(text);
 	}
 	evbuffer_add_printf(b, "</table>\n");
-	if (s->last_output != NULL && *s->last_output != '\0') {
+	if (last->output != NULL && *last->output != '\0') {
 		evbuffer_add_printf(b, "<h3>Import hook output</h3>\n"
 		    "<pre class=\"hook-output\">");
-		html_text(b, s->last_output);
+		html_text(b, last->output);
 		evbuffer_add_printf(b, "</pre>\n");
 	}
 	if (s->promo_output != NULL && *s->promo_output != '\0') {
@@ -174,7 +184,8 @@ page_index(struct importer *im, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
-void
+/* The answer to the form, once the promotion is decided. */
+static void
 page_promote_reply(struct evhttp_request *req, const struct isrc *s,
     int code, const char *why)
 {
@@ -182,7 +193,7 @@ page_promote_reply(struct evhttp_request *req, const struct isrc *s,
 	char *title;
 
 	title = xasprintf(code != 200 ? "Promotion of %s refused" :
-	    "%s is promoted", s->sc->name);
+	    "%s is promoted", s->run.sc->name);
 	html_begin(b, title);
 	html_elem(b, "h1", title);
 	evbuffer_add_printf(b, "<p id=\"message\" class=\"%s\">",
@@ -192,7 +203,7 @@ page_promote_reply(struct evhttp_request *req, const struct isrc *s,
 	else {
 		evbuffer_add_printf(b, "%s", why ? "It was already: " :
 		    "This host is now the primary for ");
-		html_text(b, why ? why : s->sc->name);
+		html_text(b, why ? why : s->run.sc->name);
 		if (why == NULL) {
 			evbuffer_add_printf(b, " (version ");
 			html_text(b, s->promo_version);
@@ -235,7 +246,7 @@ page_promote(struct importer *im, struct evhttp_request *req)
 	confirm = evhttp_find_header(&q, "confirm");
 	secret = evhttp_find_header(&q, "secret");
 	force = evhttp_find_header(&q, "force");
-	if ((s = isrc_find(im, source)) == NULL) {
+	if ((s = importer_find(im, source)) == NULL) {
 		html_message(req, 404, "No such source", "This importer has no "
 		    "such source; reload the page.");
 		goto out;
@@ -243,36 +254,36 @@ page_promote(struct importer *im, struct evhttp_request *req)
 	if (secret == NULL || !hash_secret_equal(secret, strlen(secret),
 	    im->cf->token, im->cf->token_len)) {
 		log_warnx("source \"%s\": promotion on the takeover page "
-		    "refused: wrong secret", s->sc->name);
+		    "refused: wrong secret", s->run.sc->name);
 		page_promote_reply(req, s, 403, "Wrong secret: nothing was "
 		    "changed. The secret is the line of the token file "
 		    "(token_file in the configuration).");
 		goto out;
 	}
-	if (confirm == NULL || strcmp(confirm, s->sc->name) != 0) {
+	if (confirm == NULL || strcmp(confirm, s->run.sc->name) != 0) {
 		page_promote_reply(req, s, 400, "Not confirmed: type the "
 		    "source's name exactly to confirm. Nothing was changed.");
 		goto out;
 	}
-	promo_start(&im->node, req, s, force != NULL &&
-	    strcmp(force, "1") == 0, 1);
+	promote_start(s, req, force != NULL && strcmp(force, "1") == 0,
+	    page_promote_reply, " on the takeover page");
 out:
 	evhttp_clear_headers(&q);
 	free(body);
 }
 
 int
-im_page(struct node *n, struct evhttp_request *req, const char *path)
+page_request(struct node *n, struct evhttp_request *req, const char *path)
 {
 	struct importer *im = n->role;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
-	if (strcmp(path, "/") == 0 && (cmd == EVHTTP_REQ_GET ||
+	if (strcmp(path, ROUTE_PAGE) == 0 && (cmd == EVHTTP_REQ_GET ||
 	    cmd == EVHTTP_REQ_HEAD)) {
 		page_index(im, req);
 		return 0;
 	}
-	if (strcmp(path, "/promote") == 0 && cmd == EVHTTP_REQ_POST) {
+	if (strcmp(path, ROUTE_PAGE_PROMOTE) == 0 && cmd == EVHTTP_REQ_POST) {
 		page_promote(im, req);
 		return 0;
 	}

@@ -36,13 +36,13 @@ importers(struct evbuffer *b, const struct src *s, time_t now)
 	    "\n<tr><th>Importer</th><th>State</th><th>Version it holds</th>"
 	    "<th>Behind the newest</th><th>Age of its copy</th><th>Error</th>"
 	    "</tr>\n");
-	for (k = 0; k < s->sc->nimporters; k++) {
+	for (k = 0; k < s->run.sc->nimporters; k++) {
 		m = &s->imps[k];
 		evbuffer_add_printf(b, "<tr>");
 		html_cell(b, NULL, m->url);
 		html_cell(b, m->state == IMP_OK ? "ok" : m->state == IMP_FAILED ?
 		    "bad" : m->state == IMP_PENDING ? "busy" : NULL,
-		    imp_state_name(m->state));
+		    push_state_name(m->state));
 		html_cell(b, NULL, m->version ? m->version : "-");
 		if (m->version == NULL || s->head == NULL)
 			snprintf(lag, sizeof lag, "-");
@@ -85,18 +85,19 @@ versions(struct evbuffer *b, const struct src *s, time_t now)
 	if (s->nversions > PAGE_VERSIONS)
 		evbuffer_add_printf(b, "<p>and %zu older: <code>"
 		    "understudy-pullbackup list %s</code></p>\n",
-		    s->nversions - PAGE_VERSIONS, s->sc->name);
+		    s->nversions - PAGE_VERSIONS, s->run.sc->name);
 	evbuffer_add_printf(b, "</details>\n");
 }
 
 static void
 source_section(struct evbuffer *b, const struct src *s, time_t now)
 {
+	const struct runner_result *last = &s->run.last;
 	char when[96], *text;
 
-	html_source_begin(b, s->sc->name);
+	html_source_begin(b, s->run.sc->name);
 	evbuffer_add_printf(b, "<table>\n");
-	html_row(b, "Exporter", NULL, s->sc->exporter);
+	html_row(b, "Exporter", NULL, s->run.sc->exporter);
 	if (s->head != NULL) {
 		html_when(when, sizeof when, vtime(s->head), now);
 		text = xasprintf("%s, exported %s%s", s->head, when,
@@ -113,27 +114,34 @@ source_section(struct evbuffer *b, const struct src *s, time_t now)
 		free(text);
 	}
 	if (s->run.busy) {
-		html_when(when, sizeof when, s->started, now);
-		text = xasprintf("PULLING version %s, started %s", s->version,
-		    when);
+		html_when(when, sizeof when, s->run.started, now);
+		text = xasprintf("PULLING version %s, started %s",
+		    s->run.version, when);
 		html_row(b, "Pull", "busy", text);
 		free(text);
 	} else
 		html_row(b, "Pull", NULL, "none in progress");
-	if (s->last_version != NULL) {
-		html_when(when, sizeof when, s->last_at, now);
+	if (last->version != NULL) {
+		html_when(when, sizeof when, last->at, now);
 		text = xasprintf("%s: version %s, finished %s, took %lds; %lld "
 		    "files (%lld unchanged, %lld by delta, %lld whole), %lld "
-		    "bytes received", s->last_ok ? "OK" : "FAILED",
-		    s->last_version, when, s->last_secs,
-		    (long long)s->last_st.files,
-		    (long long)s->last_st.unchanged,
-		    (long long)s->last_st.deltas, (long long)s->last_st.whole,
-		    (long long)s->last_st.received);
-		html_row(b, "Last pull", s->last_ok ? "ok" : "bad", text);
+		    "bytes received", last->ok ? "OK" : "FAILED",
+		    last->version, when, last->secs,
+		    (long long)last->st.files,
+		    (long long)last->st.unchanged,
+		    (long long)last->st.deltas, (long long)last->st.whole,
+		    (long long)last->st.received);
+		html_row(b, "Last pull", last->ok ? "ok" : "bad", text);
 		free(text);
-		if (!s->last_ok && s->last_error != NULL)
-			html_row(b, "Error", "bad", s->last_error);
+		if (!last->ok && last->error != NULL)
+			html_row(b, "Error", "bad", last->error);
+	}
+	if (s->run.attempts > 0) {
+		text = xasprintf("version %s failed %d time(s), tried again "
+		    "soon: %s", s->run.version, s->run.attempts,
+		    s->run.retry_error ? s->run.retry_error : "?");
+		html_row(b, "Retrying", "busy", text);
+		free(text);
 	}
 	evbuffer_add_printf(b, "</table>\n");
 	versions(b, s, now);

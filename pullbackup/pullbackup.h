@@ -1,5 +1,15 @@
-/* The pull-backup daemon's state of each source, shared by pullbackup.c
- * (pulls and pushes) and page.c (the status page). */
+/* The pull-backup daemon's state of each source, shared by its parts:
+ *
+ *   pullbackup.c  the daemon: sources, events accepted, status, health,
+ *                 metrics, the version server's lookup, reload, main()
+ *   pull.c        a pull: the sync from the exporter, the commit to the
+ *                 store, retention, the report
+ *   push.c        the newest version pushed to the importers, and their
+ *                 reports gathered and forwarded to the exporter
+ *   page.c        the status page
+ *   verbs.c       the archive verbs (list, restore, verify, ...)
+ *   presign.c     signatures made ahead for the next pull
+ *   store.h       the archive of a source, and tarw.c, its tar export */
 #ifndef UNDERSTUDY_PULLBACKUP_H
 #define UNDERSTUDY_PULLBACKUP_H
 
@@ -7,15 +17,18 @@
 
 #include "node.h"
 #include "runner.h"
+#include "store.h"
 #include "sync.h"
 
-struct archive;
 struct evhttp_request;
 struct manifest;
+struct presign;
+struct qentry;
 struct source_conf;
 
 enum imp_state { IMP_NONE, IMP_PENDING, IMP_OK, IMP_FAILED, IMP_PROMOTED };
 
+/* An importer of a source, as the pushes and its reports leave it. */
 struct imp {
 	char *url;
 	char *version;
@@ -26,45 +39,30 @@ struct imp {
 
 struct src {
 	struct pullbackup *pb;
-	const struct source_conf *sc;
-	const struct source_conf *sc_next;	/* a reload's, when the pull
-						 * (which reads sc) ends */
-	const struct config *job_cf;		/* the running pull's */
-	struct archive *ar;
+	struct runner run;		/* the pulls; run.sc is the source's
+					 * settings */
+	struct store *st;
+	/* The newest version, as the loop serves it. */
 	char *head;
 	char *head_mpath;
-	char *current;
-	char *deltas;		/* the deltas of the last pull, kept */
-	char *sigs;		/* signatures made ahead for the next */
 	struct manifest *head_m;
 	char **vids;			/* the versions, oldest first: a
 					 * copy the loop owns */
 	size_t nversions;
-	/* The pull in progress. */
-	struct runner run;
-	char *version;
-	char *peer;
-	time_t started;
+	/* Where things are. */
+	char *current, *deltas, *sigs_dir, *hints;
+	struct sync_sigs sigs;
+	/* The pull in progress, on a worker. */
+	struct store_txn txn;
 	struct manifest *new_m;
-	struct sync_stats st;
-	char err[1024];
-	int rc, gone;
+	struct runner_result res;
+	int gone;
 	char **pruned;
 	size_t npruned;
 	char *replaced;			/* the mirror the commit replaced */
-	struct sync_presign *presign;	/* its signatures to make ahead */
-	/* The last pull. */
-	char *last_version;
-	int last_ok;
-	char *last_error;
-	time_t last_at;
-	struct sync_stats last_st;
-	long last_secs;
-	/* Counters, for metrics. */
-	unsigned long long failures;
+	struct presign *presign;	/* its signatures to make ahead */
 	unsigned long long received_total;
-	time_t last_ok_at;
-	/* Pushing to the importers. */
+	/* Pushing to the importers (push.c). */
 	struct imp *imps;
 	char *push_version;
 	char *push_peer;
@@ -82,8 +80,44 @@ struct pullbackup {
 	struct worker_pool *ahead;
 };
 
-const char *imp_state_name(enum imp_state);
+/* pullbackup.c */
+struct src *src_find(struct pullbackup *, const char *name);
+/* Write one of the source's state files on the commit thread, or remove
+ * it. */
+void src_write(struct src *, enum store_file, struct evbuffer *);
+void src_remove(struct src *, enum store_file);
+
+/* pull.c */
+extern const struct runner_ops pull_ops;
+extern const struct runner_words pull_words;
+/* The source's newest version, from the store: m (taken) or loaded. */
+void pull_set_head(struct src *, struct manifest *m);
+void pull_send_archived(struct src *, const char *version, const char *peer,
+    int ok, const char *error);
+
+/* push.c */
+const char *push_state_name(enum imp_state);
+void push_init(struct src *);
+void push_free(struct src *);
+/* Push the newest version to every importer not promoted. */
+void push_to_importers(struct src *, const char *peer);
+/* At start-up: push the newest version again. */
+void push_resume(struct src *);
+void push_import_done(struct src *, const struct doc *ev);
+/* An importer refused an import for good: it was promoted. */
+void push_refused(struct src *, const struct qentry *, const char *why);
+
 /* page.c */
 int pb_page(struct node *, struct evhttp_request *, const char *path);
+
+/* verbs.c */
+int pb_list(struct config *, int argc, char **argv);
+int pb_changed(struct config *, int argc, char **argv);
+int pb_restore(struct config *, int argc, char **argv);
+int pb_verify(struct config *, int argc, char **argv);
+int pb_prune(struct config *, int argc, char **argv);
+int pb_export(struct config *, int argc, char **argv);
+int pb_vc_export(struct config *, int argc, char **argv);
+int pb_catalog(struct config *, int argc, char **argv);
 
 #endif

@@ -1,5 +1,7 @@
-/* The archive verbs: list, changed, restore, verify, prune, export,
- * vc-export, catalog. */
+/* The archive verbs of understudy-pullbackup: list, changed, restore,
+ * verify, prune, export, vc-export, catalog.  They work on the store
+ * directly, whether the daemon runs or not: readers under its shared lock,
+ * prune under the exclusive one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,7 +13,7 @@
 
 #include <event2/buffer.h>
 
-#include "archive.h"
+#include "store.h"
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
@@ -21,12 +23,12 @@
 #include "manifest.h"
 #include "tarw.h"
 #include "timespec.h"
-#include "verbs.h"
+#include "pullbackup.h"
 #include "xmalloc.h"
 
 static int
-open_source(struct config *cf, const char *source, enum archive_mode mode,
-    struct archive **a)
+open_source(struct config *cf, const char *source, enum store_mode mode,
+    struct store **a)
 {
 	char err[1024];
 
@@ -35,7 +37,7 @@ open_source(struct config *cf, const char *source, enum archive_mode mode,
 		    cf->path);
 		return EXIT_USAGE;
 	}
-	if (archive_open(cf->archive_dir, source, mode, a, err, sizeof err)) {
+	if (store_open(cf->archive_dir, source, mode, a, err, sizeof err)) {
 		fprintf(stderr, "pullbackup: %s\n", err);
 		return EXIT_FAILED;
 	}
@@ -43,7 +45,7 @@ open_source(struct config *cf, const char *source, enum archive_mode mode,
 }
 
 static int
-resolve(struct archive *a, const char *at, size_t *idx)
+resolve(struct store *a, const char *at, size_t *idx)
 {
 	char err[512];
 
@@ -69,7 +71,7 @@ pb_list(struct config *cf, int argc, char **argv)
 	const char *json = NULL;
 	struct verb_opt opts[] = { { "json", 0, &json }, { NULL, 0, NULL } };
 	struct version_info vi;
-	struct archive *a;
+	struct store *a;
 	struct evbuffer *b = evbuffer_new();
 	struct json j;
 	struct doc *att = NULL;
@@ -81,15 +83,15 @@ pb_list(struct config *cf, int argc, char **argv)
 		return EXIT_USAGE;
 	if (rc != 1)
 		return usage_error("list SOURCE [--json]");
-	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	/* A pull under way or failed, newer than every version. */
-	p = archive_path(a, "attempt.json");
+	p = store_path(a, STORE_ATTEMPT);
 	if (fs_read_file(p, 1 << 16, &buf, &len) == 0) {
 		if (doc_parse(buf, len, &att, err, sizeof err) != 0 ||
 		    doc_get_str(att, "version") == NULL ||
-		    (archive_head(a) != NULL && strcmp(doc_get_str(att,
-		    "version"), archive_head(a)) <= 0)) {
+		    (store_head(a) != NULL && strcmp(doc_get_str(att,
+		    "version"), store_head(a)) <= 0)) {
 			doc_free(att);
 			att = NULL;
 		}
@@ -120,7 +122,7 @@ pb_list(struct config *cf, int argc, char **argv)
 			    doc_get_str(att, "error") : "");
 	}
 	for (i = a->n; i-- > 0;) {
-		if (archive_info(a, i, &vi, err, sizeof err) != 0) {
+		if (store_info(a, i, &vi, err, sizeof err) != 0) {
 			fprintf(stderr, "pullbackup: %s\n", err);
 			rc = EXIT_FAILED;
 			continue;
@@ -148,8 +150,40 @@ pb_list(struct config *cf, int argc, char **argv)
 		printf("(no versions yet)\n");
 	evbuffer_free(b);
 	doc_free(att);
-	archive_close(a);
+	store_close(a);
 	return rc;
+}
+
+/* What changed since a version, by kind: what a file's mtime alone
+ * tells is not a change. */
+struct changes {
+	const struct ment **e[3];
+	size_t n[3];
+};
+
+enum { CH_ADDED, CH_CHANGED, CH_REMOVED };
+
+static void
+change_add(struct changes *c, int kind, const struct ment *e)
+{
+	c->e[kind] = xreallocarray(c->e[kind], c->n[kind] + 1,
+	    sizeof *c->e[kind]);
+	c->e[kind][c->n[kind]++] = e;
+}
+
+static void
+note_change(void *arg, const struct ment *o, const struct ment *n)
+{
+	struct changes *c = arg;
+
+	if (o == NULL)
+		change_add(c, CH_ADDED, n);
+	else if (n == NULL)
+		change_add(c, CH_REMOVED, o);
+	else if (o->type != n->type || o->mode != n->mode ||
+	    strcmp(o->sha, n->sha) != 0 || (o->type == MENT_LINK &&
+	    strcmp(o->target, n->target) != 0))
+		change_add(c, CH_CHANGED, n);
 }
 
 int
@@ -158,49 +192,41 @@ pb_changed(struct config *cf, int argc, char **argv)
 	const char *json = NULL, *since = NULL;
 	struct verb_opt opts[] = { { "json", 0, &json },
 	    { "since", 1, &since }, { NULL, 0, NULL } };
+	static const char *const kinds[3] = { "added", "changed", "removed" };
 	struct manifest *old = NULL, *new = NULL;
-	const struct ment *e, *f;
-	struct archive *a;
+	struct changes c;
+	const struct ment *e;
+	struct store *a;
 	struct evbuffer *b = evbuffer_new();
 	struct json j;
 	char err[1024], *pos[1];
-	const char *kinds[3] = { "added", "changed", "removed" };
-	size_t idx, i, k, count[3] = { 0, 0, 0 };
+	size_t idx, i, k;
 	int rc;
 
+	memset(&c, 0, sizeof c);
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
 		return EXIT_USAGE;
 	if (rc != 1 || since == NULL)
 		return usage_error("changed SOURCE --since TIME [--json]");
-	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	rc = EXIT_FAILED;
 	if (resolve(a, since, &idx) != 0)
 		goto out;
-	if (archive_manifest(a, idx, &old, err, sizeof err) != 0 ||
-	    archive_manifest(a, a->n - 1, &new, err, sizeof err) != 0) {
+	if (store_manifest(a, idx, &old, err, sizeof err) != 0 ||
+	    store_manifest(a, a->n - 1, &new, err, sizeof err) != 0) {
 		fprintf(stderr, "pullbackup: %s\n", err);
 		goto out;
 	}
+	manifest_diff(old, new, note_change, &c);
 	json_init(&j, b);
 	json_obj_open(&j, NULL);
 	json_str(&j, "since", a->ids[idx]);
 	json_str(&j, "until", a->ids[a->n - 1]);
 	for (k = 0; k < 3; k++) {
 		json_arr_open(&j, kinds[k]);
-		const struct manifest *from = k == 2 ? old : new;
-		const struct manifest *other = k == 2 ? new : old;
-		for (i = 0; i < from->n; i++) {
-			e = &from->e[i];
-			f = manifest_find(other, e->path);
-			if (k == 1 && (f == NULL || (f->type == e->type &&
-			    f->mode == e->mode && strcmp(f->sha, e->sha) == 0 &&
-			    (e->type != MENT_LINK ||
-			    strcmp(f->target, e->target) == 0))))
-				continue;
-			if (k != 1 && f != NULL)
-				continue;
-			count[k]++;
+		for (i = 0; i < c.n[k]; i++) {
+			e = c.e[k][i];
 			json_str(&j, NULL, e->path);
 			if (json == NULL)
 				printf("%-8s %s%s\n", kinds[k], e->path,
@@ -213,13 +239,16 @@ pb_changed(struct config *cf, int argc, char **argv)
 		print_json(b);
 	else
 		printf("since %s: %zu added, %zu changed, %zu removed\n",
-		    a->ids[idx], count[0], count[1], count[2]);
+		    a->ids[idx], c.n[CH_ADDED], c.n[CH_CHANGED],
+		    c.n[CH_REMOVED]);
 	rc = EXIT_OK;
 out:
+	for (k = 0; k < 3; k++)
+		free(c.e[k]);
 	manifest_free(old);
 	manifest_free(new);
 	evbuffer_free(b);
-	archive_close(a);
+	store_close(a);
 	return rc;
 }
 
@@ -228,7 +257,7 @@ pb_restore(struct config *cf, int argc, char **argv)
 {
 	const char *at = NULL, *why;
 	struct verb_opt opts[] = { { "at", 1, &at }, { NULL, 0, NULL } };
-	struct archive *a;
+	struct store *a;
 	struct version_info vi;
 	char err[1024], *pos[2], *source, *sub;
 	size_t idx;
@@ -250,19 +279,19 @@ pb_restore(struct config *cf, int argc, char **argv)
 			return rc;
 		}
 	}
-	if ((rc = open_source(cf, source, ARCHIVE_READ, &a)) != 0) {
+	if ((rc = open_source(cf, source, STORE_READ, &a)) != 0) {
 		free(source);
 		return rc;
 	}
 	rc = EXIT_FAILED;
 	if (resolve(a, at, &idx) != 0)
 		goto out;
-	if (archive_restore(a, idx, sub, pos[1], err, sizeof err) != 0) {
+	if (store_restore(a, idx, sub, pos[1], err, sizeof err) != 0) {
 		fprintf(stderr, "pullbackup: restoring version %s of \"%s\": "
 		    "%s\n", a->ids[idx], pos[0], err);
 		goto out;
 	}
-	archive_info(a, idx, &vi, err, sizeof err);
+	store_info(a, idx, &vi, err, sizeof err);
 	if (sub != NULL && *sub != '\0')
 		printf("restored %s of version %s (%s) of \"%s\" into %s, every "
 		    "file verified\n", sub, vi.id, vi.time, source, pos[1]);
@@ -272,7 +301,7 @@ pb_restore(struct config *cf, int argc, char **argv)
 		    source, pos[1], (long long)vi.files, (long long)vi.bytes);
 	rc = EXIT_OK;
 out:
-	archive_close(a);
+	store_close(a);
 	free(source);
 	return rc;
 }
@@ -290,7 +319,7 @@ pb_verify(struct config *cf, int argc, char **argv)
 	const char *at = NULL, *all = NULL;
 	struct verb_opt opts[] = { { "at", 1, &at }, { "all", 0, &all },
 	    { NULL, 0, NULL } };
-	struct archive *a;
+	struct store *a;
 	char *pos[1];
 	size_t idx, first, last, i;
 	int64_t files, bytes;
@@ -300,12 +329,12 @@ pb_verify(struct config *cf, int argc, char **argv)
 		return EXIT_USAGE;
 	if (rc != 1 || (at != NULL && all != NULL))
 		return usage_error("verify SOURCE [--at TIME | --all]");
-	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	if (a->n == 0) {
 		fprintf(stderr, "pullbackup: source \"%s\": the archive holds "
 		    "no version yet\n", pos[0]);
-		archive_close(a);
+		store_close(a);
 		return EXIT_FAILED;
 	}
 	if (all != NULL) {
@@ -313,13 +342,13 @@ pb_verify(struct config *cf, int argc, char **argv)
 		last = a->n - 1;
 	} else {
 		if (resolve(a, at ? at : "now", &idx) != 0) {
-			archive_close(a);
+			store_close(a);
 			return EXIT_FAILED;
 		}
 		first = last = idx;
 	}
 	for (i = last + 1; i-- > first;) {
-		bad = archive_verify(a, i, verify_bad, NULL, &files, &bytes);
+		bad = store_verify(a, i, verify_bad, NULL, &files, &bytes);
 		if (bad == 0)
 			printf("version %s: %lld files, %lld bytes, all "
 			    "verified\n", a->ids[i], (long long)files,
@@ -328,7 +357,7 @@ pb_verify(struct config *cf, int argc, char **argv)
 			printf("version %s: %d bad\n", a->ids[i], bad);
 		total += bad;
 	}
-	archive_close(a);
+	store_close(a);
 	if (total > 0) {
 		fprintf(stderr, "pullbackup: source \"%s\": %d bad entries; see "
 		    "above\n", pos[0], total);
@@ -345,7 +374,7 @@ pb_prune(struct config *cf, int argc, char **argv)
 	    { "keep-last", 1, &keep }, { "dry-run", 0, &dry },
 	    { NULL, 0, NULL } };
 	const struct source_conf *sc;
-	struct archive *a;
+	struct store *a;
 	char err[1024], *pos[1], **gone, iso[32], *end;
 	int64_t older_than = 0, keep_last = 0;
 	size_t ngone, i;
@@ -375,10 +404,10 @@ pb_prune(struct config *cf, int argc, char **argv)
 			    "--keep-last (source \"%s\" has no retention)",
 			    pos[0]);
 	}
-	if ((rc = open_source(cf, pos[0], dry ? ARCHIVE_READ : ARCHIVE_WRITE,
+	if ((rc = open_source(cf, pos[0], dry ? STORE_READ : STORE_WRITE,
 	    &a)) != 0)
 		return rc;
-	if (archive_prune(a, keep_last, older_than, dry != NULL, &gone,
+	if (store_prune(a, keep_last, older_than, dry != NULL, &gone,
 	    &ngone, err, sizeof err) != 0) {
 		fprintf(stderr, "pullbackup: prune: %s\n", err);
 		rc = EXIT_FAILED;
@@ -392,7 +421,7 @@ pb_prune(struct config *cf, int argc, char **argv)
 	free(gone);
 	if (ngone == 0 && rc == 0)
 		printf("nothing to remove: %zu version(s) kept\n", a->n);
-	archive_close(a);
+	store_close(a);
 	return rc;
 }
 
@@ -402,9 +431,9 @@ pb_export(struct config *cf, int argc, char **argv)
 	const char *at = NULL, *format = "tar", *output = NULL;
 	struct verb_opt opts[] = { { "at", 1, &at }, { "format", 1, &format },
 	    { "o", 1, &output }, { "output", 1, &output }, { NULL, 0, NULL } };
-	struct archive_reader *r = NULL;
+	struct store_reader *r = NULL;
 	const struct manifest *m;
-	struct archive *a;
+	struct store *a;
 	struct tarw *t = NULL;
 	char err[1024], *pos[1], *tmp = NULL;
 	size_t idx, i;
@@ -420,7 +449,7 @@ pb_export(struct config *cf, int argc, char **argv)
 	if (output == NULL && isatty(STDOUT_FILENO))
 		return usage_error("export: will not write an archive to a "
 		    "terminal; use -o FILE or a pipe");
-	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	rc = EXIT_FAILED;
 	if (resolve(a, at, &idx) != 0)
@@ -436,14 +465,14 @@ pb_export(struct config *cf, int argc, char **argv)
 			goto out;
 		}
 	}
-	if ((r = archive_reader_new(a, err, sizeof err)) == NULL ||
-	    (m = archive_reader_manifest(r, idx, err, sizeof err)) == NULL ||
+	if ((r = store_reader_new(a, err, sizeof err)) == NULL ||
+	    (m = store_reader_manifest(r, idx, err, sizeof err)) == NULL ||
 	    (t = tarw_open(fd, strcmp(format, "tar.gz") == 0, err,
 	    sizeof err)) == NULL)
 		goto fail;
 	for (i = 0; i < m->n; i++) {
 		in = -1;
-		if (m->e[i].type == MENT_FILE && (in = archive_reader_content(r,
+		if (m->e[i].type == MENT_FILE && (in = store_reader_content(r,
 		    idx, &m->e[i], err, sizeof err)) < 0)
 			goto fail;
 		rc = tarw_add(t, &m->e[i], m->e[i].path, in, err, sizeof err);
@@ -486,8 +515,8 @@ out:
 	if (output != NULL && fd >= 0)
 		close(fd);
 	free(tmp);
-	archive_reader_free(r);
-	archive_close(a);
+	store_reader_free(r);
+	store_close(a);
 	return rc;
 }
 
@@ -498,7 +527,7 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 	struct verb_opt opts[] = { { "o", 1, &output },
 	    { "output", 1, &output }, { "since", 1, &since },
 	    { "latest", 1, &latest }, { NULL, 0, NULL } };
-	struct archive *a;
+	struct store *a;
 	char err[1024], *pos[1], *dst, *tmp, *end;
 	size_t first = 0, idx, i, made = 0, kept = 0;
 	long long n;
@@ -509,7 +538,7 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 	if (rc != 1 || output == NULL)
 		return usage_error("vc-export SOURCE -o DIR [--since TIME] "
 		    "[--latest N]");
-	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	rc = EXIT_FAILED;
 	if (since != NULL) {
@@ -521,7 +550,7 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 		errno = 0;
 		n = strtoll(latest, &end, 10);
 		if (errno != 0 || *end != '\0' || n < 1) {
-			archive_close(a);
+			store_close(a);
 			return usage_error("vc-export: --latest takes a number, "
 			    "at least 1");
 		}
@@ -538,7 +567,7 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 		tmp = xasprintf("%s/.%s.tmp", output, a->ids[i]);
 		if (fs_exists(dst)) {
 			kept++;
-		} else if (fs_rm_rf(tmp) != 0 || archive_restore(a, i, NULL,
+		} else if (fs_rm_rf(tmp) != 0 || store_restore(a, i, NULL,
 		    tmp, err, sizeof err) != 0 || rename(tmp, dst) != 0) {
 			fprintf(stderr, "pullbackup: vc-export of version %s: "
 			    "%s\n", a->ids[i], err[0] ? err : strerror(errno));
@@ -558,7 +587,7 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 	    "already there\n", pos[0], made, kept);
 	rc = EXIT_OK;
 out:
-	archive_close(a);
+	store_close(a);
 	return rc;
 }
 
@@ -576,7 +605,7 @@ pb_catalog(struct config *cf, int argc, char **argv)
 	struct verb_opt opts[] = { { NULL, 0, NULL } };
 	struct manifest *m;
 	struct version_info vi;
-	struct archive *a;
+	struct store *a;
 	struct evbuffer *b = evbuffer_new();
 	const struct ment *e;
 	char err[1024], *pos[1];
@@ -587,15 +616,15 @@ pb_catalog(struct config *cf, int argc, char **argv)
 		return EXIT_USAGE;
 	if (rc != 1)
 		return usage_error("catalog SOURCE");
-	if ((rc = open_source(cf, pos[0], ARCHIVE_READ, &a)) != 0)
+	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	yaml_str(b, "source", a->source);
 	evbuffer_add_printf(b, "\n");
 	yaml_str(b, "archive", a->dir);
 	evbuffer_add_printf(b, "\nversions:%s\n", a->n ? "" : " []");
 	for (i = a->n; i-- > 0;) {
-		if (archive_info(a, i, &vi, err, sizeof err) != 0 ||
-		    archive_manifest(a, i, &m, err, sizeof err) != 0) {
+		if (store_info(a, i, &vi, err, sizeof err) != 0 ||
+		    store_manifest(a, i, &m, err, sizeof err) != 0) {
 			fprintf(stderr, "pullbackup: %s\n", err);
 			rc = EXIT_FAILED;
 			continue;
@@ -631,6 +660,6 @@ pb_catalog(struct config *cf, int argc, char **argv)
 	}
 	fwrite(evbuffer_pullup(b, -1), 1, evbuffer_get_length(b), stdout);
 	evbuffer_free(b);
-	archive_close(a);
+	store_close(a);
 	return rc;
 }

@@ -1,6 +1,7 @@
-/* The archive on its own: commits of changing trees, every version
- * restored bit for bit (content, modes, mtimes, symlinks), retention, and
- * a crash at each fault point of a commit followed by recovery. */
+/* The store (pullbackup/store.h) on its own: commits of changing trees,
+ * every version restored bit for bit (content, modes, mtimes, symlinks),
+ * retention, a crash at each fault point of a commit followed by recovery,
+ * and an aborted transaction. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,14 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
+#include "store.h"
 #include "fsutil.h"
 #include "log.h"
 #include "manifest.h"
 #include "timespec.h"
 #include "unit.h"
 
-static char dir[4096], adir[4200];
+static char dir[4096], adir[4200], stg_check[8192];
 static struct manifest *saved[16];
 static char ids[16][VERSION_ID_SIZE];
 static int nsaved;
@@ -111,23 +112,40 @@ same(const struct manifest *a, const struct manifest *b)
 	return 1;
 }
 
-static void
-commit_version(struct archive *a, int v)
+/* Commit version v of the tree made by make_tree() in a transaction's
+ * staging tree: 0, or -1 (the transaction aborted) with the reason. */
+static int
+commit_tree(struct store *a, int v, int64_t ms, struct manifest **mp,
+    char *err, size_t errlen)
 {
-	char stg[8192], err[1024];
+	struct store_txn t;
+	char id[VERSION_ID_SIZE];
+	int rc;
+
+	store_begin(a, &t);
+	make_tree(t.staging, v);
+	version_id_make(ms, id);
+	CHECK(manifest_scan(t.staging, "db", id, mp, err, errlen) == 0);
+	if ((rc = store_commit(&t, *mp, NULL, err, errlen)) != 0)
+		store_abort(&t, 1);
+	return rc;
+}
+
+static void
+commit_version(struct store *a, int v)
+{
+	char err[1024];
 	struct manifest *m;
 
-	snprintf(stg, sizeof stg, "%s/staging", a->dir);
-	make_tree(stg, v);
 	version_id_make(1700000000000LL + v * 1000, ids[v]);
-	CHECK(manifest_scan(stg, "db", ids[v], &m, err, sizeof err) == 0);
-	CHECK(archive_commit(a, m, NULL, err, sizeof err) == 0);
+	CHECK(commit_tree(a, v, 1700000000000LL + v * 1000, &m, err,
+	    sizeof err) == 0);
 	saved[v] = m;
 	nsaved = v + 1;
 }
 
 static void
-check_all(const struct archive *a, const char *what)
+check_all(const struct store *a, const char *what)
 {
 	char out[8192], err[1024];
 	struct manifest *m;
@@ -143,7 +161,7 @@ check_all(const struct archive *a, const char *what)
 			continue;
 		snprintf(out, sizeof out, "%s/restore-%s-%zu", dir, what, i);
 		err[0] = '\0';
-		CHECK(archive_restore(a, i, NULL, out, err, sizeof err) == 0);
+		CHECK(store_restore(a, i, NULL, out, err, sizeof err) == 0);
 		if (err[0])
 			fprintf(stderr, "%s: restore %zu: %s\n", what, i, err);
 		CHECK(manifest_scan(out, "db", a->ids[i], &m, err,
@@ -160,7 +178,7 @@ main(void)
 	static const char *const points[] = { "commit-increments-built",
 	    "commit-journal-written", "commit-version-renamed",
 	    "commit-current-moved", "commit-head-written", NULL };
-	struct archive *a;
+	struct store *a;
 	char err[1024], **gone;
 	size_t ngone, i;
 	int v, k, status;
@@ -169,50 +187,61 @@ main(void)
 	log_init("test", LOG_LEVEL_WARN);
 	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
 	snprintf(adir, sizeof adir, "%s/archive", dir);
-	CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
-	CHECK(a->n == 0 && archive_head(a) == NULL);
+	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
+	CHECK(a->n == 0 && store_head(a) == NULL);
 	for (v = 0; v < 4; v++) {
 		commit_version(a, v);
 		CHECK(a->n == (size_t)v + 1);
-		CHECK_STR(archive_head(a), ids[v]);
+		CHECK_STR(store_head(a), ids[v]);
 		check_all(a, "commit");
 	}
-	/* An older or equal version is refused. */
-	CHECK(archive_commit(a, saved[1], NULL, err, sizeof err) != 0);
-	CHECK_CONTAINS(err, "not newer");
+	/* An older or equal version is refused, and an aborted transaction
+	 * leaves nothing behind. */
+	{
+		struct manifest *m;
+		CHECK(commit_tree(a, 1, 1700000000000LL + 1000, &m, err,
+		    sizeof err) != 0);
+		CHECK_CONTAINS(err, "not newer");
+		manifest_free(m);
+		CHECK(a->n == 4);
+		CHECK_STR(store_head(a), ids[3]);
+		snprintf(stg_check, sizeof stg_check, "%s/staging", a->dir);
+		CHECK(!fs_exists(stg_check));
+		check_all(a, "refused");
+	}
 
 	/* Two writers are refused. */
 	{
-		struct archive *b = NULL;
-		CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &b, err, sizeof err) != 0);
+		struct store *b = NULL;
+		CHECK(store_open(adir, "db", STORE_DAEMON, &b, err, sizeof err) != 0);
 		CHECK_CONTAINS(err, "another pull-backup daemon");
 	}
 
 	/* Retention: never the newest, oldest first, the rest restorable. */
-	CHECK(archive_prune(a, 2, 0, 1, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(store_prune(a, 2, 0, 1, &gone, &ngone, err, sizeof err) == 0);
 	CHECK(ngone == 2 && a->n == 4);
 	for (i = 0; i < ngone; i++)
 		free(gone[i]);
 	free(gone);
-	CHECK(archive_prune(a, 3, 0, 0, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(store_prune(a, 3, 0, 0, &gone, &ngone, err, sizeof err) == 0);
 	CHECK(ngone == 1 && strcmp(gone[0], ids[0]) == 0 && a->n == 3);
 	for (i = 0; i < ngone; i++)
 		free(gone[i]);
 	free(gone);
 	check_all(a, "prune");
 	/* Everything older than a second: all but the newest. */
-	CHECK(archive_prune(a, 0, 1, 0, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(store_prune(a, 0, 1, 0, &gone, &ngone, err, sizeof err) == 0);
 	CHECK(ngone == 2 && a->n == 1);
 	for (i = 0; i < ngone; i++)
 		free(gone[i]);
 	free(gone);
 	check_all(a, "prune-age");
-	archive_close(a);
+	store_close(a);
 
 	/* A crash at each point of a commit: the archive comes back with the
 	 * old version or the new one complete, never anything between. */
 	for (k = 0; points[k] != NULL; k++) {
-		CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
+		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
 		v = nsaved;
 		if ((pid = fork()) == 0) {
 			setenv("UNDERSTUDY_FAULT", points[k], 1);
@@ -221,7 +250,7 @@ main(void)
 		}
 		waitpid(pid, &status, 0);
 		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
-		archive_close(a);
+		store_close(a);
 		/* The child's manifest is made again here for comparison. */
 		{
 			char stg[8192];
@@ -233,41 +262,41 @@ main(void)
 			fs_rm_rf(stg);
 			nsaved = v + 1;
 		}
-		CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
+		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
 		if (strcmp(points[k], "commit-increments-built") == 0) {
-			CHECK(strcmp(archive_head(a), ids[v]) != 0);
+			CHECK(strcmp(store_head(a), ids[v]) != 0);
 			CHECK(a->recovered != NULL);
 			/* Commit it again, for real. */
 			manifest_free(saved[v]);
 			commit_version(a, v);
 		} else {
-			CHECK_STR(archive_head(a), ids[v]);
+			CHECK_STR(store_head(a), ids[v]);
 			CHECK(a->recovered != NULL);
 			CHECK_CONTAINS(a->recovered, "finished the interrupted");
 		}
 		check_all(a, points[k]);
-		archive_close(a);
+		store_close(a);
 	}
 	/* An interrupted prune. */
-	CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
+	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
 	if ((pid = fork()) == 0) {
 		setenv("UNDERSTUDY_FAULT", "prune-version-moved", 1);
-		archive_prune(a, 2, 0, 0, &gone, &ngone, err, sizeof err);
+		store_prune(a, 2, 0, 0, &gone, &ngone, err, sizeof err);
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
-	archive_close(a);
-	CHECK(archive_open(adir, "db", ARCHIVE_DAEMON, &a, err, sizeof err) == 0);
+	store_close(a);
+	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
 	CHECK(a->recovered != NULL);
 	check_all(a, "after-prune-crash");
-	archive_close(a);
+	store_close(a);
 
 	/* Retention edge cases, on a fresh archive whose versions have
 	 * chosen times: two hours ago, thirty minutes ago, tomorrow. */
 	{
-		char adir2[4400], stg[8200];
-		struct archive *b;
+		char adir2[4400];
+		struct store *b;
 		struct manifest *m;
 		int64_t now_ms = (int64_t)time(NULL) * 1000;
 		int64_t when[3] = { now_ms - 7200000, now_ms - 1800000,
@@ -275,53 +304,50 @@ main(void)
 		char vid[3][VERSION_ID_SIZE];
 
 		snprintf(adir2, sizeof adir2, "%s/archive2", dir);
-		CHECK(archive_open(adir2, "db", ARCHIVE_DAEMON, &b, err,
+		CHECK(store_open(adir2, "db", STORE_DAEMON, &b, err,
 		    sizeof err) == 0);
 		for (v = 0; v < 3; v++) {
-			snprintf(stg, sizeof stg, "%s/staging", b->dir);
-			make_tree(stg, v);
 			version_id_make(when[v], vid[v]);
-			CHECK(manifest_scan(stg, "db", vid[v], &m, err,
+			CHECK(commit_tree(b, v, when[v], &m, err,
 			    sizeof err) == 0);
-			CHECK(archive_commit(b, m, NULL, err, sizeof err) == 0);
 			manifest_free(m);
 		}
 		/* Older than an hour: only the one two hours old; the version
 		 * from tomorrow is no reason for the others to go. */
-		CHECK(archive_prune(b, 0, 3600, 1, &gone, &ngone, err,
+		CHECK(store_prune(b, 0, 3600, 1, &gone, &ngone, err,
 		    sizeof err) == 0);
 		CHECK(ngone == 1 && strcmp(gone[0], vid[0]) == 0);
 		for (i = 0; i < ngone; i++)
 			free(gone[i]);
 		free(gone);
 		/* Everything older than the limit: all but the newest. */
-		CHECK(archive_prune(b, 0, 60, 1, &gone, &ngone, err,
+		CHECK(store_prune(b, 0, 60, 1, &gone, &ngone, err,
 		    sizeof err) == 0);
 		CHECK(ngone == 2);
 		for (i = 0; i < ngone; i++)
 			free(gone[i]);
 		free(gone);
 		/* keep_last 1: the newest alone stays, even from the future. */
-		CHECK(archive_prune(b, 1, 0, 0, &gone, &ngone, err,
+		CHECK(store_prune(b, 1, 0, 0, &gone, &ngone, err,
 		    sizeof err) == 0);
 		CHECK(ngone == 2 && b->n == 1 &&
-		    strcmp(archive_head(b), vid[2]) == 0);
+		    strcmp(store_head(b), vid[2]) == 0);
 		for (i = 0; i < ngone; i++)
 			free(gone[i]);
 		free(gone);
 		/* Nothing goes when only the newest is left. */
-		CHECK(archive_prune(b, 1, 1, 0, &gone, &ngone, err,
+		CHECK(store_prune(b, 1, 1, 0, &gone, &ngone, err,
 		    sizeof err) == 0);
 		CHECK(ngone == 0 && b->n == 1);
 		free(gone);
-		archive_close(b);
+		store_close(b);
 	}
 
 	/* A reader sees the same. */
-	CHECK(archive_open(adir, "db", ARCHIVE_READ, &a, err, sizeof err) == 0);
+	CHECK(store_open(adir, "db", STORE_READ, &a, err, sizeof err) == 0);
 	check_all(a, "reader");
-	archive_close(a);
-	CHECK(archive_open(adir, "nope", ARCHIVE_READ, &a, err, sizeof err) != 0);
+	store_close(a);
+	CHECK(store_open(adir, "nope", STORE_READ, &a, err, sizeof err) != 0);
 	CHECK_CONTAINS(err, "no archive for source \"nope\"");
 
 	for (v = 0; v < nsaved; v++)

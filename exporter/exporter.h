@@ -1,0 +1,96 @@
+/* The exporter daemon's state, shared by its parts:
+ *
+ *   exporter.c  the daemon: the runs, the pull-backups' reports, status,
+ *               health, metrics, the version server's lookup, main()
+ *   export.c    an export: the hook, the manifest, the schedule
+ *   verbs.c     the now verb: a cycle asked of the daemon, followed */
+#ifndef UNDERSTUDY_EXPORTER_H
+#define UNDERSTUDY_EXPORTER_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "hook.h"
+#include "node.h"
+#include "timespec.h"
+
+struct config;
+struct event;
+struct manifest;
+
+#define RUNS_KEPT 32
+
+enum pb_state { PB_PENDING, PB_OK, PB_FAILED };
+
+/* What a pull-backup said of a run. */
+struct pb_report {
+	char *url;
+	enum pb_state archived;
+	char *archive_error;
+	enum pb_state imported;
+	int64_t importers_ok, importers_total;
+	char *import_error;
+};
+
+enum run_state { RUN_RUNNING, RUN_EXPORTED, RUN_FAILED };
+
+/* One export cycle: exports/<id>/ (data/, manifest, backup.signature). */
+struct run {
+	TAILQ_ENTRY(run) link;
+	char id[VERSION_ID_SIZE];
+	char *dir, *tmp, *data, *mpath;
+	enum run_state state;
+	const char *trigger;
+	time_t started, finished;
+	char *error;
+	char *hook_output;
+	struct manifest *m;		/* while served */
+	int served;
+	int64_t files, bytes;
+	int64_t hashed;		/* files hashed, the others from the cache */
+	struct pb_report *pb;
+	size_t npb;
+	/* Worker results. */
+	struct hook_result hr;
+	char werr[1024];
+	int wrc;
+	struct exporter *ex;
+	struct config *cf;		/* as it was when the run started */
+};
+
+TAILQ_HEAD(runlist, run);
+
+struct exporter {
+	struct node node;
+	struct config *cf;
+	char *exports_dir;
+	char *tmp_dir;
+	struct runlist runs;
+	size_t nruns;
+	struct run *running;
+	struct run *served;
+	int64_t last_ms;
+	struct event *sched_ev;
+	time_t next_scheduled;
+	unsigned long long failures;
+	time_t last_lag_at;		/* when the last import report came */
+	long last_lag;			/* export start to import done, s */
+};
+
+/* exporter.c */
+struct run *run_find(struct exporter *, const char *id);
+void run_free(struct run *);
+/* Stop serving a version: its data goes, its manifest stays for status. */
+void run_unserve(struct exporter *, struct run *, const char *why);
+
+/* export.c */
+/* Start an export now; NULL with the reason when one runs already. */
+struct run *export_start(struct exporter *, const char *trigger, char *why,
+    size_t whylen);
+void export_schedule(struct exporter *);
+
+/* verbs.c */
+int verb_now(struct config *, int argc, char **argv);
+
+#endif

@@ -1,0 +1,203 @@
+/* The exporter's now verb: ask the running daemon for a cycle (POST
+ * /v1/now) and follow it (GET /v1/runs/<id>) to the stage asked, printing
+ * each step as it is reached. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "doc.h"
+#include "exporter.h"
+#include "http.h"
+#include "proto.h"
+#include "timespec.h"
+#include "xmalloc.h"
+
+static const char *
+wait_reached(const struct doc *run, const char *wait, int *failed,
+    char *why, size_t whylen)
+{
+	const struct doc *pbs = doc_get(run, "pullbackups");
+	const char *state = doc_get_str(run, "state");
+	size_t i, archived = 0, imported = 0;
+	int64_t iok, itot;
+
+	*failed = 0;
+	if (state != NULL && strcmp(state, "failed") == 0) {
+		*failed = 1;
+		snprintf(why, whylen, "export failed: %s",
+		    doc_get_str(run, "error") ? doc_get_str(run, "error") :
+		    "?");
+		return NULL;
+	}
+	if (state == NULL || strcmp(state, "running") == 0 || pbs == NULL)
+		return NULL;
+	for (i = 0; i < pbs->n; i++) {
+		const struct doc *pb = pbs->kids[i];
+		const char *a = doc_get_str(pb, "archived");
+		const char *im = doc_get_str(pb, "imported");
+		if (a && strcmp(a, "failed") == 0) {
+			*failed = 1;
+			snprintf(why, whylen, "archiving on %s failed: %s",
+			    doc_get_str(pb, "url"),
+			    doc_get_str(pb, "archive_error") ?
+			    doc_get_str(pb, "archive_error") : "?");
+			return NULL;
+		}
+		if (im && strcmp(im, "failed") == 0 &&
+		    strcmp(wait, "imported") == 0) {
+			iok = itot = 0;
+			doc_get_i64(pb, "importers_ok", &iok);
+			doc_get_i64(pb, "importers_total", &itot);
+			*failed = 1;
+			snprintf(why, whylen, "imported on %lld of %lld "
+			    "importers via %s: %s", (long long)iok,
+			    (long long)itot, doc_get_str(pb, "url"),
+			    doc_get_str(pb, "import_error") ?
+			    doc_get_str(pb, "import_error") : "?");
+			return NULL;
+		}
+		archived += a && strcmp(a, "ok") == 0;
+		imported += im && strcmp(im, "ok") == 0;
+	}
+	if (strcmp(wait, "archived") == 0 && archived == pbs->n)
+		return "archived";
+	if (strcmp(wait, "imported") == 0 && imported == pbs->n)
+		return "imported";
+	return NULL;
+}
+
+/* Print what changed since the last poll. */
+static void
+now_progress(const struct doc *run, char **seen, size_t nseen)
+{
+	const struct doc *pbs = doc_get(run, "pullbackups");
+	const char *state = doc_get_str(run, "state");
+	char line[1024];
+	size_t i;
+	int64_t files = 0, bytes = 0, iok = 0, itot = 0;
+
+#define SAY(k) do { if (seen[k] == NULL || strcmp(seen[k], line) != 0) { \
+	printf("%s\n", line); fflush(stdout); free(seen[k]); \
+	seen[k] = xstrdup(line); } } while (0)
+	doc_get_i64(run, "files", &files);
+	doc_get_i64(run, "bytes", &bytes);
+	if (state && strcmp(state, "exported") == 0) {
+		snprintf(line, sizeof line, "exported %lld files, %lld bytes",
+		    (long long)files, (long long)bytes);
+		SAY(0);
+	}
+	for (i = 0; pbs && i < pbs->n && 2 * i + 2 < nseen; i++) {
+		const struct doc *pb = pbs->kids[i];
+		const char *a = doc_get_str(pb, "archived");
+		const char *im = doc_get_str(pb, "imported");
+		if (a && strcmp(a, "ok") == 0) {
+			snprintf(line, sizeof line, "archived on %s",
+			    doc_get_str(pb, "url"));
+			SAY(2 * i + 1);
+		}
+		if (im && strcmp(im, "pending") != 0) {
+			doc_get_i64(pb, "importers_ok", &iok);
+			doc_get_i64(pb, "importers_total", &itot);
+			snprintf(line, sizeof line, "imported on %lld of %lld "
+			    "importers (via %s)", (long long)iok,
+			    (long long)itot, doc_get_str(pb, "url"));
+			SAY(2 * i + 2);
+		}
+	}
+#undef SAY
+}
+
+int
+verb_now(struct config *cf, int argc, char **argv)
+{
+	const char *wait = "archived", *json = NULL, *timeout_s = "1h";
+	struct verb_opt opts[] = { { "wait", 1, &wait }, { "json", 0, &json },
+	    { "timeout", 1, &timeout_s }, { NULL, 0, NULL } };
+	struct http_call c;
+	struct doc *d = NULL, *run;
+	char *path = NULL, version[64], perr[256], why[1024], *seen[64];
+	const char *reached = NULL;
+	int64_t timeout;
+	time_t deadline;
+	int i, failed = 0, rc = EXIT_FAILED;
+
+	if (verb_opts(argc, argv, opts, NULL, 0) < 0)
+		return EXIT_USAGE;
+	if (strcmp(wait, "archived") != 0 && strcmp(wait, "imported") != 0)
+		return usage_error("now: --wait takes archived or imported");
+	if (age_parse(timeout_s, &timeout) != 0)
+		return usage_error("now: --timeout takes an age like 10m");
+	memset(seen, 0, sizeof seen);
+	if (cli_request(cf, &c, "POST", ROUTE_NOW, "{}") != 0) {
+		http_call_clear(&c);
+		return EXIT_FAILED;
+	}
+	if (doc_parse((const char *)evbuffer_pullup(c.reply, -1),
+	    evbuffer_get_length(c.reply), &d, perr, sizeof perr) != 0 ||
+	    doc_get_str(d, NOW_VERSION) == NULL) {
+		fprintf(stderr, "exporter: bad reply to now\n");
+		http_call_clear(&c);
+		doc_free(d);
+		return EXIT_FAILED;
+	}
+	snprintf(version, sizeof version, "%s", doc_get_str(d, NOW_VERSION));
+	doc_free(d);
+	http_call_clear(&c);
+	if (json == NULL) {
+		printf("export of %s started: version %s\n", cf->source,
+		    version);
+		fflush(stdout);
+	}
+	path = proto_run_route(version);
+	deadline = time(NULL) + timeout;
+	for (;;) {
+		d = NULL;
+		if (cli_request(cf, &c, "GET", path, NULL) != 0) {
+			http_call_clear(&c);
+			break;
+		}
+		if (doc_parse((const char *)evbuffer_pullup(c.reply, -1),
+		    evbuffer_get_length(c.reply), &d, perr,
+		    sizeof perr) != 0 || (run = doc_get(d, RUNS_RUN)) == NULL) {
+			fprintf(stderr, "exporter: bad run reply\n");
+			http_call_clear(&c);
+			break;
+		}
+		if (json == NULL)
+			now_progress(run, seen, 64);
+		reached = wait_reached(run, wait, &failed, why, sizeof why);
+		if (reached != NULL || failed || time(NULL) > deadline) {
+			if (json != NULL)
+				fwrite(evbuffer_pullup(c.reply, -1), 1,
+				    evbuffer_get_length(c.reply), stdout);
+			if (reached != NULL) {
+				if (json == NULL)
+					printf("OK: version %s %s\n", version,
+					    reached);
+				rc = EXIT_OK;
+			} else if (failed)
+				fprintf(stderr, "exporter: FAILED: version %s: "
+				    "%s\n", version, why);
+			else
+				fprintf(stderr, "exporter: FAILED: version %s "
+				    "not %s after %s (see status on each "
+				    "host)\n", version, wait, timeout_s);
+			http_call_clear(&c);
+			doc_free(d);
+			break;
+		}
+		http_call_clear(&c);
+		doc_free(d);
+		usleep(200000);
+	}
+	for (i = 0; i < 64; i++)
+		free(seen[i]);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,84 @@
+/* The importer's state of one source (isrc.h). */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "isrc.h"
+#include "log.h"
+#include "manifest.h"
+#include "xmalloc.h"
+
+/* The manifest of the last good copy, verified when it was made. */
+static void
+load_current(struct isrc *s, const char *name)
+{
+	char *p = xasprintf("%s/manifest", s->current), err[512];
+
+	if (fs_exists(p) && manifest_load(p, &s->cur_m, err, sizeof err) != 0)
+		log_warnx("source \"%s\": %s", name, err);
+	free(p);
+}
+
+char *
+isrc_last_file(const struct isrc *s)
+{
+	return xasprintf("%s/last-import.json", s->dir);
+}
+
+int
+isrc_open(struct isrc *s, struct node *n, const struct config *cf,
+    const struct source_conf *sc)
+{
+	memset(s, 0, sizeof *s);
+	s->node = n;
+	s->dir = xasprintf("%s/sources/%s", cf->state_dir, sc->name);
+	s->current = xasprintf("%s/current", s->dir);
+	s->next = xasprintf("%s/next", s->dir);
+	s->hints = xasprintf("%s/delta-hints", s->dir);
+	s->promo_file = xasprintf("%s/promoted.json", s->dir);
+	if (n != NULL && fs_mkdir_p(s->dir, 0700) != 0) {
+		log_warn("state_dir: %s", s->dir);
+		return -1;
+	}
+	load_current(s, sc->name);
+	return 0;
+}
+
+void
+isrc_close(struct isrc *s)
+{
+	free(s->dir);
+	free(s->current);
+	free(s->next);
+	free(s->hints);
+	free(s->promo_file);
+	free(s->promo_at);
+	free(s->promo_version);
+	free(s->promo_output);
+	manifest_free(s->cur_m);
+	runner_free(&s->run);
+}
+
+void
+isrc_remove_replaced(struct isrc *s)
+{
+	struct dirent *de;
+	char *p;
+	DIR *d;
+
+	if ((d = opendir(s->dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ISRC_REPLACED_PREFIX,
+		    strlen(ISRC_REPLACED_PREFIX)) != 0)
+			continue;
+		p = xasprintf("%s/%s", s->dir, de->d_name);
+		log_info("source \"%s\": removing %s, a copy an import "
+		    "replaced", s->run.sc->name, p);
+		fs_rm_rf(p);
+		free(p);
+	}
+	closedir(d);
+}

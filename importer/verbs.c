@@ -1,0 +1,260 @@
+/* The importer's own verbs: verify (the local copy against its manifest)
+ * and promote (through the running daemon, or directly when it does not
+ * answer). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "doc.h"
+#include "hook.h"
+#include "http.h"
+#include "import.h"
+#include "importer.h"
+#include "json.h"
+#include "manifest.h"
+#include "promote.h"
+#include "proto.h"
+#include "runlog.h"
+#include "xmalloc.h"
+
+static const struct source_conf *
+verb_source(struct config *cf, const char *name)
+{
+	const struct source_conf *sc = config_source(cf, name);
+
+	if (sc == NULL)
+		fprintf(stderr, "importer: no source \"%s\" in %s\n", name,
+		    cf->path);
+	return sc;
+}
+
+/* What differs between the copy (scanned) and its manifest: content,
+ * type, symlink targets; a mode or an mtime is not damage. */
+static void
+note_bad(void *arg, const struct ment *want, const struct ment *got)
+{
+	size_t *bad = arg;
+
+	if (got == NULL)
+		printf("BAD %s: missing\n", want->path);
+	else if (want == NULL)
+		printf("BAD %s: not in the manifest\n", got->path);
+	else if (got->type != want->type)
+		printf("BAD %s: wrong type\n", want->path);
+	else if (want->type == MENT_FILE && (got->size != want->size ||
+	    strcmp(got->sha, want->sha) != 0))
+		printf("BAD %s: content differs from SHA-256 %s\n", want->path,
+		    want->sha);
+	else if (want->type == MENT_LINK && strcmp(got->target,
+	    want->target) != 0)
+		printf("BAD %s: symlink target differs\n", want->path);
+	else
+		return;
+	(*bad)++;
+}
+
+/* verify SOURCE: re-read the local copy and compare with its manifest. */
+int
+verb_verify(struct config *cf, int argc, char **argv)
+{
+	struct verb_opt opts[] = { { NULL, 0, NULL } };
+	const struct source_conf *sc;
+	struct manifest *scan = NULL;
+	struct isrc s;
+	char *pos[1], *data, err[1024];
+	size_t bad = 0;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("verify SOURCE");
+	if ((sc = verb_source(cf, pos[0])) == NULL)
+		return EXIT_USAGE;
+	isrc_open(&s, NULL, cf, sc);
+	if (s.cur_m == NULL) {
+		fprintf(stderr, "importer: source \"%s\" has no imported copy "
+		    "yet\n", pos[0]);
+		isrc_close(&s);
+		return EXIT_FAILED;
+	}
+	data = xasprintf("%s/data", s.current);
+	if (manifest_scan(data, s.cur_m->source, s.cur_m->version, &scan, err,
+	    sizeof err) != 0) {
+		fprintf(stderr, "importer: %s\n", err);
+		free(data);
+		isrc_close(&s);
+		return EXIT_FAILED;
+	}
+	manifest_diff(s.cur_m, scan, note_bad, &bad);
+	if (bad == 0)
+		printf("version %s of \"%s\": %lld files, %lld bytes, all "
+		    "verified\n", s.cur_m->version, pos[0],
+		    (long long)s.cur_m->files, (long long)s.cur_m->bytes);
+	else
+		printf("version %s of \"%s\": %zu bad entries\n",
+		    s.cur_m->version, pos[0], bad);
+	manifest_free(scan);
+	free(data);
+	isrc_close(&s);
+	return bad == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+static void
+promote_print(const char *source, const char *version, const char *at,
+    int already, const char *output)
+{
+	if (already)
+		printf("source \"%s\" was already promoted on this host at %s "
+		    "(version %s)\n", source, at, version);
+	else
+		printf("promoted \"%s\" on this host: version %s is now the "
+		    "primary copy; this host takes no more imports for \"%s\"\n",
+		    source, version, source);
+	if (output != NULL && *output != '\0')
+		printf("promote hook output:\n%s", output);
+}
+
+/* Through the daemon: 0 or 1 as the verb's exit, -1 when it does not
+ * answer. */
+static int
+promote_remote(struct config *cf, const char *source, int force, int json)
+{
+	struct http_client *hc;
+	struct http_call c;
+	struct evbuffer *b;
+	struct doc *d = NULL;
+	struct json j;
+	char *url, *body, why[1024];
+	int rc, already = 0;
+
+	url = cli_url(cf);
+	hc = http_client_new(url);
+	http_call_init(&c, "POST", url, ROUTE_PROMOTE, cf->token,
+	    cf->token_len);
+	b = c.body = evbuffer_new();
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_i64(&j, EVF_PROTO, PROTO_VERSION);
+	json_str(&j, PROMOTE_SOURCE, source);
+	json_bool(&j, PROMOTE_FORCE, force);
+	json_obj_close(&j);
+	c.content_type = PROTO_CT_JSON;
+	c.timeout = 3600;
+	rc = http_client_call(hc, &c);
+	http_client_free(hc);
+	if (rc != 0) {
+		fprintf(stderr, "importer: the daemon at %s does not answer; "
+		    "promoting directly\n", url);
+		http_call_clear(&c);
+		free(url);
+		return -1;
+	}
+	body = (char *)evbuffer_pullup(c.reply, -1);
+	if (c.status == PROTO_OK && doc_parse(body,
+	    evbuffer_get_length(c.reply), &d, why, sizeof why) == 0) {
+		doc_get_bool(d, "already", &already);
+		if (json)
+			fwrite(body, 1, evbuffer_get_length(c.reply), stdout);
+		else
+			promote_print(source, doc_get_str(d, "version"),
+			    doc_get_str(d, "promoted_at"), already,
+			    doc_get_str(d, "hook_output"));
+		rc = EXIT_OK;
+	} else {
+		http_call_describe(&c, why, sizeof why);
+		fprintf(stderr, "importer: promote refused: %s\n", why);
+		rc = EXIT_FAILED;
+	}
+	doc_free(d);
+	http_call_clear(&c);
+	free(url);
+	return rc;
+}
+
+/* Without the daemon: the same steps, here. */
+static int
+promote_local(struct config *cf, const struct source_conf *sc, int force)
+{
+	struct hook_result hr;
+	struct runlog rl;
+	struct evbuffer *b;
+	struct isrc s;
+	char *runs, why[1024];
+	time_t started;
+	int code, rc, rewrite;
+
+	import_open(&s, NULL, cf, sc);
+	code = promote_check(&s, force, why, sizeof why);
+	if (code == 1) {
+		promote_print(sc->name, s.promo_version, s.promo_at, 1, NULL);
+		isrc_close(&s);
+		return EXIT_OK;
+	}
+	if (code == 0) {
+		promote_mark(&s, force);
+		if (promote_save(&s) != 0) {
+			snprintf(why, sizeof why, "%s: %s", s.promo_file,
+			    strerror(errno));
+			code = -1;
+		}
+	}
+	if (code != 0) {
+		fprintf(stderr, "importer: promote refused: %s\n", why);
+		isrc_close(&s);
+		return EXIT_FAILED;
+	}
+	started = time(NULL);
+	promote_hook(&s, &hr);
+	promote_end(&s, &hr);
+	if (promote_save(&s) != 0)
+		fprintf(stderr, "importer: %s: %s\n", s.promo_file,
+		    strerror(errno));
+	runs = xasprintf("%s/queue/runs.jsonl", cf->state_dir);
+	runlog_open(&rl, runs);
+	free(runs);
+	b = runlog_add(&rl, "promote", sc->name, s.promo_version, hr.ok,
+	    started, promote_summary(&hr), hr.output, &rewrite);
+	runlog_write(&rl, b, rewrite);
+	runlog_close(&rl);
+	if (hr.ok)
+		promote_print(sc->name, s.promo_version, s.promo_at, 0,
+		    hr.output);
+	else
+		fprintf(stderr, "importer: the promote hook failed: %s; \"%s\" "
+		    "takes no more imports; fix the hook and run promote "
+		    "again\n", hr.error, sc->name);
+	rc = hr.ok ? EXIT_OK : EXIT_FAILED;
+	hook_result_clear(&hr);
+	isrc_close(&s);
+	return rc;
+}
+
+/* promote SOURCE [--force] [--json] */
+int
+verb_promote(struct config *cf, int argc, char **argv)
+{
+	const char *force = NULL, *json = NULL;
+	struct verb_opt opts[] = { { "force", 0, &force }, { "json", 0, &json },
+	    { NULL, 0, NULL } };
+	const struct source_conf *sc;
+	char *pos[1];
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("promote SOURCE [--force]");
+	if ((sc = verb_source(cf, pos[0])) == NULL)
+		return EXIT_USAGE;
+	if ((rc = promote_remote(cf, pos[0], force != NULL,
+	    json != NULL)) >= 0)
+		return rc;
+	return promote_local(cf, sc, force != NULL);
+}

@@ -1,0 +1,312 @@
+/* The reverse increments of the store (store.h): what turns a version's
+ * newer neighbour back into it, file by file, gzip'd.  A file that changed
+ * is kept as a librsync delta from its new content to its old, named
+ * <old sha>.from.<new sha>.rdelta.gz, made from the forward delta the pull
+ * kept when there is one (common/rdelta.c: no pass of the rsync algorithm)
+ * or computed anew; a file that went, or one either side of which is
+ * empty, is kept whole, <old sha>.full.gz. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <zlib.h>
+
+#include "delta.h"
+#include "fault.h"
+#include "fsutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "store.h"
+#include "sync.h"
+#include "xmalloc.h"
+
+static char *
+full_name(const char *incdir, const char *sha)
+{
+	return xasprintf("%s/%s.full.gz", incdir, sha);
+}
+
+static char *
+rdelta_name(const char *incdir, const char *sha, const char *next)
+{
+	return xasprintf("%s/%s.from.%s.rdelta.gz", incdir, sha, next);
+}
+
+static int
+gz_sink(void *arg, const void *p, size_t n)
+{
+	gzFile gz = arg;
+
+	if (fault_enospc("increment-write"))
+		return -1;
+	while (n > 0) {
+		unsigned int chunk = n > (1u << 30) ? 1u << 30 : (unsigned)n;
+		if (gzwrite(gz, p, chunk) != (int)chunk) {
+			errno = EIO;
+			return -1;
+		}
+		p = (const char *)p + chunk;
+		n -= chunk;
+	}
+	return 0;
+}
+
+struct inc_job {
+	int newfd;		/* the new version's file */
+	int oldfd;		/* the old version's file */
+	int fwdfd;		/* the delta that pulled it, or -1 */
+	int64_t old_size, new_size;
+};
+
+/* Create name (relative to the store), let fill() write through gzip (the
+ * caller makes it durable).  Nothing when it is there already. */
+static int
+gz_create(struct store *st, const char *name, int (*fill)(struct inc_job *,
+    gzFile, char *, size_t), struct inc_job *j, char *err, size_t errlen)
+{
+	gzFile gz;
+	int fd, fd2, rc;
+
+	fd = openat(st->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (fd < 0 && errno == EEXIST)
+		return 0;
+	if (fd < 0) {
+		snprintf(err, errlen, "%s/%s: %s", st->dir, name,
+		    strerror(errno));
+		return -1;
+	}
+	if ((fd2 = dup(fd)) < 0 || (gz = gzdopen(fd2, "wb1")) == NULL) {
+		snprintf(err, errlen, "%s/%s: cannot start compression",
+		    st->dir, name);
+		if (fd2 >= 0)
+			close(fd2);
+		close(fd);
+		unlinkat(st->dfd, name, 0);
+		return -1;
+	}
+	rc = fill(j, gz, err, errlen);
+	if (gzclose(gz) != Z_OK && rc == 0) {
+		snprintf(err, errlen, "%s/%s: compression failed (disk full?)",
+		    st->dir, name);
+		rc = -1;
+	}
+	close(fd);
+	if (rc != 0)
+		unlinkat(st->dfd, name, 0);
+	return rc;
+}
+
+static int
+fill_full(struct inc_job *j, gzFile gz, char *err, size_t errlen)
+{
+	char buf[1 << 16];
+	ssize_t n;
+
+	while ((n = read(j->oldfd, buf, sizeof buf)) > 0)
+		if (gz_sink(gz, buf, (size_t)n) != 0) {
+			snprintf(err, errlen, "compressing: %s",
+			    strerror(errno));
+			return -1;
+		}
+	if (n < 0) {
+		snprintf(err, errlen, "reading: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fill_delta(struct inc_job *j, gzFile gz, char *err, size_t errlen)
+{
+	struct evbuffer *sig = evbuffer_new();
+	int rc;
+
+	rc = delta_signature(j->newfd, 0, delta_sink_evbuffer, sig, err,
+	    errlen);
+	if (rc == 0)
+		rc = delta_compute(evbuffer_pullup(sig, -1),
+		    evbuffer_get_length(sig), j->oldfd, gz_sink, gz, err,
+		    errlen);
+	evbuffer_free(sig);
+	return rc;
+}
+
+/* From the forward delta the pull kept: no pass of the rsync algorithm. */
+static int
+fill_reverse(struct inc_job *j, gzFile gz, char *err, size_t errlen)
+{
+	return delta_reverse(j->fwdfd, j->oldfd, j->old_size, j->new_size,
+	    gz_sink, gz, err, errlen);
+}
+
+/* The increment of one file of the old version: e, which the new version
+ * has as ne (or not at all). */
+static int
+build_one(struct store *st, const char *incdir, const struct ment *e,
+    const struct ment *ne, int oldfd, int newfd, char *err, size_t errlen)
+{
+	struct inc_job j = { .newfd = -1, .fwdfd = -1 };
+	char *name, *fwd, *deltas;
+	int rc = 0;
+
+	if ((j.oldfd = fs_open_beneath(oldfd, e->path, O_RDONLY, 0)) < 0) {
+		snprintf(err, errlen, "current/%s: %s", e->path,
+		    strerror(errno));
+		return -1;
+	}
+	if (ne != NULL && ne->type == MENT_FILE && ne->size > 0 &&
+	    e->size > 0 && (j.newfd = fs_open_beneath(newfd, ne->path,
+	    O_RDONLY, 0)) >= 0) {
+		name = rdelta_name(incdir, e->sha, ne->sha);
+		deltas = store_path(st, STORE_DELTAS);
+		fwd = sync_kept_delta(deltas, e->sha, ne->sha);
+		j.fwdfd = open(fwd, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		free(fwd);
+		free(deltas);
+		j.old_size = e->size;
+		j.new_size = ne->size;
+		if (j.fwdfd >= 0 && (rc = gz_create(st, name, fill_reverse,
+		    &j, err, errlen)) != 0) {
+			log_warnx("reverse delta of %s from the pull's delta: "
+			    "%s; computing it anew", e->path, err);
+			lseek(j.oldfd, 0, SEEK_SET);
+		}
+		if (rc != 0 || j.fwdfd < 0)
+			rc = gz_create(st, name, fill_delta, &j, err, errlen);
+	} else {
+		name = full_name(incdir, e->sha);
+		rc = gz_create(st, name, fill_full, &j, err, errlen);
+	}
+	free(name);
+	close(j.oldfd);
+	if (j.newfd >= 0)
+		close(j.newfd);
+	if (j.fwdfd >= 0)
+		close(j.fwdfd);
+	return rc;
+}
+
+int
+increment_build(struct store *st, const struct manifest *old_m,
+    const struct manifest *new_m, int oldfd, int newfd, char *err,
+    size_t errlen)
+{
+	const struct ment *e, *ne;
+	char *incdir, inner[512];
+	int incfd = -1, rc = 0;
+	size_t i;
+
+	incdir = store_vpath(st, old_m->version, "increment.tmp");
+	if (fs_rm_rf_at(st->dfd, incdir) != 0 ||
+	    mkdirat(st->dfd, incdir, 0700) != 0) {
+		snprintf(err, errlen, "%s/%s: %s", st->dir, incdir,
+		    strerror(errno));
+		free(incdir);
+		return -1;
+	}
+	for (i = 0; rc == 0 && i < old_m->n; i++) {
+		e = &old_m->e[i];
+		if (e->type != MENT_FILE)
+			continue;
+		ne = manifest_find(new_m, e->path);
+		if (ne != NULL && ne->type == MENT_FILE &&
+		    strcmp(ne->sha, e->sha) == 0)
+			continue;
+		if ((rc = build_one(st, incdir, e, ne, oldfd, newfd, err,
+		    errlen)) != 0) {
+			snprintf(inner, sizeof inner, "%s", err);
+			snprintf(err, errlen, "writing the increment of %s for "
+			    "version %s: %s", e->path, old_m->version, inner);
+		}
+	}
+	/* Every increment and its directory entry on disk before the
+	 * journal: one syncfs() for all, where an fsync() a file cost a
+	 * journal commit each (one per changed file). */
+	if (rc == 0 && ((incfd = openat(st->dfd, incdir, O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC)) < 0 || syncfs(incfd) != 0)) {
+		snprintf(err, errlen, "%s/%s: syncfs: %s", st->dir, incdir,
+		    strerror(errno));
+		rc = -1;
+	}
+	if (incfd >= 0)
+		close(incfd);
+	free(incdir);
+	return rc;
+}
+
+static int
+open_increment(const struct store *st, char *name, char **path)
+{
+	int fd = openat(st->dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	*path = xasprintf("%s/%s", st->dir, name);
+	free(name);
+	return fd;
+}
+
+int
+increment_open_full(const struct store *st, const char *id, const char *sha,
+    char **path)
+{
+	char *dir = store_vpath(st, id, "increment"), *name;
+
+	name = full_name(dir, sha);
+	free(dir);
+	return open_increment(st, name, path);
+}
+
+int
+increment_open_rdelta(const struct store *st, const char *id,
+    const char *sha, const char *next, char **path)
+{
+	char *dir = store_vpath(st, id, "increment"), *name;
+
+	name = rdelta_name(dir, sha, next);
+	free(dir);
+	return open_increment(st, name, path);
+}
+
+int
+increment_read(int fd, const char *path, int basefd, delta_sink sink,
+    void *arg, char *err, size_t errlen)
+{
+	struct delta_patch *dp = NULL;
+	char buf[1 << 16];
+	gzFile gz;
+	int n, rc = 0, zerr;
+
+	if ((gz = gzdopen(fd, "rb")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (basefd >= 0)
+		dp = delta_patch_new(basefd, sink, arg);
+	while ((n = gzread(gz, buf, sizeof buf)) > 0) {
+		if (dp != NULL)
+			rc = delta_patch_feed(dp, buf, (size_t)n, err, errlen);
+		else if (sink(arg, buf, (size_t)n) != 0) {
+			snprintf(err, errlen, "writing: %s", strerror(errno));
+			rc = -1;
+		}
+		if (rc != 0)
+			break;
+	}
+	if (n < 0 && rc == 0) {
+		const char *msg = gzerror(gz, &zerr);
+		snprintf(err, errlen, "damaged increment: %s: %s", path,
+		    strstr(msg, ": ") != NULL ? strstr(msg, ": ") + 2 : msg);
+		rc = -1;
+	}
+	gzclose(gz);
+	if (rc == 0 && dp != NULL)
+		rc = delta_patch_finish(dp, err, errlen);
+	delta_patch_free(dp);
+	return rc;
+}

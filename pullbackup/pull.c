@@ -1,0 +1,317 @@
+/* A pull: on "backup.ready" the source's runner starts pull_work() on a
+ * worker, which syncs the version from the exporter into the store's
+ * staging tree (deltas against the newest version), commits it, and
+ * applies retention; pull_done(), on the loop, takes the verified
+ * manifest as the new head, reports "backup.archived" to the exporter and
+ * pushes the version to the importers.  attempt.json tells the list verb
+ * about a pull under way or failed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "config.h"
+#include "doc.h"
+#include "fault.h"
+#include "json.h"
+#include "log.h"
+#include "manifest.h"
+#include "presign.h"
+#include "proto.h"
+#include "pullbackup.h"
+#include "timespec.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+const struct runner_words pull_words = {
+	.doing = "pulling version",
+	.last = "last_pull",
+	.busy = "pulling",
+	.busy_version = "pulling_version",
+	.none = "no version yet",
+	.stale = "the newest version",
+	.fresh = "newest version",
+	.failed = "the last pull failed",
+	.duration = "understudy_pull_duration_seconds",
+};
+
+void
+pull_set_head(struct src *s, struct manifest *m)
+{
+	char err[512];
+	size_t i;
+
+	manifest_free(s->head_m);
+	s->head_m = NULL;
+	for (i = 0; i < s->nversions; i++)
+		free(s->vids[i]);
+	free(s->vids);
+	s->nversions = s->st->n;
+	s->vids = xcalloc(s->nversions + 1, sizeof *s->vids);
+	for (i = 0; i < s->nversions; i++)
+		s->vids[i] = xstrdup(s->st->ids[i]);
+	xstrset(&s->head, store_head(s->st));
+	free(s->head_mpath);
+	s->head_mpath = NULL;
+	if (s->head == NULL) {
+		manifest_free(m);
+		return;
+	}
+	s->head_mpath = store_manifest_path(s->st, s->st->n - 1);
+	if (m != NULL && strcmp(m->version, s->head) == 0)
+		s->head_m = m;
+	else {
+		manifest_free(m);
+		if (store_manifest(s->st, s->st->n - 1, &s->head_m, err,
+		    sizeof err) != 0)
+			log_warnx("source \"%s\": %s", s->run.sc->name, err);
+	}
+}
+
+void
+pull_send_archived(struct src *s, const char *version, const char *peer,
+    int ok, const char *error)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+
+	event_begin(&j, b, EV_BACKUP_ARCHIVED, s->run.sc->name, version);
+	json_str(&j, EVF_FROM, peer);
+	json_bool(&j, EVF_OK, ok);
+	if (error != NULL)
+		json_str(&j, EVF_ERROR, error);
+	json_obj_close(&j);
+	outbox_send(&s->pb->node, s->run.sc->exporter, EV_BACKUP_ARCHIVED, b);
+	evbuffer_free(b);
+}
+
+/* The state of a pull under way or failed, for the list verb. */
+static void
+attempt_write(struct src *s, const char *state, const char *error)
+{
+	struct evbuffer *b = evbuffer_new();
+	char iso[32];
+	struct json j;
+
+	time_format_iso(time(NULL), iso, sizeof iso);
+	json_init(&j, b);
+	json_obj_open(&j, NULL);
+	json_str(&j, "version", s->run.version);
+	json_str(&j, "state", state);
+	json_str(&j, "time", iso);
+	if (error != NULL)
+		json_str(&j, "error", error);
+	json_obj_close(&j);
+	src_write(s, STORE_ATTEMPT, b);
+	evbuffer_free(b);
+}
+
+static void
+pull_work(void *arg)
+{
+	struct src *s = arg;
+	const struct source_conf *sc = s->run.sc;
+	const struct config *cf = s->run.job_cf;
+	struct sync_opts o;
+	struct hints hints;
+	char perr[512];
+	int rc;
+
+	memset(&o, 0, sizeof o);
+	memset(&hints, 0, sizeof hints);
+	store_begin(s->st, &s->txn);
+	o.url = sc->exporter;
+	o.token = cf->token;
+	o.token_len = cf->token_len;
+	o.source = sc->name;
+	o.version = s->run.version;
+	o.base_dir = s->head_m != NULL ? s->current : NULL;
+	o.base_m = s->head_m;
+	o.staging = s->txn.staging;
+	o.deltas_dir = s->txn.deltas;
+	o.hints = s->hints;
+	o.hints_out = &hints;
+	o.link_unchanged = 1;
+	o.sigs = &s->sigs;
+	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
+	if (rc != 0) {
+		xstrset(&s->res.error, perr);
+		goto fail;
+	}
+	fault_point("pull-synced");
+	s->presign = presign_build(s->sigs_dir, s->new_m, s->head_m, &hints,
+	    s->txn.staging);
+	hints_free(&hints);
+	if (store_commit(&s->txn, s->new_m, &s->replaced, perr,
+	    sizeof perr) != 0) {
+		xstrset(&s->res.error, perr);
+		presign_free(s->presign);	/* of nothing committed */
+		s->presign = NULL;
+		goto fail;
+	}
+	s->res.ok = 1;
+	if ((sc->keep_last > 0 || sc->older_than > 0) &&
+	    store_prune(s->st, sc->keep_last, sc->older_than, 0, &s->pruned,
+	    &s->npruned, perr, sizeof perr) != 0)
+		log_warnx("source \"%s\": retention: %s", sc->name, perr);
+	fault_point("pull-committed");
+	return;
+fail:
+	/* Kept for the next attempt to resume, unless there is none: the
+	 * version is gone, or this was the last attempt (and the disk may be
+	 * full). */
+	store_abort(&s->txn, s->gone || runner_last_attempt(&s->run));
+}
+
+static void
+presign_work(void *arg)
+{
+	presign_run(arg);
+}
+
+static void
+pull_finished(struct src *s)
+{
+	struct node *n = &s->pb->node;
+	const struct runner_result *last = &s->run.last;
+	char summary[512];
+
+	snprintf(summary, sizeof summary, "archived version %s: %lld files, "
+	    "%lld bytes (%lld unchanged, %lld by delta, %lld whole, %lld "
+	    "resumed; %lld bytes received, %lld signatures made ahead) in "
+	    "%lds", last->version, (long long)last->st.files,
+	    (long long)last->st.bytes, (long long)last->st.unchanged,
+	    (long long)last->st.deltas, (long long)last->st.whole,
+	    (long long)last->st.resumed, (long long)last->st.received,
+	    (long long)last->st.ahead, last->secs);
+	log_info("source \"%s\": %s", s->run.sc->name, summary);
+	s->received_total += (unsigned long long)last->st.received;
+	src_remove(s, STORE_ATTEMPT);
+	pull_set_head(s, s->new_m);
+	s->new_m = NULL;
+	node_record(n, "pull", s->run.sc->name, last->version, 1,
+	    s->run.started, summary, NULL);
+	pull_send_archived(s, last->version, s->run.peer, 1, NULL);
+	push_to_importers(s, s->run.peer);
+}
+
+static void
+pull_done(void *arg)
+{
+	struct src *s = arg;
+	struct node *n = &s->pb->node;
+	const struct runner_result *last = &s->run.last;
+	size_t i;
+
+	for (i = 0; i < s->npruned; i++) {
+		log_info("source \"%s\": retention removed version %s",
+		    s->run.sc->name, s->pruned[i]);
+		free(s->pruned[i]);
+	}
+	free(s->pruned);
+	s->pruned = NULL;
+	s->npruned = 0;
+	if (n->stopping) {
+		free(s->replaced);	/* start-up removes it */
+		s->replaced = NULL;
+		presign_free(s->presign);
+		s->presign = NULL;
+		manifest_free(s->new_m);
+		s->new_m = NULL;
+		runner_result_clear(&s->res);
+		return;
+	}
+	xstrset(&s->res.version, s->run.version);
+	s->res.at = time(NULL);
+	s->res.secs = (long)(s->res.at - s->run.started);
+	switch (runner_done(&s->run, &s->res, s->gone)) {
+	case RUNNER_OK:
+		pull_finished(s);
+		break;
+	case RUNNER_GAVE_UP:
+		log_warnx("source \"%s\": pulling version %s failed, giving "
+		    "up: %s", s->run.sc->name, last->version, last->error);
+		node_record(n, "pull", s->run.sc->name, last->version, 0,
+		    s->run.started, last->error, NULL);
+		pull_send_archived(s, last->version, s->run.peer, 0,
+		    last->error);
+		attempt_write(s, "failed", last->error);
+		break;
+	case RUNNER_RETRY:
+		attempt_write(s, "in progress", s->run.retry_error);
+		break;
+	}
+	manifest_free(s->new_m);
+	s->new_m = NULL;
+	/* The mirror the commit replaced goes after the events above are
+	 * sent: its removal is not on the chain's way. */
+	node_discard_tree(n, s->replaced);
+	s->replaced = NULL;
+	if (s->presign != NULL)
+		worker_submit(s->pb->ahead, presign_work, NULL, s->presign);
+	s->presign = NULL;
+	runner_kick(&s->run);
+}
+
+/* The next event of this source: reports are handled at once, a version
+ * the archive has is answered again, a newer one is pulled. */
+static enum runner_verdict
+pull_handle(struct runner *r, const struct doc *ev)
+{
+	struct src *s = r->arg;
+	const char *type = doc_get_str(ev, EVF_TYPE);
+	const char *version = doc_get_str(ev, EVF_VERSION);
+	const char *peer = doc_get_str(ev, EVF_PEER);
+	char why[256];
+	int same;
+
+	if (strcmp(type, EV_IMPORT_DONE) == 0) {
+		push_import_done(s, ev);
+		return RUNNER_HANDLED;
+	}
+	if (s->head != NULL && strcmp(version, s->head) <= 0) {
+		same = strcmp(version, s->head) == 0;
+		snprintf(why, sizeof why, "superseded: the archive already "
+		    "holds the newer version %s", s->head);
+		pull_send_archived(s, version, peer, same, same ? NULL : why);
+		if (same && s->push_version == NULL)
+			push_to_importers(s, peer);
+		return RUNNER_HANDLED;
+	}
+	return RUNNER_JOB;
+}
+
+static void
+pull_start(struct runner *r, const struct doc *ev)
+{
+	struct src *s = r->arg;
+
+	log_info("source \"%s\": pulling version %s from %s", r->sc->name,
+	    r->version, r->sc->exporter);
+	memset(&s->res, 0, sizeof s->res);
+	s->gone = 0;
+	attempt_write(s, "in progress", NULL);
+	worker_submit(s->pb->node.runs, pull_work, pull_done, s);
+}
+
+static void
+pull_result_json(const struct runner *r, const struct runner_result *res,
+    struct json *j)
+{
+	json_i64(j, "files", res->st.files);
+	json_i64(j, "bytes", res->st.bytes);
+	json_i64(j, "unchanged", res->st.unchanged);
+	json_i64(j, "deltas", res->st.deltas);
+	json_i64(j, "whole", res->st.whole);
+	json_i64(j, "resumed", res->st.resumed);
+	json_i64(j, "bytes_received", res->st.received);
+	json_i64(j, "signatures_ahead", res->st.ahead);
+}
+
+const struct runner_ops pull_ops = {
+	.handle = pull_handle,
+	.start = pull_start,
+	.result_json = pull_result_json,
+};

@@ -1,0 +1,335 @@
+/* Versions rebuilt file by file (store.h).  The content of a file at
+ * version k starts from a plain base, the newest version's file in
+ * current/ or a whole increment on the way there, and goes back through
+ * the reverse deltas of the versions in between, newest first.  Every
+ * file rebuilt is hashed and checked against its manifest. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "delta.h"
+#include "fsutil.h"
+#include "hashsink.h"
+#include "manifest.h"
+#include "store.h"
+#include "xmalloc.h"
+
+struct store_reader {
+	const struct store *st;
+	struct manifest **ms;	/* per version, loaded on demand */
+	int curfd;
+};
+
+/* One reverse delta of a chain: version j's increment that turns the
+ * content next (of version j + 1) into sha. */
+struct link {
+	size_t j;
+	char sha[HASH_HEX_SIZE];
+	char next[HASH_HEX_SIZE];
+};
+
+const struct manifest *
+store_reader_manifest(struct store_reader *r, size_t j, char *err,
+    size_t errlen)
+{
+	if (r->ms[j] == NULL && store_manifest(r->st, j, &r->ms[j], err,
+	    errlen) != 0)
+		return NULL;
+	return r->ms[j];
+}
+
+/* Unpack a whole increment into a temporary file: an fd at offset 0. */
+static int
+unpack_full(struct store_reader *r, int in, const char *path, char *err,
+    size_t errlen)
+{
+	int fd = store_tmpfile(r->st);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "temporary file: %s", strerror(errno));
+		close(in);
+		return -1;
+	}
+	if (increment_read(in, path, -1, delta_sink_fd, &fd, err,
+	    errlen) != 0) {
+		close(fd);
+		return -1;
+	}
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+/* Where the content of e at version k comes from: an fd open at offset 0
+ * on a plain base, and the reverse deltas that take it back to version k,
+ * to be applied from chain[*nchain - 1] down to chain[0]. */
+static int
+content_base(struct store_reader *r, size_t k, const struct ment *e,
+    struct link **chainp, size_t *nchainp, char *err, size_t errlen)
+{
+	const struct store *st = r->st;
+	const struct manifest *nm;
+	const struct ment *ne;
+	struct link *chain = NULL;
+	char sha[HASH_HEX_SIZE], *path;
+	size_t nchain = 0, j = k;
+	int fd = -1, in, missing;
+
+	memcpy(sha, e->sha, sizeof sha);
+	for (;;) {
+		if (j + 1 == st->n) {
+			fd = fs_open_beneath(r->curfd, e->path, O_RDONLY, 0);
+			if (fd < 0)
+				snprintf(err, errlen, "current/%s: %s", e->path,
+				    strerror(errno));
+			break;
+		}
+		in = increment_open_full(st, st->ids[j], sha, &path);
+		missing = in < 0 && errno == ENOENT;
+		if (in >= 0)
+			fd = unpack_full(r, in, path, err, errlen);
+		else if (!missing)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(path);
+		if (!missing)
+			break;
+		if ((nm = store_reader_manifest(r, j + 1, err, errlen)) == NULL)
+			break;
+		ne = manifest_find(nm, e->path);
+		if (ne == NULL || ne->type != MENT_FILE) {
+			snprintf(err, errlen, "archive damaged: %s of version "
+			    "%s has no increment in %s", e->path, st->ids[k],
+			    st->ids[j]);
+			break;
+		}
+		if (strcmp(ne->sha, sha) != 0) {
+			chain = xreallocarray(chain, nchain + 1,
+			    sizeof *chain);
+			chain[nchain].j = j;
+			memcpy(chain[nchain].sha, sha, sizeof sha);
+			memcpy(chain[nchain].next, ne->sha, sizeof sha);
+			nchain++;
+			memcpy(sha, ne->sha, sizeof sha);
+		}
+		j++;
+	}
+	if (fd < 0) {
+		free(chain);
+		chain = NULL;
+		nchain = 0;
+	}
+	*chainp = chain;
+	*nchainp = nchain;
+	return fd;
+}
+
+/* Apply one reverse delta to the content at basefd, into sink. */
+static int
+apply_link(struct store_reader *r, const struct link *l, int basefd,
+    delta_sink sink, void *arg, char *err, size_t errlen)
+{
+	char *path;
+	int in, rc;
+
+	in = increment_open_rdelta(r->st, r->st->ids[l->j], l->sha, l->next,
+	    &path);
+	if (in < 0) {
+		snprintf(err, errlen, "archive damaged: no increment %s: %s",
+		    path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	rc = increment_read(in, path, basefd, sink, arg, err, errlen);
+	free(path);
+	return rc;
+}
+
+/* Apply chain[n - 1] .. chain[stop] to fd, each into a temporary file;
+ * the fd of the last, at offset 0 (fd itself when there is nothing to
+ * apply), or -1.  fd is closed if it is replaced. */
+static int
+walk_back(struct store_reader *r, int fd, const struct link *chain,
+    size_t n, size_t stop, char *err, size_t errlen)
+{
+	int out, sink;
+
+	while (fd >= 0 && n-- > stop) {
+		if ((out = store_tmpfile(r->st)) < 0)
+			snprintf(err, errlen, "temporary file: %s",
+			    strerror(errno));
+		sink = out;
+		if (out >= 0 && apply_link(r, &chain[n], fd, delta_sink_fd,
+		    &sink, err, errlen) != 0) {
+			close(out);
+			out = -1;
+		}
+		close(fd);
+		fd = out;
+		if (fd >= 0)
+			lseek(fd, 0, SEEK_SET);
+	}
+	return fd;
+}
+
+int
+store_reader_content(struct store_reader *r, size_t k, const struct ment *e,
+    char *err, size_t errlen)
+{
+	struct link *chain;
+	size_t nchain;
+	int fd;
+
+	fd = content_base(r, k, e, &chain, &nchain, err, errlen);
+	fd = walk_back(r, fd, chain, nchain, 0, err, errlen);
+	free(chain);
+	return fd;
+}
+
+static int
+hash_failed(const struct ment *e, const char *version, const char *why,
+    char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s of version %s does not match its SHA-256 "
+	    "(rebuilt %s)", e->path, version, why);
+	return -1;
+}
+
+/* The last reverse delta of the chain writes into out directly, not
+ * through a temporary file. */
+int
+store_reader_copy(struct store_reader *r, size_t k, const struct ment *e,
+    int out, char *err, size_t errlen)
+{
+	struct hashsink hs;
+	struct link *chain;
+	char why[200];
+	size_t nchain;
+	int fd, rc;
+
+	fd = content_base(r, k, e, &chain, &nchain, err, errlen);
+	fd = walk_back(r, fd, chain, nchain, 1, err, errlen);
+	if (fd < 0) {
+		free(chain);
+		return -1;
+	}
+	hashsink_init(&hs, out, -1);
+	if (nchain == 0) {
+		rc = hashsink_read(&hs, fd);
+		if (rc != 0)
+			snprintf(err, errlen, "%s: %s", e->path,
+			    strerror(errno));
+	} else
+		rc = apply_link(r, &chain[0], fd, hashsink_write, &hs, err,
+		    errlen);
+	if (rc != 0)
+		hashsink_abort(&hs);
+	else if (hashsink_check(&hs, e, why, sizeof why) != 0)
+		rc = hash_failed(e, r->st->ids[k], why, err, errlen);
+	close(fd);
+	free(chain);
+	return rc;
+}
+
+struct store_reader *
+store_reader_new(const struct store *st, char *err, size_t errlen)
+{
+	struct store_reader *r = xcalloc(1, sizeof *r);
+
+	r->st = st;
+	r->ms = xcalloc(st->n ? st->n : 1, sizeof *r->ms);
+	r->curfd = openat(st->dfd, "current", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	if (r->curfd < 0 && st->n > 0) {
+		snprintf(err, errlen, "%s/current: %s", st->dir,
+		    strerror(errno));
+		store_reader_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+store_reader_free(struct store_reader *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->st->n; i++)
+		manifest_free(r->ms[i]);
+	free(r->ms);
+	if (r->curfd >= 0)
+		close(r->curfd);
+	free(r);
+}
+
+/* The newest version's plain tree must hold the directories and symlinks
+ * too: 0 when e is there as the manifest says. */
+static int
+check_entry(struct store_reader *r, const struct ment *e, char *err,
+    size_t errlen)
+{
+	char target[4096];
+	struct stat st;
+	ssize_t n;
+
+	if (fstatat(r->curfd, e->path, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		snprintf(err, errlen, "current/%s: %s", e->path,
+		    strerror(errno));
+	else if (e->type == MENT_DIR && !S_ISDIR(st.st_mode))
+		snprintf(err, errlen, "current/%s is not a directory",
+		    e->path);
+	else if (e->type == MENT_LINK && (!S_ISLNK(st.st_mode) ||
+	    (n = readlinkat(r->curfd, e->path, target, sizeof target - 1)) <
+	    0 || (target[n] = '\0', strcmp(target, e->target) != 0)))
+		snprintf(err, errlen, "current/%s: not the symlink the "
+		    "manifest says", e->path);
+	else
+		return 0;
+	return -1;
+}
+
+int
+store_verify(const struct store *st, size_t index, store_bad_fn bad,
+    void *arg, int64_t *files, int64_t *bytes)
+{
+	struct store_reader *r;
+	const struct manifest *m;
+	const struct ment *e;
+	char err[1024];
+	int nbad = 0;
+	size_t i;
+
+	*files = *bytes = 0;
+	err[0] = '\0';
+	if ((r = store_reader_new(st, err, sizeof err)) == NULL ||
+	    (m = store_reader_manifest(r, index, err, sizeof err)) == NULL) {
+		bad(arg, st->ids[index], "manifest", err);
+		store_reader_free(r);
+		return 1;
+	}
+	for (i = 0; i < m->n; i++) {
+		e = &m->e[i];
+		err[0] = '\0';
+		if (e->type != MENT_FILE) {
+			if (index + 1 == st->n && check_entry(r, e, err,
+			    sizeof err) != 0) {
+				bad(arg, st->ids[index], e->path, err);
+				nbad++;
+			}
+			continue;
+		}
+		if (store_reader_copy(r, index, e, -1, err, sizeof err) != 0) {
+			bad(arg, st->ids[index], e->path, err);
+			nbad++;
+		} else {
+			(*files)++;
+			*bytes += e->size;
+		}
+	}
+	store_reader_free(r);
+	return nbad;
+}
