@@ -1,6 +1,7 @@
 /* What the three programs share around their verbs: argument parsing,
  * --help and --version, exit codes, signals as events, systemd's readiness
- * notification, and the command-line side of talking to a running daemon. */
+ * notification (daemon.c), and the command-line side of talking to a
+ * running daemon, with the verbs every program has (verbs.c). */
 #ifndef UNDERSTUDY_DAEMON_H
 #define UNDERSTUDY_DAEMON_H
 
@@ -31,6 +32,16 @@ struct prog {
 	const struct verb *verbs;
 };
 
+/* The verbs every program has, first in its table. */
+#define VERBS_COMMON(serve_fn)						\
+	{ "check-config", "", "parse and validate the configuration",	\
+	    verb_check_config },					\
+	{ "serve", "", "run the daemon in the foreground", serve_fn },	\
+	{ "status", "[--json]", "what the running daemon knows",	\
+	    verb_status },						\
+	{ "check", "[--max-age AGE]", "one line and a Nagios exit code: " \
+	    "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", verb_check }
+
 int prog_main(const struct prog *, int argc, char **argv);
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -39,6 +50,7 @@ struct event_base *daemon_base_new(void);
 void daemon_signals(struct event_base *, void (*cb)(void *), void *arg);
 void daemon_notify(const char *state);
 
+/* verbs.c */
 /* The running daemon's URL, from its listen address. */
 char *cli_url(const struct config *);
 /* One request to the running daemon; 0 if it answered 200 (reply in

@@ -27,6 +27,24 @@ event_begin(struct json *j, struct evbuffer *b, const char *type,
 	json_str(j, EVF_VERSION, version);
 }
 
+void
+event_report(struct node *n, const char *dest, const char *type,
+    const char *source, const char *version, const char *from, int ok,
+    const char *error)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+
+	event_begin(&j, b, type, source, version);
+	json_str(&j, EVF_FROM, from);
+	json_bool(&j, EVF_OK, ok);
+	if (error != NULL)
+		json_str(&j, EVF_ERROR, error);
+	json_obj_close(&j);
+	outbox_send(n, dest, type, b);
+	evbuffer_free(b);
+}
+
 int
 event_check(const struct doc *d, char *why, size_t whylen)
 {

@@ -62,9 +62,26 @@ http_reply(struct evhttp_request *req, int code, const char *ctype,
 }
 
 void
+http_json_begin(struct json *j)
+{
+	json_init(j, evbuffer_new());
+	json_obj_open(j, NULL);
+	json_i64(j, EVF_PROTO, PROTO_VERSION);
+}
+
+void
+http_reply_json(struct evhttp_request *req, int code, struct json *j)
+{
+	json_obj_close(j);
+	evbuffer_add(j->buf, "\n", 1);
+	http_reply(req, code, PROTO_CT_JSON, j->buf);
+	evbuffer_free(j->buf);
+	j->buf = NULL;
+}
+
+void
 http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 {
-	struct evbuffer *b = evbuffer_new();
 	struct json j;
 	char msg[1024];
 	va_list ap;
@@ -72,14 +89,9 @@ http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_init(&j, b);
-	json_obj_open(&j, NULL);
-	json_i64(&j, EVF_PROTO, PROTO_VERSION);
+	http_json_begin(&j);
 	json_str(&j, REPLY_ERROR, msg);
-	json_obj_close(&j);
-	evbuffer_add(b, "\n", 1);
-	http_reply(req, code, PROTO_CT_JSON, b);
-	evbuffer_free(b);
+	http_reply_json(req, code, &j);
 }
 
 int

@@ -13,6 +13,7 @@ struct event_base;
 struct evhttp;
 struct evhttp_connection;
 struct evhttp_request;
+struct json;
 
 /* Server side. */
 struct evhttp *http_server_new(struct event_base *, const struct config *,
@@ -27,6 +28,10 @@ int http_check_secret(struct evhttp_request *, const struct config *);
 int http_check_page(struct evhttp_request *, const struct config *);
 void http_reply(struct evhttp_request *, int code, const char *ctype,
     struct evbuffer *body);
+/* A JSON answer: http_json_begin() opens its object with "proto";
+ * http_reply_json() closes it and sends it. */
+void http_json_begin(struct json *);
+void http_reply_json(struct evhttp_request *, int code, struct json *);
 void http_reply_error(struct evhttp_request *, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A request answered later, once a worker's job is done: its client may

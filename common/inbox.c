@@ -22,19 +22,13 @@
 void
 inbox_reply_queued(struct evhttp_request *req, int queued, const char *note)
 {
-	struct evbuffer *b = evbuffer_new();
 	struct json j;
 
-	json_init(&j, b);
-	json_obj_open(&j, NULL);
-	json_i64(&j, EVF_PROTO, PROTO_VERSION);
+	http_json_begin(&j);
 	json_bool(&j, REPLY_QUEUED, queued);
 	if (!queued)
 		json_str(&j, REPLY_NOTE, note);
-	json_obj_close(&j);
-	evbuffer_add(b, "\n", 1);
-	http_reply(req, PROTO_OK, PROTO_CT_JSON, b);
-	evbuffer_free(b);
+	http_reply_json(req, PROTO_OK, &j);
 }
 
 void

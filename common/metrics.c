@@ -39,26 +39,35 @@ labels(struct evbuffer *b, va_list ap)
 		evbuffer_add(b, "}", 1);
 }
 
+/* name{labels} value */
+static void
+sample(struct evbuffer *b, const char *name, const char *value, va_list ap)
+{
+	evbuffer_add_printf(b, "%s", name);
+	labels(b, ap);
+	evbuffer_add_printf(b, " %s\n", value);
+}
+
 void
 metrics_int(struct evbuffer *b, const char *name, int64_t v, ...)
 {
+	char value[32];
 	va_list ap;
 
-	evbuffer_add_printf(b, "%s", name);
+	snprintf(value, sizeof value, "%lld", (long long)v);
 	va_start(ap, v);
-	labels(b, ap);
+	sample(b, name, value, ap);
 	va_end(ap);
-	evbuffer_add_printf(b, " %lld\n", (long long)v);
 }
 
 void
 metrics_secs(struct evbuffer *b, const char *name, double v, ...)
 {
+	char value[32];
 	va_list ap;
 
-	evbuffer_add_printf(b, "%s", name);
+	snprintf(value, sizeof value, "%.3f", v);
 	va_start(ap, v);
-	labels(b, ap);
+	sample(b, name, value, ap);
 	va_end(ap);
-	evbuffer_add_printf(b, " %.3f\n", v);
 }

@@ -20,6 +20,7 @@
 #include "node.h"
 #include "proto.h"
 #include "queue.h"
+#include "runner.h"
 #include "timespec.h"
 #include "understudy-config.h"
 
@@ -29,14 +30,11 @@
 void
 monitor_status(struct node *n, struct evhttp_request *req)
 {
-	struct evbuffer *b = evbuffer_new();
 	struct qentry *e;
 	struct json j;
 	char iso[32];
 
-	json_init(&j, b);
-	json_obj_open(&j, NULL);
-	json_i64(&j, EVF_PROTO, PROTO_VERSION);
+	http_json_begin(&j);
 	json_str(&j, "role", role_name(n->cf->role));
 	json_str(&j, "version", UNDERSTUDY_VERSION);
 	time_format_iso(n->started, iso, sizeof iso);
@@ -54,10 +52,7 @@ monitor_status(struct node *n, struct evhttp_request *req)
 	json_arr_close(&j);
 	json_i64(&j, "inbox", (int64_t)n->inbox->count);
 	n->ops->status(n, &j);
-	json_obj_close(&j);
-	evbuffer_add(b, "\n", 1);
-	http_reply(req, PROTO_OK, PROTO_CT_JSON, b);
-	evbuffer_free(b);
+	http_reply_json(req, PROTO_OK, &j);
 }
 
 /* For load balancers and DNS failover checks; ?max_age=SECONDS overrides
@@ -72,7 +67,11 @@ monitor_health(struct node *n, struct evhttp_request *req,
 	int warn = 0, rc;
 
 	why[0] = '\0';
-	rc = n->ops->health(n, max_age, &warn, why, sizeof why);
+	if (n->ops->health != NULL)
+		rc = n->ops->health(n, max_age, &warn, why, sizeof why);
+	else
+		rc = runner_health_all(n->runners, n->nrunners, max_age, &warn,
+		    why, sizeof why);
 	evbuffer_add_printf(b, "%s: %s\n", rc != 0 ? "CRITICAL" : warn ?
 	    "WARNING" : "OK", why);
 	http_reply(req, rc == 0 ? PROTO_OK : PROTO_UNAVAILABLE, PROTO_CT_TEXT,
@@ -130,6 +129,7 @@ monitor_metrics(struct node *n, struct evhttp_request *req)
 	    "Times the event loop was more than 100 ms late.");
 	metrics_int(b, "understudy_loop_stalls_total", (int64_t)n->lag_stalls,
 	    NULL);
+	runner_metrics(b, n->runners, n->nrunners);
 	n->ops->metrics(n, b);
 	http_reply(req, PROTO_OK, PROTO_CT_METRICS, b);
 	evbuffer_free(b);

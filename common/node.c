@@ -19,6 +19,7 @@
 #include "log.h"
 #include "node.h"
 #include "queue.h"
+#include "runner.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -26,9 +27,23 @@ static void
 kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct node *n = arg;
+	size_t i;
 
-	if (!n->stopping)
+	if (n->stopping)
+		return;
+	if (n->ops->kick != NULL)
 		n->ops->kick(n);
+	else
+		for (i = 0; i < n->nrunners; i++)
+			runner_kick(n->runners[i]);
+}
+
+void
+node_add_runner(struct node *n, struct runner *r)
+{
+	n->runners = xreallocarray(n->runners, n->nrunners + 1,
+	    sizeof *n->runners);
+	n->runners[n->nrunners++] = r;
 }
 
 void
@@ -129,6 +144,7 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	struct node *n = arg;
 	struct config *ncf;
 	char err[1024], key[128];
+	size_t i;
 
 	log_info("received SIGHUP: reloading %s", n->cf->path);
 	if (config_load(n->cf->path, n->cf->role, &ncf, err,
@@ -147,6 +163,9 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	    sizeof *n->retired);
 	n->retired[n->nretired++] = n->cf;
 	n->cf = ncf;
+	for (i = 0; i < n->nrunners; i++)
+		runner_reload(n->runners[i], config_source(ncf,
+		    n->runners[i]->sc->name));
 	if (n->ops->reload != NULL)
 		n->ops->reload(n, ncf);
 	log_info("reloaded %s", ncf->path);
@@ -208,6 +227,7 @@ node_free(struct node *n)
 	while (n->nretired > 1)
 		config_free(n->retired[--n->nretired]);
 	free(n->retired);
+	free(n->runners);
 	worker_pool_free(n->runs);
 	worker_pool_free(n->cpu);
 }

@@ -35,6 +35,7 @@ struct json;
 struct proto_req;
 struct qentry;
 struct queue;
+struct runner;
 struct worker_pool;
 
 struct node;
@@ -48,7 +49,7 @@ struct node_ops {
 	 * HTTP error code with a reason. */
 	int (*accept)(struct node *, const struct doc *ev, char *key,
 	    size_t keylen, char *why, size_t whylen);
-	/* The inbox may have work. */
+	/* The inbox may have work; NULL: the node kicks its runners. */
 	void (*kick)(struct node *);
 	/* Routes of the role under /v1/, after the secret was checked;
 	 * return 0 if the route was handled. */
@@ -61,8 +62,9 @@ struct node_ops {
 	void (*refused)(struct node *, const struct qentry *, const char *why);
 	/* Monitoring.  health(): 0 when every source has data younger than
 	 * max_age, else -1 with one line saying which and why; with *warn
-	 * set when fresh but the last run failed.  metrics(): the role's
-	 * Prometheus families (metrics.h). */
+	 * set when fresh but the last run failed; NULL: the node asks its
+	 * runners.  metrics(): the role's Prometheus families (metrics.h),
+	 * after the runners'. */
 	int (*health)(struct node *, int64_t max_age, int *warn, char *why,
 	    size_t whylen);
 	void (*metrics)(struct node *, struct evbuffer *);
@@ -71,7 +73,8 @@ struct node_ops {
 	 * NULL. */
 	int (*page)(struct node *, struct evhttp_request *, const char *path);
 	/* SIGHUP: take the new configuration (already checked to need no
-	 * restart): point the role's pointers into it. */
+	 * restart): point the role's pointers into it.  The runners take
+	 * their sources' new settings themselves.  May be NULL. */
 	void (*reload)(struct node *, struct config *cf);
 	/* The version server's lookup, for the roles that serve. */
 	serve_lookup_fn lookup;
@@ -99,6 +102,8 @@ struct node {
 	struct config **retired;
 	size_t nretired;
 	struct serve serve;
+	struct runner **runners;	/* the sources' job engines */
+	size_t nrunners;
 	struct runlog runs_log;		/* for /feed */
 	time_t started;
 	int stopping;
@@ -119,6 +124,9 @@ int node_run(struct node *);
  * that reloads loaded. */
 void node_free(struct node *);
 void node_kick(struct node *);
+/* A source's runner, added by runner_init(): the node kicks it, reloads
+ * it, and asks it for health and metrics. */
+void node_add_runner(struct node *, struct runner *);
 /* Remove a tree nothing needs any more (a replaced copy, already renamed
  * to a name of its own) on a worker, after what is reported now: start-up
  * removes what a stop left.  Takes path. */
@@ -132,6 +140,11 @@ void node_record(struct node *, const char *what, const char *source,
 /* Start an event body: {"proto":1,"type":T,"source":S,"version":V */
 void event_begin(struct json *, struct evbuffer *, const char *type,
     const char *source, const char *version);
+/* Send a report (backup.archived, import.done) on the event of version
+ * that named us from: ok, or not with error. */
+void event_report(struct node *, const char *dest, const char *type,
+    const char *source, const char *version, const char *from, int ok,
+    const char *error);
 /* The checks every event passes: 0, or an HTTP status with a reason. */
 int event_check(const struct doc *, char *why, size_t whylen);
 /* Parse a queued event's body; NULL if damaged.  event_parse() parses

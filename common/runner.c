@@ -11,6 +11,7 @@
 #include "config.h"
 #include "doc.h"
 #include "fsutil.h"
+#include "html.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -140,8 +141,10 @@ runner_init(struct runner *r, struct node *n, const struct source_conf *sc,
 	r->words = words;
 	r->arg = arg;
 	r->state_file = xstrdup(state_file);
-	if (n != NULL)
+	if (n != NULL) {
 		r->retry_ev = evtimer_new(n->base, retry_cb, r);
+		node_add_runner(n, r);
+	}
 	load_last(r);
 }
 
@@ -328,15 +331,23 @@ runner_status(const struct runner *r, struct json *j)
 	json_obj_close(j);
 }
 
-int
-runner_health(const struct runner *r, const char *newest, int64_t max_age,
-    int *warn, char *why, size_t len, size_t *off)
+/* One source's part of the health line, at why + *off; -1 with why (at
+ * its start) when the source is not fresh. */
+static int
+runner_health(const struct runner *r, int64_t max_age, int *warn, char *why,
+    size_t len, size_t *off)
 {
-	const char *name = r->sc->name;
+	const char *name = r->sc->name, *newest, *aside;
 	int failed = r->last.version != NULL && !r->last.ok;
 	long age;
 
-	if (newest == NULL) {
+	if (r->ops->aside != NULL && (aside = r->ops->aside(r)) != NULL) {
+		if (*off < len)
+			*off += (size_t)snprintf(why + *off, len - *off,
+			    "%s\"%s\": %s", *off > 0 ? "; " : "", name, aside);
+		return 0;
+	}
+	if ((newest = r->ops->newest(r)) == NULL) {
 		snprintf(why, len, "source \"%s\": %s", name, r->words->none);
 		return -1;
 	}
@@ -356,30 +367,77 @@ runner_health(const struct runner *r, const char *newest, int64_t max_age,
 	return 0;
 }
 
-void
-runner_metrics(struct evbuffer *b, struct runner *(*at)(void *, size_t),
-    void *arg, size_t n)
+int
+runner_health_all(struct runner *const *rs, size_t n, int64_t max_age,
+    int *warn, char *why, size_t len)
 {
-	const struct runner *r;
+	size_t i, off = 0;
+
+	why[0] = '\0';
+	for (i = 0; i < n; i++)
+		if (runner_health(rs[i], max_age, warn, why, len, &off) != 0)
+			return -1;
+	return 0;
+}
+
+void
+runner_html(struct evbuffer *b, const struct runner *r, time_t now)
+{
+	const struct runner_result *last = &r->last;
+	char when[96], *text;
+
+	if (r->busy) {
+		html_when(when, sizeof when, r->started, now);
+		text = xasprintf("%s version %s, started %s",
+		    r->words->page_busy, r->version, when);
+		html_row(b, r->words->page_job, "busy", text);
+		free(text);
+	} else
+		html_row(b, r->words->page_job, NULL, "none in progress");
+	if (last->version != NULL) {
+		html_when(when, sizeof when, last->at, now);
+		text = xasprintf("%s: version %s, finished %s, took %lds; %lld "
+		    "files (%lld unchanged, %lld by delta, %lld whole), %lld "
+		    "bytes received", last->ok ? "OK" : "FAILED",
+		    last->version, when, last->secs, (long long)last->st.files,
+		    (long long)last->st.unchanged, (long long)last->st.deltas,
+		    (long long)last->st.whole, (long long)last->st.received);
+		html_row(b, r->words->page_last, last->ok ? "ok" : "bad", text);
+		free(text);
+		if (!last->ok && last->error != NULL)
+			html_row(b, "Error", "bad", last->error);
+	}
+	if (r->attempts > 0) {
+		html_when(when, sizeof when, r->next_try, now);
+		text = xasprintf("version %s failed %d time(s); next attempt "
+		    "%s: %s", r->version, r->attempts, when, r->retry_error ?
+		    r->retry_error : "?");
+		html_row(b, "Retrying", "busy", text);
+		free(text);
+	}
+}
+
+void
+runner_metrics(struct evbuffer *b, struct runner *const *rs, size_t n)
+{
 	size_t i;
 
-	metrics_family(b, "understudy_failures_total", "counter", NULL);
-	for (i = 0; i < n; i++) {
-		r = at(arg, i);
-		metrics_int(b, "understudy_failures_total",
-		    (int64_t)r->failures, "source", r->sc->name, NULL);
-	}
 	if (n == 0)
 		return;
+	metrics_family(b, "understudy_failures_total", "counter", NULL);
+	for (i = 0; i < n; i++)
+		metrics_int(b, "understudy_failures_total",
+		    (int64_t)rs[i]->failures, "source", rs[i]->sc->name, NULL);
 	metrics_family(b, "understudy_last_success_timestamp_seconds",
 	    "gauge", NULL);
 	for (i = 0; i < n; i++)
-		if ((r = at(arg, i))->ok_at != 0)
+		if (rs[i]->ok_at != 0)
 			metrics_int(b, "understudy_last_success_timestamp_"
-			    "seconds", r->ok_at, "source", r->sc->name, NULL);
-	metrics_family(b, at(arg, 0)->words->duration, "gauge", NULL);
+			    "seconds", rs[i]->ok_at, "source", rs[i]->sc->name,
+			    NULL);
+	metrics_family(b, rs[0]->words->duration, "gauge", NULL);
 	for (i = 0; i < n; i++)
-		if ((r = at(arg, i))->ok_at != 0)
-			metrics_int(b, r->words->duration, r->ok_secs,
-			    "source", r->sc->name, NULL);
+		if (rs[i]->ok_at != 0)
+			metrics_int(b, rs[i]->words->duration, rs[i]->ok_secs,
+			    "source", rs[i]->sc->name, NULL);
 }

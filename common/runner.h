@@ -62,6 +62,9 @@ struct runner_words {
 	const char *fresh;	/* health: "newest version" */
 	const char *failed;	/* health: "the last pull failed" */
 	const char *duration;	/* metric: "understudy_pull_duration_seconds" */
+	const char *page_job;	/* page: "Pull" */
+	const char *page_busy;	/* page: "PULLING" */
+	const char *page_last;	/* page: "Last pull" */
 };
 
 struct runner_ops {
@@ -75,6 +78,11 @@ struct runner_ops {
 	 * NULL. */
 	void (*result_json)(const struct runner *, const struct runner_result *,
 	    struct json *);
+	/* The version of the source's newest data here, or NULL. */
+	const char *(*newest)(const struct runner *);
+	/* A word on a source that stands aside from the chain (a promoted
+	 * standby), or NULL; its health is that word.  May be NULL. */
+	const char *(*aside)(const struct runner *);
 };
 
 struct runner {
@@ -132,14 +140,15 @@ void runner_release(struct runner *);
 /* The status block's runner part: busy, busy_version, the last result,
  * the retry under way. */
 void runner_status(const struct runner *, struct json *);
-/* The source's health, from the version its newest data is: -1 with why
- * (at its start) when it has none or it is older than max_age; else 0,
- * with *warn set when the last job failed, and one part of the line at
- * why + *off. */
-int runner_health(const struct runner *, const char *newest,
-    int64_t max_age, int *warn, char *why, size_t len, size_t *off);
-/* The metrics of the runners at(arg, 0 .. n - 1), family by family. */
-void runner_metrics(struct evbuffer *, struct runner *(*at)(void *, size_t),
-    void *arg, size_t n);
+/* The sources' health, from the version their newest data is: -1 with
+ * why when one has none or it is older than max_age; else 0, with *warn
+ * set when a last job failed, and why a line of each source's state. */
+int runner_health_all(struct runner *const *, size_t n, int64_t max_age,
+    int *warn, char *why, size_t len);
+/* The rows of the source's table on the status or takeover page: the job
+ * under way, the last result, the retry. */
+void runner_html(struct evbuffer *, const struct runner *, time_t now);
+/* The runners' metrics, family by family. */
+void runner_metrics(struct evbuffer *, struct runner *const *, size_t n);
 
 #endif

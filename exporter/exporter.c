@@ -269,14 +269,6 @@ ex_status(struct node *n, struct json *j)
 		run_json(j, "last_success", last_ok);
 }
 
-static void
-reply_json(struct evhttp_request *req, struct evbuffer *b)
-{
-	evbuffer_add(b, "\n", 1);
-	http_reply(req, PROTO_OK, PROTO_CT_JSON, b);
-	evbuffer_free(b);
-}
-
 /* POST /v1/now, GET /v1/runs/<id> */
 static int
 ex_route(struct node *n, struct evhttp_request *req,
@@ -284,7 +276,6 @@ ex_route(struct node *n, struct evhttp_request *req,
 {
 	struct exporter *ex = n->role;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	struct evbuffer *b;
 	struct json j;
 	struct run *r;
 	char why[512];
@@ -294,12 +285,9 @@ ex_route(struct node *n, struct evhttp_request *req,
 			http_reply_error(req, PROTO_REFUSED, "%s", why);
 			return 0;
 		}
-		json_init(&j, b = evbuffer_new());
-		json_obj_open(&j, NULL);
-		json_i64(&j, EVF_PROTO, PROTO_VERSION);
+		http_json_begin(&j);
 		json_str(&j, NOW_VERSION, r->id);
-		json_obj_close(&j);
-		reply_json(req, b);
+		http_reply_json(req, PROTO_OK, &j);
 		return 0;
 	}
 	if (pr->route == PROTO_R_RUN && cmd == EVHTTP_REQ_GET) {
@@ -309,12 +297,9 @@ ex_route(struct node *n, struct evhttp_request *req,
 			    RUNS_KEPT);
 			return 0;
 		}
-		json_init(&j, b = evbuffer_new());
-		json_obj_open(&j, NULL);
-		json_i64(&j, EVF_PROTO, PROTO_VERSION);
+		http_json_begin(&j);
 		run_json(&j, RUNS_RUN, r);
-		json_obj_close(&j);
-		reply_json(req, b);
+		http_reply_json(req, PROTO_OK, &j);
 		return 0;
 	}
 	return -1;
@@ -566,13 +551,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 
 
 static const struct verb ex_verbs[] = {
-	{ "check-config", "", "parse and validate the configuration",
-	    verb_check_config },
-	{ "serve", "", "run the daemon in the foreground", ex_serve },
-	{ "status", "[--json]", "what the running daemon knows", verb_status },
-	{ "check", "[--max-age AGE]",
-	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, "
-	    "3 UNKNOWN", verb_check },
+	VERBS_COMMON(ex_serve),
 	{ "now", "[--wait archived|imported] [--timeout AGE] [--json]",
 	    "run one export cycle now and follow it to the stage", verb_now },
 	{ NULL, NULL, NULL, NULL },

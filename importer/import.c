@@ -43,6 +43,9 @@ const struct runner_words import_words = {
 	.fresh = "copy",
 	.failed = "the last import failed",
 	.duration = "understudy_import_duration_seconds",
+	.page_job = "Import",
+	.page_busy = "IMPORTING",
+	.page_last = "Last import",
 };
 
 int
@@ -64,17 +67,8 @@ void
 import_send_done(struct isrc *s, const char *version, const char *peer,
     int ok, const char *error)
 {
-	struct evbuffer *b = evbuffer_new();
-	struct json j;
-
-	event_begin(&j, b, EV_IMPORT_DONE, s->run.sc->name, version);
-	json_str(&j, EVF_FROM, peer);
-	json_bool(&j, EVF_OK, ok);
-	if (error != NULL)
-		json_str(&j, EVF_ERROR, error);
-	json_obj_close(&j);
-	outbox_send(s->node, s->run.sc->pullbackup, EV_IMPORT_DONE, b);
-	evbuffer_free(b);
+	event_report(s->node, s->run.sc->pullbackup, EV_IMPORT_DONE,
+	    s->run.sc->name, version, peer, ok, error);
 }
 
 /* The lists an import hook gets besides the verified copy, against the
@@ -374,8 +368,24 @@ import_result_json(const struct runner *r, const struct runner_result *res,
 		json_str(j, "hook_output", res->output);
 }
 
+static const char *
+import_newest(const struct runner *r)
+{
+	return isrc_version(r->arg);
+}
+
+/* Promoted: this host is the primary now. */
+static const char *
+import_aside(const struct runner *r)
+{
+	return ((const struct isrc *)r->arg)->promo != PROMO_NONE ?
+	    "promoted" : NULL;
+}
+
 const struct runner_ops import_ops = {
 	.handle = import_handle,
 	.start = import_start,
 	.result_json = import_result_json,
+	.newest = import_newest,
+	.aside = import_aside,
 };

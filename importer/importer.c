@@ -28,28 +28,6 @@
 #include "timespec.h"
 #include "xmalloc.h"
 
-static void
-im_reload(struct node *n, struct config *cf)
-{
-	struct importer *im = n->role;
-	size_t i;
-
-	im->cf = cf;
-	for (i = 0; i < im->nsrcs; i++)
-		runner_reload(&im->srcs[i].run, config_source(cf,
-		    im->srcs[i].run.sc->name));
-}
-
-static void
-im_kick(struct node *n)
-{
-	struct importer *im = n->role;
-	size_t i;
-
-	for (i = 0; i < im->nsrcs; i++)
-		runner_kick(&im->srcs[i].run);
-}
-
 static int
 im_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
     char *why, size_t whylen)
@@ -102,38 +80,7 @@ im_status(struct node *n, struct json *j)
 	json_arr_close(j);
 }
 
-static int
-im_health(struct node *n, int64_t max_age, int *warn, char *why,
-    size_t len)
-{
-	struct importer *im = n->role;
-	struct isrc *s;
-	size_t i, off = 0;
-
-	why[0] = '\0';
-	for (i = 0; i < im->nsrcs; i++) {
-		s = &im->srcs[i];
-		if (s->promo != PROMO_NONE) {
-			/* Promoted: this host is the primary now. */
-			if (off < len)
-				off += (size_t)snprintf(why + off, len - off,
-				    "%s\"%s\": promoted", off > 0 ? "; " : "",
-				    s->run.sc->name);
-			continue;
-		}
-		if (runner_health(&s->run, isrc_version(s), max_age, warn, why,
-		    len, &off) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-static struct runner *
-runner_at(void *arg, size_t i)
-{
-	return &((struct importer *)arg)->srcs[i].run;
-}
-
+/* Beside the runners' metrics. */
 static void
 im_metrics(struct node *n, struct evbuffer *b)
 {
@@ -141,7 +88,6 @@ im_metrics(struct node *n, struct evbuffer *b)
 	struct isrc *s;
 	size_t i;
 
-	runner_metrics(b, runner_at, im, im->nsrcs);
 	metrics_family(b, "understudy_promoted", "gauge", NULL);
 	for (i = 0; i < im->nsrcs; i++)
 		metrics_int(b, "understudy_promoted", im->srcs[i].promo !=
@@ -168,27 +114,20 @@ static void
 promote_reply_json(struct evhttp_request *req, const struct isrc *s,
     int code, const char *why)
 {
-	struct evbuffer *b;
 	struct json j;
 
 	if (code != PROTO_OK) {
 		http_reply_error(req, code, "%s", why);
 		return;
 	}
-	b = evbuffer_new();
-	json_init(&j, b);
-	json_obj_open(&j, NULL);
-	json_i64(&j, EVF_PROTO, PROTO_VERSION);
+	http_json_begin(&j);
 	json_str(&j, "source", s->run.sc->name);
 	json_str(&j, "state", promote_state_name(s->promo));
 	json_str(&j, "version", s->promo_version);
 	json_str(&j, "promoted_at", s->promo_at);
 	json_bool(&j, "already", why != NULL);
 	json_str(&j, "hook_output", s->promo_output);
-	json_obj_close(&j);
-	evbuffer_add(b, "\n", 1);
-	http_reply(req, PROTO_OK, PROTO_CT_JSON, b);
-	evbuffer_free(b);
+	http_reply_json(req, PROTO_OK, &j);
 }
 
 /* POST /v1/promote {"source": S, "force": bool} */
@@ -224,16 +163,19 @@ im_route(struct node *n, struct evhttp_request *req,
 	return 0;
 }
 
+static void
+im_reload(struct node *n, struct config *cf)
+{
+	((struct importer *)n->role)->cf = cf;
+}
+
 static const struct node_ops im_ops = {
-	.health = im_health,
 	.metrics = im_metrics,
 	.accept = im_accept,
-	.kick = im_kick,
 	.route = im_route,
 	.page = page_request,
 	.reload = im_reload,
 	.status = im_status,
-	.lookup = NULL,
 };
 
 static int
@@ -285,13 +227,7 @@ out:
 }
 
 static const struct verb im_verbs[] = {
-	{ "check-config", "", "parse and validate the configuration",
-	    verb_check_config },
-	{ "serve", "", "run the daemon in the foreground", im_serve },
-	{ "status", "[--json]", "what the running daemon knows", verb_status },
-	{ "check", "[--max-age AGE]",
-	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, "
-	    "3 UNKNOWN", verb_check },
+	VERBS_COMMON(im_serve),
 	{ "verify", "SOURCE", "re-check the local copy against its manifest",
 	    verb_verify },
 	{ "promote", "SOURCE [--force] [--json]",

@@ -91,7 +91,7 @@ static void
 source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 {
 	const struct runner_result *last = &s->run.last;
-	char when[96], *text;
+	char *text;
 
 	html_source_begin(b, s->run.sc->name);
 	evbuffer_add_printf(b, "<table>\n");
@@ -119,32 +119,8 @@ source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 		free(text);
 	} else
 		html_row(b, "Copy held", "bad", "none: nothing imported yet");
-	if (s->run.busy) {
-		html_when(when, sizeof when, s->run.started, now);
-		text = xasprintf("IMPORTING version %s, started %s",
-		    s->run.version, when);
-		html_row(b, "Import", "busy", text);
-		free(text);
-	} else
-		html_row(b, "Import", NULL, "none in progress");
 	html_row(b, "From", NULL, s->run.sc->pullbackup);
-	if (last->version != NULL) {
-		html_when(when, sizeof when, last->at, now);
-		text = xasprintf("%s: version %s, finished %s, took %lds",
-		    last->ok ? "OK" : "FAILED", last->version, when,
-		    last->secs);
-		html_row(b, "Last import", last->ok ? "ok" : "bad", text);
-		free(text);
-		if (!last->ok && last->error != NULL)
-			html_row(b, "Error", "bad", last->error);
-	}
-	if (s->run.attempts > 0) {
-		text = xasprintf("version %s failed %d time(s), tried again "
-		    "soon: %s", s->run.version, s->run.attempts,
-		    s->run.retry_error ? s->run.retry_error : "?");
-		html_row(b, "Retrying", "busy", text);
-		free(text);
-	}
+	runner_html(b, &s->run, now);
 	evbuffer_add_printf(b, "</table>\n");
 	if (last->output != NULL && *last->output != '\0') {
 		evbuffer_add_printf(b, "<h3>Import hook output</h3>\n"

@@ -92,7 +92,6 @@ versions(struct evbuffer *b, const struct src *s, time_t now)
 static void
 source_section(struct evbuffer *b, const struct src *s, time_t now)
 {
-	const struct runner_result *last = &s->run.last;
 	char when[96], *text;
 
 	html_source_begin(b, s->run.sc->name);
@@ -113,36 +112,7 @@ source_section(struct evbuffer *b, const struct src *s, time_t now)
 		html_row(b, "Size", NULL, text);
 		free(text);
 	}
-	if (s->run.busy) {
-		html_when(when, sizeof when, s->run.started, now);
-		text = xasprintf("PULLING version %s, started %s",
-		    s->run.version, when);
-		html_row(b, "Pull", "busy", text);
-		free(text);
-	} else
-		html_row(b, "Pull", NULL, "none in progress");
-	if (last->version != NULL) {
-		html_when(when, sizeof when, last->at, now);
-		text = xasprintf("%s: version %s, finished %s, took %lds; %lld "
-		    "files (%lld unchanged, %lld by delta, %lld whole), %lld "
-		    "bytes received", last->ok ? "OK" : "FAILED",
-		    last->version, when, last->secs,
-		    (long long)last->st.files,
-		    (long long)last->st.unchanged,
-		    (long long)last->st.deltas, (long long)last->st.whole,
-		    (long long)last->st.received);
-		html_row(b, "Last pull", last->ok ? "ok" : "bad", text);
-		free(text);
-		if (!last->ok && last->error != NULL)
-			html_row(b, "Error", "bad", last->error);
-	}
-	if (s->run.attempts > 0) {
-		text = xasprintf("version %s failed %d time(s), tried again "
-		    "soon: %s", s->run.version, s->run.attempts,
-		    s->run.retry_error ? s->run.retry_error : "?");
-		html_row(b, "Retrying", "busy", text);
-		free(text);
-	}
+	runner_html(b, &s->run, now);
 	evbuffer_add_printf(b, "</table>\n");
 	versions(b, s, now);
 	importers(b, s, now);

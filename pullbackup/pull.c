@@ -35,6 +35,9 @@ const struct runner_words pull_words = {
 	.fresh = "newest version",
 	.failed = "the last pull failed",
 	.duration = "understudy_pull_duration_seconds",
+	.page_job = "Pull",
+	.page_busy = "PULLING",
+	.page_last = "Last pull",
 };
 
 void
@@ -74,17 +77,8 @@ void
 pull_send_archived(struct src *s, const char *version, const char *peer,
     int ok, const char *error)
 {
-	struct evbuffer *b = evbuffer_new();
-	struct json j;
-
-	event_begin(&j, b, EV_BACKUP_ARCHIVED, s->run.sc->name, version);
-	json_str(&j, EVF_FROM, peer);
-	json_bool(&j, EVF_OK, ok);
-	if (error != NULL)
-		json_str(&j, EVF_ERROR, error);
-	json_obj_close(&j);
-	outbox_send(&s->pb->node, s->run.sc->exporter, EV_BACKUP_ARCHIVED, b);
-	evbuffer_free(b);
+	event_report(&s->pb->node, s->run.sc->exporter, EV_BACKUP_ARCHIVED,
+	    s->run.sc->name, version, peer, ok, error);
 }
 
 /* The state of a pull under way or failed, for the list verb. */
@@ -310,8 +304,15 @@ pull_result_json(const struct runner *r, const struct runner_result *res,
 	json_i64(j, "signatures_ahead", res->st.ahead);
 }
 
+static const char *
+pull_newest(const struct runner *r)
+{
+	return ((const struct src *)r->arg)->head;
+}
+
 const struct runner_ops pull_ops = {
 	.handle = pull_handle,
 	.start = pull_start,
 	.result_json = pull_result_json,
+	.newest = pull_newest,
 };

@@ -59,16 +59,6 @@ src_remove(struct src *s, enum store_file f)
 	free(p);
 }
 
-static void
-pb_kick(struct node *n)
-{
-	struct pullbackup *pb = n->role;
-	size_t i;
-
-	for (i = 0; i < pb->nsrcs; i++)
-		runner_kick(&pb->srcs[i].run);
-}
-
 static int
 pb_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
     char *why, size_t whylen)
@@ -161,27 +151,7 @@ pb_lookup(void *arg, const char *source, const char *version,
 	return PROTO_OK;
 }
 
-static int
-pb_health(struct node *n, int64_t max_age, int *warn, char *why,
-    size_t len)
-{
-	struct pullbackup *pb = n->role;
-	size_t i, off = 0;
-
-	why[0] = '\0';
-	for (i = 0; i < pb->nsrcs; i++)
-		if (runner_health(&pb->srcs[i].run, pb->srcs[i].head, max_age,
-		    warn, why, len, &off) != 0)
-			return -1;
-	return 0;
-}
-
-static struct runner *
-runner_at(void *arg, size_t i)
-{
-	return &((struct pullbackup *)arg)->srcs[i].run;
-}
-
+/* Beside the runners' metrics. */
 static void
 pb_metrics(struct node *n, struct evbuffer *b)
 {
@@ -189,7 +159,6 @@ pb_metrics(struct node *n, struct evbuffer *b)
 	struct src *s;
 	size_t i, k;
 
-	runner_metrics(b, runner_at, pb, pb->nsrcs);
 	metrics_family(b, "understudy_versions", "gauge", NULL);
 	for (i = 0; i < pb->nsrcs; i++)
 		metrics_int(b, "understudy_versions",
@@ -234,21 +203,14 @@ static void
 pb_reload(struct node *n, struct config *cf)
 {
 	struct pullbackup *pb = n->role;
-	size_t i;
 
 	pb->cf = cf;
-	for (i = 0; i < pb->nsrcs; i++)
-		runner_reload(&pb->srcs[i].run, config_source(cf,
-		    pb->srcs[i].run.sc->name));
 }
 
 static const struct node_ops pb_ops = {
-	.health = pb_health,
 	.metrics = pb_metrics,
 	.refused = pb_refused,
 	.accept = pb_accept,
-	.kick = pb_kick,
-	.route = NULL,
 	.page = pb_page,
 	.reload = pb_reload,
 	.status = pb_status,
@@ -367,13 +329,7 @@ out:
 }
 
 static const struct verb pb_verbs[] = {
-	{ "check-config", "", "parse and validate the configuration",
-	    verb_check_config },
-	{ "serve", "", "run the daemon in the foreground", pb_serve },
-	{ "status", "[--json]", "what the running daemon knows", verb_status },
-	{ "check", "[--max-age AGE]",
-	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, "
-	    "3 UNKNOWN", verb_check },
+	VERBS_COMMON(pb_serve),
 	{ "list", "SOURCE [--json]", "the versions, newest first", pb_list },
 	{ "changed", "SOURCE --since TIME [--json]",
 	    "files added, changed and removed since TIME", pb_changed },
