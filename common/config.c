@@ -120,7 +120,7 @@ abs_path(struct cctx *c, const char *p)
 static int
 get_path(struct cctx *c, const struct doc *v, const char *key, char **out)
 {
-	char *s;
+	char *s = NULL;
 
 	if (get_str(c, v, key, &s) != 0)
 		return -1;
@@ -160,7 +160,7 @@ url_split(const char *url, char **host, int *port)
 static int
 get_url(struct cctx *c, const struct doc *v, const char *key, char **out)
 {
-	char *s, *host;
+	char *s = NULL, *host;
 	int port;
 
 	if (get_str(c, v, key, &s) != 0)
@@ -258,7 +258,7 @@ get_uint(struct cctx *c, const struct doc *v, const char *key, int64_t min,
 static int
 get_listen(struct cctx *c, struct config *cf, const struct doc *v)
 {
-	char *s, *colon, *end;
+	char *s = NULL, *colon, *end;
 	long port;
 
 	if (get_str(c, v, "listen", &s) != 0)

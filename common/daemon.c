@@ -148,19 +148,32 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	s->cb(s->arg);
 }
 
+static struct event *sig_events[2];
+
 void
 daemon_signals(struct event_base *base, void (*cb)(void *), void *arg)
 {
 	static struct sigctx ctx;
-	struct event *ev;
 
 	signal(SIGPIPE, SIG_IGN);
 	ctx.cb = cb;
 	ctx.arg = arg;
-	ev = evsignal_new(base, SIGTERM, signal_cb, &ctx);
-	event_add(ev, NULL);
-	ev = evsignal_new(base, SIGINT, signal_cb, &ctx);
-	event_add(ev, NULL);
+	sig_events[0] = evsignal_new(base, SIGTERM, signal_cb, &ctx);
+	event_add(sig_events[0], NULL);
+	sig_events[1] = evsignal_new(base, SIGINT, signal_cb, &ctx);
+	event_add(sig_events[1], NULL);
+}
+
+void
+daemon_signals_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		if (sig_events[i] != NULL)
+			event_free(sig_events[i]);
+		sig_events[i] = NULL;
+	}
 }
 
 void

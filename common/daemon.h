@@ -48,6 +48,7 @@ int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct event_base *daemon_base_new(void);
 /* SIGTERM and SIGINT call cb once on the loop; SIGPIPE is ignored. */
 void daemon_signals(struct event_base *, void (*cb)(void *), void *arg);
+void daemon_signals_free(void);
 void daemon_notify(const char *state);
 
 /* verbs.c */

@@ -1,3 +1,5 @@
+/* The fault points (fault.h); compiled only where meson's fault_points
+ * option has them. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -3,12 +3,21 @@
  *                              first pass through fault point NAME
  *   UNDERSTUDY_FAULT=NAME:N    ... at the N-th pass
  *   UNDERSTUDY_FAULT=enospc:W  writes at write point W fail with ENOSPC
- * Without the variable these cost one getenv per call. */
+ * Without the variable these cost one getenv per call; a release build
+ * leaves them out (meson_options.txt). */
 #ifndef UNDERSTUDY_FAULT_H
 #define UNDERSTUDY_FAULT_H
 
+#include "understudy-config.h"
+
+#if UNDERSTUDY_FAULTS
 void fault_point(const char *name);
 /* 1 if writes at this point must fail (errno is then ENOSPC). */
 int fault_enospc(const char *write_point);
+#else
+/* Compiled out (meson option fault_points). */
+#define fault_point(name) ((void)(name))
+#define fault_enospc(write_point) ((void)(write_point), 0)
+#endif
 
 #endif

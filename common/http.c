@@ -339,10 +339,20 @@ call_error_cb(enum evhttp_request_error e, void *arg)
 	    c->path, call_err_text(e));
 }
 
+/* A connection of an asynchronous call, freed on the loop once its
+ * request is done.  libevent's own free_on_completion leaves a connection
+ * that never connected (a peer down) allocated: one a retry. */
+static void
+conn_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	evhttp_connection_free(arg);
+}
+
 static void
 call_done_cb(struct evhttp_request *req, void *arg)
 {
 	struct http_call *c = arg;
+	struct evhttp_connection *conn = c->own_conn ? c->conn : NULL;
 
 	if (req != NULL && evhttp_request_get_response_code(req) > 0) {
 		c->status = evhttp_request_get_response_code(req);
@@ -357,6 +367,12 @@ call_done_cb(struct evhttp_request *req, void *arg)
 		    c->path);
 	c->done = 1;
 	c->req = NULL;	/* libevent frees it after this callback */
+	if (conn != NULL) {
+		c->conn = NULL;
+		c->own_conn = 0;
+		event_base_once(evhttp_connection_get_base(conn), -1,
+		    EV_TIMEOUT, conn_free_cb, conn, NULL);
+	}
 	if (c->done_cb != NULL)
 		c->done_cb(c, c->done_arg);
 }
@@ -419,11 +435,14 @@ http_call_async(struct event_base *base, struct http_call *c,
 	    (ev_uint16_t)port);
 	free(host);
 	evhttp_connection_set_timeout(c->conn, c->timeout);
-	evhttp_connection_free_on_completion(c->conn);
 	if (call_start(c->conn, c) != 0) {
+		evhttp_connection_free(c->conn);
+		c->conn = NULL;
 		c->done = 1;
 		done(c, arg);
+		return;
 	}
+	c->own_conn = 1;
 }
 
 struct http_client {

@@ -219,6 +219,12 @@ node_free(struct node *n)
 		event_free(n->hup_ev);
 	if (n->lag_ev != NULL)
 		event_free(n->lag_ev);
+	if (n->kick_ev != NULL)
+		event_free(n->kick_ev);
+	if (n->commit_ev != NULL)
+		event_free(n->commit_ev);
+	if (n->outbox_timer != NULL)
+		event_free(n->outbox_timer);
 	/* The first configuration belongs to prog_main(). */
 	if (n->nretired > 0) {
 		config_free(n->cf);
@@ -230,4 +236,8 @@ node_free(struct node *n)
 	free(n->runners);
 	worker_pool_free(n->runs);
 	worker_pool_free(n->cpu);
+	daemon_signals_free();
+	if (n->base != NULL)
+		event_base_free(n->base);
+	n->base = NULL;
 }

@@ -184,7 +184,7 @@ main(void)
 	struct ctx c;
 	struct doc *d;
 	struct evbuffer *b;
-	char *dir, yaml[1024], state[4300], qdir[4300], err[1024], why[512];
+	char *dir, yaml[8192], state[4300], qdir[4300], err[1024], why[512];
 	char v1[VERSION_ID_SIZE], v2[VERSION_ID_SIZE], v3[VERSION_ID_SIZE];
 	char key[128];
 	int warn;

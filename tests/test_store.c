@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "timespec.h"
+#include "understudy-config.h"
 #include "unit.h"
 
 static char dir[4096], adir[4200], stg_check[8192];
@@ -172,17 +173,88 @@ check_all(const struct store *a, const char *what)
 	}
 }
 
-int
-main(void)
+#if UNDERSTUDY_FAULTS
+/* A crash at each point of a commit, and of a prune. */
+static void
+crashes(void)
 {
 	static const char *const points[] = { "commit-increments-built",
 	    "commit-journal-written", "commit-version-renamed",
 	    "commit-current-moved", "commit-head-written", NULL };
 	struct store *a;
 	char err[1024], **gone;
-	size_t ngone, i;
+	size_t ngone;
 	int v, k, status;
 	pid_t pid;
+
+	/* A crash at each point of a commit: the archive comes back with the
+	 * old version or the new one complete, never anything between. */
+	for (k = 0; points[k] != NULL; k++) {
+		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
+		v = nsaved;
+		if ((pid = fork()) == 0) {
+			setenv("UNDERSTUDY_FAULT", points[k], 1);
+			commit_version(a, v);
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
+		store_close(a);
+		/* The child's manifest is made again here for comparison. */
+		{
+			char stg[8192];
+			snprintf(stg, sizeof stg, "%s/db/staging.check", adir);
+			make_tree(stg, v);
+			version_id_make(1700000000000LL + v * 1000, ids[v]);
+			CHECK(manifest_scan(stg, "db", ids[v], &saved[v], err,
+			    sizeof err) == 0);
+			fs_rm_rf(stg);
+			nsaved = v + 1;
+		}
+		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
+		if (strcmp(points[k], "commit-increments-built") == 0) {
+			CHECK(strcmp(store_head(a), ids[v]) != 0);
+			CHECK(a->recovered != NULL);
+			/* Commit it again, for real. */
+			manifest_free(saved[v]);
+			commit_version(a, v);
+		} else {
+			CHECK_STR(store_head(a), ids[v]);
+			CHECK(a->recovered != NULL);
+			CHECK_CONTAINS(a->recovered, "finished the interrupted");
+		}
+		check_all(a, points[k]);
+		store_close(a);
+	}
+	/* An interrupted prune. */
+	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
+	if ((pid = fork()) == 0) {
+		setenv("UNDERSTUDY_FAULT", "prune-version-moved", 1);
+		store_prune(a, 2, 0, 0, &gone, &ngone, err, sizeof err);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
+	store_close(a);
+	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
+	CHECK(a->recovered != NULL);
+	check_all(a, "after-prune-crash");
+	store_close(a);
+}
+#else
+static void
+crashes(void)
+{
+}
+#endif
+
+int
+main(void)
+{
+	struct store *a;
+	char err[1024], **gone;
+	size_t ngone, i;
+	int v;
 
 	log_init("test", LOG_LEVEL_WARN);
 	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
@@ -238,59 +310,7 @@ main(void)
 	check_all(a, "prune-age");
 	store_close(a);
 
-	/* A crash at each point of a commit: the archive comes back with the
-	 * old version or the new one complete, never anything between. */
-	for (k = 0; points[k] != NULL; k++) {
-		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
-		v = nsaved;
-		if ((pid = fork()) == 0) {
-			setenv("UNDERSTUDY_FAULT", points[k], 1);
-			commit_version(a, v);
-			_exit(0);
-		}
-		waitpid(pid, &status, 0);
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
-		store_close(a);
-		/* The child's manifest is made again here for comparison. */
-		{
-			char stg[8192];
-			snprintf(stg, sizeof stg, "%s/db/staging.check", adir);
-			make_tree(stg, v);
-			version_id_make(1700000000000LL + v * 1000, ids[v]);
-			CHECK(manifest_scan(stg, "db", ids[v], &saved[v], err,
-			    sizeof err) == 0);
-			fs_rm_rf(stg);
-			nsaved = v + 1;
-		}
-		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
-		if (strcmp(points[k], "commit-increments-built") == 0) {
-			CHECK(strcmp(store_head(a), ids[v]) != 0);
-			CHECK(a->recovered != NULL);
-			/* Commit it again, for real. */
-			manifest_free(saved[v]);
-			commit_version(a, v);
-		} else {
-			CHECK_STR(store_head(a), ids[v]);
-			CHECK(a->recovered != NULL);
-			CHECK_CONTAINS(a->recovered, "finished the interrupted");
-		}
-		check_all(a, points[k]);
-		store_close(a);
-	}
-	/* An interrupted prune. */
-	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
-	if ((pid = fork()) == 0) {
-		setenv("UNDERSTUDY_FAULT", "prune-version-moved", 1);
-		store_prune(a, 2, 0, 0, &gone, &ngone, err, sizeof err);
-		_exit(0);
-	}
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
-	store_close(a);
-	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
-	CHECK(a->recovered != NULL);
-	check_all(a, "after-prune-crash");
-	store_close(a);
+	crashes();
 
 	/* Retention edge cases, on a fresh archive whose versions have
 	 * chosen times: two hours ago, thirty minutes ago, tomorrow. */
