@@ -11,14 +11,19 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-enum { BC_FREE, BC_TAKEN, BC_OK, BC_BAD };
+enum {
+	BC_FREE,
+	BC_TAKEN,
+	BC_OK,
+	BC_BAD
+};
 
 struct basecheck {
 	const struct manifest *m;
 	int basefd;
 	basecheck_want_fn *want;
 	void *arg;
-	atomic_uchar *state;		/* per entry of m */
+	atomic_uchar *state; /* per entry of m */
 	atomic_int stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -46,8 +51,8 @@ basecheck_run(void *arg)
 			continue;
 		want = BC_FREE;
 		if (!atomic_compare_exchange_strong(&bc->state[i], &want,
-		    BC_TAKEN))
-			break;		/* the sync got here: they met */
+			BC_TAKEN))
+			break; /* the sync got here: they met */
 		fd = fs_open_beneath(bc->basefd, be->path, O_RDONLY, 0);
 		ok = fd >= 0 && intact(fd, e);
 		if (fd >= 0)
@@ -61,8 +66,8 @@ basecheck_run(void *arg)
 }
 
 struct basecheck *
-basecheck_start(const struct manifest *m, int basefd,
-    basecheck_want_fn *want, void *arg)
+basecheck_start(const struct manifest *m, int basefd, basecheck_want_fn *want,
+    void *arg)
 {
 	struct basecheck *bc;
 

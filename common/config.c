@@ -71,13 +71,14 @@ check_keys(struct cctx *c, const struct doc *map, const char *where,
 		if (known[j] == NULL) {
 			list[0] = '\0';
 			for (k = 0; known[k] != NULL; k++) {
-				strncat(list, k ? ", " : "", sizeof list -
-				    strlen(list) - 1);
-				strncat(list, known[k], sizeof list -
-				    strlen(list) - 1);
+				strncat(list, k ? ", " : "",
+				    sizeof list - strlen(list) - 1);
+				strncat(list, known[k],
+				    sizeof list - strlen(list) - 1);
 			}
-			return cerr(c, key, "unknown key \"%s\" in %s "
-			    "(known keys: %s)", key->str, where, list);
+			return cerr(c, key,
+			    "unknown key \"%s\" in %s (known keys: %s)",
+			    key->str, where, list);
 		}
 		for (j = 0; j < i; j += 2) {
 			if (strcmp(map->kids[j]->str, key->str) == 0)
@@ -103,8 +104,9 @@ get_str(struct cctx *c, const struct doc *v, const char *key, char **out)
 {
 	if (v->type != DOC_SCALAR || v->len == 0)
 		return cerr(c, v, "\"%s\" must be a non-empty string, not %s",
-		    key, v->type == DOC_SCALAR ? "an empty one" :
-		    doc_type_name(v->type));
+		    key,
+		    v->type == DOC_SCALAR ? "an empty one" :
+					    doc_type_name(v->type));
 	*out = xstrdup(v->str);
 	return 0;
 }
@@ -167,13 +169,16 @@ get_url(struct cctx *c, const struct doc *v, const char *key, char **out)
 		return -1;
 	if (strncmp(s, "https://", 8) == 0) {
 		free(s);
-		return cerr(c, v, "\"%s\": https is not supported yet; use "
-		    "http://HOST:PORT on a trusted network", key);
+		return cerr(c, v,
+		    "\"%s\": https is not supported yet; use http://HOST:PORT "
+		    "on a trusted network",
+		    key);
 	}
 	if (url_split(s, &host, &port) != 0) {
 		free(s);
-		return cerr(c, v, "\"%s\" must be a URL like "
-		    "http://HOST:PORT (no path)", key);
+		return cerr(c, v,
+		    "\"%s\" must be a URL like http://HOST:PORT (no path)",
+		    key);
 	}
 	*out = xasprintf("http://%s:%d", host, port);
 	free(host);
@@ -199,8 +204,7 @@ get_urls(struct cctx *c, const struct doc *v, const char *key, char ***out,
 }
 
 static int
-get_command(struct cctx *c, const struct doc *v, const char *key,
-    char ***out)
+get_command(struct cctx *c, const struct doc *v, const char *key, char ***out)
 {
 	char **argv;
 	size_t i;
@@ -210,7 +214,7 @@ get_command(struct cctx *c, const struct doc *v, const char *key,
 			return cerr(c, v, "\"%s\" must not be empty", key);
 		argv = xcalloc(2, sizeof *argv);
 		argv[0] = strchr(v->str, '/') ? abs_path(c, v->str) :
-		    xstrdup(v->str);
+						xstrdup(v->str);
 		*out = argv;
 		return 0;
 	}
@@ -221,8 +225,8 @@ get_command(struct cctx *c, const struct doc *v, const char *key,
 	*out = argv;
 	for (i = 0; i < v->n; i++) {
 		if (v->kids[i]->type != DOC_SCALAR)
-			return cerr(c, v->kids[i], "\"%s\": each word must be "
-			    "a string", key);
+			return cerr(c, v->kids[i],
+			    "\"%s\": each word must be a string", key);
 		argv[i] = xstrdup(v->kids[i]->str);
 	}
 	if (argv[0][0] == '\0')
@@ -239,8 +243,8 @@ static int
 get_age(struct cctx *c, const struct doc *v, const char *key, int64_t *out)
 {
 	if (v->type != DOC_SCALAR || age_parse(v->str, out) != 0)
-		return cerr(c, v, "\"%s\" must be an age like 90m, 12h, 3D, "
-		    "2W", key);
+		return cerr(c, v, "\"%s\" must be an age like 90m, 12h, 3D, 2W",
+		    key);
 	return 0;
 }
 
@@ -250,8 +254,9 @@ get_uint(struct cctx *c, const struct doc *v, const char *key, int64_t min,
 {
 	if (doc_scalar_i64(v, out) != 0 || !v->plain || *out < min ||
 	    *out > max)
-		return cerr(c, v, "\"%s\" must be a whole number from %lld to "
-		    "%lld", key, (long long)min, (long long)max);
+		return cerr(c, v,
+		    "\"%s\" must be a whole number from %lld to %lld", key,
+		    (long long)min, (long long)max);
 	return 0;
 }
 
@@ -266,8 +271,8 @@ get_listen(struct cctx *c, struct config *cf, const struct doc *v)
 	colon = strrchr(s, ':');
 	if (colon == NULL || colon == s) {
 		free(s);
-		return cerr(c, v, "\"listen\" must be HOST:PORT, like "
-		    "127.0.0.1:7401");
+		return cerr(c, v,
+		    "\"listen\" must be HOST:PORT, like 127.0.0.1:7401");
 	}
 	*colon = '\0';
 	errno = 0;
@@ -311,20 +316,24 @@ read_token(struct cctx *c, struct config *cf, const struct doc *at)
 	if (fs_read_file(cf->token_file, 4096, &buf, &len) != 0)
 		return cerr(c, at, "token_file %s: %s", cf->token_file,
 		    errno == EFBIG ? "larger than 4096 bytes" :
-		    strerror(errno));
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
-	    buf[len - 1] == ' '))
+				     strerror(errno));
+	while (len > 0 &&
+	    (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
+		buf[len - 1] == ' '))
 		buf[--len] = '\0';
 	if (len == 0 || memchr(buf, '\n', len) != NULL ||
 	    memchr(buf, '\0', len) != NULL) {
 		free(buf);
-		return cerr(c, at, "token_file %s must hold one non-empty "
-		    "line: the secret of the links", cf->token_file);
+		return cerr(c, at,
+		    "token_file %s must hold one non-empty line: the secret of "
+		    "the links",
+		    cf->token_file);
 	}
 	if (len < 16) {
 		free(buf);
-		return cerr(c, at, "token_file %s: the secret is too short "
-		    "(at least 16 characters; try: openssl rand -hex 32)",
+		return cerr(c, at,
+		    "token_file %s: the secret is too short (at least 16 "
+		    "characters; try: openssl rand -hex 32)",
 		    cf->token_file);
 	}
 	cf->token = buf;
@@ -336,18 +345,18 @@ static int
 parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 {
 	static const char *const pb_keys[] = { "exporter", "importers",
-	    "retention", NULL };
-	static const char *const im_keys[] = { "pullbackup",
-	    "import_command", "promote_command", "hook_timeout", NULL };
+		"retention", NULL };
+	static const char *const im_keys[] = { "pullbackup", "import_command",
+		"promote_command", "hook_timeout", NULL };
 	static const char *const ret_keys[] = { "older_than", "keep_last",
-	    NULL };
+		NULL };
 	const struct doc *s, *x, *r;
 	struct source_conf *sc;
 	size_t i;
 
 	if (v->type != DOC_MAP || v->n == 0)
-		return cerr(c, v, "\"sources\" must map each source name to "
-		    "its settings");
+		return cerr(c, v,
+		    "\"sources\" must map each source name to its settings");
 	cf->sources = xcalloc(v->n / 2, sizeof *cf->sources);
 	for (i = 0; i + 1 < v->n; i += 2) {
 		const struct doc *key = v->kids[i];
@@ -355,12 +364,13 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 		sc = &cf->sources[cf->nsources++];
 		sc->hook_timeout = DEFAULT_HOOK_TIMEOUT;
 		if (key->type != DOC_SCALAR || !source_name_valid(key->str))
-			return cerr(c, key, "bad source name: use letters, "
-			    "digits, '.', '_', '-' (at most 64)");
+			return cerr(c, key,
+			    "bad source name: use letters, digits, '.', '_', "
+			    "'-' (at most 64)");
 		for (size_t j = 0; j < i; j += 2)
 			if (strcmp(v->kids[j]->str, key->str) == 0)
-				return cerr(c, key, "source \"%s\" given "
-				    "twice", key->str);
+				return cerr(c, key, "source \"%s\" given twice",
+				    key->str);
 		sc->name = xstrdup(key->str);
 		if (s->type != DOC_MAP)
 			return cerr(c, s, "source \"%s\" must be a mapping",
@@ -373,21 +383,22 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 				return -1;
 			if ((x = doc_get(s, "importers")) != NULL &&
 			    get_urls(c, x, "importers", &sc->importers,
-			    &sc->nimporters) != 0)
+				&sc->nimporters) != 0)
 				return -1;
 			if ((r = doc_get(s, "retention")) != NULL) {
 				if (r->type != DOC_MAP)
-					return cerr(c, r, "\"retention\" must "
-					    "be a mapping like {keep_last: 3}");
+					return cerr(c, r,
+					    "\"retention\" must be a mapping "
+					    "like {keep_last: 3}");
 				if (check_keys(c, r, "retention", ret_keys))
 					return -1;
 				if ((x = doc_get(r, "older_than")) != NULL &&
 				    get_age(c, x, "older_than",
-				    &sc->older_than) != 0)
+					&sc->older_than) != 0)
 					return -1;
 				if ((x = doc_get(r, "keep_last")) != NULL &&
 				    get_uint(c, x, "keep_last", 1, 1000000,
-				    &sc->keep_last) != 0)
+					&sc->keep_last) != 0)
 					return -1;
 			}
 		} else {
@@ -398,15 +409,15 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 				return -1;
 			if ((x = need(c, s, "import_command")) == NULL ||
 			    get_command(c, x, "import_command",
-			    &sc->import_command) != 0)
+				&sc->import_command) != 0)
 				return -1;
 			if ((x = doc_get(s, "promote_command")) != NULL &&
 			    get_command(c, x, "promote_command",
-			    &sc->promote_command) != 0)
+				&sc->promote_command) != 0)
 				return -1;
-			if ((x = doc_get(s, "hook_timeout")) != NULL &&
-			    get_age(c, x, "hook_timeout",
-			    &sc->hook_timeout) != 0)
+			x = doc_get(s, "hook_timeout");
+			if (x != NULL &&
+			    get_age(c, x, "hook_timeout", &sc->hook_timeout))
 				return -1;
 		}
 	}
@@ -424,31 +435,32 @@ get_pages(struct cctx *c, const struct doc *v, struct config *cf)
 	else if (v->type == DOC_SCALAR && strcmp(v->str, "off") == 0)
 		cf->pages = PAGES_OFF;
 	else
-		return cerr(c, v, "\"pages\" must be public, secret or off, "
-		    "not %s", v->type == DOC_SCALAR ? v->str :
-		    doc_type_name(v->type));
+		return cerr(c, v,
+		    "\"pages\" must be public, secret or off, not %s",
+		    v->type == DOC_SCALAR ? v->str : doc_type_name(v->type));
 	return 0;
 }
 
 static int
 config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 {
-	static const char *const ex_keys[] = { "source", "listen",
-	    "state_dir", "export_command", "schedule", "notify", "token_file",
-	    "hook_timeout", "max_age", "pages", NULL };
+	static const char *const ex_keys[] = { "source", "listen", "state_dir",
+		"export_command", "schedule", "notify", "token_file",
+		"hook_timeout", "max_age", "pages", NULL };
 	static const char *const pb_keys[] = { "listen", "archive_dir",
-	    "token_file", "sources", "max_age", "pages", NULL };
+		"token_file", "sources", "max_age", "pages", NULL };
 	static const char *const im_keys[] = { "listen", "state_dir",
-	    "token_file", "sources", "max_age", "pages", NULL };
+		"token_file", "sources", "max_age", "pages", NULL };
 	const struct doc *v, *tok;
 	char why[256];
 
 	if (root->type != DOC_MAP)
-		return cerr(c, root, "the configuration must be a mapping of "
-		    "keys to values");
-	if (check_keys(c, root, "the configuration", cf->role ==
-	    ROLE_EXPORTER ? ex_keys : cf->role == ROLE_PULLBACKUP ? pb_keys :
-	    im_keys) != 0)
+		return cerr(c, root,
+		    "the configuration must be a mapping of keys to values");
+	if (check_keys(c, root, "the configuration",
+		cf->role == ROLE_EXPORTER       ? ex_keys :
+		    cf->role == ROLE_PULLBACKUP ? pb_keys :
+						  im_keys) != 0)
 		return -1;
 	if ((v = need(c, root, "listen")) == NULL || get_listen(c, cf, v))
 		return -1;
@@ -469,14 +481,15 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 		    get_str(c, v, "source", &cf->source) != 0)
 			return -1;
 		if (!source_name_valid(cf->source))
-			return cerr(c, v, "bad source name: use letters, "
-			    "digits, '.', '_', '-' (at most 64)");
+			return cerr(c, v,
+			    "bad source name: use letters, digits, '.', '_', "
+			    "'-' (at most 64)");
 		if ((v = need(c, root, "state_dir")) == NULL ||
 		    get_path(c, v, "state_dir", &cf->state_dir) != 0)
 			return -1;
-		if ((v = need(c, root, "export_command")) == NULL ||
-		    get_command(c, v, "export_command",
-		    &cf->export_command) != 0)
+		v = need(c, root, "export_command");
+		if (v == NULL ||
+		    get_command(c, v, "export_command", &cf->export_command))
 			return -1;
 		if ((v = doc_get(root, "schedule")) != NULL) {
 			if (get_str(c, v, "schedule", &cf->schedule_text))
@@ -484,14 +497,14 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 		} else
 			cf->schedule_text = xstrdup("off");
 		if (schedule_parse(cf->schedule_text, &cf->schedule, why,
-		    sizeof why) != 0)
+			sizeof why) != 0)
 			return cerr(c, v, "\"schedule\": %s", why);
 		if ((v = need(c, root, "notify")) == NULL ||
 		    get_urls(c, v, "notify", &cf->notify, &cf->nnotify) != 0)
 			return -1;
 		if (cf->nnotify == 0)
-			return cerr(c, v, "\"notify\" must name at least one "
-			    "pull-backup");
+			return cerr(c, v,
+			    "\"notify\" must name at least one pull-backup");
 		if ((v = doc_get(root, "hook_timeout")) != NULL &&
 		    get_age(c, v, "hook_timeout", &cf->hook_timeout) != 0)
 			return -1;
@@ -530,8 +543,8 @@ config_load(const char *path, enum role role, struct config **out, char *err,
 	*out = NULL;
 	if (fs_read_file(path, 1 << 20, &buf, &len) != 0) {
 		snprintf(err, errlen, "%s: cannot read the configuration: %s",
-		    path, errno == EFBIG ? "larger than 1 MiB" :
-		    strerror(errno));
+		    path,
+		    errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
 		return -1;
 	}
 	memset(&c, 0, sizeof c);
@@ -628,8 +641,8 @@ str_differs(const char *a, const char *b)
 }
 
 int
-config_needs_restart(const struct config *a, const struct config *b,
-    char *what, size_t len)
+config_needs_restart(const struct config *a, const struct config *b, char *what,
+    size_t len)
 {
 	const struct source_conf *sa, *sb;
 	size_t i, k;
@@ -659,9 +672,10 @@ config_needs_restart(const struct config *a, const struct config *b,
 			}
 			for (k = 0; k < sa->nimporters; k++)
 				if (strcmp(sa->importers[k],
-				    sb->importers[k]) != 0) {
-					snprintf(what, len, "the importers of "
-					    "\"%s\"", sa->name);
+					sb->importers[k]) != 0) {
+					snprintf(what, len,
+					    "the importers of \"%s\"",
+					    sa->name);
 					return 1;
 				}
 		}

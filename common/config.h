@@ -8,22 +8,30 @@
 
 #include "timespec.h"
 
-enum role { ROLE_EXPORTER, ROLE_PULLBACKUP, ROLE_IMPORTER };
+enum role {
+	ROLE_EXPORTER,
+	ROLE_PULLBACKUP,
+	ROLE_IMPORTER
+};
 
 /* Who may read the HTML pages and /feed: anyone who reaches the port, only
  * with the secret (HTTP Basic authentication, any user name), or nobody. */
-enum pages_mode { PAGES_PUBLIC, PAGES_SECRET, PAGES_OFF };
+enum pages_mode {
+	PAGES_PUBLIC,
+	PAGES_SECRET,
+	PAGES_OFF
+};
 
 struct source_conf {
 	char *name;
-	char *exporter;			/* pull-backup */
-	char **importers;		/* pull-backup */
+	char *exporter;   /* pull-backup */
+	char **importers; /* pull-backup */
 	size_t nimporters;
-	int64_t older_than;		/* seconds, 0 = no limit */
-	int64_t keep_last;		/* 0 = no limit */
-	char *pullbackup;		/* importer */
-	char **import_command;		/* importer */
-	char **promote_command;		/* importer */
+	int64_t older_than;     /* seconds, 0 = no limit */
+	int64_t keep_last;      /* 0 = no limit */
+	char *pullbackup;       /* importer */
+	char **import_command;  /* importer */
+	char **promote_command; /* importer */
 	int64_t hook_timeout;
 };
 
@@ -32,10 +40,10 @@ struct config {
 	char *path;
 	char *listen_host;
 	int listen_port;
-	char *state_dir;		/* exporter, importer */
-	char *archive_dir;		/* pull-backup */
+	char *state_dir;   /* exporter, importer */
+	char *archive_dir; /* pull-backup */
 	char *token_file;
-	int64_t max_age;		/* /health: newest data no older */
+	int64_t max_age; /* /health: newest data no older */
 	enum pages_mode pages;
 	char *token;
 	size_t token_len;
@@ -61,8 +69,8 @@ void config_free(struct config *);
  * state, and which sources and importers it has. */
 int config_needs_restart(const struct config *a, const struct config *b,
     char *what, size_t len);
-const struct source_conf *config_source(const struct config *,
-    const char *name);
+const struct source_conf *
+config_source(const struct config *, const char *name);
 int source_name_valid(const char *);
 /* "http://host:port" -> host and port; 0 on success. */
 int url_split(const char *url, char **host, int *port);

@@ -33,13 +33,14 @@ prog_usage(FILE *f)
 	fprintf(f, "usage: %s [-c CONFIG] VERB [ARGS...]\n\n%s\n\nverbs:\n",
 	    the_prog->name, the_prog->summary);
 	for (v = the_prog->verbs; v->name != NULL; v++)
-		fprintf(f, "  %s%s%s\n      %s\n", v->name, *v->usage ? " " :
-		    "", v->usage, v->help);
-	fprintf(f, "\noptions:\n  -c CONFIG   the configuration (default "
+		fprintf(f, "  %s%s%s\n      %s\n", v->name,
+		    *v->usage ? " " : "", v->usage, v->help);
+	fprintf(f,
+	    "\noptions:\n  -c CONFIG   the configuration (default "
 	    "%s/%s.yaml)\n  --help      this text\n  --version   the "
 	    "version\n\nexit status: 0 success, 1 the operation failed, 2 bad "
-	    "usage or bad config\n", UNDERSTUDY_SYSCONFDIR,
-	    role_name(the_prog->role));
+	    "usage or bad config\n",
+	    UNDERSTUDY_SYSCONFDIR, role_name(the_prog->role));
 }
 
 int
@@ -70,8 +71,8 @@ prog_main(const struct prog *p, int argc, char **argv)
 	int ch, rc;
 
 	the_prog = p;
-	log_init(role_name(p->role), getenv("UNDERSTUDY_DEBUG") ?
-	    LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	log_init(role_name(p->role),
+	    getenv("UNDERSTUDY_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	/* Options stop at the verb, whose own options follow it. */
 	while ((ch = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -106,7 +107,7 @@ prog_main(const struct prog *p, int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	optind = 0;	/* the verb parses its own options */
+	optind = 0; /* the verb parses its own options */
 	rc = v->fn(cf, argc, argv);
 	config_free(cf);
 	return rc;
@@ -182,10 +183,11 @@ daemon_notify(const char *state)
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sun;
 	socklen_t len;
+	ssize_t n;
 	int fd;
 
-	if (path == NULL || *path == '\0' || strlen(path) >=
-	    sizeof sun.sun_path)
+	if (path == NULL || *path == '\0' ||
+	    strlen(path) >= sizeof sun.sun_path)
 		return;
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
@@ -196,8 +198,8 @@ daemon_notify(const char *state)
 	    strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 		return;
-	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun,
-	    len) < 0)
+	n = sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun, len);
+	if (n < 0)
 		log_warn("notifying systemd (%s)", path);
 	close(fd);
 }

@@ -20,27 +20,31 @@ struct http_call;
 
 struct verb {
 	const char *name;
-	const char *usage;	/* arguments after the verb */
+	const char *usage; /* arguments after the verb */
 	const char *help;
 	int (*fn)(struct config *, int argc, char **argv);
 };
 
 struct prog {
 	enum role role;
-	const char *name;	/* understudy-exporter */
+	const char *name; /* understudy-exporter */
 	const char *summary;
 	const struct verb *verbs;
 };
 
 /* The verbs every program has, first in its table. */
-#define VERBS_COMMON(serve_fn)						\
-	{ "check-config", "", "parse and validate the configuration",	\
-	    verb_check_config },					\
-	{ "serve", "", "run the daemon in the foreground", serve_fn },	\
-	{ "status", "[--json]", "what the running daemon knows",	\
-	    verb_status },						\
-	{ "check", "[--max-age AGE]", "one line and a Nagios exit code: " \
-	    "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", verb_check }
+#define VERBS_COMMON(serve_fn) \
+	{ "check-config", "", "parse and validate the configuration", \
+		verb_check_config }, \
+	    { "serve", "", "run the daemon in the foreground", serve_fn }, \
+	    { "status", "[--json]", "what the running daemon knows", \
+		    verb_status }, \
+	{ \
+		"check", "[--max-age AGE]", \
+		    "one line and a Nagios exit code: " \
+		    "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", \
+		    verb_check \
+	}
 
 int prog_main(const struct prog *, int argc, char **argv);
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -71,9 +75,9 @@ int verb_check(struct config *, int argc, char **argv);
  * arguments.  The others go to pos; returns their number, or -1 after
  * printing a usage error. */
 struct verb_opt {
-	const char *name;	/* "json", "wait" */
+	const char *name; /* "json", "wait" */
 	int has_arg;
-	const char **value;	/* set to the argument, or to "" for flags */
+	const char **value; /* set to the argument, or to "" for flags */
 };
-int verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
-    int maxpos);
+int
+verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos, int maxpos);

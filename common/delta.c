@@ -42,8 +42,9 @@ pump_run(struct pump *p, const void *in, size_t n, int eof, char *err,
 	for (;;) {
 		if (p->done) {
 			if (b.avail_in > 0) {
-				snprintf(err, errlen, "trailing data after the "
-				    "end of the librsync stream");
+				snprintf(err, errlen,
+				    "trailing data after the end of the "
+				    "librsync stream");
 				return -1;
 			}
 			return 1;
@@ -69,8 +70,8 @@ pump_run(struct pump *p, const void *in, size_t n, int eof, char *err,
 		}
 		if (produced == 0 && b.avail_in == before_in) {
 			if (eof) {
-				snprintf(err, errlen, "librsync stream "
-				    "truncated");
+				snprintf(err, errlen,
+				    "librsync stream truncated");
 				return -1;
 			}
 			return 0;
@@ -175,7 +176,7 @@ delta_block_choose(int64_t size, size_t prev_block, double prev_literal)
 	/* No literal data at all: the blocks may grow. */
 	if (prev_literal <= 0)
 		b = prev_block < DELTA_BLOCK_MAX ? prev_block * 2 :
-		    DELTA_BLOCK_MAX;
+						   DELTA_BLOCK_MAX;
 	else {
 		/* The share of dirty blocks seen, 1 - exp(-rate * block):
 		 * the rate of change per byte.  All dirty says only that the
@@ -244,6 +245,7 @@ signature(int fd, size_t block_len, int halves, delta_sink sink, void *arg,
 	 * for this size: every patched file is checked against its SHA-256
 	 * anyway, and one that fails is fetched whole. */
 	size_t strong_len = (size_t)-1;
+	rs_result rs;
 	pthread_t t;
 	int64_t half;
 	size_t n;
@@ -254,10 +256,10 @@ signature(int fd, size_t block_len, int halves, delta_sink sink, void *arg,
 	}
 	if (block_len == 0)
 		block_len = delta_block_default(st.st_size);
-	if (rs_sig_args(st.st_size, &magic, &block_len, &strong_len) !=
-	    RS_DONE) {
-		snprintf(err, errlen, "librsync refused the signature "
-		    "arguments");
+	rs = rs_sig_args(st.st_size, &magic, &block_len, &strong_len);
+	if (rs != RS_DONE) {
+		snprintf(err, errlen,
+		    "librsync refused the signature arguments");
 		return -1;
 	}
 	memset(&a, 0, sizeof a);
@@ -287,8 +289,7 @@ signature(int fd, size_t block_len, int halves, delta_sink sink, void *arg,
 	a.len = half;
 	if (pthread_create(&t, NULL, sig_part_thread, &b) != 0) {
 		b.rc = -1;
-		snprintf(b.err, sizeof b.err, "no thread: %s",
-		    strerror(errno));
+		snprintf(b.err, sizeof b.err, "no thread: %s", strerror(errno));
 		sig_part_run(&a);
 	} else {
 		sig_part_run(&a);
@@ -299,11 +300,11 @@ signature(int fd, size_t block_len, int halves, delta_sink sink, void *arg,
 		snprintf(err, errlen, "%s", a.rc != 0 ? a.err : b.err);
 		a.rc = -1;
 	} else if (n < SIG_HEADER) {
-		snprintf(err, errlen, "signature of the second half: %zu "
-		    "bytes", n);
+		snprintf(err, errlen, "signature of the second half: %zu bytes",
+		    n);
 		a.rc = -1;
 	} else if (sink(arg, evbuffer_pullup(second, -1) + SIG_HEADER,
-	    n - SIG_HEADER) != 0) {
+		       n - SIG_HEADER) != 0) {
 		snprintf(err, errlen, "writing output: %s", strerror(errno));
 		a.rc = -1;
 	}
@@ -312,8 +313,8 @@ signature(int fd, size_t block_len, int halves, delta_sink sink, void *arg,
 }
 
 int
-delta_signature(int fd, size_t block_len, delta_sink sink, void *arg,
-    char *err, size_t errlen)
+delta_signature(int fd, size_t block_len, delta_sink sink, void *arg, char *err,
+    size_t errlen)
 {
 	return signature(fd, block_len, 1, sink, arg, err, errlen);
 }
@@ -381,8 +382,8 @@ delta_part_run(struct delta_part *d)
 	rs_signature_t *sums;
 	struct pump *p;
 
-	if ((sums = sig_load(d->sig, d->siglen, d->err, sizeof d->err)) ==
-	    NULL) {
+	sums = sig_load(d->sig, d->siglen, d->err, sizeof d->err);
+	if (sums == NULL) {
 		d->rc = -1;
 		return;
 	}
@@ -423,8 +424,8 @@ delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
 }
 
 int
-delta_copy_range(int fd, uint64_t off, uint64_t len, void *buf,
-    size_t buflen, delta_sink sink, void *arg)
+delta_copy_range(int fd, uint64_t off, uint64_t len, void *buf, size_t buflen,
+    delta_sink sink, void *arg)
 {
 	ssize_t n;
 
@@ -453,8 +454,8 @@ delta_copy_range(int fd, uint64_t off, uint64_t len, void *buf,
 #define DELTA_OP_END 0
 
 int
-delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
-    int spillfd, char *err, size_t errlen)
+delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd, int spillfd,
+    char *err, size_t errlen)
 {
 	struct delta_part a, b;
 	struct stat st;
@@ -499,14 +500,17 @@ delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
 	if ((end = lseek(outfd, 0, SEEK_CUR)) < 1 ||
 	    (spilled = lseek(spillfd, 0, SEEK_CUR)) < DELTA_MAGIC_LEN + 1 ||
 	    pread(outfd, &last, 1, end - 1) != 1 || last != DELTA_OP_END) {
-		snprintf(err, errlen, "the delta of the first half does not "
-		    "end as librsync's deltas do");
+		snprintf(err, errlen,
+		    "the delta of the first half does not end as librsync's "
+		    "deltas do");
 		return -1;
 	}
 	buf = xmalloc(DELTA_BUF);
-	rc = lseek(outfd, end - 1, SEEK_SET) != end - 1 ? -1 :
-	    delta_copy_range(spillfd, DELTA_MAGIC_LEN, (uint64_t)(spilled -
-	    DELTA_MAGIC_LEN), buf, DELTA_BUF, delta_sink_fd, &outfd);
+	rc = -1;
+	if (lseek(outfd, end - 1, SEEK_SET) == end - 1)
+		rc = delta_copy_range(spillfd, DELTA_MAGIC_LEN,
+		    (uint64_t)(spilled - DELTA_MAGIC_LEN), buf, DELTA_BUF,
+		    delta_sink_fd, &outfd);
 	free(buf);
 	if (rc != 0) {
 		snprintf(err, errlen, "joining the halves' deltas: %s",

@@ -20,30 +20,29 @@ typedef int (*delta_sink)(void *arg, const void *p, size_t n);
  * delta and signature smallest; see docs/protocol.md. */
 #define DELTA_BLOCK_MIN 256
 #define DELTA_BLOCK_MAX 65536
-#define DELTA_BLOCK_COLD 2048		/* the largest, with no history */
-#define DELTA_BLOCK_OVERHEAD 16		/* signature entry + copy command */
+#define DELTA_BLOCK_COLD 2048   /* the largest, with no history */
+#define DELTA_BLOCK_OVERHEAD 16 /* signature entry + copy command */
 /* At most this many blocks a signature: librsync keeps about 40 bytes a
  * block in memory to compute a delta, so this bounds a delta job to some
  * 10 MiB, whatever the file's size. */
 #define DELTA_MAX_BLOCKS (1u << 18)
 size_t delta_block_default(int64_t size);
-size_t delta_block_choose(int64_t size, size_t prev_block,
-    double prev_literal);
+size_t delta_block_choose(int64_t size, size_t prev_block, double prev_literal);
 /* Files of at least delta_split_min bytes are read in two halves, by two
  * threads, for their signature and their delta. */
 #define DELTA_SPLIT_MIN ((int64_t)64 << 20)
-extern int64_t delta_split_min;		/* tests lower it */
+extern int64_t delta_split_min; /* tests lower it */
 /* block_len 0: delta_block_default().  In halves, the result is the same. */
-int delta_signature(int fd, size_t block_len, delta_sink, void *arg,
-    char *err, size_t errlen);
+int delta_signature(int fd, size_t block_len, delta_sink, void *arg, char *err,
+    size_t errlen);
 /* The same on the calling thread alone, for work in the background: it
  * stops as soon as the sink fails. */
 int delta_signature_alone(int fd, size_t block_len, delta_sink, void *arg,
     char *err, size_t errlen);
 /* Delta turning the file the signature was made of into the file at fd
  * (read from its offset to the end). */
-int delta_compute(const void *sig, size_t siglen, int fd, delta_sink,
-    void *arg, char *err, size_t errlen);
+int delta_compute(const void *sig, size_t siglen, int fd, delta_sink, void *arg,
+    char *err, size_t errlen);
 /* The same for the whole file at fd, written to outfd at its offset.  A
  * large file is done in halves: the second half's delta goes to spillfd
  * (an empty temporary file; -1: no halves), then after the first's.  The
@@ -54,8 +53,8 @@ int delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
 
 struct delta_patch;
 struct delta_patch *delta_patch_new(int basefd, delta_sink, void *arg);
-int delta_patch_feed(struct delta_patch *, const void *p, size_t n,
-    char *err, size_t errlen);
+int delta_patch_feed(struct delta_patch *, const void *p, size_t n, char *err,
+    size_t errlen);
 int delta_patch_finish(struct delta_patch *, char *err, size_t errlen);
 void delta_patch_free(struct delta_patch *);
 

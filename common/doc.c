@@ -63,6 +63,7 @@ doc_parse(const char *buf, size_t len, struct doc **out, char *err,
 	yaml_event_t ev;
 	struct doc *stack[DOC_MAX_DEPTH + 1];
 	struct doc *root = NULL, *d;
+	enum doc_type kind;
 	int depth = 0, done = 0, ndocs = 0, rc = -1;
 
 	*out = NULL;
@@ -105,10 +106,10 @@ doc_parse(const char *buf, size_t len, struct doc **out, char *err,
 		case YAML_SCALAR_EVENT:
 			d = doc_new(DOC_SCALAR, &ev.start_mark);
 			if (memchr(ev.data.scalar.value, '\0',
-			    ev.data.scalar.length) != NULL) {
+				ev.data.scalar.length) != NULL) {
 				snprintf(err, errlen,
-				    "%d:%d: NUL character in a string",
-				    d->line, d->col);
+				    "%d:%d: NUL character in a string", d->line,
+				    d->col);
 				doc_free(d);
 				yaml_event_delete(&ev);
 				goto out;
@@ -121,8 +122,9 @@ doc_parse(const char *buf, size_t len, struct doc **out, char *err,
 			break;
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
-			d = doc_new(ev.type == YAML_SEQUENCE_START_EVENT ?
-			    DOC_SEQ : DOC_MAP, &ev.start_mark);
+			kind = ev.type == YAML_SEQUENCE_START_EVENT ? DOC_SEQ :
+								      DOC_MAP;
+			d = doc_new(kind, &ev.start_mark);
 			break;
 		case YAML_SEQUENCE_END_EVENT:
 		case YAML_MAPPING_END_EVENT:
@@ -142,8 +144,8 @@ doc_parse(const char *buf, size_t len, struct doc **out, char *err,
 				if (depth >= DOC_MAX_DEPTH) {
 					snprintf(err, errlen,
 					    "%d:%d: nested deeper than %d "
-					    "levels", d->line, d->col,
-					    DOC_MAX_DEPTH);
+					    "levels",
+					    d->line, d->col, DOC_MAX_DEPTH);
 					yaml_event_delete(&ev);
 					goto out;
 				}
@@ -196,8 +198,7 @@ doc_scalar_i64(const struct doc *v, int64_t *out)
 	char *end;
 	long long n;
 
-	if (v == NULL || v->type != DOC_SCALAR || v->len == 0 ||
-	    v->len > 20)
+	if (v == NULL || v->type != DOC_SCALAR || v->len == 0 || v->len > 20)
 		return -1;
 	errno = 0;
 	n = strtoll(v->str, &end, 10);

@@ -9,16 +9,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum doc_type { DOC_SCALAR, DOC_SEQ, DOC_MAP };
+enum doc_type {
+	DOC_SCALAR,
+	DOC_SEQ,
+	DOC_MAP
+};
 
 struct doc {
 	enum doc_type type;
-	int line, col;		/* 1-based position in the input */
-	int plain;		/* a scalar written without quotes */
-	char *str;		/* scalar value, NUL-terminated */
-	size_t len;		/* its length */
-	struct doc **kids;	/* seq items; map keys and values alternate */
-	size_t n;		/* number of entries in kids */
+	int line, col;     /* 1-based position in the input */
+	int plain;         /* a scalar written without quotes */
+	char *str;         /* scalar value, NUL-terminated */
+	size_t len;        /* its length */
+	struct doc **kids; /* seq items; map keys and values alternate */
+	size_t n;          /* number of entries in kids */
 };
 
 #define DOC_MAX_DEPTH 32

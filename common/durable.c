@@ -29,24 +29,24 @@
 #include "xmalloc.h"
 
 enum durable_kind {
-	DI_RECEIVED,	/* an event from a peer, for the inbox */
-	DI_SEND,	/* an event of ours, for the outbox */
-	DI_WRITE,	/* a file replaced atomically */
-	DI_REMOVE,	/* a file removed, in order with the writes */
-	DI_APPEND,	/* lines added to a file, unsynced */
-	DI_HANDLED	/* an inbox entry's file, after the batch is durable */
+	DI_RECEIVED, /* an event from a peer, for the inbox */
+	DI_SEND,     /* an event of ours, for the outbox */
+	DI_WRITE,    /* a file replaced atomically */
+	DI_REMOVE,   /* a file removed, in order with the writes */
+	DI_APPEND,   /* lines added to a file, unsynced */
+	DI_HANDLED   /* an inbox entry's file, after the batch is durable */
 };
 
 struct durable_item {
 	struct durable_item *next;
 	enum durable_kind kind;
-	struct http_held held;		/* DI_RECEIVED: the request */
-	struct qentry *e;		/* DI_RECEIVED, DI_SEND */
-	char *path;			/* DI_WRITE, DI_REMOVE, DI_APPEND,
+	struct http_held held; /* DI_RECEIVED: the request */
+	struct qentry *e;      /* DI_RECEIVED, DI_SEND */
+	char *path;            /* DI_WRITE, DI_REMOVE, DI_APPEND,
 					 * DI_HANDLED */
-	char *data;			/* DI_HANDLED: its fault point */
+	char *data;            /* DI_HANDLED: its fault point */
 	size_t len;
-	void (*done)(void *, int);	/* DI_WRITE: told on the loop */
+	void (*done)(void *, int); /* DI_WRITE: told on the loop */
 	void *done_arg;
 	int rc;
 	int err;
@@ -106,8 +106,9 @@ sync_dirs(const struct durable_item *batch)
 		slash = strrchr(dir, '/');
 		if (slash != NULL)
 			*slash = '\0';
-		if (fs_fsync_dir(slash == NULL ? "." : slash == dir ? "/" :
-		    dir) != 0)
+		if (fs_fsync_dir(slash == NULL ? "." :
+			    slash == dir       ? "/" :
+						 dir) != 0)
 			rc = -1;
 		free(dir);
 	}
@@ -146,8 +147,8 @@ durable_work(void *arg)
 			c->rc = fs_write_renamed(c->path, c->data, c->len);
 			break;
 		case DI_REMOVE:
-			c->rc = unlink(c->path) != 0 && errno != ENOENT ?
-			    -1 : 0;
+			c->rc = unlink(c->path) != 0 && errno != ENOENT ? -1 :
+									  0;
 			break;
 		case DI_APPEND:
 			c->rc = append(c->path, c->data, c->len);
@@ -208,15 +209,16 @@ durable_done(void *arg)
 				n->events_in++;
 				received = 1;
 			} else
-				log_warnx("%s: cannot queue the event durably: "
-				    "%s", n->inbox->dir, strerror(c->err));
+				log_warnx(
+				    "%s: cannot queue the event durably: %s",
+				    n->inbox->dir, strerror(c->err));
 			if ((req = http_unhold(&c->held)) == NULL)
 				break;
 			if (c->rc == 0)
 				inbox_reply_queued(req, 1, NULL);
 			else
-				http_reply_error(req, PROTO_UNAVAILABLE, "%s: "
-				    "cannot queue the event durably: %s",
+				http_reply_error(req, PROTO_UNAVAILABLE,
+				    "%s: cannot queue the event durably: %s",
 				    n->inbox->dir, strerror(c->err));
 			break;
 		case DI_SEND:
@@ -225,7 +227,8 @@ durable_done(void *arg)
 				c->e = NULL;
 				sent = 1;
 			} else
-				log_warnx("%s: cannot queue an event for %s: %s",
+				log_warnx(
+				    "%s: cannot queue an event for %s: %s",
 				    n->outbox->dir, c->e->dest,
 				    strerror(c->err));
 			break;
@@ -294,7 +297,7 @@ durable_flush(struct node *n)
 		n->waiting = n->writing;
 		n->writing = NULL;
 	}
-	for (pc = &n->waiting; (c = *pc) != NULL; ) {
+	for (pc = &n->waiting; (c = *pc) != NULL;) {
 		if (c->kind == DI_RECEIVED) {
 			*pc = c->next;
 			item_free(c);
@@ -307,8 +310,9 @@ durable_flush(struct node *n)
 		while ((c = n->writing) != NULL) {
 			n->writing = c->next;
 			if (c->rc != 0)
-				log_warnx("%s: %s", c->path != NULL ? c->path :
-				    n->outbox->dir, strerror(c->err));
+				log_warnx("%s: %s",
+				    c->path != NULL ? c->path : n->outbox->dir,
+				    strerror(c->err));
 			item_free(c);
 		}
 	}
@@ -317,8 +321,7 @@ durable_flush(struct node *n)
 }
 
 void
-durable_received(struct node *n, struct evhttp_request *req,
-    struct qentry *e)
+durable_received(struct node *n, struct evhttp_request *req, struct qentry *e)
 {
 	struct durable_item *c = item_add(n, DI_RECEIVED);
 
@@ -338,8 +341,7 @@ durable_handled(struct node *n, struct qentry *e)
 	struct durable_item *c = item_add(n, DI_HANDLED);
 
 	c->path = xstrdup(e->file);
-	c->data = xasprintf("handled-%.*s", (int)strcspn(e->key, " "),
-	    e->key);
+	c->data = xasprintf("handled-%.*s", (int)strcspn(e->key, " "), e->key);
 	queue_forget(n->inbox, e);
 }
 
@@ -357,8 +359,7 @@ item_data(struct node *n, enum durable_kind kind, const char *path,
 }
 
 void
-durable_write(struct node *n, const char *path, const void *data,
-    size_t len)
+durable_write(struct node *n, const char *path, const void *data, size_t len)
 {
 	item_data(n, DI_WRITE, path, data, len);
 }
@@ -380,8 +381,7 @@ durable_remove(struct node *n, const char *path)
 }
 
 void
-durable_append(struct node *n, const char *path, const void *data,
-    size_t len)
+durable_append(struct node *n, const char *path, const void *data, size_t len)
 {
 	item_data(n, DI_APPEND, path, data, len);
 }

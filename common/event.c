@@ -56,10 +56,11 @@ event_check(const struct doc *d, char *why, size_t whylen)
 		return PROTO_BAD;
 	}
 	if (doc_get_i64(d, EVF_PROTO, &proto) != 0 || proto != PROTO_VERSION) {
-		snprintf(why, whylen, "event of protocol version %s: this %s "
-		    "speaks version %d", doc_get_str(d, EVF_PROTO) ?
-		    doc_get_str(d, EVF_PROTO) : "(none)", log_role(),
-		    PROTO_VERSION);
+		snprintf(why, whylen,
+		    "event of protocol version %s: this %s speaks version %d",
+		    doc_get_str(d, EVF_PROTO) ? doc_get_str(d, EVF_PROTO) :
+						"(none)",
+		    log_role(), PROTO_VERSION);
 		return PROTO_BAD;
 	}
 	source = doc_get_str(d, EVF_SOURCE);
@@ -67,8 +68,9 @@ event_check(const struct doc *d, char *why, size_t whylen)
 	if (doc_get_str(d, EVF_TYPE) == NULL || source == NULL ||
 	    !source_name_valid(source) || version == NULL ||
 	    !version_id_valid(version)) {
-		snprintf(why, whylen, "event needs \"%s\", a valid \"%s\" and "
-		    "\"%s\"", EVF_TYPE, EVF_SOURCE, EVF_VERSION);
+		snprintf(why, whylen,
+		    "event needs \"%s\", a valid \"%s\" and \"%s\"", EVF_TYPE,
+		    EVF_SOURCE, EVF_VERSION);
 		return PROTO_BAD;
 	}
 	return 0;

@@ -214,8 +214,8 @@ fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len)
 	if (fault_enospc("atomic-write"))
 		return -1;
 	tmp = tmp_name(name);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0644);
+	fd = openat(dfd, tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		free(tmp);
 		return -1;
@@ -300,8 +300,8 @@ fs_tmpfile(const char *dir)
 	int fd;
 
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
-	    errno != EINVAL))
+	if (fd >= 0 ||
+	    (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
 		return fd;
 	tmpl = xasprintf("%s/.tmp.XXXXXX", dir);
 	if ((fd = mkostemp(tmpl, O_CLOEXEC)) >= 0)
@@ -311,8 +311,7 @@ fs_tmpfile(const char *dir)
 }
 
 int
-fs_read_file_at(int dfd, const char *name, size_t max, char **out,
-    size_t *len)
+fs_read_file_at(int dfd, const char *name, size_t max, char **out, size_t *len)
 {
 	struct stat st;
 	char *buf;
@@ -368,7 +367,7 @@ walk_dir(int fd, int64_t *bytes)
 	struct dirent *de;
 	struct stat st;
 	DIR *d;
-	int sub, rc = 0, isdir;
+	int sub, rc = 0, isdir, flags;
 
 	if ((d = fdopendir(fd)) == NULL) {
 		close(fd);
@@ -379,10 +378,10 @@ walk_dir(int fd, int64_t *bytes)
 		    strcmp(de->d_name, "..") == 0)
 			continue;
 		isdir = de->d_type == DT_DIR;
-		if (de->d_type == DT_UNKNOWN || (bytes != NULL &&
-		    de->d_type == DT_REG)) {
+		if (de->d_type == DT_UNKNOWN ||
+		    (bytes != NULL && de->d_type == DT_REG)) {
 			if (fstatat(dirfd(d), de->d_name, &st,
-			    AT_SYMLINK_NOFOLLOW) != 0) {
+				AT_SYMLINK_NOFOLLOW) != 0) {
 				if (errno != ENOENT)
 					rc = -1;
 				continue;
@@ -396,13 +395,16 @@ walk_dir(int fd, int64_t *bytes)
 			 * up. */
 			if (bytes == NULL)
 				fchmodat(dirfd(d), de->d_name, 0700, 0);
-			sub = openat(dirfd(d), de->d_name, O_RDONLY |
-			    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			sub = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0 || walk_dir(sub, bytes) != 0)
 				rc = -1;
 		}
-		if (bytes == NULL && unlinkat(dirfd(d), de->d_name, isdir ?
-		    AT_REMOVEDIR : 0) != 0 && errno != ENOENT)
+		if (bytes != NULL)
+			continue;
+		flags = isdir ? AT_REMOVEDIR : 0;
+		if (unlinkat(dirfd(d), de->d_name, flags) != 0 &&
+		    errno != ENOENT)
 			rc = -1;
 	}
 	closedir(d);
@@ -420,11 +422,12 @@ fs_rm_rf_at(int dfd, const char *name)
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(dfd, name, 0);
 	fchmodat(dfd, name, 0700, 0);
-	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) < 0 || walk_dir(fd, NULL) != 0)
+	if ((fd = openat(dfd, name,
+		 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    walk_dir(fd, NULL) != 0)
 		return -1;
-	return unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT ?
-	    -1 : 0;
+	return unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT ? -1 :
+									   0;
 }
 
 int
@@ -475,8 +478,9 @@ fs_tree_bytes_at(int dfd, const char *name)
 	int64_t bytes = 0;
 	int fd;
 
-	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) < 0 || walk_dir(fd, &bytes) != 0)
+	if ((fd = openat(dfd, name,
+		 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    walk_dir(fd, &bytes) != 0)
 		return -1;
 	return bytes;
 }

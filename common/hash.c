@@ -83,7 +83,7 @@ hash_hex_valid(const char *s)
 
 	for (i = 0; i < HASH_HEX_LEN; i++) {
 		if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
+			(s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	}
 	return s[HASH_HEX_LEN] == '\0';

@@ -67,9 +67,10 @@ hashsink_check(struct hashsink *s, const struct ment *e, char *err,
 	s->open = 0;
 	if (s->n == e->size && strcmp(hex, e->sha) == 0)
 		return 0;
-	snprintf(err, errlen, "%lld bytes with SHA-256 %.12s...; the manifest "
-	    "says %lld bytes, %.12s...", (long long)s->n, hex,
-	    (long long)e->size, e->sha);
+	snprintf(err, errlen,
+	    "%lld bytes with SHA-256 %.12s...; the manifest says %lld bytes, "
+	    "%.12s...",
+	    (long long)s->n, hex, (long long)e->size, e->sha);
 	return -1;
 }
 

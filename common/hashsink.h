@@ -14,11 +14,11 @@ struct ment;
 
 struct hashsink {
 	struct hash h;
-	int64_t n;		/* bytes passed */
-	int64_t limit;		/* more is refused (EFBIG), or -1 */
-	int fd;			/* written there too, or -1 */
-	int overflow;		/* refused for the limit */
-	int open;		/* h is under way */
+	int64_t n;     /* bytes passed */
+	int64_t limit; /* more is refused (EFBIG), or -1 */
+	int fd;        /* written there too, or -1 */
+	int overflow;  /* refused for the limit */
+	int open;      /* h is under way */
 };
 
 void hashsink_init(struct hashsink *, int fd, int64_t limit);

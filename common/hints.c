@@ -31,8 +31,8 @@ void
 hints_add_delta(struct hints *hs, const char *path, uint32_t block,
     int64_t wire, int64_t size)
 {
-	hints_add(hs, path, block, (uint32_t)(wire >= size ? 1000000 :
-	    wire * 1000000 / size));
+	hints_add(hs, path, block,
+	    (uint32_t)(wire >= size ? 1000000 : wire * 1000000 / size));
 }
 
 void
@@ -53,11 +53,12 @@ hints_load(struct hints *hs, const char *file)
 	unsigned long block, ppm;
 	size_t len;
 
-	if (file == NULL || fs_read_file(file, HINTS_MAX_BYTES, &buf,
-	    &len) != 0)
+	if (file == NULL ||
+	    fs_read_file(file, HINTS_MAX_BYTES, &buf, &len) != 0)
 		return;
-	if (len < strlen(HINTS_MAGIC) || memcmp(buf, HINTS_MAGIC,
-	    strlen(HINTS_MAGIC)) != 0 || buf[len - 1] != '\n')
+	if (len < strlen(HINTS_MAGIC) ||
+	    memcmp(buf, HINTS_MAGIC, strlen(HINTS_MAGIC)) != 0 ||
+	    buf[len - 1] != '\n')
 		goto bad;
 	for (p = buf + strlen(HINTS_MAGIC); p < buf + len; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(buf + len - p));
@@ -67,9 +68,10 @@ hints_load(struct hints *hs, const char *file)
 		    block > DELTA_BLOCK_MAX)
 			goto bad;
 		ppm = strtoul(end + 1, &end, 10);
-		if (errno || *end != ' ' || ppm > 1000000 || end + 1 >= nl ||
-		    (path = manifest_decode(end + 1, (size_t)(nl - end - 1))) ==
-		    NULL)
+		if (errno || *end != ' ' || ppm > 1000000 || end + 1 >= nl)
+			goto bad;
+		path = manifest_decode(end + 1, (size_t)(nl - end - 1));
+		if (path == NULL)
 			goto bad;
 		if (hs->n > 0 && strcmp(hs->h[hs->n - 1].path, path) >= 0) {
 			free(path);
@@ -108,7 +110,7 @@ size_t
 hints_block(const struct hint *h, int64_t size)
 {
 	return h != NULL ? delta_block_choose(size, h->block, h->ppm / 1e6) :
-	    delta_block_default(size);
+			   delta_block_default(size);
 }
 
 void
@@ -124,7 +126,7 @@ hints_save(const struct hints *hs, const char *file)
 		evbuffer_add(b, "\n", 1);
 	}
 	if (fs_write_atomic(file, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0)
+		evbuffer_get_length(b)) != 0)
 		log_warn("%s", file);
 	evbuffer_free(b);
 }

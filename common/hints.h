@@ -11,12 +11,12 @@
 
 struct hint {
 	char *path;
-	uint32_t block;		/* bytes */
-	uint32_t ppm;		/* literal share, parts per million */
+	uint32_t block; /* bytes */
+	uint32_t ppm;   /* literal share, parts per million */
 };
 
 struct hints {
-	struct hint *h;		/* sorted by path */
+	struct hint *h; /* sorted by path */
 	size_t n, cap;
 };
 
@@ -24,8 +24,7 @@ struct hints {
 void hints_load(struct hints *, const char *file);
 void hints_save(const struct hints *, const char *file);
 /* Add in path order. */
-void hints_add(struct hints *, const char *path, uint32_t block,
-    uint32_t ppm);
+void hints_add(struct hints *, const char *path, uint32_t block, uint32_t ppm);
 /* The same, from the wire bytes a delta of a file of size bytes took. */
 void hints_add_delta(struct hints *, const char *path, uint32_t block,
     int64_t wire, int64_t size);

@@ -50,8 +50,9 @@ hook_env(char *const env[])
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < m; j++) {
 			eq = strchr(env[j], '=');
-			if (eq != NULL && strncmp(environ[i], env[j],
-			    (size_t)(eq - env[j]) + 1) == 0)
+			if (eq != NULL &&
+			    strncmp(environ[i], env[j],
+				(size_t)(eq - env[j]) + 1) == 0)
 				break;
 		}
 		if (j == m)
@@ -137,8 +138,9 @@ hook_run(char *const argv[], char *const env[], int timeout_secs,
 		sigdelset(&all, SIGSTOP);
 		posix_spawnattr_setsigdefault(&attr, &all);
 	}
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setflags(&attr,
+	    POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+		POSIX_SPAWN_SETSIGDEF);
 	envp = hook_env(env);
 	rc = posix_spawn(&pid, argv[0], &fa, &attr, argv, envp);
 	free(envp);
@@ -201,14 +203,15 @@ hook_run(char *const argv[], char *const env[], int timeout_secs,
 	} else if (WIFSIGNALED(status))
 		r->signal = WTERMSIG(status);
 	if (r->timed_out)
-		snprintf(r->error, sizeof r->error, "%s timed out after %ds "
-		    "and was killed", what, timeout_secs);
+		snprintf(r->error, sizeof r->error,
+		    "%s timed out after %ds and was killed", what,
+		    timeout_secs);
 	else if (killed)
-		snprintf(r->error, sizeof r->error, "%s was stopped: the "
-		    "daemon is shutting down", what);
+		snprintf(r->error, sizeof r->error,
+		    "%s was stopped: the daemon is shutting down", what);
 	else if (r->signal)
-		snprintf(r->error, sizeof r->error, "%s was killed by signal "
-		    "%d", what, r->signal);
+		snprintf(r->error, sizeof r->error,
+		    "%s was killed by signal %d", what, r->signal);
 	else if (!r->ok)
 		snprintf(r->error, sizeof r->error, "%s exited with status %d",
 		    what, r->exit_code);

@@ -8,13 +8,13 @@
 #define HOOK_OUTPUT_MAX 8192
 
 struct hook_result {
-	int ok;			/* exited 0 */
-	int exit_code;		/* or -1 */
-	int signal;		/* killing signal, or 0 */
+	int ok;        /* exited 0 */
+	int exit_code; /* or -1 */
+	int signal;    /* killing signal, or 0 */
 	int timed_out;
 	double seconds;
-	char *output;		/* the tail of stdout+stderr */
-	char error[512];	/* a one-line reason when !ok */
+	char *output;    /* the tail of stdout+stderr */
+	char error[512]; /* a one-line reason when !ok */
 };
 
 int hook_run(char *const argv[], char *const env[], int timeout_secs,

@@ -69,32 +69,28 @@ html_elem(struct evbuffer *b, const char *tag, const char *text)
 void
 html_begin(struct evbuffer *b, const char *title)
 {
-	evbuffer_add_printf(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
-	    "<meta charset=\"utf-8\">\n"
-	    "<meta name=\"viewport\" content=\"width=device-width, "
-	    "initial-scale=1\">\n<title>");
+	evbuffer_add_printf(b,
+	    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
+	    "charset=\"utf-8\">\n<meta name=\"viewport\" "
+	    "content=\"width=device-width, initial-scale=1\">\n<title>");
 	html_text(b, title);
-	evbuffer_add_printf(b, "</title>\n<style>\n"
-	    "body{font:15px/1.45 system-ui,sans-serif;margin:1.5em auto;"
-	    "max-width:62em;padding:0 1em;color:#1b1b1b}\n"
-	    "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;"
-	    "border-bottom:1px solid #ccc}\n"
-	    "table{border-collapse:collapse;margin:.4em 0}"
-	    "th,td{text-align:left;padding:.15em .8em .15em 0;"
-	    "vertical-align:top}th{font-weight:600;color:#444}\n"
-	    "pre{background:#f4f4f4;padding:.6em;overflow:auto;"
-	    "max-height:22em;white-space:pre-wrap}\n"
-	    ".ok{color:#06612a;font-weight:600}"
-	    ".bad{color:#a30000;font-weight:600}"
-	    ".busy{color:#8a5a00;font-weight:600}\n"
-	    "form{border:2px solid #a30000;padding:.8em;margin:.8em 0}"
-	    "label{display:block;margin:.4em 0}"
-	    "input[type=text],input[type=password]{font:inherit;"
-	    "padding:.2em;width:22em}\n"
-	    "button{font:inherit;padding:.3em 1em;background:#a30000;"
-	    "color:#fff;border:0}\n"
-	    "footer{margin-top:2em;color:#666;font-size:.9em}\n"
-	    "</style>\n</head>\n<body>\n");
+	evbuffer_add_printf(b,
+	    "</title>\n<style>\nbody{font:15px/1.45 "
+	    "system-ui,sans-serif;margin:1.5em auto;max-width:62em;padding:0 "
+	    "1em;color:#1b1b1b}\nh1{font-size:1.4em}h2{font-size:1.15em;margin-"
+	    "top:1.6em;border-bottom:1px solid "
+	    "#ccc}\ntable{border-collapse:collapse;margin:.4em "
+	    "0}th,td{text-align:left;padding:.15em .8em .15em "
+	    "0;vertical-align:top}th{font-weight:600;color:#444}\npre{"
+	    "background:#f4f4f4;padding:.6em;overflow:auto;max-height:22em;"
+	    "white-space:pre-wrap}\n.ok{color:#06612a;font-weight:600}.bad{"
+	    "color:#a30000;font-weight:600}.busy{color:#8a5a00;font-weight:600}"
+	    "\nform{border:2px solid #a30000;padding:.8em;margin:.8em "
+	    "0}label{display:block;margin:.4em "
+	    "0}input[type=text],input[type=password]{font:inherit;padding:.2em;"
+	    "width:22em}\nbutton{font:inherit;padding:.3em "
+	    "1em;background:#a30000;color:#fff;border:0}\nfooter{margin-top:"
+	    "2em;color:#666;font-size:.9em}\n</style>\n</head>\n<body>\n");
 }
 
 void
@@ -142,8 +138,9 @@ html_row(struct evbuffer *b, const char *head, const char *cls,
 void
 html_end(struct evbuffer *b)
 {
-	evbuffer_add_printf(b, "<footer>understudy %s</footer>\n"
-	    "</body>\n</html>\n", UNDERSTUDY_VERSION);
+	evbuffer_add_printf(b,
+	    "<footer>understudy %s</footer>\n</body>\n</html>\n",
+	    UNDERSTUDY_VERSION);
 }
 
 void
@@ -153,9 +150,9 @@ html_reply(struct evhttp_request *req, int code, struct evbuffer *b)
 
 	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; "
-	    "style-src 'unsafe-inline'; form-action 'self'; "
-	    "frame-ancestors 'none'; base-uri 'none'");
+	evhttp_add_header(h, "Content-Security-Policy",
+	    "default-src 'none'; style-src 'unsafe-inline'; form-action "
+	    "'self'; frame-ancestors 'none'; base-uri 'none'");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
@@ -173,8 +170,8 @@ html_message(struct evhttp_request *req, int code, const char *title,
 	evbuffer_add_printf(b, "<p id=\"message\" class=\"%s\">",
 	    code == 200 ? "ok" : "bad");
 	html_text(b, msg);
-	evbuffer_add_printf(b, "</p>\n<p><a href=\"/\">Back to the "
-	    "status page</a></p>\n");
+	evbuffer_add_printf(b,
+	    "</p>\n<p><a href=\"/\">Back to the status page</a></p>\n");
 	html_end(b);
 	html_reply(req, code, b);
 	evbuffer_free(b);
@@ -205,6 +202,6 @@ html_when(char *buf, size_t len, time_t t, time_t now)
 	gmtime_r(&t, &tm);
 	html_age(age, sizeof age, (long)(now - t));
 	snprintf(buf, len, "%04d-%02d-%02d %02d:%02d:%02d UTC (%s ago)",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, age);
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, age);
 }

@@ -30,19 +30,32 @@ const char *
 http_reason(int code)
 {
 	switch (code) {
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 413: return "Payload Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 413:
+		return "Payload Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
 	}
 	return "Status";
 }
@@ -103,14 +116,15 @@ http_check_secret(struct evhttp_request *req, const struct config *cf)
 
 	if (auth == NULL || strncmp(auth, PROTO_AUTH_SCHEME, n) != 0 ||
 	    !hash_secret_equal(auth + n, strlen(auth + n), cf->token,
-	    cf->token_len)) {
+		cf->token_len)) {
 		log_warnx("refused %s from %s: %s", evhttp_request_get_uri(req),
 		    evhttp_request_get_host(req) ? "peer" : "peer",
 		    auth == NULL ? "no secret" : "wrong secret");
-		http_reply_error(req, PROTO_UNAUTHORIZED, "%s refused the request: %s; both "
-		    "ends of a link must hold the same secret in token_file",
-		    log_role(), auth == NULL ? "no secret given" :
-		    "wrong secret");
+		http_reply_error(req, PROTO_UNAUTHORIZED,
+		    "%s refused the request: %s; both ends of a link must hold "
+		    "the same secret in token_file",
+		    log_role(),
+		    auth == NULL ? "no secret given" : "wrong secret");
 		return -1;
 	}
 	return 0;
@@ -131,30 +145,34 @@ http_check_page(struct evhttp_request *req, const struct config *cf)
 	if (cf->pages == PAGES_PUBLIC)
 		return 0;
 	if (cf->pages == PAGES_OFF) {
-		http_reply_error(req, 404, "the pages of this %s are off "
-		    "(pages: off in %s)", log_role(), cf->path);
+		http_reply_error(req, 404,
+		    "the pages of this %s are off (pages: off in %s)",
+		    log_role(), cf->path);
 		return -1;
 	}
 	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0 &&
 	    (len = strlen(auth + 6)) > 0 && len % 4 == 0 &&
 	    len / 4 * 3 < sizeof dec &&
 	    (n = EVP_DecodeBlock(dec, (const unsigned char *)auth + 6,
-	    (int)len)) > 0) {
+		 (int)len)) > 0) {
 		/* EVP_DecodeBlock counts the padding as zero bytes. */
 		n -= (auth[5 + len] == '=') + (auth[4 + len] == '=');
 		dec[n] = '\0';
 		if ((colon = memchr(dec, ':', (size_t)n)) != NULL &&
-		    hash_secret_equal(colon + 1, (size_t)n - (size_t)(colon + 1 -
-		    (const char *)dec), cf->token, cf->token_len))
+		    hash_secret_equal(colon + 1,
+			(size_t)n - (size_t)(colon + 1 - (const char *)dec),
+			cf->token, cf->token_len))
 			return 0;
 	}
 	if (auth != NULL)
 		log_warnx("refused %s: wrong password for the pages",
 		    evhttp_request_get_uri(req));
 	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "WWW-Authenticate", "Basic realm=\"understudy\", charset=\"UTF-8\"");
-	http_reply_error(req, PROTO_UNAUTHORIZED, "this page needs the secret of token_file "
-	    "as the password (any user name)");
+	    "WWW-Authenticate",
+	    "Basic realm=\"understudy\", charset=\"UTF-8\"");
+	http_reply_error(req, PROTO_UNAUTHORIZED,
+	    "this page needs the secret of token_file as the password (any "
+	    "user name)");
 	return -1;
 }
 
@@ -168,10 +186,11 @@ http_check(struct evhttp_request *req, const struct config *cf)
 		return -1;
 	if (v == NULL || strtol(v, NULL, 10) != PROTO_VERSION ||
 	    strspn(v, "0123456789") != strlen(v)) {
-		http_reply_error(req, PROTO_BAD, "protocol version %s is not "
-		    "supported: this %s speaks version %d; upgrade both ends "
-		    "to the same understudy release", v ? v : "(none)",
-		    log_role(), PROTO_VERSION);
+		http_reply_error(req, PROTO_BAD,
+		    "protocol version %s is not supported: this %s speaks "
+		    "version %d; upgrade both ends to the same understudy "
+		    "release",
+		    v ? v : "(none)", log_role(), PROTO_VERSION);
 		return -1;
 	}
 	return 0;
@@ -245,13 +264,15 @@ http_server_new(struct event_base *base, const struct config *cf, char *err,
 	evhttp_set_max_body_size(http, PROTO_MAX_BODY);
 	evhttp_set_max_headers_size(http, PROTO_MAX_HEADERS);
 	evhttp_set_timeout(http, PROTO_TIMEOUT_SECS);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
 	if ((bound = evhttp_bind_socket_with_handle(http, cf->listen_host,
-	    (ev_uint16_t)cf->listen_port)) == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s (is another "
-		    "daemon using it? see \"listen\" in %s)", cf->listen_host,
-		    cf->listen_port, strerror(errno), cf->path);
+		 (ev_uint16_t)cf->listen_port)) == NULL) {
+		snprintf(err, errlen,
+		    "cannot listen on %s:%d: %s (is another daemon using it? "
+		    "see \"listen\" in %s)",
+		    cf->listen_host, cf->listen_port, strerror(errno),
+		    cf->path);
 		evhttp_free(http);
 		return NULL;
 	}
@@ -302,8 +323,8 @@ call_chunk_cb(struct evhttp_request *req, void *arg)
 	if (evbuffer_get_length(c->reply) + evbuffer_get_length(in) >
 	    c->max_reply) {
 		c->sink_failed = 1;
-		snprintf(c->error, sizeof c->error, "reply larger than %zu "
-		    "bytes", c->max_reply);
+		snprintf(c->error, sizeof c->error,
+		    "reply larger than %zu bytes", c->max_reply);
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
@@ -359,14 +380,15 @@ call_done_cb(struct evhttp_request *req, void *arg)
 		/* Whatever was not streamed in chunks is still here. */
 		call_chunk_cb(req, c);
 		if (c->sink_failed && c->error[0] == '\0')
-			snprintf(c->error, sizeof c->error, "writing the reply "
-			    "of %s%s failed", c->url, c->path);
+			snprintf(c->error, sizeof c->error,
+			    "writing the reply of %s%s failed", c->url,
+			    c->path);
 	} else if (c->error[0] == '\0')
-		snprintf(c->error, sizeof c->error, "%s %s%s: no reply "
-		    "(connection refused or closed)", c->method, c->url,
-		    c->path);
+		snprintf(c->error, sizeof c->error,
+		    "%s %s%s: no reply (connection refused or closed)",
+		    c->method, c->url, c->path);
 	c->done = 1;
-	c->req = NULL;	/* libevent frees it after this callback */
+	c->req = NULL; /* libevent frees it after this callback */
 	if (conn != NULL) {
 		c->conn = NULL;
 		c->own_conn = 0;
@@ -403,10 +425,12 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 	if (c->body != NULL)
 		evbuffer_add_buffer(evhttp_request_get_output_buffer(req),
 		    c->body);
-	if (evhttp_make_request(conn, req, strcmp(c->method, "POST") == 0 ?
-	    EVHTTP_REQ_POST : EVHTTP_REQ_GET, c->path) != 0) {
-		snprintf(c->error, sizeof c->error, "%s: cannot send the "
-		    "request", c->url);
+	if (evhttp_make_request(conn, req,
+		strcmp(c->method, "POST") == 0 ? EVHTTP_REQ_POST :
+						 EVHTTP_REQ_GET,
+		c->path) != 0) {
+		snprintf(c->error, sizeof c->error,
+		    "%s: cannot send the request", c->url);
 		return -1;
 	}
 	/* The connection's socket exists once the request is under way; it
@@ -417,8 +441,8 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 }
 
 void
-http_call_async(struct event_base *base, struct http_call *c,
-    http_done_cb done, void *arg)
+http_call_async(struct event_base *base, struct http_call *c, http_done_cb done,
+    void *arg)
 {
 	char *host = NULL;
 	int port = 0;
@@ -513,8 +537,8 @@ http_client_call(struct http_client *hc, struct http_call *c)
 			c->req = NULL;
 			c->done = 1;
 			c->status = 0;
-			snprintf(c->error, sizeof c->error, "stopped: the "
-			    "daemon is shutting down");
+			snprintf(c->error, sizeof c->error,
+			    "stopped: the daemon is shutting down");
 			break;
 		}
 		if (event_base_loop(hc->base, EVLOOP_ONCE) < 0)
@@ -535,8 +559,9 @@ http_call_describe(const struct http_call *c, char *buf, size_t len)
 		snprintf(buf, len, "%s", c->error);
 		return;
 	}
-	if (n > 0 && doc_parse((const char *)evbuffer_pullup(c->reply, -1), n,
-	    &d, perr, sizeof perr) == 0)
+	if (n > 0 &&
+	    doc_parse((const char *)evbuffer_pullup(c->reply, -1), n, &d, perr,
+		sizeof perr) == 0)
 		msg = doc_get_str(d, REPLY_ERROR);
 	if (msg != NULL)
 		snprintf(buf, len, "%s%s answered %d: %s", c->url, c->path,

@@ -54,21 +54,21 @@ typedef int (*http_data_cb)(void *arg, struct evbuffer *chunk);
 typedef void (*http_done_cb)(struct http_call *, void *arg);
 
 struct http_call {
-	const char *method;		/* "GET" or "POST" */
-	const char *url;		/* http://host:port */
-	const char *path;		/* /v1/..., already escaped */
+	const char *method; /* "GET" or "POST" */
+	const char *url;    /* http://host:port */
+	const char *path;   /* /v1/..., already escaped */
 	const char *token;
 	size_t token_len;
-	struct evbuffer *body;		/* POST body, consumed; may be NULL */
+	struct evbuffer *body; /* POST body, consumed; may be NULL */
 	const char *content_type;
-	int timeout;			/* idle seconds */
-	http_data_cb on_data;		/* stream a 200 reply's body here */
+	int timeout;          /* idle seconds */
+	http_data_cb on_data; /* stream a 200 reply's body here */
 	void *data_arg;
-	size_t max_reply;		/* when the body is collected */
+	size_t max_reply; /* when the body is collected */
 	/* Result. */
-	int status;			/* HTTP status, 0 if none came */
-	struct evbuffer *reply;		/* collected body (non-200 always) */
-	char error[512];		/* transport error, or the peer's */
+	int status;             /* HTTP status, 0 if none came */
+	struct evbuffer *reply; /* collected body (non-200 always) */
+	char error[512];        /* transport error, or the peer's */
 	int sink_failed;
 	/* Checked while the call runs; when it says so, the call is
 	 * cancelled (a daemon shutting down). */

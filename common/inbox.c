@@ -41,13 +41,13 @@ inbox_receive(struct node *n, struct evhttp_request *req)
 	int code;
 
 	if ((body = http_body(req, PROTO_MAX_EVENT, &len)) == NULL) {
-		http_reply_error(req, PROTO_TOO_LARGE, "event larger than %d "
-		    "bytes", PROTO_MAX_EVENT);
+		http_reply_error(req, PROTO_TOO_LARGE,
+		    "event larger than %d bytes", PROTO_MAX_EVENT);
 		return;
 	}
 	if (doc_parse(body, len, &d, perr, sizeof perr) != 0) {
-		http_reply_error(req, PROTO_BAD, "event body is not a JSON "
-		    "object: %s", perr);
+		http_reply_error(req, PROTO_BAD,
+		    "event body is not a JSON object: %s", perr);
 		goto out;
 	}
 	if ((code = event_check(d, why, sizeof why)) != 0) {
@@ -64,7 +64,7 @@ inbox_receive(struct node *n, struct evhttp_request *req)
 	code = n->ops->accept(n, d, key, sizeof key, why, sizeof why);
 	if (code == NODE_QUEUE) {
 		if ((e = queue_prepare(n->inbox, key, "", body, len, why,
-		    sizeof why)) == NULL) {
+			 sizeof why)) == NULL) {
 			log_warnx("%s", why);
 			http_reply_error(req, PROTO_UNAVAILABLE, "%s", why);
 			goto out;

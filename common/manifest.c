@@ -101,12 +101,13 @@ hc_load(struct hcache *c, const char *path)
 		*next = '\0';
 		e = hc_add(c);
 		k = 0;
-		if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64
-		    " %ld %" SCNd64 " %ld %64[0-9a-f]%n", &e->dev, &e->ino,
-		    &e->size, &e->sec, &e->nsec, &e->bsec, &e->bnsec, e->sha,
-		    &k) != 8 || line[k] != '\0' ||
-		    !hash_hex_valid(e->sha)) {
-			c->n = 0;	/* damaged: trust none of it */
+		if (sscanf(line,
+			"%" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64
+			" %ld %" SCNd64 " %ld %64[0-9a-f]%n",
+			&e->dev, &e->ino, &e->size, &e->sec, &e->nsec, &e->bsec,
+			&e->bnsec, e->sha, &k) != 8 ||
+		    line[k] != '\0' || !hash_hex_valid(e->sha)) {
+			c->n = 0; /* damaged: trust none of it */
 			break;
 		}
 	}
@@ -121,8 +122,9 @@ birth_time(int dfd, const char *name, int flags, struct timespec *bt)
 {
 	struct statx stx;
 
-	if (statx(dfd, name, flags | AT_SYMLINK_NOFOLLOW, STATX_BTIME,
-	    &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
+	flags |= AT_SYMLINK_NOFOLLOW;
+	if (statx(dfd, name, flags, STATX_BTIME, &stx) != 0 ||
+	    !(stx.stx_mask & STATX_BTIME))
 		return -1;
 	bt->tv_sec = stx.stx_btime.tv_sec;
 	bt->tv_nsec = stx.stx_btime.tv_nsec;
@@ -158,10 +160,11 @@ hc_save(const struct hcache *c, const char *path)
 
 	evbuffer_add_printf(b, "%s\n", HCACHE_MAGIC);
 	for (i = 0; i < c->n; i++)
-		evbuffer_add_printf(b, "%" PRIu64 " %" PRIu64 " %" PRId64 " %"
-		    PRId64 " %ld %" PRId64 " %ld %s\n", c->e[i].dev,
-		    c->e[i].ino, c->e[i].size, c->e[i].sec, c->e[i].nsec,
-		    c->e[i].bsec, c->e[i].bnsec, c->e[i].sha);
+		evbuffer_add_printf(b,
+		    "%" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64
+		    " %ld %" PRId64 " %ld %s\n",
+		    c->e[i].dev, c->e[i].ino, c->e[i].size, c->e[i].sec,
+		    c->e[i].nsec, c->e[i].bsec, c->e[i].bnsec, c->e[i].sha);
 	rc = fs_write_atomic(path, evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b));
 	evbuffer_free(b);
@@ -173,10 +176,10 @@ struct scan {
 	size_t cap;
 	char *err;
 	size_t errlen;
-	struct hcache old, now;		/* hash cache: last scan's, this one's */
-	int64_t hashed;			/* files hashed, not from the cache */
+	struct hcache old, now; /* hash cache: last scan's, this one's */
+	int64_t hashed;         /* files hashed, not from the cache */
 	int caching;
-	time_t start;			/* when the scan began */
+	time_t start; /* when the scan began */
 };
 
 static struct ment *
@@ -245,9 +248,8 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 		    strcmp(de->d_name, "..") == 0)
 			continue;
 		rel = *prefix ? xasprintf("%s/%s", prefix, de->d_name) :
-		    xstrdup(de->d_name);
-		if (fstatat(dirfd(d), de->d_name, &st,
-		    AT_SYMLINK_NOFOLLOW) != 0) {
+				xstrdup(de->d_name);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
 			snprintf(s->err, s->errlen, "%s: %s", rel,
 			    strerror(errno));
 			free(rel);
@@ -255,8 +257,9 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			break;
 		}
 		e = NULL;
-		if (S_ISREG(st.st_mode) && (cached = hc_find(&s->old, &st,
-		    dirfd(d), de->d_name, &bt))) {
+		if (S_ISREG(st.st_mode) &&
+		    (cached = hc_find(&s->old, &st, dirfd(d), de->d_name,
+			 &bt))) {
 			e = scan_add(s);
 			e->type = MENT_FILE;
 			memcpy(e->sha, cached, HASH_HEX_SIZE);
@@ -268,8 +271,9 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			fd = openat(dirfd(d), de->d_name,
 			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0) {
-				snprintf(s->err, s->errlen, "%s: cannot open: "
-				    "%s", rel, strerror(errno));
+				snprintf(s->err, s->errlen,
+				    "%s: cannot open: %s", rel,
+				    strerror(errno));
 				free(rel);
 				rc = -1;
 				break;
@@ -279,13 +283,15 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			got = hash_fd(fd, e->sha);
 			s->hashed++;
 			if (got < 0 || fstat(fd, &st) != 0) {
-				snprintf(s->err, s->errlen, "%s: cannot read: "
-				    "%s", rel, strerror(errno));
+				snprintf(s->err, s->errlen,
+				    "%s: cannot read: %s", rel,
+				    strerror(errno));
 				rc = -1;
 			} else if (got != st.st_size) {
-				snprintf(s->err, s->errlen, "%s: the file "
-				    "changed while it was hashed; the export "
-				    "hook must finish writing before it exits",
+				snprintf(s->err, s->errlen,
+				    "%s: the file changed while it was hashed; "
+				    "the export hook must finish writing "
+				    "before it exits",
 				    rel);
 				rc = -1;
 			} else
@@ -315,9 +321,10 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			e->size = n;
 			strcpy(e->sha, "-");
 		} else {
-			snprintf(s->err, s->errlen, "%s: unsupported file type "
-			    "(only files, directories and symlinks can be "
-			    "backed up)", rel);
+			snprintf(s->err, s->errlen,
+			    "%s: unsupported file type (only files, "
+			    "directories and symlinks can be backed up)",
+			    rel);
 			free(rel);
 			rc = -1;
 			break;
@@ -330,8 +337,9 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 			fd = openat(dirfd(d), de->d_name,
 			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0) {
-				snprintf(s->err, s->errlen, "%s: cannot open "
-				    "directory: %s", rel, strerror(errno));
+				snprintf(s->err, s->errlen,
+				    "%s: cannot open directory: %s", rel,
+				    strerror(errno));
 				rc = -1;
 			} else
 				rc = scan_dir(s, fd, rel);
@@ -357,14 +365,14 @@ int
 manifest_scan(const char *dir, const char *source, const char *version,
     struct manifest **out, char *err, size_t errlen)
 {
-	return manifest_scan_cached(dir, source, version, NULL, out, NULL,
-	    err, errlen);
+	return manifest_scan_cached(dir, source, version, NULL, out, NULL, err,
+	    errlen);
 }
 
 int
-manifest_scan_cached(const char *dir, const char *source,
-    const char *version, const char *cache, struct manifest **out,
-    int64_t *hashed, char *err, size_t errlen)
+manifest_scan_cached(const char *dir, const char *source, const char *version,
+    const char *cache, struct manifest **out, int64_t *hashed, char *err,
+    size_t errlen)
 {
 	struct scan s;
 	int fd, rc = -1;
@@ -540,9 +548,13 @@ parse_i64(const char *s, size_t len, int base, int64_t max, int64_t *out)
 	return 0;
 }
 
-#define MERR(...) do { snprintf(err, errlen, "manifest line %zu: ", lineno); \
-	snprintf(err + strlen(err), errlen - strlen(err), __VA_ARGS__); \
-	goto fail; } while (0)
+#define MERR(...) \
+	do { \
+		snprintf(err, errlen, "manifest line %zu: ", lineno); \
+		snprintf(err + strlen(err), errlen - strlen(err), \
+		    __VA_ARGS__); \
+		goto fail; \
+	} while (0)
 
 int
 manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
@@ -573,7 +585,7 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 		if (ended)
 			MERR("data after \"end\"");
 		nf = 0;
-		for (const char *q = p; q <= nl; ) {
+		for (const char *q = p; q <= nl;) {
 			const char *sp = memchr(q, ' ', (size_t)(nl - q));
 			const char *fe = sp != NULL ? sp : nl;
 			if (nf == 8)
@@ -586,7 +598,8 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 			if ((size_t)(nl - p) != strlen(MANIFEST_MAGIC) ||
 			    memcmp(p, MANIFEST_MAGIC, (size_t)(nl - p)) != 0)
 				MERR("not an understudy manifest (expected "
-				    "\"%s\")", MANIFEST_MAGIC);
+				     "\"%s\")",
+				    MANIFEST_MAGIC);
 		} else if (lineno == 2 || lineno == 3) {
 			const char *kw = lineno == 2 ? "source" : "version";
 			if (nf != 2 || flen[0] != strlen(kw) ||
@@ -619,8 +632,9 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 			if (m->n == want)
 				MERR("more entries than the header's %zu",
 				    want);
-			if (flen[0] != 1 || (f[0][0] != 'F' && f[0][0] != 'D' &&
-			    f[0][0] != 'L'))
+			if (flen[0] != 1 ||
+			    (f[0][0] != 'F' && f[0][0] != 'D' &&
+				f[0][0] != 'L'))
 				MERR("unknown entry type");
 			if (nf != (f[0][0] == 'L' ? 7u : 6u))
 				MERR("wrong number of fields");
@@ -630,12 +644,13 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 				MERR("bad mode");
 			e->mode = (mode_t)v;
 			if (parse_i64(f[2], flen[2], 10, INT64_MAX / 2,
-			    &e->size) != 0)
+				&e->size) != 0)
 				MERR("bad size");
 			dot = memchr(f[3], '.', flen[3]);
-			if (dot == NULL || (size_t)(f[3] + flen[3] - dot - 1) !=
-			    9 || parse_i64(f[3], (size_t)(dot - f[3]), 10,
-			    INT64_MAX / 2, &sec) != 0 ||
+			if (dot == NULL ||
+			    (size_t)(f[3] + flen[3] - dot - 1) != 9 ||
+			    parse_i64(f[3], (size_t)(dot - f[3]), 10,
+				INT64_MAX / 2, &sec) != 0 ||
 			    parse_i64(dot + 1, 9, 10, 999999999, &nsec) != 0)
 				MERR("bad mtime");
 			e->mtime_sec = sec;
@@ -660,15 +675,16 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 			if (why != NULL)
 				MERR("path refused: %s", why);
 			if (e->type == MENT_LINK) {
-				if ((e->target = manifest_decode(f[6], flen[6]))
-				    == NULL || *e->target == '\0')
+				if ((e->target = manifest_decode(f[6],
+					 flen[6])) == NULL ||
+				    *e->target == '\0')
 					MERR("bad symlink target");
 				if ((int64_t)strlen(e->target) != e->size)
 					MERR("symlink size does not match its "
-					    "target");
+					     "target");
 			}
-			if (m->n > 1 && strcmp(m->e[m->n - 2].path,
-			    e->path) >= 0)
+			if (m->n > 1 &&
+			    strcmp(m->e[m->n - 2].path, e->path) >= 0)
 				MERR("entries not sorted or path repeated");
 			/* Every parent must be a directory listed earlier. */
 			const char *slash = strrchr(e->path, '/');
@@ -682,7 +698,7 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 				free(parent);
 				if (pe == NULL || pe->type != MENT_DIR)
 					MERR("parent of \"%s\" is not a "
-					    "directory of the manifest",
+					     "directory of the manifest",
 					    e->path);
 			}
 		}
@@ -701,8 +717,7 @@ fail:
 }
 
 int
-manifest_load(const char *path, struct manifest **out, char *err,
-    size_t errlen)
+manifest_load(const char *path, struct manifest **out, char *err, size_t errlen)
 {
 	char *buf, inner[512];
 	size_t len;

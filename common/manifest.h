@@ -15,17 +15,21 @@
 #define MANIFEST_MAGIC "understudy-manifest 1"
 #define MANIFEST_MAX_BYTES (512u << 20)
 
-enum ment_type { MENT_FILE = 'F', MENT_DIR = 'D', MENT_LINK = 'L' };
+enum ment_type {
+	MENT_FILE = 'F',
+	MENT_DIR = 'D',
+	MENT_LINK = 'L'
+};
 
 struct ment {
 	char type;
-	mode_t mode;		/* permission bits only, 07777 */
-	int64_t size;		/* file bytes, or symlink target length */
+	mode_t mode;  /* permission bits only, 07777 */
+	int64_t size; /* file bytes, or symlink target length */
 	int64_t mtime_sec;
 	long mtime_nsec;
-	char sha[HASH_HEX_SIZE];	/* files only; "-" otherwise */
+	char sha[HASH_HEX_SIZE]; /* files only; "-" otherwise */
 	char *path;
-	char *target;		/* symlinks only */
+	char *target; /* symlinks only */
 };
 
 struct manifest {
@@ -55,8 +59,7 @@ int manifest_load(const char *path, struct manifest **out, char *err,
 void manifest_write(const struct manifest *, struct evbuffer *);
 int manifest_save(const struct manifest *, const char *path);
 /* backup.signature: its first max lines, or all with max 0. */
-void manifest_signature(const struct manifest *, struct evbuffer *,
-    size_t max);
+void manifest_signature(const struct manifest *, struct evbuffer *, size_t max);
 const struct ment *manifest_find(const struct manifest *, const char *path);
 /* Whether two entries of one path are the same: type, mode, mtime, and
  * content (SHA-256, size, symlink target). */
@@ -64,8 +67,8 @@ int manifest_same(const struct ment *, const struct ment *);
 /* What differs from old to new, in path order: fn(arg, o, n) with o the
  * old entry (NULL for a path only in new) and n the new one (NULL for a
  * path only in old); paths that are the same in both are skipped. */
-typedef void manifest_diff_fn(void *arg, const struct ment *o,
-    const struct ment *n);
+typedef void
+manifest_diff_fn(void *arg, const struct ment *o, const struct ment *n);
 void manifest_diff(const struct manifest *old, const struct manifest *new,
     manifest_diff_fn *, void *arg);
 void manifest_free(struct manifest *);

@@ -25,7 +25,7 @@
 #include "understudy-config.h"
 
 #define MONITOR_TICK_MS 100
-#define MONITOR_STALL 0.1	/* seconds late: a stall */
+#define MONITOR_STALL 0.1 /* seconds late: a stall */
 
 void
 monitor_status(struct node *n, struct evhttp_request *req)
@@ -72,8 +72,11 @@ monitor_health(struct node *n, struct evhttp_request *req,
 	else
 		rc = runner_health_all(n->runners, n->nrunners, max_age, &warn,
 		    why, sizeof why);
-	evbuffer_add_printf(b, "%s: %s\n", rc != 0 ? "CRITICAL" : warn ?
-	    "WARNING" : "OK", why);
+	evbuffer_add_printf(b, "%s: %s\n",
+	    rc != 0  ? "CRITICAL" :
+		warn ? "WARNING" :
+		       "OK",
+	    why);
 	http_reply(req, rc == 0 ? PROTO_OK : PROTO_UNAVAILABLE, PROTO_CT_TEXT,
 	    b);
 	evbuffer_free(b);
@@ -100,19 +103,18 @@ monitor_metrics(struct node *n, struct evhttp_request *req)
 	metrics_family(b, "understudy_events_received_total", "counter", NULL);
 	metrics_int(b, "understudy_events_received_total",
 	    (int64_t)n->events_in, NULL);
-	metrics_family(b, "understudy_events_delivered_total", "counter",
-	    NULL);
+	metrics_family(b, "understudy_events_delivered_total", "counter", NULL);
 	metrics_int(b, "understudy_events_delivered_total",
 	    (int64_t)n->events_out, NULL);
 	metrics_family(b, "understudy_served_files_total", "counter", NULL);
-	metrics_int(b, "understudy_served_files_total",
-	    (int64_t)sv->files_sent, NULL);
+	metrics_int(b, "understudy_served_files_total", (int64_t)sv->files_sent,
+	    NULL);
 	metrics_family(b, "understudy_served_deltas_total", "counter", NULL);
 	metrics_int(b, "understudy_served_deltas_total",
 	    (int64_t)sv->deltas_sent, NULL);
 	metrics_family(b, "understudy_served_bytes_total", "counter", NULL);
-	metrics_int(b, "understudy_served_bytes_total",
-	    (int64_t)sv->bytes_sent, NULL);
+	metrics_int(b, "understudy_served_bytes_total", (int64_t)sv->bytes_sent,
+	    NULL);
 	metrics_family(b, "understudy_served_signature_bytes_total", "counter",
 	    "librsync signatures clients sent for deltas.");
 	metrics_int(b, "understudy_served_signature_bytes_total",
@@ -122,8 +124,8 @@ monitor_metrics(struct node *n, struct evhttp_request *req)
 	metrics_int(b, "understudy_served_stored_deltas_total",
 	    (int64_t)sv->stored_sent, NULL);
 	metrics_family(b, "understudy_loop_lag_max_seconds", "gauge",
-	    "The longest the event loop was late for a timer (a request "
-	    "waits as long).");
+	    "The longest the event loop was late for a timer (a request waits "
+	    "as long).");
 	metrics_secs(b, "understudy_loop_lag_max_seconds", n->lag_max, NULL);
 	metrics_family(b, "understudy_loop_stalls_total", "counter",
 	    "Times the event loop was more than 100 ms late.");
@@ -156,14 +158,16 @@ monitor_feed(struct node *n, struct evhttp_request *req)
 
 	snprintf(base, sizeof base, "tag:understudy,2026:%s/%s:%d", role,
 	    n->cf->listen_host, n->cf->listen_port);
-	evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-	    "<feed xmlns=\"http://www.w3.org/2005/Atom\">\n"
-	    "<title>understudy-%s on %s:%d</title>\n<id>%s</id>\n"
-	    "<link rel=\"self\" href=\"%s\"/>\n"
-	    "<author><name>understudy-%s</name></author>\n", role,
-	    n->cf->listen_host, n->cf->listen_port, base, ROUTE_FEED, role);
-	atom_time(b, "updated", n->runs_log.n > 0 ?
-	    runlog_get(&n->runs_log, 0)->finished : n->started);
+	evbuffer_add_printf(b,
+	    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed "
+	    "xmlns=\"http://www.w3.org/2005/Atom\">\n<title>understudy-%s on "
+	    "%s:%d</title>\n<id>%s</id>\n<link rel=\"self\" "
+	    "href=\"%s\"/>\n<author><name>understudy-%s</name></author>\n",
+	    role, n->cf->listen_host, n->cf->listen_port, base, ROUTE_FEED,
+	    role);
+	atom_time(b, "updated",
+	    n->runs_log.n > 0 ? runlog_get(&n->runs_log, 0)->finished :
+				n->started);
 	for (i = 0; i < n->runs_log.n; i++) {
 		r = runlog_get(&n->runs_log, i);
 		evbuffer_add_printf(b, "<entry>\n<id>%s/%s/", base, r->what);

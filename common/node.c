@@ -147,15 +147,15 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	size_t i;
 
 	log_info("received SIGHUP: reloading %s", n->cf->path);
-	if (config_load(n->cf->path, n->cf->role, &ncf, err,
-	    sizeof err) != 0) {
-		log_warnx("reload refused, the running configuration stays: "
-		    "%s", err);
+	if (config_load(n->cf->path, n->cf->role, &ncf, err, sizeof err) != 0) {
+		log_warnx("reload refused, the running configuration stays: %s",
+		    err);
 		return;
 	}
 	if (config_needs_restart(n->cf, ncf, key, sizeof key)) {
-		log_warnx("reload refused, the running configuration stays: "
-		    "%s changed, which needs a restart", key);
+		log_warnx("reload refused, the running configuration stays: %s "
+			  "changed, which needs a restart",
+		    key);
 		config_free(ncf);
 		return;
 	}
@@ -164,8 +164,8 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	n->retired[n->nretired++] = n->cf;
 	n->cf = ncf;
 	for (i = 0; i < n->nrunners; i++)
-		runner_reload(n->runners[i], config_source(ncf,
-		    n->runners[i]->sc->name));
+		runner_reload(n->runners[i],
+		    config_source(ncf, n->runners[i]->sc->name));
 	if (n->ops->reload != NULL)
 		n->ops->reload(n, ncf);
 	log_info("reloaded %s", ncf->path);

@@ -40,8 +40,8 @@ struct worker_pool;
 
 struct node;
 
-#define NODE_QUEUE 200		/* queue it */
-#define NODE_ACK_ONLY 208	/* acknowledge, nothing to do */
+#define NODE_QUEUE 200    /* queue it */
+#define NODE_ACK_ONLY 208 /* acknowledge, nothing to do */
 
 struct node_ops {
 	/* An event passed the common checks (proto, type, source, version);
@@ -88,13 +88,13 @@ struct node {
 	void *role;
 	struct event_base *base;
 	struct evhttp *http;
-	struct worker_pool *cpu;	/* short jobs: deltas */
-	struct worker_pool *runs;	/* long jobs: syncs, hooks, commits */
-	struct worker_pool *commit;	/* one thread: what must be durable */
+	struct worker_pool *cpu;    /* short jobs: deltas */
+	struct worker_pool *runs;   /* long jobs: syncs, hooks, commits */
+	struct worker_pool *commit; /* one thread: what must be durable */
 	/* Writes not yet durable: the ones waiting, and the batch the
 	 * commit thread is writing (durable.c). */
 	struct durable_item *waiting, **waiting_tail, *writing;
-	int written;			/* the commit thread is done with it */
+	int written; /* the commit thread is done with it */
 	struct queue *inbox, *outbox;
 	struct event *outbox_timer, *kick_ev, *hup_ev, *commit_ev;
 	/* Configurations replaced by a reload: jobs on workers may still
@@ -102,9 +102,9 @@ struct node {
 	struct config **retired;
 	size_t nretired;
 	struct serve serve;
-	struct runner **runners;	/* the sources' job engines */
+	struct runner **runners; /* the sources' job engines */
 	size_t nrunners;
-	struct runlog runs_log;		/* for /feed */
+	struct runlog runs_log; /* for /feed */
 	time_t started;
 	int stopping;
 	unsigned long long events_in, events_out;
@@ -156,8 +156,7 @@ const struct doc *event_doc(struct qentry *);
 /* inbox.c */
 void inbox_receive(struct node *, struct evhttp_request *);
 /* {"proto":1,"queued":Q[,"note":NOTE]} */
-void inbox_reply_queued(struct evhttp_request *, int queued,
-    const char *note);
+void inbox_reply_queued(struct evhttp_request *, int queued, const char *note);
 /* An inbox entry was handled: it leaves the inbox now, and its file goes
  * once what was queued before (the events its handling sent) is durable.
  * A crash in between handles it again. */
@@ -179,18 +178,17 @@ void outbox_pump(struct node *);
  * meanwhile, from memory, not from the file.  With durable_write_then(),
  * done(arg, rc) runs on the loop once the file is durable (rc 0) or could
  * not be written (-1, errno in the log). */
-void durable_write(struct node *, const char *path, const void *data,
-    size_t len);
+void
+durable_write(struct node *, const char *path, const void *data, size_t len);
 void durable_write_then(struct node *, const char *path, const void *data,
     size_t len, void (*done)(void *arg, int rc), void *arg);
 void durable_remove(struct node *, const char *path);
 /* Append to a file, unsynced, in order with the rest (the run history). */
-void durable_append(struct node *, const char *path, const void *data,
-    size_t len);
+void
+durable_append(struct node *, const char *path, const void *data, size_t len);
 /* For inbox.c and outbox.c: an event received (answered once durable),
  * one to send, one handled (its file goes once the batch is durable). */
-void durable_received(struct node *, struct evhttp_request *,
-    struct qentry *);
+void durable_received(struct node *, struct evhttp_request *, struct qentry *);
 void durable_send(struct node *, struct qentry *);
 void durable_handled(struct node *, struct qentry *);
 void durable_init(struct node *);

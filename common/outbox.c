@@ -56,8 +56,8 @@ delivered(struct http_call *c, void *arg)
 		if (e->last_error == NULL || strcmp(e->last_error, why) != 0 ||
 		    e->attempts % 10 == 0)
 			log_warnx("event %s to %s not delivered (attempt %d, "
-			    "next in %ds): %s", e->key, e->dest, e->attempts,
-			    delay, why);
+				  "next in %ds): %s",
+			    e->key, e->dest, e->attempts, delay, why);
 		queue_set_error(e, why);
 		if (e->superseded)
 			queue_remove(n->outbox, e);
@@ -122,8 +122,9 @@ outbox_send(struct node *n, const char *dest, const char *key,
 	char err[512], *k = xasprintf("%s %s", dest, key);
 	struct qentry *e;
 
-	e = queue_prepare(n->outbox, k, dest, (const char *)evbuffer_pullup(
-	    body, -1), evbuffer_get_length(body), err, sizeof err);
+	e = queue_prepare(n->outbox, k, dest,
+	    (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body),
+	    err, sizeof err);
 	free(k);
 	if (e == NULL) {
 		log_warnx("cannot queue an event for %s: %s", dest, err);

@@ -39,8 +39,8 @@ proto_version_route(const char *source, const char *version,
 		return xasprintf("%s%s/versions/%s/%s", ROUTE_SOURCES, source,
 		    version, what_names[what]);
 	enc = evhttp_uriencode(path, -1, 0);
-	r = xasprintf("%s%s/versions/%s/%s?%s=%s%s%s%s", ROUTE_SOURCES,
-	    source, version, what_names[what], PROTO_Q_PATH, enc,
+	r = xasprintf("%s%s/versions/%s/%s?%s=%s%s%s%s", ROUTE_SOURCES, source,
+	    version, what_names[what], PROTO_Q_PATH, enc,
 	    from != NULL ? "&" : "", from != NULL ? PROTO_Q_FROM "=" : "",
 	    from != NULL ? from : "");
 	free(enc);
@@ -160,9 +160,10 @@ proto_parse(const struct evhttp_uri *u, struct proto_req *r, char *why,
 		if (component(&path, r->run, sizeof r->run) == 0 &&
 		    *path == '\0')
 			r->route = PROTO_R_RUN;
-	} else if (strncmp(path, ROUTE_SOURCES, n = strlen(ROUTE_SOURCES)) ==
-	    0 && parse_version_route(path + n, r) == 0)
-		r->route = PROTO_R_VERSION;
+	} else if (strncmp(path, ROUTE_SOURCES, strlen(ROUTE_SOURCES)) == 0) {
+		if (parse_version_route(path + strlen(ROUTE_SOURCES), r) == 0)
+			r->route = PROTO_R_VERSION;
+	}
 	if (r->route == PROTO_R_NONE) {
 		snprintf(why, whylen, "no route %s", path);
 		return PROTO_UNKNOWN;

@@ -22,31 +22,36 @@
 /* Content types. */
 #define PROTO_CT_JSON "application/json"
 #define PROTO_CT_MANIFEST "text/plain; charset=utf-8"
-#define PROTO_CT_BYTES "application/octet-stream"	/* files, deltas */
+#define PROTO_CT_BYTES "application/octet-stream" /* files, deltas */
 #define PROTO_CT_SIGNATURE "application/x-librsync-signature"
-#define PROTO_CT_TEXT "text/plain; charset=utf-8"	/* /health */
+#define PROTO_CT_TEXT "text/plain; charset=utf-8" /* /health */
 #define PROTO_CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define PROTO_CT_ATOM "application/atom+xml; charset=utf-8"
 #define PROTO_CT_HTML "text/html; charset=utf-8"
 
 /* Status codes, and what each means on this protocol. */
-#define PROTO_OK 200		/* done; an event: durably queued (or
+#define PROTO_OK \
+	200 /* done; an event: durably queued (or
 				 * acknowledged with nothing to do) */
-#define PROTO_NO_STORED 204	/* GET delta: no delta kept for that base;
+#define PROTO_NO_STORED \
+	204                    /* GET delta: no delta kept for that base;
 				 * post a signature instead */
-#define PROTO_BAD 400		/* malformed, or another protocol version */
-#define PROTO_UNAUTHORIZED 401	/* no or wrong secret; nothing changed */
-#define PROTO_FORBIDDEN 403	/* the takeover form's secret was wrong */
-#define PROTO_UNKNOWN 404	/* no such route, source or file */
-#define PROTO_METHOD 405	/* the route takes another method */
-#define PROTO_REFUSED 409	/* an event: refused for good, do not retry
+#define PROTO_BAD 400          /* malformed, or another protocol version */
+#define PROTO_UNAUTHORIZED 401 /* no or wrong secret; nothing changed */
+#define PROTO_FORBIDDEN 403    /* the takeover form's secret was wrong */
+#define PROTO_UNKNOWN 404      /* no such route, source or file */
+#define PROTO_METHOD 405       /* the route takes another method */
+#define PROTO_REFUSED \
+	409 /* an event: refused for good, do not retry
 				 * (a promoted importer); now, promote:
 				 * refused at this time, the reason says */
-#define PROTO_GONE 410		/* the version is not, or no longer, served
+#define PROTO_GONE \
+	410 /* the version is not, or no longer, served
 				 * here: retrying is pointless */
 #define PROTO_TOO_LARGE 413
-#define PROTO_FAILED 500	/* the daemon failed (a hook, a disk) */
-#define PROTO_UNAVAILABLE 503	/* shutting down, or the event could not
+#define PROTO_FAILED 500 /* the daemon failed (a hook, a disk) */
+#define PROTO_UNAVAILABLE \
+	503 /* shutting down, or the event could not
 				 * be written; /health: not fresh */
 
 /* Events, POSTed to ROUTE_EVENTS.  Members every event has: */
@@ -55,9 +60,10 @@
 #define EVF_SOURCE "source"
 #define EVF_VERSION "version"
 /* and those of each type: */
-#define EVF_PEER "peer"		/* the receiver's URL as the sender knows
+#define EVF_PEER \
+	"peer"          /* the receiver's URL as the sender knows
 				 * it: what its report is "from" */
-#define EVF_FROM "from"		/* a report: the peer it was told */
+#define EVF_FROM "from" /* a report: the peer it was told */
 #define EVF_OK "ok"
 #define EVF_ERROR "error"
 #define EVF_FILES "files"
@@ -66,60 +72,65 @@
 #define EVF_IMPORTERS_OK "importers_ok"
 #define EVF_IMPORTERS_TOTAL "importers_total"
 
-#define EV_BACKUP_READY "backup.ready"		/* exporter -> pull-backup:
+#define EV_BACKUP_READY \
+	"backup.ready" /* exporter -> pull-backup:
 						 * peer files bytes started */
-#define EV_BACKUP_ARCHIVED "backup.archived"	/* pull-backup -> exporter:
+#define EV_BACKUP_ARCHIVED \
+	"backup.archived" /* pull-backup -> exporter:
 						 * from ok [error] */
-#define EV_IMPORT_READY "import.ready"		/* pull-backup -> importer:
+#define EV_IMPORT_READY \
+	"import.ready" /* pull-backup -> importer:
 						 * peer */
-#define EV_IMPORT_DONE "import.done"		/* importer -> pull-backup:
+#define EV_IMPORT_DONE \
+	"import.done" /* importer -> pull-backup:
 						 * from ok [error] */
-#define EV_BACKUP_IMPORTED "backup.imported"	/* pull-backup -> exporter:
+#define EV_BACKUP_IMPORTED \
+	"backup.imported" /* pull-backup -> exporter:
 						 * from ok importers_ok
 						 * importers_total [error] */
 
 /* The answer to an event, and every error: JSON objects with "proto". */
-#define REPLY_QUEUED "queued"		/* bool */
-#define REPLY_NOTE "note"		/* why nothing was queued */
-#define REPLY_ERROR "error"		/* one line: what and where */
+#define REPLY_QUEUED "queued" /* bool */
+#define REPLY_NOTE "note"     /* why nothing was queued */
+#define REPLY_ERROR "error"   /* one line: what and where */
 
 /* Routes. */
-#define ROUTE_EVENTS "/v1/events"		/* POST an event */
-#define ROUTE_STATUS "/v1/status"		/* GET */
-#define ROUTE_NOW "/v1/now"			/* exporter: POST, a cycle */
-#define ROUTE_RUNS "/v1/runs/"			/* exporter: GET .../<id> */
-#define ROUTE_PROMOTE "/v1/promote"		/* importer: POST */
-#define ROUTE_SOURCES "/v1/sources/"		/* a served version, below */
-#define ROUTE_HEALTH "/health"			/* GET, public */
-#define ROUTE_METRICS "/metrics"		/* GET, the secret only */
-#define ROUTE_FEED "/feed"			/* a page: GET */
-#define ROUTE_PAGE "/"				/* a page: GET */
-#define ROUTE_PAGE_PROMOTE "/promote"		/* importer's form: POST */
+#define ROUTE_EVENTS "/v1/events"     /* POST an event */
+#define ROUTE_STATUS "/v1/status"     /* GET */
+#define ROUTE_NOW "/v1/now"           /* exporter: POST, a cycle */
+#define ROUTE_RUNS "/v1/runs/"        /* exporter: GET .../<id> */
+#define ROUTE_PROMOTE "/v1/promote"   /* importer: POST */
+#define ROUTE_SOURCES "/v1/sources/"  /* a served version, below */
+#define ROUTE_HEALTH "/health"        /* GET, public */
+#define ROUTE_METRICS "/metrics"      /* GET, the secret only */
+#define ROUTE_FEED "/feed"            /* a page: GET */
+#define ROUTE_PAGE "/"                /* a page: GET */
+#define ROUTE_PAGE_PROMOTE "/promote" /* importer's form: POST */
 
 /* A served version: /v1/sources/<source>/versions/<version>/<what>. */
 enum proto_what {
-	PROTO_MANIFEST,		/* GET: the manifest, PROTO_CT_MANIFEST */
-	PROTO_FILE,		/* GET ?path=P: the file's bytes */
-	PROTO_DELTA,		/* POST ?path=P, a signature: a delta to P;
+	PROTO_MANIFEST, /* GET: the manifest, PROTO_CT_MANIFEST */
+	PROTO_FILE,     /* GET ?path=P: the file's bytes */
+	PROTO_DELTA,    /* POST ?path=P, a signature: a delta to P;
 				 * GET ?path=P&from=SHA: a kept delta from
 				 * content SHA to P, or PROTO_NO_STORED */
 };
 #define PROTO_Q_PATH "path"
 #define PROTO_Q_FROM "from"
-#define PROTO_Q_MAX_AGE "max_age"	/* /health: seconds */
+#define PROTO_Q_MAX_AGE "max_age" /* /health: seconds */
 
 /* Members of the control bodies. */
-#define PROMOTE_SOURCE "source"		/* POST /v1/promote */
+#define PROMOTE_SOURCE "source" /* POST /v1/promote */
 #define PROMOTE_FORCE "force"
-#define NOW_VERSION "version"		/* the answer to POST /v1/now */
-#define RUNS_RUN "run"			/* the answer to GET /v1/runs/<id> */
+#define NOW_VERSION "version" /* the answer to POST /v1/now */
+#define RUNS_RUN "run"        /* the answer to GET /v1/runs/<id> */
 
 /* Limits on what a peer may send. */
 #define PROTO_MAX_EVENT (64 * 1024)
-#define PROTO_MAX_BODY (64u << 20)		/* signatures */
+#define PROTO_MAX_BODY (64u << 20) /* signatures */
 #define PROTO_MAX_HEADERS (16 * 1024)
 #define PROTO_TIMEOUT_SECS 120
-#define PROTO_EVENT_TIMEOUT_SECS 30		/* an event's delivery */
+#define PROTO_EVENT_TIMEOUT_SECS 30 /* an event's delivery */
 
 /* The one retry rule: the n-th retry (n >= 1) waits first × 2^(n-1)
  * seconds, at most PROTO_RETRY_MAX_SECS.  Events are delivered again from
@@ -139,30 +150,30 @@ char *proto_health_route(int64_t max_age);
 
 /* What a request asks for, parsed once from its URI by the server. */
 enum proto_route {
-	PROTO_R_NONE,		/* no route of ours */
+	PROTO_R_NONE, /* no route of ours */
 	PROTO_R_HEALTH,
 	PROTO_R_METRICS,
 	PROTO_R_EVENTS,
 	PROTO_R_STATUS,
 	PROTO_R_NOW,
-	PROTO_R_RUN,		/* run holds the id */
+	PROTO_R_RUN, /* run holds the id */
 	PROTO_R_PROMOTE,
-	PROTO_R_VERSION,	/* source, version, what, path, from */
-	PROTO_R_PAGE,		/* anything not under /v1/: page holds it */
+	PROTO_R_VERSION, /* source, version, what, path, from */
+	PROTO_R_PAGE,    /* anything not under /v1/: page holds it */
 };
 
 #define PROTO_NAME_MAX 128
 
 struct proto_req {
 	enum proto_route route;
-	const char *page;		/* PROTO_R_PAGE: the path */
-	char run[PROTO_NAME_MAX];	/* PROTO_R_RUN */
-	char source[PROTO_NAME_MAX];	/* PROTO_R_VERSION */
+	const char *page;            /* PROTO_R_PAGE: the path */
+	char run[PROTO_NAME_MAX];    /* PROTO_R_RUN */
+	char source[PROTO_NAME_MAX]; /* PROTO_R_VERSION */
 	char version[PROTO_NAME_MAX];
 	enum proto_what what;
-	char *path;			/* PROTO_Q_PATH, decoded, or NULL */
-	char from[65];			/* PROTO_Q_FROM, or "" */
-	int64_t max_age;		/* PROTO_Q_MAX_AGE, or 0 */
+	char *path;      /* PROTO_Q_PATH, decoded, or NULL */
+	char from[65];   /* PROTO_Q_FROM, or "" */
+	int64_t max_age; /* PROTO_Q_MAX_AGE, or 0 */
 };
 
 struct evhttp_uri;

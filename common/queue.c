@@ -86,8 +86,8 @@ queue_load_one(struct queue *q, const char *name, uint64_t seq)
 	return e;
 bad:
 	/* Keep the bytes for a human: never delete what we cannot read. */
-	log_warnx("queue %s: %s is damaged; moved aside as %s.damaged",
-	    q->dir, name, name);
+	log_warnx("queue %s: %s is damaged; moved aside as %s.damaged", q->dir,
+	    name, name);
 	{
 		char *aside = xasprintf("%s.damaged", path);
 		rename(path, aside);
@@ -245,8 +245,8 @@ queue_discard(struct qentry *e)
 }
 
 struct qentry *
-queue_push(struct queue *q, const char *key, const char *dest,
-    const char *body, size_t len, char *err, size_t errlen)
+queue_push(struct queue *q, const char *key, const char *dest, const char *body,
+    size_t len, char *err, size_t errlen)
 {
 	struct qentry *e;
 

@@ -17,9 +17,9 @@ struct doc;
 struct qentry {
 	TAILQ_ENTRY(qentry) link;
 	uint64_t seq;
-	char *key;		/* entries with one key supersede each other */
-	char *dest;		/* outbox: the peer's URL; inbox: "" */
-	char *body;		/* the event, JSON */
+	char *key;  /* entries with one key supersede each other */
+	char *dest; /* outbox: the peer's URL; inbox: "" */
+	char *body; /* the event, JSON */
 	size_t len;
 	char *file;
 	/* Not stored: the state of the entry's delivery or handling. */
@@ -28,7 +28,7 @@ struct qentry {
 	int attempts;
 	time_t next_try;
 	char *last_error;
-	struct doc *doc;	/* the body parsed, once (event_doc()) */
+	struct doc *doc; /* the body parsed, once (event_doc()) */
 	int parsed;
 };
 
@@ -54,9 +54,8 @@ struct qentry *queue_push(struct queue *, const char *key, const char *dest,
  * the stored files durable (any thread); queue_insert() adds it, in the
  * order prepared, and only then drops the entries it supersedes.
  * queue_discard() frees an entry that is not inserted. */
-struct qentry *queue_prepare(struct queue *, const char *key,
-    const char *dest, const char *body, size_t len, char *err,
-    size_t errlen);
+struct qentry *queue_prepare(struct queue *, const char *key, const char *dest,
+    const char *body, size_t len, char *err, size_t errlen);
 int queue_store(const struct qentry *);
 int queue_sync(const struct queue *);
 void queue_insert(struct queue *, struct qentry *);

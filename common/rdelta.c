@@ -106,8 +106,9 @@ read_copies(int fd, int64_t old_size, int64_t new_size, struct copy **out,
 	}
 	for (;;) {
 		if (rd_fill(r) != 0 || r->pos == r->len) {
-			snprintf(err, errlen, "delta truncated at output "
-			    "offset %llu", (unsigned long long)pos);
+			snprintf(err, errlen,
+			    "delta truncated at output offset %llu",
+			    (unsigned long long)pos);
 			goto out;
 		}
 		op = r->buf[r->pos++];
@@ -116,12 +117,13 @@ read_copies(int fd, int64_t old_size, int64_t new_size, struct copy **out,
 		if (op <= OP_LITERAL_64 || op < OP_COPY_N1_N1) {
 			if (op <= OP_LITERAL_64)
 				len = (uint64_t)op;
-			else if (rd_int(r, 1 << (op - OP_LITERAL_N1), &len) != 0)
+			else if (rd_int(r, 1 << (op - OP_LITERAL_N1), &len))
 				len = UINT64_MAX;
 			if (len > (uint64_t)new_size - pos ||
 			    rd_skip(r, len) != 0) {
-				snprintf(err, errlen, "literal of %llu bytes "
-				    "at output offset %llu: past the end",
+				snprintf(err, errlen,
+				    "literal of %llu bytes at output offset "
+				    "%llu: past the end",
 				    (unsigned long long)len,
 				    (unsigned long long)pos);
 				goto out;
@@ -138,8 +140,9 @@ read_copies(int fd, int64_t old_size, int64_t new_size, struct copy **out,
 		    len == 0 || off > (uint64_t)old_size ||
 		    len > (uint64_t)old_size - off ||
 		    len > (uint64_t)new_size - pos) {
-			snprintf(err, errlen, "copy command at output offset "
-			    "%llu: out of range or truncated",
+			snprintf(err, errlen,
+			    "copy command at output offset %llu: out of range "
+			    "or truncated",
 			    (unsigned long long)pos);
 			goto out;
 		}
@@ -159,8 +162,9 @@ read_copies(int fd, int64_t old_size, int64_t new_size, struct copy **out,
 		pos += len;
 	}
 	if (pos != (uint64_t)new_size) {
-		snprintf(err, errlen, "delta makes %llu bytes, the file has "
-		    "%lld", (unsigned long long)pos, (long long)new_size);
+		snprintf(err, errlen,
+		    "delta makes %llu bytes, the file has %lld",
+		    (unsigned long long)pos, (long long)new_size);
 		goto out;
 	}
 	if (rd_fill(r) != 0 || r->pos != r->len) {
@@ -212,7 +216,7 @@ put_int(unsigned char *p, uint64_t v, int w)
 struct emit {
 	delta_sink sink;
 	void *arg;
-	uint64_t cpos, clen;	/* a copy not yet written */
+	uint64_t cpos, clen; /* a copy not yet written */
 };
 
 static int
@@ -268,13 +272,13 @@ emit_literal(struct emit *e, int oldfd, uint64_t off, uint64_t len,
 	}
 	if (e->sink(e->arg, cmd, k) != 0)
 		goto sink;
-	switch (delta_copy_range(oldfd, off, len, buf, RBUF, e->sink,
-	    e->arg)) {
+	switch (delta_copy_range(oldfd, off, len, buf, RBUF, e->sink, e->arg)) {
 	case 0:
 		return 0;
 	case -1:
 		snprintf(err, errlen, "reading the old file: %s",
-		    errno == ENODATA ? "shorter than its size" : strerror(errno));
+		    errno == ENODATA ? "shorter than its size" :
+				       strerror(errno));
 		return -1;
 	}
 sink:
@@ -311,13 +315,13 @@ delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
 	 * copy covers it (the one reaching furthest), else as literal data. */
 	while (pos < (uint64_t)old_size) {
 		for (; i < n && c[i].oldpos <= pos; i++)
-			if (best == NULL || c[i].oldpos + c[i].len >
-			    best->oldpos + best->len)
+			if (best == NULL ||
+			    c[i].oldpos + c[i].len > best->oldpos + best->len)
 				best = &c[i];
 		if (best != NULL && best->oldpos + best->len > pos) {
 			end = best->oldpos + best->len;
 			if (emit_copy(&e, best->newpos + (pos - best->oldpos),
-			    end - pos) != 0) {
+				end - pos) != 0) {
 				snprintf(err, errlen, "writing output: %s",
 				    strerror(errno));
 				goto out;

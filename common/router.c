@@ -31,8 +31,7 @@ route_page(struct node *n, struct evhttp_request *req, const char *path)
 }
 
 static void
-route_v1(struct node *n, struct evhttp_request *req,
-    const struct proto_req *pr)
+route_v1(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
@@ -102,8 +101,8 @@ router_request(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 	/* Another method on /health or /metrics: not a page either. */
-	route_page(n, req, evhttp_uri_get_path(evhttp_request_get_evhttp_uri(
-	    req)));
+	route_page(n, req,
+	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)));
 out:
 	proto_req_clear(&pr);
 }

@@ -126,13 +126,14 @@ runlog_open(struct runlog *rl, const char *path)
 	rl->path = xstrdup(path);
 	if (fs_read_file(path, RUNLOG_MAX_FILE, &buf, &len) != 0) {
 		if (errno != ENOENT)
-			log_warn("%s: cannot read the run history; it starts "
-			    "afresh", path);
+			log_warn(
+			    "%s: cannot read the run history; it starts afresh",
+			    path);
 		return;
 	}
 	for (p = buf; p < buf + len; p = nl + 1) {
 		if ((nl = memchr(p, '\n', (size_t)(buf + len - p))) == NULL)
-			nl = buf + len;	/* a torn last line */
+			nl = buf + len; /* a torn last line */
 		if (nl > p && rec_parse(rl, p, (size_t)(nl - p)) != 0)
 			bad++;
 		rl->lines++;
@@ -199,16 +200,16 @@ runlog_write(const struct runlog *rl, struct evbuffer *b, int rewrite)
 		return;
 	if (rewrite) {
 		if (fs_write_atomic(rl->path, evbuffer_pullup(b, -1),
-		    evbuffer_get_length(b)) != 0)
+			evbuffer_get_length(b)) != 0)
 			log_warn("%s: cannot rewrite the run history",
 			    rl->path);
 	} else {
 		fd = open(rl->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0600);
-		if (fd < 0 || fs_write_all(fd, evbuffer_pullup(b, -1),
-		    evbuffer_get_length(b)) != 0)
-			log_warn("%s: cannot add to the run history",
-			    rl->path);
+		if (fd < 0 ||
+		    fs_write_all(fd, evbuffer_pullup(b, -1),
+			evbuffer_get_length(b)) != 0)
+			log_warn("%s: cannot add to the run history", rl->path);
 		if (fd >= 0)
 			close(fd);
 	}

@@ -15,20 +15,20 @@ struct evbuffer;
 #define RUNLOG_KEEP 50
 
 struct run_rec {
-	char *what;		/* "export", "pull", "import", "promote" */
+	char *what; /* "export", "pull", "import", "promote" */
 	char *source;
 	char *version;
 	int ok;
 	time_t started, finished;
-	char *summary;		/* one line */
-	char *output;		/* the hook's output (tail), or NULL */
+	char *summary; /* one line */
+	char *output;  /* the hook's output (tail), or NULL */
 };
 
 struct runlog {
 	char *path;
-	struct run_rec recs[RUNLOG_KEEP];	/* ring */
+	struct run_rec recs[RUNLOG_KEEP]; /* ring */
 	size_t n, next;
-	size_t lines;				/* in the file */
+	size_t lines; /* in the file */
 };
 
 void runlog_open(struct runlog *, const char *path);

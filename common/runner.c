@@ -73,7 +73,8 @@ load_last(struct runner *r)
 	    doc_string(d, "version") == NULL ||
 	    !version_id_valid(doc_string(d, "version"))) {
 		log_warnx("%s is damaged; the last result of source \"%s\" is "
-		    "forgotten", r->state_file, r->sc->name);
+			  "forgotten",
+		    r->state_file, r->sc->name);
 		goto out;
 	}
 	res->version = xstrdup(doc_string(d, "version"));
@@ -115,8 +116,9 @@ save_last(struct runner *r)
 	json_i64(&j, "at", (int64_t)res->at);
 	json_i64(&j, "seconds", res->secs);
 	for (i = 0; i < sizeof stat_fields / sizeof stat_fields[0]; i++)
-		json_i64(&j, stat_fields[i].name, *(const int64_t *)(
-		    (const char *)&res->st + stat_fields[i].off));
+		json_i64(&j, stat_fields[i].name,
+		    *(const int64_t *)((const char *)&res->st +
+			stat_fields[i].off));
 	json_obj_close(&j);
 	durable_write(r->node, r->state_file, evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b));
@@ -131,8 +133,8 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 
 void
 runner_init(struct runner *r, struct node *n, const struct source_conf *sc,
-    const struct runner_ops *ops, const struct runner_words *words,
-    void *arg, const char *state_file)
+    const struct runner_ops *ops, const struct runner_words *words, void *arg,
+    const char *state_file)
 {
 	memset(r, 0, sizeof *r);
 	r->node = n;
@@ -289,8 +291,9 @@ runner_done(struct runner *r, struct runner_result *res, int final)
 		r->next_try = time(NULL) + delay;
 		xstrset(&r->retry_error, res->error);
 		log_warnx("source \"%s\": %s %s failed (attempt %d of %d, next "
-		    "in %ds): %s", r->sc->name, r->words->doing, r->version,
-		    r->attempts, PROTO_JOB_ATTEMPTS, delay, res->error);
+			  "in %ds): %s",
+		    r->sc->name, r->words->doing, r->version, r->attempts,
+		    PROTO_JOB_ATTEMPTS, delay, res->error);
 		runner_result_clear(res);
 		out = RUNNER_RETRY;
 	}
@@ -353,17 +356,18 @@ runner_health(const struct runner *r, int64_t max_age, int *warn, char *why,
 	}
 	age = (long)(time(NULL) - version_id_ms(newest) / 1000);
 	if (age > max_age) {
-		snprintf(why, len, "source \"%s\": %s is %lds old (max_age "
-		    "%llds)", name, r->words->stale, age, (long long)max_age);
+		snprintf(why, len,
+		    "source \"%s\": %s is %lds old (max_age %llds)", name,
+		    r->words->stale, age, (long long)max_age);
 		return -1;
 	}
 	if (failed)
 		*warn = 1;
 	if (*off < len)
-		*off += (size_t)snprintf(why + *off, len - *off, "%s\"%s\": %s "
-		    "%lds old%s%s", *off > 0 ? "; " : "", name,
-		    r->words->fresh, age, failed ? ", " : "", failed ?
-		    r->words->failed : "");
+		*off += (size_t)snprintf(why + *off, len - *off,
+		    "%s\"%s\": %s %lds old%s%s", *off > 0 ? "; " : "", name,
+		    r->words->fresh, age, failed ? ", " : "",
+		    failed ? r->words->failed : "");
 	return 0;
 }
 
@@ -397,11 +401,12 @@ runner_html(struct evbuffer *b, const struct runner *r, time_t now)
 	if (last->version != NULL) {
 		html_when(when, sizeof when, last->at, now);
 		text = xasprintf("%s: version %s, finished %s, took %lds; %lld "
-		    "files (%lld unchanged, %lld by delta, %lld whole), %lld "
-		    "bytes received", last->ok ? "OK" : "FAILED",
-		    last->version, when, last->secs, (long long)last->st.files,
-		    (long long)last->st.unchanged, (long long)last->st.deltas,
-		    (long long)last->st.whole, (long long)last->st.received);
+				 "files (%lld unchanged, %lld by delta, %lld "
+				 "whole), %lld bytes received",
+		    last->ok ? "OK" : "FAILED", last->version, when, last->secs,
+		    (long long)last->st.files, (long long)last->st.unchanged,
+		    (long long)last->st.deltas, (long long)last->st.whole,
+		    (long long)last->st.received);
 		html_row(b, r->words->page_last, last->ok ? "ok" : "bad", text);
 		free(text);
 		if (!last->ok && last->error != NULL)
@@ -409,9 +414,10 @@ runner_html(struct evbuffer *b, const struct runner *r, time_t now)
 	}
 	if (r->attempts > 0) {
 		html_when(when, sizeof when, r->next_try, now);
-		text = xasprintf("version %s failed %d time(s); next attempt "
-		    "%s: %s", r->version, r->attempts, when, r->retry_error ?
-		    r->retry_error : "?");
+		text = xasprintf(
+		    "version %s failed %d time(s); next attempt %s: %s",
+		    r->version, r->attempts, when,
+		    r->retry_error ? r->retry_error : "?");
 		html_row(b, "Retrying", "busy", text);
 		free(text);
 	}
@@ -428,13 +434,13 @@ runner_metrics(struct evbuffer *b, struct runner *const *rs, size_t n)
 	for (i = 0; i < n; i++)
 		metrics_int(b, "understudy_failures_total",
 		    (int64_t)rs[i]->failures, "source", rs[i]->sc->name, NULL);
-	metrics_family(b, "understudy_last_success_timestamp_seconds",
-	    "gauge", NULL);
+	metrics_family(b, "understudy_last_success_timestamp_seconds", "gauge",
+	    NULL);
 	for (i = 0; i < n; i++)
 		if (rs[i]->ok_at != 0)
-			metrics_int(b, "understudy_last_success_timestamp_"
-			    "seconds", rs[i]->ok_at, "source", rs[i]->sc->name,
-			    NULL);
+			metrics_int(b,
+			    "understudy_last_success_timestamp_seconds",
+			    rs[i]->ok_at, "source", rs[i]->sc->name, NULL);
 	metrics_family(b, rs[0]->words->duration, "gauge", NULL);
 	for (i = 0; i < n; i++)
 		if (rs[i]->ok_at != 0)

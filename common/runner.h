@@ -30,14 +30,14 @@ struct runner;
 struct source_conf;
 
 enum runner_verdict {
-	RUNNER_HANDLED,		/* done inline: the event goes */
-	RUNNER_JOB,		/* needs a job: the runner calls start() */
+	RUNNER_HANDLED, /* done inline: the event goes */
+	RUNNER_JOB,     /* needs a job: the runner calls start() */
 };
 
 enum runner_outcome {
-	RUNNER_OK,		/* the job succeeded; the event went */
-	RUNNER_GAVE_UP,		/* it failed for good; the event went */
-	RUNNER_RETRY,		/* it failed; the event stays for later */
+	RUNNER_OK,      /* the job succeeded; the event went */
+	RUNNER_GAVE_UP, /* it failed for good; the event went */
+	RUNNER_RETRY,   /* it failed; the event stays for later */
 };
 
 /* What a job did: the role's job fills it, runner_done() takes it. */
@@ -45,26 +45,26 @@ struct runner_result {
 	char *version;
 	int ok;
 	char *error;
-	char *output;		/* the hook's output (tail), or NULL */
-	time_t at;		/* when the job ended */
-	long secs;		/* how long it took */
+	char *output; /* the hook's output (tail), or NULL */
+	time_t at;    /* when the job ended */
+	long secs;    /* how long it took */
 	struct sync_stats st;
 };
 
 /* How the role names its jobs, in the status, the log and the health. */
 struct runner_words {
-	const char *doing;	/* log: "pulling version", "import of version" */
-	const char *last;	/* status: "last_pull" */
-	const char *busy;	/* status: "pulling" */
-	const char *busy_version;	/* status: "pulling_version" */
-	const char *none;	/* health: "no version yet" */
-	const char *stale;	/* health: "the newest version" */
-	const char *fresh;	/* health: "newest version" */
-	const char *failed;	/* health: "the last pull failed" */
-	const char *duration;	/* metric: "understudy_pull_duration_seconds" */
-	const char *page_job;	/* page: "Pull" */
-	const char *page_busy;	/* page: "PULLING" */
-	const char *page_last;	/* page: "Last pull" */
+	const char *doing; /* log: "pulling version", "import of version" */
+	const char *last;  /* status: "last_pull" */
+	const char *busy;  /* status: "pulling" */
+	const char *busy_version; /* status: "pulling_version" */
+	const char *none;         /* health: "no version yet" */
+	const char *stale;        /* health: "the newest version" */
+	const char *fresh;        /* health: "newest version" */
+	const char *failed;       /* health: "the last pull failed" */
+	const char *duration;  /* metric: "understudy_pull_duration_seconds" */
+	const char *page_job;  /* page: "Pull" */
+	const char *page_busy; /* page: "PULLING" */
+	const char *page_last; /* page: "Last pull" */
 };
 
 struct runner_ops {
@@ -88,27 +88,27 @@ struct runner_ops {
 struct runner {
 	struct node *node;
 	const struct source_conf *sc;
-	const struct source_conf *sc_next;	/* a reload's, when free */
+	const struct source_conf *sc_next; /* a reload's, when free */
 	const struct runner_ops *ops;
 	const struct runner_words *words;
 	void *arg;
 	char *state_file;
 	/* The job under way, or the one to retry. */
 	int busy;
-	int holds;			/* other work on the source that reads
+	int holds; /* other work on the source that reads
 					 * sc (a promotion) */
 	struct qentry *entry;
 	char *version;
 	char *peer;
-	time_t started;			/* this attempt */
-	const struct config *job_cf;	/* as it was when it started */
-	int attempts;			/* failed so far */
+	time_t started;              /* this attempt */
+	const struct config *job_cf; /* as it was when it started */
+	int attempts;                /* failed so far */
 	time_t next_try;
 	char *retry_error;
 	struct event *retry_ev;
 	/* The last job that ended. */
 	struct runner_result last;
-	time_t ok_at;			/* the last success */
+	time_t ok_at; /* the last success */
 	long ok_secs;
 	unsigned long long failures;
 };
@@ -126,8 +126,8 @@ int runner_accept(struct runner *, const char *type, const char *version,
 /* From the job's done callback, with what it did (ok, or failed and final
  * when retrying is pointless); the runner takes res's strings.  Then call
  * runner_kick(). */
-enum runner_outcome runner_done(struct runner *, struct runner_result *res,
-    int final);
+enum runner_outcome
+runner_done(struct runner *, struct runner_result *res, int final);
 void runner_result_clear(struct runner_result *);
 /* Whether the job under way is the last attempt unless it succeeds: what
  * it leaves for a retry is then of no use.  Any thread may ask. */

@@ -28,9 +28,9 @@ struct delta_job {
 	struct http_held held;
 	char *sig;
 	size_t siglen;
-	int fd;			/* the version's file */
-	int outfd;		/* the delta */
-	int spillfd;		/* its second half's, at first */
+	int fd;      /* the version's file */
+	int outfd;   /* the delta */
+	int spillfd; /* its second half's, at first */
 	off_t outlen;
 	char *path;
 	char err[512];
@@ -67,8 +67,8 @@ delta_job_work(void *arg)
 	struct delta_job *j = arg;
 	struct stat st;
 
-	j->rc = delta_compute_fd(j->sig, j->siglen, j->fd, j->outfd,
-	    j->spillfd, j->err, sizeof j->err);
+	j->rc = delta_compute_fd(j->sig, j->siglen, j->fd, j->outfd, j->spillfd,
+	    j->err, sizeof j->err);
 	if (j->rc == 0 && fstat(j->outfd, &st) == 0)
 		j->outlen = st.st_size;
 }
@@ -121,8 +121,8 @@ serve_stored(struct serve *sv, struct evhttp_request *req,
 	int fd = -1;
 
 	if (from[0] == '\0') {
-		http_reply_error(req, PROTO_BAD, "a GET of a delta needs "
-		    "%s=SHA-256", PROTO_Q_FROM);
+		http_reply_error(req, PROTO_BAD,
+		    "a GET of a delta needs %s=SHA-256", PROTO_Q_FROM);
 		return;
 	}
 	if (v->deltas_dir != NULL) {
@@ -160,9 +160,10 @@ serve_delta(struct serve *sv, struct evhttp_request *req,
 	/* Without it, the delta is made on one thread. */
 	j->spillfd = size >= delta_split_min ? fs_tmpfile(v->tmp_dir) : -1;
 	if (j->sig == NULL || j->outfd < 0) {
-		http_reply_error(req, j->sig == NULL ? PROTO_TOO_LARGE :
-		    PROTO_FAILED, "delta of %s: %s", path, j->sig == NULL ?
-		    "signature too large" : strerror(errno));
+		http_reply_error(req,
+		    j->sig == NULL ? PROTO_TOO_LARGE : PROTO_FAILED,
+		    "delta of %s: %s", path,
+		    j->sig == NULL ? "signature too large" : strerror(errno));
 		delta_job_free(j);
 		return;
 	}
@@ -182,9 +183,9 @@ open_file(struct evhttp_request *req, const struct serve_version *v,
 	if (pr->path == NULL || path_check(pr->path) != NULL ||
 	    (e = manifest_find(v->m, pr->path)) == NULL ||
 	    e->type != MENT_FILE) {
-		http_reply_error(req, PROTO_UNKNOWN, "version %s of %s has no "
-		    "file %s", pr->version, pr->source, pr->path ? pr->path :
-		    "(none)");
+		http_reply_error(req, PROTO_UNKNOWN,
+		    "version %s of %s has no file %s", pr->version, pr->source,
+		    pr->path ? pr->path : "(none)");
 		return -1;
 	}
 	if ((rootfd = open(v->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -197,8 +198,9 @@ open_file(struct evhttp_request *req, const struct serve_version *v,
 	    st->st_size != e->size) {
 		if (fd >= 0)
 			close(fd);
-		http_reply_error(req, PROTO_GONE, "file %s of version %s is "
-		    "gone or changed on this host", pr->path, pr->version);
+		http_reply_error(req, PROTO_GONE,
+		    "file %s of version %s is gone or changed on this host",
+		    pr->path, pr->version);
 		return -1;
 	}
 	*ep = e;
@@ -231,8 +233,8 @@ serve_request(struct serve *sv, struct evhttp_request *req,
 		    fstat(fd, &st) != 0) {
 			if (fd >= 0)
 				close(fd);
-			http_reply_error(req, PROTO_FAILED, "manifest of %s: %s",
-			    pr->version, strerror(errno));
+			http_reply_error(req, PROTO_FAILED,
+			    "manifest of %s: %s", pr->version, strerror(errno));
 			return;
 		}
 		reply_file(req, PROTO_CT_MANIFEST, fd, st.st_size);
@@ -258,6 +260,8 @@ serve_request(struct serve *sv, struct evhttp_request *req,
 			serve_delta(sv, req, &v, pr->path, fd, st.st_size);
 		return;
 	}
-	http_reply_error(req, cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST ?
-	    PROTO_UNKNOWN : PROTO_METHOD, "no such route");
+	http_reply_error(req,
+	    cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST ? PROTO_UNKNOWN :
+							      PROTO_METHOD,
+	    "no such route");
 }

@@ -16,11 +16,11 @@ struct proto_req;
 struct worker_pool;
 
 struct serve_version {
-	const char *root;		/* the version's files */
-	const char *manifest_path;	/* its manifest, text form */
+	const char *root;          /* the version's files */
+	const char *manifest_path; /* its manifest, text form */
 	const struct manifest *m;
-	const char *tmp_dir;		/* for delta temporaries */
-	const char *deltas_dir;		/* deltas kept by the last pull
+	const char *tmp_dir;    /* for delta temporaries */
+	const char *deltas_dir; /* deltas kept by the last pull
 					 * (sync_kept_delta()), or NULL */
 };
 
@@ -35,8 +35,8 @@ struct serve {
 	struct worker_pool *workers;
 	/* Statistics, for status and metrics. */
 	unsigned long long files_sent, deltas_sent, bytes_sent;
-	unsigned long long sig_bytes;	/* signatures received */
-	unsigned long long stored_sent;	/* deltas kept by a pull, relayed */
+	unsigned long long sig_bytes;   /* signatures received */
+	unsigned long long stored_sent; /* deltas kept by a pull, relayed */
 };
 
 /* Answer a request for a version (PROTO_R_VERSION). */

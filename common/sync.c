@@ -32,7 +32,7 @@
 
 struct syncer {
 	const struct sync_opts *o;
-	struct hints old, now;		/* delta hints: last sync's, this one's */
+	struct hints old, now; /* delta hints: last sync's, this one's */
 	int resuming;
 	struct http_client *hc;
 	int stagefd;
@@ -41,17 +41,17 @@ struct syncer {
 	char *err;
 	size_t errlen;
 	int gone;
-	int64_t wire;		/* of the last delta */
-	struct basecheck *bc;	/* or NULL */
+	int64_t wire;         /* of the last delta */
+	struct basecheck *bc; /* or NULL */
 };
 
 /* A file being written into staging: from the bytes of a whole-file
  * reply, or patched from a delta's; hashed on the way. */
 struct writer {
 	struct hashsink hs;
-	struct delta_patch *patch;	/* the reply is a delta, or NULL */
-	int64_t wire;			/* bytes received */
-	int savefd;			/* a copy of the delta, or -1 */
+	struct delta_patch *patch; /* the reply is a delta, or NULL */
+	int64_t wire;              /* bytes received */
+	int savefd;                /* a copy of the delta, or -1 */
 	int save_failed;
 	char err[256];
 	int failed;
@@ -73,9 +73,12 @@ writer_feed(struct writer *w, const void *p, size_t n)
 	if (w->patch == NULL) {
 		if (writer_sink(w, p, n) == 0)
 			return 0;
-		snprintf(w->err, sizeof w->err, "%s", w->hs.overflow ?
-		    "the peer sent more bytes than the manifest says" :
-		    strerror(errno));
+		if (w->hs.overflow)
+			snprintf(w->err, sizeof w->err,
+			    "the peer sent more "
+			    "bytes than the manifest says");
+		else
+			snprintf(w->err, sizeof w->err, "%s", strerror(errno));
 		return -1;
 	}
 	if (w->savefd >= 0 && !w->save_failed &&
@@ -119,8 +122,8 @@ writer_open(struct syncer *s, struct writer *w, const struct ment *e)
 
 	memset(w, 0, sizeof *w);
 	w->savefd = -1;
-	fd = fs_open_beneath(s->stagefd, e->path, O_WRONLY | O_CREAT |
-	    O_TRUNC, 0600);
+	fd = fs_open_beneath(s->stagefd, e->path, O_WRONLY | O_CREAT | O_TRUNC,
+	    0600);
 	if (fd < 0) {
 		snprintf(s->err, s->errlen, "staging %s: %s", e->path,
 		    strerror(errno));
@@ -206,14 +209,16 @@ fetch_manifest(struct syncer *s, struct manifest **out)
 	if (http_client_call(s->hc, &c) != 0 || c.status != PROTO_OK)
 		call_failed(s, &c, "fetching the manifest");
 	else if (manifest_parse((const char *)evbuffer_pullup(c.reply, -1),
-	    evbuffer_get_length(c.reply), out, perr, sizeof perr) != 0)
-		snprintf(s->err, s->errlen, "manifest of version %s from %s: "
-		    "%s", s->o->version, s->o->url, perr);
+		     evbuffer_get_length(c.reply), out, perr, sizeof perr) != 0)
+		snprintf(s->err, s->errlen,
+		    "manifest of version %s from %s: %s", s->o->version,
+		    s->o->url, perr);
 	else if (strcmp((*out)->source, s->o->source) != 0 ||
 	    strcmp((*out)->version, s->o->version) != 0) {
-		snprintf(s->err, s->errlen, "%s sent the manifest of %s %s "
-		    "when asked for %s %s", s->o->url, (*out)->source,
-		    (*out)->version, s->o->source, s->o->version);
+		snprintf(s->err, s->errlen,
+		    "%s sent the manifest of %s %s when asked for %s %s",
+		    s->o->url, (*out)->source, (*out)->version, s->o->source,
+		    s->o->version);
 		manifest_free(*out);
 		*out = NULL;
 	} else
@@ -272,18 +277,21 @@ patch_with(struct syncer *s, const struct ment *e, int basefd,
 	c->cancel = worker_stopping;
 	c->on_data = writer_data;
 	c->data_arg = &w;
-	if (http_client_call(s->hc, c) != 0 || (c->status != PROTO_OK &&
-	    c->status != PROTO_NO_STORED)) {
+	if (http_client_call(s->hc, c) != 0 ||
+	    (c->status != PROTO_OK && c->status != PROTO_NO_STORED)) {
 		call_failed(s, c, e->path);
-		rc = s->gone || c->status == PROTO_UNAUTHORIZED ||
-		    c->status == 0 ? -1 : 0;
+		/* Another way may do, unless the peer is gone or refuses. */
+		if (s->gone || c->status == PROTO_UNAUTHORIZED ||
+		    c->status == 0)
+			rc = -1;
 	} else if (c->status == PROTO_NO_STORED) {
 		/* nothing stored: ask another way */
 	} else if (w.failed ||
 	    delta_patch_finish(w.patch, w.err, sizeof w.err) != 0)
-		log_warnx("%s of %s: %s; fetching it another way", how,
-		    e->path, w.hs.overflow ? "patched file larger than the "
-		    "manifest says" : w.err);
+		log_warnx("%s of %s: %s; fetching it another way", how, e->path,
+		    w.hs.overflow ? "patched file larger than the manifest "
+				    "says" :
+				    w.err);
 	else if (writer_check(s, &w, e, how) == 0)
 		rc = w.save_failed ? 2 : 1;
 	else
@@ -329,12 +337,11 @@ base_signature(struct syncer *s, const struct ment *be, int basefd,
 	const struct sync_sigs *sigs = s->o->sigs;
 	char serr[256];
 
-	*ahead = sigs != NULL && sigs->get(sigs->arg, be->sha, block, sig) ==
-	    0;
+	*ahead = sigs != NULL && sigs->get(sigs->arg, be->sha, block, sig) == 0;
 	if (*ahead)
 		return 0;
 	if (delta_signature(basefd, block, delta_sink_evbuffer, sig, serr,
-	    sizeof serr) != 0) {
+		sizeof serr) != 0) {
 		log_warnx("signature of local %s: %s; fetching it whole",
 		    be->path, serr);
 		return -1;
@@ -389,7 +396,8 @@ fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
 	if (rc == 0 && ahead) {
 		/* Damaged, or not the base's: made now, it may do. */
 		log_warnx("the signature made ahead for %s did not serve; "
-		    "making it anew", e->path);
+			  "making it anew",
+		    e->path);
 		s->o->sigs->bad(s->o->sigs->arg, be->sha, block);
 		return fetch_delta(s, e, be, h, basefd);
 	}
@@ -432,7 +440,8 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 	if (s->o->link_unchanged && linkable(be, e)) {
 		if (s->o->verify_base && !basecheck_file(s->bc, e, bfd)) {
 			log_warnx("local copy of %s does not match its "
-			    "manifest; fetching it whole", e->path);
+				  "manifest; fetching it whole",
+			    e->path);
 			return 0;
 		}
 		if (link_unchanged(s, e, be) == 0) {
@@ -448,7 +457,8 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 			break;
 	if (n != 0 || writer_check(s, &w, e, "local copy") != 0) {
 		log_warnx("local copy of %s does not match its manifest; "
-		    "fetching it whole", e->path);
+			  "fetching it whole",
+		    e->path);
 		writer_close(&w);
 		return 0;
 	}
@@ -476,11 +486,12 @@ already_staged(struct syncer *s, const struct ment *e)
 static int
 sync_file(struct syncer *s, const struct ment *e)
 {
-	const struct ment *be = s->o->base_m ?
-	    manifest_find(s->o->base_m, e->path) : NULL;
+	const struct ment *be = NULL;
 	const struct hint *h = hints_find(&s->old, e->path);
 	int bfd, rc = 0;
 
+	if (s->o->base_m != NULL)
+		be = manifest_find(s->o->base_m, e->path);
 	if (s->resuming && already_staged(s, e)) {
 		s->st->resumed++;
 		if (h != NULL)
@@ -521,8 +532,10 @@ sync_entry(struct syncer *s, const struct ment *e)
 	if (e->type == MENT_DIR) {
 		rc = mkdirat(dfd, base, 0700);
 		if (rc != 0 && errno == EEXIST && s->resuming) {
-			rc = fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) ==
-			    0 && S_ISDIR(sb.st_mode) ? 0 : -1;
+			/* A directory the pull cut short made: fine. */
+			if (fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISDIR(sb.st_mode))
+				rc = 0;
 			errno = EEXIST;
 		}
 	} else {
@@ -553,15 +566,16 @@ staging_open(struct syncer *s)
 		s->resuming = strcmp(buf, mark) == 0 && fs_exists(o->staging);
 		free(buf);
 	}
-	if (!s->resuming && (fs_rm_rf(o->staging) != 0 ||
-	    fs_write_atomic(marker, mark, strlen(mark)) != 0)) {
+	if (!s->resuming &&
+	    (fs_rm_rf(o->staging) != 0 ||
+		fs_write_atomic(marker, mark, strlen(mark)) != 0)) {
 		snprintf(s->err, s->errlen, "staging directory %s: %s",
 		    o->staging, strerror(errno));
 		goto out;
 	}
-	if (o->deltas_dir != NULL && ((!s->resuming &&
-	    fs_rm_rf(o->deltas_dir) != 0) || (mkdir(o->deltas_dir, 0700) != 0 &&
-	    errno != EEXIST))) {
+	if (o->deltas_dir != NULL &&
+	    ((!s->resuming && fs_rm_rf(o->deltas_dir) != 0) ||
+		(mkdir(o->deltas_dir, 0700) != 0 && errno != EEXIST))) {
 		snprintf(s->err, s->errlen, "%s: %s", o->deltas_dir,
 		    strerror(errno));
 		goto out;
@@ -570,8 +584,8 @@ staging_open(struct syncer *s)
 		log_info("resuming the pull of %s %s in %s", o->source,
 		    o->version, o->staging);
 	if ((mkdir(o->staging, 0700) != 0 && errno != EEXIST) ||
-	    (s->stagefd = open(o->staging, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) < 0) {
+	    (s->stagefd = open(o->staging,
+		 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		snprintf(s->err, s->errlen, "staging directory %s: %s",
 		    o->staging, strerror(errno));
 		goto out;
@@ -612,15 +626,15 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	if (staging_open(&s) != 0)
 		goto out;
 	if (o->base_dir != NULL)
-		s.basefd = open(o->base_dir, O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC);
+		s.basefd = open(o->base_dir,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (o->verify_base && o->link_unchanged && o->base_m != NULL)
 		s.bc = basecheck_start(m, s.basefd, link_candidate, &s);
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
 		if (worker_stopping()) {
-			snprintf(err, errlen, "stopped: the daemon is shutting "
-			    "down");
+			snprintf(err, errlen,
+			    "stopped: the daemon is shutting down");
 			goto out;
 		}
 		if (e->type != MENT_FILE) {

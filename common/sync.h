@@ -35,32 +35,32 @@ struct sync_opts {
 	size_t token_len;
 	const char *source;
 	const char *version;
-	const char *base_dir;		/* local copy, or NULL */
-	const struct manifest *base_m;	/* its manifest, or NULL */
-	const char *staging;		/* made anew, or resumed: a pull cut
+	const char *base_dir;          /* local copy, or NULL */
+	const struct manifest *base_m; /* its manifest, or NULL */
+	const char *staging;           /* made anew, or resumed: a pull cut
 					 * short leaves it with a marker,
 					 * <staging>SYNC_MARKER_SUFFIX */
-	int link_unchanged;		/* hard-link instead of copy */
-	int verify_base;		/* and hash the base file first */
-	const char *deltas_dir;		/* keep the deltas received here
+	int link_unchanged;            /* hard-link instead of copy */
+	int verify_base;               /* and hash the base file first */
+	const char *deltas_dir;        /* keep the deltas received here
 					 * (sync_kept_delta()), for the
 					 * archive and the importers */
-	int ask_stored;			/* ask for such a delta first */
-	const char *hints;		/* the delta-hints file, or NULL */
-	struct hints *hints_out;	/* with hints: set on success to the
+	int ask_stored;                /* ask for such a delta first */
+	const char *hints;             /* the delta-hints file, or NULL */
+	struct hints *hints_out;       /* with hints: set on success to the
 					 * hints this sync saved */
-	const struct sync_sigs *sigs;	/* or NULL */
+	const struct sync_sigs *sigs;  /* or NULL */
 };
 
 struct sync_stats {
 	int64_t files, unchanged, deltas, whole;
-	int64_t resumed;		/* already fetched by a pull cut short */
-	int64_t stored;			/* of deltas: the server's stored one */
-	int64_t ahead;			/* of deltas: with a signature made
+	int64_t resumed;  /* already fetched by a pull cut short */
+	int64_t stored;   /* of deltas: the server's stored one */
+	int64_t ahead;    /* of deltas: with a signature made
 					 * ahead (sync_sigs) */
-	int64_t bytes;			/* of the version */
-	int64_t received;		/* over the wire */
-	int64_t sent;			/* signatures */
+	int64_t bytes;    /* of the version */
+	int64_t received; /* over the wire */
+	int64_t sent;     /* signatures */
 };
 
 /* Returns 0, or -1 with a one-line reason; *gone is set when the peer no

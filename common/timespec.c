@@ -23,14 +23,29 @@ age_parse(const char *s, int64_t *secs)
 		if (errno != 0 || n < 0 || n > 1000000000)
 			return -1;
 		switch (*end) {
-		case 's': unit = 1; break;
-		case 'm': unit = 60; break;
-		case 'h': unit = 3600; break;
-		case 'D': unit = 86400; break;
-		case 'W': unit = 7 * 86400; break;
-		case 'M': unit = 30 * 86400; break;
-		case 'Y': unit = 365 * 86400; break;
-		default: return -1;
+		case 's':
+			unit = 1;
+			break;
+		case 'm':
+			unit = 60;
+			break;
+		case 'h':
+			unit = 3600;
+			break;
+		case 'D':
+			unit = 86400;
+			break;
+		case 'W':
+			unit = 7 * 86400;
+			break;
+		case 'M':
+			unit = 30 * 86400;
+			break;
+		case 'Y':
+			unit = 365 * 86400;
+			break;
+		default:
+			return -1;
 		}
 		if (n > INT64_MAX / unit / 4)
 			return -1;
@@ -54,7 +69,7 @@ cron_field(const char *f, int lo, int hi, uint64_t *bits, int *any)
 	*bits = 0;
 	*any = strcmp(f, "*") == 0;
 	for (item = strtok_r(buf, ",", &save); item != NULL;
-	    item = strtok_r(NULL, ",", &save)) {
+	     item = strtok_r(NULL, ",", &save)) {
 		step = 1;
 		if ((slash = strchr(item, '/')) != NULL) {
 			*slash++ = '\0';
@@ -101,7 +116,8 @@ schedule_parse(const char *s, struct schedule *sc, char *err, size_t errlen)
 	}
 	if (age_parse(s, &sc->interval) == 0) {
 		if (sc->interval < 1) {
-			snprintf(err, errlen, "the interval must be at least 1s");
+			snprintf(err, errlen,
+			    "the interval must be at least 1s");
 			return -1;
 		}
 		sc->kind = SCHEDULE_INTERVAL;
@@ -111,7 +127,7 @@ schedule_parse(const char *s, struct schedule *sc, char *err, size_t errlen)
 		goto bad;
 	strcpy(buf, s);
 	for (char *t = strtok_r(buf, " \t", &save); t != NULL;
-	    t = strtok_r(NULL, " \t", &save)) {
+	     t = strtok_r(NULL, " \t", &save)) {
 		if (nf == 5)
 			goto bad;
 		f[nf++] = t;
@@ -133,15 +149,17 @@ schedule_parse(const char *s, struct schedule *sc, char *err, size_t errlen)
 	if (cron_field(f[4], 0, 7, &bits, &sc->dow_any) != 0)
 		goto badfield;
 	if (bits & (1u << 7))
-		bits |= 1;	/* 7 is Sunday too */
+		bits |= 1; /* 7 is Sunday too */
 	sc->dow = (uint8_t)(bits & 0x7f);
 	return 0;
 badfield:
 	snprintf(err, errlen, "bad field in cron line \"%s\"", s);
 	return -1;
 bad:
-	snprintf(err, errlen, "\"%s\" is neither an interval (like 1h, 30m, "
-	    "1D), a cron line (\"15 3 * * *\") nor \"off\"", s);
+	snprintf(err, errlen,
+	    "\"%s\" is neither an interval (like 1h, 30m, 1D), a cron line "
+	    "(\"15 3 * * *\") nor \"off\"",
+	    s);
 	return -1;
 }
 
@@ -263,8 +281,8 @@ version_id_make(int64_t ms, char out[VERSION_ID_SIZE])
 	char buf[64];
 
 	snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d.%03dZ",
-	    (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	    (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 	memcpy(out, buf, VERSION_ID_SIZE - 1);
 	out[VERSION_ID_SIZE - 1] = '\0';
 }
@@ -278,8 +296,8 @@ version_id_ms(const char *s)
 	if (strlen(s) != VERSION_ID_LEN || digits(s, 4, &y) ||
 	    digits(s + 4, 2, &mo) || digits(s + 6, 2, &d) || s[8] != 'T' ||
 	    digits(s + 9, 2, &h) || digits(s + 11, 2, &mi) ||
-	    digits(s + 13, 2, &sec) || s[15] != '.' ||
-	    digits(s + 16, 3, &ms) || s[19] != 'Z')
+	    digits(s + 13, 2, &sec) || s[15] != '.' || digits(s + 16, 3, &ms) ||
+	    s[19] != 'Z')
 		return -1;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
 	    sec > 60)
@@ -332,8 +350,8 @@ time_resolve(const char *spec, char *const *ids, size_t n, time_t now,
 				return 0;
 			}
 		}
-		snprintf(err, errlen, "no version with id %s (see the list "
-		    "verb)", spec);
+		snprintf(err, errlen,
+		    "no version with id %s (see the list verb)", spec);
 		return -1;
 	}
 	if (spec[0] != '\0' && spec[strlen(spec) - 1] == 'B' &&
@@ -342,9 +360,10 @@ time_resolve(const char *spec, char *const *ids, size_t n, time_t now,
 		back = strtoll(spec, &end, 10);
 		if (errno == 0 && end[0] == 'B' && end[1] == '\0') {
 			if (back < 0 || (uint64_t)back >= n) {
-				snprintf(err, errlen, "%s: the archive holds "
-				    "only %zu version(s), 0B to %zuB", spec,
-				    n, n - 1);
+				snprintf(err, errlen,
+				    "%s: the archive holds only %zu "
+				    "version(s), 0B to %zuB",
+				    spec, n, n - 1);
 				return -1;
 			}
 			*index = n - 1 - (size_t)back;
@@ -356,9 +375,10 @@ time_resolve(const char *spec, char *const *ids, size_t n, time_t now,
 	else if (age_parse(spec, &age) == 0)
 		limit_ms = ((int64_t)now - age) * 1000 + 999;
 	else {
-		snprintf(err, errlen, "\"%s\" is not a TIME: use now, a "
-		    "version id, NB, an ISO 8601 date or date-time, or an age "
-		    "like 90m, 3D, 2W", spec);
+		snprintf(err, errlen,
+		    "\"%s\" is not a TIME: use now, a version id, NB, an ISO "
+		    "8601 date or date-time, or an age like 90m, 3D, 2W",
+		    spec);
 		return -1;
 	}
 	for (i = n; i-- > 0;) {

@@ -14,14 +14,18 @@
 
 int age_parse(const char *s, int64_t *secs);
 
-enum schedule_kind { SCHEDULE_OFF, SCHEDULE_INTERVAL, SCHEDULE_CRON };
+enum schedule_kind {
+	SCHEDULE_OFF,
+	SCHEDULE_INTERVAL,
+	SCHEDULE_CRON
+};
 
 struct schedule {
 	enum schedule_kind kind;
-	int64_t interval;		/* seconds */
-	uint64_t minute;		/* bit per allowed value */
-	uint32_t hour, dom, month;	/* month bits 1..12, dom 1..31 */
-	uint8_t dow;			/* 0..6, Sunday 0 */
+	int64_t interval;          /* seconds */
+	uint64_t minute;           /* bit per allowed value */
+	uint32_t hour, dom, month; /* month bits 1..12, dom 1..31 */
+	uint8_t dow;               /* 0..6, Sunday 0 */
 	int dom_any, dow_any;
 };
 

@@ -22,8 +22,7 @@ meta_same(int dfd, const char *base, const struct ment *e)
 }
 
 int
-treemeta_apply(int rootfd, const struct manifest *m, char *err,
-    size_t errlen)
+treemeta_apply(int rootfd, const struct manifest *m, char *err, size_t errlen)
 {
 	const struct ment *e, *pe = NULL;
 	struct timespec ts[2];
@@ -42,8 +41,8 @@ treemeta_apply(int rootfd, const struct manifest *m, char *err,
 		else {
 			if (dfd >= 0)
 				close(dfd);
-			if ((dfd = fs_open_parent(rootfd, e->path, &base)) <
-			    0) {
+			dfd = fs_open_parent(rootfd, e->path, &base);
+			if (dfd < 0) {
 				snprintf(err, errlen, "%s: %s", e->path,
 				    strerror(errno));
 				return -1;

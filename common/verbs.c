@@ -51,10 +51,11 @@ cli_request(const struct config *cf, struct http_call *c, const char *method,
 	if (rc != 0 || c->status != PROTO_OK) {
 		http_call_describe(c, why, sizeof why);
 		if (rc != 0)
-			fprintf(stderr, "%s: cannot reach the %s at %s: %s; is "
-			    "it running (%s serve)?\n", role_name(cf->role),
-			    role_name(cf->role), url, c->error,
-			    role_name(cf->role));
+			fprintf(stderr,
+			    "%s: cannot reach the %s at %s: %s; is it running "
+			    "(%s serve)?\n",
+			    role_name(cf->role), role_name(cf->role), url,
+			    c->error, role_name(cf->role));
 		else
 			fprintf(stderr, "%s: %s\n", role_name(cf->role), why);
 		rc = -1;
@@ -109,8 +110,7 @@ doc_print(FILE *f, const struct doc *d, int indent)
 }
 
 int
-verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
-    int maxpos)
+verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos, int maxpos)
 {
 	struct verb_opt *o;
 	int i, npos = 0, only_pos = 0;
@@ -157,8 +157,8 @@ verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
 		for (o = opts; o->name != NULL; o++) {
 			n = strlen(o->name);
 			if (strncmp(argv[i] + 2, o->name, n) == 0 &&
-			    (argv[i][2 + n] == '\0' || (o->has_arg &&
-			    argv[i][2 + n] == '=')))
+			    (argv[i][2 + n] == '\0' ||
+				(o->has_arg && argv[i][2 + n] == '=')))
 				break;
 		}
 		if (o->name == NULL) {
@@ -187,7 +187,7 @@ verb_check(struct config *cf, int argc, char **argv)
 {
 	const char *max_age = NULL;
 	struct verb_opt opts[] = { { "max-age", 1, &max_age },
-	    { NULL, 0, NULL } };
+		{ NULL, 0, NULL } };
 	struct http_client *hc;
 	struct http_call c;
 	int64_t secs = cf->max_age;
@@ -218,8 +218,10 @@ verb_check(struct config *cf, int argc, char **argv)
 		line[n] = '\0';
 		line[strcspn(line, "\n")] = '\0';
 		printf("%s\n", line);
-		rc = c.status == PROTO_OK ? (strncmp(line, "WARNING", 7) == 0 ?
-		    1 : 0) : c.status == PROTO_UNAVAILABLE ? 2 : 3;
+		if (c.status == PROTO_OK)
+			rc = strncmp(line, "WARNING", 7) == 0 ? 1 : 0;
+		else
+			rc = c.status == PROTO_UNAVAILABLE ? 2 : 3;
 	}
 	http_call_clear(&c);
 	http_client_free(hc);

@@ -93,8 +93,7 @@ worker_pool_new(struct event_base *base, int nthreads)
 }
 
 void
-worker_submit(struct worker_pool *wp, worker_fn work, worker_fn done,
-    void *arg)
+worker_submit(struct worker_pool *wp, worker_fn work, worker_fn done, void *arg)
 {
 	struct wjob *j = xcalloc(1, sizeof *j);
 

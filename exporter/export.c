@@ -49,7 +49,7 @@ write_manifest(struct run *r)
 	manifest_signature(r->m, b, 0);
 	path = xasprintf("%s/backup.signature", r->tmp);
 	if (fs_write_atomic(path, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b)) != 0) {
+		evbuffer_get_length(b)) != 0) {
 		snprintf(r->werr, sizeof r->werr, "%s: %s", path,
 		    strerror(errno));
 		rc = -1;
@@ -80,7 +80,7 @@ export_work(void *arg)
 	env[2] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", r->data);
 	env[3] = NULL;
 	if (hook_run(cf->export_command, env, (int)cf->hook_timeout,
-	    "export hook", &r->hr) != 0) {
+		"export hook", &r->hr) != 0) {
 		snprintf(r->werr, sizeof r->werr, "%s", r->hr.error);
 		goto out;
 	}
@@ -151,7 +151,8 @@ export_done(void *arg)
 		r->m = NULL;
 		ex->failures++;
 		log_warnx("export of version %s failed: %s; nobody notified, "
-		    "the next cycle tries again", r->id, r->error);
+			  "the next cycle tries again",
+		    r->id, r->error);
 		node_record(&ex->node, "export", ex->cf->source, r->id, 0,
 		    r->started, r->error, r->hook_output);
 		return;
@@ -164,10 +165,11 @@ export_done(void *arg)
 		if (o != r && o->served)
 			run_unserve(ex, o, "superseded by a newer version");
 	ex->served = r;
-	snprintf(summary, sizeof summary, "exported version %s: %lld files, "
-	    "%lld bytes (%lld hashed, the others unchanged) in %llds", r->id,
-	    (long long)r->files, (long long)r->bytes, (long long)r->hashed,
-	    (long long)(r->finished - r->started));
+	snprintf(summary, sizeof summary,
+	    "exported version %s: %lld files, %lld bytes (%lld hashed, the "
+	    "others unchanged) in %llds",
+	    r->id, (long long)r->files, (long long)r->bytes,
+	    (long long)r->hashed, (long long)(r->finished - r->started));
 	log_info("%s", summary);
 	node_record(&ex->node, "export", ex->cf->source, r->id, 1, r->started,
 	    summary, r->hook_output);
@@ -193,8 +195,7 @@ forget_oldest(struct exporter *ex, struct run *r)
 }
 
 struct run *
-export_start(struct exporter *ex, const char *trigger, char *why,
-    size_t whylen)
+export_start(struct exporter *ex, const char *trigger, char *why, size_t whylen)
 {
 	struct timespec ts;
 	struct run *r;
@@ -202,10 +203,10 @@ export_start(struct exporter *ex, const char *trigger, char *why,
 	size_t i;
 
 	if (ex->running != NULL) {
-		snprintf(why, whylen, "an export is already running (version "
-		    "%s, started %lds ago); try again when it is done",
-		    ex->running->id, (long)(time(NULL) -
-		    ex->running->started));
+		snprintf(why, whylen,
+		    "an export is already running (version %s, started %lds "
+		    "ago); try again when it is done",
+		    ex->running->id, (long)(time(NULL) - ex->running->started));
 		return NULL;
 	}
 	if (ex->node.stopping) {

@@ -45,8 +45,9 @@ pb_state_name(enum pb_state s)
 static const char *
 run_state_name(enum run_state s)
 {
-	return s == RUN_RUNNING ? "running" : s == RUN_EXPORTED ? "exported" :
-	    "failed";
+	return s == RUN_RUNNING ? "running" :
+	    s == RUN_EXPORTED   ? "exported" :
+				  "failed";
 }
 
 void
@@ -130,8 +131,9 @@ ex_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
 		return PROTO_BAD;
 	}
 	if (strcmp(source, ex->cf->source) != 0) {
-		snprintf(why, whylen, "this exporter exports \"%s\", not "
-		    "\"%s\"", ex->cf->source, source);
+		snprintf(why, whylen,
+		    "this exporter exports \"%s\", not \"%s\"", ex->cf->source,
+		    source);
 		return PROTO_UNKNOWN;
 	}
 	if (from == NULL) {
@@ -163,8 +165,9 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 		pb->archived = ok ? PB_OK : PB_FAILED;
 		free(pb->archive_error);
 		pb->archive_error = err ? xstrdup(err) : NULL;
-		log_info("version %s %s on %s%s%s", version, ok ? "archived" :
-		    "NOT archived", pb->url, err ? ": " : "", err ? err : "");
+		log_info("version %s %s on %s%s%s", version,
+		    ok ? "archived" : "NOT archived", pb->url, err ? ": " : "",
+		    err ? err : "");
 		for (all = 1, i = 0; i < r->npb; i++)
 			if (r->pb[i].archived != PB_OK)
 				all = 0;
@@ -180,8 +183,9 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 		doc_get_i64(ev, EVF_IMPORTERS_TOTAL, &pb->importers_total);
 		free(pb->import_error);
 		pb->import_error = err ? xstrdup(err) : NULL;
-		log_info("version %s imported on %lld of %lld importers via "
-		    "%s%s%s", version, (long long)pb->importers_ok,
+		log_info(
+		    "version %s imported on %lld of %lld importers via %s%s%s",
+		    version, (long long)pb->importers_ok,
 		    (long long)pb->importers_total, pb->url, err ? ": " : "",
 		    err ? err : "");
 	}
@@ -271,8 +275,7 @@ ex_status(struct node *n, struct json *j)
 
 /* POST /v1/now, GET /v1/runs/<id> */
 static int
-ex_route(struct node *n, struct evhttp_request *req,
-    const struct proto_req *pr)
+ex_route(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 {
 	struct exporter *ex = n->role;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -292,9 +295,9 @@ ex_route(struct node *n, struct evhttp_request *req,
 	}
 	if (pr->route == PROTO_R_RUN && cmd == EVHTTP_REQ_GET) {
 		if ((r = run_find(ex, pr->run)) == NULL) {
-			http_reply_error(req, PROTO_UNKNOWN, "no run %s (runs "
-			    "are kept in memory, the last %d)", pr->run,
-			    RUNS_KEPT);
+			http_reply_error(req, PROTO_UNKNOWN,
+			    "no run %s (runs are kept in memory, the last %d)",
+			    pr->run, RUNS_KEPT);
 			return 0;
 		}
 		http_json_begin(&j);
@@ -321,8 +324,10 @@ ex_lookup(void *arg, const char *source, const char *version,
 	r = run_find(ex, version);
 	if (r == NULL || !r->served) {
 		snprintf(why, len, "version %s of %s is not served here (%s)",
-		    version, source, r == NULL ? "unknown" :
-		    ex->served ? "superseded or archived" : "no longer");
+		    version, source,
+		    r == NULL      ? "unknown" :
+			ex->served ? "superseded or archived" :
+				     "no longer");
 		return PROTO_GONE;
 	}
 	v->root = r->data;
@@ -349,8 +354,7 @@ last_exported(const struct exporter *ex, const struct run **last)
 }
 
 static int
-ex_health(struct node *n, int64_t max_age, int *warn, char *why,
-    size_t len)
+ex_health(struct node *n, int64_t max_age, int *warn, char *why, size_t len)
 {
 	struct exporter *ex = n->role;
 	const struct run *ok, *last;
@@ -364,8 +368,10 @@ ex_health(struct node *n, int64_t max_age, int *warn, char *why,
 	}
 	age = (long)(time(NULL) - ok->started);
 	if (age > max_age) {
-		snprintf(why, len, "source \"%s\": the last export is %lds old "
-		    "(max_age %llds)", ex->cf->source, age, (long long)max_age);
+		snprintf(why, len,
+		    "source \"%s\": the last export is %lds old (max_age "
+		    "%llds)",
+		    ex->cf->source, age, (long long)max_age);
 		return -1;
 	}
 	*warn = last != ok;
@@ -493,8 +499,8 @@ ex_recover(struct exporter *ex, char *err, size_t errlen)
 	r->started = r->finished = (time_t)(version_id_ms(newest) / 1000);
 	ex->last_ms = version_id_ms(newest);
 	p = xasprintf("%s/manifest", r->dir);
-	if (fs_exists(r->data) && manifest_load(p, &r->m, merr,
-	    sizeof merr) == 0) {
+	if (fs_exists(r->data) &&
+	    manifest_load(p, &r->m, merr, sizeof merr) == 0) {
 		r->served = 1;
 		r->files = r->m->files;
 		r->bytes = r->m->bytes;
@@ -530,7 +536,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 	}
 	if (ex_recover(&ex, err, sizeof err) != 0 ||
 	    node_init(&ex.node, cf, &ex_ops, &ex, cf->state_dir, err,
-	    sizeof err) != 0) {
+		sizeof err) != 0) {
 		log_warnx("%s", err);
 		return EXIT_FAILED;
 	}
@@ -540,7 +546,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 	while ((r = TAILQ_FIRST(&ex.runs)) != NULL) {
 		TAILQ_REMOVE(&ex.runs, r, link);
 		if (r == ex.running)
-			continue;	/* its worker may not have finished */
+			continue; /* its worker may not have finished */
 		run_free(r);
 	}
 	free(ex.exports_dir);
@@ -548,7 +554,6 @@ ex_serve(struct config *cf, int argc, char **argv)
 	node_free(&ex.node);
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }
-
 
 static const struct verb ex_verbs[] = {
 	VERBS_COMMON(ex_serve),
@@ -561,8 +566,8 @@ static const struct prog ex_prog = {
 	.role = ROLE_EXPORTER,
 	.name = "understudy-exporter",
 	.summary = "The live host's daemon: runs the export hook, hashes the "
-	    "result into a manifest,\ntells the pull-backups, and serves the "
-	    "version to them read only.",
+		   "result into a manifest,\ntells the pull-backups, and "
+		   "serves the version to them read only.",
 	.verbs = ex_verbs,
 };
 

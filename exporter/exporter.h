@@ -21,7 +21,11 @@ struct manifest;
 
 #define RUNS_KEPT 32
 
-enum pb_state { PB_PENDING, PB_OK, PB_FAILED };
+enum pb_state {
+	PB_PENDING,
+	PB_OK,
+	PB_FAILED
+};
 
 /* What a pull-backup said of a run. */
 struct pb_report {
@@ -33,7 +37,11 @@ struct pb_report {
 	char *import_error;
 };
 
-enum run_state { RUN_RUNNING, RUN_EXPORTED, RUN_FAILED };
+enum run_state {
+	RUN_RUNNING,
+	RUN_EXPORTED,
+	RUN_FAILED
+};
 
 /* One export cycle: exports/<id>/ (data/, manifest, backup.signature). */
 struct run {
@@ -45,10 +53,10 @@ struct run {
 	time_t started, finished;
 	char *error;
 	char *hook_output;
-	struct manifest *m;		/* while served */
+	struct manifest *m; /* while served */
 	int served;
 	int64_t files, bytes;
-	int64_t hashed;		/* files hashed, the others from the cache */
+	int64_t hashed; /* files hashed, the others from the cache */
 	struct pb_report *pb;
 	size_t npb;
 	/* Worker results. */
@@ -56,7 +64,7 @@ struct run {
 	char werr[1024];
 	int wrc;
 	struct exporter *ex;
-	struct config *cf;		/* as it was when the run started */
+	struct config *cf; /* as it was when the run started */
 };
 
 TAILQ_HEAD(runlist, run);
@@ -74,8 +82,8 @@ struct exporter {
 	struct event *sched_ev;
 	time_t next_scheduled;
 	unsigned long long failures;
-	time_t last_lag_at;		/* when the last import report came */
-	long last_lag;			/* export start to import done, s */
+	time_t last_lag_at; /* when the last import report came */
+	long last_lag;      /* export start to import done, s */
 };
 
 /* exporter.c */
@@ -86,8 +94,8 @@ void run_unserve(struct exporter *, struct run *, const char *why);
 
 /* export.c */
 /* Start an export now; NULL with the reason when one runs already. */
-struct run *export_start(struct exporter *, const char *trigger, char *why,
-    size_t whylen);
+struct run *
+export_start(struct exporter *, const char *trigger, char *why, size_t whylen);
 void export_schedule(struct exporter *);
 
 /* verbs.c */

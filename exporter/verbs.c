@@ -18,9 +18,16 @@
 #include "timespec.h"
 #include "xmalloc.h"
 
+/* A reason the peer may not have given. */
 static const char *
-wait_reached(const struct doc *run, const char *wait, int *failed,
-    char *why, size_t whylen)
+or_what(const char *s)
+{
+	return s != NULL ? s : "?";
+}
+
+static const char *
+wait_reached(const struct doc *run, const char *wait, int *failed, char *why,
+    size_t whylen)
 {
 	const struct doc *pbs = doc_get(run, "pullbackups");
 	const char *state = doc_get_str(run, "state");
@@ -31,8 +38,7 @@ wait_reached(const struct doc *run, const char *wait, int *failed,
 	if (state != NULL && strcmp(state, "failed") == 0) {
 		*failed = 1;
 		snprintf(why, whylen, "export failed: %s",
-		    doc_get_str(run, "error") ? doc_get_str(run, "error") :
-		    "?");
+		    or_what(doc_get_str(run, "error")));
 		return NULL;
 	}
 	if (state == NULL || strcmp(state, "running") == 0 || pbs == NULL)
@@ -45,8 +51,7 @@ wait_reached(const struct doc *run, const char *wait, int *failed,
 			*failed = 1;
 			snprintf(why, whylen, "archiving on %s failed: %s",
 			    doc_get_str(pb, "url"),
-			    doc_get_str(pb, "archive_error") ?
-			    doc_get_str(pb, "archive_error") : "?");
+			    or_what(doc_get_str(pb, "archive_error")));
 			return NULL;
 		}
 		if (im && strcmp(im, "failed") == 0 &&
@@ -55,11 +60,11 @@ wait_reached(const struct doc *run, const char *wait, int *failed,
 			doc_get_i64(pb, "importers_ok", &iok);
 			doc_get_i64(pb, "importers_total", &itot);
 			*failed = 1;
-			snprintf(why, whylen, "imported on %lld of %lld "
-			    "importers via %s: %s", (long long)iok,
-			    (long long)itot, doc_get_str(pb, "url"),
-			    doc_get_str(pb, "import_error") ?
-			    doc_get_str(pb, "import_error") : "?");
+			snprintf(why, whylen,
+			    "imported on %lld of %lld importers via %s: %s",
+			    (long long)iok, (long long)itot,
+			    doc_get_str(pb, "url"),
+			    or_what(doc_get_str(pb, "import_error")));
 			return NULL;
 		}
 		archived += a && strcmp(a, "ok") == 0;
@@ -82,9 +87,15 @@ now_progress(const struct doc *run, char **seen, size_t nseen)
 	size_t i;
 	int64_t files = 0, bytes = 0, iok = 0, itot = 0;
 
-#define SAY(k) do { if (seen[k] == NULL || strcmp(seen[k], line) != 0) { \
-	printf("%s\n", line); fflush(stdout); free(seen[k]); \
-	seen[k] = xstrdup(line); } } while (0)
+#define SAY(k) \
+	do { \
+		if (seen[k] == NULL || strcmp(seen[k], line) != 0) { \
+			printf("%s\n", line); \
+			fflush(stdout); \
+			free(seen[k]); \
+			seen[k] = xstrdup(line); \
+		} \
+	} while (0)
 	doc_get_i64(run, "files", &files);
 	doc_get_i64(run, "bytes", &bytes);
 	if (state && strcmp(state, "exported") == 0) {
@@ -104,9 +115,10 @@ now_progress(const struct doc *run, char **seen, size_t nseen)
 		if (im && strcmp(im, "pending") != 0) {
 			doc_get_i64(pb, "importers_ok", &iok);
 			doc_get_i64(pb, "importers_total", &itot);
-			snprintf(line, sizeof line, "imported on %lld of %lld "
-			    "importers (via %s)", (long long)iok,
-			    (long long)itot, doc_get_str(pb, "url"));
+			snprintf(line, sizeof line,
+			    "imported on %lld of %lld importers (via %s)",
+			    (long long)iok, (long long)itot,
+			    doc_get_str(pb, "url"));
 			SAY(2 * i + 2);
 		}
 	}
@@ -118,7 +130,7 @@ verb_now(struct config *cf, int argc, char **argv)
 {
 	const char *wait = "archived", *json = NULL, *timeout_s = "1h";
 	struct verb_opt opts[] = { { "wait", 1, &wait }, { "json", 0, &json },
-	    { "timeout", 1, &timeout_s }, { NULL, 0, NULL } };
+		{ "timeout", 1, &timeout_s }, { NULL, 0, NULL } };
 	struct http_call c;
 	struct doc *d = NULL, *run;
 	char *path = NULL, version[64], perr[256], why[1024], *seen[64];
@@ -139,7 +151,7 @@ verb_now(struct config *cf, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	if (doc_parse((const char *)evbuffer_pullup(c.reply, -1),
-	    evbuffer_get_length(c.reply), &d, perr, sizeof perr) != 0 ||
+		evbuffer_get_length(c.reply), &d, perr, sizeof perr) != 0 ||
 	    doc_get_str(d, NOW_VERSION) == NULL) {
 		fprintf(stderr, "exporter: bad reply to now\n");
 		http_call_clear(&c);
@@ -163,8 +175,9 @@ verb_now(struct config *cf, int argc, char **argv)
 			break;
 		}
 		if (doc_parse((const char *)evbuffer_pullup(c.reply, -1),
-		    evbuffer_get_length(c.reply), &d, perr,
-		    sizeof perr) != 0 || (run = doc_get(d, RUNS_RUN)) == NULL) {
+			evbuffer_get_length(c.reply), &d, perr,
+			sizeof perr) != 0 ||
+		    (run = doc_get(d, RUNS_RUN)) == NULL) {
 			fprintf(stderr, "exporter: bad run reply\n");
 			http_call_clear(&c);
 			break;
@@ -182,12 +195,14 @@ verb_now(struct config *cf, int argc, char **argv)
 					    reached);
 				rc = EXIT_OK;
 			} else if (failed)
-				fprintf(stderr, "exporter: FAILED: version %s: "
-				    "%s\n", version, why);
+				fprintf(stderr,
+				    "exporter: FAILED: version %s: %s\n",
+				    version, why);
 			else
-				fprintf(stderr, "exporter: FAILED: version %s "
-				    "not %s after %s (see status on each "
-				    "host)\n", version, wait, timeout_s);
+				fprintf(stderr,
+				    "exporter: FAILED: version %s not %s after "
+				    "%s (see status on each host)\n",
+				    version, wait, timeout_s);
 			http_call_clear(&c);
 			doc_free(d);
 			break;

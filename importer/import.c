@@ -64,8 +64,8 @@ import_open(struct isrc *s, struct node *n, const struct config *cf,
 }
 
 void
-import_send_done(struct isrc *s, const char *version, const char *peer,
-    int ok, const char *error)
+import_send_done(struct isrc *s, const char *version, const char *peer, int ok,
+    const char *error)
 {
 	event_report(s->node, s->run.sc->pullbackup, EV_IMPORT_DONE,
 	    s->run.sc->name, version, peer, ok, error);
@@ -144,7 +144,7 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.verify_base = 1;
 	o.ask_stored = 1;
 	if (sync_run(&o, &s->new_m, &s->res.st, &s->gone, err, errlen) != 0) {
-		*keep = !s->gone;	/* for the next attempt */
+		*keep = !s->gone; /* for the next attempt */
 		goto out;
 	}
 	fault_point("import-synced");
@@ -161,8 +161,8 @@ out:
 
 /* The import hook, on the verified copy at data. */
 static int
-import_hook(struct isrc *s, const char *data, struct hook_result *hr,
-    char *err, size_t errlen)
+import_hook(struct isrc *s, const char *data, struct hook_result *hr, char *err,
+    size_t errlen)
 {
 	char *env[7], *changed, *removed;
 	int nenv = 0, rc = -1;
@@ -176,7 +176,7 @@ import_hook(struct isrc *s, const char *data, struct hook_result *hr,
 	 * restore only that (files-import does). */
 	if (s->cur_m != NULL) {
 		if (write_changes(s->cur_m, s->new_m, changed, removed, err,
-		    errlen) != 0)
+			errlen) != 0)
 			goto out;
 		env[nenv++] = xasprintf("UNDERSTUDY_PREVIOUS_VERSION=%s",
 		    s->cur_m->version);
@@ -205,7 +205,7 @@ import_swap(struct isrc *s, char *err, size_t errlen)
 {
 	if (fs_exists(s->current)) {
 		if (renameat2(AT_FDCWD, s->next, AT_FDCWD, s->current,
-		    RENAME_EXCHANGE) != 0) {
+			RENAME_EXCHANGE) != 0) {
 			snprintf(err, errlen, "swapping %s in: %s", s->next,
 			    strerror(errno));
 			return -1;
@@ -218,8 +218,8 @@ import_swap(struct isrc *s, char *err, size_t errlen)
 	fs_fsync_dir(s->dir);
 	fault_point("import-swapped");
 	if (fs_exists(s->next)) {
-		s->replaced = xasprintf("%s/%s%s", s->dir,
-		    ISRC_REPLACED_PREFIX, s->run.version);
+		s->replaced = xasprintf("%s/%s%s", s->dir, ISRC_REPLACED_PREFIX,
+		    s->run.version);
 		if (rename(s->next, s->replaced) != 0) {
 			log_warn("%s", s->replaced);
 			free(s->replaced);
@@ -262,8 +262,8 @@ out:
 	hr.output = NULL;
 	hook_result_clear(&hr);
 	/* Nothing left to resume after the last attempt. */
-	if (!keep || (!s->res.ok && runner_last_attempt(&s->run) &&
-	    !worker_stopping()))
+	if (!keep ||
+	    (!s->res.ok && runner_last_attempt(&s->run) && !worker_stopping()))
 		fs_rm_rf(s->next);
 	free(data);
 }
@@ -277,7 +277,7 @@ import_done(void *arg)
 	char summary[512];
 
 	if (n->stopping) {
-		free(s->replaced);	/* start-up removes it */
+		free(s->replaced); /* start-up removes it */
 		s->replaced = NULL;
 		manifest_free(s->new_m);
 		s->new_m = NULL;
@@ -293,27 +293,28 @@ import_done(void *arg)
 		manifest_free(s->cur_m);
 		s->cur_m = s->new_m;
 		s->new_m = NULL;
-		snprintf(summary, sizeof summary, "imported version %s: %lld "
-		    "files, %lld bytes (%lld unchanged, %lld by delta, %lld "
-		    "whole, %lld resumed; %lld deltas relayed as stored) in "
-		    "%lds", last->version,
-		    (long long)last->st.files, (long long)last->st.bytes,
-		    (long long)last->st.unchanged, (long long)last->st.deltas,
-		    (long long)last->st.whole, (long long)last->st.resumed,
-		    (long long)last->st.stored, last->secs);
+		snprintf(summary, sizeof summary,
+		    "imported version %s: %lld files, %lld bytes (%lld "
+		    "unchanged, %lld by delta, %lld whole, %lld resumed; %lld "
+		    "deltas relayed as stored) in %lds",
+		    last->version, (long long)last->st.files,
+		    (long long)last->st.bytes, (long long)last->st.unchanged,
+		    (long long)last->st.deltas, (long long)last->st.whole,
+		    (long long)last->st.resumed, (long long)last->st.stored,
+		    last->secs);
 		log_info("source \"%s\": %s", s->run.sc->name, summary);
 		node_record(n, "import", s->run.sc->name, last->version, 1,
 		    s->run.started, summary, last->output);
 		import_send_done(s, last->version, s->run.peer, 1, NULL);
 		break;
 	case RUNNER_GAVE_UP:
-		log_warnx("source \"%s\": import of version %s failed; the last "
-		    "good copy (%s) stays: %s", s->run.sc->name, last->version,
+		log_warnx("source \"%s\": import of version %s failed; the "
+			  "last good copy (%s) stays: %s",
+		    s->run.sc->name, last->version,
 		    isrc_version(s) ? isrc_version(s) : "none", last->error);
 		node_record(n, "import", s->run.sc->name, last->version, 0,
 		    s->run.started, last->error, last->output);
-		import_send_done(s, last->version, s->run.peer, 0,
-		    last->error);
+		import_send_done(s, last->version, s->run.peer, 0, last->error);
 		break;
 	case RUNNER_RETRY:
 		break;
@@ -342,8 +343,8 @@ import_handle(struct runner *r, const struct doc *ev)
 	if (cur == NULL || strcmp(version, cur) > 0)
 		return RUNNER_JOB;
 	same = strcmp(version, cur) == 0;
-	snprintf(why, sizeof why, "superseded: version %s is already imported "
-	    "here", cur);
+	snprintf(why, sizeof why,
+	    "superseded: version %s is already imported here", cur);
 	import_send_done(s, version, peer, same, same ? NULL : why);
 	return RUNNER_HANDLED;
 }
@@ -378,8 +379,8 @@ import_newest(const struct runner *r)
 static const char *
 import_aside(const struct runner *r)
 {
-	return ((const struct isrc *)r->arg)->promo != PROMO_NONE ?
-	    "promoted" : NULL;
+	return ((const struct isrc *)r->arg)->promo != PROMO_NONE ? "promoted" :
+								    NULL;
 }
 
 const struct runner_ops import_ops = {

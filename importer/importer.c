@@ -43,8 +43,10 @@ im_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
 		return PROTO_BAD;
 	}
 	if ((s = importer_find(im, source)) == NULL) {
-		snprintf(why, whylen, "this importer has no source \"%s\" (see "
-		    "\"sources\" in its config)", source);
+		snprintf(why, whylen,
+		    "this importer has no source \"%s\" (see \"sources\" in "
+		    "its config)",
+		    source);
 		return PROTO_UNKNOWN;
 	}
 	/* Refused for good: the pull-backup stops pushing here. */
@@ -90,29 +92,32 @@ im_metrics(struct node *n, struct evbuffer *b)
 
 	metrics_family(b, "understudy_promoted", "gauge", NULL);
 	for (i = 0; i < im->nsrcs; i++)
-		metrics_int(b, "understudy_promoted", im->srcs[i].promo !=
-		    PROMO_NONE, "source", im->srcs[i].run.sc->name, NULL);
+		metrics_int(b, "understudy_promoted",
+		    im->srcs[i].promo != PROMO_NONE, "source",
+		    im->srcs[i].run.sc->name, NULL);
 	metrics_family(b, "understudy_current_version_timestamp_seconds",
 	    "gauge", NULL);
 	for (i = 0; i < im->nsrcs; i++)
 		if (isrc_version(s = &im->srcs[i]) != NULL)
-			metrics_int(b, "understudy_current_version_timestamp_"
-			    "seconds", version_id_ms(isrc_version(s)) / 1000,
-			    "source", s->run.sc->name, NULL);
+			metrics_int(b,
+			    "understudy_current_version_timestamp_seconds",
+			    version_id_ms(isrc_version(s)) / 1000, "source",
+			    s->run.sc->name, NULL);
 	metrics_family(b, "understudy_replication_lag_seconds", "gauge",
 	    "From the version's export to its import here.");
 	for (i = 0; i < im->nsrcs; i++)
 		if ((s = &im->srcs[i])->run.ok_at != 0 &&
 		    isrc_version(s) != NULL)
 			metrics_int(b, "understudy_replication_lag_seconds",
-			    s->run.ok_at - version_id_ms(isrc_version(s)) /
-			    1000, "source", s->run.sc->name, NULL);
+			    s->run.ok_at -
+				version_id_ms(isrc_version(s)) / 1000,
+			    "source", s->run.sc->name, NULL);
 }
 
 /* The answer of POST /v1/promote. */
 static void
-promote_reply_json(struct evhttp_request *req, const struct isrc *s,
-    int code, const char *why)
+promote_reply_json(struct evhttp_request *req, const struct isrc *s, int code,
+    const char *why)
 {
 	struct json j;
 
@@ -132,8 +137,7 @@ promote_reply_json(struct evhttp_request *req, const struct isrc *s,
 
 /* POST /v1/promote {"source": S, "force": bool} */
 static int
-im_route(struct node *n, struct evhttp_request *req,
-    const struct proto_req *pr)
+im_route(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 {
 	struct importer *im = n->role;
 	struct isrc *s;
@@ -152,8 +156,8 @@ im_route(struct node *n, struct evhttp_request *req,
 		http_reply_error(req, PROTO_BAD, "promote needs {\"%s\": NAME}",
 		    PROMOTE_SOURCE);
 	else if ((s = importer_find(im, source)) == NULL)
-		http_reply_error(req, PROTO_UNKNOWN, "this importer has no "
-		    "source \"%s\"", source);
+		http_reply_error(req, PROTO_UNKNOWN,
+		    "this importer has no source \"%s\"", source);
 	else {
 		doc_get_bool(d, PROMOTE_FORCE, &force);
 		promote_start(s, req, force, promote_reply_json, "");
@@ -211,11 +215,13 @@ im_serve(struct config *cf, int argc, char **argv)
 		 * always a whole, verified copy. */
 		if (fs_exists(s->next))
 			log_info("source \"%s\": an import was cut short; it "
-			    "resumes from its queued event", s->run.sc->name);
+				 "resumes from its queued event",
+			    s->run.sc->name);
 		isrc_remove_replaced(s);
 		if (s->promo != PROMO_NONE)
-			log_info("source \"%s\": promoted on this host; no "
-			    "imports", s->run.sc->name);
+			log_info(
+			    "source \"%s\": promoted on this host; no imports",
+			    s->run.sc->name);
 	}
 	rc = node_run(&im.node);
 out:
@@ -232,7 +238,8 @@ static const struct verb im_verbs[] = {
 	    verb_verify },
 	{ "promote", "SOURCE [--force] [--json]",
 	    "make this host the primary for SOURCE: no more imports, then the "
-	    "promote hook", verb_promote },
+	    "promote hook",
+	    verb_promote },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -240,8 +247,8 @@ static const struct prog im_prog = {
 	.role = ROLE_IMPORTER,
 	.name = "understudy-importer",
 	.summary = "A standby host's daemon: takes each new version from the "
-	    "pull-backup,\nverifies every file, runs the import hook, keeps "
-	    "the last good copy.",
+		   "pull-backup,\nverifies every file, runs the import hook, "
+		   "keeps the last good copy.",
 	.verbs = im_verbs,
 };
 

@@ -72,11 +72,12 @@ isrc_remove_replaced(struct isrc *s)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, ISRC_REPLACED_PREFIX,
-		    strlen(ISRC_REPLACED_PREFIX)) != 0)
+			strlen(ISRC_REPLACED_PREFIX)) != 0)
 			continue;
 		p = xasprintf("%s/%s", s->dir, de->d_name);
-		log_info("source \"%s\": removing %s, a copy an import "
-		    "replaced", s->run.sc->name, p);
+		log_info(
+		    "source \"%s\": removing %s, a copy an import replaced",
+		    s->run.sc->name, p);
 		fs_rm_rf(p);
 		free(p);
 	}

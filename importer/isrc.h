@@ -21,19 +21,23 @@ struct config;
 struct node;
 struct source_conf;
 
-enum promo_state { PROMO_NONE, PROMO_PROMOTING, PROMO_PROMOTED };
+enum promo_state {
+	PROMO_NONE,
+	PROMO_PROMOTING,
+	PROMO_PROMOTED
+};
 
 struct isrc {
-	struct node *node;		/* NULL in a verb */
-	struct runner run;		/* the imports; run.sc is the source's
+	struct node *node; /* NULL in a verb */
+	struct runner run; /* the imports; run.sc is the source's
 					 * settings */
 	char *dir, *current, *next, *hints, *promo_file;
-	struct manifest *cur_m;		/* the last good copy's */
+	struct manifest *cur_m; /* the last good copy's */
 	/* The import in progress, on a worker. */
 	struct manifest *new_m;
 	struct runner_result res;
 	int gone, hook_ran;
-	char *replaced;			/* the copy the import replaced */
+	char *replaced; /* the copy the import replaced */
 	/* Promotion (promote.c): once asked for, no more imports. */
 	enum promo_state promo;
 	char *promo_at;

@@ -28,8 +28,8 @@
 #include "timespec.h"
 #include "xmalloc.h"
 
-#define PAGE_SIGNATURE_LINES 200	/* of backup.signature, on the page */
-#define PAGE_FORM_MAX 4096		/* bytes of a form body */
+#define PAGE_SIGNATURE_LINES 200 /* of backup.signature, on the page */
+#define PAGE_FORM_MAX 4096       /* bytes of a form body */
 
 static void
 version_row(struct evbuffer *b, const char *head, const char *version,
@@ -52,8 +52,9 @@ signature(struct evbuffer *b, const struct isrc *s)
 
 	manifest_signature(s->cur_m, sig, PAGE_SIGNATURE_LINES);
 	evbuffer_add(sig, "", 1);
-	evbuffer_add_printf(b, "<details><summary>backup.signature "
-	    "(%lld files)</summary>\n<pre class=\"signature\">",
+	evbuffer_add_printf(b,
+	    "<details><summary>backup.signature (%lld files)</summary>\n<pre "
+	    "class=\"signature\">",
 	    (long long)s->cur_m->files);
 	html_text(b, (const char *)evbuffer_pullup(sig, -1));
 	if (s->cur_m->files > PAGE_SIGNATURE_LINES)
@@ -66,25 +67,28 @@ signature(struct evbuffer *b, const struct isrc *s)
 static void
 promote_form(struct evbuffer *b, const struct isrc *s)
 {
-	evbuffer_add_printf(b, "<form method=\"post\" action=\"/promote\" "
+	evbuffer_add_printf(b,
+	    "<form method=\"post\" action=\"/promote\" "
 	    "autocomplete=\"off\">\n<input type=\"hidden\" name=\"source\" "
 	    "value=\"");
 	html_text(b, s->run.sc->name);
-	evbuffer_add_printf(b, "\">\n<p><strong>Promote this host</strong>: "
-	    "it becomes the primary for <code>");
+	evbuffer_add_printf(b,
+	    "\">\n<p><strong>Promote this host</strong>: it becomes the "
+	    "primary for <code>");
 	html_text(b, s->run.sc->name);
-	evbuffer_add_printf(b, "</code>, takes no more imports, and runs "
-	    "the promote hook. Do this only when the primary is gone for "
-	    "good.</p>\n<label>Type the source's name to confirm: <input "
-	    "type=\"text\" name=\"confirm\" required></label>\n"
-	    "<label>Secret (the token file's line): <input type=\"password\" "
-	    "name=\"secret\" required></label>\n");
+	evbuffer_add_printf(b,
+	    "</code>, takes no more imports, and runs the promote hook. Do "
+	    "this only when the primary is gone for good.</p>\n<label>Type the "
+	    "source's name to confirm: <input type=\"text\" name=\"confirm\" "
+	    "required></label>\n<label>Secret (the token file's line): <input "
+	    "type=\"password\" name=\"secret\" required></label>\n");
 	if (s->run.last.version != NULL && !s->run.last.ok)
-		evbuffer_add_printf(b, "<label><input type=\"checkbox\" "
-		    "name=\"force\" value=\"1\"> The last import failed: "
-		    "promote the older copy this host holds anyway</label>\n");
-	evbuffer_add_printf(b, "<button type=\"submit\">Promote</button>\n"
-	    "</form>\n");
+		evbuffer_add_printf(b,
+		    "<label><input type=\"checkbox\" name=\"force\" "
+		    "value=\"1\"> The last import failed: promote the older "
+		    "copy this host holds anyway</label>\n");
+	evbuffer_add_printf(b,
+	    "<button type=\"submit\">Promote</button>\n</form>\n");
 }
 
 static void
@@ -96,18 +100,21 @@ source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 	html_source_begin(b, s->run.sc->name);
 	evbuffer_add_printf(b, "<table>\n");
 	if (s->promo == PROMO_PROMOTED)
-		html_row(b, "This host", "ok", "PROMOTED: it is the primary for this "
-		    "source and takes no imports");
+		html_row(b, "This host", "ok",
+		    "PROMOTED: it is the primary for this source and takes no "
+		    "imports");
 	else if (s->promo == PROMO_PROMOTING)
-		html_row(b, "This host", "busy", s->promo_busy ? "PROMOTING: the "
-		    "promote hook is running" : "PROMOTING: the promote hook "
-		    "did not finish; promote again");
+		html_row(b, "This host", "busy",
+		    s->promo_busy ? "PROMOTING: the promote hook is running" :
+				    "PROMOTING: the promote hook did not "
+				    "finish; promote again");
 	else
 		html_row(b, "This host", NULL, "standby: takes imports");
 	if (s->promo != PROMO_NONE) {
-		text = xasprintf("%s (version %s)%s", s->promo_at ?
-		    s->promo_at : "?", s->promo_version ? s->promo_version :
-		    "none", s->promo_forced ? ", forced" : "");
+		text = xasprintf("%s (version %s)%s",
+		    s->promo_at ? s->promo_at : "?",
+		    s->promo_version ? s->promo_version : "none",
+		    s->promo_forced ? ", forced" : "");
 		html_row(b, "Promoted at", NULL, text);
 		free(text);
 	}
@@ -123,8 +130,8 @@ source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 	runner_html(b, &s->run, now);
 	evbuffer_add_printf(b, "</table>\n");
 	if (last->output != NULL && *last->output != '\0') {
-		evbuffer_add_printf(b, "<h3>Import hook output</h3>\n"
-		    "<pre class=\"hook-output\">");
+		evbuffer_add_printf(b,
+		    "<h3>Import hook output</h3>\n<pre class=\"hook-output\">");
 		html_text(b, last->output);
 		evbuffer_add_printf(b, "</pre>\n");
 	}
@@ -148,11 +155,13 @@ page_index(struct importer *im, struct evhttp_request *req)
 	size_t i;
 
 	html_page_begin(b, "importer");
-	evbuffer_add_printf(b, "<p>The standby copies this host holds, and "
-	    "the way to make it the primary. Listening on ");
+	evbuffer_add_printf(b,
+	    "<p>The standby copies this host holds, and the way to make it the "
+	    "primary. Listening on ");
 	html_text(b, im->cf->listen_host);
-	evbuffer_add_printf(b, ":%d. <a href=\"/feed\">Feed of imports</a>."
-	    "</p>\n", im->cf->listen_port);
+	evbuffer_add_printf(b,
+	    ":%d. <a href=\"/feed\">Feed of imports</a>.</p>\n",
+	    im->cf->listen_port);
 	for (i = 0; i < im->nsrcs; i++)
 		source_section(b, &im->srcs[i], now);
 	html_end(b);
@@ -162,14 +171,15 @@ page_index(struct importer *im, struct evhttp_request *req)
 
 /* The answer to the form, once the promotion is decided. */
 static void
-page_promote_reply(struct evhttp_request *req, const struct isrc *s,
-    int code, const char *why)
+page_promote_reply(struct evhttp_request *req, const struct isrc *s, int code,
+    const char *why)
 {
 	struct evbuffer *b = evbuffer_new();
 	char *title;
 
 	title = xasprintf(code != 200 ? "Promotion of %s refused" :
-	    "%s is promoted", s->run.sc->name);
+					"%s is promoted",
+	    s->run.sc->name);
 	html_begin(b, title);
 	html_elem(b, "h1", title);
 	evbuffer_add_printf(b, "<p id=\"message\" class=\"%s\">",
@@ -177,14 +187,16 @@ page_promote_reply(struct evhttp_request *req, const struct isrc *s,
 	if (code != 200)
 		html_text(b, why);
 	else {
-		evbuffer_add_printf(b, "%s", why ? "It was already: " :
-		    "This host is now the primary for ");
+		evbuffer_add_printf(b, "%s",
+		    why ? "It was already: " :
+			  "This host is now the primary for ");
 		html_text(b, why ? why : s->run.sc->name);
 		if (why == NULL) {
 			evbuffer_add_printf(b, " (version ");
 			html_text(b, s->promo_version);
-			evbuffer_add_printf(b, "). It takes no more imports. "
-			    "Point the service's clients here.");
+			evbuffer_add_printf(b,
+			    "). It takes no more imports. Point the service's "
+			    "clients here.");
 		}
 	}
 	evbuffer_add_printf(b, "</p>\n");
@@ -193,8 +205,8 @@ page_promote_reply(struct evhttp_request *req, const struct isrc *s,
 		html_text(b, s->promo_output);
 		evbuffer_add_printf(b, "</pre>\n");
 	}
-	evbuffer_add_printf(b, "<p><a href=\"/\">Back to the takeover page"
-	    "</a></p>\n");
+	evbuffer_add_printf(b,
+	    "<p><a href=\"/\">Back to the takeover page</a></p>\n");
 	html_end(b);
 	html_reply(req, code, b);
 	evbuffer_free(b);
@@ -215,30 +227,34 @@ page_promote(struct importer *im, struct evhttp_request *req)
 	if ((body = http_body(req, PAGE_FORM_MAX, &len)) == NULL ||
 	    strlen(body) != len || evhttp_parse_query_str(body, &q) != 0 ||
 	    (source = evhttp_find_header(&q, "source")) == NULL) {
-		html_message(req, 400, "Bad form", "The promote form came "
-		    "malformed or too large; reload the page and try again.");
+		html_message(req, 400, "Bad form",
+		    "The promote form came malformed or too large; reload the "
+		    "page and try again.");
 		goto out;
 	}
 	confirm = evhttp_find_header(&q, "confirm");
 	secret = evhttp_find_header(&q, "secret");
 	force = evhttp_find_header(&q, "force");
 	if ((s = importer_find(im, source)) == NULL) {
-		html_message(req, 404, "No such source", "This importer has no "
-		    "such source; reload the page.");
+		html_message(req, 404, "No such source",
+		    "This importer has no such source; reload the page.");
 		goto out;
 	}
-	if (secret == NULL || !hash_secret_equal(secret, strlen(secret),
-	    im->cf->token, im->cf->token_len)) {
+	if (secret == NULL ||
+	    !hash_secret_equal(secret, strlen(secret), im->cf->token,
+		im->cf->token_len)) {
 		log_warnx("source \"%s\": promotion on the takeover page "
-		    "refused: wrong secret", s->run.sc->name);
-		page_promote_reply(req, s, 403, "Wrong secret: nothing was "
-		    "changed. The secret is the line of the token file "
-		    "(token_file in the configuration).");
+			  "refused: wrong secret",
+		    s->run.sc->name);
+		page_promote_reply(req, s, 403,
+		    "Wrong secret: nothing was changed. The secret is the line "
+		    "of the token file (token_file in the configuration).");
 		goto out;
 	}
 	if (confirm == NULL || strcmp(confirm, s->run.sc->name) != 0) {
-		page_promote_reply(req, s, 400, "Not confirmed: type the "
-		    "source's name exactly to confirm. Nothing was changed.");
+		page_promote_reply(req, s, 400,
+		    "Not confirmed: type the source's name exactly to confirm. "
+		    "Nothing was changed.");
 		goto out;
 	}
 	promote_start(s, req, force != NULL && strcmp(force, "1") == 0,
@@ -254,8 +270,8 @@ page_request(struct node *n, struct evhttp_request *req, const char *path)
 	struct importer *im = n->role;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
-	if (strcmp(path, ROUTE_PAGE) == 0 && (cmd == EVHTTP_REQ_GET ||
-	    cmd == EVHTTP_REQ_HEAD)) {
+	if (strcmp(path, ROUTE_PAGE) == 0 &&
+	    (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
 		page_index(im, req);
 		return 0;
 	}

@@ -37,8 +37,9 @@
 const char *
 promote_state_name(int p)
 {
-	return p == PROMO_PROMOTED ? "promoted" : p == PROMO_PROMOTING ?
-	    "promoting" : "standby";
+	return p == PROMO_PROMOTED ? "promoted" :
+	    p == PROMO_PROMOTING   ? "promoting" :
+				     "standby";
 }
 
 void
@@ -56,7 +57,7 @@ promote_load(struct isrc *s)
 	if (doc_parse(buf, len, &d, err, sizeof err) == 0 &&
 	    (st = doc_get_str(d, "state")) != NULL) {
 		s->promo = strcmp(st, "promoted") == 0 ? PROMO_PROMOTED :
-		    PROMO_PROMOTING;
+							 PROMO_PROMOTING;
 		xstrset(&s->promo_at, doc_get_str(d, "at"));
 		xstrset(&s->promo_version, doc_get_str(d, "version"));
 		doc_get_bool(d, "forced", &s->promo_forced);
@@ -106,10 +107,11 @@ promote_refuses(const struct isrc *s, char *why, size_t len)
 {
 	if (s->promo == PROMO_NONE)
 		return 0;
-	snprintf(why, len, "source \"%s\" was promoted on this host at %s "
-	    "(version %s): it takes no more imports", s->run.sc->name,
-	    s->promo_at ? s->promo_at : "?", s->promo_version ?
-	    s->promo_version : "none");
+	snprintf(why, len,
+	    "source \"%s\" was promoted on this host at %s (version %s): it "
+	    "takes no more imports",
+	    s->run.sc->name, s->promo_at ? s->promo_at : "?",
+	    s->promo_version ? s->promo_version : "none");
 	return 1;
 }
 
@@ -134,9 +136,11 @@ promote_check(const struct isrc *s, int force, char *why, size_t len)
 	const struct runner_result *last = &s->run.last;
 
 	if (s->promo == PROMO_PROMOTED) {
-		snprintf(why, len, "source \"%s\" is already promoted on this "
-		    "host (since %s, version %s)", s->run.sc->name,
-		    s->promo_at, s->promo_version ? s->promo_version : "none");
+		snprintf(why, len,
+		    "source \"%s\" is already promoted on this host (since %s, "
+		    "version %s)",
+		    s->run.sc->name, s->promo_at,
+		    s->promo_version ? s->promo_version : "none");
 		return 1;
 	}
 	if (s->promo_busy) {
@@ -145,21 +149,25 @@ promote_check(const struct isrc *s, int force, char *why, size_t len)
 		return PROTO_REFUSED;
 	}
 	if (s->run.busy) {
-		snprintf(why, len, "an import of version %s of \"%s\" is "
-		    "running; promote when it is done (status shows it)",
+		snprintf(why, len,
+		    "an import of version %s of \"%s\" is running; promote "
+		    "when it is done (status shows it)",
 		    s->run.version, s->run.sc->name);
 		return PROTO_REFUSED;
 	}
 	if (s->cur_m == NULL) {
-		snprintf(why, len, "source \"%s\" has no verified copy on this "
-		    "host: there is nothing to promote", s->run.sc->name);
+		snprintf(why, len,
+		    "source \"%s\" has no verified copy on this host: there is "
+		    "nothing to promote",
+		    s->run.sc->name);
 		return PROTO_REFUSED;
 	}
 	if (last->version != NULL && !last->ok && !force &&
 	    s->promo == PROMO_NONE) {
-		snprintf(why, len, "the last import of \"%s\" (version %s) "
-		    "failed: %s; this host holds version %s. Promote it anyway "
-		    "with --force (on the takeover page: the force box)",
+		snprintf(why, len,
+		    "the last import of \"%s\" (version %s) failed: %s; this "
+		    "host holds version %s. Promote it anyway with --force (on "
+		    "the takeover page: the force box)",
 		    s->run.sc->name, last->version,
 		    last->error ? last->error : "?", isrc_version(s));
 		return PROTO_REFUSED;
@@ -194,12 +202,12 @@ promote_hook(const struct isrc *s, struct hook_result *hr)
 		return;
 	}
 	env[0] = xasprintf("UNDERSTUDY_SOURCE=%s", s->run.sc->name);
-	env[1] = xasprintf("UNDERSTUDY_VERSION=%s", s->promo_version ?
-	    s->promo_version : "");
+	env[1] = xasprintf("UNDERSTUDY_VERSION=%s",
+	    s->promo_version ? s->promo_version : "");
 	env[2] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", data);
 	env[3] = NULL;
-	hook_run(s->run.sc->promote_command, env,
-	    (int)s->run.sc->hook_timeout, "promote hook", hr);
+	hook_run(s->run.sc->promote_command, env, (int)s->run.sc->hook_timeout,
+	    "promote hook", hr);
 	free(env[0]);
 	free(env[1]);
 	free(env[2]);
@@ -210,7 +218,8 @@ const char *
 promote_summary(const struct hook_result *hr)
 {
 	return hr->ok ? "promoted: this host holds the primary copy and takes "
-	    "no more imports" : hr->error;
+			"no more imports" :
+			hr->error;
 }
 
 void
@@ -220,11 +229,12 @@ promote_end(struct isrc *s, const struct hook_result *hr)
 	if (hr->ok) {
 		s->promo = PROMO_PROMOTED;
 		log_info("source \"%s\": promoted: this host holds the primary "
-		    "copy (version %s) and takes no more imports",
+			 "copy (version %s) and takes no more imports",
 		    s->run.sc->name, s->promo_version);
 	} else
-		log_warnx("source \"%s\": the promote hook failed (%s); the "
-		    "source stays refusing imports; promote again once fixed",
+		log_warnx(
+		    "source \"%s\": the promote hook failed (%s); the source "
+		    "stays refusing imports; promote again once fixed",
 		    s->run.sc->name, hr->error);
 }
 
@@ -268,11 +278,12 @@ promo_saved(void *arg, int rc)
 	struct promo_job *j = arg;
 	char why[1024];
 
-	snprintf(why, sizeof why, "the promote hook failed: %s; \"%s\" takes "
-	    "no more imports; fix the hook and promote again", j->hr.error,
-	    j->s->run.sc->name);
-	promo_finish(j, j->hr.ok ? PROTO_OK : PROTO_FAILED, j->hr.ok ? NULL :
-	    why);
+	snprintf(why, sizeof why,
+	    "the promote hook failed: %s; \"%s\" takes no more imports; fix "
+	    "the hook and promote again",
+	    j->hr.error, j->s->run.sc->name);
+	promo_finish(j, j->hr.ok ? PROTO_OK : PROTO_FAILED,
+	    j->hr.ok ? NULL : why);
 }
 
 static void
@@ -300,8 +311,9 @@ promo_marked(void *arg, int rc)
 	char why[1024];
 
 	if (rc != 0) {
-		snprintf(why, sizeof why, "%s cannot be written (see the "
-		    "log); \"%s\" takes no more imports; promote again",
+		snprintf(why, sizeof why,
+		    "%s cannot be written (see the log); \"%s\" takes no more "
+		    "imports; promote again",
 		    s->promo_file, s->run.sc->name);
 		promo_finish(j, PROTO_FAILED, why);
 		return;

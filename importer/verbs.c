@@ -47,12 +47,12 @@ note_bad(void *arg, const struct ment *want, const struct ment *got)
 		printf("BAD %s: not in the manifest\n", got->path);
 	else if (got->type != want->type)
 		printf("BAD %s: wrong type\n", want->path);
-	else if (want->type == MENT_FILE && (got->size != want->size ||
-	    strcmp(got->sha, want->sha) != 0))
+	else if (want->type == MENT_FILE &&
+	    (got->size != want->size || strcmp(got->sha, want->sha) != 0))
 		printf("BAD %s: content differs from SHA-256 %s\n", want->path,
 		    want->sha);
-	else if (want->type == MENT_LINK && strcmp(got->target,
-	    want->target) != 0)
+	else if (want->type == MENT_LINK &&
+	    strcmp(got->target, want->target) != 0)
 		printf("BAD %s: symlink target differs\n", want->path);
 	else
 		return;
@@ -79,14 +79,15 @@ verb_verify(struct config *cf, int argc, char **argv)
 		return EXIT_USAGE;
 	isrc_open(&s, NULL, cf, sc);
 	if (s.cur_m == NULL) {
-		fprintf(stderr, "importer: source \"%s\" has no imported copy "
-		    "yet\n", pos[0]);
+		fprintf(stderr,
+		    "importer: source \"%s\" has no imported copy yet\n",
+		    pos[0]);
 		isrc_close(&s);
 		return EXIT_FAILED;
 	}
 	data = xasprintf("%s/data", s.current);
 	if (manifest_scan(data, s.cur_m->source, s.cur_m->version, &scan, err,
-	    sizeof err) != 0) {
+		sizeof err) != 0) {
 		fprintf(stderr, "importer: %s\n", err);
 		free(data);
 		isrc_close(&s);
@@ -95,8 +96,9 @@ verb_verify(struct config *cf, int argc, char **argv)
 	manifest_diff(s.cur_m, scan, note_bad, &bad);
 	if (bad == 0)
 		printf("version %s of \"%s\": %lld files, %lld bytes, all "
-		    "verified\n", s.cur_m->version, pos[0],
-		    (long long)s.cur_m->files, (long long)s.cur_m->bytes);
+		       "verified\n",
+		    s.cur_m->version, pos[0], (long long)s.cur_m->files,
+		    (long long)s.cur_m->bytes);
 	else
 		printf("version %s of \"%s\": %zu bad entries\n",
 		    s.cur_m->version, pos[0], bad);
@@ -112,10 +114,12 @@ promote_print(const char *source, const char *version, const char *at,
 {
 	if (already)
 		printf("source \"%s\" was already promoted on this host at %s "
-		    "(version %s)\n", source, at, version);
+		       "(version %s)\n",
+		    source, at, version);
 	else
 		printf("promoted \"%s\" on this host: version %s is now the "
-		    "primary copy; this host takes no more imports for \"%s\"\n",
+		       "primary copy; this host takes no more imports for "
+		       "\"%s\"\n",
 		    source, version, source);
 	if (output != NULL && *output != '\0')
 		printf("promote hook output:\n%s", output);
@@ -150,15 +154,18 @@ promote_remote(struct config *cf, const char *source, int force, int json)
 	rc = http_client_call(hc, &c);
 	http_client_free(hc);
 	if (rc != 0) {
-		fprintf(stderr, "importer: the daemon at %s does not answer; "
-		    "promoting directly\n", url);
+		fprintf(stderr,
+		    "importer: the daemon at %s does not answer; promoting "
+		    "directly\n",
+		    url);
 		http_call_clear(&c);
 		free(url);
 		return -1;
 	}
 	body = (char *)evbuffer_pullup(c.reply, -1);
-	if (c.status == PROTO_OK && doc_parse(body,
-	    evbuffer_get_length(c.reply), &d, why, sizeof why) == 0) {
+	if (c.status == PROTO_OK &&
+	    doc_parse(body, evbuffer_get_length(c.reply), &d, why,
+		sizeof why) == 0) {
 		doc_get_bool(d, "already", &already);
 		if (json)
 			fwrite(body, 1, evbuffer_get_length(c.reply), stdout);
@@ -227,9 +234,10 @@ promote_local(struct config *cf, const struct source_conf *sc, int force)
 		promote_print(sc->name, s.promo_version, s.promo_at, 0,
 		    hr.output);
 	else
-		fprintf(stderr, "importer: the promote hook failed: %s; \"%s\" "
-		    "takes no more imports; fix the hook and run promote "
-		    "again\n", hr.error, sc->name);
+		fprintf(stderr,
+		    "importer: the promote hook failed: %s; \"%s\" takes no "
+		    "more imports; fix the hook and run promote again\n",
+		    hr.error, sc->name);
 	rc = hr.ok ? EXIT_OK : EXIT_FAILED;
 	hook_result_clear(&hr);
 	isrc_close(&s);
@@ -242,7 +250,7 @@ verb_promote(struct config *cf, int argc, char **argv)
 {
 	const char *force = NULL, *json = NULL;
 	struct verb_opt opts[] = { { "force", 0, &force }, { "json", 0, &json },
-	    { NULL, 0, NULL } };
+		{ NULL, 0, NULL } };
 	const struct source_conf *sc;
 	char *pos[1];
 	int rc;
@@ -253,8 +261,7 @@ verb_promote(struct config *cf, int argc, char **argv)
 		return usage_error("promote SOURCE [--force]");
 	if ((sc = verb_source(cf, pos[0])) == NULL)
 		return EXIT_USAGE;
-	if ((rc = promote_remote(cf, pos[0], force != NULL,
-	    json != NULL)) >= 0)
+	if ((rc = promote_remote(cf, pos[0], force != NULL, json != NULL)) >= 0)
 		return rc;
 	return promote_local(cf, sc, force != NULL);
 }

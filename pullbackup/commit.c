@@ -97,7 +97,7 @@ roll_forward(struct store *st, const char *old, const char *new, char *err,
 	if (fs_exists_at(st->dfd, STAGING)) {
 		if (fs_exists_at(st->dfd, "current") &&
 		    (fs_rm_rf_at(st->dfd, trash) != 0 ||
-		    renameat(st->dfd, "current", st->dfd, trash) != 0))
+			renameat(st->dfd, "current", st->dfd, trash) != 0))
 			goto fail;
 		fault_point("commit-current-moved");
 		if (renameat(st->dfd, STAGING, st->dfd, "current") != 0)
@@ -126,16 +126,19 @@ fail:
 /* Everything in the directory name that matches keep() not, removed;
  * note says what that was. */
 static void
-sweep(struct store *st, const char *name, int (*keep)(const char *,
-    const char *), const char *head)
+sweep(struct store *st, const char *name,
+    int (*keep)(const char *, const char *), const char *head)
 {
+	const char *note = "removed an unfinished version";
 	struct dirent *de;
 	char *p;
 	DIR *d;
 	int fd;
 
-	if ((fd = openat(st->dfd, name, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) < 0)
+	if (strcmp(name, "trash") == 0)
+		note = "finished an interrupted removal";
+	fd = openat(st->dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return;
 	if ((d = fdopendir(fd)) == NULL) {
 		close(fd);
@@ -147,8 +150,7 @@ sweep(struct store *st, const char *name, int (*keep)(const char *,
 		p = xasprintf("%s/%s", name, de->d_name);
 		fs_rm_rf_at(st->dfd, p);
 		free(p);
-		store_note(st, strcmp(name, "trash") == 0 ? "finished an "
-		    "interrupted removal" : "removed an unfinished version");
+		store_note(st, note);
 	}
 	closedir(d);
 }
@@ -180,8 +182,7 @@ clean_leftovers(struct store *st)
 		for (i = 0; i < st->n; i++) {
 			inc = store_vpath(st, st->ids[i], "increment.tmp");
 			if (fs_exists_at(st->dfd, inc)) {
-				store_note(st, "removed unfinished "
-				    "increments");
+				store_note(st, "removed unfinished increments");
 				fs_rm_rf_at(st->dfd, inc);
 			}
 			free(inc);
@@ -200,8 +201,9 @@ commit_recover(struct store *st, char *err, size_t errlen)
 	if (fs_read_file_at(st->dfd, "journal", 1024, &buf, &len) == 0) {
 		if (sscanf(buf, "commit %63s %63s", old, new) != 2 ||
 		    !version_id_valid(new)) {
-			snprintf(err, errlen, "%s/journal: damaged journal; "
-			    "move it aside after checking the archive by hand",
+			snprintf(err, errlen,
+			    "%s/journal: damaged journal; move it aside after "
+			    "checking the archive by hand",
 			    st->dir);
 			free(buf);
 			return -1;
@@ -211,8 +213,8 @@ commit_recover(struct store *st, char *err, size_t errlen)
 			old[0] = '\0';
 		if (roll_forward(st, old, new, err, errlen) != 0)
 			return -1;
-		snprintf(note, sizeof note, "finished the interrupted commit "
-		    "of %s", new);
+		snprintf(note, sizeof note,
+		    "finished the interrupted commit of %s", new);
 		store_note(st, note);
 	}
 	clean_leftovers(st);
@@ -236,8 +238,7 @@ save_manifest(struct store *st, const struct manifest *m, const char *dir)
 	free(p);
 	if (rc == 0) {
 		hash_init(&h);
-		hash_update(&h, evbuffer_pullup(b, -1),
-		    evbuffer_get_length(b));
+		hash_update(&h, evbuffer_pullup(b, -1), evbuffer_get_length(b));
 		hash_final(&h, hex);
 		strcat(hex, "\n");
 		p = xasprintf("%s/manifest.sha256", dir);
@@ -250,8 +251,7 @@ save_manifest(struct store *st, const struct manifest *m, const char *dir)
 
 /* Everything up to the journal: the increments and the new manifest. */
 static int
-prepare(struct store_txn *t, const struct manifest *m, char *err,
-    size_t errlen)
+prepare(struct store_txn *t, const struct manifest *m, char *err, size_t errlen)
 {
 	struct store *st = t->st;
 	const char *old = store_head(st);
@@ -262,23 +262,24 @@ prepare(struct store_txn *t, const struct manifest *m, char *err,
 	if (old != NULL) {
 		if (store_manifest(st, st->n - 1, &old_m, err, errlen) != 0)
 			return -1;
-		curfd = openat(st->dfd, "current", O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC);
-		stgfd = openat(st->dfd, STAGING, O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC);
+		curfd = openat(st->dfd, "current",
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		stgfd = openat(st->dfd, STAGING,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (curfd < 0 || stgfd < 0) {
-			snprintf(err, errlen, "%s: current/ or staging/ "
-			    "missing: %s", st->dir, strerror(errno));
+			snprintf(err, errlen,
+			    "%s: current/ or staging/ missing: %s", st->dir,
+			    strerror(errno));
 			goto out;
 		}
-		if (increment_build(st, old_m, m, curfd, stgfd, err,
-		    errlen) != 0)
+		if (increment_build(st, old_m, m, curfd, stgfd, err, errlen))
 			goto out;
 		fault_point("commit-increments-built");
 	}
 	vdir = xasprintf("versions/%s.tmp", m->version);
-	if (fs_rm_rf_at(st->dfd, vdir) != 0 || mkdirat(st->dfd, vdir,
-	    0700) != 0 || save_manifest(st, m, vdir) != 0) {
+	if (fs_rm_rf_at(st->dfd, vdir) != 0 ||
+	    mkdirat(st->dfd, vdir, 0700) != 0 ||
+	    save_manifest(st, m, vdir) != 0) {
 		snprintf(err, errlen, "%s/%s: %s", st->dir, vdir,
 		    strerror(errno));
 		goto out;
@@ -295,8 +296,8 @@ out:
 }
 
 static int
-commit_locked(struct store_txn *t, const struct manifest *m,
-    char **replaced, char *err, size_t errlen)
+commit_locked(struct store_txn *t, const struct manifest *m, char **replaced,
+    char *err, size_t errlen)
 {
 	struct store *st = t->st;
 	const char *old = store_head(st);
@@ -304,14 +305,15 @@ commit_locked(struct store_txn *t, const struct manifest *m,
 	int fd;
 
 	if (old != NULL && strcmp(m->version, old) <= 0) {
-		snprintf(err, errlen, "version %s is not newer than the "
-		    "archive's newest, %s", m->version, old);
+		snprintf(err, errlen,
+		    "version %s is not newer than the archive's newest, %s",
+		    m->version, old);
 		return -1;
 	}
 	if (prepare(t, m, err, errlen) != 0)
 		return -1;
-	if ((fd = openat(st->dfd, "versions", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) >= 0) {
+	if ((fd = openat(st->dfd, "versions",
+		 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
 		fsync(fd);
 		close(fd);
 	}

@@ -57,17 +57,18 @@ gz_sink(void *arg, const void *p, size_t n)
 }
 
 struct inc_job {
-	int newfd;		/* the new version's file */
-	int oldfd;		/* the old version's file */
-	int fwdfd;		/* the delta that pulled it, or -1 */
+	int newfd; /* the new version's file */
+	int oldfd; /* the old version's file */
+	int fwdfd; /* the delta that pulled it, or -1 */
 	int64_t old_size, new_size;
 };
 
 /* Create name (relative to the store), let fill() write through gzip (the
  * caller makes it durable).  Nothing when it is there already. */
 static int
-gz_create(struct store *st, const char *name, int (*fill)(struct inc_job *,
-    gzFile, char *, size_t), struct inc_job *j, char *err, size_t errlen)
+gz_create(struct store *st, const char *name,
+    int (*fill)(struct inc_job *, gzFile, char *, size_t), struct inc_job *j,
+    char *err, size_t errlen)
 {
 	gzFile gz;
 	int fd, fd2, rc;
@@ -161,8 +162,8 @@ build_one(struct store *st, const char *incdir, const struct ment *e,
 		return -1;
 	}
 	if (ne != NULL && ne->type == MENT_FILE && ne->size > 0 &&
-	    e->size > 0 && (j.newfd = fs_open_beneath(newfd, ne->path,
-	    O_RDONLY, 0)) >= 0) {
+	    e->size > 0 &&
+	    (j.newfd = fs_open_beneath(newfd, ne->path, O_RDONLY, 0)) >= 0) {
 		name = rdelta_name(incdir, e->sha, ne->sha);
 		deltas = store_path(st, STORE_DELTAS);
 		fwd = sync_kept_delta(deltas, e->sha, ne->sha);
@@ -171,10 +172,12 @@ build_one(struct store *st, const char *incdir, const struct ment *e,
 		free(deltas);
 		j.old_size = e->size;
 		j.new_size = ne->size;
-		if (j.fwdfd >= 0 && (rc = gz_create(st, name, fill_reverse,
-		    &j, err, errlen)) != 0) {
+		if (j.fwdfd >= 0)
+			rc = gz_create(st, name, fill_reverse, &j, err, errlen);
+		if (rc != 0) {
 			log_warnx("reverse delta of %s from the pull's delta: "
-			    "%s; computing it anew", e->path, err);
+				  "%s; computing it anew",
+			    e->path, err);
 			lseek(j.oldfd, 0, SEEK_SET);
 		}
 		if (rc != 0 || j.fwdfd < 0)
@@ -219,17 +222,20 @@ increment_build(struct store *st, const struct manifest *old_m,
 		    strcmp(ne->sha, e->sha) == 0)
 			continue;
 		if ((rc = build_one(st, incdir, e, ne, oldfd, newfd, err,
-		    errlen)) != 0) {
+			 errlen)) != 0) {
 			snprintf(inner, sizeof inner, "%s", err);
-			snprintf(err, errlen, "writing the increment of %s for "
-			    "version %s: %s", e->path, old_m->version, inner);
+			snprintf(err, errlen,
+			    "writing the increment of %s for version %s: %s",
+			    e->path, old_m->version, inner);
 		}
 	}
 	/* Every increment and its directory entry on disk before the
 	 * journal: one syncfs() for all, where an fsync() a file cost a
 	 * journal commit each (one per changed file). */
-	if (rc == 0 && ((incfd = openat(st->dfd, incdir, O_RDONLY |
-	    O_DIRECTORY | O_CLOEXEC)) < 0 || syncfs(incfd) != 0)) {
+	if (rc == 0 &&
+	    ((incfd = openat(st->dfd, incdir,
+		  O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		syncfs(incfd) != 0)) {
 		snprintf(err, errlen, "%s/%s: syncfs: %s", st->dir, incdir,
 		    strerror(errno));
 		rc = -1;
@@ -262,8 +268,8 @@ increment_open_full(const struct store *st, const char *id, const char *sha,
 }
 
 int
-increment_open_rdelta(const struct store *st, const char *id,
-    const char *sha, const char *next, char **path)
+increment_open_rdelta(const struct store *st, const char *id, const char *sha,
+    const char *next, char **path)
 {
 	char *dir = store_vpath(st, id, "increment"), *name;
 
@@ -273,8 +279,8 @@ increment_open_rdelta(const struct store *st, const char *id,
 }
 
 int
-increment_read(int fd, const char *path, int basefd, delta_sink sink,
-    void *arg, char *err, size_t errlen)
+increment_read(int fd, const char *path, int basefd, delta_sink sink, void *arg,
+    char *err, size_t errlen)
 {
 	struct delta_patch *dp = NULL;
 	char buf[1 << 16];

@@ -17,7 +17,7 @@
 #include "timespec.h"
 #include "xmalloc.h"
 
-#define PAGE_VERSIONS 30		/* newest versions listed */
+#define PAGE_VERSIONS 30 /* newest versions listed */
 
 static time_t
 vtime(const char *version)
@@ -32,16 +32,20 @@ importers(struct evbuffer *b, const struct src *s, time_t now)
 	char lag[64], age[64];
 	size_t k;
 
-	evbuffer_add_printf(b, "<h3>Importers</h3>\n<table class=\"importers\">"
-	    "\n<tr><th>Importer</th><th>State</th><th>Version it holds</th>"
-	    "<th>Behind the newest</th><th>Age of its copy</th><th>Error</th>"
-	    "</tr>\n");
+	evbuffer_add_printf(b,
+	    "<h3>Importers</h3>\n<table "
+	    "class=\"importers\">\n<tr><th>Importer</th><th>State</"
+	    "th><th>Version it holds</th><th>Behind the newest</th><th>Age of "
+	    "its copy</th><th>Error</th></tr>\n");
 	for (k = 0; k < s->run.sc->nimporters; k++) {
 		m = &s->imps[k];
 		evbuffer_add_printf(b, "<tr>");
 		html_cell(b, NULL, m->url);
-		html_cell(b, m->state == IMP_OK ? "ok" : m->state == IMP_FAILED ?
-		    "bad" : m->state == IMP_PENDING ? "busy" : NULL,
+		html_cell(b,
+		    m->state == IMP_OK          ? "ok" :
+			m->state == IMP_FAILED  ? "bad" :
+			m->state == IMP_PENDING ? "busy" :
+						  NULL,
 		    push_state_name(m->state));
 		html_cell(b, NULL, m->version ? m->version : "-");
 		if (m->version == NULL || s->head == NULL)
@@ -49,12 +53,12 @@ importers(struct evbuffer *b, const struct src *s, time_t now)
 		else if (strcmp(m->version, s->head) >= 0)
 			snprintf(lag, sizeof lag, "up to date");
 		else
-			html_age(lag, sizeof lag, (long)(vtime(s->head) -
-			    vtime(m->version)));
+			html_age(lag, sizeof lag,
+			    (long)(vtime(s->head) - vtime(m->version)));
 		html_cell(b, NULL, lag);
 		if (m->version != NULL)
-			html_age(age, sizeof age, (long)(now -
-			    vtime(m->version)));
+			html_age(age, sizeof age,
+			    (long)(now - vtime(m->version)));
 		else
 			snprintf(age, sizeof age, "-");
 		html_cell(b, NULL, age);
@@ -70,10 +74,10 @@ versions(struct evbuffer *b, const struct src *s, time_t now)
 	char when[96];
 	size_t i, shown = 0;
 
-	evbuffer_add_printf(b, "<details><summary>%zu version%s kept"
-	    "</summary>\n<table class=\"versions\">\n<tr><th>Version</th>"
-	    "<th>Exported</th></tr>\n", s->nversions, s->nversions == 1 ?
-	    "" : "s");
+	evbuffer_add_printf(b,
+	    "<details><summary>%zu version%s kept</summary>\n<table "
+	    "class=\"versions\">\n<tr><th>Version</th><th>Exported</th></tr>\n",
+	    s->nversions, s->nversions == 1 ? "" : "s");
 	for (i = s->nversions; i-- > 0 && shown++ < PAGE_VERSIONS;) {
 		evbuffer_add_printf(b, "<tr>");
 		html_cell(b, NULL, s->vids[i]);
@@ -83,8 +87,9 @@ versions(struct evbuffer *b, const struct src *s, time_t now)
 	}
 	evbuffer_add_printf(b, "</table>\n");
 	if (s->nversions > PAGE_VERSIONS)
-		evbuffer_add_printf(b, "<p>and %zu older: <code>"
-		    "understudy-pullbackup list %s</code></p>\n",
+		evbuffer_add_printf(b,
+		    "<p>and %zu older: <code>understudy-pullbackup list "
+		    "%s</code></p>\n",
 		    s->nversions - PAGE_VERSIONS, s->run.sc->name);
 	evbuffer_add_printf(b, "</details>\n");
 }
@@ -104,8 +109,8 @@ source_section(struct evbuffer *b, const struct src *s, time_t now)
 		html_row(b, "Newest version", NULL, text);
 		free(text);
 	} else
-		html_row(b, "Newest version", "bad", "none: nothing archived "
-		    "yet");
+		html_row(b, "Newest version", "bad",
+		    "none: nothing archived yet");
 	if (s->head_m != NULL) {
 		text = xasprintf("%lld files, %lld bytes",
 		    (long long)s->head_m->files, (long long)s->head_m->bytes);
@@ -128,16 +133,17 @@ pb_page(struct node *n, struct evhttp_request *req, const char *path)
 	time_t now = time(NULL);
 	size_t i;
 
-	if (strcmp(path, "/") != 0 || (cmd != EVHTTP_REQ_GET &&
-	    cmd != EVHTTP_REQ_HEAD))
+	if (strcmp(path, "/") != 0 ||
+	    (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD))
 		return -1;
 	b = evbuffer_new();
 	html_page_begin(b, "pull-backup");
-	evbuffer_add_printf(b, "<p>The archive of each source and where its "
-	    "newest version went. Archive: <code>");
+	evbuffer_add_printf(b,
+	    "<p>The archive of each source and where its newest version went. "
+	    "Archive: <code>");
 	html_text(b, pb->cf->archive_dir);
-	evbuffer_add_printf(b, "</code>. <a href=\"/feed\">Feed of pulls</a>."
-	    "</p>\n");
+	evbuffer_add_printf(b,
+	    "</code>. <a href=\"/feed\">Feed of pulls</a>.</p>\n");
 	for (i = 0; i < pb->nsrcs; i++)
 		source_section(b, &pb->srcs[i], now);
 	html_end(b);

@@ -106,8 +106,7 @@ presign_build(const char *dir, const struct manifest *m,
 		log_warn("%s", dir);
 		return NULL;
 	}
-	if ((stagefd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
-	    0) {
+	if ((stagefd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		log_warn("%s", staging);
 		return NULL;
 	}
@@ -128,7 +127,7 @@ presign_build(const char *dir, const struct manifest *m,
 		close(pfd);
 		free(src);
 		if (rc != 0)
-			continue;	/* EEXIST: the same content twice */
+			continue; /* EEXIST: the same content twice */
 		p->f = xreallocarray(p->f, p->n + 1, sizeof *p->f);
 		memcpy(p->f[p->n].sha, e->sha, sizeof p->f[p->n].sha);
 		p->f[p->n].block = hints_block(hints_find(hints, e->path),
@@ -181,16 +180,17 @@ presign_thread(void *arg)
 		out = sig_path(p->dir, p->f[i].sha, p->f[i].block);
 		tmp = xasprintf("%s.tmp", out);
 		fd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
-		rc = fd >= 0 && ofd >= 0 ? delta_signature_alone(fd,
-		    p->f[i].block, presign_sink, &ofd, err, sizeof err) : -1;
+		ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		rc = -1;
+		if (fd >= 0 && ofd >= 0)
+			rc = delta_signature_alone(fd, p->f[i].block,
+			    presign_sink, &ofd, err, sizeof err);
 		if (fd >= 0)
 			close(fd);
 		if (ofd >= 0 && close(ofd) != 0)
 			rc = -1;
 		if (rc != 0 || rename(tmp, out) != 0)
-			unlink(tmp);	/* the next sync makes it then */
+			unlink(tmp); /* the next sync makes it then */
 		unlink(src);
 		free(src);
 		free(out);

@@ -30,8 +30,8 @@ prune_locked(struct store *st, int64_t keep_last, int64_t older_than,
 	 * from the future (clock skew) is never the reason another goes. */
 	for (i = 0; i + 1 < st->n; i++) {
 		drop = (keep_last > 0 && st->n - i > (size_t)keep_last) ||
-		    (older_than > 0 && version_id_ms(st->ids[i]) <
-		    now_ms - older_than * 1000);
+		    (older_than > 0 &&
+			version_id_ms(st->ids[i]) < now_ms - older_than * 1000);
 		if (!drop)
 			break;
 		keep_from = i + 1;
@@ -73,8 +73,8 @@ store_prune(struct store *st, int64_t keep_last, int64_t older_than,
 	if (st->mode == STORE_DAEMON && !dry_run &&
 	    store_lock(st, 1, err, errlen) != 0)
 		return -1;
-	rc = prune_locked(st, keep_last, older_than, dry_run, gone, ngone,
-	    err, errlen);
+	rc = prune_locked(st, keep_last, older_than, dry_run, gone, ngone, err,
+	    errlen);
 	if (st->mode == STORE_DAEMON && !dry_run)
 		store_unlock(st);
 	return rc;

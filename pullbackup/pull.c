@@ -68,14 +68,14 @@ pull_set_head(struct src *s, struct manifest *m)
 	else {
 		manifest_free(m);
 		if (store_manifest(s->st, s->st->n - 1, &s->head_m, err,
-		    sizeof err) != 0)
+			sizeof err) != 0)
 			log_warnx("source \"%s\": %s", s->run.sc->name, err);
 	}
 }
 
 void
-pull_send_archived(struct src *s, const char *version, const char *peer,
-    int ok, const char *error)
+pull_send_archived(struct src *s, const char *version, const char *peer, int ok,
+    const char *error)
 {
 	event_report(&s->pb->node, s->run.sc->exporter, EV_BACKUP_ARCHIVED,
 	    s->run.sc->name, version, peer, ok, error);
@@ -138,17 +138,17 @@ pull_work(void *arg)
 	s->presign = presign_build(s->sigs_dir, s->new_m, s->head_m, &hints,
 	    s->txn.staging);
 	hints_free(&hints);
-	if (store_commit(&s->txn, s->new_m, &s->replaced, perr,
-	    sizeof perr) != 0) {
+	rc = store_commit(&s->txn, s->new_m, &s->replaced, perr, sizeof perr);
+	if (rc != 0) {
 		xstrset(&s->res.error, perr);
-		presign_free(s->presign);	/* of nothing committed */
+		presign_free(s->presign); /* of nothing committed */
 		s->presign = NULL;
 		goto fail;
 	}
 	s->res.ok = 1;
 	if ((sc->keep_last > 0 || sc->older_than > 0) &&
 	    store_prune(s->st, sc->keep_last, sc->older_than, 0, &s->pruned,
-	    &s->npruned, perr, sizeof perr) != 0)
+		&s->npruned, perr, sizeof perr) != 0)
 		log_warnx("source \"%s\": retention: %s", sc->name, perr);
 	fault_point("pull-committed");
 	return;
@@ -172,14 +172,15 @@ pull_finished(struct src *s)
 	const struct runner_result *last = &s->run.last;
 	char summary[512];
 
-	snprintf(summary, sizeof summary, "archived version %s: %lld files, "
-	    "%lld bytes (%lld unchanged, %lld by delta, %lld whole, %lld "
-	    "resumed; %lld bytes received, %lld signatures made ahead) in "
-	    "%lds", last->version, (long long)last->st.files,
-	    (long long)last->st.bytes, (long long)last->st.unchanged,
-	    (long long)last->st.deltas, (long long)last->st.whole,
-	    (long long)last->st.resumed, (long long)last->st.received,
-	    (long long)last->st.ahead, last->secs);
+	snprintf(summary, sizeof summary,
+	    "archived version %s: %lld files, %lld bytes (%lld unchanged, %lld "
+	    "by delta, %lld whole, %lld resumed; %lld bytes received, %lld "
+	    "signatures made ahead) in %lds",
+	    last->version, (long long)last->st.files, (long long)last->st.bytes,
+	    (long long)last->st.unchanged, (long long)last->st.deltas,
+	    (long long)last->st.whole, (long long)last->st.resumed,
+	    (long long)last->st.received, (long long)last->st.ahead,
+	    last->secs);
 	log_info("source \"%s\": %s", s->run.sc->name, summary);
 	s->received_total += (unsigned long long)last->st.received;
 	src_remove(s, STORE_ATTEMPT);
@@ -208,7 +209,7 @@ pull_done(void *arg)
 	s->pruned = NULL;
 	s->npruned = 0;
 	if (n->stopping) {
-		free(s->replaced);	/* start-up removes it */
+		free(s->replaced); /* start-up removes it */
 		s->replaced = NULL;
 		presign_free(s->presign);
 		s->presign = NULL;
@@ -225,8 +226,9 @@ pull_done(void *arg)
 		pull_finished(s);
 		break;
 	case RUNNER_GAVE_UP:
-		log_warnx("source \"%s\": pulling version %s failed, giving "
-		    "up: %s", s->run.sc->name, last->version, last->error);
+		log_warnx(
+		    "source \"%s\": pulling version %s failed, giving up: %s",
+		    s->run.sc->name, last->version, last->error);
 		node_record(n, "pull", s->run.sc->name, last->version, 0,
 		    s->run.started, last->error, NULL);
 		pull_send_archived(s, last->version, s->run.peer, 0,
@@ -267,8 +269,10 @@ pull_handle(struct runner *r, const struct doc *ev)
 	}
 	if (s->head != NULL && strcmp(version, s->head) <= 0) {
 		same = strcmp(version, s->head) == 0;
-		snprintf(why, sizeof why, "superseded: the archive already "
-		    "holds the newer version %s", s->head);
+		snprintf(why, sizeof why,
+		    "superseded: the archive already holds the newer version "
+		    "%s",
+		    s->head);
 		pull_send_archived(s, version, peer, same, same ? NULL : why);
 		if (same && s->push_version == NULL)
 			push_to_importers(s, peer);

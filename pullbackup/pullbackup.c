@@ -70,17 +70,19 @@ pb_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
 	struct src *s = src_find(pb, source);
 
 	if (s == NULL) {
-		snprintf(why, whylen, "this pull-backup has no source \"%s\" "
-		    "(see \"sources\" in its config)", source);
+		snprintf(why, whylen,
+		    "this pull-backup has no source \"%s\" (see \"sources\" in "
+		    "its config)",
+		    source);
 		return PROTO_UNKNOWN;
 	}
 	if (strcmp(type, EV_BACKUP_READY) == 0)
-		return runner_accept(&s->run, type, doc_get_str(ev,
-		    EVF_VERSION), key, keylen, why, whylen);
+		return runner_accept(&s->run, type,
+		    doc_get_str(ev, EVF_VERSION), key, keylen, why, whylen);
 	if (strcmp(type, EV_IMPORT_DONE) == 0) {
 		if (from == NULL) {
-			snprintf(why, whylen, "%s needs \"%s\"",
-			    EV_IMPORT_DONE, EVF_FROM);
+			snprintf(why, whylen, "%s needs \"%s\"", EV_IMPORT_DONE,
+			    EVF_FROM);
 			return PROTO_BAD;
 		}
 		snprintf(key, keylen, "%s %s %s", type, source, from);
@@ -138,9 +140,10 @@ pb_lookup(void *arg, const char *source, const char *version,
 	}
 	if (s->head == NULL || s->head_m == NULL ||
 	    strcmp(s->head, version) != 0) {
-		snprintf(why, len, "version %s of %s is not the newest here "
-		    "(the newest is %s)", version, source,
-		    s->head ? s->head : "none");
+		snprintf(why, len,
+		    "version %s of %s is not the newest here (the newest is "
+		    "%s)",
+		    version, source, s->head ? s->head : "none");
 		return PROTO_GONE;
 	}
 	v->root = s->current;
@@ -173,8 +176,9 @@ pb_metrics(struct node *n, struct evbuffer *b)
 	    "gauge", NULL);
 	for (i = 0; i < pb->nsrcs; i++)
 		if ((s = &pb->srcs[i])->head != NULL)
-			metrics_int(b, "understudy_newest_version_timestamp_"
-			    "seconds", version_id_ms(s->head) / 1000, "source",
+			metrics_int(b,
+			    "understudy_newest_version_timestamp_seconds",
+			    version_id_ms(s->head) / 1000, "source",
 			    s->run.sc->name, NULL);
 	metrics_family(b, "understudy_importer_ok", "gauge", NULL);
 	for (i = 0; i < pb->nsrcs; i++) {
@@ -225,8 +229,8 @@ src_open(struct pullbackup *pb, struct src *s, const struct source_conf *sc)
 
 	s->pb = pb;
 	s->run.sc = sc;
-	if (store_open(pb->cf->archive_dir, sc->name, STORE_DAEMON, &s->st,
-	    err, sizeof err) != 0) {
+	if (store_open(pb->cf->archive_dir, sc->name, STORE_DAEMON, &s->st, err,
+		sizeof err) != 0) {
 		log_warnx("source \"%s\": %s", sc->name, err);
 		return -1;
 	}
@@ -248,8 +252,7 @@ src_start(struct src *s)
 	const struct source_conf *sc = s->run.sc;
 	char *last = store_path(s->st, STORE_LAST);
 
-	runner_init(&s->run, &s->pb->node, sc, &pull_ops, &pull_words, s,
-	    last);
+	runner_init(&s->run, &s->pb->node, sc, &pull_ops, &pull_words, s, last);
 	free(last);
 	pull_set_head(s, NULL);
 	push_init(s);
@@ -313,7 +316,7 @@ pb_serve(struct config *cf, int argc, char **argv)
 	for (i = 0; i < pb.nsrcs; i++)
 		push_resume(&pb.srcs[i]);
 	rc = node_run(&pb.node);
-	worker_pool_free(pb.ahead);	/* a signature under way stops */
+	worker_pool_free(pb.ahead); /* a signature under way stops */
 	for (i = 0; i < pb.nsrcs; i++)
 		src_close(&pb.srcs[i]);
 	free(pb.srcs);
@@ -340,7 +343,8 @@ static const struct verb pb_verbs[] = {
 	    "rebuild and check every file's SHA-256; name each bad file",
 	    pb_verify },
 	{ "prune", "SOURCE [--older-than AGE] [--keep-last N] [--dry-run]",
-	    "remove old versions, never the newest; print what goes", pb_prune },
+	    "remove old versions, never the newest; print what goes",
+	    pb_prune },
 	{ "export", "SOURCE --at TIME [--format tar|tar.gz] [-o FILE]",
 	    "the version as one archive file (stdout by default)", pb_export },
 	{ "vc-export", "SOURCE -o DIR [--since TIME] [--latest N]",
@@ -354,10 +358,10 @@ static const struct verb pb_verbs[] = {
 static const struct prog pb_prog = {
 	.role = ROLE_PULLBACKUP,
 	.name = "understudy-pullbackup",
-	.summary = "The backup host's daemon: pulls versions from the "
-	    "exporter with librsync deltas,\nkeeps them in an archive "
-	    "(newest as plain files, older as reverse deltas),\nand pushes "
-	    "the newest to the importers.",
+	.summary = "The backup host's daemon: pulls versions from the exporter "
+		   "with librsync deltas,\nkeeps them in an archive (newest as "
+		   "plain files, older as reverse deltas),\nand pushes the "
+		   "newest to the importers.",
 	.verbs = pb_verbs,
 };
 

@@ -26,7 +26,13 @@ struct presign;
 struct qentry;
 struct source_conf;
 
-enum imp_state { IMP_NONE, IMP_PENDING, IMP_OK, IMP_FAILED, IMP_PROMOTED };
+enum imp_state {
+	IMP_NONE,
+	IMP_PENDING,
+	IMP_OK,
+	IMP_FAILED,
+	IMP_PROMOTED
+};
 
 /* An importer of a source, as the pushes and its reports leave it. */
 struct imp {
@@ -39,14 +45,14 @@ struct imp {
 
 struct src {
 	struct pullbackup *pb;
-	struct runner run;		/* the pulls; run.sc is the source's
+	struct runner run; /* the pulls; run.sc is the source's
 					 * settings */
 	struct store *st;
 	/* The newest version, as the loop serves it. */
 	char *head;
 	char *head_mpath;
 	struct manifest *head_m;
-	char **vids;			/* the versions, oldest first: a
+	char **vids; /* the versions, oldest first: a
 					 * copy the loop owns */
 	size_t nversions;
 	/* Where things are. */
@@ -59,8 +65,8 @@ struct src {
 	int gone;
 	char **pruned;
 	size_t npruned;
-	char *replaced;			/* the mirror the commit replaced */
-	struct presign *presign;	/* its signatures to make ahead */
+	char *replaced;          /* the mirror the commit replaced */
+	struct presign *presign; /* its signatures to make ahead */
 	unsigned long long received_total;
 	/* Pushing to the importers (push.c). */
 	struct imp *imps;

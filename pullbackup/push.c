@@ -81,7 +81,7 @@ send_imported(struct src *s)
 			ok++;
 		else if (error == NULL)
 			error = s->imps[i].error != NULL ? s->imps[i].error :
-			    "promoted";
+							   "promoted";
 	}
 	if (s->push_reported || s->push_version == NULL)
 		return;
@@ -155,10 +155,11 @@ push_resume(struct src *s)
 
 	if (fs_read_file(p, 1 << 16, &buf, &len) == 0) {
 		if (doc_parse(buf, len, &d, err, sizeof err) == 0 &&
-		    s->head != NULL && (v = doc_get_str(d, "version")) !=
-		    NULL && strcmp(v, s->head) == 0) {
+		    s->head != NULL &&
+		    (v = doc_get_str(d, "version")) != NULL &&
+		    strcmp(v, s->head) == 0) {
 			log_info("source \"%s\": pushing version %s to the "
-			    "importers again after the restart",
+				 "importers again after the restart",
 			    s->run.sc->name, s->head);
 			push_to_importers(s, doc_get_str(d, "peer"));
 		}
@@ -188,9 +189,9 @@ push_import_done(struct src *s, const struct doc *ev)
 		    sc->name, from, ok ? "imported" : "FAILED to import",
 		    version, error ? ": " : "", error ? error : "");
 		if (m->state == IMP_PROMOTED)
-			return;		/* it said so already */
+			return; /* it said so already */
 		if (m->version != NULL && strcmp(m->version, version) > 0)
-			return;		/* a report on an older push */
+			return; /* a report on an older push */
 		xstrset(&m->version, version);
 		m->state = ok ? IMP_OK : IMP_FAILED;
 		xstrset(&m->error, error);
@@ -200,8 +201,9 @@ push_import_done(struct src *s, const struct doc *ev)
 			send_imported(s);
 		return;
 	}
-	log_warnx("source \"%s\": import.done from %s, which is not among "
-	    "its importers", sc->name, from ? from : "(unknown)");
+	log_warnx("source \"%s\": import.done from %s, which is not among its "
+		  "importers",
+	    sc->name, from ? from : "(unknown)");
 }
 
 void
@@ -214,8 +216,9 @@ push_refused(struct src *s, const struct qentry *e, const char *why)
 		if (strcmp(s->imps[i].url, e->dest) != 0)
 			continue;
 		log_warnx("source \"%s\": importer %s is promoted; no more "
-		    "pushes there (take it out of \"importers\" once the "
-		    "failover is done)", sc->name, e->dest);
+			  "pushes there (take it out of \"importers\" once the "
+			  "failover is done)",
+		    sc->name, e->dest);
 		s->imps[i].state = IMP_PROMOTED;
 		xstrset(&s->imps[i].error, why);
 		send_imported(s);

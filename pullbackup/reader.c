@@ -20,7 +20,7 @@
 
 struct store_reader {
 	const struct store *st;
-	struct manifest **ms;	/* per version, loaded on demand */
+	struct manifest **ms; /* per version, loaded on demand */
 	int curfd;
 };
 
@@ -36,8 +36,8 @@ const struct manifest *
 store_reader_manifest(struct store_reader *r, size_t j, char *err,
     size_t errlen)
 {
-	if (r->ms[j] == NULL && store_manifest(r->st, j, &r->ms[j], err,
-	    errlen) != 0)
+	if (r->ms[j] == NULL &&
+	    store_manifest(r->st, j, &r->ms[j], err, errlen) != 0)
 		return NULL;
 	return r->ms[j];
 }
@@ -54,8 +54,7 @@ unpack_full(struct store_reader *r, int in, const char *path, char *err,
 		close(in);
 		return -1;
 	}
-	if (increment_read(in, path, -1, delta_sink_fd, &fd, err,
-	    errlen) != 0) {
+	if (increment_read(in, path, -1, delta_sink_fd, &fd, err, errlen) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -100,14 +99,14 @@ content_base(struct store_reader *r, size_t k, const struct ment *e,
 			break;
 		ne = manifest_find(nm, e->path);
 		if (ne == NULL || ne->type != MENT_FILE) {
-			snprintf(err, errlen, "archive damaged: %s of version "
-			    "%s has no increment in %s", e->path, st->ids[k],
-			    st->ids[j]);
+			snprintf(err, errlen,
+			    "archive damaged: %s of version %s has no "
+			    "increment in %s",
+			    e->path, st->ids[k], st->ids[j]);
 			break;
 		}
 		if (strcmp(ne->sha, sha) != 0) {
-			chain = xreallocarray(chain, nchain + 1,
-			    sizeof *chain);
+			chain = xreallocarray(chain, nchain + 1, sizeof *chain);
 			chain[nchain].j = j;
 			memcpy(chain[nchain].sha, sha, sizeof sha);
 			memcpy(chain[nchain].next, ne->sha, sizeof sha);
@@ -151,8 +150,8 @@ apply_link(struct store_reader *r, const struct link *l, int basefd,
  * the fd of the last, at offset 0 (fd itself when there is nothing to
  * apply), or -1.  fd is closed if it is replaced. */
 static int
-walk_back(struct store_reader *r, int fd, const struct link *chain,
-    size_t n, size_t stop, char *err, size_t errlen)
+walk_back(struct store_reader *r, int fd, const struct link *chain, size_t n,
+    size_t stop, char *err, size_t errlen)
 {
 	int out, sink;
 
@@ -161,8 +160,9 @@ walk_back(struct store_reader *r, int fd, const struct link *chain,
 			snprintf(err, errlen, "temporary file: %s",
 			    strerror(errno));
 		sink = out;
-		if (out >= 0 && apply_link(r, &chain[n], fd, delta_sink_fd,
-		    &sink, err, errlen) != 0) {
+		if (out >= 0 &&
+		    apply_link(r, &chain[n], fd, delta_sink_fd, &sink, err,
+			errlen) != 0) {
 			close(out);
 			out = -1;
 		}
@@ -192,8 +192,9 @@ static int
 hash_failed(const struct ment *e, const char *version, const char *why,
     char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s of version %s does not match its SHA-256 "
-	    "(rebuilt %s)", e->path, version, why);
+	snprintf(err, errlen,
+	    "%s of version %s does not match its SHA-256 (rebuilt %s)", e->path,
+	    version, why);
 	return -1;
 }
 
@@ -240,8 +241,8 @@ store_reader_new(const struct store *st, char *err, size_t errlen)
 
 	r->st = st;
 	r->ms = xcalloc(st->n ? st->n : 1, sizeof *r->ms);
-	r->curfd = openat(st->dfd, "current", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC);
+	r->curfd = openat(st->dfd, "current",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->curfd < 0 && st->n > 0) {
 		snprintf(err, errlen, "%s/current: %s", st->dir,
 		    strerror(errno));
@@ -266,6 +267,19 @@ store_reader_free(struct store_reader *r)
 	free(r);
 }
 
+/* Whether the symlink at e's path (st says it is one) points where the
+ * manifest says. */
+static int
+link_is(int curfd, const struct ment *e, char *target, size_t len)
+{
+	ssize_t n = readlinkat(curfd, e->path, target, len - 1);
+
+	if (n < 0)
+		return 0;
+	target[n] = '\0';
+	return strcmp(target, e->target) == 0;
+}
+
 /* The newest version's plain tree must hold the directories and symlinks
  * too: 0 when e is there as the manifest says. */
 static int
@@ -274,27 +288,31 @@ check_entry(struct store_reader *r, const struct ment *e, char *err,
 {
 	char target[4096];
 	struct stat st;
-	ssize_t n;
 
-	if (fstatat(r->curfd, e->path, &st, AT_SYMLINK_NOFOLLOW) != 0)
+	if (fstatat(r->curfd, e->path, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 		snprintf(err, errlen, "current/%s: %s", e->path,
 		    strerror(errno));
-	else if (e->type == MENT_DIR && !S_ISDIR(st.st_mode))
-		snprintf(err, errlen, "current/%s is not a directory",
+		return -1;
+	}
+	if (e->type == MENT_DIR && !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "current/%s is not a directory", e->path);
+		return -1;
+	}
+	if (e->type == MENT_LINK &&
+	    (!S_ISLNK(st.st_mode) ||
+		!link_is(r->curfd, e, target, sizeof target))) {
+		snprintf(err, errlen,
+		    "current/%s: not the symlink the "
+		    "manifest says",
 		    e->path);
-	else if (e->type == MENT_LINK && (!S_ISLNK(st.st_mode) ||
-	    (n = readlinkat(r->curfd, e->path, target, sizeof target - 1)) <
-	    0 || (target[n] = '\0', strcmp(target, e->target) != 0)))
-		snprintf(err, errlen, "current/%s: not the symlink the "
-		    "manifest says", e->path);
-	else
-		return 0;
-	return -1;
+		return -1;
+	}
+	return 0;
 }
 
 int
-store_verify(const struct store *st, size_t index, store_bad_fn bad,
-    void *arg, int64_t *files, int64_t *bytes)
+store_verify(const struct store *st, size_t index, store_bad_fn bad, void *arg,
+    int64_t *files, int64_t *bytes)
 {
 	struct store_reader *r;
 	const struct manifest *m;
@@ -315,8 +333,8 @@ store_verify(const struct store *st, size_t index, store_bad_fn bad,
 		e = &m->e[i];
 		err[0] = '\0';
 		if (e->type != MENT_FILE) {
-			if (index + 1 == st->n && check_entry(r, e, err,
-			    sizeof err) != 0) {
+			if (index + 1 == st->n &&
+			    check_entry(r, e, err, sizeof err) != 0) {
 				bad(arg, st->ids[index], e->path, err);
 				nbad++;
 			}

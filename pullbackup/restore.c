@@ -37,8 +37,8 @@ subtree(const struct manifest *m, const char *sub, const struct ment **root)
 			*root = e;
 			continue;
 		}
-		if (n > 0 && (strncmp(e->path, sub, n) != 0 ||
-		    e->path[n] != '/'))
+		if (n > 0 &&
+		    (strncmp(e->path, sub, n) != 0 || e->path[n] != '/'))
 			continue;
 		t->e[t->n] = *e;
 		t->e[t->n].path = xstrdup(e->path + (n ? n + 1 : 0));
@@ -58,7 +58,7 @@ struct restore_files {
 	atomic_size_t next;
 	atomic_int failed;
 	pthread_mutex_t mu;
-	char err[1024];		/* the first failure */
+	char err[1024]; /* the first failure */
 };
 
 static int
@@ -76,11 +76,11 @@ restore_file(struct restore_files *rf, const struct ment *e, char *err,
 		return -1;
 	}
 	full = *rf->sub ? xasprintf("%s/%s", rf->sub, e->path) :
-	    xstrdup(e->path);
+			  xstrdup(e->path);
 	orig = manifest_find(rf->m, full);
 	free(full);
-	out = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	out = openat(dfd, base,
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	close(dfd);
 	if (out < 0) {
 		snprintf(err, errlen, "%s/%s: %s", rf->dest, e->path,
@@ -107,12 +107,12 @@ restore_files_run(void *arg)
 	    (i = atomic_fetch_add(&rf->next, 1)) < rf->nfiles) {
 		err[0] = '\0';
 		if (restore_file(rf, &rf->t->e[rf->files[i]], err,
-		    sizeof err) == 0)
+			sizeof err) == 0)
 			continue;
 		pthread_mutex_lock(&rf->mu);
 		if (!atomic_load(&rf->failed)) {
-			snprintf(rf->err, sizeof rf->err, "%s", err[0] ? err :
-			    "restore failed");
+			snprintf(rf->err, sizeof rf->err, "%s",
+			    err[0] ? err : "restore failed");
 			atomic_store(&rf->failed, 1);
 		}
 		pthread_mutex_unlock(&rf->mu);
@@ -135,8 +135,9 @@ restore_one(struct store_reader *r, size_t index, const struct ment *root,
 	else
 		strcpy(parent, ".");
 	if (fs_exists(dest)) {
-		snprintf(err, errlen, "%s exists; restore writes a file only "
-		    "where there is none", dest);
+		snprintf(err, errlen,
+		    "%s exists; restore writes a file only where there is none",
+		    dest);
 		free(parent);
 		return -1;
 	}
@@ -150,10 +151,12 @@ restore_one(struct store_reader *r, size_t index, const struct ment *root,
 	if (root->type == MENT_LINK)
 		rc = symlinkat(root->target, destfd, base);
 	else {
-		out = openat(destfd, base, O_WRONLY | O_CREAT | O_EXCL |
-		    O_CLOEXEC, 0600);
-		rc = out < 0 ? -1 : store_reader_copy(r, index, root, out, err,
-		    errlen);
+		out = openat(destfd, base,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		rc = -1;
+		if (out >= 0)
+			rc = store_reader_copy(r, index, root, out, err,
+			    errlen);
 		if (rc == 0)
 			rc = fsync(out);
 		if (out >= 0)
@@ -189,8 +192,10 @@ open_dest(const char *dest, char *err, size_t errlen)
 		n++;
 	closedir(d);
 	if (n > 2) {
-		snprintf(err, errlen, "%s is not empty; restore writes into an "
-		    "absent or empty directory", dest);
+		snprintf(err, errlen,
+		    "%s is not empty; restore writes into an absent or empty "
+		    "directory",
+		    dest);
 		return -1;
 	}
 	return open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -220,7 +225,7 @@ make_dirs(struct restore_files *rf, const struct manifest *t, char *err,
 			return -1;
 		}
 		rc = e->type == MENT_DIR ? mkdirat(dfd, base, 0700) :
-		    symlinkat(e->target, dfd, base);
+					   symlinkat(e->target, dfd, base);
 		if (rc != 0)
 			snprintf(err, errlen, "%s/%s: %s", rf->dest, e->path,
 			    strerror(errno));

@@ -142,14 +142,16 @@ store_load_ids(struct store *st, char *err, size_t errlen)
 
 	ids_free(st);
 	if (store_read_head(st, head, sizeof head) != 0) {
-		snprintf(err, errlen, "%s/HEAD: not a version id; the archive "
-		    "is damaged", st->dir);
+		snprintf(err, errlen,
+		    "%s/HEAD: not a version id; the archive is damaged",
+		    st->dir);
 		return -1;
 	}
 	if (head[0] == '\0')
 		return 0;
-	if ((fd = openat(st->dfd, "versions", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) < 0 || (d = fdopendir(fd)) == NULL) {
+	if ((fd = openat(st->dfd, "versions",
+		 O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (d = fdopendir(fd)) == NULL) {
 		snprintf(err, errlen, "%s/versions: %s", st->dir,
 		    strerror(errno));
 		if (fd >= 0)
@@ -167,8 +169,10 @@ store_load_ids(struct store *st, char *err, size_t errlen)
 	if (st->n > 0)
 		qsort(st->ids, st->n, sizeof *st->ids, id_cmp);
 	if (st->n == 0 || strcmp(st->ids[st->n - 1], head) != 0) {
-		snprintf(err, errlen, "%s: HEAD names %s, which is not in "
-		    "versions/; the archive is damaged", st->dir, head);
+		snprintf(err, errlen,
+		    "%s: HEAD names %s, which is not in versions/; the archive "
+		    "is damaged",
+		    st->dir, head);
 		return -1;
 	}
 	return 0;
@@ -191,8 +195,9 @@ lock_take(struct store *st, int op, char *err, size_t errlen)
 		}
 		usleep(100000);
 	}
-	snprintf(err, errlen, "%s is busy: another process has held its lock "
-	    "for %ds (a commit, a prune or a long restore); try again",
+	snprintf(err, errlen,
+	    "%s is busy: another process has held its lock for %ds (a commit, "
+	    "a prune or a long restore); try again",
 	    st->dir, STORE_LOCK_WAIT);
 	return -1;
 }
@@ -226,8 +231,10 @@ check_format(struct store *st, const char *archive_dir, char *err,
 	if (fs_read_file_at(st->dfd, "format", 256, &buf, &len) == 0) {
 		if (len != strlen(STORE_FORMAT) ||
 		    memcmp(buf, STORE_FORMAT, len) != 0) {
-			snprintf(err, errlen, "%s/format: not an understudy "
-			    "archive of a format this version reads", st->dir);
+			snprintf(err, errlen,
+			    "%s/format: not an understudy archive of a format "
+			    "this version reads",
+			    st->dir);
 			free(buf);
 			return -1;
 		}
@@ -236,7 +243,7 @@ check_format(struct store *st, const char *archive_dir, char *err,
 	}
 	if (errno == ENOENT && st->mode == STORE_DAEMON) {
 		if (fs_write_atomic_at(st->dfd, "format", STORE_FORMAT,
-		    strlen(STORE_FORMAT)) == 0)
+			strlen(STORE_FORMAT)) == 0)
 			return 0;
 		snprintf(err, errlen, "%s: cannot create the archive: %s",
 		    st->dir, strerror(errno));
@@ -250,8 +257,7 @@ check_format(struct store *st, const char *archive_dir, char *err,
 
 /* The source's directory, made for a daemon. */
 static int
-open_dir(struct store *st, const char *archive_dir, char *err,
-    size_t errlen)
+open_dir(struct store *st, const char *archive_dir, char *err, size_t errlen)
 {
 	if (st->mode == STORE_DAEMON && fs_mkdir_p(st->dir, 0700) != 0) {
 		snprintf(err, errlen, "%s: cannot create the archive: %s",
@@ -272,8 +278,7 @@ open_dir(struct store *st, const char *archive_dir, char *err,
 static int
 open_locks(struct store *st, char *err, size_t errlen)
 {
-	static const char *const dirs[] = { "versions", "tmp", "trash",
-	    NULL };
+	static const char *const dirs[] = { "versions", "tmp", "trash", NULL };
 	int i;
 
 	for (i = 0; st->mode != STORE_READ && dirs[i] != NULL; i++)
@@ -284,22 +289,28 @@ open_locks(struct store *st, char *err, size_t errlen)
 		}
 	if (st->mode == STORE_DAEMON) {
 		/* One daemon per archive, for as long as it runs. */
-		st->daemonfd = openat(st->dfd, "daemon.lock", O_RDWR |
-		    O_CREAT | O_CLOEXEC, 0600);
+		st->daemonfd = openat(st->dfd, "daemon.lock",
+		    O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (st->daemonfd < 0 ||
 		    flock(st->daemonfd, LOCK_EX | LOCK_NB) != 0) {
-			snprintf(err, errlen, "%s/daemon.lock: %s", st->dir,
-			    errno == EWOULDBLOCK ? "another pull-backup daemon "
-			    "runs on this archive; two writers are refused" :
-			    strerror(errno));
+			if (errno == EWOULDBLOCK)
+				snprintf(err, errlen,
+				    "%s/daemon.lock: another "
+				    "pull-backup daemon runs on this archive; "
+				    "two writers are refused",
+				    st->dir);
+			else
+				snprintf(err, errlen, "%s/daemon.lock: %s",
+				    st->dir, strerror(errno));
 			return -1;
 		}
 	}
-	st->lockfd = openat(st->dfd, "lock", (st->mode == STORE_READ ?
-	    O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0600);
+	st->lockfd = openat(st->dfd, "lock",
+	    (st->mode == STORE_READ ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC,
+	    0600);
 	if (st->lockfd < 0 && st->mode == STORE_READ && errno == ENOENT)
-		st->lockfd = openat(st->dfd, "lock", O_RDWR | O_CREAT |
-		    O_CLOEXEC, 0600);
+		st->lockfd = openat(st->dfd, "lock",
+		    O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (st->lockfd < 0) {
 		snprintf(err, errlen, "%s/lock: %s", st->dir, strerror(errno));
 		return -1;
@@ -356,8 +367,7 @@ store_manifest(const struct store *st, size_t index, struct manifest **out,
 
 	*out = NULL;
 	cp = xasprintf("%s.sha256", p);
-	if (fs_read_file_at(st->dfd, p, MANIFEST_MAX_BYTES, &buf, &len) !=
-	    0) {
+	if (fs_read_file_at(st->dfd, p, MANIFEST_MAX_BYTES, &buf, &len) != 0) {
 		snprintf(err, errlen, "version %s: %s/%s: %s", st->ids[index],
 		    st->dir, p, strerror(errno));
 		goto out;
@@ -369,8 +379,9 @@ store_manifest(const struct store *st, size_t index, struct manifest **out,
 		snprintf(err, errlen, "version %s: %s/%s: %s", st->ids[index],
 		    st->dir, cp, strerror(errno));
 	} else if (wlen < HASH_HEX_LEN || memcmp(want, hex, HASH_HEX_LEN)) {
-		snprintf(err, errlen, "version %s: its manifest is damaged "
-		    "(SHA-256 %.12s..., manifest.sha256 says %.12s...)",
+		snprintf(err, errlen,
+		    "version %s: its manifest is damaged (SHA-256 %.12s..., "
+		    "manifest.sha256 says %.12s...)",
 		    st->ids[index], hex, want);
 		free(want);
 	} else if (manifest_parse(buf, len, out, inner, sizeof inner) != 0) {

@@ -38,45 +38,45 @@ struct manifest;
 struct ment;
 
 enum store_mode {
-	STORE_READ,		/* list, restore, verify, export: shared lock */
-	STORE_WRITE,		/* prune: exclusive lock */
-	STORE_DAEMON,		/* the pull-backup daemon: creates, and takes
+	STORE_READ,   /* list, restore, verify, export: shared lock */
+	STORE_WRITE,  /* prune: exclusive lock */
+	STORE_DAEMON, /* the pull-backup daemon: creates, and takes
 				 * the exclusive lock around each commit and
 				 * prune */
 };
 
-#define STORE_LOCK_WAIT 120	/* seconds a verb waits for the lock */
+#define STORE_LOCK_WAIT 120 /* seconds a verb waits for the lock */
 
 struct store {
 	char *dir;
 	char *source;
 	enum store_mode mode;
-	int dfd;		/* dir: every name below is reached from it */
-	char **ids;		/* oldest first; ids[n-1] is HEAD */
+	int dfd;    /* dir: every name below is reached from it */
+	char **ids; /* oldest first; ids[n-1] is HEAD */
 	size_t n;
-	int lockfd;		/* "lock": shared by readers, exclusive by
+	int lockfd;      /* "lock": shared by readers, exclusive by
 				 * writers (flock: a dead holder frees it) */
-	int daemonfd;		/* "daemon.lock": one daemon at a time */
-	char *recovered;	/* what start-up recovery did, or NULL */
+	int daemonfd;    /* "daemon.lock": one daemon at a time */
+	char *recovered; /* what start-up recovery did, or NULL */
 };
 
 /* The daemon's files beside the versions. */
 enum store_file {
-	STORE_CURRENT,		/* current/: the newest version, served */
-	STORE_DELTAS,		/* deltas/: of the last pull, relayed */
-	STORE_SIGNATURES,	/* signatures/: made ahead (presign.h) */
-	STORE_HINTS,		/* delta-hints (hints.h) */
-	STORE_ATTEMPT,		/* attempt.json: a pull under way or failed */
-	STORE_PUSH,		/* push.json: what was pushed to importers */
-	STORE_LAST,		/* last-pull.json: the last pull's result */
-	STORE_TMP,		/* tmp/: temporaries, emptied at start-up */
+	STORE_CURRENT,    /* current/: the newest version, served */
+	STORE_DELTAS,     /* deltas/: of the last pull, relayed */
+	STORE_SIGNATURES, /* signatures/: made ahead (presign.h) */
+	STORE_HINTS,      /* delta-hints (hints.h) */
+	STORE_ATTEMPT,    /* attempt.json: a pull under way or failed */
+	STORE_PUSH,       /* push.json: what was pushed to importers */
+	STORE_LAST,       /* last-pull.json: the last pull's result */
+	STORE_TMP,        /* tmp/: temporaries, emptied at start-up */
 };
 
 struct version_info {
 	char id[32];
 	char time[32];
 	int64_t files, bytes;
-	int64_t stored;		/* bytes this version costs in the archive */
+	int64_t stored; /* bytes this version costs in the archive */
 };
 
 /* store.c */
@@ -106,9 +106,9 @@ int store_info(const struct store *, size_t index, struct version_info *,
 /* A commit of the next version: the trees to fill before it. */
 struct store_txn {
 	struct store *st;
-	char *staging;		/* the new version: made by the sync, which
+	char *staging; /* the new version: made by the sync, which
 				 * resumes it after a pull cut short */
-	char *deltas;		/* the deltas its files came by, kept for the
+	char *deltas;  /* the deltas its files came by, kept for the
 				 * reverse increments and the importers */
 };
 void store_begin(struct store *, struct store_txn *);
@@ -118,8 +118,8 @@ void store_begin(struct store *, struct store_txn *);
  * is its path (or NULL), for the caller to remove later (start-up removes
  * it if nobody does).  Ends the transaction when it succeeds; otherwise
  * the caller ends it with store_abort(). */
-int store_commit(struct store_txn *, const struct manifest *m,
-    char **replaced, char *err, size_t errlen);
+int store_commit(struct store_txn *, const struct manifest *m, char **replaced,
+    char *err, size_t errlen);
 /* End a transaction without a commit: the staging tree stays for a retry
  * to resume, or with drop it goes. */
 void store_abort(struct store_txn *, int drop);
@@ -132,8 +132,8 @@ int store_prune(struct store *, int64_t keep_last, int64_t older_than,
 
 /* reader.c: versions rebuilt file by file. */
 struct store_reader;
-struct store_reader *store_reader_new(const struct store *, char *err,
-    size_t errlen);
+struct store_reader *
+store_reader_new(const struct store *, char *err, size_t errlen);
 void store_reader_free(struct store_reader *);
 const struct manifest *store_reader_manifest(struct store_reader *,
     size_t index, char *err, size_t errlen);
@@ -143,14 +143,14 @@ int store_reader_content(struct store_reader *, size_t index,
     const struct ment *e, char *err, size_t errlen);
 /* The content of e at version index into out (or only hashed when out is
  * -1): 0 when it matches the manifest. */
-int store_reader_copy(struct store_reader *, size_t index,
-    const struct ment *e, int out, char *err, size_t errlen);
+int store_reader_copy(struct store_reader *, size_t index, const struct ment *e,
+    int out, char *err, size_t errlen);
 /* Rebuild and hash every file of version index; call bad() for each
  * damaged one.  Returns the number of bad entries. */
-typedef void (*store_bad_fn)(void *arg, const char *version,
-    const char *path, const char *why);
-int store_verify(const struct store *, size_t index, store_bad_fn,
-    void *arg, int64_t *files, int64_t *bytes);
+typedef void (*store_bad_fn)(void *arg, const char *version, const char *path,
+    const char *why);
+int store_verify(const struct store *, size_t index, store_bad_fn, void *arg,
+    int64_t *files, int64_t *bytes);
 
 /* restore.c */
 /* Write version index, or its subtree sub ("" or NULL for all), into dest:
@@ -180,13 +180,13 @@ int increment_build(struct store *, const struct manifest *old_m,
  * a reverse delta from the content sha next has in the newer version: an
  * fd to read it compressed, or -1 (errno ENOENT when there is none); its
  * path, for messages, in *path (to free either way). */
-int increment_open_full(const struct store *, const char *id,
-    const char *sha, char **path);
-int increment_open_rdelta(const struct store *, const char *id,
-    const char *sha, const char *next, char **path);
+int increment_open_full(const struct store *, const char *id, const char *sha,
+    char **path);
+int increment_open_rdelta(const struct store *, const char *id, const char *sha,
+    const char *next, char **path);
 /* Uncompress the increment at fd (which this takes) into sink, or, with
  * basefd >= 0, patch basefd with it into sink. */
-int increment_read(int fd, const char *path, int basefd, delta_sink,
-    void *arg, char *err, size_t errlen);
+int increment_read(int fd, const char *path, int basefd, delta_sink, void *arg,
+    char *err, size_t errlen);
 
 #endif

@@ -83,8 +83,9 @@ tarw_add(struct tarw *t, const struct ment *e, const char *path, int fd,
 		}
 		hash_final(&h, hex);
 		if (n != 0 || total != e->size || strcmp(hex, e->sha) != 0) {
-			snprintf(err, errlen, "%s does not match its SHA-256 in "
-			    "the archive%s%s", path, n < 0 ? ": " : "",
+			snprintf(err, errlen,
+			    "%s does not match its SHA-256 in the archive%s%s",
+			    path, n < 0 ? ": " : "",
 			    n < 0 ? strerror(errno) : "");
 			goto out;
 		}

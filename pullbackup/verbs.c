@@ -49,8 +49,7 @@ resolve(struct store *a, const char *at, size_t *idx)
 {
 	char err[512];
 
-	if (time_resolve(at, a->ids, a->n, time(NULL), idx, err,
-	    sizeof err) != 0) {
+	if (time_resolve(at, a->ids, a->n, time(NULL), idx, err, sizeof err)) {
 		fprintf(stderr, "pullbackup: source \"%s\": %s\n", a->source,
 		    err);
 		return -1;
@@ -90,8 +89,9 @@ pb_list(struct config *cf, int argc, char **argv)
 	if (fs_read_file(p, 1 << 16, &buf, &len) == 0) {
 		if (doc_parse(buf, len, &att, err, sizeof err) != 0 ||
 		    doc_get_str(att, "version") == NULL ||
-		    (store_head(a) != NULL && strcmp(doc_get_str(att,
-		    "version"), store_head(a)) <= 0)) {
+		    (store_head(a) != NULL &&
+			strcmp(doc_get_str(att, "version"), store_head(a)) <=
+			    0)) {
 			doc_free(att);
 			att = NULL;
 		}
@@ -106,6 +106,7 @@ pb_list(struct config *cf, int argc, char **argv)
 	if (att != NULL) {
 		const char *v = doc_get_str(att, "version");
 		const char *st = doc_get_str(att, "state");
+		const char *error = doc_get_str(att, "error");
 		char iso[32];
 		version_id_iso(v, iso, sizeof iso);
 		if (json != NULL) {
@@ -113,13 +114,12 @@ pb_list(struct config *cf, int argc, char **argv)
 			json_str(&j, "id", v);
 			json_str(&j, "time", iso);
 			json_str(&j, "state", st);
-			json_str(&j, "error", doc_get_str(att, "error"));
+			json_str(&j, "error", error);
 			json_obj_close(&j);
 		} else
 			printf("%-22s %-22s %-11s %8s %14s %14s%s%s\n", v, iso,
-			    st, "-", "-", "-", doc_get_str(att, "error") ?
-			    "  " : "", doc_get_str(att, "error") ?
-			    doc_get_str(att, "error") : "");
+			    st, "-", "-", "-", error != NULL ? "  " : "",
+			    error != NULL ? error : "");
 	}
 	for (i = a->n; i-- > 0;) {
 		if (store_info(a, i, &vi, err, sizeof err) != 0) {
@@ -161,7 +161,11 @@ struct changes {
 	size_t n[3];
 };
 
-enum { CH_ADDED, CH_CHANGED, CH_REMOVED };
+enum {
+	CH_ADDED,
+	CH_CHANGED,
+	CH_REMOVED
+};
 
 static void
 change_add(struct changes *c, int kind, const struct ment *e)
@@ -181,8 +185,8 @@ note_change(void *arg, const struct ment *o, const struct ment *n)
 	else if (n == NULL)
 		change_add(c, CH_REMOVED, o);
 	else if (o->type != n->type || o->mode != n->mode ||
-	    strcmp(o->sha, n->sha) != 0 || (o->type == MENT_LINK &&
-	    strcmp(o->target, n->target) != 0))
+	    strcmp(o->sha, n->sha) != 0 ||
+	    (o->type == MENT_LINK && strcmp(o->target, n->target) != 0))
 		change_add(c, CH_CHANGED, n);
 }
 
@@ -190,8 +194,8 @@ int
 pb_changed(struct config *cf, int argc, char **argv)
 {
 	const char *json = NULL, *since = NULL;
-	struct verb_opt opts[] = { { "json", 0, &json },
-	    { "since", 1, &since }, { NULL, 0, NULL } };
+	struct verb_opt opts[] = { { "json", 0, &json }, { "since", 1, &since },
+		{ NULL, 0, NULL } };
 	static const char *const kinds[3] = { "added", "changed", "removed" };
 	struct manifest *old = NULL, *new = NULL;
 	struct changes c;
@@ -287,18 +291,21 @@ pb_restore(struct config *cf, int argc, char **argv)
 	if (resolve(a, at, &idx) != 0)
 		goto out;
 	if (store_restore(a, idx, sub, pos[1], err, sizeof err) != 0) {
-		fprintf(stderr, "pullbackup: restoring version %s of \"%s\": "
-		    "%s\n", a->ids[idx], pos[0], err);
+		fprintf(stderr,
+		    "pullbackup: restoring version %s of \"%s\": %s\n",
+		    a->ids[idx], pos[0], err);
 		goto out;
 	}
 	store_info(a, idx, &vi, err, sizeof err);
 	if (sub != NULL && *sub != '\0')
-		printf("restored %s of version %s (%s) of \"%s\" into %s, every "
-		    "file verified\n", sub, vi.id, vi.time, source, pos[1]);
+		printf("restored %s of version %s (%s) of \"%s\" into %s, "
+		       "every file verified\n",
+		    sub, vi.id, vi.time, source, pos[1]);
 	else
 		printf("restored version %s (%s) of \"%s\" into %s: %lld "
-		    "files, %lld bytes, every file verified\n", vi.id, vi.time,
-		    source, pos[1], (long long)vi.files, (long long)vi.bytes);
+		       "files, %lld bytes, every file verified\n",
+		    vi.id, vi.time, source, pos[1], (long long)vi.files,
+		    (long long)vi.bytes);
 	rc = EXIT_OK;
 out:
 	store_close(a);
@@ -318,7 +325,7 @@ pb_verify(struct config *cf, int argc, char **argv)
 {
 	const char *at = NULL, *all = NULL;
 	struct verb_opt opts[] = { { "at", 1, &at }, { "all", 0, &all },
-	    { NULL, 0, NULL } };
+		{ NULL, 0, NULL } };
 	struct store *a;
 	char *pos[1];
 	size_t idx, first, last, i;
@@ -332,8 +339,10 @@ pb_verify(struct config *cf, int argc, char **argv)
 	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	if (a->n == 0) {
-		fprintf(stderr, "pullbackup: source \"%s\": the archive holds "
-		    "no version yet\n", pos[0]);
+		fprintf(stderr,
+		    "pullbackup: source \"%s\": the archive holds no version "
+		    "yet\n",
+		    pos[0]);
 		store_close(a);
 		return EXIT_FAILED;
 	}
@@ -351,16 +360,17 @@ pb_verify(struct config *cf, int argc, char **argv)
 		bad = store_verify(a, i, verify_bad, NULL, &files, &bytes);
 		if (bad == 0)
 			printf("version %s: %lld files, %lld bytes, all "
-			    "verified\n", a->ids[i], (long long)files,
-			    (long long)bytes);
+			       "verified\n",
+			    a->ids[i], (long long)files, (long long)bytes);
 		else
 			printf("version %s: %d bad\n", a->ids[i], bad);
 		total += bad;
 	}
 	store_close(a);
 	if (total > 0) {
-		fprintf(stderr, "pullbackup: source \"%s\": %d bad entries; see "
-		    "above\n", pos[0], total);
+		fprintf(stderr,
+		    "pullbackup: source \"%s\": %d bad entries; see above\n",
+		    pos[0], total);
 		return EXIT_FAILED;
 	}
 	return EXIT_OK;
@@ -371,8 +381,8 @@ pb_prune(struct config *cf, int argc, char **argv)
 {
 	const char *older = NULL, *keep = NULL, *dry = NULL;
 	struct verb_opt opts[] = { { "older-than", 1, &older },
-	    { "keep-last", 1, &keep }, { "dry-run", 0, &dry },
-	    { NULL, 0, NULL } };
+		{ "keep-last", 1, &keep }, { "dry-run", 0, &dry },
+		{ NULL, 0, NULL } };
 	const struct source_conf *sc;
 	struct store *a;
 	char err[1024], *pos[1], **gone, iso[32], *end;
@@ -384,38 +394,39 @@ pb_prune(struct config *cf, int argc, char **argv)
 		return EXIT_USAGE;
 	if (rc != 1)
 		return usage_error("prune SOURCE [--older-than AGE] "
-		    "[--keep-last N] [--dry-run]");
+				   "[--keep-last N] [--dry-run]");
 	if (older != NULL && age_parse(older, &older_than) != 0)
 		return usage_error("prune: --older-than takes an age like 2W");
 	if (keep != NULL) {
 		errno = 0;
 		keep_last = strtoll(keep, &end, 10);
 		if (errno != 0 || *end != '\0' || keep_last < 1)
-			return usage_error("prune: --keep-last takes a number, "
-			    "at least 1");
+			return usage_error(
+			    "prune: --keep-last takes a number, at least 1");
 	}
-	if (older == NULL && keep == NULL && (sc = config_source(cf,
-	    pos[0])) != NULL) {
+	if (older == NULL && keep == NULL &&
+	    (sc = config_source(cf, pos[0])) != NULL) {
 		/* Without options: the source's retention. */
 		older_than = sc->older_than;
 		keep_last = sc->keep_last;
 		if (older_than == 0 && keep_last == 0)
-			return usage_error("prune: give --older-than or "
-			    "--keep-last (source \"%s\" has no retention)",
+			return usage_error(
+			    "prune: give --older-than or --keep-last (source "
+			    "\"%s\" has no retention)",
 			    pos[0]);
 	}
 	if ((rc = open_source(cf, pos[0], dry ? STORE_READ : STORE_WRITE,
-	    &a)) != 0)
+		 &a)) != 0)
 		return rc;
-	if (store_prune(a, keep_last, older_than, dry != NULL, &gone,
-	    &ngone, err, sizeof err) != 0) {
+	if (store_prune(a, keep_last, older_than, dry != NULL, &gone, &ngone,
+		err, sizeof err) != 0) {
 		fprintf(stderr, "pullbackup: prune: %s\n", err);
 		rc = EXIT_FAILED;
 	}
 	for (i = 0; i < ngone; i++) {
 		version_id_iso(gone[i], iso, sizeof iso);
-		printf("%s version %s (%s)\n", dry ? "would remove" :
-		    "removed", gone[i], iso);
+		printf("%s version %s (%s)\n", dry ? "would remove" : "removed",
+		    gone[i], iso);
 		free(gone[i]);
 	}
 	free(gone);
@@ -430,7 +441,8 @@ pb_export(struct config *cf, int argc, char **argv)
 {
 	const char *at = NULL, *format = "tar", *output = NULL;
 	struct verb_opt opts[] = { { "at", 1, &at }, { "format", 1, &format },
-	    { "o", 1, &output }, { "output", 1, &output }, { NULL, 0, NULL } };
+		{ "o", 1, &output }, { "output", 1, &output },
+		{ NULL, 0, NULL } };
 	struct store_reader *r = NULL;
 	const struct manifest *m;
 	struct store *a;
@@ -442,13 +454,13 @@ pb_export(struct config *cf, int argc, char **argv)
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
 		return EXIT_USAGE;
 	if (rc != 1 || at == NULL)
-		return usage_error("export SOURCE --at TIME [--format "
-		    "tar|tar.gz] [-o FILE]");
+		return usage_error(
+		    "export SOURCE --at TIME [--format tar|tar.gz] [-o FILE]");
 	if (strcmp(format, "tar") != 0 && strcmp(format, "tar.gz") != 0)
 		return usage_error("export: --format takes tar or tar.gz");
 	if (output == NULL && isatty(STDOUT_FILENO))
 		return usage_error("export: will not write an archive to a "
-		    "terminal; use -o FILE or a pipe");
+				   "terminal; use -o FILE or a pipe");
 	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	rc = EXIT_FAILED;
@@ -459,7 +471,7 @@ pb_export(struct config *cf, int argc, char **argv)
 		 * that looks like a good one. */
 		tmp = xasprintf("%s.tmp.%d", output, (int)getpid());
 		if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0644)) < 0) {
+			 0644)) < 0) {
 			fprintf(stderr, "pullbackup: %s: %s\n", output,
 			    strerror(errno));
 			goto out;
@@ -468,12 +480,13 @@ pb_export(struct config *cf, int argc, char **argv)
 	if ((r = store_reader_new(a, err, sizeof err)) == NULL ||
 	    (m = store_reader_manifest(r, idx, err, sizeof err)) == NULL ||
 	    (t = tarw_open(fd, strcmp(format, "tar.gz") == 0, err,
-	    sizeof err)) == NULL)
+		 sizeof err)) == NULL)
 		goto fail;
 	for (i = 0; i < m->n; i++) {
 		in = -1;
-		if (m->e[i].type == MENT_FILE && (in = store_reader_content(r,
-		    idx, &m->e[i], err, sizeof err)) < 0)
+		if (m->e[i].type == MENT_FILE &&
+		    (in = store_reader_content(r, idx, &m->e[i], err,
+			 sizeof err)) < 0)
 			goto fail;
 		rc = tarw_add(t, &m->e[i], m->e[i].path, in, err, sizeof err);
 		if (in >= 0)
@@ -489,16 +502,17 @@ pb_export(struct config *cf, int argc, char **argv)
 		rc = EXIT_FAILED;
 		goto fail;
 	}
-	if (output != NULL && (fsync(fd) != 0 || close(fd) != 0 ||
-	    rename(tmp, output) != 0)) {
+	if (output != NULL &&
+	    (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, output) != 0)) {
 		fd = -1;
 		snprintf(err, sizeof err, "%s: %s", output, strerror(errno));
 		goto fail;
 	}
 	fd = -1;
 	if (output != NULL)
-		fprintf(stderr, "exported version %s of \"%s\" to %s (%s): "
-		    "%lld files, %lld bytes, every file verified\n",
+		fprintf(stderr,
+		    "exported version %s of \"%s\" to %s (%s): %lld files, "
+		    "%lld bytes, every file verified\n",
 		    a->ids[idx], pos[0], output, format, (long long)m->files,
 		    (long long)m->bytes);
 	rc = EXIT_OK;
@@ -525,8 +539,8 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 {
 	const char *output = NULL, *since = NULL, *latest = NULL;
 	struct verb_opt opts[] = { { "o", 1, &output },
-	    { "output", 1, &output }, { "since", 1, &since },
-	    { "latest", 1, &latest }, { NULL, 0, NULL } };
+		{ "output", 1, &output }, { "since", 1, &since },
+		{ "latest", 1, &latest }, { NULL, 0, NULL } };
 	struct store *a;
 	char err[1024], *pos[1], *dst, *tmp, *end;
 	size_t first = 0, idx, i, made = 0, kept = 0;
@@ -536,8 +550,8 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
 		return EXIT_USAGE;
 	if (rc != 1 || output == NULL)
-		return usage_error("vc-export SOURCE -o DIR [--since TIME] "
-		    "[--latest N]");
+		return usage_error(
+		    "vc-export SOURCE -o DIR [--since TIME] [--latest N]");
 	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
 	rc = EXIT_FAILED;
@@ -551,8 +565,8 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 		n = strtoll(latest, &end, 10);
 		if (errno != 0 || *end != '\0' || n < 1) {
 			store_close(a);
-			return usage_error("vc-export: --latest takes a number, "
-			    "at least 1");
+			return usage_error(
+			    "vc-export: --latest takes a number, at least 1");
 		}
 		if ((size_t)n < a->n - first)
 			first = a->n - (size_t)n;
@@ -567,10 +581,12 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 		tmp = xasprintf("%s/.%s.tmp", output, a->ids[i]);
 		if (fs_exists(dst)) {
 			kept++;
-		} else if (fs_rm_rf(tmp) != 0 || store_restore(a, i, NULL,
-		    tmp, err, sizeof err) != 0 || rename(tmp, dst) != 0) {
-			fprintf(stderr, "pullbackup: vc-export of version %s: "
-			    "%s\n", a->ids[i], err[0] ? err : strerror(errno));
+		} else if (fs_rm_rf(tmp) != 0 ||
+		    store_restore(a, i, NULL, tmp, err, sizeof err) != 0 ||
+		    rename(tmp, dst) != 0) {
+			fprintf(stderr,
+			    "pullbackup: vc-export of version %s: %s\n",
+			    a->ids[i], err[0] ? err : strerror(errno));
 			fs_rm_rf(tmp);
 			free(dst);
 			free(tmp);
@@ -583,8 +599,9 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 		free(tmp);
 	}
 	fs_fsync_dir(output);
-	fprintf(stderr, "vc-export of \"%s\": %zu version(s) written, %zu "
-	    "already there\n", pos[0], made, kept);
+	fprintf(stderr,
+	    "vc-export of \"%s\": %zu version(s) written, %zu already there\n",
+	    pos[0], made, kept);
 	rc = EXIT_OK;
 out:
 	store_close(a);
@@ -633,8 +650,9 @@ pb_catalog(struct config *cf, int argc, char **argv)
 		yaml_str(b, "id", vi.id);
 		evbuffer_add_printf(b, "\n    ");
 		yaml_str(b, "time", vi.time);
-		evbuffer_add_printf(b, "\n    newest: %s\n    files: %lld\n"
-		    "    bytes: %lld\n    stored_bytes: %lld\n    manifest:%s\n",
+		evbuffer_add_printf(b,
+		    "\n    newest: %s\n    files: %lld\n    bytes: %lld\n    "
+		    "stored_bytes: %lld\n    manifest:%s\n",
 		    i + 1 == a->n ? "true" : "false", (long long)vi.files,
 		    (long long)vi.bytes, (long long)vi.stored,
 		    m->n ? "" : " []");
@@ -642,14 +660,17 @@ pb_catalog(struct config *cf, int argc, char **argv)
 			e = &m->e[k];
 			evbuffer_add_printf(b, "      - {");
 			yaml_str(b, "path", e->path);
-			evbuffer_add_printf(b, ", type: %s, mode: \"%04o\", "
-			    "mtime: %lld.%09ld", e->type == MENT_FILE ? "file" :
-			    e->type == MENT_DIR ? "dir" : "symlink",
+			evbuffer_add_printf(b,
+			    ", type: %s, mode: \"%04o\", mtime: %lld.%09ld",
+			    e->type == MENT_FILE    ? "file" :
+				e->type == MENT_DIR ? "dir" :
+						      "symlink",
 			    (unsigned)e->mode, (long long)e->mtime_sec,
 			    e->mtime_nsec);
 			if (e->type == MENT_FILE)
-				evbuffer_add_printf(b, ", size: %lld, sha256: "
-				    "%s", (long long)e->size, e->sha);
+				evbuffer_add_printf(b,
+				    ", size: %lld, sha256: %s",
+				    (long long)e->size, e->sha);
 			if (e->type == MENT_LINK) {
 				evbuffer_add_printf(b, ", ");
 				yaml_str(b, "target", e->target);

@@ -82,8 +82,9 @@ fixture_loop(struct event_base *base, int (*done)(void *), void *arg,
 			break;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec -
-		    t0.tv_nsec) / 1e9 > secs)
+		if ((double)(t.tv_sec - t0.tv_sec) +
+			(double)(t.tv_nsec - t0.tv_nsec) / 1e9 >
+		    secs)
 			break;
 		event_base_loop(base, EVLOOP_ONCE);
 	}

@@ -49,13 +49,9 @@ main(void)
 
 	/* Valid, for each role, with relative paths resolved. */
 	cf = load(ROLE_EXPORTER,
-	    "source: db\n"
-	    "listen: 127.0.0.1:7401\n"
-	    "state_dir: state\n"
-	    "export_command: [./hook, /srv/app.db]\n"
-	    "schedule: \"15 3 * * *\"\n"
-	    "notify: [http://127.0.0.1:7402]\n"
-	    "token_file: token\n");
+	    "source: db\nlisten: 127.0.0.1:7401\nstate_dir: "
+	    "state\nexport_command: [./hook, /srv/app.db]\nschedule: \"15 3 * "
+	    "* *\"\nnotify: [http://127.0.0.1:7402]\ntoken_file: token\n");
 	CHECK(cf != NULL);
 	if (cf != NULL) {
 		CHECK_STR(cf->source, "db");
@@ -71,14 +67,10 @@ main(void)
 	} else
 		fprintf(stderr, "%s\n", err);
 	cf = load(ROLE_PULLBACKUP,
-	    "listen: 127.0.0.1:7402\n"
-	    "archive_dir: /var/lib/a\n"
-	    "token_file: token\n"
-	    "sources:\n"
-	    "  db:\n"
-	    "    exporter: http://127.0.0.1:7401\n"
-	    "    importers: [http://127.0.0.1:7403, http://10.0.0.2:7403/]\n"
-	    "    retention: {older_than: 2W, keep_last: 3}\n");
+	    "listen: 127.0.0.1:7402\narchive_dir: /var/lib/a\ntoken_file: "
+	    "token\nsources:\n  db:\n    exporter: http://127.0.0.1:7401\n    "
+	    "importers: [http://127.0.0.1:7403, http://10.0.0.2:7403/]\n    "
+	    "retention: {older_than: 2W, keep_last: 3}\n");
 	CHECK(cf != NULL);
 	if (cf != NULL) {
 		CHECK(cf->nsources == 1);
@@ -90,65 +82,61 @@ main(void)
 	} else
 		fprintf(stderr, "%s\n", err);
 	cf = load(ROLE_IMPORTER,
-	    "listen: 127.0.0.1:7403\n"
-	    "state_dir: /var/lib/i\n"
-	    "token_file: token\n"
-	    "sources:\n"
-	    "  db:\n"
-	    "    pullbackup: http://127.0.0.1:7402\n"
-	    "    import_command: [/usr/bin/true]\n");
+	    "listen: 127.0.0.1:7403\nstate_dir: /var/lib/i\ntoken_file: "
+	    "token\nsources:\n  db:\n    pullbackup: http://127.0.0.1:7402\n   "
+	    " import_command: [/usr/bin/true]\n");
 	CHECK(cf != NULL);
 	config_free(cf);
 
 	/* Errors, each with its position. */
 	expect_error(ROLE_EXPORTER, "source: db\nlistne: 1.2.3.4:5\n", "2:1",
 	    "unknown key \"listne\"");
-	expect_error(ROLE_EXPORTER,
-	    "source: db\nlisten: [a, b]\n", "2:9", "\"listen\" must be");
+	expect_error(ROLE_EXPORTER, "source: db\nlisten: [a, b]\n", "2:9",
+	    "\"listen\" must be");
 	expect_error(ROLE_EXPORTER, "source: db\nlisten: 127.0.0.1:99999\n",
 	    "2:9", "bad port");
 	expect_error(ROLE_EXPORTER, "source: db\n", "1:1",
 	    "missing required key \"listen\"");
 	expect_error(ROLE_EXPORTER, "source: db\nsource: x\n", "2:1",
 	    "given twice");
-	expect_error(ROLE_EXPORTER, "a: [1, 2\n", "2:1", "did not find expected");
+	expect_error(ROLE_EXPORTER, "a: [1, 2\n", "2:1",
+	    "did not find expected");
 	expect_error(ROLE_EXPORTER, "- just\n- a list\n", "1:1", "mapping");
 	snprintf(text, sizeof text,
-	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\n"
-	    "export_command: [x]\nschedule: sometimes\n"
-	    "notify: [http://h:1]\ntoken_file: token\n");
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nschedule: sometimes\nnotify: [http://h:1]\ntoken_file: "
+	    "token\n");
 	expect_error(ROLE_EXPORTER, text, "5:11", "neither an interval");
 	snprintf(text, sizeof text,
-	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\n"
-	    "export_command: [x]\nnotify: [ftp://h:1]\ntoken_file: token\n");
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [ftp://h:1]\ntoken_file: token\n");
 	expect_error(ROLE_EXPORTER, text, "5:10", "must be a URL");
 	snprintf(text, sizeof text,
-	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\n"
-	    "export_command: [x]\nnotify: [https://h:1]\n"
-	    "token_file: token\n");
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [https://h:1]\ntoken_file: token\n");
 	expect_error(ROLE_EXPORTER, text, "5:10", "https is not supported");
 	snprintf(text, sizeof text,
-	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\n"
-	    "export_command: [x]\nnotify: [http://h:1]\n"
-	    "token_file: missing-token\n");
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://h:1]\ntoken_file: missing-token\n");
 	expect_error(ROLE_EXPORTER, text, "6:13", "No such file");
 	unit_write(tok, "short\n");
 	snprintf(text, sizeof text,
-	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\n"
-	    "export_command: [x]\nnotify: [http://h:1]\ntoken_file: token\n");
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://h:1]\ntoken_file: token\n");
 	expect_error(ROLE_EXPORTER, text, "6:13", "too short");
 	expect_error(ROLE_PULLBACKUP,
-	    "listen: 127.0.0.1:1\narchive_dir: a\ntoken_file: token\n"
-	    "sources:\n  \"../x\": {exporter: http://h:1}\n", "5:3",
-	    "bad source name");
+	    "listen: 127.0.0.1:1\narchive_dir: a\ntoken_file: "
+	    "token\nsources:\n  \"../x\": {exporter: http://h:1}\n",
+	    "5:3", "bad source name");
 	expect_error(ROLE_PULLBACKUP,
-	    "listen: 127.0.0.1:1\narchive_dir: a\ntoken_file: token\n"
-	    "sources:\n  db:\n    exporter: http://h:1\n"
-	    "    retention: {keep_last: -1}\n", "7:28", "keep_last");
+	    "listen: 127.0.0.1:1\narchive_dir: a\ntoken_file: "
+	    "token\nsources:\n  db:\n    exporter: http://h:1\n    retention: "
+	    "{keep_last: -1}\n",
+	    "7:28", "keep_last");
 	expect_error(ROLE_IMPORTER,
-	    "listen: 127.0.0.1:1\nstate_dir: s\ntoken_file: token\n"
-	    "sources:\n  db:\n    pullbackup: http://h:1\n", "6:5",
-	    "missing required key \"import_command\"");
+	    "listen: 127.0.0.1:1\nstate_dir: s\ntoken_file: token\nsources:\n  "
+	    "db:\n    pullbackup: http://h:1\n",
+	    "6:5", "missing required key \"import_command\"");
 	expect_error(ROLE_EXPORTER, "x: &a [1]\ny: *a\n", "2:4", "aliases");
 
 	/* A missing file. */
@@ -157,7 +145,7 @@ main(void)
 		char missing[4200];
 		snprintf(missing, sizeof missing, "%s/nope.yaml", dir);
 		CHECK(config_load(missing, ROLE_EXPORTER, &c2, err,
-		    sizeof err) != 0);
+			  sizeof err) != 0);
 		CHECK_CONTAINS(err, "nope.yaml: cannot read the configuration");
 	}
 	fs_rm_rf(dir);

@@ -14,17 +14,6 @@
 #include "unit.h"
 
 static char dir[4096];
-static uint64_t rng = 88172645463325252ull;
-
-static uint64_t
-next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 /* Write len pseudo-random bytes (seeded) to fd. */
 static void
 put_random(int fd, size_t len, uint64_t seed)
@@ -32,11 +21,11 @@ put_random(int fd, size_t len, uint64_t seed)
 	static unsigned char buf[1 << 16];
 	size_t i, n;
 
-	rng = seed;
+	unit_rng = seed;
 	while (len > 0) {
 		n = len < sizeof buf ? len : sizeof buf;
 		for (i = 0; i < n; i += 8) {
-			uint64_t r = next_rand();
+			uint64_t r = unit_rand();
 			memcpy(buf + i, &r, n - i < 8 ? n - i : 8);
 		}
 		fs_write_all(fd, buf, n);
@@ -95,8 +84,7 @@ reverse_of(const char *what, int dfd)
 	if (rc != 0)
 		fprintf(stderr, "reverse \"%s\": %s\n", what, err);
 	lseek(rfd, 0, SEEK_SET);
-	rc = delta_patch_fd(newfd, rfd, delta_sink_fd, &outfd, err,
-	    sizeof err);
+	rc = delta_patch_fd(newfd, rfd, delta_sink_fd, &outfd, err, sizeof err);
 	CHECK(rc == 0);
 	file_hash("old", a);
 	file_hash("back", b);
@@ -136,16 +124,16 @@ roundtrip_block(const char *what, size_t block)
 		struct evbuffer *two = evbuffer_new(), *one = evbuffer_new();
 		delta_split_min = 1;
 		CHECK(delta_signature(oldfd, block, delta_sink_evbuffer, two,
-		    err, sizeof err) == 0);
+			  err, sizeof err) == 0);
 		CHECK(delta_signature_alone(oldfd, block, delta_sink_evbuffer,
-		    one, err, sizeof err) == 0);
+			  one, err, sizeof err) == 0);
 		delta_split_min = DELTA_SPLIT_MIN;
 		CHECK(evbuffer_get_length(two) == evbuffer_get_length(sig) &&
 		    memcmp(evbuffer_pullup(two, -1), evbuffer_pullup(sig, -1),
-		    evbuffer_get_length(sig)) == 0);
+			evbuffer_get_length(sig)) == 0);
 		CHECK(evbuffer_get_length(one) == evbuffer_get_length(sig) &&
 		    memcmp(evbuffer_pullup(one, -1), evbuffer_pullup(sig, -1),
-		    evbuffer_get_length(sig)) == 0);
+			evbuffer_get_length(sig)) == 0);
 		evbuffer_free(two);
 		evbuffer_free(one);
 	}
@@ -158,8 +146,8 @@ roundtrip_block(const char *what, size_t block)
 	/* Feed the patch in uneven pieces, as the network would. */
 	dp = delta_patch_new(oldfd, delta_sink_fd, &outfd);
 	while ((n = read(dfd, buf, chunk)) > 0) {
-		CHECK(delta_patch_feed(dp, buf, (size_t)n, err,
-		    sizeof err) == 0);
+		CHECK(
+		    delta_patch_feed(dp, buf, (size_t)n, err, sizeof err) == 0);
 		chunk = chunk * 3 % sizeof buf + 1;
 	}
 	CHECK(delta_patch_finish(dp, err, sizeof err) == 0);
@@ -187,12 +175,13 @@ roundtrip_block(const char *what, size_t block)
 			fprintf(stderr, "%s in halves: %s\n", what, err);
 		lseek(d2, 0, SEEK_SET);
 		CHECK(delta_patch_fd(oldfd, d2, delta_sink_fd, &o2, err,
-		    sizeof err) == 0);
+			  sizeof err) == 0);
 		file_hash("out2", b);
 		CHECK(strcmp(a, b) == 0);
 		fstat(d2, &st2);
-		CHECK(st2.st_size <= st.st_size + (off_t)(block != 0 ? block :
-		    delta_block_default(fsize(oldfd))) + 16);
+		if (block == 0)
+			block = delta_block_default(fsize(oldfd));
+		CHECK(st2.st_size <= st.st_size + (off_t)block + 16);
 		reverse_of(what, d2);
 		close(d2);
 		close(spill);
@@ -223,8 +212,10 @@ put_lines(const char *name, int seed)
 	int fd = openw(name), i;
 
 	for (i = 0; i < 4 * 10486; i++) {
-		snprintf(line, sizeof line, "%-99d\n", (i * 7919) % 100003 +
-		    (seed != 0 && (i * 31 + seed) % 100 == 0 ? 1000000 : 0));
+		snprintf(line, sizeof line, "%-99d\n",
+		    (i * 7919) % 100003 +
+			(seed != 0 && (i * 31 + seed) % 100 == 0 ? 1000000 :
+								   0));
 		fs_write_all(fd, line, 100);
 	}
 	close(fd);
@@ -270,8 +261,10 @@ blocks(void)
 	b = delta_block_choose(4 * 10486 * 100, DELTA_BLOCK_COLD,
 	    (double)cold / (4 * 10486 * 100));
 	warm = roundtrip_block("scattered, warm", b);
-	fprintf(stderr, "scattered 1%% change of 4 MiB: %ld bytes with %u "
-	    "byte blocks, %ld with %zu\n", cold, DELTA_BLOCK_COLD, warm, b);
+	fprintf(stderr,
+	    "scattered 1%% change of 4 MiB: %ld bytes with %u byte blocks, %ld "
+	    "with %zu\n",
+	    cold, DELTA_BLOCK_COLD, warm, b);
 	CHECK(b < DELTA_BLOCK_COLD);
 	CHECK(warm * 2 < cold);
 }
@@ -346,7 +339,7 @@ main(int argc, char **argv)
 		delta_patch_free(dp);
 		dp = delta_patch_new(oldfd, delta_sink_fd, &outfd);
 		CHECK(delta_patch_feed(dp, "\x72\x73\x02\x36", 4, err,
-		    sizeof err) == 0);
+			  sizeof err) == 0);
 		CHECK(delta_patch_finish(dp, err, sizeof err) != 0);
 		delta_patch_free(dp);
 		close(oldfd);
@@ -355,7 +348,7 @@ main(int argc, char **argv)
 	/* A bad signature is refused. */
 	fd = openr("new");
 	CHECK(delta_compute("nonsense", 8, fd, delta_sink_fd, &fd, err,
-	    sizeof err) != 0);
+		  sizeof err) != 0);
 	CHECK_CONTAINS(err, "signature");
 	close(fd);
 

@@ -11,15 +11,16 @@ main(void)
 {
 	struct hook_result r;
 	char *env[] = { "UNDERSTUDY_VERSION=20261121T000000.000Z",
-	    "UNDERSTUDY_SOURCE=db", NULL };
+		"UNDERSTUDY_SOURCE=db", NULL };
 	char *noenv[] = { NULL };
 	time_t start;
 
 	log_init("test", LOG_LEVEL_WARN);
 
 	char *ok[] = { "/bin/sh", "-c",
-	    "echo \"v=$UNDERSTUDY_VERSION s=$UNDERSTUDY_SOURCE\"; "
-	    "echo to-stderr >&2; test -n \"$PATH\"", NULL };
+		"echo \"v=$UNDERSTUDY_VERSION s=$UNDERSTUDY_SOURCE\"; echo "
+		"to-stderr >&2; test -n \"$PATH\"",
+		NULL };
 	CHECK(hook_run(ok, env, 10, "hook", &r) == 0);
 	CHECK(r.ok && r.exit_code == 0);
 	CHECK_CONTAINS(r.output, "v=20261121T000000.000Z s=db");
@@ -70,8 +71,8 @@ main(void)
 
 	/* Only the tail of a long output is kept. */
 	char *loud[] = { "/bin/sh", "-c",
-	    "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done",
-	    NULL };
+		"i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done",
+		NULL };
 	CHECK(hook_run(loud, noenv, 30, "hook", &r) == 0);
 	CHECK(strlen(r.output) <= HOOK_OUTPUT_MAX);
 	CHECK_CONTAINS(r.output, "line 2999\n");

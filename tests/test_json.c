@@ -15,7 +15,7 @@ parse(struct evbuffer *b)
 	char err[256];
 
 	if (doc_parse((const char *)evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b), &d, err, sizeof err) != 0)
+		evbuffer_get_length(b), &d, err, sizeof err) != 0)
 		fprintf(stderr, "parse: %s\n", err);
 	return d;
 }
@@ -41,7 +41,7 @@ main(void)
 	int64_t n;
 	int flag;
 	const char *tricky = "quote\" backslash\\ newline\n tab\t bell\a "
-	    "caf\xc3\xa9 bad\xff\xfe end";
+			     "caf\xc3\xa9 bad\xff\xfe end";
 	char deep[200];
 
 	log_init("test", LOG_LEVEL_WARN);
@@ -64,8 +64,9 @@ main(void)
 	CHECK(doc_get_i64(d, "proto", &n) == 0 && n == 1);
 	CHECK(doc_get_i64(d, "neg", &n) == 0 && n == -42);
 	CHECK(doc_get_bool(d, "t", &flag) == 0 && flag == 1);
-	CHECK_STR(doc_get_str(d, "s"), "quote\" backslash\\ newline\n tab\t "
-	    "bell\a caf\xc3\xa9 bad\xef\xbf\xbd\xef\xbf\xbd end");
+	CHECK_STR(doc_get_str(d, "s"),
+	    "quote\" backslash\\ newline\n tab\t bell\a caf\xc3\xa9 "
+	    "bad\xef\xbf\xbd\xef\xbf\xbd end");
 	arr = doc_get(d, "list");
 	CHECK(arr != NULL && arr->type == DOC_SEQ && arr->n == 2);
 	CHECK(arr != NULL && arr->n == 2 &&

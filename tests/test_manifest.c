@@ -50,7 +50,10 @@ note_diff(void *arg, const struct ment *o, const struct ment *n)
 
 	(void)arg;
 	snprintf(diffs + len, sizeof diffs - len, "%c %s\n",
-	    o == NULL ? '+' : n == NULL ? '-' : '~', o ? o->path : n->path);
+	    o == NULL     ? '+' :
+		n == NULL ? '-' :
+			    '~',
+	    o ? o->path : n->path);
 }
 
 /* The import hook's lists come from this: every path that is not the
@@ -58,24 +61,18 @@ note_diff(void *arg, const struct ment *o, const struct ment *n)
 static void
 test_diff(void)
 {
-	static const char old[] = HEAD "entries 7\n"
-	    "F 0644 1 1.000000000 " SHA " a\n"
-	    "F 0644 1 1.000000000 " SHA " b\n"
-	    "L 0777 1 1.000000000 - c x\n"
-	    "D 0755 0 1.000000000 - d\n"
-	    "F 0644 1 1.000000000 " SHA " m\n"
-	    "F 0644 1 1.000000000 " SHA " t\n"
-	    "L 0777 1 1.000000000 - u x\n"
-	    "end\n";
-	static const char new[] = HEAD "entries 7\n"
-	    "F 0644 1 1.000000000 " SHA " a\n"
-	    "F 0644 1 1.000000000 " SHA2 " b\n"
-	    "D 0755 0 1.000000000 - c\n"
-	    "F 0644 1 1.000000000 " SHA " e\n"
-	    "F 0600 1 1.000000000 " SHA " m\n"
-	    "F 0644 1 1.000000001 " SHA " t\n"
-	    "L 0777 1 1.000000000 - u y\n"
-	    "end\n";
+	static const char old[] = HEAD
+	    "entries 7\nF 0644 1 1.000000000 " SHA
+	    " a\nF 0644 1 1.000000000 " SHA
+	    " b\nL 0777 1 1.000000000 - c x\nD 0755 0 1.000000000 - d\nF 0644 "
+	    "1 1.000000000 " SHA " m\nF 0644 1 1.000000000 " SHA
+	    " t\nL 0777 1 1.000000000 - u x\nend\n";
+	static const char new[] = HEAD
+	    "entries 7\nF 0644 1 1.000000000 " SHA
+	    " a\nF 0644 1 1.000000000 " SHA2
+	    " b\nD 0755 0 1.000000000 - c\nF 0644 1 1.000000000 " SHA
+	    " e\nF 0600 1 1.000000000 " SHA " m\nF 0644 1 1.000000001 " SHA
+	    " t\nL 0777 1 1.000000000 - u y\nend\n";
 	struct manifest *a = NULL, *b = NULL;
 	char err[512];
 
@@ -113,7 +110,7 @@ scan_hashed(const char *d, const char *cache, struct manifest **m)
 
 	*m = NULL;
 	CHECK(manifest_scan_cached(d, "db", "20261121T194108.123Z", cache, m,
-	    &hashed, err, sizeof err) == 0);
+		  &hashed, err, sizeof err) == 0);
 	return hashed;
 }
 
@@ -138,9 +135,10 @@ test_hash_cache(void)
 	CHECK(scan_hashed(d, cache, &m) == 1);
 	manifest_free(m);
 	CHECK(scan_hashed(d, cache, &m) == 0);
-	CHECK(m != NULL && m->n == 1 && strcmp(m->e[0].sha,
-	    "61be55a8e2f6b4e172338bddf184d6dbee29c98853e0a0485ecee7f27b9af0b4")
-	    == 0);
+	CHECK(m != NULL && m->n == 1 &&
+	    strcmp(m->e[0].sha,
+		"61be55a8e2f6b4e172338bddf184d6dbee29c98853e0a0485ecee7f27b9af0"
+		"b4") == 0);
 	manifest_free(m);
 	/* f deleted, and a new file of the same size and mtime given its
 	 * inode number: its birth time tells it from f. */
@@ -160,14 +158,16 @@ test_hash_cache(void)
 		}
 	}
 	if (st.st_ino != ino) {
-		fprintf(stderr, "note: the filesystem gave no inode number "
-		    "again; the reuse case is not checked here\n");
+		fprintf(stderr,
+		    "note: the filesystem gave no inode number again; the "
+		    "reuse case is not checked here\n");
 		return;
 	}
 	CHECK(scan_hashed(d, cache, &m) == 1);
-	CHECK(m != NULL && m->n == 1 && strcmp(m->e[0].sha,
-	    "81cc5b17018674b401b42f35ba07bb79e211239c23bffe658da1577e3e646877")
-	    == 0);
+	CHECK(m != NULL && m->n == 1 &&
+	    strcmp(m->e[0].sha,
+		"81cc5b17018674b401b42f35ba07bb79e211239c23bffe658da1577e3e6468"
+		"77") == 0);
 	manifest_free(m);
 }
 
@@ -199,7 +199,7 @@ main(void)
 	chmod(p, 0640);
 
 	CHECK(manifest_scan(dir, "db", "20261121T194108.123Z", &m, err,
-	    sizeof err) == 0);
+		  sizeof err) == 0);
 	if (m == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -212,8 +212,10 @@ main(void)
 	e = manifest_find(m, "a.txt");
 	CHECK(e != NULL && e->type == MENT_FILE && e->mode == 0640 &&
 	    e->size == 6);
-	CHECK(e != NULL && strcmp(e->sha, "5891b5b522d5df086d0ff0b110fbd9d2"
-	    "1bb4fc7163af34d08286a2e846f6be03") == 0);
+	CHECK(e != NULL &&
+	    strcmp(e->sha,
+		"5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be"
+		"03") == 0);
 	e = manifest_find(m, "empty");
 	CHECK(e != NULL && strcmp(e->sha, SHA) == 0 && e->size == 0);
 	e = manifest_find(m, "sub");
@@ -230,7 +232,7 @@ main(void)
 	/* Text form round trip. */
 	manifest_write(m, b);
 	CHECK(manifest_parse((const char *)evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b), &m2, err, sizeof err) == 0);
+		  evbuffer_get_length(b), &m2, err, sizeof err) == 0);
 	CHECK(m2 != NULL && m2->n == m->n);
 	for (i = 0; m2 != NULL && i < m->n; i++) {
 		CHECK_STR(m2->e[i].path, m->e[i].path);
@@ -249,8 +251,8 @@ main(void)
 	manifest_signature(m, sig, 0);
 	evbuffer_add(sig, "", 1);
 	CHECK_CONTAINS((const char *)evbuffer_pullup(sig, -1),
-	    "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
-	    "  ./a.txt\n");
+	    "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03  "
+	    "./a.txt\n");
 	CHECK_CONTAINS((const char *)evbuffer_pullup(sig, -1),
 	    "  ./with space %25 and\\nnewline\n");
 	{
@@ -279,14 +281,18 @@ main(void)
 	    "encoding");
 	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " a/./b\nend\n",
 	    "path refused");
-	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA " b\n"
-	    "F 0644 0 1.000000000 " SHA " a\nend\n", "not sorted");
-	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA " a\n"
-	    "F 0644 0 1.000000000 " SHA " a\nend\n", "repeated");
+	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA
+			" b\nF 0644 0 1.000000000 " SHA " a\nend\n",
+	    "not sorted");
+	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA
+			" a\nF 0644 0 1.000000000 " SHA " a\nend\n",
+	    "repeated");
 	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " d/a\nend\n",
 	    "not a directory");
-	expect_bad(HEAD "entries 2\nL 0777 1 1.000000000 - d x\n"
-	    "F 0644 0 1.000000000 " SHA " d/a\nend\n", "not a directory");
+	expect_bad(HEAD
+	    "entries 2\nL 0777 1 1.000000000 - d x\nF 0644 0 1.000000000 " SHA
+	    " d/a\nend\n",
+	    "not a directory");
 	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 XYZ a\nend\n",
 	    "SHA-256");
 	expect_bad(HEAD "entries 1\nF 9644 0 1.000000000 " SHA " a\nend\n",
@@ -300,14 +306,15 @@ main(void)
 	    "symlink size");
 	expect_bad(HEAD "entries 1\nQ 0644 0 1.000000000 - a\nend\n",
 	    "unknown entry type");
-	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA " a extra\n"
-	    "end\n", "wrong number of fields");
+	expect_bad(HEAD "entries 1\nF 0644 0 1.000000000 " SHA
+			" a extra\nend\n",
+	    "wrong number of fields");
 	{
 		char nul[] = HEAD "entries 0\nend\n";
 		nul[3] = '\0';
 		struct manifest *mm = NULL;
 		CHECK(manifest_parse(nul, sizeof nul - 1, &mm, err,
-		    sizeof err) != 0);
+			  sizeof err) != 0);
 		CHECK_CONTAINS(err, "NUL");
 	}
 
@@ -317,7 +324,7 @@ main(void)
 	manifest_free(m2);
 	m2 = NULL;
 	CHECK(manifest_scan(dir, "db", "20261121T194108.123Z", &m2, err,
-	    sizeof err) != 0);
+		  sizeof err) != 0);
 	CHECK_CONTAINS(err, "fifo: unsupported file type");
 
 	manifest_free(m);

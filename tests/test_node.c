@@ -37,8 +37,8 @@ static int kicks, refusals;
 static char refused_why[512];
 
 static int
-test_accept(struct node *node, const struct doc *ev, char *key,
-    size_t keylen, char *why, size_t whylen)
+test_accept(struct node *node, const struct doc *ev, char *key, size_t keylen,
+    char *why, size_t whylen)
 {
 	const char *type = doc_get_str(ev, EVF_TYPE);
 
@@ -115,7 +115,7 @@ peer_cb(struct evhttp_request *req, void *arg)
 struct call {
 	struct http_call c;
 	int done;
-	int file_there;		/* the inbox file existed when answered */
+	int file_there; /* the inbox file existed when answered */
 };
 
 static void
@@ -239,8 +239,9 @@ inbox(const char *url)
 	struct qentry *e;
 
 	/* Acknowledged only once durable, then handed to the role. */
-	post_event(&k, url, "{\"proto\":1,\"type\":\"test.ready\",\"source\":"
-	    "\"db\",\"version\":\"20261121T194108.123Z\"}");
+	post_event(&k, url,
+	    "{\"proto\":1,\"type\":\"test.ready\",\"source\":\"db\","
+	    "\"version\":\"20261121T194108.123Z\"}");
 	CHECK(fixture_loop(n.base, call_finished, &k, 10));
 	CHECK(k.c.status == PROTO_OK);
 	CHECK(k.file_there);
@@ -251,13 +252,15 @@ inbox(const char *url)
 	event_base_loop(n.base, EVLOOP_NONBLOCK);
 	CHECK(kicks > 0);
 	/* Refused by the role, or malformed: nothing queued. */
-	post_event(&k, url, "{\"proto\":1,\"type\":\"other\",\"source\":"
-	    "\"db\",\"version\":\"20261121T194108.123Z\"}");
+	post_event(&k, url,
+	    "{\"proto\":1,\"type\":\"other\",\"source\":\"db\",\"version\":"
+	    "\"20261121T194108.123Z\"}");
 	CHECK(fixture_loop(n.base, call_finished, &k, 10));
 	CHECK(k.c.status == PROTO_BAD);
 	http_call_clear(&k.c);
-	post_event(&k, url, "{\"proto\":2,\"type\":\"test.ready\",\"source\":"
-	    "\"db\",\"version\":\"20261121T194108.123Z\"}");
+	post_event(&k, url,
+	    "{\"proto\":2,\"type\":\"test.ready\",\"source\":\"db\","
+	    "\"version\":\"20261121T194108.123Z\"}");
 	CHECK(fixture_loop(n.base, call_finished, &k, 10));
 	CHECK(k.c.status == PROTO_BAD);
 	CHECK_CONTAINS((char *)evbuffer_pullup(k.c.reply, -1),
@@ -290,7 +293,7 @@ outbox(const char *peer)
 	event_begin(&j, b, "test.done", "db", "20261121T194108.123Z");
 	json_obj_close(&j);
 	outbox_send(&n, peer, "test.done", b);
-	CHECK(n.outbox->count == 0);	/* not before it is durable */
+	CHECK(n.outbox->count == 0); /* not before it is durable */
 	CHECK(fixture_loop(n.base, outbox_empty, NULL, 10));
 	CHECK(peer_got == 1 && n.events_out == 1);
 	CHECK_CONTAINS(peer_body, "\"type\":\"test.done\"");
@@ -355,9 +358,10 @@ main(void)
 	log_init("test", LOG_LEVEL_WARN);
 	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
 	snprintf(qdir, sizeof qdir, "%s/queue", dir);
-	snprintf(yaml, sizeof yaml, "listen: 127.0.0.1:%d\narchive_dir: %s/a\n"
-	    "sources:\n  db:\n    exporter: http://127.0.0.1:9\n"
-	    "    importers: []\n", port, dir);
+	snprintf(yaml, sizeof yaml,
+	    "listen: 127.0.0.1:%d\narchive_dir: %s/a\nsources:\n  db:\n    "
+	    "exporter: http://127.0.0.1:9\n    importers: []\n",
+	    port, dir);
 	cf = fixture_config(dir, ROLE_PULLBACKUP, yaml);
 	CHECK(node_init(&n, cf, &ops, NULL, qdir, err, sizeof err) == 0);
 	peer = evhttp_new(n.base);

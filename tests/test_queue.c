@@ -62,8 +62,8 @@ main(void)
 	CHECK(q->count == 2);
 	queue_close(q);
 	q = queue_open(dir, err, sizeof err);
-	CHECK(q->count == 2 && strcmp(TAILQ_FIRST(&q->entries)->key,
-	    "k2") == 0);
+	CHECK(
+	    q->count == 2 && strcmp(TAILQ_FIRST(&q->entries)->key, "k2") == 0);
 
 	/* A newer event of the same key supersedes the waiting one, and a
 	 * busy one is only marked. */
@@ -72,8 +72,8 @@ main(void)
 	CHECK(queue_push(q, "k2", "", "{\"n\":4}", 7, err, sizeof err));
 	CHECK(e->superseded == 1);
 	CHECK(q->count == 3);
-	CHECK(queue_push(q, "k3", "http://h:3", "{\"n\":5}", 7, err,
-	    sizeof err));
+	CHECK(
+	    queue_push(q, "k3", "http://h:3", "{\"n\":5}", 7, err, sizeof err));
 	CHECK(q->count == 3);
 	queue_close(q);
 	q = queue_open(dir, err, sizeof err);
@@ -102,8 +102,8 @@ main(void)
 	/* Bad input to push. */
 	q = queue_open(dir, err, sizeof err);
 	CHECK(queue_push(q, "bad\nkey", "", "{}", 2, err, sizeof err) == NULL);
-	CHECK(queue_prepare(q, "bad\nkey", "", "{}", 2, err, sizeof err) ==
-	    NULL);
+	CHECK(
+	    queue_prepare(q, "bad\nkey", "", "{}", 2, err, sizeof err) == NULL);
 	queue_close(q);
 
 	/* In steps, as the daemons receive events: prepared entries are
@@ -129,7 +129,7 @@ main(void)
 		queue_insert(q, x);
 		queue_insert(q, y);
 		queue_discard(z);
-		CHECK(q->count == 5);	/* x took k9's place */
+		CHECK(q->count == 5); /* x took k9's place */
 		CHECK(count_files(dir, ".ev") == before + 1);
 		e = TAILQ_LAST(&q->entries, qlist);
 		CHECK(e == y);

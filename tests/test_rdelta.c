@@ -19,17 +19,6 @@
 #include "unit.h"
 
 static char dir[4096];
-static uint64_t rng = 88172645463325252ull;
-
-static uint64_t
-next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 static int
 openf(const char *name, int flags)
 {
@@ -110,23 +99,23 @@ make_pair(const unsigned char *old, size_t oldlen, struct evbuffer *newb,
 	evbuffer_drain(fwd, evbuffer_get_length(fwd));
 	put_int(fwd, 0x72730236u, 4);
 	for (k = 0; k < pieces; k++) {
-		if (next_rand() % 3 == 0 || oldlen == 0) {
-			len = 1 + next_rand() % sizeof lit;
+		if (unit_rand() % 3 == 0 || oldlen == 0) {
+			len = 1 + unit_rand() % sizeof lit;
 			for (i = 0; i < len; i++)
-				lit[i] = (unsigned char)next_rand();
-			literal_cmd(fwd, lit, len, (int)(next_rand() % 5) - 1);
+				lit[i] = (unsigned char)unit_rand();
+			literal_cmd(fwd, lit, len, (int)(unit_rand() % 5) - 1);
 			evbuffer_add(newb, lit, len);
 		} else {
-			off = next_rand() % oldlen;
-			len = 1 + next_rand() % (oldlen - off);
+			off = unit_rand() % oldlen;
+			len = 1 + unit_rand() % (oldlen - off);
 			if (len > 20000)
 				len = 1 + len % 20000;
-			copy_cmd(fwd, off, len, (int)(next_rand() % 4),
-			    (int)(next_rand() % 4));
+			copy_cmd(fwd, off, len, (int)(unit_rand() % 4),
+			    (int)(unit_rand() % 4));
 			evbuffer_add(newb, old + off, len);
 		}
 	}
-	evbuffer_add(fwd, "", 1);	/* END */
+	evbuffer_add(fwd, "", 1); /* END */
 }
 
 static void
@@ -197,11 +186,14 @@ crafted(void)
 	int trial, op, missing = 0;
 
 	for (trial = 0; trial < 300; trial++) {
-		oldlen = trial % 10 == 0 ? next_rand() % 100 : 1000 +
-		    next_rand() % (sizeof old - 1000);
+		/* A tenth of them small. */
+		if (trial % 10 == 0)
+			oldlen = unit_rand() % 100;
+		else
+			oldlen = 1000 + unit_rand() % (sizeof old - 1000);
 		for (i = 0; i < oldlen; i++)
-			old[i] = (unsigned char)next_rand();
-		make_pair(old, oldlen, newb, fwd, 1 + (int)(next_rand() % 40));
+			old[i] = (unsigned char)unit_rand();
+		make_pair(old, oldlen, newb, fwd, 1 + (int)(unit_rand() % 40));
 		write_file("old", old, oldlen);
 		write_file("new", evbuffer_pullup(newb, -1),
 		    evbuffer_get_length(newb));
@@ -231,16 +223,23 @@ refused(void)
 		{ "\x72\x73\x02\x36", 4, "no end command" },
 		{ "\x72\x73\x02\x36\x45\x00\x05\x00", 8, "copy past old" },
 		{ "\x72\x73\x02\x36\x45\x00\x00\x00", 8, "empty copy" },
-		{ "\x72\x73\x02\x36\x02" "ab\x00", 8, "short of new" },
-		{ "\x72\x73\x02\x36\x03" "abc\x00x", 10, "trailing data" },
-		{ "\x72\x73\x02\x36\x03" "ab", 7, "truncated literal" },
+		{ "\x72\x73\x02\x36\x02"
+		  "ab\x00",
+		    8, "short of new" },
+		{ "\x72\x73\x02\x36\x03"
+		  "abc\x00x",
+		    10, "trailing data" },
+		{ "\x72\x73\x02\x36\x03"
+		  "ab",
+		    7, "truncated literal" },
 		{ "\x72\x73\x02\x36\x45\x00", 6, "truncated copy" },
 		{ "\x72\x73\x02\x36\x55\x00", 6, "unknown command" },
-		{ "\x72\x73\x02\x36\x41\x09" "abcdefghi\x00", 15,
-		    "literal past new" },
-		{ "\x72\x73\x02\x36\x54\xff\xff\xff\xff\xff\xff\xff\xff"
-		    "\x00\x00\x00\x00\x00\x00\x00\x01\x00", 22,
-		    "copy offset overflows" },
+		{ "\x72\x73\x02\x36\x41\x09"
+		  "abcdefghi\x00",
+		    15, "literal past new" },
+		{ "\x72\x73\x02\x36\x54\xff\xff\xff\xff\xff\xff\xff\xff\x00\x00"
+		  "\x00\x00\x00\x00\x00\x01\x00",
+		    22, "copy offset overflows" },
 	};
 	char err[512];
 	size_t i;
@@ -253,8 +252,8 @@ refused(void)
 		oldfd = openf("old", O_RDONLY);
 		sinkfd = openf("rev", O_WRONLY | O_CREAT | O_TRUNC);
 		err[0] = '\0';
-		rc = delta_reverse(fd, oldfd, 4, 3, delta_sink_fd, &sinkfd,
-		    err, sizeof err);
+		rc = delta_reverse(fd, oldfd, 4, 3, delta_sink_fd, &sinkfd, err,
+		    sizeof err);
 		CHECK(rc != 0 && err[0] != '\0');
 		if (rc == 0)
 			fprintf(stderr, "reverse accepted: %s\n", bad[i].what);
@@ -268,13 +267,13 @@ refused(void)
 	oldfd = openf("old", O_RDONLY);
 	sinkfd = openf("rev", O_WRONLY | O_CREAT | O_TRUNC);
 	CHECK(delta_reverse(fd, oldfd, 4, 4, delta_sink_fd, &sinkfd, err,
-	    sizeof err) == 0);
+		  sizeof err) == 0);
 	lseek(fd, 0, SEEK_SET);
 	CHECK(delta_reverse(fd, oldfd, 4, 5, delta_sink_fd, &sinkfd, err,
-	    sizeof err) != 0);
+		  sizeof err) != 0);
 	lseek(fd, 0, SEEK_SET);
 	CHECK(delta_reverse(fd, oldfd, -1, 4, delta_sink_fd, &sinkfd, err,
-	    sizeof err) != 0);
+		  sizeof err) != 0);
 	close(fd);
 	close(oldfd);
 	close(sinkfd);

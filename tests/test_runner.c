@@ -144,10 +144,12 @@ push_event(struct node *n, const char *version)
 {
 	char body[256], err[256];
 
-	snprintf(body, sizeof body, "{\"proto\":1,\"type\":\"test.ready\","
-	    "\"source\":\"db\",\"version\":\"%s\",\"peer\":\"p\"}", version);
-	CHECK(queue_push(n->inbox, "test.ready db", "", body, strlen(body),
-	    err, sizeof err) != NULL);
+	snprintf(body, sizeof body,
+	    "{\"proto\":1,\"type\":\"test.ready\",\"source\":\"db\","
+	    "\"version\":\"%s\",\"peer\":\"p\"}",
+	    version);
+	CHECK(queue_push(n->inbox, "test.ready db", "", body, strlen(body), err,
+		  sizeof err) != NULL);
 }
 
 /* The status block as a document. */
@@ -164,7 +166,7 @@ status_of(const struct runner *r)
 	runner_status(r, &j);
 	json_obj_close(&j);
 	CHECK(doc_parse((const char *)evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b), &d, err, sizeof err) == 0);
+		  evbuffer_get_length(b), &d, err, sizeof err) == 0);
 	evbuffer_free(b);
 	return d;
 }
@@ -192,23 +194,23 @@ main(void)
 
 	log_init("test", LOG_LEVEL_WARN);
 	dir = unit_tmpdir();
-	snprintf(yaml, sizeof yaml, "listen: 127.0.0.1:%d\narchive_dir: %s/a\n"
-	    "sources:\n  db:\n    exporter: http://127.0.0.1:9\n"
-	    "    importers: []\n  other:\n    exporter: http://127.0.0.1:9\n"
-	    "    importers: []\n", fixture_port(), dir);
+	snprintf(yaml, sizeof yaml,
+	    "listen: 127.0.0.1:%d\narchive_dir: %s/a\nsources:\n  db:\n    "
+	    "exporter: http://127.0.0.1:9\n    importers: []\n  other:\n    "
+	    "exporter: http://127.0.0.1:9\n    importers: []\n",
+	    fixture_port(), dir);
 	cf = fixture_config(dir, ROLE_PULLBACKUP, yaml);
 	snprintf(qdir, sizeof qdir, "%s/queue", dir);
 	snprintf(state, sizeof state, "%s/last.json", dir);
 	CHECK(node_init(&n, cf, &node_ops, NULL, qdir, err, sizeof err) == 0);
-	runner_init(&r, &n, config_source(cf, "db"), &ops, &words, NULL,
-	    state);
+	runner_init(&r, &n, config_source(cf, "db"), &ops, &words, NULL, state);
 	CHECK(n.nrunners == 1 && n.runners[0] == &r);
 	c.n = &n;
 	c.r = &r;
 
 	/* Nothing yet: critical, no last result. */
 	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
-	    sizeof why) != 0);
+		  sizeof why) != 0);
 	CHECK_CONTAINS(why, "source \"db\": nothing yet");
 
 	/* A job that succeeds: the result, persisted; the event gone. */
@@ -225,10 +227,11 @@ main(void)
 	CHECK(fs_exists(state));
 	warn = 0;
 	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
-	    sizeof why) == 0 && warn == 0);
+		  sizeof why) == 0 &&
+	    warn == 0);
 	CHECK_CONTAINS(why, "\"db\": newest 1");
 	CHECK(runner_health_all(n.runners, n.nrunners, 5, &warn, why,
-	    sizeof why) != 0);
+		  sizeof why) != 0);
 	CHECK_CONTAINS(why, "the newest is 1");
 	CHECK_CONTAINS(why, "(max_age 5s)");
 
@@ -252,7 +255,8 @@ main(void)
 	CHECK(r.last.ok);
 	warn = 0;
 	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
-	    sizeof why) == 0 && warn == 0);
+		  sizeof why) == 0 &&
+	    warn == 0);
 	d = status_of(&r);
 	CHECK_STR(doc_get_str(doc_get(d, "retrying"), "error"), "boom 2");
 	CHECK_STR(doc_get_str(doc_get(d, "retrying"), "version"), v2);
@@ -285,7 +289,8 @@ main(void)
 	CHECK_STR(r.last.error, "boom 4");
 	warn = 0;
 	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
-	    sizeof why) == 0 && warn == 1);
+		  sizeof why) == 0 &&
+	    warn == 1);
 	CHECK_CONTAINS(why, "the last test failed");
 	d = status_of(&r);
 	CHECK(doc_get(d, "retrying") == NULL);
@@ -306,11 +311,11 @@ main(void)
 	/* A newer version queued: an older one is acknowledged only. */
 	push_event(&n, v3);
 	CHECK(runner_accept(&r, "test.ready", v2, key, sizeof key, why,
-	    sizeof why) == NODE_ACK_ONLY);
+		  sizeof why) == NODE_ACK_ONLY);
 	CHECK_CONTAINS(why, "newer version is already queued");
 	CHECK_STR(key, "test.ready db");
 	CHECK(runner_accept(&r, "test.ready", "29991231T000000.000Z", key,
-	    sizeof key, why, sizeof why) == NODE_QUEUE);
+		  sizeof key, why, sizeof why) == NODE_QUEUE);
 	plan[nplan++] = 1;
 	node_kick(&n);
 	c.want_done = 6;
@@ -331,8 +336,8 @@ main(void)
 	runner_init(&r2, NULL, config_source(cf, "db"), &ops, &words, NULL,
 	    state);
 	CHECK_STR(r2.last.version, v3);
-	CHECK(r2.last.ok && r2.last.st.files == 3 &&
-	    r2.last.st.received == 1234);
+	CHECK(
+	    r2.last.ok && r2.last.st.files == 3 && r2.last.st.received == 1234);
 	CHECK_STR(r2.last.output, "hook says hi\n");
 	CHECK(r2.ok_at == r.ok_at);
 	runner_free(&r2);

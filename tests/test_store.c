@@ -78,8 +78,8 @@ make_tree(const char *root, int v)
 		struct timespec ts[2];
 		char err[512];
 		size_t k;
-		CHECK(manifest_scan(root, "db", "20000101T000000.000Z", &m,
-		    err, sizeof err) == 0);
+		CHECK(manifest_scan(root, "db", "20000101T000000.000Z", &m, err,
+			  sizeof err) == 0);
 		for (k = m->n; k-- > 0;) {
 			snprintf(p, sizeof p, "%s/%s", root, m->e[k].path);
 			ts[0].tv_sec = 1700000000 + v * 100 + (long)k;
@@ -116,8 +116,8 @@ same(const struct manifest *a, const struct manifest *b)
 /* Commit version v of the tree made by make_tree() in a transaction's
  * staging tree: 0, or -1 (the transaction aborted) with the reason. */
 static int
-commit_tree(struct store *a, int v, int64_t ms, struct manifest **mp,
-    char *err, size_t errlen)
+commit_tree(struct store *a, int v, int64_t ms, struct manifest **mp, char *err,
+    size_t errlen)
 {
 	struct store_txn t;
 	char id[VERSION_ID_SIZE];
@@ -140,7 +140,7 @@ commit_version(struct store *a, int v)
 
 	version_id_make(1700000000000LL + v * 1000, ids[v]);
 	CHECK(commit_tree(a, v, 1700000000000LL + v * 1000, &m, err,
-	    sizeof err) == 0);
+		  sizeof err) == 0);
 	saved[v] = m;
 	nsaved = v + 1;
 }
@@ -166,7 +166,7 @@ check_all(const struct store *a, const char *what)
 		if (err[0])
 			fprintf(stderr, "%s: restore %zu: %s\n", what, i, err);
 		CHECK(manifest_scan(out, "db", a->ids[i], &m, err,
-		    sizeof err) == 0);
+			  sizeof err) == 0);
 		CHECK(same(m, saved[v]));
 		manifest_free(m);
 		fs_rm_rf(out);
@@ -179,8 +179,8 @@ static void
 crashes(void)
 {
 	static const char *const points[] = { "commit-increments-built",
-	    "commit-journal-written", "commit-version-renamed",
-	    "commit-current-moved", "commit-head-written", NULL };
+		"commit-journal-written", "commit-version-renamed",
+		"commit-current-moved", "commit-head-written", NULL };
 	struct store *a;
 	char err[1024], **gone;
 	size_t ngone;
@@ -190,7 +190,8 @@ crashes(void)
 	/* A crash at each point of a commit: the archive comes back with the
 	 * old version or the new one complete, never anything between. */
 	for (k = 0; points[k] != NULL; k++) {
-		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
+		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err,
+			  sizeof err) == 0);
 		v = nsaved;
 		if ((pid = fork()) == 0) {
 			setenv("UNDERSTUDY_FAULT", points[k], 1);
@@ -207,11 +208,12 @@ crashes(void)
 			make_tree(stg, v);
 			version_id_make(1700000000000LL + v * 1000, ids[v]);
 			CHECK(manifest_scan(stg, "db", ids[v], &saved[v], err,
-			    sizeof err) == 0);
+				  sizeof err) == 0);
 			fs_rm_rf(stg);
 			nsaved = v + 1;
 		}
-		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
+		CHECK(store_open(adir, "db", STORE_DAEMON, &a, err,
+			  sizeof err) == 0);
 		if (strcmp(points[k], "commit-increments-built") == 0) {
 			CHECK(strcmp(store_head(a), ids[v]) != 0);
 			CHECK(a->recovered != NULL);
@@ -221,7 +223,8 @@ crashes(void)
 		} else {
 			CHECK_STR(store_head(a), ids[v]);
 			CHECK(a->recovered != NULL);
-			CHECK_CONTAINS(a->recovered, "finished the interrupted");
+			CHECK_CONTAINS(a->recovered,
+			    "finished the interrupted");
 		}
 		check_all(a, points[k]);
 		store_close(a);
@@ -254,7 +257,7 @@ main(void)
 	struct store *a;
 	char err[1024], **gone;
 	size_t ngone, i;
-	int v;
+	int v, rc;
 
 	log_init("test", LOG_LEVEL_WARN);
 	snprintf(dir, sizeof dir, "%s", unit_tmpdir());
@@ -272,7 +275,7 @@ main(void)
 	{
 		struct manifest *m;
 		CHECK(commit_tree(a, 1, 1700000000000LL + 1000, &m, err,
-		    sizeof err) != 0);
+			  sizeof err) != 0);
 		CHECK_CONTAINS(err, "not newer");
 		manifest_free(m);
 		CHECK(a->n == 4);
@@ -285,7 +288,8 @@ main(void)
 	/* Two writers are refused. */
 	{
 		struct store *b = NULL;
-		CHECK(store_open(adir, "db", STORE_DAEMON, &b, err, sizeof err) != 0);
+		CHECK(store_open(adir, "db", STORE_DAEMON, &b, err,
+			  sizeof err) != 0);
 		CHECK_CONTAINS(err, "another pull-backup daemon");
 	}
 
@@ -320,44 +324,44 @@ main(void)
 		struct manifest *m;
 		int64_t now_ms = (int64_t)time(NULL) * 1000;
 		int64_t when[3] = { now_ms - 7200000, now_ms - 1800000,
-		    now_ms + 86400000 };
+			now_ms + 86400000 };
 		char vid[3][VERSION_ID_SIZE];
 
 		snprintf(adir2, sizeof adir2, "%s/archive2", dir);
 		CHECK(store_open(adir2, "db", STORE_DAEMON, &b, err,
-		    sizeof err) == 0);
+			  sizeof err) == 0);
 		for (v = 0; v < 3; v++) {
 			version_id_make(when[v], vid[v]);
-			CHECK(commit_tree(b, v, when[v], &m, err,
-			    sizeof err) == 0);
+			rc = commit_tree(b, v, when[v], &m, err, sizeof err);
+			CHECK(rc == 0);
 			manifest_free(m);
 		}
 		/* Older than an hour: only the one two hours old; the version
 		 * from tomorrow is no reason for the others to go. */
 		CHECK(store_prune(b, 0, 3600, 1, &gone, &ngone, err,
-		    sizeof err) == 0);
+			  sizeof err) == 0);
 		CHECK(ngone == 1 && strcmp(gone[0], vid[0]) == 0);
 		for (i = 0; i < ngone; i++)
 			free(gone[i]);
 		free(gone);
 		/* Everything older than the limit: all but the newest. */
 		CHECK(store_prune(b, 0, 60, 1, &gone, &ngone, err,
-		    sizeof err) == 0);
+			  sizeof err) == 0);
 		CHECK(ngone == 2);
 		for (i = 0; i < ngone; i++)
 			free(gone[i]);
 		free(gone);
 		/* keep_last 1: the newest alone stays, even from the future. */
-		CHECK(store_prune(b, 1, 0, 0, &gone, &ngone, err,
-		    sizeof err) == 0);
+		rc = store_prune(b, 1, 0, 0, &gone, &ngone, err, sizeof err);
+		CHECK(rc == 0);
 		CHECK(ngone == 2 && b->n == 1 &&
 		    strcmp(store_head(b), vid[2]) == 0);
 		for (i = 0; i < ngone; i++)
 			free(gone[i]);
 		free(gone);
 		/* Nothing goes when only the newest is left. */
-		CHECK(store_prune(b, 1, 1, 0, &gone, &ngone, err,
-		    sizeof err) == 0);
+		rc = store_prune(b, 1, 1, 0, &gone, &ngone, err, sizeof err);
+		CHECK(rc == 0);
 		CHECK(ngone == 0 && b->n == 1);
 		free(gone);
 		store_close(b);

@@ -39,7 +39,7 @@ static pthread_t server;
 static struct {
 	char root[4300], mpath[4300], tmp[4300], deltas[4300];
 	struct manifest *m;
-	int code;			/* or the lookup's answer */
+	int code; /* or the lookup's answer */
 } served;
 
 static int
@@ -66,7 +66,8 @@ request(struct evhttp_request *req, void *arg)
 	char why[256];
 
 	if (proto_parse(evhttp_request_get_evhttp_uri(req), &pr, why,
-	    sizeof why) == 0 && pr.route == PROTO_R_VERSION)
+		sizeof why) == 0 &&
+	    pr.route == PROTO_R_VERSION)
 		serve_request(&sv, req, &pr);
 	else
 		http_reply_error(req, PROTO_UNKNOWN, "no route");
@@ -101,8 +102,9 @@ put_lines(const char *root, const char *rel, int size, int seed)
 	snprintf(p, sizeof p, "%s/%s", root, rel);
 	f = fopen(p, "w");
 	for (i = 0; i < size / 64; i++) {
-		snprintf(line, sizeof line, "%-63d\n", i * 7 + (seed != 0 &&
-		    (i * 13 + seed) % 50 == 0 ? 1000000 : 0));
+		snprintf(line, sizeof line, "%-63d\n",
+		    i * 7 +
+			(seed != 0 && (i * 13 + seed) % 50 == 0 ? 1000000 : 0));
 		fputs(line, f);
 	}
 	fclose(f);
@@ -119,7 +121,7 @@ serve_tree(const char *name, const char *id)
 	    name);
 	manifest_free(served.m);
 	CHECK(manifest_scan(served.root, "db", id, &served.m, err,
-	    sizeof err) == 0);
+		  sizeof err) == 0);
 	CHECK(manifest_save(served.m, served.mpath) == 0);
 	served.code = PROTO_OK;
 }
@@ -140,7 +142,7 @@ tree_is(const char *path, const struct manifest *m)
 	int diffs = 0;
 
 	if (manifest_scan(path, m->source, m->version, &scan, err,
-	    sizeof err) != 0)
+		sizeof err) != 0)
 		return 0;
 	manifest_diff(m, scan, count_diff, &diffs);
 	manifest_free(scan);
@@ -209,8 +211,8 @@ main(void)
 	evthread_use_pthreads();
 	base = event_base_new();
 	http = evhttp_new(base);
-	while (evhttp_bind_socket(http, "127.0.0.1", (ev_uint16_t)(port =
-	    fixture_port())) != 0)
+	while (evhttp_bind_socket(http, "127.0.0.1",
+		   (ev_uint16_t)(port = fixture_port())) != 0)
 		;
 	evhttp_set_gencb(http, request, NULL);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
@@ -337,9 +339,9 @@ main(void)
 	kept = path_of("base/dump.sql");
 	fd = open(kept, O_RDONLY);
 	free(kept);
-	CHECK(delta_signature(fd, hints_block(NULL,
-	    manifest_find(base_m, "dump.sql")->size), delta_sink_evbuffer,
-	    ahead_sig, err, sizeof err) == 0);
+	CHECK(delta_signature(fd,
+		  hints_block(NULL, manifest_find(base_m, "dump.sql")->size),
+		  delta_sink_evbuffer, ahead_sig, err, sizeof err) == 0);
 	close(fd);
 	opts_init(&o, "20261121T000002.000Z", stg2);
 	o.base_dir = p;

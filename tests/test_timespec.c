@@ -15,15 +15,29 @@ iso(const char *s)
 	return t;
 }
 
+static char at_err[512];
+
+/* The index TIME spec resolves to among the first n of three versions, at
+ * 2026-11-21, or -1 with the reason in at_err. */
+static long
+at(const char *spec, size_t n)
+{
+	static char *ids[] = { "20261101T000000.000Z", "20261110T120000.000Z",
+		"20261120T080000.500Z" };
+	size_t idx;
+
+	if (time_resolve(spec, ids, n, iso("2026-11-21T00:00:00Z"), &idx,
+		at_err, sizeof at_err) != 0)
+		return -1;
+	return (long)idx;
+}
+
 int
 main(void)
 {
 	struct schedule sc;
 	char err[512], buf[64], id[VERSION_ID_SIZE];
 	int64_t secs;
-	size_t idx;
-	char *ids[] = { "20261101T000000.000Z", "20261110T120000.000Z",
-	    "20261120T080000.500Z" };
 	time_t now = iso("2026-11-21T00:00:00Z");
 
 	log_init("test", LOG_LEVEL_WARN);
@@ -68,8 +82,8 @@ main(void)
 
 	CHECK(iso("2026-11-21") == now);
 	CHECK(iso("2026-11-21T19:41:08Z") == now + 19 * 3600 + 41 * 60 + 8);
-	CHECK(iso("2026-11-21T20:41:08+01:00") ==
-	    now + 19 * 3600 + 41 * 60 + 8);
+	CHECK(
+	    iso("2026-11-21T20:41:08+01:00") == now + 19 * 3600 + 41 * 60 + 8);
 	{
 		time_t t;
 		CHECK(time_parse_iso("2026-13-01", &t) != 0);
@@ -89,34 +103,23 @@ main(void)
 	CHECK(!version_id_valid("../../etc/passwd"));
 
 	/* TIME against three versions. */
-	CHECK(time_resolve("now", ids, 3, now, &idx, err, sizeof err) == 0 &&
-	    idx == 2);
-	CHECK(time_resolve("0B", ids, 3, now, &idx, err, sizeof err) == 0 &&
-	    idx == 2);
-	CHECK(time_resolve("2B", ids, 3, now, &idx, err, sizeof err) == 0 &&
-	    idx == 0);
-	CHECK(time_resolve("3B", ids, 3, now, &idx, err, sizeof err) != 0);
-	CHECK(time_resolve("20261110T120000.000Z", ids, 3, now, &idx, err,
-	    sizeof err) == 0 && idx == 1);
-	CHECK(time_resolve("20261110T120000.001Z", ids, 3, now, &idx, err,
-	    sizeof err) != 0);
+	CHECK(at("now", 3) == 2);
+	CHECK(at("0B", 3) == 2);
+	CHECK(at("2B", 3) == 0);
+	CHECK(at("3B", 3) == -1);
+	CHECK(at("20261110T120000.000Z", 3) == 1);
+	CHECK(at("20261110T120000.001Z", 3) == -1);
 	/* Between two versions means the older one. */
-	CHECK(time_resolve("2026-11-15", ids, 3, now, &idx, err,
-	    sizeof err) == 0 && idx == 1);
-	CHECK(time_resolve("2026-11-20T08:00:00Z", ids, 3, now, &idx, err,
-	    sizeof err) == 0 && idx == 2);
-	CHECK(time_resolve("2026-11-20T07:59:59Z", ids, 3, now, &idx, err,
-	    sizeof err) == 0 && idx == 1);
-	CHECK(time_resolve("3D", ids, 3, now, &idx, err, sizeof err) == 0 &&
-	    idx == 1);
-	CHECK(time_resolve("12h", ids, 3, now, &idx, err, sizeof err) == 0 &&
-	    idx == 2);
-	CHECK(time_resolve("2026-10-01", ids, 3, now, &idx, err,
-	    sizeof err) != 0);
-	CHECK_CONTAINS(err, "before the oldest version, 20261101T000000.000Z");
-	CHECK(time_resolve("yesterday", ids, 3, now, &idx, err,
-	    sizeof err) != 0);
-	CHECK_CONTAINS(err, "is not a TIME");
-	CHECK(time_resolve("now", ids, 0, now, &idx, err, sizeof err) != 0);
+	CHECK(at("2026-11-15", 3) == 1);
+	CHECK(at("2026-11-20T08:00:00Z", 3) == 2);
+	CHECK(at("2026-11-20T07:59:59Z", 3) == 1);
+	CHECK(at("3D", 3) == 1);
+	CHECK(at("12h", 3) == 2);
+	CHECK(at("2026-10-01", 3) == -1);
+	CHECK_CONTAINS(at_err,
+	    "before the oldest version, 20261101T000000.000Z");
+	CHECK(at("yesterday", 3) == -1);
+	CHECK_CONTAINS(at_err, "is not a TIME");
+	CHECK(at("now", 0) == -1);
 	return unit_done();
 }
