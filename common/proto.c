@@ -97,9 +97,11 @@ parse_version_route(const char *rest, struct proto_req *r)
 	return -1;
 }
 
-/* The query keys a route takes; others are ignored, as HTTP allows. */
-static int
-parse_query(const char *qs, struct proto_req *r, char *why, size_t whylen)
+/* The query keys a route takes; others are ignored, as HTTP allows, and
+ * so is a query that does not parse (a route that needs a key answers its
+ * absence). */
+static void
+parse_query(const char *qs, struct proto_req *r)
 {
 	struct evkeyvalq q;
 	const char *v;
@@ -108,8 +110,8 @@ parse_query(const char *qs, struct proto_req *r, char *why, size_t whylen)
 
 	TAILQ_INIT(&q);
 	if (evhttp_parse_query_str(qs, &q) != 0) {
-		snprintf(why, whylen, "malformed query string");
-		return PROTO_BAD;
+		evhttp_clear_headers(&q);
+		return;
 	}
 	if ((v = evhttp_find_header(&q, PROTO_Q_PATH)) != NULL)
 		r->path = xstrdup(v);
@@ -122,7 +124,6 @@ parse_query(const char *qs, struct proto_req *r, char *why, size_t whylen)
 			r->max_age = x;
 	}
 	evhttp_clear_headers(&q);
-	return 0;
 }
 
 int
@@ -138,8 +139,8 @@ proto_parse(const struct evhttp_uri *u, struct proto_req *r, char *why,
 		snprintf(why, whylen, "bad request URI");
 		return PROTO_BAD;
 	}
-	if (qs != NULL && parse_query(qs, r, why, whylen) != 0)
-		return PROTO_BAD;
+	if (qs != NULL)
+		parse_query(qs, r);
 	if (strcmp(path, ROUTE_HEALTH) == 0)
 		r->route = PROTO_R_HEALTH;
 	else if (strcmp(path, ROUTE_METRICS) == 0)
