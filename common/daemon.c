@@ -25,16 +25,34 @@
 
 static const struct prog *the_prog;
 
+/* The verbs every program has; serve is the program's own. */
+static const struct verb common_verbs[] = {
+	{ "check-config", "", "parse and validate the configuration",
+	    verb_check_config },
+	{ "serve", "", "run the daemon in the foreground", NULL },
+	{ "status", "[--json]", "what the running daemon knows", verb_status },
+	{ "check", "[--max-age AGE]",
+	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 "
+	    "UNKNOWN",
+	    verb_check },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void
+print_verbs(FILE *f, const struct verb *v)
+{
+	for (; v->name != NULL; v++)
+		fprintf(f, "  %s%s%s\n      %s\n", v->name,
+		    *v->usage ? " " : "", v->usage, v->help);
+}
+
 static void
 prog_usage(FILE *f)
 {
-	const struct verb *v;
-
 	fprintf(f, "usage: %s [-c CONFIG] VERB [ARGS...]\n\n%s\n\nverbs:\n",
 	    the_prog->name, the_prog->summary);
-	for (v = the_prog->verbs; v->name != NULL; v++)
-		fprintf(f, "  %s%s%s\n      %s\n", v->name,
-		    *v->usage ? " " : "", v->usage, v->help);
+	print_verbs(f, common_verbs);
+	print_verbs(f, the_prog->verbs);
 	fprintf(f,
 	    "\noptions:\n  -c CONFIG   the configuration (default "
 	    "%s/%s.yaml)\n  --help      this text\n  --version   the "
@@ -54,6 +72,20 @@ usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (see %s --help)\n", the_prog->name);
 	return EXIT_USAGE;
+}
+
+static const struct verb *
+verb_find(const struct prog *p, const char *name)
+{
+	const struct verb *v;
+
+	for (v = common_verbs; v->name != NULL; v++)
+		if (strcmp(v->name, name) == 0)
+			return v;
+	for (v = p->verbs; v->name != NULL; v++)
+		if (strcmp(v->name, name) == 0)
+			return v;
+	return NULL;
 }
 
 int
@@ -93,10 +125,7 @@ prog_main(const struct prog *p, int argc, char **argv)
 	}
 	if (optind >= argc)
 		return usage_error("no verb given");
-	for (v = p->verbs; v->name != NULL; v++)
-		if (strcmp(v->name, argv[optind]) == 0)
-			break;
-	if (v->name == NULL)
+	if ((v = verb_find(p, argv[optind])) == NULL)
 		return usage_error("unknown verb \"%s\"", argv[optind]);
 	if (path == NULL)
 		path = xasprintf("%s/%s.yaml", UNDERSTUDY_SYSCONFDIR,
@@ -108,7 +137,7 @@ prog_main(const struct prog *p, int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* the verb parses its own options */
-	rc = v->fn(cf, argc, argv);
+	rc = (v->fn != NULL ? v->fn : p->serve)(cf, argc, argv);
 	config_free(cf);
 	return rc;
 }

@@ -25,26 +25,15 @@ struct verb {
 	int (*fn)(struct config *, int argc, char **argv);
 };
 
+/* A program: the verbs every program has (check-config, serve, status,
+ * check), with its serve(), then its own. */
 struct prog {
 	enum role role;
 	const char *name; /* understudy-exporter */
 	const char *summary;
+	int (*serve)(struct config *, int argc, char **argv);
 	const struct verb *verbs;
 };
-
-/* The verbs every program has, first in its table. */
-#define VERBS_COMMON(serve_fn) \
-	{ "check-config", "", "parse and validate the configuration", \
-		verb_check_config }, \
-	    { "serve", "", "run the daemon in the foreground", serve_fn }, \
-	    { "status", "[--json]", "what the running daemon knows", \
-		    verb_status }, \
-	{ \
-		"check", "[--max-age AGE]", \
-		    "one line and a Nagios exit code: " \
-		    "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", \
-		    verb_check \
-	}
 
 int prog_main(const struct prog *, int argc, char **argv);
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -42,9 +42,9 @@ struct durable_item {
 	enum durable_kind kind;
 	struct http_held held; /* DI_RECEIVED: the request */
 	struct qentry *e;      /* DI_RECEIVED, DI_SEND */
-	char *path;            /* DI_WRITE, DI_REMOVE, DI_APPEND,
-					 * DI_HANDLED */
-	char *data;            /* DI_HANDLED: its fault point */
+	/* DI_WRITE, DI_REMOVE, DI_APPEND, DI_HANDLED */
+	char *path;
+	char *data; /* DI_HANDLED: its fault point */
 	size_t len;
 	void (*done)(void *, int); /* DI_WRITE: told on the loop */
 	void *done_arg;

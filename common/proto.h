@@ -29,41 +29,45 @@
 #define PROTO_CT_ATOM "application/atom+xml; charset=utf-8"
 #define PROTO_CT_HTML "text/html; charset=utf-8"
 
-/* Status codes, and what each means on this protocol. */
-#define PROTO_OK \
-	200 /* done; an event: durably queued (or
-				 * acknowledged with nothing to do) */
-#define PROTO_NO_STORED \
-	204                    /* GET delta: no delta kept for that base;
-				 * post a signature instead */
-#define PROTO_BAD 400          /* malformed, or another protocol version */
-#define PROTO_UNAUTHORIZED 401 /* no or wrong secret; nothing changed */
-#define PROTO_FORBIDDEN 403    /* the takeover form's secret was wrong */
-#define PROTO_UNKNOWN 404      /* no such route, source or file */
-#define PROTO_METHOD 405       /* the route takes another method */
-#define PROTO_REFUSED \
-	409 /* an event: refused for good, do not retry
-				 * (a promoted importer); now, promote:
-				 * refused at this time, the reason says */
-#define PROTO_GONE \
-	410 /* the version is not, or no longer, served
-				 * here: retrying is pointless */
+/* Status codes, and what each means on this protocol:
+ *   200  done; an event: durably queued (or acknowledged, nothing to do)
+ *   204  GET delta: no delta kept for that base; post a signature instead
+ *   400  malformed, or another protocol version
+ *   401  no or wrong secret; nothing changed
+ *   403  the takeover form's secret was wrong
+ *   404  no such route, source or file
+ *   405  the route takes another method
+ *   409  an event: refused for good, do not retry (a promoted importer);
+ *        now, promote: refused at this time, the reason says
+ *   410  the version is not, or no longer, served here: retrying is
+ *        pointless
+ *   413  too large
+ *   500  the daemon failed (a hook, a disk)
+ *   503  shutting down, or the event could not be written; /health: not
+ *        fresh */
+#define PROTO_OK 200
+#define PROTO_NO_STORED 204
+#define PROTO_BAD 400
+#define PROTO_UNAUTHORIZED 401
+#define PROTO_FORBIDDEN 403
+#define PROTO_UNKNOWN 404
+#define PROTO_METHOD 405
+#define PROTO_REFUSED 409
+#define PROTO_GONE 410
 #define PROTO_TOO_LARGE 413
-#define PROTO_FAILED 500 /* the daemon failed (a hook, a disk) */
-#define PROTO_UNAVAILABLE \
-	503 /* shutting down, or the event could not
-				 * be written; /health: not fresh */
+#define PROTO_FAILED 500
+#define PROTO_UNAVAILABLE 503
 
 /* Events, POSTed to ROUTE_EVENTS.  Members every event has: */
 #define EVF_PROTO "proto"
 #define EVF_TYPE "type"
 #define EVF_SOURCE "source"
 #define EVF_VERSION "version"
-/* and those of each type: */
-#define EVF_PEER \
-	"peer"          /* the receiver's URL as the sender knows
-				 * it: what its report is "from" */
-#define EVF_FROM "from" /* a report: the peer it was told */
+/* and those of each type: peer is the receiver's URL as the sender knows
+ * it, what its report is "from"; from, in a report, is the peer it was
+ * told. */
+#define EVF_PEER "peer"
+#define EVF_FROM "from"
 #define EVF_OK "ok"
 #define EVF_ERROR "error"
 #define EVF_FILES "files"
@@ -72,22 +76,17 @@
 #define EVF_IMPORTERS_OK "importers_ok"
 #define EVF_IMPORTERS_TOTAL "importers_total"
 
-#define EV_BACKUP_READY \
-	"backup.ready" /* exporter -> pull-backup:
-						 * peer files bytes started */
-#define EV_BACKUP_ARCHIVED \
-	"backup.archived" /* pull-backup -> exporter:
-						 * from ok [error] */
-#define EV_IMPORT_READY \
-	"import.ready" /* pull-backup -> importer:
-						 * peer */
-#define EV_IMPORT_DONE \
-	"import.done" /* importer -> pull-backup:
-						 * from ok [error] */
-#define EV_BACKUP_IMPORTED \
-	"backup.imported" /* pull-backup -> exporter:
-						 * from ok importers_ok
-						 * importers_total [error] */
+/* The types, from -> to: members. */
+/* exporter -> pull-backup: peer files bytes started */
+#define EV_BACKUP_READY "backup.ready"
+/* pull-backup -> exporter: from ok [error] */
+#define EV_BACKUP_ARCHIVED "backup.archived"
+/* pull-backup -> importer: peer */
+#define EV_IMPORT_READY "import.ready"
+/* importer -> pull-backup: from ok [error] */
+#define EV_IMPORT_DONE "import.done"
+/* pull-backup -> exporter: from ok importers_ok importers_total [error] */
+#define EV_BACKUP_IMPORTED "backup.imported"
 
 /* The answer to an event, and every error: JSON objects with "proto". */
 #define REPLY_QUEUED "queued" /* bool */
@@ -109,11 +108,13 @@
 
 /* A served version: /v1/sources/<source>/versions/<version>/<what>. */
 enum proto_what {
-	PROTO_MANIFEST, /* GET: the manifest, PROTO_CT_MANIFEST */
-	PROTO_FILE,     /* GET ?path=P: the file's bytes */
-	PROTO_DELTA,    /* POST ?path=P, a signature: a delta to P;
-				 * GET ?path=P&from=SHA: a kept delta from
-				 * content SHA to P, or PROTO_NO_STORED */
+	/* GET: the manifest, PROTO_CT_MANIFEST */
+	PROTO_MANIFEST,
+	/* GET ?path=P: the file's bytes */
+	PROTO_FILE,
+	/* POST ?path=P with a signature: a delta to P; GET ?path=P&from=SHA:
+	 * a kept delta from content SHA to P, or PROTO_NO_STORED */
+	PROTO_DELTA,
 };
 #define PROTO_Q_PATH "path"
 #define PROTO_Q_FROM "from"

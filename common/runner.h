@@ -95,8 +95,8 @@ struct runner {
 	char *state_file;
 	/* The job under way, or the one to retry. */
 	int busy;
-	int holds; /* other work on the source that reads
-					 * sc (a promotion) */
+	/* other work on the source that reads sc (a promotion) */
+	int holds;
 	struct qentry *entry;
 	char *version;
 	char *peer;

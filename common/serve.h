@@ -19,9 +19,9 @@ struct serve_version {
 	const char *root;          /* the version's files */
 	const char *manifest_path; /* its manifest, text form */
 	const struct manifest *m;
-	const char *tmp_dir;    /* for delta temporaries */
-	const char *deltas_dir; /* deltas kept by the last pull
-					 * (sync_kept_delta()), or NULL */
+	const char *tmp_dir; /* for delta temporaries */
+	/* deltas kept by the last pull (sync_kept_delta()), or NULL */
+	const char *deltas_dir;
 };
 
 /* Fill *v for source/version; return 200, or 404 (unknown) or 410 (no

@@ -37,27 +37,27 @@ struct sync_opts {
 	const char *version;
 	const char *base_dir;          /* local copy, or NULL */
 	const struct manifest *base_m; /* its manifest, or NULL */
-	const char *staging;           /* made anew, or resumed: a pull cut
-					 * short leaves it with a marker,
-					 * <staging>SYNC_MARKER_SUFFIX */
-	int link_unchanged;            /* hard-link instead of copy */
-	int verify_base;               /* and hash the base file first */
-	const char *deltas_dir;        /* keep the deltas received here
-					 * (sync_kept_delta()), for the
-					 * archive and the importers */
-	int ask_stored;                /* ask for such a delta first */
-	const char *hints;             /* the delta-hints file, or NULL */
-	struct hints *hints_out;       /* with hints: set on success to the
-					 * hints this sync saved */
-	const struct sync_sigs *sigs;  /* or NULL */
+	/* made anew, or resumed: a pull cut short leaves it with a marker,
+	 * <staging>SYNC_MARKER_SUFFIX */
+	const char *staging;
+	int link_unchanged; /* hard-link instead of copy */
+	int verify_base;    /* and hash the base file first */
+	/* keep the deltas received here (sync_kept_delta()), for the archive
+	 * and the importers */
+	const char *deltas_dir;
+	int ask_stored;    /* ask for such a delta first */
+	const char *hints; /* the delta-hints file, or NULL */
+	/* with hints: set on success to the hints this sync saved */
+	struct hints *hints_out;
+	const struct sync_sigs *sigs; /* or NULL */
 };
 
 struct sync_stats {
 	int64_t files, unchanged, deltas, whole;
-	int64_t resumed;  /* already fetched by a pull cut short */
-	int64_t stored;   /* of deltas: the server's stored one */
-	int64_t ahead;    /* of deltas: with a signature made
-					 * ahead (sync_sigs) */
+	int64_t resumed; /* already fetched by a pull cut short */
+	int64_t stored;  /* of deltas: the server's stored one */
+	/* of deltas: with a signature made ahead (sync_sigs) */
+	int64_t ahead;
 	int64_t bytes;    /* of the version */
 	int64_t received; /* over the wire */
 	int64_t sent;     /* signatures */

@@ -556,7 +556,6 @@ ex_serve(struct config *cf, int argc, char **argv)
 }
 
 static const struct verb ex_verbs[] = {
-	VERBS_COMMON(ex_serve),
 	{ "now", "[--wait archived|imported] [--timeout AGE] [--json]",
 	    "run one export cycle now and follow it to the stage", verb_now },
 	{ NULL, NULL, NULL, NULL },
@@ -568,6 +567,7 @@ static const struct prog ex_prog = {
 	.summary = "The live host's daemon: runs the export hook, hashes the "
 		   "result into a manifest,\ntells the pull-backups, and "
 		   "serves the version to them read only.",
+	.serve = ex_serve,
 	.verbs = ex_verbs,
 };
 

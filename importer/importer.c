@@ -233,7 +233,6 @@ out:
 }
 
 static const struct verb im_verbs[] = {
-	VERBS_COMMON(im_serve),
 	{ "verify", "SOURCE", "re-check the local copy against its manifest",
 	    verb_verify },
 	{ "promote", "SOURCE [--force] [--json]",
@@ -249,6 +248,7 @@ static const struct prog im_prog = {
 	.summary = "A standby host's daemon: takes each new version from the "
 		   "pull-backup,\nverifies every file, runs the import hook, "
 		   "keeps the last good copy.",
+	.serve = im_serve,
 	.verbs = im_verbs,
 };
 

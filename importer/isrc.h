@@ -29,8 +29,8 @@ enum promo_state {
 
 struct isrc {
 	struct node *node; /* NULL in a verb */
-	struct runner run; /* the imports; run.sc is the source's
-					 * settings */
+	/* the imports; run.sc is the source's settings */
+	struct runner run;
 	char *dir, *current, *next, *hints, *promo_file;
 	struct manifest *cur_m; /* the last good copy's */
 	/* The import in progress, on a worker. */

@@ -332,7 +332,6 @@ out:
 }
 
 static const struct verb pb_verbs[] = {
-	VERBS_COMMON(pb_serve),
 	{ "list", "SOURCE [--json]", "the versions, newest first", pb_list },
 	{ "changed", "SOURCE --since TIME [--json]",
 	    "files added, changed and removed since TIME", pb_changed },
@@ -362,6 +361,7 @@ static const struct prog pb_prog = {
 		   "with librsync deltas,\nkeeps them in an archive (newest as "
 		   "plain files, older as reverse deltas),\nand pushes the "
 		   "newest to the importers.",
+	.serve = pb_serve,
 	.verbs = pb_verbs,
 };
 

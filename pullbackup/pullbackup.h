@@ -45,15 +45,15 @@ struct imp {
 
 struct src {
 	struct pullbackup *pb;
-	struct runner run; /* the pulls; run.sc is the source's
-					 * settings */
+	/* the pulls; run.sc is the source's settings */
+	struct runner run;
 	struct store *st;
 	/* The newest version, as the loop serves it. */
 	char *head;
 	char *head_mpath;
 	struct manifest *head_m;
-	char **vids; /* the versions, oldest first: a
-					 * copy the loop owns */
+	/* the versions, oldest first: a copy the loop owns */
+	char **vids;
 	size_t nversions;
 	/* Where things are. */
 	char *current, *deltas, *sigs_dir, *hints;

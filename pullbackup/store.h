@@ -38,11 +38,11 @@ struct manifest;
 struct ment;
 
 enum store_mode {
-	STORE_READ,   /* list, restore, verify, export: shared lock */
-	STORE_WRITE,  /* prune: exclusive lock */
-	STORE_DAEMON, /* the pull-backup daemon: creates, and takes
-				 * the exclusive lock around each commit and
-				 * prune */
+	STORE_READ,  /* list, restore, verify, export: shared lock */
+	STORE_WRITE, /* prune: exclusive lock */
+	/* the pull-backup daemon: creates, and takes the exclusive lock
+	 * around each commit and prune */
+	STORE_DAEMON,
 };
 
 #define STORE_LOCK_WAIT 120 /* seconds a verb waits for the lock */
@@ -54,8 +54,9 @@ struct store {
 	int dfd;    /* dir: every name below is reached from it */
 	char **ids; /* oldest first; ids[n-1] is HEAD */
 	size_t n;
-	int lockfd;      /* "lock": shared by readers, exclusive by
-				 * writers (flock: a dead holder frees it) */
+	/* "lock": shared by readers, exclusive by writers (flock: a dead
+	 * holder frees it) */
+	int lockfd;
 	int daemonfd;    /* "daemon.lock": one daemon at a time */
 	char *recovered; /* what start-up recovery did, or NULL */
 };
@@ -106,10 +107,12 @@ int store_info(const struct store *, size_t index, struct version_info *,
 /* A commit of the next version: the trees to fill before it. */
 struct store_txn {
 	struct store *st;
-	char *staging; /* the new version: made by the sync, which
-				 * resumes it after a pull cut short */
-	char *deltas;  /* the deltas its files came by, kept for the
-				 * reverse increments and the importers */
+	/* the new version: made by the sync, which resumes it after a pull
+	 * cut short */
+	char *staging;
+	/* the deltas its files came by, kept for the reverse increments and
+	 * the importers */
+	char *deltas;
 };
 void store_begin(struct store *, struct store_txn *);
 /* Make the verified tree in staging, described by m, the newest version,
