@@ -69,8 +69,8 @@ void config_free(struct config *);
  * state, and which sources and importers it has. */
 int config_needs_restart(const struct config *a, const struct config *b,
     char *what, size_t len);
-const struct source_conf *
-config_source(const struct config *, const char *name);
+const struct source_conf *config_source(const struct config *,
+    const char *name);
 int source_name_valid(const char *);
 /* "http://host:port" -> host and port; 0 on success. */
 int url_split(const char *url, char **host, int *port);

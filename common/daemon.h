@@ -51,10 +51,6 @@ char *cli_url(const struct config *);
  * call->reply), else -1 with a one-line reason printed to stderr. */
 int cli_request(const struct config *, struct http_call *, const char *method,
     const char *path, const char *body);
-/* Print a JSON document as indented "key: value" text. */
-void doc_print(FILE *, const struct doc *, int indent);
-
-#endif
 
 /* Verbs every role has. */
 int verb_check_config(struct config *, int argc, char **argv);
@@ -68,5 +64,7 @@ struct verb_opt {
 	int has_arg;
 	const char **value; /* set to the argument, or to "" for flags */
 };
-int
-verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos, int maxpos);
+int verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos,
+    int maxpos);
+
+#endif

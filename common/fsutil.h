@@ -33,10 +33,10 @@ int fs_write_renamed(const char *path, const void *data, size_t len);
 /* The *_at() forms take a name relative to the directory dfd (or
  * AT_FDCWD), as the archive, which works from its directory's fd, does. */
 int fs_write_atomic_at(int dfd, const char *name, const void *data, size_t len);
-int
-fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len);
-int
-fs_read_file_at(int dfd, const char *name, size_t max, char **out, size_t *len);
+int fs_write_renamed_at(int dfd, const char *name, const void *data,
+    size_t len);
+int fs_read_file_at(int dfd, const char *name, size_t max, char **out,
+    size_t *len);
 int fs_rm_rf_at(int dfd, const char *name);
 int fs_exists_at(int dfd, const char *name);
 /* Bytes used by a tree's regular files (for "increment bytes"). */

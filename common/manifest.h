@@ -67,8 +67,8 @@ int manifest_same(const struct ment *, const struct ment *);
 /* What differs from old to new, in path order: fn(arg, o, n) with o the
  * old entry (NULL for a path only in new) and n the new one (NULL for a
  * path only in old); paths that are the same in both are skipped. */
-typedef void
-manifest_diff_fn(void *arg, const struct ment *o, const struct ment *n);
+typedef void manifest_diff_fn(void *arg, const struct ment *o,
+    const struct ment *n);
 void manifest_diff(const struct manifest *old, const struct manifest *new,
     manifest_diff_fn *, void *arg);
 void manifest_free(struct manifest *);

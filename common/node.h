@@ -178,14 +178,14 @@ void outbox_pump(struct node *);
  * meanwhile, from memory, not from the file.  With durable_write_then(),
  * done(arg, rc) runs on the loop once the file is durable (rc 0) or could
  * not be written (-1, errno in the log). */
-void
-durable_write(struct node *, const char *path, const void *data, size_t len);
+void durable_write(struct node *, const char *path, const void *data,
+    size_t len);
 void durable_write_then(struct node *, const char *path, const void *data,
     size_t len, void (*done)(void *arg, int rc), void *arg);
 void durable_remove(struct node *, const char *path);
 /* Append to a file, unsynced, in order with the rest (the run history). */
-void
-durable_append(struct node *, const char *path, const void *data, size_t len);
+void durable_append(struct node *, const char *path, const void *data,
+    size_t len);
 /* For inbox.c and outbox.c: an event received (answered once durable),
  * one to send, one handled (its file goes once the batch is durable). */
 void durable_received(struct node *, struct evhttp_request *, struct qentry *);

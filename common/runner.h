@@ -126,8 +126,8 @@ int runner_accept(struct runner *, const char *type, const char *version,
 /* From the job's done callback, with what it did (ok, or failed and final
  * when retrying is pointless); the runner takes res's strings.  Then call
  * runner_kick(). */
-enum runner_outcome
-runner_done(struct runner *, struct runner_result *res, int final);
+enum runner_outcome runner_done(struct runner *, struct runner_result *res,
+    int final);
 void runner_result_clear(struct runner_result *);
 /* Whether the job under way is the last attempt unless it succeeds: what
  * it leaves for a retry is then of no use.  Any thread may ask. */

@@ -8,7 +8,7 @@
 
 struct manifest;
 
-int
-treemeta_apply(int rootfd, const struct manifest *, char *err, size_t errlen);
+int treemeta_apply(int rootfd, const struct manifest *, char *err,
+    size_t errlen);
 
 #endif

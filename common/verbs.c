@@ -66,8 +66,9 @@ cli_request(const struct config *cf, struct http_call *c, const char *method,
 	return rc;
 }
 
-void
-doc_print(FILE *f, const struct doc *d, int indent)
+/* A JSON document as indented "key: value" text: status without --json. */
+static void
+print_doc(FILE *f, const struct doc *d, int indent)
 {
 	size_t i;
 
@@ -88,7 +89,7 @@ doc_print(FILE *f, const struct doc *d, int indent)
 				fprintf(f, " %s\n", d->kids[i]->str);
 			else {
 				fprintf(f, "\n");
-				doc_print(f, d->kids[i], indent + 2);
+				print_doc(f, d->kids[i], indent + 2);
 			}
 		}
 		break;
@@ -99,11 +100,11 @@ doc_print(FILE *f, const struct doc *d, int indent)
 				fprintf(f, " %s\n", d->kids[i + 1]->str);
 			else if (d->kids[i + 1]->type == DOC_MAP) {
 				fprintf(f, "\n");
-				doc_print(f, d->kids[i + 1], indent + 2);
+				print_doc(f, d->kids[i + 1], indent + 2);
 			} else if (d->kids[i + 1]->n == 0)
 				fprintf(f, " (none)\n");
 			else
-				doc_print(f, d->kids[i + 1], indent + 2);
+				print_doc(f, d->kids[i + 1], indent + 2);
 		}
 		break;
 	}
@@ -258,7 +259,7 @@ verb_status(struct config *cf, int argc, char **argv)
 			fwrite(p, 1, n, stdout);
 			rc = EXIT_OK;
 		} else if (doc_parse(p, n, &d, err, sizeof err) == 0) {
-			doc_print(stdout, d, 0);
+			print_doc(stdout, d, 0);
 			rc = EXIT_OK;
 		} else
 			fprintf(stderr, "%s: bad status reply: %s\n",

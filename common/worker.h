@@ -10,8 +10,8 @@ struct worker_pool;
 typedef void (*worker_fn)(void *arg);
 
 struct worker_pool *worker_pool_new(struct event_base *, int nthreads);
-void
-worker_submit(struct worker_pool *, worker_fn work, worker_fn done, void *arg);
+void worker_submit(struct worker_pool *, worker_fn work, worker_fn done,
+    void *arg);
 /* Jobs not started are dropped (their done() is not called); running ones
  * are waited for.  Long jobs poll worker_stopping() to end early. */
 void worker_pool_free(struct worker_pool *);

@@ -94,8 +94,8 @@ void run_unserve(struct exporter *, struct run *, const char *why);
 
 /* export.c */
 /* Start an export now; NULL with the reason when one runs already. */
-struct run *
-export_start(struct exporter *, const char *trigger, char *why, size_t whylen);
+struct run *export_start(struct exporter *, const char *trigger, char *why,
+    size_t whylen);
 void export_schedule(struct exporter *);
 
 /* verbs.c */

@@ -135,8 +135,8 @@ int store_prune(struct store *, int64_t keep_last, int64_t older_than,
 
 /* reader.c: versions rebuilt file by file. */
 struct store_reader;
-struct store_reader *
-store_reader_new(const struct store *, char *err, size_t errlen);
+struct store_reader *store_reader_new(const struct store *, char *err,
+    size_t errlen);
 void store_reader_free(struct store_reader *);
 const struct manifest *store_reader_manifest(struct store_reader *,
     size_t index, char *err, size_t errlen);
