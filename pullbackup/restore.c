@@ -125,7 +125,8 @@ static int
 restore_one(struct store_reader *r, size_t index, const struct ment *root,
     const char *dest, char *err, size_t errlen)
 {
-	struct manifest one = { .e = (struct ment *)root, .n = 1 };
+	struct ment named = *root;
+	struct manifest one = { .e = &named, .n = 1 };
 	char *slash, *parent = xstrdup(dest);
 	const char *base;
 	int destfd, out, rc;
@@ -165,9 +166,10 @@ restore_one(struct store_reader *r, size_t index, const struct ment *root,
 	if (rc != 0 && err[0] == '\0')
 		snprintf(err, errlen, "%s: %s", dest, strerror(errno));
 	if (rc == 0) {
-		one.e[0].path = (char *)base;
+		/* Its modes and mtime, under its new name: a copy of the
+		 * entry, the manifest's stays as it is. */
+		named.path = (char *)base;
 		rc = treemeta_apply(destfd, &one, err, errlen);
-		one.e[0].path = root->path;
 	}
 	close(destfd);
 	return rc;

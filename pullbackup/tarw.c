@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <archive_entry.h>
 
 #include "hash.h"
+#include "json.h"
 #include "manifest.h"
 #include "tarw.h"
 #include "xmalloc.h"
@@ -16,13 +18,48 @@ struct tarw {
 	struct archive *ar;
 };
 
+/* Whether s is valid UTF-8 (the NUL-terminated string of a name). */
+static int
+is_utf8(const char *s)
+{
+	size_t n;
+
+	for (; *s != '\0'; s += n)
+		if ((n = utf8_len((const unsigned char *)s)) == 0)
+			return 0;
+	return 1;
+}
+
+/* Whether every name of m (paths and symlink targets) is UTF-8. */
+static int
+names_utf8(const struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (!is_utf8(m->e[i].path) ||
+		    (m->e[i].target != NULL && !is_utf8(m->e[i].target)))
+			return 0;
+	return 1;
+}
+
 struct tarw *
-tarw_open(int fd, int gzip, char *err, size_t errlen)
+tarw_open(int fd, int gzip, const struct manifest *m, char *err, size_t errlen)
 {
 	struct tarw *t = xcalloc(1, sizeof *t);
+	int utf8;
 
 	t->ar = archive_write_new();
+	/* libarchive converts names from the locale's character set: in the
+	 * C locale a service or a cron job runs in, it refuses every
+	 * non-ASCII name.  UTF-8 names go as pax wants them, in a UTF-8
+	 * locale; others (or without such a locale) as the bytes they are,
+	 * which pax says with hdrcharset=BINARY. */
+	utf8 = names_utf8(m) && setlocale(LC_CTYPE, "C.UTF-8") != NULL;
 	if (archive_write_set_format_pax(t->ar) != ARCHIVE_OK ||
+	    (!utf8 &&
+		archive_write_set_format_option(t->ar, "pax", "hdrcharset",
+		    "BINARY") != ARCHIVE_OK) ||
 	    (gzip && archive_write_add_filter_gzip(t->ar) != ARCHIVE_OK) ||
 	    archive_write_set_bytes_in_last_block(t->ar, 1) != ARCHIVE_OK ||
 	    archive_write_open_fd(t->ar, fd) != ARCHIVE_OK) {

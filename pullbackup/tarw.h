@@ -6,10 +6,14 @@
 
 #include <stddef.h>
 
+struct manifest;
 struct ment;
 struct tarw;
 
-struct tarw *tarw_open(int fd, int gzip, char *err, size_t errlen);
+/* A tar stream to fd of the entries of m (which decides how names are
+ * written). */
+struct tarw *tarw_open(int fd, int gzip, const struct manifest *m, char *err,
+    size_t errlen);
 /* Add e under path; for a file, its content is read from fd. */
 int tarw_add(struct tarw *, const struct ment *e, const char *path, int fd,
     char *err, size_t errlen);

@@ -479,7 +479,7 @@ pb_export(struct config *cf, int argc, char **argv)
 	}
 	if ((r = store_reader_new(a, err, sizeof err)) == NULL ||
 	    (m = store_reader_manifest(r, idx, err, sizeof err)) == NULL ||
-	    (t = tarw_open(fd, strcmp(format, "tar.gz") == 0, err,
+	    (t = tarw_open(fd, strcmp(format, "tar.gz") == 0, m, err,
 		 sizeof err)) == NULL)
 		goto fail;
 	for (i = 0; i < m->n; i++) {

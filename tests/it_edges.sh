@@ -1,0 +1,41 @@
+#!/bin/bash
+# The edges operators hit (issue 14, "The edges"), each a regression test
+# named after what broke.
+source "$SRC/tests/it_lib.sh"
+
+copy_chain
+mkdir -p "$S/d"
+echo "in d" > "$S/d/g"
+ln -s f "$S/link"
+printf 'UTF-8 name\n' > "$S/été.txt"
+chain_start || exit 1
+check "a cycle" exporter now --wait imported
+
+# restore SOURCE/PATH of one file or symlink crashed after writing it
+# (the entry's path was renamed in the manifest, then freed).
+pullbackup restore db/f --at now "$T/one-f" > "$T/o" 2>&1
+check "restore of one file exits 0" [ $? -eq 0 ]
+check "and gives the file" cmp "$S/f" "$T/one-f"
+pullbackup restore db/link --at now "$T/one-link" > "$T/o" 2>&1
+check "restore of one symlink exits 0" [ $? -eq 0 ]
+check "and gives the symlink" [ "$(readlink "$T/one-link")" = f ]
+pullbackup restore db/d/g --at now "$T/one-g" > "$T/o" 2>&1
+check "restore of a file in a directory exits 0" [ $? -eq 0 ]
+
+# export failed on any version with a non-ASCII (UTF-8) name: libarchive
+# converts names from the locale, and a service runs in the C locale.
+env -i PATH="$PATH" "$PULLBACKUP" -c "$T/c/pullbackup.yaml" export db \
+	--at now -o "$T/v.tar" > "$T/o" 2>&1
+check "export of UTF-8 names in the C locale exits 0" [ $? -eq 0 ]
+mkdir "$T/x" && tar -xf "$T/v.tar" -C "$T/x" 2> "$T/tar.err"
+check "it extracts to the version" same_tree "$S" "$T/x"
+check "with no warning from tar" [ ! -s "$T/tar.err" ]
+# A name that is not UTF-8 goes as its bytes.
+touch "$S/$(printf 'raw\377name')"
+check "a cycle with a name that is not UTF-8" exporter now --wait archived
+env -i PATH="$PATH" "$PULLBACKUP" -c "$T/c/pullbackup.yaml" export db \
+	--at now -o "$T/v2.tar" > "$T/o" 2>&1
+check "export of a name that is not UTF-8 exits 0" [ $? -eq 0 ]
+mkdir "$T/x2" && tar -xf "$T/v2.tar" -C "$T/x2" 2> /dev/null
+check "it extracts to the version, name as its bytes" same_tree "$S" "$T/x2"
+finish
