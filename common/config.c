@@ -149,7 +149,11 @@ url_split(const char *url, char **host, int *port)
 	    evhttp_uri_get_userinfo(u) == NULL &&
 	    evhttp_uri_get_fragment(u) == NULL &&
 	    (path == NULL || *path == '\0' || strcmp(path, "/") == 0)) {
-		if (host != NULL)
+		/* An IPv6 literal comes in brackets, which a resolver
+		 * does not take. */
+		if (host != NULL && h[0] == '[' && h[strlen(h) - 1] == ']')
+			*host = xstrndup(h + 1, strlen(h) - 2);
+		else if (host != NULL)
 			*host = xstrdup(h);
 		if (port != NULL)
 			*port = evhttp_uri_get_port(u);
@@ -157,6 +161,14 @@ url_split(const char *url, char **host, int *port)
 	}
 	evhttp_uri_free(u);
 	return rc;
+}
+
+char *
+url_make(const char *host, int port)
+{
+	if (strchr(host, ':') != NULL)
+		return xasprintf("http://[%s]:%d", host, port);
+	return xasprintf("http://%s:%d", host, port);
 }
 
 static int
@@ -180,7 +192,7 @@ get_url(struct cctx *c, const struct doc *v, const char *key, char **out)
 		    "\"%s\" must be a URL like http://HOST:PORT (no path)",
 		    key);
 	}
-	*out = xasprintf("http://%s:%d", host, port);
+	*out = url_make(host, port);
 	free(host);
 	free(s);
 	return 0;

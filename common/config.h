@@ -72,7 +72,10 @@ int config_needs_restart(const struct config *a, const struct config *b,
 const struct source_conf *config_source(const struct config *,
     const char *name);
 int source_name_valid(const char *);
-/* "http://host:port" -> host and port; 0 on success. */
+/* "http://host:port" -> host (an IPv6 literal without its brackets) and
+ * port; 0 on success. */
 int url_split(const char *url, char **host, int *port);
+/* The reverse: "http://host:port", "http://[v6]:port". */
+char *url_make(const char *host, int port);
 
 #endif

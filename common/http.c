@@ -404,16 +404,16 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 {
 	struct evhttp_request *req;
 	struct evkeyvalq *h;
-	char v[16], *host = NULL, *auth;
-	int port;
+	const char *host;
+	char v[16], *auth;
 
 	req = evhttp_request_new(call_done_cb, c);
 	evhttp_request_set_chunked_cb(req, call_chunk_cb);
 	evhttp_request_set_error_cb(req, call_error_cb);
 	h = evhttp_request_get_output_headers(req);
-	url_split(c->url, &host, &port);
-	evhttp_add_header(h, "Host", host ? host : "localhost");
-	free(host);
+	/* The URL's authority: host:port, an IPv6 literal in brackets. */
+	host = strstr(c->url, "://");
+	evhttp_add_header(h, "Host", host != NULL ? host + 3 : c->url);
 	snprintf(v, sizeof v, "%d", PROTO_VERSION);
 	evhttp_add_header(h, PROTO_HEADER, v);
 	auth = xasprintf("%s%.*s", PROTO_AUTH_SCHEME, (int)c->token_len,
@@ -441,8 +441,8 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 }
 
 void
-http_call_async(struct event_base *base, struct http_call *c, http_done_cb done,
-    void *arg)
+http_call_async(struct event_base *base, struct evdns_base *dns,
+    struct http_call *c, http_done_cb done, void *arg)
 {
 	char *host = NULL;
 	int port = 0;
@@ -455,7 +455,7 @@ http_call_async(struct event_base *base, struct http_call *c, http_done_cb done,
 		done(c, arg);
 		return;
 	}
-	c->conn = evhttp_connection_base_new(base, NULL, host,
+	c->conn = evhttp_connection_base_new(base, dns, host,
 	    (ev_uint16_t)port);
 	free(host);
 	evhttp_connection_set_timeout(c->conn, c->timeout);

@@ -9,6 +9,7 @@
 
 struct config;
 struct evbuffer;
+struct evdns_base;
 struct event_base;
 struct evhttp;
 struct evhttp_connection;
@@ -87,8 +88,10 @@ struct http_client;
 void http_call_init(struct http_call *, const char *method, const char *url,
     const char *path, const char *token, size_t token_len);
 void http_call_clear(struct http_call *);
-void http_call_async(struct event_base *, struct http_call *, http_done_cb,
-    void *arg);
+/* On the loop of base; a peer's host name is resolved with dns (an
+ * evdns_base on that loop), never blocking it. */
+void http_call_async(struct event_base *, struct evdns_base *dns,
+    struct http_call *, http_done_cb, void *arg);
 
 /* A blocking client with its own event loop, reusing one connection. */
 struct http_client *http_client_new(const char *url);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -107,6 +108,12 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 	n->role = role;
 	n->started = time(NULL);
 	n->base = daemon_base_new();
+	/* Without it, libevent resolves a peer's name with getaddrinfo() on
+	 * the loop, which a slow resolver stalls.  /etc/hosts is read too. */
+	if ((n->dns = evdns_base_new(n->base,
+		 EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL)
+		log_warnx("no resolver set up (/etc/resolv.conf); peers' names "
+			  "are resolved on the loop");
 	in = xasprintf("%s/inbox", queue_dir);
 	out = xasprintf("%s/outbox", queue_dir);
 	n->inbox = queue_open(in, err, errlen);
@@ -237,6 +244,8 @@ node_free(struct node *n)
 	worker_pool_free(n->runs);
 	worker_pool_free(n->cpu);
 	daemon_signals_free();
+	if (n->dns != NULL)
+		evdns_base_free(n->dns, 0);
 	if (n->base != NULL)
 		event_base_free(n->base);
 	n->base = NULL;

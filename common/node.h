@@ -29,6 +29,7 @@ struct doc;
 struct evbuffer;
 struct event;
 struct event_base;
+struct evdns_base;
 struct evhttp;
 struct evhttp_request;
 struct json;
@@ -87,6 +88,7 @@ struct node {
 	const struct node_ops *ops;
 	void *role;
 	struct event_base *base;
+	struct evdns_base *dns; /* peers' names, resolved off the loop */
 	struct evhttp *http;
 	struct worker_pool *cpu;    /* short jobs: deltas */
 	struct worker_pool *runs;   /* long jobs: syncs, hooks, commits */

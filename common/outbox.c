@@ -106,7 +106,7 @@ outbox_pump(struct node *n)
 		evbuffer_add(s->call.body, e->body, e->len);
 		s->call.content_type = PROTO_CT_JSON;
 		s->call.timeout = PROTO_EVENT_TIMEOUT_SECS;
-		http_call_async(n->base, &s->call, delivered, s);
+		http_call_async(n->base, n->dns, &s->call, delivered, s);
 	}
 	if (next != 0) {
 		tv.tv_sec = next - now;

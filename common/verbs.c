@@ -25,9 +25,7 @@ cli_url(const struct config *cf)
 		h = "127.0.0.1";
 	else if (strcmp(h, "::") == 0)
 		h = "::1";
-	if (strchr(h, ':') != NULL)
-		return xasprintf("http://[%s]:%d", h, cf->listen_port);
-	return xasprintf("http://%s:%d", h, cf->listen_port);
+	return url_make(h, cf->listen_port);
 }
 
 int

@@ -38,4 +38,25 @@ env -i PATH="$PATH" "$PULLBACKUP" -c "$T/c/pullbackup.yaml" export db \
 check "export of a name that is not UTF-8 exits 0" [ $? -eq 0 ]
 mkdir "$T/x2" && tar -xf "$T/v2.tar" -C "$T/x2" 2> /dev/null
 check "it extracts to the version, name as its bytes" same_tree "$S" "$T/x2"
+
+# Peers named by IPv6 literals passed check-config and never connected
+# (the brackets went to the resolver); names are resolved off the loop.
+chain_stop
+if ip -6 addr show dev lo 2> /dev/null | grep -q '::1/128'; then
+	chain_setup "$T/c6" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby6]"
+	sed -i -E 's#(http://)127\.0\.0\.1(:[0-9]+)#"\1[::1]\2"#g; s#^listen: 127\.0\.0\.1(:[0-9]+)#listen: "[::1]\1"#' \
+		"$T"/c6/*.yaml
+	check "check-config takes [::1] URLs" exporter check-config
+	chain_start || exit 1
+	check "a cycle over IPv6 literals" exporter now --wait imported --timeout 60s
+	check "the standby got it" same_tree "$S" "$T/standby6"
+	chain_stop
+else
+	echo "skip - no IPv6 loopback here"
+fi
+chain_setup "$T/c7" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby7]"
+sed -i 's#http://127\.0\.0\.1#http://localhost#g' "$T"/c7/*.yaml
+chain_start || exit 1
+check "a cycle with peers named by host name" exporter now --wait imported --timeout 60s
+check "the standby got it" same_tree "$S" "$T/standby7"
 finish

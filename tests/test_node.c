@@ -144,7 +144,7 @@ post_event(struct call *k, const char *url, const char *body)
 	k->c.body = evbuffer_new();
 	evbuffer_add(k->c.body, body, strlen(body));
 	k->c.content_type = PROTO_CT_JSON;
-	http_call_async(n.base, &k->c, call_done, k);
+	http_call_async(n.base, n.dns, &k->c, call_done, k);
 }
 
 static int
