@@ -375,6 +375,7 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 		s = v->kids[i + 1];
 		sc = &cf->sources[cf->nsources++];
 		sc->hook_timeout = DEFAULT_HOOK_TIMEOUT;
+		sc->older_than = -1;
 		if (key->type != DOC_SCALAR || !source_name_valid(key->str))
 			return cerr(c, key,
 			    "bad source name: use letters, digits, '.', '_', "

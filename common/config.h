@@ -27,8 +27,11 @@ struct source_conf {
 	char *exporter;   /* pull-backup */
 	char **importers; /* pull-backup */
 	size_t nimporters;
-	int64_t older_than;     /* seconds, 0 = no limit */
-	int64_t keep_last;      /* 0 = no limit */
+	/* Retention: a version goes only when every rule set lets it go
+	 * (keep_last is a floor).  older_than -1 and keep_last 0 are no
+	 * rule: "older_than: 0s" means every version but the newest. */
+	int64_t older_than;     /* seconds, or -1 */
+	int64_t keep_last;      /* or 0 */
 	char *pullbackup;       /* importer */
 	char **import_command;  /* importer */
 	char **promote_command; /* importer */

@@ -26,11 +26,16 @@ prune_locked(struct store *st, int64_t keep_last, int64_t older_than,
 
 	if (st->n <= 1)
 		return 0;
-	/* Ages count from the clock, never from a version's time: a version
-	 * from the future (clock skew) is never the reason another goes. */
+	if (keep_last <= 0 && older_than < 0)
+		return 0;
+	/* A version goes only when every rule lets it go: keep_last is a
+	 * floor (two weeks of a dead primary with older_than 2W still leave
+	 * keep_last versions).  Ages count from the clock, never from a
+	 * version's time: a version from the future (clock skew) is never
+	 * the reason another goes. */
 	for (i = 0; i + 1 < st->n; i++) {
-		drop = (keep_last > 0 && st->n - i > (size_t)keep_last) ||
-		    (older_than > 0 &&
+		drop = (keep_last <= 0 || st->n - i > (size_t)keep_last) &&
+		    (older_than < 0 ||
 			version_id_ms(st->ids[i]) < now_ms - older_than * 1000);
 		if (!drop)
 			break;

@@ -146,7 +146,7 @@ pull_work(void *arg)
 		goto fail;
 	}
 	s->res.ok = 1;
-	if ((sc->keep_last > 0 || sc->older_than > 0) &&
+	if ((sc->keep_last > 0 || sc->older_than >= 0) &&
 	    store_prune(s->st, sc->keep_last, sc->older_than, 0, &s->pruned,
 		&s->npruned, perr, sizeof perr) != 0)
 		log_warnx("source \"%s\": retention: %s", sc->name, perr);

@@ -128,8 +128,10 @@ int store_commit(struct store_txn *, const struct manifest *m, char **replaced,
 void store_abort(struct store_txn *, int drop);
 
 /* prune.c */
-/* Remove versions by retention; never the newest.  Lists what goes (or
- * would go) in *gone (ids to free). */
+/* Remove versions by retention, never the newest: a version goes when it
+ * is not among the keep_last newest (0: no such rule) and is older than
+ * older_than seconds (-1: no such rule).  Lists what goes (or would go)
+ * in *gone (ids to free). */
 int store_prune(struct store *, int64_t keep_last, int64_t older_than,
     int dry_run, char ***gone, size_t *ngone, char *err, size_t errlen);
 

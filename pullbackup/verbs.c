@@ -386,7 +386,7 @@ pb_prune(struct config *cf, int argc, char **argv)
 	const struct source_conf *sc;
 	struct store *a;
 	char err[1024], *pos[1], **gone, iso[32], *end;
-	int64_t older_than = 0, keep_last = 0;
+	int64_t older_than = -1, keep_last = 0;
 	size_t ngone, i;
 	int rc;
 
@@ -409,7 +409,7 @@ pb_prune(struct config *cf, int argc, char **argv)
 		/* Without options: the source's retention. */
 		older_than = sc->older_than;
 		keep_last = sc->keep_last;
-		if (older_than == 0 && keep_last == 0)
+		if (older_than < 0 && keep_last == 0)
 			return usage_error(
 			    "prune: give --older-than or --keep-last (source "
 			    "\"%s\" has no retention)",

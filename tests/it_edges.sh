@@ -59,4 +59,23 @@ sed -i 's#http://127\.0\.0\.1#http://localhost#g' "$T"/c7/*.yaml
 chain_start || exit 1
 check "a cycle with peers named by host name" exporter now --wait imported --timeout 60s
 check "the standby got it" same_tree "$S" "$T/standby7"
+
+# Retention: keep_last is a floor.  {older_than: 1s, keep_last: 3} took
+# every version older than a second, leaving one; and --older-than 0s was
+# taken for no rule at all.
+versions() {
+	pullbackup list db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
+}
+chain_stop
+sed -i 's/retention: .*/retention: {older_than: 1s, keep_last: 3}/' "$T/c7/pullbackup.yaml"
+chain_start || exit 1
+for i in 1 2 3 4; do
+	sleep 1.1
+	echo "change $i" > "$S/f"
+	exporter now --wait archived > /dev/null 2>&1
+done
+check "older_than 1s with keep_last 3 keeps 3 versions" [ "$(versions)" = 3 ]
+pullbackup prune db --older-than 0s --dry-run > "$T/o"
+check "prune --older-than 0s would remove all but the newest" \
+	[ "$(grep -c 'would remove' "$T/o")" = 2 ]
 finish

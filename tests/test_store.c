@@ -264,7 +264,7 @@ crashes(void)
 	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
 	if ((pid = fork()) == 0) {
 		setenv("UNDERSTUDY_FAULT", "prune-version-moved", 1);
-		store_prune(a, 2, 0, 0, &gone, &ngone, err, sizeof err);
+		store_prune(a, 2, -1, 0, &gone, &ngone, err, sizeof err);
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
@@ -325,12 +325,12 @@ main(void)
 	}
 
 	/* Retention: never the newest, oldest first, the rest restorable. */
-	CHECK(store_prune(a, 2, 0, 1, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(store_prune(a, 2, -1, 1, &gone, &ngone, err, sizeof err) == 0);
 	CHECK(ngone == 2 && a->n == 4);
 	for (i = 0; i < ngone; i++)
 		free(gone[i]);
 	free(gone);
-	CHECK(store_prune(a, 3, 0, 0, &gone, &ngone, err, sizeof err) == 0);
+	CHECK(store_prune(a, 3, -1, 0, &gone, &ngone, err, sizeof err) == 0);
 	CHECK(ngone == 1 && strcmp(gone[0], ids[0]) == 0 && a->n == 3);
 	for (i = 0; i < ngone; i++)
 		free(gone[i]);
@@ -382,8 +382,31 @@ main(void)
 		for (i = 0; i < ngone; i++)
 			free(gone[i]);
 		free(gone);
+		/* keep_last is a floor: with both rules, a version goes only
+		 * when both let it go. */
+		CHECK(store_prune(b, 3, 3600, 1, &gone, &ngone, err,
+			  sizeof err) == 0);
+		CHECK(ngone == 0);
+		free(gone);
+		CHECK(store_prune(b, 2, 60, 1, &gone, &ngone, err,
+			  sizeof err) == 0);
+		CHECK(ngone == 1 && strcmp(gone[0], vid[0]) == 0);
+		free(gone[0]);
+		free(gone);
+		/* Older than 0 s is a rule, not no rule: all but the newest. */
+		CHECK(store_prune(b, 0, 0, 1, &gone, &ngone, err, sizeof err) ==
+		    0);
+		CHECK(ngone == 2);
+		for (i = 0; i < ngone; i++)
+			free(gone[i]);
+		free(gone);
+		/* No rule at all: nothing. */
+		CHECK(store_prune(b, 0, -1, 1, &gone, &ngone, err,
+			  sizeof err) == 0);
+		CHECK(ngone == 0);
+		free(gone);
 		/* keep_last 1: the newest alone stays, even from the future. */
-		rc = store_prune(b, 1, 0, 0, &gone, &ngone, err, sizeof err);
+		rc = store_prune(b, 1, -1, 0, &gone, &ngone, err, sizeof err);
 		CHECK(rc == 0);
 		CHECK(ngone == 2 && b->n == 1 &&
 		    strcmp(store_head(b), vid[2]) == 0);
