@@ -165,6 +165,7 @@ export_done(void *arg)
 		if (o != r && o->served)
 			run_unserve(ex, o, "superseded by a newer version");
 	ex->served = r;
+	runs_tidy(ex);
 	snprintf(summary, sizeof summary,
 	    "exported version %s: %lld files, %lld bytes (%lld hashed, the "
 	    "others unchanged) in %llds",

@@ -33,8 +33,10 @@
 #include "xmalloc.h"
 
 /* The data of a version no longer served is renamed so, then removed on a
- * worker; start-up removes what a stop left. */
+ * worker; start-up removes what a stop left.  So is the directory of an
+ * export nothing needs. */
 #define UNSERVED_SUFFIX ".unserved"
+#define GONE_SUFFIX ".gone"
 
 static const char *
 pb_state_name(enum pb_state s)
@@ -100,6 +102,40 @@ run_unserve(struct exporter *ex, struct run *r, const char *why)
 	} else
 		node_discard_tree(&ex->node, gone);
 	log_info("version %s is no longer served: %s", r->id, why);
+	runs_tidy(ex);
+}
+
+/* The newest export that succeeded, whether served or not. */
+static const struct run *
+newest_exported(const struct exporter *ex)
+{
+	const struct run *r, *newest = NULL;
+
+	TAILQ_FOREACH(r, &ex->runs, link)
+		if (r->state == RUN_EXPORTED)
+			newest = r;
+	return newest;
+}
+
+void
+runs_tidy(struct exporter *ex)
+{
+	const struct run *newest = newest_exported(ex);
+	struct run *r;
+	char *gone;
+
+	TAILQ_FOREACH(r, &ex->runs, link) {
+		if (r->state != RUN_EXPORTED || r->served || r == newest ||
+		    r->dir_gone)
+			continue;
+		r->dir_gone = 1;
+		gone = xasprintf("%s%s", r->dir, GONE_SUFFIX);
+		if (rename(r->dir, gone) != 0) {
+			log_warn("%s", r->dir);
+			free(gone);
+		} else
+			node_discard_tree(&ex->node, gone);
+	}
 }
 
 /* Events from the pull-backups. */
@@ -462,7 +498,9 @@ ex_recover(struct exporter *ex, char *err, size_t errlen)
 			continue;
 		p = xasprintf("%s/%s", ex->exports_dir, de->d_name);
 		if (!version_id_valid(de->d_name)) {
-			log_info("removing unfinished export %s", p);
+			log_info("removing %s: an export cut short, or one "
+				 "nothing needed any more",
+			    p);
 			fs_rm_rf(p);
 		} else if (newest == NULL || strcmp(de->d_name, newest) > 0) {
 			free(newest);

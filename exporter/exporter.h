@@ -55,6 +55,7 @@ struct run {
 	char *hook_output;
 	struct manifest *m; /* while served */
 	int served;
+	int dir_gone; /* exports/<id>/ removed: nothing needs it */
 	int64_t files, bytes;
 	int64_t hashed; /* files hashed, the others from the cache */
 	struct pb_report *pb;
@@ -89,8 +90,11 @@ struct exporter {
 /* exporter.c */
 struct run *run_find(struct exporter *, const char *id);
 void run_free(struct run *);
-/* Stop serving a version: its data goes, its manifest stays for status. */
+/* Stop serving a version: its data goes; its directory too, unless it is
+ * the newest export (a restart knows the last export from its manifest). */
 void run_unserve(struct exporter *, struct run *, const char *why);
+/* Remove the directories of exports nothing needs any more. */
+void runs_tidy(struct exporter *);
 
 /* export.c */
 /* Start an export now; NULL with the reason when one runs already. */
