@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/http.h>
 
@@ -322,8 +323,15 @@ source_name_valid(const char *s)
 static int
 read_token(struct cctx *c, struct config *cf, const struct doc *at)
 {
+	struct stat st;
 	char *buf;
 	size_t len;
+
+	/* Whoever reads the secret can do anything on every link. */
+	if (stat(cf->token_file, &st) == 0 && (st.st_mode & 077) != 0)
+		cf->warning = xasprintf("token_file %s is readable by others "
+					"(mode %04o): chmod 600 it",
+		    cf->token_file, (unsigned)(st.st_mode & 07777));
 
 	if (fs_read_file(cf->token_file, 4096, &buf, &len) != 0)
 		return cerr(c, at, "token_file %s: %s", cf->token_file,
@@ -626,6 +634,7 @@ config_free(struct config *cf)
 	free(cf->state_dir);
 	free(cf->archive_dir);
 	free(cf->token_file);
+	free(cf->warning);
 	if (cf->token != NULL)
 		memset(cf->token, 0, cf->token_len);
 	free(cf->token);

@@ -50,6 +50,7 @@ struct config {
 	enum pages_mode pages;
 	char *token;
 	size_t token_len;
+	char *warning; /* one line on something risky, or NULL */
 	/* exporter */
 	char *source;
 	char **export_command;

@@ -114,7 +114,8 @@ http_check_secret(struct evhttp_request *req, const struct config *cf)
 	const char *auth = evhttp_find_header(h, PROTO_AUTH_HEADER);
 	size_t n = strlen(PROTO_AUTH_SCHEME);
 
-	if (auth == NULL || strncmp(auth, PROTO_AUTH_SCHEME, n) != 0 ||
+	/* The scheme's name is case-insensitive (RFC 9110). */
+	if (auth == NULL || strncasecmp(auth, PROTO_AUTH_SCHEME, n) != 0 ||
 	    !hash_secret_equal(auth + n, strlen(auth + n), cf->token,
 		cf->token_len)) {
 		log_warnx("refused %s from %s: %s", evhttp_request_get_uri(req),

@@ -137,6 +137,8 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 	n->kick_ev = event_new(n->base, -1, 0, kick_cb, n);
 	durable_init(n);
 	outbox_init(n);
+	if (cf->warning != NULL)
+		log_warnx("%s: %s", cf->path, cf->warning);
 	if (n->inbox->count > 0 || n->outbox->count > 0)
 		log_info("resuming: %zu event(s) to handle, %zu to deliver",
 		    n->inbox->count, n->outbox->count);

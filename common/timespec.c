@@ -102,6 +102,26 @@ cron_field(const char *f, int lo, int hi, uint64_t *bits, int *any)
 	return *bits == 0 ? -1 : 0;
 }
 
+/* Whether a cron line has a day at all.  With both the day of the month
+ * and of the week given, either will do, and every month has every
+ * weekday; with the day of the week "*", some allowed day of the month
+ * must exist in some allowed month ("0 0 31 2 *" never fires). */
+static int
+cron_can_fire(const struct schedule *sc)
+{
+	static const int days[13] = { 0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
+		30, 31 };
+	int m, d;
+
+	if (sc->dom_any || !sc->dow_any)
+		return 1;
+	for (m = 1; m <= 12; m++)
+		for (d = 1; (sc->month >> m & 1) && d <= days[m]; d++)
+			if (sc->dom >> d & 1)
+				return 1;
+	return 0;
+}
+
 int
 schedule_parse(const char *s, struct schedule *sc, char *err, size_t errlen)
 {
@@ -151,6 +171,13 @@ schedule_parse(const char *s, struct schedule *sc, char *err, size_t errlen)
 	if (bits & (1u << 7))
 		bits |= 1; /* 7 is Sunday too */
 	sc->dow = (uint8_t)(bits & 0x7f);
+	if (!cron_can_fire(sc)) {
+		snprintf(err, errlen,
+		    "cron line \"%s\" never fires: none of "
+		    "its months has those days",
+		    s);
+		return -1;
+	}
 	return 0;
 badfield:
 	snprintf(err, errlen, "bad field in cron line \"%s\"", s);

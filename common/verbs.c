@@ -234,6 +234,8 @@ verb_check_config(struct config *cf, int argc, char **argv)
 {
 	if (argc > 1)
 		return usage_error("check-config takes no arguments");
+	if (cf->warning != NULL)
+		printf("warning: %s\n", cf->warning);
 	printf("configuration OK\n");
 	return EXIT_OK;
 }

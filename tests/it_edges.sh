@@ -11,6 +11,26 @@ printf 'UTF-8 name\n' > "$S/été.txt"
 chain_start || exit 1
 check "a cycle" exporter now --wait imported
 
+# A cron line that never fires passed check-config; a token file others
+# can read was taken silently; "Authorization: bearer" (lower case) was
+# refused.
+cp "$T/c/exporter.yaml" "$T/cron.yaml"
+sed -i 's/^schedule: .*/schedule: "0 0 31 2 *"/' "$T/cron.yaml"
+"$EXPORTER" -c "$T/cron.yaml" check-config > "$T/o" 2>&1
+check "a cron line that never fires is a config error (exit 2)" [ $? -eq 2 ]
+check "saying so" contains "$T/o" "never fires"
+chmod 644 "$T/c/token"
+exporter check-config > "$T/o" 2>&1
+check "check-config warns of a token file others can read" \
+	contains "$T/o" "readable by others (mode 0644): chmod 600 it"
+check "and still says the config is OK" contains "$T/o" "configuration OK"
+chmod 600 "$T/c/token"
+exporter check-config > "$T/o" 2>&1
+check "no warning once it is 0600" bash -c "! grep -q warning '$T/o'"
+c=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Understudy-Protocol: 1' \
+	-H "Authorization: bearer $(cat "$T/c/token")" "http://127.0.0.1:$EX_PORT/v1/status")
+check "the auth scheme's name is case-insensitive" [ "$c" = 200 ]
+
 # restore SOURCE/PATH of one file or symlink crashed after writing it
 # (the entry's path was renamed in the manifest, then freed).
 pullbackup restore db/f --at now "$T/one-f" > "$T/o" 2>&1

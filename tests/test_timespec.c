@@ -73,6 +73,11 @@ main(void)
 	CHECK(schedule_parse("0 0 29 2 *", &sc, err, sizeof err) == 0);
 	CHECK(schedule_next(&sc, now) == iso("2028-02-29T00:00:00Z"));
 	CHECK(schedule_parse("0,30 8-9 1 1,7 7", &sc, err, sizeof err) == 0);
+	/* A line that can never fire is refused, and says why. */
+	CHECK(schedule_parse("0 0 31 2 *", &sc, err, sizeof err) != 0);
+	CHECK_CONTAINS(err, "never fires");
+	CHECK(schedule_parse("0 0 30,31 2,4 *", &sc, err, sizeof err) == 0);
+	CHECK(schedule_parse("0 0 31 2 1", &sc, err, sizeof err) == 0);
 	CHECK(schedule_parse("61 * * * *", &sc, err, sizeof err) != 0);
 	CHECK_CONTAINS(err, "cron");
 	CHECK(schedule_parse("* * * *", &sc, err, sizeof err) != 0);
