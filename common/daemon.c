@@ -31,7 +31,7 @@ static const struct verb common_verbs[] = {
 	    verb_check_config },
 	{ "serve", "", "run the daemon in the foreground", NULL },
 	{ "status", "[--json]", "what the running daemon knows", verb_status },
-	{ "check", "[--max-age AGE]",
+	{ "check", "[--max-age AGE] [--max-lag AGE]",
 	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 "
 	    "UNKNOWN",
 	    verb_check },

@@ -68,10 +68,11 @@ monitor_health(struct node *n, struct evhttp_request *req,
 
 	why[0] = '\0';
 	if (n->ops->health != NULL)
-		rc = n->ops->health(n, max_age, &warn, why, sizeof why);
+		rc = n->ops->health(n, max_age, pr->max_lag, &warn, why,
+		    sizeof why);
 	else
-		rc = runner_health_all(n->runners, n->nrunners, max_age, &warn,
-		    why, sizeof why);
+		rc = runner_health_all(n->runners, n->nrunners, max_age,
+		    pr->max_lag, &warn, why, sizeof why);
 	evbuffer_add_printf(b, "%s: %s\n",
 	    rc != 0  ? "CRITICAL" :
 		warn ? "WARNING" :

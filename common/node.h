@@ -63,11 +63,12 @@ struct node_ops {
 	void (*refused)(struct node *, const struct qentry *, const char *why);
 	/* Monitoring.  health(): 0 when every source has data younger than
 	 * max_age, else -1 with one line saying which and why; with *warn
-	 * set when fresh but the last run failed; NULL: the node asks its
-	 * runners.  metrics(): the role's Prometheus families (metrics.h),
+	 * set when fresh but the last run failed; max_lag (0: none asked)
+	 * bounds the lag from an export to its import, where the role knows
+	 * it; NULL: the node asks its runners.  metrics(): the role's Prometheus families (metrics.h),
 	 * after the runners'. */
-	int (*health)(struct node *, int64_t max_age, int *warn, char *why,
-	    size_t whylen);
+	int (*health)(struct node *, int64_t max_age, int64_t max_lag,
+	    int *warn, char *why, size_t whylen);
 	void (*metrics)(struct node *, struct evbuffer *);
 	/* The HTML pages (GET / and the role's forms), after the pages
 	 * policy was checked; return 0 if the path was handled.  May be

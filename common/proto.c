@@ -54,8 +54,12 @@ proto_run_route(const char *version)
 }
 
 char *
-proto_health_route(int64_t max_age)
+proto_health_route(int64_t max_age, int64_t max_lag)
 {
+	if (max_lag > 0)
+		return xasprintf("%s?%s=%lld&%s=%lld", ROUTE_HEALTH,
+		    PROTO_Q_MAX_AGE, (long long)max_age, PROTO_Q_MAX_LAG,
+		    (long long)max_lag);
 	return xasprintf("%s?%s=%lld", ROUTE_HEALTH, PROTO_Q_MAX_AGE,
 	    (long long)max_age);
 }
@@ -122,6 +126,11 @@ parse_query(const char *qs, struct proto_req *r)
 		x = strtoll(v, &end, 10);
 		if (*end == '\0' && x > 0)
 			r->max_age = x;
+	}
+	if ((v = evhttp_find_header(&q, PROTO_Q_MAX_LAG)) != NULL) {
+		x = strtoll(v, &end, 10);
+		if (*end == '\0' && x > 0)
+			r->max_lag = x;
 	}
 	evhttp_clear_headers(&q);
 }

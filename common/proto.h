@@ -119,6 +119,7 @@ enum proto_what {
 #define PROTO_Q_PATH "path"
 #define PROTO_Q_FROM "from"
 #define PROTO_Q_MAX_AGE "max_age" /* /health: seconds */
+#define PROTO_Q_MAX_LAG "max_lag" /* /health: seconds */
 
 /* Members of the control bodies. */
 #define PROMOTE_SOURCE "source" /* POST /v1/promote */
@@ -147,7 +148,8 @@ int proto_retry_delay(int retry, int first_secs);
 char *proto_version_route(const char *source, const char *version,
     enum proto_what, const char *path, const char *from);
 char *proto_run_route(const char *version);
-char *proto_health_route(int64_t max_age);
+/* max_lag 0: none asked. */
+char *proto_health_route(int64_t max_age, int64_t max_lag);
 
 /* What a request asks for, parsed once from its URI by the server. */
 enum proto_route {
@@ -175,6 +177,7 @@ struct proto_req {
 	char *path;      /* PROTO_Q_PATH, decoded, or NULL */
 	char from[65];   /* PROTO_Q_FROM, or "" */
 	int64_t max_age; /* PROTO_Q_MAX_AGE, or 0 */
+	int64_t max_lag; /* PROTO_Q_MAX_LAG, or 0 */
 };
 
 struct evhttp_uri;

@@ -337,8 +337,8 @@ runner_status(const struct runner *r, struct json *j)
 /* One source's part of the health line, at why + *off; -1 with why (at
  * its start) when the source is not fresh. */
 static int
-runner_health(const struct runner *r, int64_t max_age, int *warn, char *why,
-    size_t len, size_t *off)
+runner_health(const struct runner *r, int64_t max_age, int64_t max_lag,
+    int *warn, char *why, size_t len, size_t *off)
 {
 	const char *name = r->sc->name, *newest, *aside;
 	int failed = r->last.version != NULL && !r->last.ok;
@@ -361,6 +361,15 @@ runner_health(const struct runner *r, int64_t max_age, int *warn, char *why,
 		    r->words->stale, age, (long long)max_age);
 		return -1;
 	}
+	if (max_lag > 0 && (r->busy || r->attempts > 0) &&
+	    (age = (long)(time(NULL) - version_id_ms(r->version) / 1000)) >
+		max_lag) {
+		snprintf(why, len,
+		    "source \"%s\": %s %s, exported %lds ago, is not done "
+		    "(max_lag %llds)",
+		    name, r->words->doing, r->version, age, (long long)max_lag);
+		return -1;
+	}
 	if (failed)
 		*warn = 1;
 	if (*off < len)
@@ -373,13 +382,14 @@ runner_health(const struct runner *r, int64_t max_age, int *warn, char *why,
 
 int
 runner_health_all(struct runner *const *rs, size_t n, int64_t max_age,
-    int *warn, char *why, size_t len)
+    int64_t max_lag, int *warn, char *why, size_t len)
 {
 	size_t i, off = 0;
 
 	why[0] = '\0';
 	for (i = 0; i < n; i++)
-		if (runner_health(rs[i], max_age, warn, why, len, &off) != 0)
+		if (runner_health(rs[i], max_age, max_lag, warn, why, len,
+			&off) != 0)
 			return -1;
 	return 0;
 }

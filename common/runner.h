@@ -141,10 +141,12 @@ void runner_release(struct runner *);
  * the retry under way. */
 void runner_status(const struct runner *, struct json *);
 /* The sources' health, from the version their newest data is: -1 with
- * why when one has none or it is older than max_age; else 0, with *warn
- * set when a last job failed, and why a line of each source's state. */
+ * why when one has none or it is older than max_age, or (max_lag > 0) the
+ * job under way or to retry is of a version exported more than max_lag
+ * ago; else 0, with *warn set when a last job failed, and why a line of
+ * each source's state. */
 int runner_health_all(struct runner *const *, size_t n, int64_t max_age,
-    int *warn, char *why, size_t len);
+    int64_t max_lag, int *warn, char *why, size_t len);
 /* The rows of the source's table on the status or takeover page: the job
  * under way, the last result, the retry. */
 void runner_html(struct evbuffer *, const struct runner *, time_t now);

@@ -184,12 +184,12 @@ verb_opts(int argc, char **argv, struct verb_opt *opts, char **pos, int maxpos)
 int
 verb_check(struct config *cf, int argc, char **argv)
 {
-	const char *max_age = NULL;
+	const char *max_age = NULL, *max_lag = NULL;
 	struct verb_opt opts[] = { { "max-age", 1, &max_age },
-		{ NULL, 0, NULL } };
+		{ "max-lag", 1, &max_lag }, { NULL, 0, NULL } };
 	struct http_client *hc;
 	struct http_call c;
-	int64_t secs = cf->max_age;
+	int64_t secs = cf->max_age, lag = 0;
 	char *url, *path, line[1024];
 	size_t n;
 	int rc;
@@ -200,8 +200,12 @@ verb_check(struct config *cf, int argc, char **argv)
 		printf("UNKNOWN: --max-age takes an age like 25h\n");
 		return 3;
 	}
+	if (max_lag != NULL && (age_parse(max_lag, &lag) != 0 || lag == 0)) {
+		printf("UNKNOWN: --max-lag takes an age like 15m\n");
+		return 3;
+	}
 	url = cli_url(cf);
-	path = proto_health_route(secs);
+	path = proto_health_route(secs, lag);
 	hc = http_client_new(url);
 	http_call_init(&c, "GET", url, path, cf->token, cf->token_len);
 	c.timeout = 30;
@@ -235,7 +239,7 @@ verb_check_config(struct config *cf, int argc, char **argv)
 	if (argc > 1)
 		return usage_error("check-config takes no arguments");
 	if (cf->warning != NULL)
-		printf("warning: %s\n", cf->warning);
+		fprintf(stderr, "%s: warning: %s\n", cf->path, cf->warning);
 	printf("configuration OK\n");
 	return EXIT_OK;
 }

@@ -140,6 +140,48 @@ runs_tidy(struct exporter *ex)
 
 /* Events from the pull-backups. */
 
+/* A version imported on a standby: the newest such is kept, to measure
+ * the replication lag, across restarts too. */
+static void
+imported_note(struct exporter *ex, const char *version)
+{
+	char buf[128];
+	int len;
+
+	if (strcmp(version, ex->imported) <= 0)
+		return;
+	snprintf(ex->imported, sizeof ex->imported, "%s", version);
+	ex->imported_at = time(NULL);
+	len = snprintf(buf, sizeof buf, "{\"version\":\"%s\",\"at\":%lld}\n",
+	    ex->imported, (long long)ex->imported_at);
+	durable_write(&ex->node, ex->imported_file, buf, (size_t)len);
+}
+
+static void
+imported_load(struct exporter *ex)
+{
+	struct doc *d = NULL;
+	char *buf, err[128];
+	size_t len;
+	const char *v;
+	int64_t at;
+
+	if (fs_read_file(ex->imported_file, 4096, &buf, &len) != 0)
+		return;
+	if (doc_parse(buf, len, &d, err, sizeof err) != 0 ||
+	    (v = doc_get_str(d, "version")) == NULL || !version_id_valid(v) ||
+	    doc_get_i64(d, "at", &at) != 0)
+		log_warnx("%s is damaged; the last import is forgotten until "
+			  "the next",
+		    ex->imported_file);
+	else {
+		snprintf(ex->imported, sizeof ex->imported, "%s", v);
+		ex->imported_at = (time_t)at;
+	}
+	doc_free(d);
+	free(buf);
+}
+
 static struct pb_report *
 pb_find(struct run *r, const char *url)
 {
@@ -211,10 +253,8 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 			run_unserve(ex, r, "archived by every pull-backup");
 	} else {
 		pb->imported = ok ? PB_OK : PB_FAILED;
-		if (ok) {
-			ex->last_lag_at = time(NULL);
-			ex->last_lag = (long)(ex->last_lag_at - r->started);
-		}
+		if (ok)
+			imported_note(ex, version);
 		doc_get_i64(ev, EVF_IMPORTERS_OK, &pb->importers_ok);
 		doc_get_i64(ev, EVF_IMPORTERS_TOTAL, &pb->importers_total);
 		free(pb->import_error);
@@ -389,12 +429,28 @@ last_exported(const struct exporter *ex, const struct run **last)
 	return ok;
 }
 
+/* The replication lag: from the newest export's start to its import on
+ * a standby, or to now while it waits; -1 before any import is known. */
+static long
+ex_lag(const struct exporter *ex, const struct run *newest, time_t now)
+{
+	if (ex->imported[0] == '\0' || newest == NULL)
+		return -1;
+	if (strcmp(ex->imported, newest->id) >= 0)
+		return (
+		    long)(ex->imported_at - version_id_ms(ex->imported) / 1000);
+	return (long)(now - newest->started);
+}
+
 static int
-ex_health(struct node *n, int64_t max_age, int *warn, char *why, size_t len)
+ex_health(struct node *n, int64_t max_age, int64_t max_lag, int *warn,
+    char *why, size_t len)
 {
 	struct exporter *ex = n->role;
 	const struct run *ok, *last;
-	long age;
+	time_t now = time(NULL);
+	long age, lag;
+	char lagw[32];
 
 	ok = last_exported(ex, &last);
 	if (ok == NULL) {
@@ -402,7 +458,7 @@ ex_health(struct node *n, int64_t max_age, int *warn, char *why, size_t len)
 		    ex->cf->source);
 		return -1;
 	}
-	age = (long)(time(NULL) - ok->started);
+	age = (long)(now - ok->started);
 	if (age > max_age) {
 		snprintf(why, len,
 		    "source \"%s\": the last export is %lds old (max_age "
@@ -410,9 +466,32 @@ ex_health(struct node *n, int64_t max_age, int *warn, char *why, size_t len)
 		    ex->cf->source, age, (long long)max_age);
 		return -1;
 	}
+	lag = ex_lag(ex, ok, now);
+	if (max_lag > 0 &&
+	    (lag > max_lag || (lag < 0 && now - ex->node.started > max_lag))) {
+		if (lag < 0)
+			snprintf(why, len,
+			    "source \"%s\": no import reported in %llds "
+			    "(max_lag %llds)",
+			    ex->cf->source, (long long)(now - ex->node.started),
+			    (long long)max_lag);
+		else
+			snprintf(why, len,
+			    "source \"%s\": version %s %s %lds after its "
+			    "export (max_lag %llds)",
+			    ex->cf->source, ok->id,
+			    strcmp(ex->imported, ok->id) >= 0 ?
+				"was imported" :
+				"is not imported",
+			    lag, (long long)max_lag);
+		return -1;
+	}
 	*warn = last != ok;
-	snprintf(why, len, "source \"%s\": exported %lds ago%s%s",
-	    ex->cf->source, age, *warn ? "; the last run failed: " : "",
+	lagw[0] = '\0';
+	if (lag >= 0)
+		snprintf(lagw, sizeof lagw, ", lag %lds", lag);
+	snprintf(why, len, "source \"%s\": exported %lds ago%s%s%s",
+	    ex->cf->source, age, lagw, *warn ? "; the last run failed: " : "",
 	    *warn && last->error ? last->error : "");
 	return 0;
 }
@@ -423,6 +502,7 @@ ex_metrics(struct node *n, struct evbuffer *b)
 	struct exporter *ex = n->role;
 	const struct run *ok, *last;
 	const char *s = ex->cf->source;
+	long lag;
 
 	ok = last_exported(ex, &last);
 	metrics_family(b, "understudy_failures_total", "counter", NULL);
@@ -444,12 +524,12 @@ ex_metrics(struct node *n, struct evbuffer *b)
 		metrics_int(b, "understudy_export_files", ok->files, "source",
 		    s, NULL);
 	}
-	if (ex->last_lag_at != 0) {
+	if ((lag = ex_lag(ex, ok, time(NULL))) >= 0) {
 		metrics_family(b, "understudy_replication_lag_seconds", "gauge",
-		    "From the start of the export to the import on the "
-		    "standby.");
-		metrics_int(b, "understudy_replication_lag_seconds",
-		    ex->last_lag, "source", s, NULL);
+		    "From the start of the newest export to its import on a "
+		    "standby, or to now while it waits.");
+		metrics_int(b, "understudy_replication_lag_seconds", lag,
+		    "source", s, NULL);
 	}
 	metrics_family(b, "understudy_export_running", "gauge", NULL);
 	metrics_int(b, "understudy_export_running", ex->running != NULL,
@@ -567,11 +647,13 @@ ex_serve(struct config *cf, int argc, char **argv)
 	TAILQ_INIT(&ex.runs);
 	ex.exports_dir = xasprintf("%s/exports", cf->state_dir);
 	ex.tmp_dir = xasprintf("%s/tmp", cf->state_dir);
+	ex.imported_file = xasprintf("%s/last-imported.json", cf->state_dir);
 	if (fs_mkdir_p(ex.exports_dir, 0700) != 0 ||
 	    fs_mkdir_p(ex.tmp_dir, 0700) != 0) {
 		log_warn("state_dir %s", cf->state_dir);
 		return EXIT_FAILED;
 	}
+	imported_load(&ex);
 	if (ex_recover(&ex, err, sizeof err) != 0 ||
 	    node_init(&ex.node, cf, &ex_ops, &ex, cf->state_dir, err,
 		sizeof err) != 0) {
@@ -589,6 +671,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 	}
 	free(ex.exports_dir);
 	free(ex.tmp_dir);
+	free(ex.imported_file);
 	node_free(&ex.node);
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }

@@ -83,8 +83,11 @@ struct exporter {
 	struct event *sched_ev;
 	time_t next_scheduled;
 	unsigned long long failures;
-	time_t last_lag_at; /* when the last import report came */
-	long last_lag;      /* export start to import done, s */
+	/* The newest version imported on a standby, and when: kept in
+	 * imported_file (state_dir/last-imported.json). */
+	char imported[VERSION_ID_SIZE];
+	time_t imported_at;
+	char *imported_file;
 };
 
 /* exporter.c */

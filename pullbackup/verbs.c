@@ -71,7 +71,7 @@ pb_list(struct config *cf, int argc, char **argv)
 	struct verb_opt opts[] = { { "json", 0, &json }, { NULL, 0, NULL } };
 	struct version_info vi;
 	struct store *a;
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b;
 	struct json j;
 	struct doc *att = NULL;
 	char err[1024], *pos[1], *p, *buf;
@@ -98,6 +98,7 @@ pb_list(struct config *cf, int argc, char **argv)
 		free(buf);
 	}
 	free(p);
+	b = evbuffer_new();
 	json_init(&j, b);
 	json_arr_open(&j, NULL);
 	if (json == NULL)
@@ -201,7 +202,7 @@ pb_changed(struct config *cf, int argc, char **argv)
 	struct changes c;
 	const struct ment *e;
 	struct store *a;
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b = NULL;
 	struct json j;
 	char err[1024], *pos[1];
 	size_t idx, i, k;
@@ -223,6 +224,7 @@ pb_changed(struct config *cf, int argc, char **argv)
 		goto out;
 	}
 	manifest_diff(old, new, note_change, &c);
+	b = evbuffer_new();
 	json_init(&j, b);
 	json_obj_open(&j, NULL);
 	json_str(&j, "since", a->ids[idx]);
@@ -251,7 +253,8 @@ out:
 		free(c.e[k]);
 	manifest_free(old);
 	manifest_free(new);
-	evbuffer_free(b);
+	if (b != NULL)
+		evbuffer_free(b);
 	store_close(a);
 	return rc;
 }
@@ -623,7 +626,7 @@ pb_catalog(struct config *cf, int argc, char **argv)
 	struct manifest *m;
 	struct version_info vi;
 	struct store *a;
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b;
 	const struct ment *e;
 	char err[1024], *pos[1];
 	size_t i, k;
@@ -635,6 +638,7 @@ pb_catalog(struct config *cf, int argc, char **argv)
 		return usage_error("catalog SOURCE");
 	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
 		return rc;
+	b = evbuffer_new();
 	yaml_str(b, "source", a->source);
 	evbuffer_add_printf(b, "\n");
 	yaml_str(b, "archive", a->dir);

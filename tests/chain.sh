@@ -27,7 +27,7 @@ chain_setup() {
 	while [ "$IM_PORT" = "$EX_PORT" ] || [ "$IM_PORT" = "$PB_PORT" ]; do
 		IM_PORT=$(free_port)
 	done
-	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/token"
+	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/token")
 	cat > "$dir/exporter.yaml" <<EOC
 source: db
 listen: 127.0.0.1:$EX_PORT

@@ -104,4 +104,41 @@ check "which is the newest version" [ -f "$T/c7/exporter/exports/$(pullbackup li
 pullbackup prune db --older-than 0s --dry-run > "$T/o"
 check "prune --older-than 0s would remove all but the newest" \
 	[ "$(grep -c 'would remove' "$T/o")" = 2 ]
+
+# Replication lag: the exporter's metric froze at the last import when
+# imports stopped, and no check bounded it.  It now grows while the newest
+# export waits; check --max-lag bounds it, on the exporter and, for the job
+# under way or to retry, on the importer.
+check "a cycle to the standby" exporter now --wait imported --timeout 60s
+exporter check --max-lag 1h > "$T/o"
+check "check --max-lag is OK once imported" [ $? -eq 0 ]
+check "and says the lag" contains "$T/o" ", lag "
+echo 8 > "$T/standby7.slow"
+echo "lagging" > "$S/f"
+exporter now --wait archived > /dev/null 2>&1
+sleep 3.1 # ages are in whole seconds
+exporter check --max-lag 2s > "$T/o"
+check "a version not imported for longer than max_lag: CRITICAL (2)" [ $? -eq 2 ]
+check "saying which" contains "$T/o" "is not imported"
+importer check --max-lag 2s > "$T/o"
+check "the importer busy with it past max_lag: CRITICAL (2)" [ $? -eq 2 ]
+check "saying so" contains "$T/o" "is not done (max_lag 2s)"
+importer check > "$T/o"
+check "without --max-lag, the importer is OK" [ $? -eq 0 ]
+lag_metric() {
+	curl -s -H "Authorization: Bearer $(cat "$T/c7/token")" \
+		"http://127.0.0.1:$EX_PORT/metrics" |
+		sed -n 's/^understudy_replication_lag_seconds{[^}]*} //p'
+}
+l1=$(lag_metric)
+sleep 1.1
+check "the lag metric grows while the export waits" [ "$(lag_metric)" -gt "$l1" ]
+check_fails "exporter check --max-lag takes an age" exporter check --max-lag soon
+rm -f "$T/standby7.slow"
+check "the import ends" eventually grep -q lagging "$T/standby7/f"
+exporter check --max-lag 1h > "$T/o"
+check "once imported, the lag is within bounds again" [ $? -eq 0 ]
+exporter check --max-lag 2s > "$T/o"
+check "but an import that took longer than max_lag is still CRITICAL" [ $? -eq 2 ]
+check "saying so" contains "$T/o" "was imported"
 finish

@@ -102,6 +102,7 @@ EOH
 #!/bin/sh
 set -e
 if [ -e "$1.fail" ]; then echo "import hook: refusing, as asked" >&2; exit 4; fi
+if [ -e "$1.slow" ]; then sleep "$(cat "$1.slow")"; fi
 rm -rf "$1.new"
 cp -a "$UNDERSTUDY_BACKUP_DIR" "$1.new"
 rm -rf "$1"

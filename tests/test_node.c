@@ -74,8 +74,8 @@ test_metrics(struct node *node, struct evbuffer *b)
 }
 
 static int
-test_health(struct node *node, int64_t max_age, int *warn, char *why,
-    size_t len)
+test_health(struct node *node, int64_t max_age, int64_t max_lag, int *warn,
+    char *why, size_t len)
 {
 	snprintf(why, len, "fine");
 	return 0;

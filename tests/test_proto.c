@@ -65,10 +65,17 @@ main(void)
 	CHECK(parse(uri, &r) == 0 && r.route == PROTO_R_RUN);
 	CHECK_STR(r.run, "20261121T194108.123Z");
 	free(uri);
-	uri = proto_health_route(90);
+	uri = proto_health_route(90, 0);
 	CHECK(parse(uri, &r) == 0 && r.route == PROTO_R_HEALTH &&
-	    r.max_age == 90);
+	    r.max_age == 90 && r.max_lag == 0);
 	free(uri);
+	uri = proto_health_route(90, 600);
+	CHECK(parse(uri, &r) == 0 && r.route == PROTO_R_HEALTH &&
+	    r.max_age == 90 && r.max_lag == 600);
+	free(uri);
+	/* A max_lag that is no number of seconds is none. */
+	CHECK(parse("/health?max_lag=10x", &r) == 0 && r.max_lag == 0);
+	CHECK(parse("/health?max_lag=-5", &r) == 0 && r.max_lag == 0);
 	CHECK(parse("/metrics", &r) == 0 && r.route == PROTO_R_METRICS);
 	CHECK(parse("/v1/events", &r) == 0 && r.route == PROTO_R_EVENTS);
 	CHECK(parse("/v1/status", &r) == 0 && r.route == PROTO_R_STATUS);

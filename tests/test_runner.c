@@ -209,7 +209,7 @@ main(void)
 	c.r = &r;
 
 	/* Nothing yet: critical, no last result. */
-	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
+	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 0, &warn, why,
 		  sizeof why) != 0);
 	CHECK_CONTAINS(why, "source \"db\": nothing yet");
 
@@ -226,11 +226,14 @@ main(void)
 	CHECK(n.inbox->count == 0);
 	CHECK(fs_exists(state));
 	warn = 0;
-	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
+	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 0, &warn, why,
 		  sizeof why) == 0 &&
 	    warn == 0);
 	CHECK_CONTAINS(why, "\"db\": newest 1");
-	CHECK(runner_health_all(n.runners, n.nrunners, 5, &warn, why,
+	/* Nothing under way: no lag, however small max_lag. */
+	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 1, &warn, why,
+		  sizeof why) == 0);
+	CHECK(runner_health_all(n.runners, n.nrunners, 5, 0, &warn, why,
 		  sizeof why) != 0);
 	CHECK_CONTAINS(why, "the newest is 1");
 	CHECK_CONTAINS(why, "(max_age 5s)");
@@ -254,9 +257,15 @@ main(void)
 	CHECK_STR(r.last.version, v1);
 	CHECK(r.last.ok);
 	warn = 0;
-	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
+	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 0, &warn, why,
 		  sizeof why) == 0 &&
 	    warn == 0);
+	/* The version to retry was exported 5 s ago: a lag past max_lag. */
+	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 3600, &warn, why,
+		  sizeof why) == 0);
+	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 2, &warn, why,
+		  sizeof why) != 0);
+	CHECK_CONTAINS(why, "is not done (max_lag 2s)");
 	d = status_of(&r);
 	CHECK_STR(doc_get_str(doc_get(d, "retrying"), "error"), "boom 2");
 	CHECK_STR(doc_get_str(doc_get(d, "retrying"), "version"), v2);
@@ -288,7 +297,7 @@ main(void)
 	CHECK(!r.last.ok && r.failures == 1);
 	CHECK_STR(r.last.error, "boom 4");
 	warn = 0;
-	CHECK(runner_health_all(n.runners, n.nrunners, 3600, &warn, why,
+	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 0, &warn, why,
 		  sizeof why) == 0 &&
 	    warn == 1);
 	CHECK_CONTAINS(why, "the last test failed");
