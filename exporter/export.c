@@ -161,9 +161,15 @@ export_done(void *arg)
 	r->files = r->m->files;
 	r->bytes = r->m->bytes;
 	r->served = 1;
-	TAILQ_FOREACH(o, &ex->runs, link)
-		if (o != r && o->served)
+	TAILQ_FOREACH(o, &ex->runs, link) {
+		if (o == r)
+			continue;
+		if (o->state == RUN_EXPORTED)
+			snprintf(o->superseded_by, sizeof o->superseded_by,
+			    "%s", r->id);
+		if (o->served)
 			run_unserve(ex, o, "superseded by a newer version");
+	}
 	ex->served = r;
 	runs_tidy(ex);
 	snprintf(summary, sizeof summary,

@@ -300,6 +300,8 @@ run_json(struct json *j, const char *key, const struct run *r)
 	json_i64(j, "files", r->files);
 	json_i64(j, "bytes", r->bytes);
 	json_bool(j, "served", r->served);
+	if (r->superseded_by[0] != '\0')
+		json_str(j, "superseded_by", r->superseded_by);
 	if (r->error)
 		json_str(j, "error", r->error);
 	if (r->hook_output)

@@ -56,6 +56,9 @@ struct run {
 	struct manifest *m; /* while served */
 	int served;
 	int dir_gone; /* exports/<id>/ removed: nothing needs it */
+	/* The newest export after this one, or "": the pull-backups may
+	 * take that one instead of this one. */
+	char superseded_by[VERSION_ID_SIZE];
 	int64_t files, bytes;
 	int64_t hashed; /* files hashed, the others from the cache */
 	struct pb_report *pb;

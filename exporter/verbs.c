@@ -1,6 +1,8 @@
 /* The exporter's now verb: ask the running daemon for a cycle (POST
  * /v1/now) and follow it (GET /v1/runs/<id>) to the stage asked, printing
- * each step as it is reached. */
+ * each step as it is reached.  A version superseded by a newer export
+ * before it reached the stage may never reach it (the pull-backups take
+ * the newest); now then follows the newer one, and says so. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +136,8 @@ verb_now(struct config *cf, int argc, char **argv)
 	struct http_call c;
 	struct doc *d = NULL, *run;
 	char *path = NULL, version[64], perr[256], why[1024], *seen[64];
-	const char *reached = NULL;
+	char first[64] = "", via[128] = "";
+	const char *reached = NULL, *newer;
 	int64_t timeout;
 	time_t deadline;
 	int i, failed = 0, rc = EXIT_FAILED;
@@ -185,24 +188,51 @@ verb_now(struct config *cf, int argc, char **argv)
 		if (json == NULL)
 			now_progress(run, seen, 64);
 		reached = wait_reached(run, wait, &failed, why, sizeof why);
+		newer = doc_get_str(run, "superseded_by");
+		if (reached == NULL && !failed && newer != NULL &&
+		    version_id_valid(newer) && strcmp(newer, version) > 0) {
+			/* The pull-backups may take the newer version
+			 * instead: follow it. */
+			if (json == NULL) {
+				printf("version %s superseded by %s before it "
+				       "was %s; following %s\n",
+				    version, newer, wait, newer);
+				fflush(stdout);
+			}
+			if (first[0] == '\0')
+				snprintf(first, sizeof first, "%s", version);
+			snprintf(version, sizeof version, "%s", newer);
+			free(path);
+			path = proto_run_route(version);
+			for (i = 0; i < 64; i++) {
+				free(seen[i]);
+				seen[i] = NULL;
+			}
+			http_call_clear(&c);
+			doc_free(d);
+			continue;
+		}
 		if (reached != NULL || failed || time(NULL) > deadline) {
+			if (first[0] != '\0')
+				snprintf(via, sizeof via,
+				    " (version %s superseded by it)", first);
 			if (json != NULL)
 				fwrite(evbuffer_pullup(c.reply, -1), 1,
 				    evbuffer_get_length(c.reply), stdout);
 			if (reached != NULL) {
 				if (json == NULL)
-					printf("OK: version %s %s\n", version,
-					    reached);
+					printf("OK: version %s %s%s\n", version,
+					    reached, via);
 				rc = EXIT_OK;
 			} else if (failed)
 				fprintf(stderr,
-				    "exporter: FAILED: version %s: %s\n",
-				    version, why);
+				    "exporter: FAILED: version %s%s: %s\n",
+				    version, via, why);
 			else
 				fprintf(stderr,
-				    "exporter: FAILED: version %s not %s after "
-				    "%s (see status on each host)\n",
-				    version, wait, timeout_s);
+				    "exporter: FAILED: version %s%s not %s "
+				    "after %s (see status on each host)\n",
+				    version, via, wait, timeout_s);
 			http_call_clear(&c);
 			doc_free(d);
 			break;

@@ -105,6 +105,24 @@ pullbackup prune db --older-than 0s --dry-run > "$T/o"
 check "prune --older-than 0s would remove all but the newest" \
 	[ "$(grep -c 'would remove' "$T/o")" = 2 ]
 
+# now --wait imported started just before another export never returned:
+# the newer version superseded its own, the pull-backup reports only its
+# newest push, and now waited for its own version until the timeout.
+echo 4 > "$T/standby7.slow"
+echo "first" > "$S/f"
+exporter now --wait imported --timeout 40s > "$T/now1" 2>&1 &
+nowpid=$!
+check "the first version is archived" eventually contains "$T/now1" "archived on"
+echo "second" > "$S/f"
+exporter now --wait archived > /dev/null 2>&1
+rm -f "$T/standby7.slow"
+wait $nowpid
+check "now of a superseded version exits 0 once the newer is imported" [ $? -eq 0 ]
+check "saying by which version" contains "$T/now1" "superseded by"
+check "and that the newer one was imported" \
+	grep -qE '^OK: version [0-9TZ.]+ imported \(version [0-9TZ.]+ superseded by it\)$' "$T/now1"
+check "the standby has the newer one" eventually grep -q second "$T/standby7/f"
+
 # Replication lag: the exporter's metric froze at the last import when
 # imports stopped, and no check bounded it.  It now grows while the newest
 # export waits; check --max-lag bounds it, on the exporter and, for the job
