@@ -61,6 +61,11 @@ struct node_ops {
 	/* A peer refused an event for good (409: e.g. a promoted importer);
 	 * the event is dropped after this. */
 	void (*refused)(struct node *, const struct qentry *, const char *why);
+	/* An attempt to deliver an outbox event: status 200 (why NULL) when
+	 * delivered, else the peer's status (0: no answer) and why; it is
+	 * retried.  May be NULL. */
+	void (*delivery)(struct node *, struct qentry *, int status,
+	    const char *why);
 	/* Monitoring.  health(): 0 when every source has data younger than
 	 * max_age, else -1 with one line saying which and why; with *warn
 	 * set when fresh but the last run failed; max_lag (0: none asked)

@@ -39,6 +39,8 @@ delivered(struct http_call *c, void *arg)
 	if (c->status == PROTO_OK) {
 		log_debugf("delivered %s to %s", e->key, e->dest);
 		n->events_out++;
+		if (n->ops->delivery != NULL)
+			n->ops->delivery(n, e, c->status, NULL);
 		queue_remove(n->outbox, e);
 	} else if (c->status == PROTO_REFUSED) {
 		/* Refused for good: retrying would not change the answer. */
@@ -59,6 +61,8 @@ delivered(struct http_call *c, void *arg)
 				  "next in %ds): %s",
 			    e->key, e->dest, e->attempts, delay, why);
 		queue_set_error(e, why);
+		if (n->ops->delivery != NULL)
+			n->ops->delivery(n, e, c->status, why);
 		if (e->superseded)
 			queue_remove(n->outbox, e);
 	}

@@ -61,6 +61,7 @@ run_free(struct run *r)
 		free(r->pb[i].url);
 		free(r->pb[i].archive_error);
 		free(r->pb[i].import_error);
+		free(r->pb[i].delivery_error);
 	}
 	free(r->pb);
 	free(r->dir);
@@ -193,6 +194,24 @@ pb_find(struct run *r, const char *url)
 	return NULL;
 }
 
+/* How telling a pull-backup of a version went: kept for status and now. */
+static void
+ex_delivery(struct node *n, struct qentry *e, int status, const char *why)
+{
+	struct exporter *ex = n->role;
+	const struct doc *ev = event_doc(e);
+	const char *version;
+	struct pb_report *pb;
+	struct run *r;
+
+	if (ev == NULL || (version = doc_get_str(ev, EVF_VERSION)) == NULL ||
+	    (r = run_find(ex, version)) == NULL ||
+	    (pb = pb_find(r, e->dest)) == NULL)
+		return;
+	pb->delivery_status = why != NULL ? status : 0;
+	xstrset(&pb->delivery_error, why);
+}
+
 static int
 ex_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
     char *why, size_t whylen)
@@ -318,6 +337,11 @@ run_json(struct json *j, const char *key, const struct run *r)
 		json_i64(j, "importers_total", r->pb[i].importers_total);
 		if (r->pb[i].import_error)
 			json_str(j, "import_error", r->pb[i].import_error);
+		if (r->pb[i].delivery_error != NULL) {
+			json_str(j, "delivery_error", r->pb[i].delivery_error);
+			json_i64(j, "delivery_status",
+			    r->pb[i].delivery_status);
+		}
 		json_obj_close(j);
 	}
 	json_arr_close(j);
@@ -554,6 +578,7 @@ static const struct node_ops ex_ops = {
 	.health = ex_health,
 	.metrics = ex_metrics,
 	.accept = ex_accept,
+	.delivery = ex_delivery,
 	.kick = ex_kick,
 	.route = ex_route,
 	.status = ex_status,

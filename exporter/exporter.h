@@ -35,6 +35,10 @@ struct pb_report {
 	enum pb_state imported;
 	int64_t importers_ok, importers_total;
 	char *import_error;
+	/* The last attempt to tell it of the version, when it failed: the
+	 * peer's status (0: no answer) and why. */
+	int delivery_status;
+	char *delivery_error;
 };
 
 enum run_state {

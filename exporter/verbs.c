@@ -34,7 +34,7 @@ wait_reached(const struct doc *run, const char *wait, int *failed, char *why,
 	const struct doc *pbs = doc_get(run, "pullbackups");
 	const char *state = doc_get_str(run, "state");
 	size_t i, archived = 0, imported = 0;
-	int64_t iok, itot;
+	int64_t iok, itot, st;
 
 	*failed = 0;
 	if (state != NULL && strcmp(state, "failed") == 0) {
@@ -49,6 +49,19 @@ wait_reached(const struct doc *run, const char *wait, int *failed, char *why,
 		const struct doc *pb = pbs->kids[i];
 		const char *a = doc_get_str(pb, "archived");
 		const char *im = doc_get_str(pb, "imported");
+		if (a && strcmp(a, "pending") == 0 &&
+		    doc_get_i64(pb, "delivery_status", &st) == 0 && st >= 400 &&
+		    st < 500) {
+			/* Refused until an operator acts: the secret, the
+			 * source's name. */
+			*failed = 1;
+			snprintf(why, whylen,
+			    "%s does not take the event (the exporter keeps "
+			    "trying): %s",
+			    doc_get_str(pb, "url"),
+			    or_what(doc_get_str(pb, "delivery_error")));
+			return NULL;
+		}
 		if (a && strcmp(a, "failed") == 0) {
 			*failed = 1;
 			snprintf(why, whylen, "archiving on %s failed: %s",
@@ -105,14 +118,21 @@ now_progress(const struct doc *run, char **seen, size_t nseen)
 		    (long long)files, (long long)bytes);
 		SAY(0);
 	}
-	for (i = 0; pbs && i < pbs->n && 2 * i + 2 < nseen; i++) {
+	for (i = 0; pbs && i < pbs->n && 3 * i + 3 < nseen; i++) {
 		const struct doc *pb = pbs->kids[i];
 		const char *a = doc_get_str(pb, "archived");
 		const char *im = doc_get_str(pb, "imported");
+		const char *de = doc_get_str(pb, "delivery_error");
+		if (a && strcmp(a, "pending") == 0 && de != NULL) {
+			snprintf(line, sizeof line,
+			    "not yet delivered to %s (retrying): %s",
+			    doc_get_str(pb, "url"), de);
+			SAY(3 * i + 1);
+		}
 		if (a && strcmp(a, "ok") == 0) {
 			snprintf(line, sizeof line, "archived on %s",
 			    doc_get_str(pb, "url"));
-			SAY(2 * i + 1);
+			SAY(3 * i + 2);
 		}
 		if (im && strcmp(im, "pending") != 0) {
 			doc_get_i64(pb, "importers_ok", &iok);
@@ -121,7 +141,7 @@ now_progress(const struct doc *run, char **seen, size_t nseen)
 			    "imported on %lld of %lld importers (via %s)",
 			    (long long)iok, (long long)itot,
 			    doc_get_str(pb, "url"));
-			SAY(2 * i + 2);
+			SAY(3 * i + 3);
 		}
 	}
 #undef SAY

@@ -56,10 +56,17 @@ cp "$T/bad-token" "$T/pb-token"
 sed -i "s|token_file: .*|token_file: $T/pb-token|" "$T/c/pullbackup.yaml"
 chain_start_one "$EXPORTER" exporter
 chain_start_one "$PULLBACKUP" pullbackup
-exporter now --wait archived --timeout 4s > "$T/now2.out" 2> "$T/now2.err"
+# now waited until its timeout (1h) and never said why; it fails at once,
+# naming the peer and its 401, while the daemon keeps trying.
+start=$(date +%s)
+exporter now --wait archived --timeout 10m > "$T/now2.out" 2> "$T/now2.err"
 rc=$?
+took=$(($(date +%s) - start))
 cat "$T/now2.err"
 check "a mismatched link does not archive (exit 1)" [ $rc -eq 1 ]
+check "now says so at once, not at its timeout (${took}s)" [ "$took" -lt 30 ]
+check "naming the pull-backup" contains "$T/now2.err" "http://127.0.0.1:$PB_PORT"
+check "and its 401" contains "$T/now2.err" "answered 401"
 exporter status > "$T/status.txt"
 check "exporter status shows the refused delivery" contains "$T/status.txt" "401"
 check "nothing was archived behind a mismatched link" [ ! -e "$T/c/archive/db/HEAD" ]
