@@ -4,7 +4,9 @@
  * else one against a signature posted now), or fetched whole; each way
  * ends with the file hashed and checked against the manifest, and falls
  * back to the next when it does not serve.  Then directories and symlinks,
- * modes and mtimes, and one syncfs() for all. */
+ * modes and mtimes, and one syncfs() for all.  A resumed staging tree is
+ * first rid of what the manifest fetched again does not list. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -597,6 +599,80 @@ out:
 	return rc;
 }
 
+static int
+ment_is(const struct ment *e, mode_t mode)
+{
+	switch (e->type) {
+	case MENT_FILE:
+		return S_ISREG(mode);
+	case MENT_DIR:
+		return S_ISDIR(mode);
+	default:
+		return S_ISLNK(mode);
+	}
+}
+
+/* Drop from the resumed staging directory fd (prefix: its path in the
+ * tree, "" at the top) what the manifest fetched again does not list, or
+ * lists as another kind: the version committed holds exactly its
+ * manifest.  fd is closed. */
+static int
+staging_prune(struct syncer *s, const struct manifest *m, int fd,
+    const char *prefix)
+{
+	const struct ment *e;
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	char *rel;
+	int sub, rc = 0;
+
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		snprintf(s->err, s->errlen, "staging %s: %s",
+		    *prefix ? prefix : ".", strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		rel = *prefix ? xasprintf("%s/%s", prefix, de->d_name) :
+				xstrdup(de->d_name);
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) !=
+		    0) {
+			snprintf(s->err, s->errlen, "staging %s: %s", rel,
+			    strerror(errno));
+			rc = -1;
+		} else if ((e = manifest_find(m, rel)) == NULL ||
+		    !ment_is(e, sb.st_mode)) {
+			log_info("resumed pull of %s %s: dropping %s, %s",
+			    s->o->source, s->o->version, rel,
+			    e == NULL ? "no longer in the manifest" :
+					"of another kind in the manifest");
+			if (fs_rm_rf_at(dirfd(d), de->d_name) != 0) {
+				snprintf(s->err, s->errlen,
+				    "staging %s: cannot remove: %s", rel,
+				    strerror(errno));
+				rc = -1;
+			}
+		} else if (S_ISDIR(sb.st_mode)) {
+			fchmodat(dirfd(d), de->d_name, 0700, 0);
+			if ((sub = openat(dirfd(d), de->d_name,
+				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+				     O_CLOEXEC)) < 0) {
+				snprintf(s->err, s->errlen, "staging %s: %s",
+				    rel, strerror(errno));
+				rc = -1;
+			} else
+				rc = staging_prune(s, m, sub, rel);
+		}
+		free(rel);
+	}
+	closedir(d);
+	return rc;
+}
+
 int
 sync_run(const struct sync_opts *o, struct manifest **out,
     struct sync_stats *st, int *gone, char *err, size_t errlen)
@@ -624,6 +700,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		goto out;
 	hints_load(&s.old, o->hints);
 	if (staging_open(&s) != 0)
+		goto out;
+	if (s.resuming && staging_prune(&s, m, dup(s.stagefd), "") != 0)
 		goto out;
 	if (o->base_dir != NULL)
 		s.basefd = open(o->base_dir,

@@ -330,6 +330,26 @@ main(void)
 	CHECK(tree_is(stg2, served.m));
 	manifest_free(m);
 	m = NULL;
+
+	/* A resumed pull commits exactly the manifest fetched again: what a
+	 * first manifest listed and the second does not (a file, a symlink
+	 * out of the tree, a directory with its files), and what it lists as
+	 * another kind (a symlink where a file is), are dropped. */
+	put(stg2, "junk", "not in the manifest\n");
+	kept = xasprintf("%s/shadow", stg2);
+	CHECK(symlink("/etc/shadow", kept) == 0);
+	free(kept);
+	kept = xasprintf("%s/gone", stg2);
+	CHECK(mkdir(kept, 0555) == 0);
+	free(kept);
+	kept = xasprintf("%s/dump.sql", stg2);
+	CHECK(unlink(kept) == 0 && symlink("/etc/passwd", kept) == 0);
+	free(kept);
+	opts_init(&o, "20261121T000002.000Z", stg2);
+	CHECK(sync_run(&o, &m, &st, &gone, err, sizeof err) == 0);
+	CHECK(tree_is(stg2, served.m));
+	manifest_free(m);
+	m = NULL;
 	sync_staging_drop(stg2);
 	CHECK(!fs_exists(stg2));
 
