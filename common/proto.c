@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -51,6 +52,12 @@ char *
 proto_run_route(const char *version)
 {
 	return xasprintf("%s%s", ROUTE_RUNS, version);
+}
+
+long
+proto_version_ahead(const char *version)
+{
+	return (long)(version_id_ms(version) / 1000 - time(NULL));
 }
 
 char *

@@ -133,6 +133,10 @@ enum proto_what {
 #define PROTO_MAX_HEADERS (16 * 1024)
 #define PROTO_TIMEOUT_SECS 120
 #define PROTO_EVENT_TIMEOUT_SECS 30 /* an event's delivery */
+/* How far ahead of the local clock a version id may be: one further is
+ * refused (a clock that jumped, or a peer that lies), and data that far in
+ * the future is not fresh. */
+#define PROTO_MAX_SKEW_SECS 300
 
 /* The one retry rule: the n-th retry (n >= 1) waits first × 2^(n-1)
  * seconds, at most PROTO_RETRY_MAX_SECS.  Events are delivered again from
@@ -148,6 +152,9 @@ int proto_retry_delay(int retry, int first_secs);
 char *proto_version_route(const char *source, const char *version,
     enum proto_what, const char *path, const char *from);
 char *proto_run_route(const char *version);
+/* How many seconds version's id is ahead of the local clock (negative:
+ * behind); more than PROTO_MAX_SKEW_SECS is the future. */
+long proto_version_ahead(const char *version);
 /* max_lag 0: none asked. */
 char *proto_health_route(int64_t max_age, int64_t max_lag);
 

@@ -196,7 +196,17 @@ int
 runner_accept(struct runner *r, const char *type, const char *version,
     char *key, size_t keylen, char *why, size_t whylen)
 {
+	long ahead;
+
 	snprintf(key, keylen, "%s %s", type, r->sc->name);
+	ahead = proto_version_ahead(version);
+	if (ahead > PROTO_MAX_SKEW_SECS) {
+		snprintf(why, whylen,
+		    "version %s is %lds ahead of this host's clock (more than "
+		    "%ds): the sender's clock or this host's is wrong",
+		    version, ahead, PROTO_MAX_SKEW_SECS);
+		return PROTO_BAD;
+	}
 	if (inbox_has_newer(r->node, key, version)) {
 		snprintf(why, whylen, "a newer version is already queued");
 		return NODE_ACK_ONLY;
@@ -355,6 +365,13 @@ runner_health(const struct runner *r, int64_t max_age, int64_t max_lag,
 		return -1;
 	}
 	age = (long)(time(NULL) - version_id_ms(newest) / 1000);
+	if (age < -PROTO_MAX_SKEW_SECS) {
+		snprintf(why, len,
+		    "source \"%s\": %s is %lds in the future: this host's "
+		    "clock or the exporter's is wrong",
+		    name, r->words->stale, -age);
+		return -1;
+	}
 	if (age > max_age) {
 		snprintf(why, len,
 		    "source \"%s\": %s is %lds old (max_age %llds)", name,

@@ -14,6 +14,7 @@ struct wjob {
 	worker_fn work, done;
 	void *arg;
 	struct event *ev;
+	struct worker_pool *wp;
 };
 
 struct worker_pool {
@@ -21,6 +22,9 @@ struct worker_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	TAILQ_HEAD(, wjob) jobs;
+	/* Taken by a thread, their done callback not yet run: freed with
+	 * the pool when the loop stopped first. */
+	TAILQ_HEAD(, wjob) inflight;
 	pthread_t *threads;
 	int nthreads;
 	int quit;
@@ -44,7 +48,11 @@ static void
 wjob_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wjob *j = arg;
+	struct worker_pool *wp = j->wp;
 
+	pthread_mutex_lock(&wp->mu);
+	TAILQ_REMOVE(&wp->inflight, j, link);
+	pthread_mutex_unlock(&wp->mu);
 	event_free(j->ev);
 	if (j->done != NULL)
 		j->done(j->arg);
@@ -67,6 +75,7 @@ worker_main(void *arg)
 		}
 		j = TAILQ_FIRST(&wp->jobs);
 		TAILQ_REMOVE(&wp->jobs, j, link);
+		TAILQ_INSERT_TAIL(&wp->inflight, j, link);
 		pthread_mutex_unlock(&wp->mu);
 		j->work(j->arg);
 		event_active(j->ev, EV_READ, 0);
@@ -83,6 +92,7 @@ worker_pool_new(struct event_base *base, int nthreads)
 	pthread_mutex_init(&wp->mu, NULL);
 	pthread_cond_init(&wp->cv, NULL);
 	TAILQ_INIT(&wp->jobs);
+	TAILQ_INIT(&wp->inflight);
 	wp->nthreads = nthreads;
 	wp->threads = xcalloc((size_t)nthreads, sizeof *wp->threads);
 	for (i = 0; i < nthreads; i++) {
@@ -100,6 +110,7 @@ worker_submit(struct worker_pool *wp, worker_fn work, worker_fn done, void *arg)
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
+	j->wp = wp;
 	j->ev = event_new(wp->base, -1, 0, wjob_done_cb, j);
 	pthread_mutex_lock(&wp->mu);
 	TAILQ_INSERT_TAIL(&wp->jobs, j, link);
@@ -126,6 +137,13 @@ worker_pool_free(struct worker_pool *wp)
 	pthread_mutex_unlock(&wp->mu);
 	for (i = 0; i < wp->nthreads; i++)
 		pthread_join(wp->threads[i], NULL);
+	/* Jobs whose done callback the stopped loop will never run: what
+	 * they made is the role's to free. */
+	while ((j = TAILQ_FIRST(&wp->inflight)) != NULL) {
+		TAILQ_REMOVE(&wp->inflight, j, link);
+		event_free(j->ev);
+		free(j);
+	}
 	free(wp->threads);
 	free(wp);
 }

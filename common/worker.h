@@ -13,7 +13,9 @@ struct worker_pool *worker_pool_new(struct event_base *, int nthreads);
 void worker_submit(struct worker_pool *, worker_fn work, worker_fn done,
     void *arg);
 /* Jobs not started are dropped (their done() is not called); running ones
- * are waited for.  Long jobs poll worker_stopping() to end early. */
+ * are waited for, and their done() is not called either when the loop
+ * stopped before running it: what a job leaves for done() is then its
+ * owner's to free.  Long jobs poll worker_stopping() to end early. */
 void worker_pool_free(struct worker_pool *);
 int worker_stopping(void);
 void worker_request_stop(void);

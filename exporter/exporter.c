@@ -485,6 +485,13 @@ ex_health(struct node *n, int64_t max_age, int64_t max_lag, int *warn,
 		return -1;
 	}
 	age = (long)(now - ok->started);
+	if (age < -PROTO_MAX_SKEW_SECS) {
+		snprintf(why, len,
+		    "source \"%s\": the last export is %lds in the future: "
+		    "the clock went back",
+		    ex->cf->source, -age);
+		return -1;
+	}
 	if (age > max_age) {
 		snprintf(why, len,
 		    "source \"%s\": the last export is %lds old (max_age "

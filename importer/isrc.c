@@ -58,6 +58,9 @@ isrc_close(struct isrc *s)
 	free(s->promo_version);
 	free(s->promo_output);
 	manifest_free(s->cur_m);
+	/* A job whose end the stopped loop never took. */
+	manifest_free(s->new_m);
+	runner_result_clear(&s->res);
 	runner_free(&s->run);
 }
 

@@ -188,34 +188,65 @@ clean_leftovers(struct store *st)
 			free(inc);
 		}
 	sweep(st, "trash", nothing_kept, head);
+	if (fs_exists_at(st->dfd, "rollback")) {
+		store_note(st, "removed an unfinished forget");
+		fs_rm_rf_at(st->dfd, "rollback");
+	}
 	fs_rm_rf_at(st->dfd, "tmp");
 	mkdirat(st->dfd, "tmp", 0700);
+}
+
+/* Finish what the journal says was under way: a commit, or a forget
+ * (forget.c). */
+static int
+recover_journal(struct store *st, const char *buf, char *err, size_t errlen)
+{
+	char a[64], b[64], note[128];
+	int forget;
+
+	if (sscanf(buf, "commit %63s %63s", a, b) == 2 && version_id_valid(b))
+		forget = 0;
+	else if (sscanf(buf, "forget %63s %63s", a, b) == 2 &&
+	    version_id_valid(a))
+		forget = 1;
+	else {
+		snprintf(err, errlen,
+		    "%s/journal: damaged journal; move it aside after "
+		    "checking the archive by hand",
+		    st->dir);
+		return -1;
+	}
+	if (forget) {
+		if (strcmp(b, "-") == 0)
+			b[0] = '\0';
+		if (forget_roll_forward(st, a, b, err, errlen) != 0)
+			return -1;
+		snprintf(note, sizeof note,
+		    "finished the interrupted forgetting of %s", a);
+	} else {
+		if (strcmp(a, "-") == 0)
+			a[0] = '\0';
+		if (roll_forward(st, a, b, err, errlen) != 0)
+			return -1;
+		snprintf(note, sizeof note,
+		    "finished the interrupted commit of %s", b);
+	}
+	store_note(st, note);
+	return 0;
 }
 
 int
 commit_recover(struct store *st, char *err, size_t errlen)
 {
-	char *buf, old[64], new[64], note[128];
+	char *buf;
 	size_t len;
+	int rc;
 
 	if (fs_read_file_at(st->dfd, "journal", 1024, &buf, &len) == 0) {
-		if (sscanf(buf, "commit %63s %63s", old, new) != 2 ||
-		    !version_id_valid(new)) {
-			snprintf(err, errlen,
-			    "%s/journal: damaged journal; move it aside after "
-			    "checking the archive by hand",
-			    st->dir);
-			free(buf);
-			return -1;
-		}
+		rc = recover_journal(st, buf, err, errlen);
 		free(buf);
-		if (strcmp(old, "-") == 0)
-			old[0] = '\0';
-		if (roll_forward(st, old, new, err, errlen) != 0)
+		if (rc != 0)
 			return -1;
-		snprintf(note, sizeof note,
-		    "finished the interrupted commit of %s", new);
-		store_note(st, note);
 	}
 	clean_leftovers(st);
 	return 0;

@@ -265,6 +265,9 @@ src_close(struct src *s)
 
 	if (s->imps != NULL) {
 		push_free(s);
+		/* A job whose end the stopped loop never took. */
+		manifest_free(s->new_m);
+		runner_result_clear(&s->res);
 		runner_free(&s->run);
 	}
 	store_close(s->st);
@@ -344,6 +347,10 @@ static const struct verb pb_verbs[] = {
 	{ "prune", "SOURCE [--older-than AGE] [--keep-last N] [--dry-run]",
 	    "remove old versions, never the newest; print what goes",
 	    pb_prune },
+	{ "forget", "SOURCE VERSION",
+	    "forget the newest version (one from a clock in the future); the "
+	    "daemon stopped",
+	    pb_forget },
 	{ "export", "SOURCE --at TIME [--format tar|tar.gz] [-o FILE]",
 	    "the version as one archive file (stdout by default)", pb_export },
 	{ "vc-export", "SOURCE -o DIR [--since TIME] [--latest N]",

@@ -122,6 +122,7 @@ int pb_changed(struct config *, int argc, char **argv);
 int pb_restore(struct config *, int argc, char **argv);
 int pb_verify(struct config *, int argc, char **argv);
 int pb_prune(struct config *, int argc, char **argv);
+int pb_forget(struct config *, int argc, char **argv);
 int pb_export(struct config *, int argc, char **argv);
 int pb_vc_export(struct config *, int argc, char **argv);
 int pb_catalog(struct config *, int argc, char **argv);

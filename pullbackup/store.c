@@ -287,13 +287,18 @@ open_locks(struct store *st, char *err, size_t errlen)
 			    strerror(errno));
 			return -1;
 		}
-	if (st->mode == STORE_DAEMON) {
+	if (st->mode == STORE_DAEMON || st->mode == STORE_ALONE) {
 		/* One daemon per archive, for as long as it runs. */
 		st->daemonfd = openat(st->dfd, "daemon.lock",
 		    O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (st->daemonfd < 0 ||
 		    flock(st->daemonfd, LOCK_EX | LOCK_NB) != 0) {
-			if (errno == EWOULDBLOCK)
+			if (errno == EWOULDBLOCK && st->mode == STORE_ALONE)
+				snprintf(err, errlen,
+				    "%s/daemon.lock: the pull-backup daemon "
+				    "runs on this archive; stop it first",
+				    st->dir);
+			else if (errno == EWOULDBLOCK)
 				snprintf(err, errlen,
 				    "%s/daemon.lock: another "
 				    "pull-backup daemon runs on this archive; "

@@ -11,7 +11,9 @@
  *                            newer version back into this one, as gzip'd
  *                            librsync reverse deltas (<sha>.from.<sha>.
  *                            rdelta.gz) and whole files (<sha>.full.gz)
- *     journal                a commit under way, rolled forward at start-up
+ *     journal                a commit or forget under way, rolled forward
+ *                            at start-up
+ *     rollback/              a forget's new current/, while it is made
  *     staging/ deltas/       a commit's new tree, and the deltas it came by
  *     lock daemon.lock       readers and writers; one daemon
  *     tmp/ trash/            work areas
@@ -25,7 +27,8 @@
  *   increment.c  the reverse increments: written at a commit, read back
  *   prune.c      retention
  *   reader.c     a version rebuilt file by file; verify
- *   restore.c    a version (or a subtree) written out, on two threads */
+ *   restore.c    a version (or a subtree) written out, on two threads
+ *   forget.c     the newest version forgotten: the way out of a bad one */
 #ifndef UNDERSTUDY_STORE_H
 #define UNDERSTUDY_STORE_H
 
@@ -43,6 +46,8 @@ enum store_mode {
 	/* the pull-backup daemon: creates, and takes the exclusive lock
 	 * around each commit and prune */
 	STORE_DAEMON,
+	/* forget: the exclusive lock, with the daemon stopped */
+	STORE_ALONE,
 };
 
 #define STORE_LOCK_WAIT 120 /* seconds a verb waits for the lock */
@@ -135,6 +140,11 @@ void store_abort(struct store_txn *, int drop);
 int store_prune(struct store *, int64_t keep_last, int64_t older_than,
     int dry_run, char ***gone, size_t *ngone, char *err, size_t errlen);
 
+/* forget.c */
+/* Forget version, which must be the newest: the one before it becomes
+ * the newest again (or the archive is left empty).  STORE_ALONE. */
+int store_forget(struct store *, const char *version, char *err, size_t errlen);
+
 /* reader.c: versions rebuilt file by file. */
 struct store_reader;
 struct store_reader *store_reader_new(const struct store *, char *err,
@@ -174,6 +184,9 @@ int store_read_head(const struct store *, char *head, size_t len);
 int store_tmpfile(const struct store *);
 /* commit.c */
 int commit_recover(struct store *, char *err, size_t errlen);
+/* forget.c: finish a forget whose journal is on disk (prev "": none). */
+int forget_roll_forward(struct store *, const char *gone, const char *prev,
+    char *err, size_t errlen);
 /* increment.c */
 /* Write into versions/<old>/increment.tmp/ what turns the tree of new_m
  * (at newfd) back into that of old_m (at oldfd), using the forward deltas

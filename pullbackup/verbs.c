@@ -21,6 +21,7 @@
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
+#include "proto.h"
 #include "tarw.h"
 #include "timespec.h"
 #include "pullbackup.h"
@@ -376,6 +377,37 @@ pb_verify(struct config *cf, int argc, char **argv)
 		    pos[0], total);
 		return EXIT_FAILED;
 	}
+	return EXIT_OK;
+}
+
+int
+pb_forget(struct config *cf, int argc, char **argv)
+{
+	struct verb_opt opts[] = { { NULL, 0, NULL } };
+	struct store *a;
+	char err[1024], *pos[2], iso[32];
+	long ahead;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 2)) < 0)
+		return EXIT_USAGE;
+	if (rc != 2 || !version_id_valid(pos[1]))
+		return usage_error(
+		    "forget SOURCE VERSION (the newest version's "
+		    "id, as list shows it)");
+	if ((rc = open_source(cf, pos[0], STORE_ALONE, &a)) != 0)
+		return rc;
+	if (store_forget(a, pos[1], err, sizeof err) != 0) {
+		fprintf(stderr, "pullbackup: forget: %s\n", err);
+		store_close(a);
+		return EXIT_FAILED;
+	}
+	version_id_iso(pos[1], iso, sizeof iso);
+	ahead = proto_version_ahead(pos[1]);
+	printf("forgot version %s (%s%s); the newest is now %s\n", pos[1], iso,
+	    ahead > PROTO_MAX_SKEW_SECS ? ", in the future" : "",
+	    store_head(a) != NULL ? store_head(a) : "none");
+	store_close(a);
 	return EXIT_OK;
 }
 

@@ -62,9 +62,12 @@ EOC
 }
 
 # chain_start_one PROGRAM NAME: start a daemon, wait until it answers.
+# chain_start_one PROG NAME: start one daemon; CHAIN_ENV (VAR=value
+# words) goes into its environment.
 chain_start_one() {
 	local prog=$1 name=$2 i
-	"$prog" -c "$CHAIN_DIR/$name.yaml" serve >> "$CHAIN_DIR/$name.log" 2>&1 &
+	# shellcheck disable=SC2086 # CHAIN_ENV: VAR=value words, or none
+	env ${CHAIN_ENV:-} "$prog" -c "$CHAIN_DIR/$name.yaml" serve >> "$CHAIN_DIR/$name.log" 2>&1 &
 	CHAIN_PIDS+=($!)
 	eval "PID_$name=$!"
 	for i in $(seq 1 100); do

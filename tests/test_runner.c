@@ -188,6 +188,7 @@ main(void)
 	struct evbuffer *b;
 	char *dir, yaml[8192], state[4300], qdir[4300], err[1024], why[512];
 	char v1[VERSION_ID_SIZE], v2[VERSION_ID_SIZE], v3[VERSION_ID_SIZE];
+	char v4[VERSION_ID_SIZE];
 	char key[128];
 	int warn;
 	long delay;
@@ -323,8 +324,14 @@ main(void)
 		  sizeof why) == NODE_ACK_ONLY);
 	CHECK_CONTAINS(why, "newer version is already queued");
 	CHECK_STR(key, "test.ready db");
+	/* A version far in the future is refused (a clock that jumped, or
+	 * a peer that lies); one a minute ahead is taken. */
 	CHECK(runner_accept(&r, "test.ready", "29991231T000000.000Z", key,
-		  sizeof key, why, sizeof why) == NODE_QUEUE);
+		  sizeof key, why, sizeof why) == PROTO_BAD);
+	CHECK_CONTAINS(why, "ahead of this host's clock");
+	version_at(-60, v4);
+	CHECK(runner_accept(&r, "test.ready", v4, key, sizeof key, why,
+		  sizeof why) == NODE_QUEUE);
 	plan[nplan++] = 1;
 	node_kick(&n);
 	c.want_done = 6;

@@ -282,6 +282,85 @@ crashes(void)
 }
 #endif
 
+/* Forgetting the newest version: the one before is the newest again,
+ * whole; only the newest can go; the daemon must be stopped; a crash at
+ * each point comes back with one or the other; down to an empty archive,
+ * which takes commits again. */
+static void
+forgets(void)
+{
+#if UNDERSTUDY_FAULTS
+	static const char *const points[] = { "forget-rollback-made",
+		"forget-journal-written", "forget-current-moved",
+		"forget-head-written", NULL };
+	int k, status;
+	pid_t pid;
+#endif
+	struct store *a, *d;
+	char err[1024], head[VERSION_ID_SIZE];
+	int v;
+
+	v = nsaved;
+	CHECK(v + 2 < 16);
+	CHECK(store_open(adir, "db", STORE_DAEMON, &d, err, sizeof err) == 0);
+	commit_version(d, v);
+	commit_version(d, v + 1);
+	CHECK(store_open(adir, "db", STORE_ALONE, &a, err, sizeof err) != 0);
+	CHECK_CONTAINS(err, "stop it first");
+	store_close(d);
+	CHECK(store_open(adir, "db", STORE_ALONE, &a, err, sizeof err) == 0);
+	CHECK(a->n >= 3);
+	CHECK(store_forget(a, a->ids[a->n - 2], err, sizeof err) != 0);
+	CHECK_CONTAINS(err, "only the newest version");
+	CHECK(store_forget(a, ids[v + 1], err, sizeof err) == 0);
+	CHECK_STR(store_head(a), ids[v]);
+	check_all(a, "forget");
+	store_close(a);
+#if UNDERSTUDY_FAULTS
+	for (k = 0; points[k] != NULL; k++) {
+		CHECK(store_open(adir, "db", STORE_ALONE, &a, err,
+			  sizeof err) == 0);
+		snprintf(head, sizeof head, "%s", store_head(a));
+		if ((pid = fork()) == 0) {
+			setenv("UNDERSTUDY_FAULT", points[k], 1);
+			store_forget(a, head, err, sizeof err);
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 86);
+		store_close(a);
+		CHECK(store_open(adir, "db", STORE_ALONE, &a, err,
+			  sizeof err) == 0);
+		CHECK(a->recovered != NULL);
+		if (k == 0)
+			CHECK_STR(store_head(a), head);
+		else {
+			CHECK(strcmp(store_head(a), head) < 0);
+			CHECK_CONTAINS(a->recovered,
+			    "finished the interrupted forgetting");
+		}
+		check_all(a, points[k]);
+		store_close(a);
+	}
+#endif
+	/* Down to nothing, then a commit again. */
+	CHECK(store_open(adir, "db", STORE_ALONE, &a, err, sizeof err) == 0);
+	while (a->n > 0) {
+		snprintf(head, sizeof head, "%s", store_head(a));
+		CHECK(store_forget(a, head, err, sizeof err) == 0);
+		if (a->n > 0)
+			CHECK(strcmp(store_head(a), head) < 0);
+	}
+	CHECK(store_head(a) == NULL);
+	CHECK(!fs_exists_at(a->dfd, "current"));
+	store_close(a);
+	CHECK(store_open(adir, "db", STORE_DAEMON, &d, err, sizeof err) == 0);
+	commit_version(d, v + 2);
+	CHECK_STR(store_head(d), ids[v + 2]);
+	check_all(d, "after-forgetting-all");
+	store_close(d);
+}
+
 int
 main(void)
 {
@@ -346,6 +425,7 @@ main(void)
 	store_close(a);
 
 	crashes();
+	forgets();
 
 	/* Retention edge cases, on a fresh archive whose versions have
 	 * chosen times: two hours ago, thirty minutes ago, tomorrow. */
