@@ -726,7 +726,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 			goto out;
 		fault_point("sync-file");
 	}
-	if (treemeta_apply(s.stagefd, m, err, errlen) != 0)
+	if (treemeta_apply(s.stagefd, m, TREEMETA_OWNER_ACCESS, err, errlen) !=
+	    0)
 		goto out;
 	/* Every file and directory entry must be on disk before a commit
 	 * renames the tree into place: one syncfs() does it for all, where

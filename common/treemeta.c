@@ -9,20 +9,32 @@
 #include "manifest.h"
 #include "treemeta.h"
 
+unsigned int
+treemeta_mode(const struct ment *e, int flags)
+{
+	unsigned int mode = (unsigned int)e->mode;
+
+	if (flags & TREEMETA_OWNER_ACCESS)
+		mode |= e->type == MENT_DIR ? 0700 : 0400;
+	return mode;
+}
+
 /* Whether the entry at dfd/base already has e's mode and mtime. */
 static int
-meta_same(int dfd, const char *base, const struct ment *e)
+meta_same(int dfd, const char *base, const struct ment *e, int flags)
 {
 	struct stat sb;
 
 	return fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (e->type == MENT_LINK || (sb.st_mode & 07777) == e->mode) &&
+	    (e->type == MENT_LINK ||
+		(sb.st_mode & 07777) == treemeta_mode(e, flags)) &&
 	    sb.st_mtim.tv_sec == e->mtime_sec &&
 	    sb.st_mtim.tv_nsec == e->mtime_nsec;
 }
 
 int
-treemeta_apply(int rootfd, const struct manifest *m, char *err, size_t errlen)
+treemeta_apply(int rootfd, const struct manifest *m, int flags, char *err,
+    size_t errlen)
 {
 	const struct ment *e, *pe = NULL;
 	struct timespec ts[2];
@@ -51,14 +63,14 @@ treemeta_apply(int rootfd, const struct manifest *m, char *err, size_t errlen)
 			pelen = plen;
 		}
 		/* A file linked from the base copy mostly has them already. */
-		if (meta_same(dfd, base, e))
+		if (meta_same(dfd, base, e, flags))
 			continue;
 		ts[0].tv_sec = e->mtime_sec;
 		ts[0].tv_nsec = e->mtime_nsec;
 		ts[1] = ts[0];
 		rc = 0;
 		if (e->type != MENT_LINK)
-			rc = fchmodat(dfd, base, e->mode, 0);
+			rc = fchmodat(dfd, base, treemeta_mode(e, flags), 0);
 		if (rc == 0)
 			rc = utimensat(dfd, base, ts, AT_SYMLINK_NOFOLLOW);
 		if (rc != 0) {

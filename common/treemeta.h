@@ -7,8 +7,18 @@
 #include <stddef.h>
 
 struct manifest;
+struct ment;
 
-int treemeta_apply(int rootfd, const struct manifest *, char *err,
+/* With TREEMETA_OWNER_ACCESS, the owner keeps the access the daemon needs
+ * whatever the manifest says: directories at least 0700, files at least
+ * 0400.  A daemon that does not run as root can then read, link and
+ * remove the tree it keeps (a mirror, a standby's copy); the manifest
+ * keeps the modes as exported, for a restore to apply exactly. */
+#define TREEMETA_OWNER_ACCESS 1
+
+int treemeta_apply(int rootfd, const struct manifest *, int flags, char *err,
     size_t errlen);
+/* The mode e gets on disk with flags. */
+unsigned int treemeta_mode(const struct ment *e, int flags);
 
 #endif

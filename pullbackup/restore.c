@@ -169,7 +169,7 @@ restore_one(struct store_reader *r, size_t index, const struct ment *root,
 		/* Its modes and mtime, under its new name: a copy of the
 		 * entry, the manifest's stays as it is. */
 		named.path = (char *)base;
-		rc = treemeta_apply(destfd, &one, err, errlen);
+		rc = treemeta_apply(destfd, &one, 0, err, errlen);
 	}
 	close(destfd);
 	return rc;
@@ -259,7 +259,7 @@ restore_tree(struct restore_files *rf, const struct ment *root, char *err,
 		snprintf(err, errlen, "%s", rf->err);
 		return -1;
 	}
-	rc = treemeta_apply(rf->destfd, rf->t, err, errlen);
+	rc = treemeta_apply(rf->destfd, rf->t, 0, err, errlen);
 	if (rc == 0 && root != NULL) {
 		ts[0].tv_sec = root->mtime_sec;
 		ts[0].tv_nsec = root->mtime_nsec;

@@ -63,11 +63,12 @@ EOC
 
 # chain_start_one PROGRAM NAME: start a daemon, wait until it answers.
 # chain_start_one PROG NAME: start one daemon; CHAIN_ENV (VAR=value
-# words) goes into its environment.
+# words) goes into its environment, and CHAIN_AS (a command that runs
+# another as some user, e.g. setpriv ...) in front of it.
 chain_start_one() {
 	local prog=$1 name=$2 i
 	# shellcheck disable=SC2086 # CHAIN_ENV: VAR=value words, or none
-	env ${CHAIN_ENV:-} "$prog" -c "$CHAIN_DIR/$name.yaml" serve >> "$CHAIN_DIR/$name.log" 2>&1 &
+	${CHAIN_AS:-} env ${CHAIN_ENV:-} "$prog" -c "$CHAIN_DIR/$name.yaml" serve >> "$CHAIN_DIR/$name.log" 2>&1 &
 	CHAIN_PIDS+=($!)
 	eval "PID_$name=$!"
 	for i in $(seq 1 100); do
@@ -99,6 +100,9 @@ chain_stop() {
 }
 
 # The verbs, each bounded in time so that a hang fails instead of blocking.
-exporter() { timeout 600 "$EXPORTER" -c "$CHAIN_DIR/exporter.yaml" "$@"; }
-pullbackup() { timeout 600 "$PULLBACKUP" -c "$CHAIN_DIR/pullbackup.yaml" "$@"; }
-importer() { timeout 600 "$IMPORTER" -c "$CHAIN_DIR/importer.yaml" "$@"; }
+# shellcheck disable=SC2086 # CHAIN_AS: words
+exporter() { timeout 600 ${CHAIN_AS:-} "$EXPORTER" -c "$CHAIN_DIR/exporter.yaml" "$@"; }
+# shellcheck disable=SC2086
+pullbackup() { timeout 600 ${CHAIN_AS:-} "$PULLBACKUP" -c "$CHAIN_DIR/pullbackup.yaml" "$@"; }
+# shellcheck disable=SC2086
+importer() { timeout 600 ${CHAIN_AS:-} "$IMPORTER" -c "$CHAIN_DIR/importer.yaml" "$@"; }
