@@ -69,6 +69,17 @@ check "without the mark the whole tree is copied" \
 	[ "$(grep -c "files-import: $T/standby is version .* files, copied)" "$T/c/importer.log")" = 2 ]
 check "and the standby is right" same_tree "$S" "$T/standby"
 
+# With coreutils 9.1, cp --parents --remove-destination answered "File
+# exists" for a changed file that follows, in the same call, a new one
+# whose directory it had to create: status 123 every cycle, the standby
+# never updated again.
+mkdir "$S/a0" && echo new > "$S/a0/new"
+echo "more, changed" > "$S/more"
+check "cycle 5: a file in a new directory, then a changed one" exporter now --wait imported
+check "updated from the last version" \
+	[ "$(grep -c "files-import: $T/standby is version .* files, updated from version" "$T/c/importer.log")" = 3 ]
+check "the standby is the site again" same_tree "$S" "$T/standby"
+
 UNDERSTUDY_BACKUP_DIR=$T/nowhere "$H/files-export" "$T/absent" 2> "$T/e"
 check "files-export on a missing directory fails" [ $? -eq 1 ]
 check "with a one-line error naming it" [ "$(wc -l < "$T/e")" = 1 ] && contains "$T/e" "$T/absent is not a directory"
