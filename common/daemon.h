@@ -51,6 +51,8 @@ char *cli_url(const struct config *);
  * call->reply), else -1 with a one-line reason printed to stderr. */
 int cli_request(const struct config *, struct http_call *, const char *method,
     const char *path, const char *body);
+/* Whether a daemon answers on the config's listen address (quietly). */
+int cli_daemon_answers(const struct config *);
 
 /* Verbs every role has. */
 int verb_check_config(struct config *, int argc, char **argv);

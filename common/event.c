@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "doc.h"
+#include "generation.h"
 #include "json.h"
 #include "log.h"
 #include "node.h"
@@ -16,15 +17,19 @@
 #include "timespec.h"
 
 void
-event_begin(struct json *j, struct evbuffer *b, const char *type,
-    const char *source, const char *version)
+event_begin(struct node *n, struct json *j, struct evbuffer *b,
+    const char *type, const char *source, const char *version)
 {
+	struct gen *g = n != NULL ? gen_find(n, source) : NULL;
+
 	json_init(j, b);
 	json_obj_open(j, NULL);
 	json_i64(j, EVF_PROTO, PROTO_VERSION);
 	json_str(j, EVF_TYPE, type);
 	json_str(j, EVF_SOURCE, source);
 	json_str(j, EVF_VERSION, version);
+	if (g != NULL)
+		gen_members(j, &g->cur);
 }
 
 void
@@ -35,7 +40,7 @@ event_report(struct node *n, const char *dest, const char *type,
 	struct evbuffer *b = evbuffer_new();
 	struct json j;
 
-	event_begin(&j, b, type, source, version);
+	event_begin(n, &j, b, type, source, version);
 	json_str(&j, EVF_FROM, from);
 	json_bool(&j, EVF_OK, ok);
 	if (error != NULL)

@@ -12,6 +12,7 @@
 #include <event2/http.h>
 
 #include "doc.h"
+#include "generation.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -31,11 +32,27 @@ inbox_reply_queued(struct evhttp_request *req, int queued, const char *note)
 	http_reply_json(req, PROTO_OK, &j);
 }
 
+/* An event refused: the error, and with a generation's refusal the
+ * generation, for the sender to learn it. */
+static void
+reply_refused(struct evhttp_request *req, int code, const char *why,
+    const struct gen *g)
+{
+	struct json j;
+
+	http_json_begin(&j);
+	json_str(&j, REPLY_ERROR, why);
+	if (code == PROTO_REFUSED && g != NULL)
+		gen_members(&j, &g->cur);
+	http_reply_json(req, code, &j);
+}
+
 void
 inbox_receive(struct node *n, struct evhttp_request *req)
 {
 	struct doc *d = NULL;
 	struct qentry *e;
+	struct gen *g;
 	char *body, perr[256], key[512], why[1024];
 	size_t len;
 	int code;
@@ -57,6 +74,13 @@ inbox_receive(struct node *n, struct evhttp_request *req)
 	if (n->stopping) {
 		http_reply_error(req, PROTO_UNAVAILABLE, "%s is shutting down",
 		    log_role());
+		goto out;
+	}
+	if ((code = gen_check_event(n, d, &g, why, sizeof why)) != 0) {
+		log_warnx("%s %s %s refused: %s", doc_get_str(d, EVF_TYPE),
+		    doc_get_str(d, EVF_SOURCE), doc_get_str(d, EVF_VERSION),
+		    why);
+		reply_refused(req, code, why, g);
 		goto out;
 	}
 	key[0] = '\0';

@@ -379,6 +379,7 @@ manifest_scan_cached(const char *dir, const char *source, const char *version,
 
 	memset(&s, 0, sizeof s);
 	s.m = xcalloc(1, sizeof *s.m);
+	s.m->generation = 1;
 	s.m->source = xstrdup(source);
 	s.m->version = xstrdup(version);
 	s.err = err;
@@ -432,6 +433,10 @@ manifest_write(const struct manifest *m, struct evbuffer *b)
 	manifest_encode(b, m->source);
 	evbuffer_add_printf(b, "\nversion ");
 	manifest_encode(b, m->version);
+	/* Generation 1 says nothing: its manifests are as they always were. */
+	if (m->generation > 1)
+		evbuffer_add_printf(b, "\ngeneration %lld",
+		    (long long)m->generation);
 	evbuffer_add_printf(b, "\nentries %zu\n", m->n);
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
@@ -561,12 +566,15 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
     size_t errlen)
 {
 	struct manifest *m = xcalloc(1, sizeof *m);
+	size_t genl = 0; /* 1 when the optional generation line came */
 	const char *p = buf, *end = buf + len, *nl, *f[8] = { 0 };
 	size_t flen[8] = { 0 }, nf, lineno = 0, want = 0, cap = 0;
 	int64_t v, sec, nsec;
 	struct ment *e;
 	const char *dot;
 	int ended = 0;
+
+	m->generation = 1;
 
 	*out = NULL;
 	if (len > MANIFEST_MAX_BYTES) {
@@ -614,7 +622,14 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 				m->source = val;
 			else
 				m->version = val;
-		} else if (lineno == 4) {
+		} else if (lineno == 4 && nf == 2 && flen[0] == 10 &&
+		    memcmp(f[0], "generation", 10) == 0) {
+			if (parse_i64(f[1], flen[1], 10, INT32_MAX, &v) != 0 ||
+			    v < 1)
+				MERR("bad generation");
+			m->generation = v;
+			genl = 1;
+		} else if (lineno == 4 + genl) {
 			if (nf != 2 || flen[0] != 7 ||
 			    memcmp(f[0], "entries", 7) != 0 ||
 			    parse_i64(f[1], flen[1], 10, 100000000, &v) != 0)

@@ -35,6 +35,7 @@ struct ment {
 struct manifest {
 	char *source;
 	char *version;
+	int64_t generation; /* generation.h; 1 unless the manifest says */
 	struct ment *e;
 	size_t n;
 	int64_t files;

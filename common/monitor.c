@@ -15,6 +15,7 @@
 #include "html.h"
 #include "http.h"
 #include "json.h"
+#include "generation.h"
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
@@ -88,6 +89,7 @@ monitor_metrics(struct node *n, struct evhttp_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
 	const struct serve *sv = &n->serve;
+	size_t i;
 
 	metrics_family(b, "understudy_info", "gauge",
 	    "The daemon's role and version.");
@@ -124,6 +126,17 @@ monitor_metrics(struct node *n, struct evhttp_request *req)
 	    "deltas kept from a pull and relayed, without a signature.");
 	metrics_int(b, "understudy_served_stored_deltas_total",
 	    (int64_t)sv->stored_sent, NULL);
+	metrics_family(b, "understudy_generation", "gauge",
+	    "The source's generation here: 1, then one more at each "
+	    "promotion.");
+	for (i = 0; i < n->ngens; i++)
+		metrics_int(b, "understudy_generation", n->gens[i]->cur.n,
+		    "source", n->gens[i]->source, NULL);
+	metrics_family(b, "understudy_fenced", "gauge",
+	    "1 when a promotion elsewhere fenced this exporter off.");
+	for (i = 0; i < n->ngens; i++)
+		metrics_int(b, "understudy_fenced", n->gens[i]->fence.n > 0,
+		    "source", n->gens[i]->source, NULL);
 	metrics_family(b, "understudy_loop_lag_max_seconds", "gauge",
 	    "The longest the event loop was late for a timer (a request waits "
 	    "as long).");

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "http.h"
+#include "generation.h"
 #include "log.h"
 #include "node.h"
 #include "queue.h"
@@ -243,6 +244,7 @@ node_free(struct node *n)
 		config_free(n->retired[--n->nretired]);
 	free(n->retired);
 	free(n->runners);
+	gen_free_all(n);
 	worker_pool_free(n->runs);
 	worker_pool_free(n->cpu);
 	daemon_signals_free();

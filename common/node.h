@@ -40,6 +40,8 @@ struct runner;
 struct worker_pool;
 
 struct node;
+struct gen;
+struct gen_start;
 
 #define NODE_QUEUE 200    /* queue it */
 #define NODE_ACK_ONLY 208 /* acknowledge, nothing to do */
@@ -61,6 +63,10 @@ struct node_ops {
 	/* A peer refused an event for good (409: e.g. a promoted importer);
 	 * the event is dropped after this. */
 	void (*refused)(struct node *, const struct qentry *, const char *why);
+	/* A newer generation of a source seen (generation.h); NULL: it is
+	 * taken as the source's own. */
+	void (*newer_generation)(struct node *, struct gen *,
+	    const struct gen_start *);
 	/* An attempt to deliver an outbox event: status 200 (why NULL) when
 	 * delivered, else the peer's status (0: no answer) and why; it is
 	 * retried.  May be NULL. */
@@ -112,6 +118,8 @@ struct node {
 	struct serve serve;
 	struct runner **runners; /* the sources' job engines */
 	size_t nrunners;
+	struct gen **gens; /* the sources' generations (generation.h) */
+	size_t ngens;
 	struct runlog runs_log; /* for /feed */
 	time_t started;
 	int stopping;
@@ -145,9 +153,10 @@ void node_record(struct node *, const char *what, const char *source,
     const char *output);
 
 /* event.c */
-/* Start an event body: {"proto":1,"type":T,"source":S,"version":V */
-void event_begin(struct json *, struct evbuffer *, const char *type,
-    const char *source, const char *version);
+/* Start an event body: {"proto":1,"type":T,"source":S,"version":V, and
+ * the source's generation here (generation.h) when n knows it. */
+void event_begin(struct node *, struct json *, struct evbuffer *,
+    const char *type, const char *source, const char *version);
 /* Send a report (backup.archived, import.done) on the event of version
  * that named us from: ok, or not with error. */
 void event_report(struct node *, const char *dest, const char *type,

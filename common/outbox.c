@@ -12,6 +12,8 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "doc.h"
+#include "generation.h"
 #include "http.h"
 #include "log.h"
 #include "node.h"
@@ -24,6 +26,30 @@ struct delivery {
 	struct qentry *e;
 	struct http_call call;
 };
+
+/* A refusal that names a newer generation of the event's source: the
+ * peer saw a promotion this node had not. */
+static void
+learn_generation(struct node *n, struct qentry *e, const struct http_call *c)
+{
+	const struct doc *ev = event_doc(e);
+	struct doc *r = NULL;
+	struct gen_start s;
+	struct gen *g;
+	char err[128];
+	size_t len = evbuffer_get_length(c->reply);
+
+	if (ev == NULL ||
+	    (g = gen_find(n, doc_get_str(ev, EVF_SOURCE))) == NULL ||
+	    len == 0 ||
+	    doc_parse((const char *)evbuffer_pullup(c->reply, -1), len, &r, err,
+		sizeof err) != 0)
+		return;
+	if (gen_parse(r, &s, err, sizeof err) > g->cur.n)
+		gen_seen(n, g, &s);
+	gen_start_clear(&s);
+	doc_free(r);
+}
 
 static void
 delivered(struct http_call *c, void *arg)
@@ -46,6 +72,7 @@ delivered(struct http_call *c, void *arg)
 		/* Refused for good: retrying would not change the answer. */
 		http_call_describe(c, why, sizeof why);
 		log_warnx("event %s refused by %s: %s", e->key, e->dest, why);
+		learn_generation(n, e, c);
 		if (n->ops->refused != NULL)
 			n->ops->refused(n, e, why);
 		queue_remove(n->outbox, e);

@@ -87,6 +87,10 @@
 #define EV_IMPORT_DONE "import.done"
 /* pull-backup -> exporter: from ok importers_ok importers_total [error] */
 #define EV_BACKUP_IMPORTED "backup.imported"
+/* importer -> pull-backup, when a source is promoted there (and at every
+ * start while it is): generation promoted (generation.h), for the
+ * pull-backup to refuse older generations from then on */
+#define EV_SOURCE_PROMOTED "source.promoted"
 
 /* The answer to an event, and every error: JSON objects with "proto". */
 #define REPLY_QUEUED "queued" /* bool */

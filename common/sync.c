@@ -223,6 +223,15 @@ fetch_manifest(struct syncer *s, struct manifest **out)
 		    s->o->version);
 		manifest_free(*out);
 		*out = NULL;
+	} else if (s->o->generation > 0 &&
+	    (*out)->generation != s->o->generation) {
+		snprintf(s->err, s->errlen,
+		    "%s sent a manifest of generation %lld for version %s, "
+		    "whose event named generation %lld",
+		    s->o->url, (long long)(*out)->generation, s->o->version,
+		    (long long)s->o->generation);
+		manifest_free(*out);
+		*out = NULL;
 	} else
 		rc = 0;
 	http_call_clear(&c);

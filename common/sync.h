@@ -35,6 +35,9 @@ struct sync_opts {
 	size_t token_len;
 	const char *source;
 	const char *version;
+	/* the generation the event named: the manifest must say it too (0:
+	 * any) */
+	int64_t generation;
 	const char *base_dir;          /* local copy, or NULL */
 	const struct manifest *base_m; /* its manifest, or NULL */
 	/* made anew, or resumed: a pull cut short leaves it with a marker,

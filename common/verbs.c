@@ -64,6 +64,24 @@ cli_request(const struct config *cf, struct http_call *c, const char *method,
 	return rc;
 }
 
+int
+cli_daemon_answers(const struct config *cf)
+{
+	struct http_client *hc;
+	struct http_call c;
+	char *url = cli_url(cf);
+	int answers;
+
+	hc = http_client_new(url);
+	http_call_init(&c, "GET", url, ROUTE_STATUS, cf->token, cf->token_len);
+	c.timeout = 10;
+	answers = http_client_call(hc, &c) == 0 && c.status != 0;
+	http_call_clear(&c);
+	http_client_free(hc);
+	free(url);
+	return answers;
+}
+
 /* A JSON document as indented "key: value" text: status without --json. */
 static void
 print_doc(FILE *f, const struct doc *d, int indent)

@@ -88,6 +88,8 @@ export_work(void *arg)
 	rc = manifest_scan_cached(r->data, cf->source, r->id, path, &r->m,
 	    &r->hashed, r->werr, sizeof r->werr);
 	free(path);
+	if (rc == 0)
+		r->m->generation = r->generation;
 	if (rc != 0 || write_manifest(r) != 0)
 		goto out;
 	/* What the hook wrote must be on disk before peers are told. */
@@ -122,7 +124,8 @@ notify(struct exporter *ex, struct run *r)
 	time_format_iso(r->started, iso, sizeof iso);
 	for (i = 0; i < r->npb; i++) {
 		b = evbuffer_new();
-		event_begin(&j, b, EV_BACKUP_READY, ex->cf->source, r->id);
+		event_begin(&ex->node, &j, b, EV_BACKUP_READY, ex->cf->source,
+		    r->id);
 		json_str(&j, EVF_PEER, r->pb[i].url);
 		json_i64(&j, EVF_FILES, r->files);
 		json_i64(&j, EVF_BYTES, r->bytes);
@@ -220,6 +223,8 @@ export_start(struct exporter *ex, const char *trigger, char *why, size_t whylen)
 		snprintf(why, whylen, "the exporter is shutting down");
 		return NULL;
 	}
+	if (exporter_fenced(ex, why, whylen))
+		return NULL;
 	/* Ids only grow, whatever the clock does. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -236,6 +241,7 @@ export_start(struct exporter *ex, const char *trigger, char *why, size_t whylen)
 	r = xcalloc(1, sizeof *r);
 	r->ex = ex;
 	r->cf = ex->cf;
+	r->generation = ex->gen->cur.n;
 	version_id_make(ms, r->id);
 	r->dir = xasprintf("%s/%s", ex->exports_dir, r->id);
 	r->mpath = xasprintf("%s/manifest", r->dir);
@@ -277,7 +283,9 @@ export_schedule(struct exporter *ex)
 	if (ex->sched_ev == NULL)
 		ex->sched_ev = evtimer_new(ex->node.base, schedule_cb, ex);
 	event_del(ex->sched_ev);
-	next = schedule_next(&ex->cf->schedule, now);
+	/* Fenced: nothing more is exported until the operator acts. */
+	next = ex->gen->fence.n > 0 ? -1 :
+				      schedule_next(&ex->cf->schedule, now);
 	ex->next_scheduled = next;
 	if (next < 0)
 		return;

@@ -194,6 +194,58 @@ pb_find(struct run *r, const char *url)
 	return NULL;
 }
 
+int
+exporter_fenced(const struct exporter *ex, char *why, size_t whylen)
+{
+	char what[512];
+
+	if (ex->gen == NULL || ex->gen->fence.n == 0)
+		return 0;
+	gen_describe(&ex->gen->fence, what, sizeof what);
+	snprintf(why, whylen,
+	    "fenced: source \"%s\" is in %s; this exporter, of generation "
+	    "%lld, exports no more (docs/operations.md, \"Failback\")",
+	    ex->cf->source, what, (long long)ex->gen->cur.n);
+	return 1;
+}
+
+/* A pull-backup or a report named a newer generation: the source was
+ * promoted elsewhere, and this exporter is fenced off, durably, until the
+ * operator acts. */
+static void
+ex_newer_generation(struct node *n, struct gen *g, const struct gen_start *s)
+{
+	struct exporter *ex = n->role;
+	char why[1024];
+
+	if (s->n <= g->fence.n)
+		return;
+	gen_set(&g->fence, s);
+	gen_save(n, g);
+	exporter_fenced(ex, why, sizeof why);
+	log_warnx("%s", why);
+	export_schedule(ex);
+}
+
+/* A pull-backup refused a version for good (409: a newer generation): it
+ * will not archive it. */
+static void
+ex_refused(struct node *n, const struct qentry *e, const char *why)
+{
+	struct exporter *ex = n->role;
+	const struct doc *ev = event_doc((struct qentry *)e);
+	const char *version;
+	struct pb_report *pb;
+	struct run *r;
+
+	if (ev == NULL || (version = doc_get_str(ev, EVF_VERSION)) == NULL ||
+	    (r = run_find(ex, version)) == NULL ||
+	    (pb = pb_find(r, e->dest)) == NULL || pb->archived != PB_PENDING)
+		return;
+	pb->archived = PB_FAILED;
+	xstrset(&pb->archive_error, why);
+}
+
 /* How telling a pull-backup of a version went: kept for status and now. */
 static void
 ex_delivery(struct node *n, struct qentry *e, int status, const char *why)
@@ -356,6 +408,7 @@ ex_status(struct node *n, struct json *j)
 	char iso[32];
 
 	json_str(j, "source", ex->cf->source);
+	gen_status(j, ex->gen);
 	json_str(j, "schedule", ex->cf->schedule_text);
 	if (ex->next_scheduled > 0) {
 		time_format_iso(ex->next_scheduled, iso, sizeof iso);
@@ -478,6 +531,8 @@ ex_health(struct node *n, int64_t max_age, int64_t max_lag, int *warn,
 	long age, lag;
 	char lagw[32];
 
+	if (exporter_fenced(ex, why, len))
+		return -1;
 	ok = last_exported(ex, &last);
 	if (ok == NULL) {
 		snprintf(why, len, "source \"%s\": no export yet",
@@ -586,6 +641,8 @@ static const struct node_ops ex_ops = {
 	.metrics = ex_metrics,
 	.accept = ex_accept,
 	.delivery = ex_delivery,
+	.refused = ex_refused,
+	.newer_generation = ex_newer_generation,
 	.kick = ex_kick,
 	.route = ex_route,
 	.status = ex_status,
@@ -670,7 +727,7 @@ static int
 ex_serve(struct config *cf, int argc, char **argv)
 {
 	struct exporter ex;
-	char err[1024];
+	char err[1024], *gpath;
 	struct run *r;
 	int rc;
 
@@ -688,12 +745,19 @@ ex_serve(struct config *cf, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	imported_load(&ex);
+	gpath = xasprintf("%s/%s", cf->state_dir, EXPORTER_GENERATION);
 	if (ex_recover(&ex, err, sizeof err) != 0 ||
 	    node_init(&ex.node, cf, &ex_ops, &ex, cf->state_dir, err,
-		sizeof err) != 0) {
+		sizeof err) != 0 ||
+	    gen_add(&ex.node, cf->source, gpath, err, sizeof err) != 0) {
 		log_warnx("%s", err);
+		free(gpath);
 		return EXIT_FAILED;
 	}
+	free(gpath);
+	ex.gen = gen_find(&ex.node, cf->source);
+	if (exporter_fenced(&ex, err, sizeof err))
+		log_warnx("%s", err);
 	export_schedule(&ex);
 	rc = node_run(&ex.node);
 	event_free(ex.sched_ev);
@@ -713,6 +777,10 @@ ex_serve(struct config *cf, int argc, char **argv)
 static const struct verb ex_verbs[] = {
 	{ "now", "[--wait archived|imported] [--timeout AGE] [--json]",
 	    "run one export cycle now and follow it to the stage", verb_now },
+	{ "generation", "[N]",
+	    "the source's generation here, or (daemon stopped) take "
+	    "generation N after a promotion",
+	    verb_generation },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "generation.h"
 #include "hook.h"
 #include "node.h"
 #include "timespec.h"
@@ -20,6 +21,8 @@ struct event;
 struct manifest;
 
 #define RUNS_KEPT 32
+/* The source's generation here, in state_dir. */
+#define EXPORTER_GENERATION "generation.json"
 
 enum pb_state {
 	PB_PENDING,
@@ -63,6 +66,7 @@ struct run {
 	/* The newest export after this one, or "": the pull-backups may
 	 * take that one instead of this one. */
 	char superseded_by[VERSION_ID_SIZE];
+	int64_t generation; /* the source's, when it started */
 	int64_t files, bytes;
 	int64_t hashed; /* files hashed, the others from the cache */
 	struct pb_report *pb;
@@ -95,10 +99,13 @@ struct exporter {
 	char imported[VERSION_ID_SIZE];
 	time_t imported_at;
 	char *imported_file;
+	struct gen *gen; /* the source's generation here (generation.h) */
 };
 
 /* exporter.c */
 struct run *run_find(struct exporter *, const char *id);
+/* 1, with why, when a promotion elsewhere fenced this exporter off. */
+int exporter_fenced(const struct exporter *, char *why, size_t whylen);
 void run_free(struct run *);
 /* Stop serving a version: its data goes; its directory too, unless it is
  * the newest export (a restart knows the last export from its manifest). */
@@ -114,5 +121,6 @@ void export_schedule(struct exporter *);
 
 /* verbs.c */
 int verb_now(struct config *, int argc, char **argv);
+int verb_generation(struct config *, int argc, char **argv);
 
 #endif

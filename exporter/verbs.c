@@ -3,6 +3,8 @@
  * each step as it is reached.  A version superseded by a newer export
  * before it reached the stage may never reach it (the pull-backups take
  * the newest); now then follows the newer one, and says so. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@
 #include "daemon.h"
 #include "doc.h"
 #include "exporter.h"
+#include "fsutil.h"
+#include "generation.h"
 #include "http.h"
 #include "proto.h"
 #include "timespec.h"
@@ -264,5 +268,81 @@ verb_now(struct config *cf, int argc, char **argv)
 	for (i = 0; i < 64; i++)
 		free(seen[i]);
 	free(path);
+	return rc;
+}
+
+/* generation [N]: the source's generation here, and what fenced this
+ * exporter off; with N (the daemon stopped), take generation N: on a
+ * promoted host, the one its promotion started; on the old primary after a
+ * failback, the one the promotion back started. */
+int
+verb_generation(struct config *cf, int argc, char **argv)
+{
+	struct verb_opt opts[] = { { NULL, 0, NULL } };
+	struct gen g;
+	char *pos[1], *path, *end, err[1024], what[512];
+	long long n = 0;
+	int rc;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc == 1) {
+		errno = 0;
+		n = strtoll(pos[0], &end, 10);
+		if (errno != 0 || *end != '\0' || n < 1 || n > INT32_MAX)
+			return usage_error(
+			    "generation [N]: N is a generation, 1 or more");
+	}
+	path = xasprintf("%s/%s", cf->state_dir, EXPORTER_GENERATION);
+	rc = gen_load(&g, cf->source, path, err, sizeof err);
+	free(path);
+	if (rc != 0) {
+		fprintf(stderr, "exporter: %s\n", err);
+		return EXIT_FAILED;
+	}
+	rc = EXIT_FAILED;
+	if (n == 0) {
+		gen_describe(&g.cur, what, sizeof what);
+		printf("source \"%s\": %s\n", cf->source, what);
+		if (g.fence.n > 0) {
+			gen_describe(&g.fence, what, sizeof what);
+			printf("fenced off by %s: this exporter exports no "
+			       "more\n",
+			    what);
+		}
+		rc = EXIT_OK;
+	} else if (cli_daemon_answers(cf))
+		fprintf(stderr,
+		    "exporter: the daemon runs; stop it first (systemctl stop "
+		    "understudy-exporter), then take generation %lld\n",
+		    n);
+	else if (n < g.cur.n || (g.fence.n > 0 && n < g.fence.n)) {
+		gen_describe(g.fence.n > 0 ? &g.fence : &g.cur, what,
+		    sizeof what);
+		fprintf(stderr,
+		    "exporter: source \"%s\" is in %s; generation %lld would "
+		    "be older\n",
+		    cf->source, what, n);
+	} else {
+		if (n == g.fence.n)
+			gen_set(&g.cur, &g.fence);
+		else {
+			gen_start_clear(&g.cur);
+			g.cur.n = n;
+		}
+		gen_start_clear(&g.fence);
+		if (fs_mkdir_p(cf->state_dir, 0700) != 0 ||
+		    gen_write_now(&g) != 0)
+			fprintf(stderr, "exporter: %s: %s\n", g.path,
+			    strerror(errno));
+		else {
+			gen_describe(&g.cur, what, sizeof what);
+			printf("source \"%s\": this exporter exports %s from "
+			       "now on\n",
+			    cf->source, what);
+			rc = EXIT_OK;
+		}
+	}
+	gen_clear(&g);
 	return rc;
 }

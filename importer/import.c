@@ -59,7 +59,8 @@ import_open(struct isrc *s, struct node *n, const struct config *cf,
 	last = isrc_last_file(s);
 	runner_init(&s->run, n, sc, &import_ops, &import_words, s, last);
 	free(last);
-	promote_load(s);
+	if (rc == 0)
+		promote_load(s);
 	return rc;
 }
 
@@ -136,6 +137,7 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.token_len = cf->token_len;
 	o.source = s->run.sc->name;
 	o.version = s->run.version;
+	o.generation = s->import_gen;
 	o.base_dir = s->cur_m != NULL ? cur_data : NULL;
 	o.base_m = s->cur_m;
 	o.hints = s->hints;
@@ -334,10 +336,20 @@ import_handle(struct runner *r, const struct doc *ev)
 	const char *version = doc_get_str(ev, EVF_VERSION);
 	const char *peer = doc_get_str(ev, EVF_PEER);
 	const char *cur = isrc_version(s);
-	char why[512];
+	char why[1024], what[512];
 	int same;
 
 	if (promote_refuses(s, why, sizeof why)) {
+		import_send_done(s, version, peer, 0, why);
+		return RUNNER_HANDLED;
+	}
+	/* Queued before a newer generation was known. */
+	if (gen_parse(ev, NULL, NULL, 0) < s->gen->cur.n) {
+		gen_describe(&s->gen->cur, what, sizeof what);
+		snprintf(why, sizeof why,
+		    "refused: source \"%s\" is in %s; version %s is of an "
+		    "older generation",
+		    r->sc->name, what, version);
 		import_send_done(s, version, peer, 0, why);
 		return RUNNER_HANDLED;
 	}
@@ -367,6 +379,7 @@ import_start(struct runner *r, const struct doc *ev)
 	    r->version, r->sc->pullbackup);
 	memset(&s->res, 0, sizeof s->res);
 	s->gone = s->hook_ran = 0;
+	s->import_gen = gen_parse(ev, NULL, NULL, 0);
 	worker_submit(s->node->runs, import_work, import_done, s);
 }
 

@@ -70,6 +70,7 @@ im_status(struct node *n, struct json *j)
 		json_obj_open(j, NULL);
 		json_str(j, "source", s->run.sc->name);
 		json_str(j, "pullbackup", s->run.sc->pullbackup);
+		gen_status(j, s->gen);
 		json_str(j, "current_version", isrc_version(s));
 		if (s->cur_m != NULL) {
 			json_i64(j, "files", s->cur_m->files);
@@ -132,6 +133,7 @@ promote_reply_json(struct evhttp_request *req, const struct isrc *s, int code,
 	json_str(&j, "promoted_at", s->promo_at);
 	json_bool(&j, "already", why != NULL);
 	json_str(&j, "hook_output", s->promo_output);
+	json_i64(&j, "generation", s->promo_gen.n);
 	http_reply_json(req, PROTO_OK, &j);
 }
 
@@ -218,10 +220,13 @@ im_serve(struct config *cf, int argc, char **argv)
 				 "resumes from its queued event",
 			    s->run.sc->name);
 		isrc_remove_replaced(s);
-		if (s->promo != PROMO_NONE)
+		if (s->promo != PROMO_NONE) {
 			log_info(
 			    "source \"%s\": promoted on this host; no imports",
 			    s->run.sc->name);
+			/* The pull-backup may not have heard. */
+			promote_announce(s);
+		}
 	}
 	rc = node_run(&im.node);
 out:
@@ -239,6 +244,9 @@ static const struct verb im_verbs[] = {
 	    "make this host the primary for SOURCE: no more imports, then the "
 	    "promote hook",
 	    verb_promote },
+	{ "rejoin", "SOURCE",
+	    "a promoted SOURCE becomes a standby again (the daemon stopped)",
+	    verb_rejoin },
 	{ NULL, NULL, NULL, NULL },
 };
 

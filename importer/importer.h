@@ -43,5 +43,6 @@ int page_request(struct node *, struct evhttp_request *, const char *path);
 /* verbs.c */
 int verb_verify(struct config *, int argc, char **argv);
 int verb_promote(struct config *, int argc, char **argv);
+int verb_rejoin(struct config *, int argc, char **argv);
 
 #endif

@@ -31,6 +31,9 @@ int
 isrc_open(struct isrc *s, struct node *n, const struct config *cf,
     const struct source_conf *sc)
 {
+	char *gpath, err[1024];
+	int rc;
+
 	memset(s, 0, sizeof *s);
 	s->node = n;
 	s->dir = xasprintf("%s/sources/%s", cf->state_dir, sc->name);
@@ -43,6 +46,19 @@ isrc_open(struct isrc *s, struct node *n, const struct config *cf,
 		return -1;
 	}
 	load_current(s, sc->name);
+	gpath = xasprintf("%s/generation.json", s->dir);
+	if (n != NULL)
+		rc = gen_add(n, sc->name, gpath, err, sizeof err);
+	else
+		rc = gen_load(&s->own_gen, sc->name, gpath, err, sizeof err);
+	free(gpath);
+	s->gen = n != NULL ? gen_find(n, sc->name) : &s->own_gen;
+	if (rc != 0) {
+		/* The caller stops: a standby that does not know its
+		 * generation could take the old primary's data. */
+		log_warnx("%s", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -57,6 +73,9 @@ isrc_close(struct isrc *s)
 	free(s->promo_at);
 	free(s->promo_version);
 	free(s->promo_output);
+	gen_start_clear(&s->promo_gen);
+	if (s->gen == &s->own_gen)
+		gen_clear(&s->own_gen);
 	manifest_free(s->cur_m);
 	/* A job whose end the stopped loop never took. */
 	manifest_free(s->new_m);

@@ -5,6 +5,7 @@
  *   replaced.<version>/  the copy that import replaced, until removed
  *   last-import.json   the last import's result (runner.h)
  *   promoted.json      a promotion (promote.c): no more imports
+ *   generation.json    the source's generation here (generation.h)
  *   delta-hints        hints.h
  *
  * Shared by the daemon (importer.c, import.c), promotion (promote.c), the
@@ -14,6 +15,7 @@
 
 #include <time.h>
 
+#include "generation.h"
 #include "manifest.h"
 #include "runner.h"
 
@@ -37,7 +39,11 @@ struct isrc {
 	struct manifest *new_m;
 	struct runner_result res;
 	int gone, hook_ran;
-	char *replaced; /* the copy the import replaced */
+	char *replaced;     /* the copy the import replaced */
+	int64_t import_gen; /* the generation its event named */
+	/* The source's generation here: the node's, or (a verb) own_gen. */
+	struct gen *gen;
+	struct gen own_gen;
 	/* Promotion (promote.c): once asked for, no more imports. */
 	enum promo_state promo;
 	char *promo_at;
@@ -45,15 +51,17 @@ struct isrc {
 	char *promo_output;
 	int promo_forced;
 	int promo_busy;
+	struct gen_start promo_gen; /* the generation it started */
 };
 
 /* The copy the import of <version> replaced, until it is removed:
  * replaced.<version>. */
 #define ISRC_REPLACED_PREFIX "replaced."
 
-/* The names of a source's state and its last good copy, loaded (node
- * NULL: for a verb); the caller starts run (import_open() does it all).
- * -1 if the directory cannot be made. */
+/* The names of a source's state, its generation and its last good copy,
+ * loaded (node NULL: for a verb); the caller starts run (import_open()
+ * does it all).  -1, said, if the directory cannot be made or the
+ * generation is damaged. */
 int isrc_open(struct isrc *, struct node *, const struct config *,
     const struct source_conf *);
 void isrc_close(struct isrc *);

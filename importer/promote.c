@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -19,6 +20,7 @@
 #include "doc.h"
 #include "fault.h"
 #include "fsutil.h"
+#include "generation.h"
 #include "hook.h"
 #include "http.h"
 #include "isrc.h"
@@ -61,6 +63,12 @@ promote_load(struct isrc *s)
 		xstrset(&s->promo_at, doc_get_str(d, "at"));
 		xstrset(&s->promo_version, doc_get_str(d, "version"));
 		doc_get_bool(d, "forced", &s->promo_forced);
+		gen_start_clear(&s->promo_gen);
+		if (gen_parse(d, &s->promo_gen, err, sizeof err) < 0)
+			log_warnx("%s: %s", s->promo_file, err);
+		/* The promotion is written first: a stop before the
+		 * generation file was brings it here. */
+		promote_generation(s);
 		if ((v = doc_get(d, "hook_output")) != NULL && !v->plain)
 			xstrset(&s->promo_output, v->str);
 	} else {
@@ -86,6 +94,8 @@ state_json(const struct isrc *s)
 	json_str(&j, "version", s->promo_version);
 	json_bool(&j, "forced", s->promo_forced);
 	json_str(&j, "hook_output", s->promo_output);
+	if (s->promo_gen.n > 0)
+		gen_members(&j, &s->promo_gen);
 	json_obj_close(&j);
 	return b;
 }
@@ -108,10 +118,11 @@ promote_refuses(const struct isrc *s, char *why, size_t len)
 	if (s->promo == PROMO_NONE)
 		return 0;
 	snprintf(why, len,
-	    "source \"%s\" was promoted on this host at %s (version %s): it "
-	    "takes no more imports",
+	    "source \"%s\" was promoted on this host at %s (version %s, "
+	    "generation %lld): it takes no more imports",
 	    s->run.sc->name, s->promo_at ? s->promo_at : "?",
-	    s->promo_version ? s->promo_version : "none");
+	    s->promo_version ? s->promo_version : "none",
+	    (long long)s->promo_gen.n);
 	return 1;
 }
 
@@ -127,7 +138,41 @@ promote_status(const struct isrc *s, struct json *j)
 	json_str(j, "version", s->promo_version);
 	json_bool(j, "forced", s->promo_forced);
 	json_str(j, "hook_output", s->promo_output);
+	json_i64(j, "generation", s->promo_gen.n);
 	json_obj_close(j);
+}
+
+void
+promote_generation(struct isrc *s)
+{
+	char what[512];
+
+	if (s->promo == PROMO_NONE || s->promo_gen.n <= s->gen->cur.n)
+		return;
+	gen_set(&s->gen->cur, &s->promo_gen);
+	gen_describe(&s->gen->cur, what, sizeof what);
+	log_info("source \"%s\": now in %s", s->run.sc->name, what);
+	if (s->node != NULL)
+		gen_save(s->node, s->gen);
+	else if (gen_write_now(s->gen) != 0)
+		log_warn("%s", s->gen->path);
+}
+
+void
+promote_announce(struct isrc *s)
+{
+	struct evbuffer *b;
+	struct json j;
+
+	if (s->node == NULL || s->promo == PROMO_NONE ||
+	    s->promo_version == NULL || s->gen->cur.n < 2)
+		return;
+	b = evbuffer_new();
+	event_begin(s->node, &j, b, EV_SOURCE_PROMOTED, s->run.sc->name,
+	    s->promo_version);
+	json_obj_close(&j);
+	outbox_send(s->node, s->run.sc->pullbackup, EV_SOURCE_PROMOTED, b);
+	evbuffer_free(b);
 }
 
 int
@@ -178,13 +223,22 @@ promote_check(const struct isrc *s, int force, char *why, size_t len)
 void
 promote_mark(struct isrc *s, int force)
 {
-	char iso[32];
+	char iso[32], host[GEN_HOST_MAX + 1];
 
 	if (s->promo == PROMO_NONE) {
 		time_format_iso(time(NULL), iso, sizeof iso);
 		xstrset(&s->promo_at, iso);
 		xstrset(&s->promo_version, isrc_version(s));
 		s->promo_forced = force;
+		/* The next generation, started here. */
+		gen_start_clear(&s->promo_gen);
+		s->promo_gen.n = s->gen->cur.n + 1;
+		if (gethostname(host, sizeof host) != 0)
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = '\0';
+		s->promo_gen.host = xstrdup(host);
+		s->promo_gen.at = xstrdup(iso);
+		s->promo_gen.version = xstrdup(isrc_version(s));
 	}
 	s->promo = PROMO_PROMOTING;
 }
@@ -321,6 +375,8 @@ promo_marked(void *arg, int rc)
 	fault_point("promote-marked");
 	log_info("source \"%s\": promotion asked%s%s; no more imports",
 	    s->run.sc->name, j->force ? " (forced)" : "", j->via);
+	promote_generation(s);
+	promote_announce(s);
 	worker_submit(s->node->runs, promo_work, promo_done, j);
 }
 

@@ -13,6 +13,11 @@ struct json;
 
 const char *promote_state_name(int state);
 void promote_load(struct isrc *);
+/* The generation a promotion started becomes the source's, durably (the
+ * node's commit thread, or now in a verb); then, with the daemon, the
+ * pull-backup is told (EV_SOURCE_PROMOTED; again at every start). */
+void promote_generation(struct isrc *);
+void promote_announce(struct isrc *);
 /* 1, with the reason, when the source takes no more imports. */
 int promote_refuses(const struct isrc *, char *why, size_t len);
 /* The status block's part. */

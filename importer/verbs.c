@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "doc.h"
+#include "fsutil.h"
 #include "hook.h"
 #include "http.h"
 #include "import.h"
@@ -110,7 +112,7 @@ verb_verify(struct config *cf, int argc, char **argv)
 
 static void
 promote_print(const char *source, const char *version, const char *at,
-    int already, const char *output)
+    int already, const char *output, int64_t gen)
 {
 	if (already)
 		printf("source \"%s\" was already promoted on this host at %s "
@@ -121,6 +123,13 @@ promote_print(const char *source, const char *version, const char *at,
 		       "primary copy; this host takes no more imports for "
 		       "\"%s\"\n",
 		    source, version, source);
+	if (!already && gen > 1)
+		printf(
+		    "generation %lld of \"%s\" starts here: the old primary "
+		    "is fenced off; to export from this host, run "
+		    "understudy-exporter generation %lld (docs/operations.md, "
+		    "\"Failback\")\n",
+		    (long long)gen, source, (long long)gen);
 	if (output != NULL && *output != '\0')
 		printf("promote hook output:\n%s", output);
 }
@@ -137,6 +146,7 @@ promote_remote(struct config *cf, const char *source, int force, int json)
 	struct json j;
 	char *url, *body, why[1024];
 	int rc, already = 0;
+	int64_t gen;
 
 	url = cli_url(cf);
 	hc = http_client_new(url);
@@ -172,7 +182,8 @@ promote_remote(struct config *cf, const char *source, int force, int json)
 		else
 			promote_print(source, doc_get_str(d, "version"),
 			    doc_get_str(d, "promoted_at"), already,
-			    doc_get_str(d, "hook_output"));
+			    doc_get_str(d, "hook_output"),
+			    doc_get_i64(d, "generation", &gen) == 0 ? gen : 0);
 		rc = EXIT_OK;
 	} else {
 		http_call_describe(&c, why, sizeof why);
@@ -197,10 +208,18 @@ promote_local(struct config *cf, const struct source_conf *sc, int force)
 	time_t started;
 	int code, rc, rewrite;
 
-	import_open(&s, NULL, cf, sc);
+	if (import_open(&s, NULL, cf, sc) != 0) {
+		fprintf(stderr,
+		    "importer: promote refused: the state of "
+		    "\"%s\" cannot be read (see above)\n",
+		    sc->name);
+		isrc_close(&s);
+		return EXIT_FAILED;
+	}
 	code = promote_check(&s, force, why, sizeof why);
 	if (code == 1) {
-		promote_print(sc->name, s.promo_version, s.promo_at, 1, NULL);
+		promote_print(sc->name, s.promo_version, s.promo_at, 1, NULL,
+		    s.promo_gen.n);
 		isrc_close(&s);
 		return EXIT_OK;
 	}
@@ -210,7 +229,8 @@ promote_local(struct config *cf, const struct source_conf *sc, int force)
 			snprintf(why, sizeof why, "%s: %s", s.promo_file,
 			    strerror(errno));
 			code = -1;
-		}
+		} else
+			promote_generation(&s);
 	}
 	if (code != 0) {
 		fprintf(stderr, "importer: promote refused: %s\n", why);
@@ -232,7 +252,7 @@ promote_local(struct config *cf, const struct source_conf *sc, int force)
 	runlog_close(&rl);
 	if (hr.ok)
 		promote_print(sc->name, s.promo_version, s.promo_at, 0,
-		    hr.output);
+		    hr.output, s.promo_gen.n);
 	else
 		fprintf(stderr,
 		    "importer: the promote hook failed: %s; \"%s\" takes no "
@@ -264,4 +284,61 @@ verb_promote(struct config *cf, int argc, char **argv)
 	if ((rc = promote_remote(cf, pos[0], force != NULL, json != NULL)) >= 0)
 		return rc;
 	return promote_local(cf, sc, force != NULL);
+}
+
+/* rejoin SOURCE (the daemon stopped): a promoted source becomes a standby
+ * again, taking imports of its generation or a later one: the old
+ * primary's way back after a failback. */
+int
+verb_rejoin(struct config *cf, int argc, char **argv)
+{
+	struct verb_opt opts[] = { { NULL, 0, NULL } };
+	const struct source_conf *sc;
+	struct runlog rl;
+	struct evbuffer *b;
+	struct isrc s;
+	char *pos[1], *runs, what[512], summary[1024];
+	int rc, rewrite;
+
+	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
+		return EXIT_USAGE;
+	if (rc != 1)
+		return usage_error("rejoin SOURCE");
+	if ((sc = verb_source(cf, pos[0])) == NULL)
+		return EXIT_USAGE;
+	if (cli_daemon_answers(cf)) {
+		fprintf(stderr,
+		    "importer: the daemon runs; stop it first (systemctl stop "
+		    "understudy-importer), then rejoin\n");
+		return EXIT_FAILED;
+	}
+	if (import_open(&s, NULL, cf, sc) != 0) {
+		isrc_close(&s);
+		return EXIT_FAILED;
+	}
+	rc = EXIT_FAILED;
+	if (s.promo == PROMO_NONE) {
+		printf("source \"%s\" is a standby here already\n", sc->name);
+		rc = EXIT_OK;
+	} else if (unlink(s.promo_file) != 0 || fs_fsync_dir(s.dir) != 0)
+		fprintf(stderr, "importer: %s: %s\n", s.promo_file,
+		    strerror(errno));
+	else {
+		gen_describe(&s.gen->cur, what, sizeof what);
+		snprintf(summary, sizeof summary,
+		    "rejoined as a standby: takes imports again, of %s or "
+		    "later; the copy here (version %s) goes at the next import",
+		    what, isrc_version(&s) != NULL ? isrc_version(&s) : "none");
+		runs = xasprintf("%s/queue/runs.jsonl", cf->state_dir);
+		runlog_open(&rl, runs);
+		free(runs);
+		b = runlog_add(&rl, "rejoin", sc->name, isrc_version(&s), 1,
+		    time(NULL), summary, NULL, &rewrite);
+		runlog_write(&rl, b, rewrite);
+		runlog_close(&rl);
+		printf("source \"%s\" %s\n", sc->name, summary);
+		rc = EXIT_OK;
+	}
+	isrc_close(&s);
+	return rc;
 }

@@ -16,6 +16,7 @@
 #include "doc.h"
 #include "fault.h"
 #include "json.h"
+#include "generation.h"
 #include "log.h"
 #include "manifest.h"
 #include "presign.h"
@@ -121,6 +122,7 @@ pull_work(void *arg)
 	o.token_len = cf->token_len;
 	o.source = sc->name;
 	o.version = s->run.version;
+	o.generation = s->pull_gen;
 	o.base_dir = s->head_m != NULL ? s->current : NULL;
 	o.base_m = s->head_m;
 	o.staging = s->txn.staging;
@@ -260,11 +262,28 @@ pull_handle(struct runner *r, const struct doc *ev)
 	const char *type = doc_get_str(ev, EVF_TYPE);
 	const char *version = doc_get_str(ev, EVF_VERSION);
 	const char *peer = doc_get_str(ev, EVF_PEER);
-	char why[256];
+	char why[1024], what[512];
 	int same;
 
 	if (strcmp(type, EV_IMPORT_DONE) == 0) {
 		push_import_done(s, ev);
+		return RUNNER_HANDLED;
+	}
+	if (strcmp(type, EV_SOURCE_PROMOTED) == 0) {
+		gen_describe(&s->gen->cur, what, sizeof what);
+		log_info("source \"%s\": promoted on an importer: %s",
+		    r->sc->name, what);
+		return RUNNER_HANDLED;
+	}
+	/* Queued before a promotion was known. */
+	if (gen_parse(ev, NULL, why, sizeof why) < s->gen->cur.n) {
+		gen_describe(&s->gen->cur, what, sizeof what);
+		snprintf(why, sizeof why,
+		    "refused: source \"%s\" is in %s; version %s is of an "
+		    "older generation",
+		    r->sc->name, what, version);
+		log_warnx("%s", why);
+		pull_send_archived(s, version, peer, 0, why);
 		return RUNNER_HANDLED;
 	}
 	if (s->head != NULL && strcmp(version, s->head) <= 0) {
@@ -290,6 +309,7 @@ pull_start(struct runner *r, const struct doc *ev)
 	    r->version, r->sc->exporter);
 	memset(&s->res, 0, sizeof s->res);
 	s->gone = 0;
+	s->pull_gen = gen_parse(ev, NULL, NULL, 0);
 	attempt_write(s, "in progress", NULL);
 	worker_submit(s->pb->node.runs, pull_work, pull_done, s);
 }

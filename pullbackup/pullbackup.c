@@ -18,6 +18,7 @@
 #include "doc.h"
 #include "fsutil.h"
 #include "json.h"
+#include "generation.h"
 #include "log.h"
 #include "manifest.h"
 #include "metrics.h"
@@ -79,6 +80,12 @@ pb_accept(struct node *n, const struct doc *ev, char *key, size_t keylen,
 	if (strcmp(type, EV_BACKUP_READY) == 0)
 		return runner_accept(&s->run, type,
 		    doc_get_str(ev, EVF_VERSION), key, keylen, why, whylen);
+	/* The generation is taken already (gen_check_event()); queued, it
+	 * is acknowledged once what says so is on disk. */
+	if (strcmp(type, EV_SOURCE_PROMOTED) == 0) {
+		snprintf(key, keylen, "%s %s", type, source);
+		return NODE_QUEUE;
+	}
 	if (strcmp(type, EV_IMPORT_DONE) == 0) {
 		if (from == NULL) {
 			snprintf(why, whylen, "%s needs \"%s\"", EV_IMPORT_DONE,
@@ -106,6 +113,7 @@ pb_status(struct node *n, struct json *j)
 		json_obj_open(j, NULL);
 		json_str(j, "source", s->run.sc->name);
 		json_str(j, "exporter", s->run.sc->exporter);
+		gen_status(j, s->gen);
 		json_str(j, "newest_version", s->head);
 		json_i64(j, "versions", (int64_t)s->nversions);
 		runner_status(&s->run, j);
@@ -312,6 +320,18 @@ pb_serve(struct config *cf, int argc, char **argv)
 	if (rc != 0) {
 		log_warnx("%s", err);
 		goto out;
+	}
+	for (i = 0; i < pb.nsrcs; i++) {
+		char *gp = store_path(pb.srcs[i].st, STORE_GENERATION);
+
+		rc = gen_add(&pb.node, cf->sources[i].name, gp, err,
+		    sizeof err);
+		free(gp);
+		if (rc != 0) {
+			log_warnx("%s", err);
+			goto out;
+		}
+		pb.srcs[i].gen = gen_find(&pb.node, cf->sources[i].name);
 	}
 	pb.ahead = worker_pool_new(pb.node.base, 1);
 	for (i = 0; i < pb.nsrcs; i++)

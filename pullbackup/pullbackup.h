@@ -48,6 +48,7 @@ struct src {
 	/* the pulls; run.sc is the source's settings */
 	struct runner run;
 	struct store *st;
+	struct gen *gen; /* the source's generation here */
 	/* The newest version, as the loop serves it. */
 	char *head;
 	char *head_mpath;
@@ -61,6 +62,7 @@ struct src {
 	/* The pull in progress, on a worker. */
 	struct store_txn txn;
 	struct manifest *new_m;
+	int64_t pull_gen; /* the generation its event named */
 	struct runner_result res;
 	int gone;
 	char **pruned;

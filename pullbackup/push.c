@@ -14,6 +14,8 @@
 #include "doc.h"
 #include "fsutil.h"
 #include "json.h"
+#include "generation.h"
+#include "manifest.h"
 #include "log.h"
 #include "proto.h"
 #include "pullbackup.h"
@@ -87,7 +89,8 @@ send_imported(struct src *s)
 		return;
 	s->push_reported = 1;
 	b = evbuffer_new();
-	event_begin(&j, b, EV_BACKUP_IMPORTED, sc->name, s->push_version);
+	event_begin(&s->pb->node, &j, b, EV_BACKUP_IMPORTED, sc->name,
+	    s->push_version);
 	json_str(&j, EVF_FROM, s->push_peer);
 	json_bool(&j, EVF_OK, ok == (int64_t)sc->nimporters);
 	json_i64(&j, EVF_IMPORTERS_OK, ok);
@@ -114,6 +117,18 @@ push_save(struct src *s)
 	evbuffer_free(b);
 }
 
+/* An import.ready names the generation its version was exported in (its
+ * manifest's): a standby of a newer one refuses it. */
+static void
+push_generation(struct src *s, struct json *j)
+{
+	struct gen_start g;
+
+	memset(&g, 0, sizeof g);
+	g.n = s->head_m != NULL ? s->head_m->generation : 1;
+	gen_members(j, g.n == s->gen->cur.n ? &s->gen->cur : &g);
+}
+
 void
 push_to_importers(struct src *s, const char *peer)
 {
@@ -134,7 +149,8 @@ push_to_importers(struct src *s, const char *peer)
 		s->imps[i].state = IMP_PENDING;
 		xstrset(&s->imps[i].error, NULL);
 		b = evbuffer_new();
-		event_begin(&j, b, EV_IMPORT_READY, sc->name, s->head);
+		event_begin(NULL, &j, b, EV_IMPORT_READY, sc->name, s->head);
+		push_generation(s, &j);
 		json_str(&j, EVF_PEER, s->imps[i].url);
 		json_obj_close(&j);
 		outbox_send(&s->pb->node, s->imps[i].url, EV_IMPORT_READY, b);

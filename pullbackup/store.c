@@ -28,6 +28,7 @@ static const char *const file_names[] = {
 	[STORE_PUSH] = "push.json",
 	[STORE_LAST] = "last-pull.json",
 	[STORE_TMP] = "tmp",
+	[STORE_GENERATION] = "generation.json",
 };
 
 char *
@@ -416,6 +417,7 @@ store_info(const struct store *st, size_t index, struct version_info *vi,
 	memset(vi, 0, sizeof *vi);
 	snprintf(vi->id, sizeof vi->id, "%s", st->ids[index]);
 	version_id_iso(st->ids[index], vi->time, sizeof vi->time);
+	vi->generation = m->generation;
 	vi->files = m->files;
 	vi->bytes = m->bytes;
 	manifest_free(m);

@@ -76,11 +76,13 @@ enum store_file {
 	STORE_PUSH,       /* push.json: what was pushed to importers */
 	STORE_LAST,       /* last-pull.json: the last pull's result */
 	STORE_TMP,        /* tmp/: temporaries, emptied at start-up */
+	STORE_GENERATION, /* generation.json: the source's (generation.h) */
 };
 
 struct version_info {
 	char id[32];
 	char time[32];
+	int64_t generation;
 	int64_t files, bytes;
 	int64_t stored; /* bytes this version costs in the archive */
 };

@@ -103,8 +103,8 @@ pb_list(struct config *cf, int argc, char **argv)
 	json_init(&j, b);
 	json_arr_open(&j, NULL);
 	if (json == NULL)
-		printf("%-22s %-22s %-11s %8s %14s %14s\n", "ID", "TIME (UTC)",
-		    "STATE", "FILES", "BYTES", "STORED");
+		printf("%-22s %-22s %-11s %4s %8s %14s %14s\n", "ID",
+		    "TIME (UTC)", "STATE", "GEN", "FILES", "BYTES", "STORED");
 	if (att != NULL) {
 		const char *v = doc_get_str(att, "version");
 		const char *st = doc_get_str(att, "state");
@@ -119,8 +119,9 @@ pb_list(struct config *cf, int argc, char **argv)
 			json_str(&j, "error", error);
 			json_obj_close(&j);
 		} else
-			printf("%-22s %-22s %-11s %8s %14s %14s%s%s\n", v, iso,
-			    st, "-", "-", "-", error != NULL ? "  " : "",
+			printf("%-22s %-22s %-11s %4s %8s %14s %14s%s%s\n", v,
+			    iso, st, "-", "-", "-", "-",
+			    error != NULL ? "  " : "",
 			    error != NULL ? error : "");
 	}
 	for (i = a->n; i-- > 0;) {
@@ -135,13 +136,16 @@ pb_list(struct config *cf, int argc, char **argv)
 			json_str(&j, "time", vi.time);
 			json_str(&j, "state", "completed");
 			json_bool(&j, "newest", i + 1 == a->n);
+			json_i64(&j, "generation", vi.generation);
 			json_i64(&j, "files", vi.files);
 			json_i64(&j, "bytes", vi.bytes);
 			json_i64(&j, "increment_bytes", vi.stored);
 			json_obj_close(&j);
 		} else
-			printf("%-22s %-22s %-11s %8lld %14lld %14lld%s\n",
-			    vi.id, vi.time, "completed", (long long)vi.files,
+			printf(
+			    "%-22s %-22s %-11s %4lld %8lld %14lld %14lld%s\n",
+			    vi.id, vi.time, "completed",
+			    (long long)vi.generation, (long long)vi.files,
 			    (long long)vi.bytes, (long long)vi.stored,
 			    i + 1 == a->n ? "  (newest, plain files)" : "");
 	}

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Promotion: refused while an import runs and after a failed import (unless
-# --force); then no more imports, the pull-backup stops pushing there and
-# shows it; the promote hook gets the last verified copy; asking again is
-# harmless; a promotion cut short is finished by asking again.
+# --force); then no more imports, a new generation that fences the old
+# primary off (issue 14, part 1); the promote hook gets the last verified
+# copy; asking again is harmless; a promotion cut short is finished by
+# asking again.
 source "$SRC/tests/it_lib.sh"
 
 make_copy_hooks
@@ -65,18 +66,34 @@ check "promoting again is harmless (exit 0)" [ $? -eq 0 ]
 check "and says it was already promoted" contains "$T/o4" "already promoted"
 check "without running the hook again" [ "$(wc -l < "$T/promoted.log")" = 1 ]
 
-# No more imports; the pull-backup stops pushing and says why.
+# The old primary is fenced: the promotion started generation 2, the
+# pull-backup heard of it and refuses the old primary's versions, so
+# nothing of it reaches the archive or a standby; its now says so at once,
+# naming the promotion; its check and its schedule too.  (It used to
+# archive them and push them to the other standbys: split brain.)
+pullbackup status > "$T/pst"
+check "the pull-backup is in generation 2" contains "$T/pst" "generation: 2"
+check "and knows where it started" contains "$T/pst" "host: $(hostname)"
+nversions=$(pullbackup list db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 echo four > "$S/f"
-exporter now --wait imported --timeout 30s > /dev/null 2> "$T/e5"
-check "a cycle to a promoted standby does not report imported (exit 1)" [ $? -eq 1 ]
-check "and the reason says promoted" contains "$T/e5" "promoted"
-check "the archive still takes the version" exporter now --wait archived
+exporter now --wait archived --timeout 30s > /dev/null 2> "$T/e5"
+check "the old primary's cycle fails (exit 1)" [ $? -eq 1 ]
+check "naming the promotion" grep -q "promotion on $(hostname) at .*(version $v2)" "$T/e5"
+check "nothing reached the archive" \
+	[ "$(pullbackup list db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$nversions" ]
 check "the standby's copy stayed at the promoted version" \
 	[ "$(standby_version)" = "$v2" ]
-pullbackup status > "$T/pst"
-check "the pull-backup shows the importer promoted" contains "$T/pst" "state: promoted"
+exporter check > "$T/ck"
+check "the old primary's check is CRITICAL" [ $? -eq 2 ]
+check "saying it is fenced" contains "$T/ck" "fenced"
+exporter status > "$T/est"
+check "its status shows what fenced it" contains "$T/est" "fenced_by:"
+check "and no next export" bash -c "! grep -q next_export '$T/est'"
+exporter now > /dev/null 2> "$T/e5b"
+check "now on a fenced exporter fails at once" [ $? -eq 1 ]
+check "saying so" contains "$T/e5b" "fenced"
 n=$(grep -c "refused by" "$T/c/pullbackup.log")
-check "after the first refusal the pull-backup pushes no more ($n refusal)" [ "$n" = 1 ]
+check "the pull-backup pushed nothing to the promoted standby ($n refusals)" [ "$n" = 0 ]
 
 # Across a restart the promotion holds.
 chain_stop

@@ -29,8 +29,10 @@ check "the promote hook checked the database" contains "$T/o" "ready to take wri
 sqlite3 "$D" "INSERT INTO t (v) VALUES ('written on the promoted standby')"
 check "the promoted standby takes writes" [ "$(sqlite3 "$D" 'SELECT count(*) FROM t')" = 3 ]
 sqlite3 "$P" "INSERT INTO t (v) VALUES ('late write on the old primary')"
-exporter now --wait archived > /dev/null
+exporter now --wait archived > /dev/null 2>&1
+check "the old primary's later cycle is refused: it is fenced (exit 1)" [ $? -eq 1 ]
 check "a later cycle does not overwrite the promoted database" [ "$(sqlite3 "$D" 'SELECT count(*) FROM t')" = 3 ]
 pullbackup restore db --at now "$T/r" > /dev/null
-check "the archive has the old primary's last write" [ "$(sqlite3 "$T/r/database.sqlite" 'SELECT count(*) FROM t')" = 3 ]
+check "the archive's newest is still the version promoted, not the old primary's late write" \
+	[ "$(sqlite3 "$T/r/database.sqlite" 'SELECT group_concat(v) FROM t')" = "FIRST,third" ]
 finish

@@ -290,7 +290,7 @@ outbox(const char *peer)
 	int want;
 
 	/* Delivered: durable first, gone once acknowledged. */
-	event_begin(&j, b, "test.done", "db", "20261121T194108.123Z");
+	event_begin(NULL, &j, b, "test.done", "db", "20261121T194108.123Z");
 	json_obj_close(&j);
 	outbox_send(&n, peer, "test.done", b);
 	CHECK(n.outbox->count == 0); /* not before it is durable */
