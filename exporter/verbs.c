@@ -21,6 +21,7 @@
 #include "generation.h"
 #include "http.h"
 #include "proto.h"
+#include "runlog.h"
 #include "timespec.h"
 #include "xmalloc.h"
 
@@ -271,6 +272,23 @@ verb_now(struct config *cf, int argc, char **argv)
 	return rc;
 }
 
+/* What an operator did, in the daemon's run history (the feed). */
+static void
+feed_note(const struct config *cf, const char *summary)
+{
+	struct runlog rl;
+	struct evbuffer *b;
+	char *runs = xasprintf("%s/runs.jsonl", cf->state_dir);
+	int rewrite;
+
+	runlog_open(&rl, runs);
+	free(runs);
+	b = runlog_add(&rl, "generation", cf->source, NULL, 1, time(NULL),
+	    summary, NULL, &rewrite);
+	runlog_write(&rl, b, rewrite);
+	runlog_close(&rl);
+}
+
 /* generation [N]: the source's generation here, and what fenced this
  * exporter off; with N (the daemon stopped), take generation N: on a
  * promoted host, the one its promotion started; on the old primary after a
@@ -280,7 +298,7 @@ verb_generation(struct config *cf, int argc, char **argv)
 {
 	struct verb_opt opts[] = { { NULL, 0, NULL } };
 	struct gen g;
-	char *pos[1], *path, *end, err[1024], what[512];
+	char *pos[1], *path, *end, err[1024], what[512], summary[1024];
 	long long n = 0;
 	int rc;
 
@@ -337,9 +355,10 @@ verb_generation(struct config *cf, int argc, char **argv)
 			    strerror(errno));
 		else {
 			gen_describe(&g.cur, what, sizeof what);
-			printf("source \"%s\": this exporter exports %s from "
-			       "now on\n",
-			    cf->source, what);
+			snprintf(summary, sizeof summary,
+			    "this exporter exports %s from now on", what);
+			feed_note(cf, summary);
+			printf("source \"%s\": %s\n", cf->source, summary);
 			rc = EXIT_OK;
 		}
 	}

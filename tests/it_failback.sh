@@ -102,4 +102,24 @@ check "B is a standby in generation 3" contains "$T/st" "generation: 3"
 check "its role is standby" contains "$T/st" "role_of_this_host: standby"
 exporter check > "$T/o"
 check "A's check is OK again" [ $? -eq 0 ]
+
+# 4. A promotion by mistake (B, generation 4), undone: B re-joins, A's
+# exporter takes generation 4, and A stays the primary; nothing of A's is
+# lost and B gets A's data again.
+importer promote db > /dev/null
+check "B promoted by mistake: the pull-backup is in generation 4" eventually [ "$(pb_gen)" = 4 ]
+echo a4 > "$A/f"
+exporter now --wait archived > /dev/null 2>&1
+check "A is fenced off" [ $? -eq 1 ]
+stop importer
+check "undo, on B: rejoin" importer rejoin db
+stop exporter
+check "undo, on A: take generation 4" exporter generation 4
+chain_start_one "$EXPORTER" exporter || exit 1
+chain_start_one "$IMPORTER" importer || exit 1
+check "A exports again, to B" exporter now --wait imported
+check "B holds a4" [ "$(cat "$B/f")" = a4 ]
+check "the feed shows what the operator did on A" \
+	grep -q "exports generation 4" "$T/c/exporter/runs.jsonl"
+check "and on B" grep -q "rejoined as a standby" "$T/c/importer/queue/runs.jsonl"
 finish
