@@ -142,9 +142,9 @@ push_to_importers(struct src *s, const char *peer)
 	s->push_reported = 0;
 	push_save(s);
 	for (i = 0; i < sc->nimporters; i++) {
-		/* A promoted standby takes no more imports: it is not asked. */
-		if (s->imps[i].state == IMP_PROMOTED)
-			continue;
+		/* A promoted standby is asked too: it refuses again (409),
+		 * unless it re-joined meanwhile (understudy-importer
+		 * rejoin), which nothing here need know. */
 		xstrset(&s->imps[i].version, s->head);
 		s->imps[i].state = IMP_PENDING;
 		xstrset(&s->imps[i].error, NULL);
@@ -231,10 +231,10 @@ push_refused(struct src *s, const struct qentry *e, const char *why)
 	for (i = 0; i < sc->nimporters; i++) {
 		if (strcmp(s->imps[i].url, e->dest) != 0)
 			continue;
-		log_warnx("source \"%s\": importer %s is promoted; no more "
-			  "pushes there (take it out of \"importers\" once the "
-			  "failover is done)",
-		    sc->name, e->dest);
+		log_warnx("source \"%s\": importer %s refused version %s "
+			  "for good (promoted: take it out of \"importers\" "
+			  "once the failover is done): %s",
+		    sc->name, e->dest, s->imps[i].version, why);
 		s->imps[i].state = IMP_PROMOTED;
 		xstrset(&s->imps[i].error, why);
 		send_imported(s);
