@@ -34,6 +34,7 @@ static const struct {
 	{ "deltas", offsetof(struct sync_stats, deltas) },
 	{ "whole", offsetof(struct sync_stats, whole) },
 	{ "resumed", offsetof(struct sync_stats, resumed) },
+	{ "mended", offsetof(struct sync_stats, mended) },
 	{ "stored", offsetof(struct sync_stats, stored) },
 	{ "ahead", offsetof(struct sync_stats, ahead) },
 	{ "received", offsetof(struct sync_stats, received) },

@@ -450,9 +450,11 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 
 	if (s->o->link_unchanged && linkable(be, e)) {
 		if (s->o->verify_base && !basecheck_file(s->bc, e, bfd)) {
-			log_warnx("local copy of %s does not match its "
-				  "manifest; fetching it whole",
-			    e->path);
+			log_warnx("%s %s: the local copy of %s is damaged (it "
+				  "does not match its manifest); mending it: "
+				  "fetching it again from %s",
+			    s->o->source, s->o->version, e->path, s->o->url);
+			s->st->mended++;
 			return 0;
 		}
 		if (link_unchanged(s, e, be) == 0) {
@@ -467,9 +469,11 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 		if (writer_sink(&w, buf, (size_t)n) != 0)
 			break;
 	if (n != 0 || writer_check(s, &w, e, "local copy") != 0) {
-		log_warnx("local copy of %s does not match its manifest; "
-			  "fetching it whole",
-		    e->path);
+		log_warnx("%s %s: the local copy of %s is damaged (it does "
+			  "not match its manifest); mending it: fetching it "
+			  "again from %s",
+		    s->o->source, s->o->version, e->path, s->o->url);
+		s->st->mended++;
 		writer_close(&w);
 		return 0;
 	}

@@ -58,6 +58,7 @@ struct sync_opts {
 struct sync_stats {
 	int64_t files, unchanged, deltas, whole;
 	int64_t resumed; /* already fetched by a pull cut short */
+	int64_t mended;  /* local copies found damaged, fetched again */
 	int64_t stored;  /* of deltas: the server's stored one */
 	/* of deltas: with a signature made ahead (sync_sigs) */
 	int64_t ahead;

@@ -130,6 +130,10 @@ pull_work(void *arg)
 	o.hints = s->hints;
 	o.hints_out = &hints;
 	o.link_unchanged = 1;
+	/* Nothing of the mirror is reused unread: a byte that rotted in
+	 * current/ is found, and fetched again from the exporter, instead
+	 * of being linked into every later version. */
+	o.verify_base = 1;
 	o.sigs = &s->sigs;
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {
@@ -184,6 +188,12 @@ pull_finished(struct src *s)
 	    (long long)last->st.received, (long long)last->st.ahead,
 	    last->secs);
 	log_info("source \"%s\": %s", s->run.sc->name, summary);
+	if (last->st.mended > 0)
+		log_warnx("source \"%s\": %lld damaged file(s) of the mirror "
+			  "mended from the exporter (named above); the older "
+			  "versions: understudy-pullbackup verify %s --all",
+		    s->run.sc->name, (long long)last->st.mended,
+		    s->run.sc->name);
 	s->received_total += (unsigned long long)last->st.received;
 	src_remove(s, STORE_ATTEMPT);
 	pull_set_head(s, s->new_m);
@@ -324,6 +334,7 @@ pull_result_json(const struct runner *r, const struct runner_result *res,
 	json_i64(j, "deltas", res->st.deltas);
 	json_i64(j, "whole", res->st.whole);
 	json_i64(j, "resumed", res->st.resumed);
+	json_i64(j, "mended", res->st.mended);
 	json_i64(j, "bytes_received", res->st.received);
 	json_i64(j, "signatures_ahead", res->st.ahead);
 }

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Every hop verified, and damage mended (issue 14, part 2).  A byte that
+# rotted in the pull-backup's newest copy was linked into every later
+# version and served to every standby, and one added later failed for
+# ever; now the next cycle finds it and fetches the file again.
+source "$SRC/tests/it_lib.sh"
+
+copy_chain
+echo constant > "$S/g"
+head -c 200000 /dev/urandom > "$S/big"
+chain_start || exit 1
+check "a first cycle" exporter now --wait imported
+
+# Rot: same size, same mtime, other bytes, in the mirror.
+M=$T/c/archive/db/current
+printf 'CONSTANT\n' > "$T/g.bad"
+touch -r "$M/g" "$T/g.bad"
+cat "$T/g.bad" > "$M/g"
+touch -r "$T/g.bad" "$M/g"
+pullbackup verify db > "$T/o"
+check "verify finds the rot (exit 1)" [ $? -eq 1 ]
+check "naming the file" contains "$T/o" "g"
+
+echo two > "$S/f"
+check "the next cycle" exporter now --wait imported
+check "the pull-backup says it mended the file" \
+	grep -q "the local copy of g is damaged .*mending it" "$T/c/pullbackup.log"
+check "status counts it" bash -c "timeout 60 '$PULLBACKUP' -c '$T/c/pullbackup.yaml' status --json | grep -q '\"mended\":1'"
+check "every version verifies again" pullbackup verify db --all
+check "the standby has the right content" [ "$(cat "$T/standby/g")" = constant ]
+
+# A standby added later takes the whole version from the pull-backup.
+IM2_PORT=$(free_port)
+sed -e "s|127.0.0.1:$IM_PORT|127.0.0.1:$IM2_PORT|" -e "s|$T/c/importer|$T/c/importer2|" \
+	-e "s|import-hook, $T/standby|import-hook, $T/standby2|" "$T/c/importer.yaml" > "$T/c/importer2.yaml"
+kill "$PID_pullbackup" && wait "$PID_pullbackup" 2> /dev/null
+sed -i "s|    importers: .*|    importers: [http://127.0.0.1:$IM_PORT, http://127.0.0.1:$IM2_PORT]|" "$T/c/pullbackup.yaml"
+chain_start_one "$IMPORTER" importer2 || exit 1
+chain_start_one "$PULLBACKUP" pullbackup || exit 1
+echo three > "$S/f"
+check "a cycle to both standbys" exporter now --wait imported
+check "the standby added later is exact" same_tree "$S" "$T/standby2"
+finish
