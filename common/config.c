@@ -15,6 +15,7 @@
 #include "xmalloc.h"
 
 #define DEFAULT_HOOK_TIMEOUT 3600
+#define DEFAULT_VERIFY_EVERY 86400 /* a day */
 #define DEFAULT_MAX_AGE (25 * 3600)
 
 struct cctx {
@@ -367,7 +368,7 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 	static const char *const pb_keys[] = { "exporter", "importers",
 		"retention", NULL };
 	static const char *const im_keys[] = { "pullbackup", "import_command",
-		"promote_command", "hook_timeout", NULL };
+		"promote_command", "hook_timeout", "verify_every", NULL };
 	static const char *const ret_keys[] = { "older_than", "keep_last",
 		NULL };
 	const struct doc *s, *x, *r;
@@ -383,6 +384,7 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 		s = v->kids[i + 1];
 		sc = &cf->sources[cf->nsources++];
 		sc->hook_timeout = DEFAULT_HOOK_TIMEOUT;
+		sc->verify_every = DEFAULT_VERIFY_EVERY;
 		sc->older_than = -1;
 		if (key->type != DOC_SCALAR || !source_name_valid(key->str))
 			return cerr(c, key,
@@ -439,6 +441,10 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 			x = doc_get(s, "hook_timeout");
 			if (x != NULL &&
 			    get_age(c, x, "hook_timeout", &sc->hook_timeout))
+				return -1;
+			x = doc_get(s, "verify_every");
+			if (x != NULL &&
+			    get_age(c, x, "verify_every", &sc->verify_every))
 				return -1;
 		}
 	}

@@ -36,6 +36,7 @@ struct source_conf {
 	char **import_command;  /* importer */
 	char **promote_command; /* importer */
 	int64_t hook_timeout;
+	int64_t verify_every; /* importer: re-read the copy; 0: never */
 };
 
 struct config {

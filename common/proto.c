@@ -172,6 +172,8 @@ proto_parse(const struct evhttp_uri *u, struct proto_req *r, char *why,
 		r->route = PROTO_R_NOW;
 	else if (strcmp(path, ROUTE_PROMOTE) == 0)
 		r->route = PROTO_R_PROMOTE;
+	else if (strcmp(path, ROUTE_VERIFY) == 0)
+		r->route = PROTO_R_VERIFY;
 	else if (strncmp(path, ROUTE_RUNS, n = strlen(ROUTE_RUNS)) == 0) {
 		path += n;
 		if (component(&path, r->run, sizeof r->run) == 0 &&

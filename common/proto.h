@@ -103,6 +103,7 @@
 #define ROUTE_NOW "/v1/now"           /* exporter: POST, a cycle */
 #define ROUTE_RUNS "/v1/runs/"        /* exporter: GET .../<id> */
 #define ROUTE_PROMOTE "/v1/promote"   /* importer: POST */
+#define ROUTE_VERIFY "/v1/verify"     /* importer: POST, {source} */
 #define ROUTE_SOURCES "/v1/sources/"  /* a served version, below */
 #define ROUTE_HEALTH "/health"        /* GET, public */
 #define ROUTE_METRICS "/metrics"      /* GET, the secret only */
@@ -172,6 +173,7 @@ enum proto_route {
 	PROTO_R_NOW,
 	PROTO_R_RUN, /* run holds the id */
 	PROTO_R_PROMOTE,
+	PROTO_R_VERIFY,
 	PROTO_R_VERSION, /* source, version, what, path, from */
 	PROTO_R_PAGE,    /* anything not under /v1/: page holds it */
 };

@@ -191,6 +191,8 @@ runner_release(struct runner *r)
 {
 	r->holds--;
 	runner_reconf(r);
+	if (r->holds == 0 && r->node != NULL)
+		runner_kick(r);
 }
 
 int
@@ -238,7 +240,9 @@ runner_kick(struct runner *r)
 	time_t now = time(NULL);
 	struct timeval tv;
 
-	if (r->busy || n->stopping)
+	/* Held: other work reads the source's state (a promotion, a
+	 * check of the copy); runner_release() kicks again. */
+	if (r->busy || r->holds > 0 || n->stopping)
 		return;
 	for (e = TAILQ_FIRST(&n->inbox->entries); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, link);
@@ -353,6 +357,7 @@ runner_health(const struct runner *r, int64_t max_age, int64_t max_lag,
 {
 	const char *name = r->sc->name, *newest, *aside;
 	int failed = r->last.version != NULL && !r->last.ok;
+	char what[1024];
 	long age;
 
 	if (r->ops->aside != NULL && (aside = r->ops->aside(r)) != NULL) {
@@ -360,6 +365,10 @@ runner_health(const struct runner *r, int64_t max_age, int64_t max_lag,
 			*off += (size_t)snprintf(why + *off, len - *off,
 			    "%s\"%s\": %s", *off > 0 ? "; " : "", name, aside);
 		return 0;
+	}
+	if (r->ops->damaged != NULL && r->ops->damaged(r, what, sizeof what)) {
+		snprintf(why, len, "source \"%s\": %s", name, what);
+		return -1;
 	}
 	if ((newest = r->ops->newest(r)) == NULL) {
 		snprintf(why, len, "source \"%s\": %s", name, r->words->none);

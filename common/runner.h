@@ -83,6 +83,9 @@ struct runner_ops {
 	/* A word on a source that stands aside from the chain (a promoted
 	 * standby), or NULL; its health is that word.  May be NULL. */
 	const char *(*aside)(const struct runner *);
+	/* 1, with a line saying it, when the source's data here is known
+	 * to be damaged: its health is critical.  May be NULL. */
+	int (*damaged)(const struct runner *, char *why, size_t len);
 };
 
 struct runner {
@@ -134,7 +137,8 @@ void runner_result_clear(struct runner_result *);
 int runner_last_attempt(const struct runner *);
 /* A reload: sc_next is taken now, or when the job ends. */
 void runner_reload(struct runner *, const struct source_conf *sc_next);
-/* Other work on the source: sc stays as it is meanwhile. */
+/* Other work on the source: sc stays as it is, and no job starts,
+ * meanwhile; the release kicks the runner. */
 void runner_hold(struct runner *);
 void runner_release(struct runner *);
 /* The status block's runner part: busy, busy_version, the last result,

@@ -21,6 +21,7 @@
 #include "fault.h"
 #include "fsutil.h"
 #include "hook.h"
+#include "check.h"
 #include "import.h"
 #include "isrc.h"
 #include "json.h"
@@ -59,8 +60,11 @@ import_open(struct isrc *s, struct node *n, const struct config *cf,
 	last = isrc_last_file(s);
 	runner_init(&s->run, n, sc, &import_ops, &import_words, s, last);
 	free(last);
-	if (rc == 0)
+	if (rc == 0) {
 		promote_load(s);
+		if (n != NULL)
+			check_load(s);
+	}
 	return rc;
 }
 
@@ -295,6 +299,7 @@ import_done(void *arg)
 		manifest_free(s->cur_m);
 		s->cur_m = s->new_m;
 		s->new_m = NULL;
+		check_replaced(s);
 		snprintf(summary, sizeof summary,
 		    "imported version %s: %lld files, %lld bytes (%lld "
 		    "unchanged, %lld by delta, %lld whole, %lld resumed; %lld "
@@ -397,6 +402,12 @@ import_newest(const struct runner *r)
 	return isrc_version(r->arg);
 }
 
+static int
+import_damaged(const struct runner *r, char *why, size_t len)
+{
+	return check_damaged(r->arg, why, len);
+}
+
 /* Promoted: this host is the primary now. */
 static const char *
 import_aside(const struct runner *r)
@@ -406,6 +417,7 @@ import_aside(const struct runner *r)
 }
 
 const struct runner_ops import_ops = {
+	.damaged = import_damaged,
 	.handle = import_handle,
 	.start = import_start,
 	.result_json = import_result_json,

@@ -18,6 +18,7 @@
 #include "doc.h"
 #include "fsutil.h"
 #include "http.h"
+#include "check.h"
 #include "import.h"
 #include "importer.h"
 #include "json.h"
@@ -77,6 +78,7 @@ im_status(struct node *n, struct json *j)
 			json_i64(j, "bytes", s->cur_m->bytes);
 		}
 		promote_status(s, j);
+		check_status(s, j);
 		runner_status(&s->run, j);
 		json_obj_close(j);
 	}
@@ -137,7 +139,69 @@ promote_reply_json(struct evhttp_request *req, const struct isrc *s, int code,
 	http_reply_json(req, PROTO_OK, &j);
 }
 
-/* POST /v1/promote {"source": S, "force": bool} */
+/* The answer of POST /v1/verify, once the check is done. */
+static void
+verify_replied(struct isrc *s, const struct check_result *damage, int rc,
+    void *arg)
+{
+	struct http_held *held = arg;
+	struct evhttp_request *req = http_unhold(held);
+	char when[32];
+	struct json j;
+
+	free(held);
+	if (req == NULL)
+		return;
+	if (rc != 0) {
+		http_reply_error(req, PROTO_FAILED,
+		    "checking the copy of \"%s\" failed (see the log)",
+		    s->run.sc->name);
+		return;
+	}
+	http_json_begin(&j);
+	json_str(&j, "source", s->run.sc->name);
+	json_str(&j, "version", isrc_version(s));
+	json_i64(&j, "files", s->cur_m != NULL ? s->cur_m->files : 0);
+	json_i64(&j, "bytes", s->cur_m != NULL ? s->cur_m->bytes : 0);
+	json_i64(&j, "bad", damage->bad);
+	if (damage->bad > 0)
+		json_str(&j, "first", damage->first);
+	time_format_iso(s->checked_at, when, sizeof when);
+	json_str(&j, "checked_at", when);
+	http_reply_json(req, PROTO_OK, &j);
+}
+
+/* POST /v1/verify {"source": S}: check the copy now. */
+static void
+verify_route(struct importer *im, struct evhttp_request *req,
+    const char *source)
+{
+	struct http_held *held;
+	struct isrc *s;
+
+	if ((s = importer_find(im, source)) == NULL) {
+		http_reply_error(req, PROTO_UNKNOWN,
+		    "this importer has no source \"%s\"", source);
+		return;
+	}
+	if (s->cur_m == NULL) {
+		http_reply_error(req, PROTO_REFUSED,
+		    "source \"%s\" has no imported copy yet", source);
+		return;
+	}
+	held = xcalloc(1, sizeof *held);
+	http_hold(held, req);
+	if (check_start(s, verify_replied, held) != 0) {
+		http_unhold(held);
+		free(held);
+		http_reply_error(req, PROTO_REFUSED,
+		    "an import or a check of \"%s\" is running; try again "
+		    "when it is done",
+		    source);
+	}
+}
+
+/* POST /v1/promote {"source": S, "force": bool}, POST /v1/verify */
 static int
 im_route(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 {
@@ -149,14 +213,17 @@ im_route(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 	size_t len;
 	int force = 0;
 
-	if (pr->route != PROTO_R_PROMOTE ||
+	if ((pr->route != PROTO_R_PROMOTE && pr->route != PROTO_R_VERIFY) ||
 	    evhttp_request_get_command(req) != EVHTTP_REQ_POST)
 		return -1;
 	if ((body = http_body(req, PROTO_MAX_EVENT, &len)) == NULL ||
 	    doc_parse(body, len, &d, why, sizeof why) != 0 ||
 	    (source = doc_get_str(d, PROMOTE_SOURCE)) == NULL)
-		http_reply_error(req, PROTO_BAD, "promote needs {\"%s\": NAME}",
+		http_reply_error(req, PROTO_BAD, "%s needs {\"%s\": NAME}",
+		    pr->route == PROTO_R_VERIFY ? "verify" : "promote",
 		    PROMOTE_SOURCE);
+	else if (pr->route == PROTO_R_VERIFY)
+		verify_route(im, req, source);
 	else if ((s = importer_find(im, source)) == NULL)
 		http_reply_error(req, PROTO_UNKNOWN,
 		    "this importer has no source \"%s\"", source);
@@ -220,6 +287,7 @@ im_serve(struct config *cf, int argc, char **argv)
 				 "resumes from its queued event",
 			    s->run.sc->name);
 		isrc_remove_replaced(s);
+		check_schedule(s);
 		if (s->promo != PROMO_NONE) {
 			log_info(
 			    "source \"%s\": promoted on this host; no imports",

@@ -5,6 +5,9 @@
 
 #include "config.h"
 #include "fsutil.h"
+#include <event2/event.h>
+
+#include "check.h"
 #include "isrc.h"
 #include "log.h"
 #include "manifest.h"
@@ -74,6 +77,9 @@ isrc_close(struct isrc *s)
 	free(s->promo_version);
 	free(s->promo_output);
 	gen_start_clear(&s->promo_gen);
+	check_result_clear(&s->damage);
+	if (s->check_ev != NULL)
+		event_free(s->check_ev);
 	if (s->gen == &s->own_gen)
 		gen_clear(&s->own_gen);
 	manifest_free(s->cur_m);

@@ -6,6 +6,7 @@
  *   last-import.json   the last import's result (runner.h)
  *   promoted.json      a promotion (promote.c): no more imports
  *   generation.json    the source's generation here (generation.h)
+ *   check.json         damage the last check of the copy found (check.h)
  *   delta-hints        hints.h
  *
  * Shared by the daemon (importer.c, import.c), promotion (promote.c), the
@@ -13,6 +14,7 @@
 #ifndef UNDERSTUDY_ISRC_H
 #define UNDERSTUDY_ISRC_H
 
+#include <stdint.h>
 #include <time.h>
 
 #include "generation.h"
@@ -20,8 +22,18 @@
 #include "runner.h"
 
 struct config;
+struct event;
 struct node;
 struct source_conf;
+
+/* What a check of the copy found (check.h). */
+struct check_result {
+	int64_t bad;   /* entries that differ from the manifest */
+	char *first;   /* the first of them, and how */
+	char *version; /* of the copy */
+	time_t at;
+	char error[512]; /* when it could not be read */
+};
 
 enum promo_state {
 	PROMO_NONE,
@@ -52,6 +64,11 @@ struct isrc {
 	int promo_forced;
 	int promo_busy;
 	struct gen_start promo_gen; /* the generation it started */
+	/* Checks of the copy (check.h). */
+	struct check_result damage; /* bad 0: none known */
+	time_t checked_at;
+	int checking;
+	struct event *check_ev;
 };
 
 /* The copy the import of <version> replaced, until it is removed:

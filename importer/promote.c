@@ -16,6 +16,7 @@
 
 #include <event2/buffer.h>
 
+#include "check.h"
 #include "config.h"
 #include "doc.h"
 #include "fault.h"
@@ -380,12 +381,53 @@ promo_marked(void *arg, int rc)
 	worker_submit(s->node->runs, promo_work, promo_done, j);
 }
 
+/* The copy checked (check.h), imports still held: a damaged one is not
+ * promoted unless forced; else it is marked, durably, and the hook runs
+ * once that is on disk. */
+static void
+promo_checked(struct isrc *s, const struct check_result *damage, int rc,
+    void *arg)
+{
+	struct promo_job *j = arg;
+	struct evhttp_request *req;
+	struct evbuffer *b;
+	char why[1024];
+
+	if (rc != 0 || (damage->bad > 0 && !j->force)) {
+		if (rc != 0)
+			snprintf(why, sizeof why,
+			    "the copy of \"%s\" cannot be read to check it "
+			    "(see the log); nothing changed",
+			    s->run.sc->name);
+		else
+			snprintf(why, sizeof why,
+			    "the copy of \"%s\" is damaged: %lld entr%s differ "
+			    "from its manifest (first: %s); the next import "
+			    "mends it. Promote it anyway with --force",
+			    s->run.sc->name, (long long)damage->bad,
+			    damage->bad == 1 ? "y" : "ies", damage->first);
+		s->promo_busy = 0;
+		if ((req = http_unhold(&j->held)) != NULL)
+			j->reply(req, s, rc != 0 ? PROTO_FAILED : PROTO_REFUSED,
+			    why);
+		free(j);
+		return;
+	}
+	/* From now on no import is taken; the hook runs once this is on
+	 * disk. */
+	promote_mark(s, j->force);
+	runner_hold(&s->run);
+	b = state_json(s);
+	durable_write_then(s->node, s->promo_file, evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), promo_marked, j);
+	evbuffer_free(b);
+}
+
 void
 promote_start(struct isrc *s, struct evhttp_request *req, int force,
     promote_reply_fn *reply, const char *via)
 {
 	struct promo_job *j;
-	struct evbuffer *b;
 	char why[1024];
 	int code;
 
@@ -397,20 +439,22 @@ promote_start(struct isrc *s, struct evhttp_request *req, int force,
 		reply(req, s, code, why);
 		return;
 	}
-	/* From now on no import is taken; the hook runs once this is on
-	 * disk. */
-	promote_mark(s, force);
-	s->promo_busy = 1;
-	runner_hold(&s->run);
 	j = xcalloc(1, sizeof *j);
 	j->s = s;
 	j->reply = reply;
 	j->via = via;
 	j->force = force;
 	j->started = time(NULL);
+	/* The copy is re-read first: a damaged one is not promoted unless
+	 * forced. */
 	http_hold(&j->held, req);
-	b = state_json(s);
-	durable_write_then(s->node, s->promo_file, evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b), promo_marked, j);
-	evbuffer_free(b);
+	if (check_start(s, promo_checked, j) != 0) {
+		http_unhold(&j->held);
+		free(j);
+		reply(req, s, PROTO_REFUSED,
+		    "a check of the copy or an import is running; promote "
+		    "when it is done");
+		return;
+	}
+	s->promo_busy = 1;
 }

@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "hook.h"
 #include "http.h"
+#include "check.h"
 #include "import.h"
 #include "importer.h"
 #include "json.h"
@@ -36,41 +37,69 @@ verb_source(struct config *cf, const char *name)
 	return sc;
 }
 
-/* What differs between the copy (scanned) and its manifest: content,
- * type, symlink targets; a mode or an mtime is not damage. */
-static void
-note_bad(void *arg, const struct ment *want, const struct ment *got)
+/* verify through the daemon, which keeps what it finds for its health:
+ * the verb's exit, or -1 when the daemon does not answer. */
+static int
+verify_remote(struct config *cf, const char *source)
 {
-	size_t *bad = arg;
+	struct http_client *hc;
+	struct http_call c;
+	struct doc *d = NULL;
+	char *url = cli_url(cf), body[256], why[1024];
+	int64_t bad = -1, files = 0, bytes = 0;
+	int rc = EXIT_FAILED;
 
-	if (got == NULL)
-		printf("BAD %s: missing\n", want->path);
-	else if (want == NULL)
-		printf("BAD %s: not in the manifest\n", got->path);
-	else if (got->type != want->type)
-		printf("BAD %s: wrong type\n", want->path);
-	else if (want->type == MENT_FILE &&
-	    (got->size != want->size || strcmp(got->sha, want->sha) != 0))
-		printf("BAD %s: content differs from SHA-256 %s\n", want->path,
-		    want->sha);
-	else if (want->type == MENT_LINK &&
-	    strcmp(got->target, want->target) != 0)
-		printf("BAD %s: symlink target differs\n", want->path);
-	else
-		return;
-	(*bad)++;
+	hc = http_client_new(url);
+	http_call_init(&c, "POST", url, ROUTE_VERIFY, cf->token, cf->token_len);
+	c.body = evbuffer_new();
+	snprintf(body, sizeof body, "{\"%s\":\"%s\"}", PROMOTE_SOURCE, source);
+	evbuffer_add(c.body, body, strlen(body));
+	c.content_type = PROTO_CT_JSON;
+	c.timeout = 24 * 3600;
+	if (http_client_call(hc, &c) != 0) {
+		rc = -1;
+		goto out;
+	}
+	if (c.status != PROTO_OK ||
+	    doc_parse((const char *)evbuffer_pullup(c.reply, -1),
+		evbuffer_get_length(c.reply), &d, why, sizeof why) != 0 ||
+	    doc_get_i64(d, "bad", &bad) != 0) {
+		http_call_describe(&c, why, sizeof why);
+		fprintf(stderr, "importer: verify: %s\n", why);
+		goto out;
+	}
+	doc_get_i64(d, "files", &files);
+	doc_get_i64(d, "bytes", &bytes);
+	if (bad == 0) {
+		printf("version %s of \"%s\": %lld files, %lld bytes, all "
+		       "verified\n",
+		    doc_get_str(d, "version"), source, (long long)files,
+		    (long long)bytes);
+		rc = EXIT_OK;
+	} else
+		printf("BAD %s\nversion %s of \"%s\": %lld bad entries; the "
+		       "next import mends them\n",
+		    doc_get_str(d, "first"), doc_get_str(d, "version"), source,
+		    (long long)bad);
+out:
+	doc_free(d);
+	http_call_clear(&c);
+	http_client_free(hc);
+	free(url);
+	return rc;
 }
 
-/* verify SOURCE: re-read the local copy and compare with its manifest. */
+/* verify SOURCE: re-read the local copy and compare with its manifest:
+ * through the daemon when it runs (its health then says what was found),
+ * else here. */
 int
 verb_verify(struct config *cf, int argc, char **argv)
 {
 	struct verb_opt opts[] = { { NULL, 0, NULL } };
 	const struct source_conf *sc;
-	struct manifest *scan = NULL;
+	struct check_result res;
 	struct isrc s;
-	char *pos[1], *data, err[1024];
-	size_t bad = 0;
+	char *pos[1];
 	int rc;
 
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
@@ -79,6 +108,8 @@ verb_verify(struct config *cf, int argc, char **argv)
 		return usage_error("verify SOURCE");
 	if ((sc = verb_source(cf, pos[0])) == NULL)
 		return EXIT_USAGE;
+	if ((rc = verify_remote(cf, pos[0])) >= 0)
+		return rc;
 	isrc_open(&s, NULL, cf, sc);
 	if (s.cur_m == NULL) {
 		fprintf(stderr,
@@ -87,27 +118,23 @@ verb_verify(struct config *cf, int argc, char **argv)
 		isrc_close(&s);
 		return EXIT_FAILED;
 	}
-	data = xasprintf("%s/data", s.current);
-	if (manifest_scan(data, s.cur_m->source, s.cur_m->version, &scan, err,
-		sizeof err) != 0) {
-		fprintf(stderr, "importer: %s\n", err);
-		free(data);
-		isrc_close(&s);
-		return EXIT_FAILED;
-	}
-	manifest_diff(s.cur_m, scan, note_bad, &bad);
-	if (bad == 0)
+	if (check_copy(&s, stdout, &res) != 0) {
+		fprintf(stderr, "importer: %s\n", res.error);
+		rc = EXIT_FAILED;
+	} else if (res.bad == 0) {
 		printf("version %s of \"%s\": %lld files, %lld bytes, all "
 		       "verified\n",
 		    s.cur_m->version, pos[0], (long long)s.cur_m->files,
 		    (long long)s.cur_m->bytes);
-	else
-		printf("version %s of \"%s\": %zu bad entries\n",
-		    s.cur_m->version, pos[0], bad);
-	manifest_free(scan);
-	free(data);
+		rc = EXIT_OK;
+	} else {
+		printf("version %s of \"%s\": %lld bad entries\n",
+		    s.cur_m->version, pos[0], (long long)res.bad);
+		rc = EXIT_FAILED;
+	}
+	check_result_clear(&res);
 	isrc_close(&s);
-	return bad == 0 ? EXIT_OK : EXIT_FAILED;
+	return rc;
 }
 
 static void
@@ -200,6 +227,7 @@ promote_remote(struct config *cf, const char *source, int force, int json)
 static int
 promote_local(struct config *cf, const struct source_conf *sc, int force)
 {
+	struct check_result res = { 0 };
 	struct hook_result hr;
 	struct runlog rl;
 	struct evbuffer *b;
@@ -223,6 +251,21 @@ promote_local(struct config *cf, const struct source_conf *sc, int force)
 		isrc_close(&s);
 		return EXIT_OK;
 	}
+	/* The copy is re-read first: a damaged one is not promoted unless
+	 * forced. */
+	if (code == 0 && check_copy(&s, stderr, &res) != 0) {
+		snprintf(why, sizeof why, "the copy cannot be read: %s",
+		    res.error);
+		code = -1;
+	} else if (code == 0 && res.bad > 0 && !force) {
+		snprintf(why, sizeof why,
+		    "the copy of \"%s\" is damaged: %lld entr%s differ from "
+		    "its manifest (listed above); the next import mends it. "
+		    "Promote it anyway with --force",
+		    sc->name, (long long)res.bad, res.bad == 1 ? "y" : "ies");
+		code = -1;
+	}
+	check_result_clear(&res);
 	if (code == 0) {
 		promote_mark(&s, force);
 		if (promote_save(&s) != 0) {
