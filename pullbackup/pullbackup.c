@@ -361,8 +361,9 @@ static const struct verb pb_verbs[] = {
 	{ "restore", "SOURCE[/PATH] --at TIME DIR",
 	    "write the version at TIME (or its PATH) into DIR, verified",
 	    pb_restore },
-	{ "verify", "SOURCE [--at TIME | --all]",
-	    "rebuild and check every file's SHA-256; name each bad file",
+	{ "verify", "SOURCE [--at TIME | --all] [--repair]",
+	    "rebuild and check every file's SHA-256; name each bad file; with "
+	    "--repair, mend it from another version or the exporter",
 	    pb_verify },
 	{ "prune", "SOURCE [--older-than AGE] [--keep-last N] [--dry-run]",
 	    "remove old versions, never the newest; print what goes",

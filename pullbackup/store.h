@@ -28,7 +28,8 @@
  *   prune.c      retention
  *   reader.c     a version rebuilt file by file; verify
  *   restore.c    a version (or a subtree) written out, on two threads
- *   forget.c     the newest version forgotten: the way out of a bad one */
+ *   forget.c     the newest version forgotten: the way out of a bad one
+ *   repair.c     damaged files mended from an intact copy */
 #ifndef UNDERSTUDY_STORE_H
 #define UNDERSTUDY_STORE_H
 
@@ -168,6 +169,20 @@ typedef void (*store_bad_fn)(void *arg, const char *version, const char *path,
     const char *why);
 int store_verify(const struct store *, size_t index, store_bad_fn, void *arg,
     int64_t *files, int64_t *bytes);
+
+/* repair.c */
+/* e's content (of version) into fd, from outside the archive (the
+ * exporter): 0 with from saying where, or -1.  It is checked after. */
+typedef int (*store_fetch_fn)(void *arg, const char *version,
+    const struct ment *e, int fd, char *from, size_t fromlen);
+/* Each damaged file: mended (how: from where), or not (how: why). */
+typedef void (*store_mend_fn)(void *arg, const char *version, const char *path,
+    const char *how, int ok);
+/* Mend the damaged files of versions first..last: from another version,
+ * else from fetch (may be NULL).  Returns how many could not be.  The
+ * exclusive lock. */
+int store_repair(struct store *, size_t first, size_t last,
+    store_fetch_fn fetch, void *farg, store_mend_fn note, void *narg);
 
 /* restore.c */
 /* Write version index, or its subtree sub ("" or NULL for all), into dest:

@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "doc.h"
 #include "fsutil.h"
+#include "http.h"
 #include "json.h"
 #include "log.h"
 #include "manifest.h"
@@ -328,12 +329,73 @@ verify_bad(void *arg, const char *version, const char *path, const char *why)
 	fflush(stdout);
 }
 
+/* verify --repair: a file from the exporter, which serves its newest
+ * export while a pull-backup may still need it. */
+struct fetch_ctx {
+	const struct config *cf;
+	const struct source_conf *sc;
+	int fd, failed;
+};
+
+static int
+fetch_data(void *arg, struct evbuffer *chunk)
+{
+	struct fetch_ctx *f = arg;
+
+	if (fs_write_all(f->fd, evbuffer_pullup(chunk, -1),
+		evbuffer_get_length(chunk)) != 0)
+		f->failed = 1;
+	return f->failed ? -1 : 0;
+}
+
+static int
+fetch_exporter(void *arg, const char *version, const struct ment *e, int fd,
+    char *from, size_t fromlen)
+{
+	struct fetch_ctx *f = arg;
+	struct http_client *hc;
+	struct http_call c;
+	char *route;
+	int rc;
+
+	if (f->sc == NULL || f->sc->exporter == NULL)
+		return -1;
+	route = proto_version_route(f->sc->name, version, PROTO_FILE, e->path,
+	    NULL);
+	hc = http_client_new(f->sc->exporter);
+	http_call_init(&c, "GET", f->sc->exporter, route, f->cf->token,
+	    f->cf->token_len);
+	f->fd = fd;
+	f->failed = 0;
+	c.on_data = fetch_data;
+	c.data_arg = f;
+	rc = hc != NULL && http_client_call(hc, &c) == 0 &&
+		c.status == PROTO_OK && !f->failed ?
+	    0 :
+	    -1;
+	snprintf(from, fromlen, "from the exporter at %s", f->sc->exporter);
+	http_call_clear(&c);
+	http_client_free(hc);
+	free(route);
+	return rc;
+}
+
+static void
+repair_note(void *arg, const char *version, const char *path, const char *how,
+    int ok)
+{
+	printf("%s version %s: %s: %s\n", ok ? "MENDED" : "NOT MENDED", version,
+	    path, how);
+	fflush(stdout);
+}
+
 int
 pb_verify(struct config *cf, int argc, char **argv)
 {
-	const char *at = NULL, *all = NULL;
+	const char *at = NULL, *all = NULL, *repair = NULL;
 	struct verb_opt opts[] = { { "at", 1, &at }, { "all", 0, &all },
-		{ NULL, 0, NULL } };
+		{ "repair", 0, &repair }, { NULL, 0, NULL } };
+	struct fetch_ctx f;
 	struct store *a;
 	char *pos[1];
 	size_t idx, first, last, i;
@@ -343,8 +405,10 @@ pb_verify(struct config *cf, int argc, char **argv)
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
 		return EXIT_USAGE;
 	if (rc != 1 || (at != NULL && all != NULL))
-		return usage_error("verify SOURCE [--at TIME | --all]");
-	if ((rc = open_source(cf, pos[0], STORE_READ, &a)) != 0)
+		return usage_error(
+		    "verify SOURCE [--at TIME | --all] [--repair]");
+	if ((rc = open_source(cf, pos[0], repair ? STORE_WRITE : STORE_READ,
+		 &a)) != 0)
 		return rc;
 	if (a->n == 0) {
 		fprintf(stderr,
@@ -363,6 +427,16 @@ pb_verify(struct config *cf, int argc, char **argv)
 			return EXIT_FAILED;
 		}
 		first = last = idx;
+	}
+	if (repair != NULL) {
+		f.cf = cf;
+		f.sc = config_source(cf, pos[0]);
+		if (store_repair(a, first, last, fetch_exporter, &f,
+			repair_note, NULL) > 0)
+			fprintf(stderr,
+			    "pullbackup: source \"%s\": some damage could not "
+			    "be mended (NOT MENDED above)\n",
+			    pos[0]);
 	}
 	for (i = last + 1; i-- > first;) {
 		bad = store_verify(a, i, verify_bad, NULL, &files, &bytes);

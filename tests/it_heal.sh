@@ -82,4 +82,42 @@ check "the standby is exact again" same_tree "$S" "$T/standby"
 rot "$T/c/importer2/sources/db/current/data"
 i2check() { ! timeout 60 "$IMPORTER" -c "$T/c/importer2.yaml" check > /dev/null; }
 check "the second standby's own check finds its rot" eventually i2check
+
+# verify --repair mends from an intact copy of the content: another path
+# or version with the same SHA-256, or the exporter while it still serves
+# the version; and says what it cannot mend.
+echo constant > "$S/g-copy"
+echo five > "$S/f"
+check "a cycle with a second copy of g's content" exporter now --wait imported
+rot "$M"
+pullbackup verify db --repair > "$T/o" 2>&1
+check "verify --repair exits 0 when all is mended" [ $? -eq 0 ]
+check "saying from where" grep -q "MENDED version .*: g: from g-copy of version" "$T/o"
+check "the newest verifies" pullbackup verify db
+newest=$(pullbackup list db --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+older=$(pullbackup list db --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[1]["id"])')
+for inc in "$T/c/archive/db/versions/$older/increment/"*.gz; do
+	printf 'not gzip at all' > "$inc"
+done
+pullbackup verify db --all --repair > "$T/o" 2>&1
+check "an increment that rotted, with its content nowhere else: exit 1" [ $? -eq 1 ]
+check "saying it could not be mended, and why" grep -q "NOT MENDED version $older: f: no intact copy" "$T/o"
+# The exporter serves its newest export until every pull-backup has it:
+# with a second one down, it still does.
+kill "$PID_exporter" && wait "$PID_exporter" 2> /dev/null
+sed -i "s|^notify: \[\(.*\)\]|notify: [\1, http://127.0.0.1:9]|" "$T/c/exporter.yaml"
+chain_start_one "$EXPORTER" exporter || exit 1
+echo six > "$S/f"
+head -c 100000 /dev/urandom > "$S/unique"
+# Asked of the daemon directly: now would wait for the second.
+curl -s -o /dev/null -X POST -H 'X-Understudy-Protocol: 1' \
+	-H "Authorization: Bearer $(cat "$T/c/token")" --data '{}' \
+	"http://127.0.0.1:$EX_PORT/v1/now"
+archived() { [ "$(pullbackup list db --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')" != "$newest" ]; }
+check "the pull-backup archives it" eventually archived
+printf 'X' | dd of="$M/unique" bs=1 seek=10 conv=notrunc 2> /dev/null
+pullbackup verify db --repair > "$T/o" 2>&1
+check "a file nowhere else in the archive is mended from the exporter" \
+	grep -q "MENDED version .*: unique: from the exporter at" "$T/o"
+check "and the newest verifies" pullbackup verify db
 finish
