@@ -35,4 +35,13 @@ check "a later cycle does not overwrite the promoted database" [ "$(sqlite3 "$D"
 pullbackup restore db --at now "$T/r" > /dev/null
 check "the archive's newest is still the version promoted, not the old primary's late write" \
 	[ "$(sqlite3 "$T/r/database.sqlite" 'SELECT group_concat(v) FROM t')" = "FIRST,third" ]
+# A relative path is the working directory's: the hook changed directory
+# first, so sqlite3 made an empty database there and exported it.
+mkdir "$T/rel-out"
+(cd "$T" && UNDERSTUDY_BACKUP_DIR=$T/rel-out "$H/sqlite-export" primary/app.db > /dev/null)
+check "sqlite-export with a relative path exits 0" [ $? -eq 0 ]
+check "and exports the database, not an empty one" \
+	[ "$(sqlite3 "$T/rel-out/database.sqlite" 'SELECT count(*) FROM t')" -ge 2 ]
+check "nothing is created in the backup directory but the copy" \
+	[ "$(ls "$T/rel-out")" = database.sqlite ]
 finish
