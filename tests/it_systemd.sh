@@ -25,4 +25,11 @@ for r in exporter pullbackup importer; do
 		check "$u has $opt" grep -q "^$opt" "$T/units/$u"
 	done
 done
+# Documentation= pointed to a file the install did not create.
+DESTDIR=$T/root meson install -C "$BUILD" --no-rebuild > "$T/install.log" 2>&1
+check "meson install succeeds" [ $? -eq 0 ]
+for r in exporter pullbackup importer; do
+	doc=$(sed -n 's|^Documentation=file://||p' "$BUILD/systemd/understudy-$r.service")
+	check "understudy-$r.service's Documentation= is installed ($doc)" [ -s "$T/root$doc" ]
+done
 finish
