@@ -106,9 +106,9 @@ done
 check "the importer imported version 3 once back" [ "$(standby_version)" = "$v3" ]
 check "the standby is right" same_tree "$S" "$T/standby"
 check "the damaged copy was found and fetched again" \
-	contains "$T/c/importer.log" "local copy of d/f1 does not match its manifest"
+	contains "$T/c/importer.log" "the local copy of d/f1 is damaged"
 check "and the damaged dump, by the other thread" \
-	contains "$T/c/importer.log" "local copy of dump.sql does not match its manifest"
+	contains "$T/c/importer.log" "the local copy of dump.sql is damaged"
 check "the bad stored delta was refused, then a delta computed" \
 	grep -q "stored delta of d/f3: .*another way" "$T/c/importer.log"
 c=$(curl -s -o /dev/null -w "%{http_code}" -H "X-Understudy-Protocol: 1" -H "Authorization: Bearer $(cat "$T/c/token")" \
