@@ -313,24 +313,34 @@ gen_seen(struct node *n, struct gen *g, const struct gen_start *s)
 }
 
 int
+gen_stale(const struct gen *g, const struct doc *ev, char *why, size_t whylen)
+{
+	int64_t n = gen_parse(ev, NULL, NULL, 0);
+	char what[512];
+
+	if (g == NULL || n < 0 || n >= g->cur.n)
+		return 0;
+	gen_describe(&g->cur, what, sizeof what);
+	snprintf(why, whylen,
+	    "source \"%s\" is in %s; this event is of generation %lld, "
+	    "refused (docs/operations.md, \"Failback\")",
+	    g->source, what, (long long)n);
+	return 1;
+}
+
+int
 gen_check_event(struct node *n, const struct doc *ev, struct gen **gp,
     char *why, size_t whylen)
 {
 	struct gen *g = gen_find(n, doc_get_str(ev, EVF_SOURCE));
 	struct gen_start s;
-	char what[512];
 
 	*gp = g;
 	if (g == NULL)
 		return 0;
 	if (gen_parse(ev, &s, why, whylen) < 0)
 		return PROTO_BAD;
-	if (s.n < g->cur.n) {
-		gen_describe(&g->cur, what, sizeof what);
-		snprintf(why, whylen,
-		    "source \"%s\" is in %s; this event is of generation %lld, "
-		    "refused (docs/operations.md, \"Failback\")",
-		    g->source, what, (long long)s.n);
+	if (gen_stale(g, ev, why, whylen)) {
 		gen_start_clear(&s);
 		return PROTO_REFUSED;
 	}

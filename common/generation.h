@@ -79,6 +79,10 @@ void gen_status(struct json *, const struct gen *);
  * newer one is taken (or handed to the role) first. */
 int gen_check_event(struct node *, const struct doc *ev, struct gen **g,
     char *why, size_t whylen);
+/* 1, with why, when ev (queued before g's generation was known, or just
+ * received) is of an older generation than g's. */
+int gen_stale(const struct gen *, const struct doc *ev, char *why,
+    size_t whylen);
 /* A newer generation seen for g, in an event or a peer's refusal: the
  * role's newer_generation(), or taken as g's own. */
 void gen_seen(struct node *, struct gen *, const struct gen_start *);

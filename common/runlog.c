@@ -215,3 +215,19 @@ runlog_write(const struct runlog *rl, struct evbuffer *b, int rewrite)
 	}
 	evbuffer_free(b);
 }
+
+void
+runlog_note(const char *path, const char *what, const char *source,
+    const char *version, int ok, time_t started, const char *summary,
+    const char *output)
+{
+	struct runlog rl;
+	struct evbuffer *b;
+	int rewrite;
+
+	runlog_open(&rl, path);
+	b = runlog_add(&rl, what, source, version, ok, started, summary, output,
+	    &rewrite);
+	runlog_write(&rl, b, rewrite);
+	runlog_close(&rl);
+}

@@ -41,6 +41,11 @@ struct evbuffer *runlog_add(struct runlog *, const char *what,
     const char *summary, const char *output, int *rewrite);
 /* Write it now, and free b. */
 void runlog_write(const struct runlog *, struct evbuffer *b, int rewrite);
+/* A verb's record in the daemon's history at path (it runs without the
+ * daemon): opened, added, written, closed; started is now. */
+void runlog_note(const char *path, const char *what, const char *source,
+    const char *version, int ok, time_t started, const char *summary,
+    const char *output);
 /* The i-th newest record (0 = newest), i < n. */
 const struct run_rec *runlog_get(const struct runlog *, size_t i);
 

@@ -227,20 +227,29 @@ ex_newer_generation(struct node *n, struct gen *g, const struct gen_start *s)
 	export_schedule(ex);
 }
 
+/* The report of the run and pull-backup an outbox event of ours was
+ * about, or NULL. */
+static struct pb_report *
+pb_of_event(struct exporter *ex, struct qentry *e)
+{
+	const struct doc *ev = event_doc(e);
+	const char *version;
+	struct run *r;
+
+	if (ev == NULL || (version = doc_get_str(ev, EVF_VERSION)) == NULL ||
+	    (r = run_find(ex, version)) == NULL)
+		return NULL;
+	return pb_find(r, e->dest);
+}
+
 /* A pull-backup refused a version for good (409: a newer generation): it
  * will not archive it. */
 static void
 ex_refused(struct node *n, const struct qentry *e, const char *why)
 {
-	struct exporter *ex = n->role;
-	const struct doc *ev = event_doc((struct qentry *)e);
-	const char *version;
-	struct pb_report *pb;
-	struct run *r;
+	struct pb_report *pb = pb_of_event(n->role, (struct qentry *)e);
 
-	if (ev == NULL || (version = doc_get_str(ev, EVF_VERSION)) == NULL ||
-	    (r = run_find(ex, version)) == NULL ||
-	    (pb = pb_find(r, e->dest)) == NULL || pb->archived != PB_PENDING)
+	if (pb == NULL || pb->archived != PB_PENDING)
 		return;
 	pb->archived = PB_FAILED;
 	xstrset(&pb->archive_error, why);
@@ -250,15 +259,9 @@ ex_refused(struct node *n, const struct qentry *e, const char *why)
 static void
 ex_delivery(struct node *n, struct qentry *e, int status, const char *why)
 {
-	struct exporter *ex = n->role;
-	const struct doc *ev = event_doc(e);
-	const char *version;
-	struct pb_report *pb;
-	struct run *r;
+	struct pb_report *pb = pb_of_event(n->role, e);
 
-	if (ev == NULL || (version = doc_get_str(ev, EVF_VERSION)) == NULL ||
-	    (r = run_find(ex, version)) == NULL ||
-	    (pb = pb_find(r, e->dest)) == NULL)
+	if (pb == NULL)
 		return;
 	pb->delivery_status = why != NULL ? status : 0;
 	xstrset(&pb->delivery_error, why);

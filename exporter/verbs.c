@@ -272,23 +272,6 @@ verb_now(struct config *cf, int argc, char **argv)
 	return rc;
 }
 
-/* What an operator did, in the daemon's run history (the feed). */
-static void
-feed_note(const struct config *cf, const char *summary)
-{
-	struct runlog rl;
-	struct evbuffer *b;
-	char *runs = xasprintf("%s/runs.jsonl", cf->state_dir);
-	int rewrite;
-
-	runlog_open(&rl, runs);
-	free(runs);
-	b = runlog_add(&rl, "generation", cf->source, NULL, 1, time(NULL),
-	    summary, NULL, &rewrite);
-	runlog_write(&rl, b, rewrite);
-	runlog_close(&rl);
-}
-
 /* generation [N]: the source's generation here, and what fenced this
  * exporter off; with N (the daemon stopped), take generation N: on a
  * promoted host, the one its promotion started; on the old primary after a
@@ -357,7 +340,10 @@ verb_generation(struct config *cf, int argc, char **argv)
 			gen_describe(&g.cur, what, sizeof what);
 			snprintf(summary, sizeof summary,
 			    "this exporter exports %s from now on", what);
-			feed_note(cf, summary);
+			path = xasprintf("%s/runs.jsonl", cf->state_dir);
+			runlog_note(path, "generation", cf->source, NULL, 1,
+			    time(NULL), summary, NULL);
+			free(path);
 			printf("source \"%s\": %s\n", cf->source, summary);
 			rc = EXIT_OK;
 		}

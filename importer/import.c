@@ -341,7 +341,7 @@ import_handle(struct runner *r, const struct doc *ev)
 	const char *version = doc_get_str(ev, EVF_VERSION);
 	const char *peer = doc_get_str(ev, EVF_PEER);
 	const char *cur = isrc_version(s);
-	char why[1024], what[512];
+	char why[1024];
 	int same;
 
 	if (promote_refuses(s, why, sizeof why)) {
@@ -349,12 +349,7 @@ import_handle(struct runner *r, const struct doc *ev)
 		return RUNNER_HANDLED;
 	}
 	/* Queued before a newer generation was known. */
-	if (gen_parse(ev, NULL, NULL, 0) < s->gen->cur.n) {
-		gen_describe(&s->gen->cur, what, sizeof what);
-		snprintf(why, sizeof why,
-		    "refused: source \"%s\" is in %s; version %s is of an "
-		    "older generation",
-		    r->sc->name, what, version);
+	if (gen_stale(s->gen, ev, why, sizeof why)) {
 		import_send_done(s, version, peer, 0, why);
 		return RUNNER_HANDLED;
 	}

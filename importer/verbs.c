@@ -229,12 +229,10 @@ promote_local(struct config *cf, const struct source_conf *sc, int force)
 {
 	struct check_result res = { 0 };
 	struct hook_result hr;
-	struct runlog rl;
-	struct evbuffer *b;
 	struct isrc s;
 	char *runs, why[1024];
 	time_t started;
-	int code, rc, rewrite;
+	int code, rc;
 
 	if (import_open(&s, NULL, cf, sc) != 0) {
 		fprintf(stderr,
@@ -287,12 +285,9 @@ promote_local(struct config *cf, const struct source_conf *sc, int force)
 		fprintf(stderr, "importer: %s: %s\n", s.promo_file,
 		    strerror(errno));
 	runs = xasprintf("%s/queue/runs.jsonl", cf->state_dir);
-	runlog_open(&rl, runs);
+	runlog_note(runs, "promote", sc->name, s.promo_version, hr.ok, started,
+	    promote_summary(&hr), hr.output);
 	free(runs);
-	b = runlog_add(&rl, "promote", sc->name, s.promo_version, hr.ok,
-	    started, promote_summary(&hr), hr.output, &rewrite);
-	runlog_write(&rl, b, rewrite);
-	runlog_close(&rl);
 	if (hr.ok)
 		promote_print(sc->name, s.promo_version, s.promo_at, 0,
 		    hr.output, s.promo_gen.n);
@@ -337,11 +332,9 @@ verb_rejoin(struct config *cf, int argc, char **argv)
 {
 	struct verb_opt opts[] = { { NULL, 0, NULL } };
 	const struct source_conf *sc;
-	struct runlog rl;
-	struct evbuffer *b;
 	struct isrc s;
 	char *pos[1], *runs, what[512], summary[1024];
-	int rc, rewrite;
+	int rc;
 
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
 		return EXIT_USAGE;
@@ -373,12 +366,9 @@ verb_rejoin(struct config *cf, int argc, char **argv)
 		    "later; the copy here (version %s) goes at the next import",
 		    what, isrc_version(&s) != NULL ? isrc_version(&s) : "none");
 		runs = xasprintf("%s/queue/runs.jsonl", cf->state_dir);
-		runlog_open(&rl, runs);
+		runlog_note(runs, "rejoin", sc->name, isrc_version(&s), 1,
+		    time(NULL), summary, NULL);
 		free(runs);
-		b = runlog_add(&rl, "rejoin", sc->name, isrc_version(&s), 1,
-		    time(NULL), summary, NULL, &rewrite);
-		runlog_write(&rl, b, rewrite);
-		runlog_close(&rl);
 		printf("source \"%s\" %s\n", sc->name, summary);
 		rc = EXIT_OK;
 	}

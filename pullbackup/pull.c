@@ -286,12 +286,7 @@ pull_handle(struct runner *r, const struct doc *ev)
 		return RUNNER_HANDLED;
 	}
 	/* Queued before a promotion was known. */
-	if (gen_parse(ev, NULL, why, sizeof why) < s->gen->cur.n) {
-		gen_describe(&s->gen->cur, what, sizeof what);
-		snprintf(why, sizeof why,
-		    "refused: source \"%s\" is in %s; version %s is of an "
-		    "older generation",
-		    r->sc->name, what, version);
+	if (gen_stale(s->gen, ev, why, sizeof why)) {
 		log_warnx("%s", why);
 		pull_send_archived(s, version, peer, 0, why);
 		return RUNNER_HANDLED;
