@@ -3,7 +3,9 @@
 # written on the primary, a cycle, the rows on the standby (read-only there
 # for the application's user); more writes, another cycle (the tables are
 # swapped in atomically); promote; writes succeed on the standby.  Then a
-# dump with a trigger, which is loaded in place.
+# dump with a trigger, which is loaded in place, and a load in place that
+# fails half way: the live database keeps its tables.  The application's
+# user exists only on the primary: it comes with its password and grants.
 source "$SRC/tests/it_lib.sh"
 
 if ! command -v mariadbd > /dev/null || ! id mysql > /dev/null 2>&1; then
@@ -37,14 +39,36 @@ for name in primary standby; do
 done
 db1() { mariadb --no-defaults --socket="$M/primary.sock" -u root --batch --skip-column-names app -e "$1" 2>&1; }
 # The application's user on the standby: no privilege to bypass read_only.
-app2() { mariadb --no-defaults --socket="$M/standby.sock" -u app --batch --skip-column-names app -e "$1" 2>&1; }
-mariadb --no-defaults --socket="$M/primary.sock" -u root -e "CREATE DATABASE app" &&
-mariadb --no-defaults --socket="$M/standby.sock" -u root -e "CREATE USER app@localhost; GRANT ALL ON app.* TO app@localhost"
+app2() { mariadb --no-defaults --socket="$M/standby.sock" -u app --password='app secret' --batch --skip-column-names app -e "$1" 2>&1; }
+root2() { mariadb --no-defaults --socket="$M/standby.sock" -u root --batch --skip-column-names -e "$1" 2>&1; }
+mariadb --no-defaults --socket="$M/primary.sock" -u root -e "CREATE DATABASE app;
+	CREATE USER app@localhost IDENTIFIED BY 'app secret'; GRANT ALL ON app.* TO app@localhost;
+	CREATE USER reports@'%' IDENTIFIED BY 'other'"
 check "two MariaDB servers up" [ $? -eq 0 ]
 db1 "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(64)) ENGINE=InnoDB;
 	CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(64)) ENGINE=InnoDB;
 	INSERT INTO customers VALUES (1, 'ada'), (2, 'bob');
-	INSERT INTO orders (what) SELECT concat('order ', seq) FROM seq_1_to_1000;"
+	INSERT INTO orders (what) SELECT concat('order ', seq) FROM seq_1_to_1000;
+	GRANT SELECT ON app.customers TO reports@'%';"
+
+# A mariadb that loads half of what it is given into the database named in
+# $T/fail-load-into and fails: what a full disk or a killed client does.
+mkdir "$T/bin"
+cat > "$T/bin/mariadb" << EOF
+#!/bin/sh
+case " \$* " in
+*" --database=\$(cat "$T/fail-load-into" 2> /dev/null) "*)
+	if [ -s "$T/fail-load-into" ]; then
+		cat > "$T/in-place.sql"
+		head -c \$((\$(wc -c < "$T/in-place.sql") / 2)) "$T/in-place.sql" | /usr/bin/mariadb "\$@"
+		echo "mariadb: cut short by the test" >&2
+		exit 1
+	fi ;;
+esac
+exec /usr/bin/mariadb "\$@"
+EOF
+chmod +x "$T/bin/mariadb"
+CHAIN_ENV="PATH=$T/bin:$PATH"
 
 c1="--no-defaults, --socket, $M/primary.sock, --user, root"
 c2="--no-defaults, --socket, $M/standby.sock, --user, root"
@@ -53,6 +77,9 @@ sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$H/m
 chain_start || exit 1
 
 check "cycle 1" exporter now --wait imported
+users="SELECT concat(user, '@', host, ' ', authentication_string) FROM mysql.user WHERE user IN ('app', 'reports') ORDER BY 1"
+check "the users came, passwords included" [ "$(root2 "$users")" = "$(mariadb --no-defaults --socket="$M/primary.sock" -u root --batch --skip-column-names -e "$users")" ]
+check "with their grants" grep -q 'GRANT SELECT ON `app`.`customers` TO `reports`@`%`' <(root2 "SHOW GRANTS FOR reports@'%'")
 check "the standby has the 1000 rows" [ "$(app2 'SELECT count(*) FROM orders')" = 1000 ]
 check "and the other table" [ "$(app2 'SELECT name FROM customers WHERE id = 2')" = bob ]
 check "the standby is read-only for the application" grep -q "read-only" <(app2 "INSERT INTO orders (what) VALUES ('no')")
@@ -71,12 +98,31 @@ db1 "CREATE TABLE audit (n INT); CREATE TRIGGER orders_ai AFTER INSERT ON orders
 	INSERT INTO orders (what) VALUES ('with trigger');"
 check "cycle 3, with a trigger" exporter now --wait imported
 check "the trigger's table came" [ "$(app2 'SELECT count(*) FROM audit')" = 1 ]
-check "loaded in place, as the hook says" grep -q "loaded in place" "$T/c/importer.log"
+check "swapped, its trigger created again, as the hook says" grep -q "triggers, views, routines or events created again" "$T/c/importer.log"
+
+db1 "INSERT INTO orders (what) VALUES ('cut short')"
+echo app_understudy_new > "$T/fail-load-into"
+check_fails "cycle 4, its load cut short" exporter now --wait imported
+check "the hook failed" grep -q "cut short by the test" "$T/c/importer.log"
+check "the live database keeps its tables" [ "$(app2 'SELECT count(*) FROM audit')" = 1 ]
+check "and its rows" [ "$(app2 "SELECT count(*) FROM orders")" = 992 ]
+echo app > "$T/fail-load-into"
+check_fails "cycle 5, the trigger's creation cut short" exporter now --wait imported
+check "the tables are the new version's" [ "$(app2 "SELECT count(*) FROM orders WHERE what = 'cut short'")" = 1 ]
+check "whole" [ "$(app2 "SELECT count(*) FROM orders")" = 993 ]
+rm "$T/fail-load-into"
+check "cycle 6 succeeds" exporter now --wait imported
+check "with the trigger" [ "$(root2 "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = 'app'")" = orders_ai ]
+db1 "DROP TRIGGER orders_ai; CREATE VIEW recent AS SELECT id FROM orders WHERE id > 990; DROP TABLE audit;"
+check "cycle 7, a view instead of the trigger" exporter now --wait imported
+check "the table dropped on the primary is gone from the standby" grep -q "doesn't exist" <(app2 'SELECT count(*) FROM audit')
+check "the trigger too" [ -z "$(root2 "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = 'app'")" ]
+check "the view came" [ "$(app2 'SELECT count(*) FROM recent')" -gt 0 ]
 
 importer promote db > "$T/o"
 check "promote succeeds" [ $? -eq 0 ]
 cat "$T/o"
 check "the promoted standby takes the application's writes" [ -z "$(app2 "INSERT INTO orders (what) VALUES ('after promotion')")" ]
 check "and keeps them" [ "$(app2 "SELECT count(*) FROM orders WHERE what = 'after promotion'")" = 1 ]
-check "the trigger works there" [ "$(app2 'SELECT count(*) FROM audit')" = 2 ]
+check "the view works there" [ "$(app2 'SELECT count(*) FROM recent')" -gt 0 ]
 finish
