@@ -28,6 +28,8 @@ manifest_free(struct manifest *m)
 		free(m->e[i].target);
 	}
 	free(m->e);
+	owners_free(m->users, m->nusers);
+	owners_free(m->groups, m->ngroups);
 	free(m->source);
 	free(m->version);
 	free(m);
@@ -331,6 +333,8 @@ scan_dir(struct scan *s, int dfd, const char *prefix)
 		}
 		e->path = rel;
 		e->mode = st.st_mode & 07777;
+		e->uid = (uint32_t)st.st_uid;
+		e->gid = (uint32_t)st.st_gid;
 		e->mtime_sec = st.st_mtim.tv_sec;
 		e->mtime_nsec = st.st_mtim.tv_nsec;
 		if (rc == 0 && e->type == MENT_DIR) {
@@ -375,6 +379,7 @@ manifest_scan_cached(const char *dir, const char *source, const char *version,
     size_t errlen)
 {
 	struct scan s;
+	struct stat top;
 	int fd, rc = -1;
 
 	memset(&s, 0, sizeof s);
@@ -390,7 +395,10 @@ manifest_scan_cached(const char *dir, const char *source, const char *version,
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-	else if (scan_dir(&s, fd, "") == 0)
+	else if (fstat(fd, &top) != 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		close(fd);
+	} else if (scan_dir(&s, fd, "") == 0)
 		rc = 0;
 	/* Only what this scan saw goes into the new cache; a cache that
 	 * cannot be written costs the next scan time, not correctness. */
@@ -404,6 +412,11 @@ manifest_scan_cached(const char *dir, const char *source, const char *version,
 	}
 	if (s.m->n > 0)
 		qsort(s.m->e, s.m->n, sizeof *s.m->e, ment_cmp);
+	s.m->owners = 1;
+	s.m->root_uid = (uint32_t)top.st_uid;
+	s.m->root_gid = (uint32_t)top.st_gid;
+	s.m->root_mode = top.st_mode & 07777;
+	owners_name(s.m);
 	if (hashed != NULL)
 		*hashed = s.hashed;
 	*out = s.m;
@@ -437,12 +450,26 @@ manifest_write(const struct manifest *m, struct evbuffer *b)
 	if (m->generation > 1)
 		evbuffer_add_printf(b, "\ngeneration %lld",
 		    (long long)m->generation);
+	if (m->owners) {
+		evbuffer_add_printf(b, "\nowners %u:%u %04o", m->root_uid,
+		    m->root_gid, (unsigned int)m->root_mode);
+		for (i = 0; i < m->nusers; i++)
+			evbuffer_add_printf(b, "\nuser %u %s", m->users[i].id,
+			    m->users[i].name);
+		for (i = 0; i < m->ngroups; i++)
+			evbuffer_add_printf(b, "\ngroup %u %s", m->groups[i].id,
+			    m->groups[i].name);
+	}
 	evbuffer_add_printf(b, "\nentries %zu\n", m->n);
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
-		evbuffer_add_printf(b, "%c %04o %lld %lld.%09ld %s ", e->type,
-		    (unsigned int)e->mode, (long long)e->size,
-		    (long long)e->mtime_sec, e->mtime_nsec, e->sha);
+		evbuffer_add_printf(b, "%c %04o ", e->type,
+		    (unsigned int)e->mode);
+		if (m->owners)
+			evbuffer_add_printf(b, "%u:%u ", e->uid, e->gid);
+		evbuffer_add_printf(b, "%lld %lld.%09ld %s ",
+		    (long long)e->size, (long long)e->mtime_sec, e->mtime_nsec,
+		    e->sha);
 		manifest_encode(b, e->path);
 		if (e->type == MENT_LINK) {
 			evbuffer_add(b, " ", 1);
@@ -561,12 +588,56 @@ parse_i64(const char *s, size_t len, int base, int64_t max, int64_t *out)
 		goto fail; \
 	} while (0)
 
+/* "UID:GID" */
+static int
+parse_owner(const char *s, size_t len, uint32_t *uid, uint32_t *gid)
+{
+	const char *colon = memchr(s, ':', len);
+	int64_t u, g;
+
+	if (colon == NULL ||
+	    parse_i64(s, (size_t)(colon - s), 10, OWNER_ID_MAX, &u) != 0 ||
+	    parse_i64(colon + 1, (size_t)(s + len - colon - 1), 10,
+		OWNER_ID_MAX, &g) != 0)
+		return -1;
+	*uid = (uint32_t)u;
+	*gid = (uint32_t)g;
+	return 0;
+}
+
+/* A "user ID NAME" or "group ID NAME" line into its table, whose ids
+ * must increase. */
+static const char *
+parse_owner_name(const char *const *f, const size_t *flen, struct mowner **t,
+    size_t *n)
+{
+	int64_t id;
+
+	if (parse_i64(f[1], flen[1], 10, OWNER_ID_MAX, &id) != 0)
+		return "bad id";
+	if (!owner_name_valid(f[2], flen[2]))
+		return "bad name";
+	if (*n > 0 && (*t)[*n - 1].id >= (uint32_t)id)
+		return "ids not increasing";
+	if (*n == OWNER_TABLE_MAX)
+		return "too many names";
+	if ((*n & (*n - 1)) == 0)
+		*t = xreallocarray(*t, *n ? *n * 2 : 1, sizeof **t);
+	(*t)[*n].id = (uint32_t)id;
+	(*t)[(*n)++].name = xstrndup(f[2], flen[2]);
+	return NULL;
+}
+
 int
 manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
     size_t errlen)
 {
 	struct manifest *m = xcalloc(1, sizeof *m);
-	size_t genl = 0; /* 1 when the optional generation line came */
+	/* The optional header lines, in this order: generation (1),
+	 * owners (2), user (3), group (4); then entries (5). */
+	int hdr = 0;
+	size_t o = 0; /* 1 when the entries carry owners */
+	const char *why;
 	const char *p = buf, *end = buf + len, *nl, *f[8] = { 0 };
 	size_t flen[8] = { 0 }, nf, lineno = 0, want = 0, cap = 0;
 	int64_t v, sec, nsec;
@@ -622,14 +693,37 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 				m->source = val;
 			else
 				m->version = val;
-		} else if (lineno == 4 && nf == 2 && flen[0] == 10 &&
+		} else if (hdr < 1 && nf == 2 && flen[0] == 10 &&
 		    memcmp(f[0], "generation", 10) == 0) {
 			if (parse_i64(f[1], flen[1], 10, INT32_MAX, &v) != 0 ||
 			    v < 1)
 				MERR("bad generation");
 			m->generation = v;
-			genl = 1;
-		} else if (lineno == 4 + genl) {
+			hdr = 1;
+		} else if (hdr < 2 && nf == 3 && flen[0] == 6 &&
+		    memcmp(f[0], "owners", 6) == 0) {
+			if (parse_owner(f[1], flen[1], &m->root_uid,
+				&m->root_gid) != 0)
+				MERR("bad owners of the top directory");
+			if (parse_i64(f[2], flen[2], 8, 07777, &v) != 0)
+				MERR("bad mode of the top directory");
+			m->root_mode = (mode_t)v;
+			m->owners = 1;
+			o = 1;
+			hdr = 2;
+		} else if (hdr >= 2 && hdr <= 3 && nf == 3 && flen[0] == 4 &&
+		    memcmp(f[0], "user", 4) == 0) {
+			if ((why = parse_owner_name(f, flen, &m->users,
+				 &m->nusers)) != NULL)
+				MERR("user line: %s", why);
+			hdr = 3;
+		} else if (hdr >= 2 && hdr <= 4 && nf == 3 && flen[0] == 5 &&
+		    memcmp(f[0], "group", 5) == 0) {
+			if ((why = parse_owner_name(f, flen, &m->groups,
+				 &m->ngroups)) != NULL)
+				MERR("group line: %s", why);
+			hdr = 4;
+		} else if (hdr < 5) {
 			if (nf != 2 || flen[0] != 7 ||
 			    memcmp(f[0], "entries", 7) != 0 ||
 			    parse_i64(f[1], flen[1], 10, 100000000, &v) != 0)
@@ -637,6 +731,7 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 			want = (size_t)v;
 			cap = want;
 			m->e = xcalloc(cap ? cap : 1, sizeof *m->e);
+			hdr = 5;
 		} else if (nf == 1 && flen[0] == 3 &&
 		    memcmp(f[0], "end", 3) == 0) {
 			if (m->n != want)
@@ -651,47 +746,51 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 			    (f[0][0] != 'F' && f[0][0] != 'D' &&
 				f[0][0] != 'L'))
 				MERR("unknown entry type");
-			if (nf != (f[0][0] == 'L' ? 7u : 6u))
+			if (nf != (f[0][0] == 'L' ? 7u : 6u) + o)
 				MERR("wrong number of fields");
 			e = &m->e[m->n++];
 			e->type = f[0][0];
 			if (parse_i64(f[1], flen[1], 8, 07777, &v) != 0)
 				MERR("bad mode");
 			e->mode = (mode_t)v;
-			if (parse_i64(f[2], flen[2], 10, INT64_MAX / 2,
+			if (o &&
+			    parse_owner(f[2], flen[2], &e->uid, &e->gid) != 0)
+				MERR("bad owners");
+			if (parse_i64(f[2 + o], flen[2 + o], 10, INT64_MAX / 2,
 				&e->size) != 0)
 				MERR("bad size");
-			dot = memchr(f[3], '.', flen[3]);
+			dot = memchr(f[3 + o], '.', flen[3 + o]);
 			if (dot == NULL ||
-			    (size_t)(f[3] + flen[3] - dot - 1) != 9 ||
-			    parse_i64(f[3], (size_t)(dot - f[3]), 10,
+			    (size_t)(f[3 + o] + flen[3 + o] - dot - 1) != 9 ||
+			    parse_i64(f[3 + o], (size_t)(dot - f[3 + o]), 10,
 				INT64_MAX / 2, &sec) != 0 ||
 			    parse_i64(dot + 1, 9, 10, 999999999, &nsec) != 0)
 				MERR("bad mtime");
 			e->mtime_sec = sec;
 			e->mtime_nsec = (long)nsec;
 			if (e->type == MENT_FILE) {
-				if (flen[4] != HASH_HEX_LEN)
+				if (flen[4 + o] != HASH_HEX_LEN)
 					MERR("bad SHA-256");
-				memcpy(e->sha, f[4], HASH_HEX_LEN);
+				memcpy(e->sha, f[4 + o], HASH_HEX_LEN);
 				e->sha[HASH_HEX_LEN] = '\0';
 				if (!hash_hex_valid(e->sha))
 					MERR("bad SHA-256");
 				m->files++;
 				m->bytes += e->size;
 			} else {
-				if (flen[4] != 1 || f[4][0] != '-')
+				if (flen[4 + o] != 1 || f[4 + o][0] != '-')
 					MERR("only files carry a SHA-256");
 				strcpy(e->sha, "-");
 			}
-			if ((e->path = manifest_decode(f[5], flen[5])) == NULL)
+			if ((e->path = manifest_decode(f[5 + o],
+				 flen[5 + o])) == NULL)
 				MERR("bad path encoding");
-			const char *why = path_check(e->path);
+			why = path_check(e->path);
 			if (why != NULL)
 				MERR("path refused: %s", why);
 			if (e->type == MENT_LINK) {
-				if ((e->target = manifest_decode(f[6],
-					 flen[6])) == NULL ||
+				if ((e->target = manifest_decode(f[6 + o],
+					 flen[6 + o])) == NULL ||
 				    *e->target == '\0')
 					MERR("bad symlink target");
 				if ((int64_t)strlen(e->target) != e->size)
@@ -752,7 +851,8 @@ manifest_load(const char *path, struct manifest **out, char *err, size_t errlen)
 int
 manifest_same(const struct ment *a, const struct ment *b)
 {
-	if (a->type != b->type || a->mode != b->mode || a->size != b->size ||
+	if (a->type != b->type || a->mode != b->mode || a->uid != b->uid ||
+	    a->gid != b->gid || a->size != b->size ||
 	    a->mtime_sec != b->mtime_sec || a->mtime_nsec != b->mtime_nsec)
 		return 0;
 	if (a->type == MENT_FILE)

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "hash.h"
+#include "owners.h"
 
 #define MANIFEST_MAGIC "understudy-manifest 1"
 #define MANIFEST_MAX_BYTES (512u << 20)
@@ -29,7 +30,8 @@ struct ment {
 	long mtime_nsec;
 	char sha[HASH_HEX_SIZE]; /* files only; "-" otherwise */
 	char *path;
-	char *target; /* symlinks only */
+	char *target;      /* symlinks only */
+	uint32_t uid, gid; /* when the manifest has owners */
 };
 
 struct manifest {
@@ -40,6 +42,13 @@ struct manifest {
 	size_t n;
 	int64_t files;
 	int64_t bytes;
+	/* Owners (owners.h): whether the entries carry them, the top
+	 * directory's, and the names of the ids used. */
+	int owners;
+	uint32_t root_uid, root_gid;
+	mode_t root_mode;
+	struct mowner *users, *groups;
+	size_t nusers, ngroups;
 };
 
 struct evbuffer;
@@ -62,8 +71,8 @@ int manifest_save(const struct manifest *, const char *path);
 /* backup.signature: its first max lines, or all with max 0. */
 void manifest_signature(const struct manifest *, struct evbuffer *, size_t max);
 const struct ment *manifest_find(const struct manifest *, const char *path);
-/* Whether two entries of one path are the same: type, mode, mtime, and
- * content (SHA-256, size, symlink target). */
+/* Whether two entries of one path are the same: type, mode, owners,
+ * mtime, and content (SHA-256, size, symlink target). */
 int manifest_same(const struct ment *, const struct ment *);
 /* What differs from old to new, in path order: fn(arg, o, n) with o the
  * old entry (NULL for a path only in new) and n the new one (NULL for a

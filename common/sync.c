@@ -739,8 +739,10 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 			goto out;
 		fault_point("sync-file");
 	}
-	if (treemeta_apply(s.stagefd, m, TREEMETA_OWNER_ACCESS, err, errlen) !=
-	    0)
+	if (treemeta_apply(s.stagefd, m,
+		TREEMETA_OWNER_ACCESS | TREEMETA_TOP |
+		    (o->owners ? TREEMETA_OWNERS : 0),
+		err, errlen) != 0)
 		goto out;
 	/* Every file and directory entry must be on disk before a commit
 	 * renames the tree into place: one syncfs() does it for all, where

@@ -45,6 +45,7 @@ struct sync_opts {
 	const char *staging;
 	int link_unchanged; /* hard-link instead of copy */
 	int verify_base;    /* and hash the base file first */
+	int owners;         /* apply the manifest's owners (as root) */
 	/* keep the deltas received here (sync_kept_delta()), for the archive
 	 * and the importers */
 	const char *deltas_dir;

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,13 +20,46 @@ treemeta_mode(const struct ment *e, int flags)
 	return mode;
 }
 
-/* Whether the entry at dfd/base already has e's mode and mtime. */
+/* The local ids of a manifest's owners, when they are to be applied. */
+struct idmap {
+	int on;
+	uint32_t *users, *groups;
+};
+
+static void
+idmap_init(struct idmap *im, const struct manifest *m, int flags)
+{
+	memset(im, 0, sizeof *im);
+	if (!(flags & TREEMETA_OWNERS) || !m->owners || geteuid() != 0)
+		return;
+	im->on = 1;
+	im->users = owners_local(m->users, m->nusers, 0);
+	im->groups = owners_local(m->groups, m->ngroups, 1);
+}
+
+static uid_t
+idmap_uid(const struct idmap *im, const struct manifest *m, uint32_t id)
+{
+	return (uid_t)owners_map(m->users, im->users, m->nusers, id);
+}
+
+static gid_t
+idmap_gid(const struct idmap *im, const struct manifest *m, uint32_t id)
+{
+	return (gid_t)owners_map(m->groups, im->groups, m->ngroups, id);
+}
+
+/* Whether the entry at dfd/base already has e's mode, owners and mtime. */
 static int
-meta_same(int dfd, const char *base, const struct ment *e, int flags)
+meta_same(int dfd, const char *base, const struct ment *e, int flags,
+    const struct idmap *im, const struct manifest *m)
 {
 	struct stat sb;
 
 	return fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (!im->on ||
+		(sb.st_uid == idmap_uid(im, m, e->uid) &&
+		    sb.st_gid == idmap_gid(im, m, e->gid))) &&
 	    (e->type == MENT_LINK ||
 		(sb.st_mode & 07777) == treemeta_mode(e, flags)) &&
 	    sb.st_mtim.tv_sec == e->mtime_sec &&
@@ -40,8 +74,11 @@ treemeta_apply(int rootfd, const struct manifest *m, int flags, char *err,
 	struct timespec ts[2];
 	const char *base, *slash;
 	size_t i, plen, pelen = 0;
-	int dfd = -1, rc;
+	int dfd = -1, rc = 0;
+	struct idmap im;
+	unsigned int top;
 
+	idmap_init(&im, m, flags);
 	for (i = m->n; i-- > 0;) {
 		e = &m->e[i];
 		/* Siblings come together: their directory is opened once. */
@@ -57,18 +94,28 @@ treemeta_apply(int rootfd, const struct manifest *m, int flags, char *err,
 			if (dfd < 0) {
 				snprintf(err, errlen, "%s: %s", e->path,
 				    strerror(errno));
-				return -1;
+				rc = -1;
+				goto out;
 			}
 			pe = e;
 			pelen = plen;
 		}
 		/* A file linked from the base copy mostly has them already. */
-		if (meta_same(dfd, base, e, flags))
+		if (meta_same(dfd, base, e, flags, &im, m))
 			continue;
 		ts[0].tv_sec = e->mtime_sec;
 		ts[0].tv_nsec = e->mtime_nsec;
 		ts[1] = ts[0];
 		rc = 0;
+		/* Owners first: a chown clears the set-id bits. */
+		if (im.on &&
+		    fchownat(dfd, base, idmap_uid(&im, m, e->uid),
+			idmap_gid(&im, m, e->gid), AT_SYMLINK_NOFOLLOW) != 0) {
+			snprintf(err, errlen, "%s: setting owners: %s", e->path,
+			    strerror(errno));
+			rc = -1;
+			goto out;
+		}
 		if (e->type != MENT_LINK)
 			rc = fchmodat(dfd, base, treemeta_mode(e, flags), 0);
 		if (rc == 0)
@@ -76,11 +123,36 @@ treemeta_apply(int rootfd, const struct manifest *m, int flags, char *err,
 		if (rc != 0) {
 			snprintf(err, errlen, "%s: setting mode and mtime: %s",
 			    e->path, strerror(errno));
-			close(dfd);
-			return -1;
+			goto out;
 		}
 	}
+	if ((flags & TREEMETA_TOP) && m->owners) {
+		top = (unsigned int)m->root_mode;
+		if (flags & TREEMETA_OWNER_ACCESS)
+			top |= 0700;
+		if (im.on &&
+		    fchown(rootfd, idmap_uid(&im, m, m->root_uid),
+			idmap_gid(&im, m, m->root_gid)) != 0) {
+			snprintf(err, errlen,
+			    "the top directory: setting "
+			    "owners: %s",
+			    strerror(errno));
+			rc = -1;
+			goto out;
+		}
+		if (fchmod(rootfd, top) != 0) {
+			snprintf(err, errlen,
+			    "the top directory: setting "
+			    "mode: %s",
+			    strerror(errno));
+			rc = -1;
+			goto out;
+		}
+	}
+out:
 	if (dfd >= 0)
 		close(dfd);
-	return 0;
+	free(im.users);
+	free(im.groups);
+	return rc;
 }

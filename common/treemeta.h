@@ -1,4 +1,4 @@
-/* A tree's modes and mtimes, set from its manifest once its content is in
+/* A tree's modes, mtimes and owners, set from its manifest once its content is in
  * place: entries last to first, so that a directory's mtime is set after
  * what it holds.  Used by the sync client and the archive's restore. */
 #ifndef UNDERSTUDY_TREEMETA_H
@@ -15,6 +15,12 @@ struct ment;
  * remove the tree it keeps (a mirror, a standby's copy); the manifest
  * keeps the modes as exported, for a restore to apply exactly. */
 #define TREEMETA_OWNER_ACCESS 1
+/* With TREEMETA_OWNERS, when running as root and the manifest has owners,
+ * every entry gets its user and group, mapped by name (owners.h). */
+#define TREEMETA_OWNERS 2
+/* With TREEMETA_TOP, rootfd itself gets the manifest's top directory mode
+ * (and owners, as above), when the manifest has them. */
+#define TREEMETA_TOP 4
 
 int treemeta_apply(int rootfd, const struct manifest *, int flags, char *err,
     size_t errlen);

@@ -148,6 +148,7 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.staging = data;
 	o.link_unchanged = 1;
 	o.verify_base = 1;
+	o.owners = 1;
 	o.ask_stored = 1;
 	if (sync_run(&o, &s->new_m, &s->res.st, &s->gone, err, errlen) != 0) {
 		*keep = !s->gone; /* for the next attempt */

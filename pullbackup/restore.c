@@ -45,6 +45,25 @@ subtree(const struct manifest *m, const char *sub, const struct ment **root)
 		t->e[t->n].target = e->target ? xstrdup(e->target) : NULL;
 		t->n++;
 	}
+	/* Owners, and the top directory's: the version's, or sub's. */
+	t->owners = m->owners;
+	t->root_uid = *root ? (*root)->uid : m->root_uid;
+	t->root_gid = *root ? (*root)->gid : m->root_gid;
+	t->root_mode = *root ? (*root)->mode : m->root_mode;
+	t->users = xreallocarray(NULL, m->nusers ? m->nusers : 1,
+	    sizeof *t->users);
+	for (i = 0; i < m->nusers; i++) {
+		t->users[i].id = m->users[i].id;
+		t->users[i].name = xstrdup(m->users[i].name);
+	}
+	t->nusers = m->nusers;
+	t->groups = xreallocarray(NULL, m->ngroups ? m->ngroups : 1,
+	    sizeof *t->groups);
+	for (i = 0; i < m->ngroups; i++) {
+		t->groups[i].id = m->groups[i].id;
+		t->groups[i].name = xstrdup(m->groups[i].name);
+	}
+	t->ngroups = m->ngroups;
 	return t;
 }
 
@@ -122,11 +141,17 @@ restore_files_run(void *arg)
 
 /* A single file or symlink goes to dest itself, where there is none. */
 static int
-restore_one(struct store_reader *r, size_t index, const struct ment *root,
-    const char *dest, char *err, size_t errlen)
+restore_one(struct store_reader *r, size_t index, const struct manifest *t,
+    const struct ment *root, const char *dest, char *err, size_t errlen)
 {
 	struct ment named = *root;
-	struct manifest one = { .e = &named, .n = 1 };
+	struct manifest one = { .e = &named,
+		.n = 1,
+		.owners = t->owners,
+		.users = t->users,
+		.nusers = t->nusers,
+		.groups = t->groups,
+		.ngroups = t->ngroups };
 	char *slash, *parent = xstrdup(dest);
 	const char *base;
 	int destfd, out, rc;
@@ -169,7 +194,7 @@ restore_one(struct store_reader *r, size_t index, const struct ment *root,
 		/* Its modes and mtime, under its new name: a copy of the
 		 * entry, the manifest's stays as it is. */
 		named.path = (char *)base;
-		rc = treemeta_apply(destfd, &one, 0, err, errlen);
+		rc = treemeta_apply(destfd, &one, TREEMETA_OWNERS, err, errlen);
 	}
 	close(destfd);
 	return rc;
@@ -259,7 +284,8 @@ restore_tree(struct restore_files *rf, const struct ment *root, char *err,
 		snprintf(err, errlen, "%s", rf->err);
 		return -1;
 	}
-	rc = treemeta_apply(rf->destfd, rf->t, 0, err, errlen);
+	rc = treemeta_apply(rf->destfd, rf->t, TREEMETA_OWNERS | TREEMETA_TOP,
+	    err, errlen);
 	if (rc == 0 && root != NULL) {
 		ts[0].tv_sec = root->mtime_sec;
 		ts[0].tv_nsec = root->mtime_nsec;
@@ -309,7 +335,7 @@ store_restore(const struct store *st, size_t index, const char *sub,
 		goto out;
 	}
 	if (root != NULL && root->type != MENT_DIR) {
-		rc = restore_one(r, index, root, dest, err, errlen);
+		rc = restore_one(r, index, t, root, dest, err, errlen);
 		goto out;
 	}
 	if ((rf.destfd = open_dest(dest, err, errlen)) < 0)

@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +13,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "treemeta.h"
 #include "unit.h"
 
 static char dir[4096];
@@ -171,6 +174,103 @@ test_hash_cache(void)
 	manifest_free(m);
 }
 
+/* Owners: parsed, refused when malformed, and applied by name as root. */
+static void
+test_owners(void)
+{
+	const char *text = HEAD
+	    "owners 4242:4343 0751\nuser 4242 nobody\nuser 4300 "
+	    "no-such-user-here\ngroup 4343 nogroup\nentries 3\n"
+	    "D 0755 4242:4343 0 1.000000000 - d\n"
+	    "F 0640 4300:4343 0 2.000000000 " SHA " d/f\n"
+	    "L 0777 12345:4343 1 3.000000000 - l x\nend\n";
+	struct manifest *m = NULL, *m2 = NULL;
+	struct evbuffer *b = evbuffer_new();
+	struct passwd *pw = getpwnam("nobody");
+	struct group *gr = getgrnam("nogroup");
+	struct stat st;
+	char err[512], p[4400], d[4200];
+	int fd;
+
+	CHECK(manifest_parse(text, strlen(text), &m, err, sizeof err) == 0);
+	if (m == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+	CHECK(m->owners && m->root_uid == 4242 && m->root_gid == 4343 &&
+	    m->root_mode == 0751);
+	CHECK(m->nusers == 2 && m->ngroups == 1);
+	CHECK(m->e[1].uid == 4300 && m->e[1].gid == 4343);
+	manifest_write(m, b);
+	evbuffer_add(b, "", 1);
+	CHECK_STR((const char *)evbuffer_pullup(b, -1), text);
+	/* An owner change is a change. */
+	CHECK(manifest_parse(text, strlen(text), &m2, err, sizeof err) == 0);
+	if (m2 != NULL) {
+		m2->e[1].uid = 4242;
+		CHECK(!manifest_same(&m->e[1], &m2->e[1]));
+		manifest_free(m2);
+	}
+
+	/* Applied as root: nobody by name, an unknown name or a nameless
+	 * id as the id itself; the top directory's mode and owners. */
+	snprintf(d, sizeof d, "%s/owned", dir);
+	CHECK(mkdir(d, 0700) == 0);
+	snprintf(p, sizeof p, "%s/d", d);
+	CHECK(mkdir(p, 0700) == 0);
+	snprintf(p, sizeof p, "%s/d/f", d);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	snprintf(p, sizeof p, "%s/l", d);
+	CHECK(symlink("x", p) == 0);
+	fd = open(d, O_RDONLY | O_DIRECTORY);
+	CHECK(treemeta_apply(fd, m, TREEMETA_OWNERS | TREEMETA_TOP, err,
+		  sizeof err) == 0);
+	close(fd);
+	if (getuid() == 0 && pw != NULL && gr != NULL) {
+		snprintf(p, sizeof p, "%s/d", d);
+		CHECK(stat(p, &st) == 0 && st.st_uid == pw->pw_uid &&
+		    st.st_gid == gr->gr_gid && (st.st_mode & 07777) == 0755);
+		snprintf(p, sizeof p, "%s/d/f", d);
+		CHECK(stat(p, &st) == 0 && st.st_uid == 4300 &&
+		    (st.st_mode & 07777) == 0640);
+		snprintf(p, sizeof p, "%s/l", d);
+		CHECK(lstat(p, &st) == 0 && st.st_uid == 12345);
+		CHECK(stat(d, &st) == 0 && st.st_uid == pw->pw_uid &&
+		    (st.st_mode & 07777) == 0751);
+	}
+	manifest_free(m);
+	evbuffer_free(b);
+
+	expect_bad(HEAD "owners 1:2 0755\nentries 1\n"
+			"F 0644 0 1.000000000 " SHA " a\nend\n",
+	    "wrong number of fields");
+	expect_bad(HEAD "owners 1:2 0755\nentries 1\n"
+			"F 0644 1:x 0 1.000000000 " SHA " a\nend\n",
+	    "bad owners");
+	expect_bad(HEAD "owners 1:4294967295 0755\nentries 0\nend\n",
+	    "bad owners of the top");
+	expect_bad(HEAD "owners 1:2 9755\nentries 0\nend\n", "bad mode of");
+	expect_bad(HEAD "owners 1:2 0755\nuser 5 a\nuser 5 b\nentries "
+			"0\nend\n",
+	    "not increasing");
+	expect_bad(HEAD "owners 1:2 0755\nuser 5 -a\nentries 0\nend\n",
+	    "bad name");
+	expect_bad(HEAD "owners 1:2 0755\nuser 5 "
+			"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nentries 0\nend\n",
+	    "bad name");
+	expect_bad(HEAD "user 5 a\nentries 0\nend\n", "expected \"entries");
+	expect_bad(HEAD "owners 1:2 0755\ngroup 5 a\nuser 6 b\nentries "
+			"0\nend\n",
+	    "expected \"entries");
+	expect_bad(HEAD "owners 1:2 0755\ngeneration 2\nentries 0\nend\n",
+	    "expected \"entries");
+	expect_bad(HEAD "entries 1\nF 0644 1:2 0 1.000000000 " SHA " a\nend\n",
+	    "wrong number of fields");
+}
+
 int
 main(void)
 {
@@ -242,10 +342,23 @@ main(void)
 		CHECK(m2->e[i].mtime_sec == m->e[i].mtime_sec);
 		CHECK(m2->e[i].mtime_nsec == m->e[i].mtime_nsec);
 		CHECK_STR(m2->e[i].sha, m->e[i].sha);
+		CHECK(m2->e[i].uid == m->e[i].uid);
+		CHECK(m2->e[i].gid == m->e[i].gid);
 		if (m->e[i].type == MENT_LINK)
 			CHECK_STR(m2->e[i].target, m->e[i].target);
 	}
 	CHECK(m2 != NULL && strcmp(m2->version, "20261121T194108.123Z") == 0);
+	/* Owners: the scan's, the top directory's, the names of the ids. */
+	CHECK(m->owners && m2 != NULL && m2->owners);
+	CHECK(m2 != NULL && m2->root_uid == getuid() &&
+	    m2->root_gid == getgid() && m2->root_mode == 0700);
+	CHECK(
+	    m2 != NULL && m2->nusers == m->nusers && m2->ngroups == m->ngroups);
+	e = manifest_find(m, "a.txt");
+	CHECK(e != NULL && e->uid == getuid() && e->gid == getgid());
+	if (getuid() == 0)
+		CHECK(m->nusers == 1 && strcmp(m->users[0].name, "root") == 0);
+	test_owners();
 
 	/* backup.signature, as sha256sum prints it. */
 	manifest_signature(m, sig, 0);
