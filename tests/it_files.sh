@@ -68,6 +68,9 @@ check "cycle 4, without the mark" exporter now --wait imported
 check "without the mark the whole tree is copied" \
 	[ "$(grep -c "files-import: $T/standby is version .* files, copied)" "$T/c/importer.log")" = 2 ]
 check "and the standby is right" same_tree "$S" "$T/standby"
+check "the tree that had no mark is kept aside, and said so" \
+	grep -q "files-import: $T/standby was not a copy made by this hook.*kept it as $T/standby.understudy-kept-" "$T/c/importer.log"
+rm -rf "$T"/standby.understudy-kept-*
 
 # With coreutils 9.1, cp --parents --remove-destination answered "File
 # exists" for a changed file that follows, in the same call, a new one
@@ -79,6 +82,20 @@ check "cycle 5: a file in a new directory, then a changed one" exporter now --wa
 check "updated from the last version" \
 	[ "$(grep -c "files-import: $T/standby is version .* files, updated from version" "$T/c/importer.log")" = 3 ]
 check "the standby is the site again" same_tree "$S" "$T/standby"
+
+check "cycles with the mark keep nothing aside" no_entries "$T" "standby.understudy-kept-*"
+
+# Failback: files-promote, writes to the promoted tree, then an import
+# onto it (this host re-joined as a standby) keeps them aside.
+UNDERSTUDY_VERSION=v "$H/files-promote" "$T/standby" > "$T/o"
+check "files-promote succeeds" [ $? -eq 0 ] && contains "$T/o" "takes writes"
+echo "written after promotion" > "$T/standby/promoted-write"
+copy=$T/c/importer/sources/db/current/data
+UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=failback "$H/files-import" "$T/standby" > "$T/o" 2>&1
+check "an import onto the promoted tree succeeds" [ $? -eq 0 ]
+kept=$(sed -n 's/.*kept it as \(.*\); remove.*/\1/p' "$T/o")
+check "keeping it aside, said so" [ -n "$kept" ] && [ -f "$kept/promoted-write" ]
+check "while the standby is the version" same_tree "$S" "$T/standby"
 
 UNDERSTUDY_BACKUP_DIR=$T/nowhere "$H/files-export" "$T/absent" 2> "$T/e"
 check "files-export on a missing directory fails" [ $? -eq 1 ]

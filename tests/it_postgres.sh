@@ -128,7 +128,7 @@ check "and keeps its writes" [ "$(standby 'SELECT count(*) FROM orders')" = 1001
 # Failback: the old primary, still with a write nobody shipped, takes the
 # new primary's copy: its database is kept aside, not dropped.
 primary "INSERT INTO orders (what) VALUES ('never shipped')" > /dev/null
-copy=$(dirname "$(find "$T/c" -path '*/current/app.sql' -print -quit)")
+copy=$T/c/importer/sources/db/current/data
 UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=failback "$H/postgresql-import" app \
 	--host "$PG" --port "$P1" --username postgres > "$T/failback" 2>&1
 check "the old primary takes the copy" [ $? -eq 0 ]

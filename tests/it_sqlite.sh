@@ -35,6 +35,27 @@ check "a later cycle does not overwrite the promoted database" [ "$(sqlite3 "$D"
 pullbackup restore db --at now "$T/r" > /dev/null
 check "the archive's newest is still the version promoted, not the old primary's late write" \
 	[ "$(sqlite3 "$T/r/database.sqlite" 'SELECT group_concat(v) FROM t')" = "FIRST,third" ]
+check "no database was kept aside by the cycles" [ -z "$(ls "$D".understudy-kept-* 2> /dev/null)" ]
+# Failback: this host takes imports again, its database has writes of its
+# own (uncheckpointed, in its WAL): the import keeps it aside.
+copy=$T/c/importer/sources/db/current/data
+sqlite3 "$D" "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;" > /dev/null
+python3 -c "import sqlite3,sys
+c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_autocheckpoint = 0')
+c.execute(\"INSERT INTO t (v) VALUES ('only in the WAL')\"); c.commit()
+import os; os._exit(0)" "$D"
+check "the promoted database has a write in its WAL" [ -s "$D-wal" ]
+UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=failback "$H/sqlite-import" "$D" > "$T/o" 2>&1
+check "an import onto it succeeds" [ $? -eq 0 ]
+cat "$T/o"
+kept=$(sed -n 's/.*kept it as \(.*\); remove.*/\1/p' "$T/o")
+check "and says where it kept the database that took writes" [ -n "$kept" ] && [ -f "$kept" ]
+check "which has them all, its WAL's too" \
+	[ "$(sqlite3 "$kept" "SELECT count(*) FROM t WHERE v IN ('written on the promoted standby', 'only in the WAL')")" = 2 ]
+check "while the database is the copy" [ "$(sqlite3 "$D" 'SELECT group_concat(v) FROM t')" = "FIRST,third" ]
+UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=again "$H/sqlite-import" "$D" > "$T/o" 2>&1
+check "the next import keeps nothing more" [ "$(ls -d "$D".understudy-kept-* | wc -l)" = 1 ] && ! grep -q kept "$T/o"
+
 # A relative path is the working directory's: the hook changed directory
 # first, so sqlite3 made an empty database there and exported it.
 mkdir "$T/rel-out"
