@@ -125,4 +125,15 @@ cat "$T/o"
 check "the promoted standby takes the application's writes" [ -z "$(app2 "INSERT INTO orders (what) VALUES ('after promotion')")" ]
 check "and keeps them" [ "$(app2 "SELECT count(*) FROM orders WHERE what = 'after promotion'")" = 1 ]
 check "the view works there" [ "$(app2 'SELECT count(*) FROM recent')" -gt 0 ]
+
+# Failback: this server takes imports again, with a write of its own.
+app2 "INSERT INTO orders (what) VALUES ('never shipped')"
+UNDERSTUDY_BACKUP_DIR=$T/c/importer/sources/db/current/data UNDERSTUDY_VERSION=failback \
+	"$H/mariadb-import" app --no-defaults --socket "$M/standby.sock" --user root > "$T/o" 2>&1
+check "an import onto the promoted server succeeds" [ $? -eq 0 ]
+cat "$T/o"
+kept=$(sed -n 's/.*in database \([a-z0-9_]*\); drop.*/\1/p' "$T/o")
+check "keeping its tables aside, said so" [ -n "$kept" ]
+check "with the unshipped write" [ "$(root2 "SELECT count(*) FROM \`$kept\`.orders WHERE what = 'never shipped'")" = 1 ]
+check "while app is the version" [ "$(app2 "SELECT count(*) FROM orders WHERE what = 'never shipped'")" = 0 ]
 finish
