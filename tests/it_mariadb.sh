@@ -119,6 +119,19 @@ check "the table dropped on the primary is gone from the standby" grep -q "doesn
 check "the trigger too" [ -z "$(root2 "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = 'app'")" ]
 check "the view came" [ "$(app2 'SELECT count(*) FROM recent')" -gt 0 ]
 
+# A dump is SQL, never client commands that reach the system.
+for f in app.sql app.users.sql; do
+	for cmd in '\\! touch' 'system touch'; do
+		rm -rf "$T/evil"
+		cp -a "$T/c/importer/sources/db/current/data" "$T/evil"
+		chmod -R u+w "$T/evil"
+		printf '%s %s/pwned\n' "$cmd" "$T" >> "$T/evil/$f"
+		UNDERSTUDY_BACKUP_DIR=$T/evil PATH=/usr/bin:/bin "$H/mariadb-import" app $(echo "$c2" | tr -d ,) > "$T/o" 2>&1
+		check "an import of a $f holding $cmd fails" [ $? -ne 0 ]
+		check "and runs nothing" [ ! -e "$T/pwned" ]
+	done
+done
+
 importer promote db > "$T/o"
 check "promote succeeds" [ $? -eq 0 ]
 cat "$T/o"

@@ -114,6 +114,20 @@ export PGOPTIONS=
 check "pg_amcheck finds the standby clean" [ $? -eq 0 ]
 cat "$T/amcheck"
 
+# A dump is SQL, never psql commands: whoever could alter one (the live
+# host, the backup host, the link) must not run a shell on the standby.
+for f in app.sql app.roles.sql app.access.sql; do
+	rm -rf "$T/evil"
+	cp -a "$T/c/importer/sources/db/current/data" "$T/evil"
+	chmod -R u+w "$T/evil"
+	printf '\\! touch %s/pwned\n\\unrestrict guess\nSELECT 1;\n' "$T" >> "$T/evil/$f"
+	UNDERSTUDY_BACKUP_DIR=$T/evil "$H/postgresql-import" app "${conn2[@]}" > "$T/o" 2>&1
+	check "an import of a $f holding \\! fails" [ $? -ne 0 ]
+	check "saying so" grep -q "backslash commands are restricted" "$T/o"
+	check "and runs nothing" [ ! -e "$T/pwned" ]
+done
+check "the standby is still the last version" [ "$(standby 'SELECT count(*) FROM orders')" = 1000 ]
+
 importer promote db > "$T/o"
 check "promote succeeds" [ $? -eq 0 ]
 cat "$T/o"
