@@ -368,7 +368,8 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 	static const char *const pb_keys[] = { "exporter", "importers",
 		"retention", NULL };
 	static const char *const im_keys[] = { "pullbackup", "import_command",
-		"promote_command", "hook_timeout", "verify_every", NULL };
+		"promote_command", "hook_timeout", "verify_every",
+		"special_bits", NULL };
 	static const char *const ret_keys[] = { "older_than", "keep_last",
 		NULL };
 	const struct doc *s, *x, *r;
@@ -446,6 +447,16 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 			if (x != NULL &&
 			    get_age(c, x, "verify_every", &sc->verify_every))
 				return -1;
+			/* special_bits: drop | keep (setuid, setgid, sticky) */
+			x = doc_get(s, "special_bits");
+			if (x != NULL && x->type == DOC_SCALAR &&
+			    strcmp(x->str, "keep") == 0)
+				sc->special_bits = 1;
+			else if (x != NULL &&
+			    (x->type != DOC_SCALAR ||
+				strcmp(x->str, "drop") != 0))
+				return cerr(c, x,
+				    "\"special_bits\" must be drop or keep");
 		}
 	}
 	return 0;

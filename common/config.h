@@ -37,6 +37,8 @@ struct source_conf {
 	char **promote_command; /* importer */
 	int64_t hook_timeout;
 	int64_t verify_every; /* importer: re-read the copy; 0: never */
+	/* importer: keep setuid, setgid and sticky bits on disk */
+	int special_bits;
 };
 
 struct config {

@@ -741,7 +741,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	if (treemeta_apply(s.stagefd, m,
 		TREEMETA_OWNER_ACCESS | TREEMETA_TOP |
-		    (o->owners ? TREEMETA_OWNERS : 0),
+		    (o->owners ? TREEMETA_OWNERS : 0) |
+		    (o->special_bits ? TREEMETA_SPECIAL : 0),
 		err, errlen) != 0)
 		goto out;
 	/* Every file and directory entry must be on disk before a commit

@@ -46,6 +46,7 @@ struct sync_opts {
 	int link_unchanged; /* hard-link instead of copy */
 	int verify_base;    /* and hash the base file first */
 	int owners;         /* apply the manifest's owners (as root) */
+	int special_bits;   /* and its setuid, setgid and sticky bits */
 	/* keep the deltas received here (sync_kept_delta()), for the archive
 	 * and the importers */
 	const char *deltas_dir;

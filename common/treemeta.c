@@ -15,6 +15,9 @@ treemeta_mode(const struct ment *e, int flags)
 {
 	unsigned int mode = (unsigned int)e->mode;
 
+	if (!(flags & TREEMETA_SPECIAL))
+		mode &= 0777;
+
 	if (flags & TREEMETA_OWNER_ACCESS)
 		mode |= e->type == MENT_DIR ? 0700 : 0400;
 	return mode;
@@ -127,7 +130,8 @@ treemeta_apply(int rootfd, const struct manifest *m, int flags, char *err,
 		}
 	}
 	if ((flags & TREEMETA_TOP) && m->owners) {
-		top = (unsigned int)m->root_mode;
+		top = (unsigned int)m->root_mode &
+		    (flags & TREEMETA_SPECIAL ? 07777 : 0777);
 		if (flags & TREEMETA_OWNER_ACCESS)
 			top |= 0700;
 		if (im.on &&

@@ -21,6 +21,10 @@ struct ment;
 /* With TREEMETA_TOP, rootfd itself gets the manifest's top directory mode
  * (and owners, as above), when the manifest has them. */
 #define TREEMETA_TOP 4
+/* Setuid, setgid and sticky bits are applied only with TREEMETA_SPECIAL:
+ * a tree from another host does not give a root restore or a standby new
+ * set-id programs unless the operator says so.  The manifest keeps them. */
+#define TREEMETA_SPECIAL 8
 
 int treemeta_apply(int rootfd, const struct manifest *, int flags, char *err,
     size_t errlen);

@@ -149,6 +149,7 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.link_unchanged = 1;
 	o.verify_base = 1;
 	o.owners = 1;
+	o.special_bits = s->run.sc->special_bits;
 	o.ask_stored = 1;
 	if (sync_run(&o, &s->new_m, &s->res.st, &s->gone, err, errlen) != 0) {
 		*keep = !s->gone; /* for the next attempt */

@@ -143,7 +143,8 @@ store_forget(struct store *st, const char *version, char *err, size_t errlen)
 	}
 	if (*prev != '\0') {
 		dest = xasprintf("%s/%s", st->dir, ROLLBACK);
-		if (store_restore(st, st->n - 2, NULL, dest, err, errlen) != 0)
+		if (store_restore(st, st->n - 2, NULL, dest, 0, err, errlen) !=
+		    0)
 			goto out;
 		fd = openat(st->dfd, ROLLBACK,
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -358,8 +358,9 @@ static const struct verb pb_verbs[] = {
 	{ "list", "SOURCE [--json]", "the versions, newest first", pb_list },
 	{ "changed", "SOURCE --since TIME [--json]",
 	    "files added, changed and removed since TIME", pb_changed },
-	{ "restore", "SOURCE[/PATH] --at TIME DIR",
-	    "write the version at TIME (or its PATH) into DIR, verified",
+	{ "restore", "SOURCE[/PATH] --at TIME [--special-bits] DIR",
+	    "write the version at TIME (or its PATH) into DIR, verified "
+	    "(owners as root; setuid, setgid, sticky bits with --special-bits)",
 	    pb_restore },
 	{ "verify", "SOURCE [--at TIME | --all] [--repair]",
 	    "rebuild and check every file's SHA-256; name each bad file; with "

@@ -73,6 +73,7 @@ struct restore_files {
 	const struct manifest *m, *t;
 	const char *sub, *dest;
 	int destfd;
+	int flags; /* treemeta's */
 	size_t *files, nfiles;
 	atomic_size_t next;
 	atomic_int failed;
@@ -142,7 +143,8 @@ restore_files_run(void *arg)
 /* A single file or symlink goes to dest itself, where there is none. */
 static int
 restore_one(struct store_reader *r, size_t index, const struct manifest *t,
-    const struct ment *root, const char *dest, char *err, size_t errlen)
+    const struct ment *root, const char *dest, int flags, char *err,
+    size_t errlen)
 {
 	struct ment named = *root;
 	struct manifest one = { .e = &named,
@@ -194,7 +196,7 @@ restore_one(struct store_reader *r, size_t index, const struct manifest *t,
 		/* Its modes and mtime, under its new name: a copy of the
 		 * entry, the manifest's stays as it is. */
 		named.path = (char *)base;
-		rc = treemeta_apply(destfd, &one, TREEMETA_OWNERS, err, errlen);
+		rc = treemeta_apply(destfd, &one, flags, err, errlen);
 	}
 	close(destfd);
 	return rc;
@@ -284,13 +286,13 @@ restore_tree(struct restore_files *rf, const struct ment *root, char *err,
 		snprintf(err, errlen, "%s", rf->err);
 		return -1;
 	}
-	rc = treemeta_apply(rf->destfd, rf->t, TREEMETA_OWNERS | TREEMETA_TOP,
-	    err, errlen);
+	rc = treemeta_apply(rf->destfd, rf->t, rf->flags | TREEMETA_TOP, err,
+	    errlen);
 	if (rc == 0 && root != NULL) {
 		ts[0].tv_sec = root->mtime_sec;
 		ts[0].tv_nsec = root->mtime_nsec;
 		ts[1] = ts[0];
-		if (fchmod(rf->destfd, root->mode) != 0 ||
+		if (fchmod(rf->destfd, treemeta_mode(root, rf->flags)) != 0 ||
 		    futimens(rf->destfd, ts) != 0) {
 			snprintf(err, errlen, "%s: %s", rf->dest,
 			    strerror(errno));
@@ -309,7 +311,7 @@ restore_tree(struct restore_files *rf, const struct ment *root, char *err,
 
 int
 store_restore(const struct store *st, size_t index, const char *sub,
-    const char *dest, char *err, size_t errlen)
+    const char *dest, int flags, char *err, size_t errlen)
 {
 	struct store_reader *r;
 	const struct manifest *m;
@@ -335,7 +337,7 @@ store_restore(const struct store *st, size_t index, const char *sub,
 		goto out;
 	}
 	if (root != NULL && root->type != MENT_DIR) {
-		rc = restore_one(r, index, t, root, dest, err, errlen);
+		rc = restore_one(r, index, t, root, dest, flags, err, errlen);
 		goto out;
 	}
 	if ((rf.destfd = open_dest(dest, err, errlen)) < 0)
@@ -351,6 +353,7 @@ store_restore(const struct store *st, size_t index, const char *sub,
 	rf.t = t;
 	rf.sub = sub;
 	rf.dest = dest;
+	rf.flags = flags & (TREEMETA_OWNERS | TREEMETA_SPECIAL);
 	if (make_dirs(&rf, t, err, errlen) == 0)
 		rc = restore_tree(&rf, root, err, errlen);
 out:

@@ -187,9 +187,11 @@ int store_repair(struct store *, size_t first, size_t last,
 /* restore.c */
 /* Write version index, or its subtree sub ("" or NULL for all), into dest:
  * an absent or empty directory, or for a single file a path where there is
- * none.  Every file is checked against its SHA-256. */
+ * none.  Every file is checked against its SHA-256.  flags: treemeta.h's
+ * TREEMETA_OWNERS (the manifest's owners, when root) and TREEMETA_SPECIAL
+ * (setuid, setgid and sticky bits). */
 int store_restore(const struct store *, size_t index, const char *sub,
-    const char *dest, char *err, size_t errlen);
+    const char *dest, int flags, char *err, size_t errlen);
 
 /* Inside the store. */
 /* store.c */

@@ -25,6 +25,7 @@
 #include "proto.h"
 #include "tarw.h"
 #include "timespec.h"
+#include "treemeta.h"
 #include "pullbackup.h"
 #include "xmalloc.h"
 
@@ -268,8 +269,9 @@ out:
 int
 pb_restore(struct config *cf, int argc, char **argv)
 {
-	const char *at = NULL, *why;
-	struct verb_opt opts[] = { { "at", 1, &at }, { NULL, 0, NULL } };
+	const char *at = NULL, *why, *special = NULL;
+	struct verb_opt opts[] = { { "at", 1, &at },
+		{ "special-bits", 0, &special }, { NULL, 0, NULL } };
 	struct store *a;
 	struct version_info vi;
 	char err[1024], *pos[2], *source, *sub;
@@ -279,7 +281,8 @@ pb_restore(struct config *cf, int argc, char **argv)
 	if ((rc = verb_opts(argc, argv, opts, pos, 2)) < 0)
 		return EXIT_USAGE;
 	if (at == NULL || rc != 2)
-		return usage_error("restore SOURCE[/PATH] --at TIME DIR");
+		return usage_error(
+		    "restore SOURCE[/PATH] --at TIME [--special-bits] DIR");
 	/* SOURCE/sub/path restores just that subtree. */
 	source = xstrdup(pos[0]);
 	if ((sub = strchr(source, '/')) != NULL) {
@@ -299,7 +302,9 @@ pb_restore(struct config *cf, int argc, char **argv)
 	rc = EXIT_FAILED;
 	if (resolve(a, at, &idx) != 0)
 		goto out;
-	if (store_restore(a, idx, sub, pos[1], err, sizeof err) != 0) {
+	if (store_restore(a, idx, sub, pos[1],
+		TREEMETA_OWNERS | (special != NULL ? TREEMETA_SPECIAL : 0), err,
+		sizeof err) != 0) {
 		fprintf(stderr,
 		    "pullbackup: restoring version %s of \"%s\": %s\n",
 		    a->ids[idx], pos[0], err);
@@ -695,7 +700,8 @@ pb_vc_export(struct config *cf, int argc, char **argv)
 		if (fs_exists(dst)) {
 			kept++;
 		} else if (fs_rm_rf(tmp) != 0 ||
-		    store_restore(a, i, NULL, tmp, err, sizeof err) != 0 ||
+		    store_restore(a, i, NULL, tmp, TREEMETA_OWNERS, err,
+			sizeof err) != 0 ||
 		    rename(tmp, dst) != 0) {
 			fprintf(stderr,
 			    "pullbackup: vc-export of version %s: %s\n",

@@ -157,8 +157,8 @@ restore_one(const struct store *a, size_t index, const char *path, int v)
 
 	snprintf(out, sizeof out, "%s/one", dir);
 	snprintf(sub, sizeof sub, "%s", path);
-	CHECK(store_restore(a, index, sub, out, err, sizeof err) == 0);
-	CHECK(store_restore(a, index, sub, out, err, sizeof err) != 0);
+	CHECK(store_restore(a, index, sub, out, 0, err, sizeof err) == 0);
+	CHECK(store_restore(a, index, sub, out, 0, err, sizeof err) != 0);
 	CHECK_CONTAINS(err, "exists");
 	CHECK(
 	    manifest_scan(dir, "db", a->ids[index], &m, err, sizeof err) == 0);
@@ -191,7 +191,7 @@ check_all(const struct store *a, const char *what)
 			continue;
 		snprintf(out, sizeof out, "%s/restore-%s-%zu", dir, what, i);
 		err[0] = '\0';
-		CHECK(store_restore(a, i, NULL, out, err, sizeof err) == 0);
+		CHECK(store_restore(a, i, NULL, out, 0, err, sizeof err) == 0);
 		if (err[0])
 			fprintf(stderr, "%s: restore %zu: %s\n", what, i, err);
 		CHECK(manifest_scan(out, "db", a->ids[i], &m, err,
