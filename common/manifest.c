@@ -728,6 +728,12 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 			    memcmp(f[0], "entries", 7) != 0 ||
 			    parse_i64(f[1], flen[1], 10, 100000000, &v) != 0)
 				MERR("expected \"entries N\"");
+			/* A count from the wire is bounded by the bytes that
+			 * carry it: an entry's line takes at least 22. */
+			if ((size_t)v > (size_t)(end - nl) / 22)
+				MERR("entries %lld: more than the %zu bytes "
+				     "after it can hold",
+				    (long long)v, (size_t)(end - nl));
 			want = (size_t)v;
 			cap = want;
 			m->e = xcalloc(cap ? cap : 1, sizeof *m->e);
@@ -776,6 +782,8 @@ manifest_parse(const char *buf, size_t len, struct manifest **out, char *err,
 				if (!hash_hex_valid(e->sha))
 					MERR("bad SHA-256");
 				m->files++;
+				if (e->size > INT64_MAX - m->bytes)
+					MERR("the sizes add up past 2^63");
 				m->bytes += e->size;
 			} else {
 				if (flen[4 + o] != 1 || f[4 + o][0] != '-')

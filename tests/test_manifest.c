@@ -383,6 +383,13 @@ main(void)
 	expect_bad("nonsense\n", "not an understudy manifest");
 	expect_bad(HEAD "entries 0\n", "truncated");
 	expect_bad(HEAD "entries 0\nend\nextra\n", "data after");
+	/* Counts and sums from the wire are bounded. */
+	expect_bad(HEAD "entries 99999999\nend\n", "more than the");
+	expect_bad(HEAD "entries 3\nF 0644 4611686018427387903 1.000000000 " SHA
+			" a\nF 0644 4611686018427387903 1.000000000 " SHA
+			" b\nF 0644 4611686018427387903 1.000000000 " SHA
+			" c\nend\n",
+	    "past 2^63");
 	expect_bad(HEAD "entries 0\nend", "no newline");
 	expect_bad(HEAD "entries 2\nF 0644 0 1.000000000 " SHA " a\nend\n",
 	    "header says 2");
