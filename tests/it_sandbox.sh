@@ -43,8 +43,9 @@ chmod 755 "$T" "$T/c"
 
 # sandboxed ROLE HOST STATE: what runs ROLE's daemon under its unit.
 sandboxed() {
+	# The source and build trees too: a fresh clone may be under /tmp.
 	echo "env SANDBOX_USER=$USER_IDS $SRC/tests/unit_sandbox.sh $units/understudy-$1.service" \
-		"--bind $T/c $T/c --bind $T/$2/$3 /var/lib/understudy/$(basename "$3")" \
+		"--bind $SRC $SRC --bind $BUILD $BUILD --bind $T/c $T/c --bind $T/$2/$3 /var/lib/understudy/$(basename "$3")" \
 		"$([ "$2" = backup ] || echo "--bind $T/$2/srv /srv") --"
 }
 # The state directories are named after the role (the units' paths).

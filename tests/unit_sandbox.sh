@@ -25,7 +25,9 @@ while [ "$1" != -- ]; do
 	shift 3
 done
 shift
-setting() { sed -n "s/^$1=//p" "$unit" | tr '\n' ' '; }
+# Read now: the unit may be under /tmp, which PrivateTmp hides.
+unit_text=$(cat "$unit")
+setting() { printf '%s\n' "$unit_text" | sed -n "s/^$1=//p" | tr '\n' ' '; }
 
 # Stage what the test binds under /mnt (a tmpfs here), before /tmp goes.
 mount -t tmpfs -o mode=0755 understudy-stage /mnt
