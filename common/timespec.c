@@ -400,7 +400,11 @@ time_resolve(const char *spec, char *const *ids, size_t n, time_t now,
 	if (time_parse_iso(spec, &t) == 0)
 		limit_ms = (int64_t)t * 1000 + 999;
 	else if (age_parse(spec, &age) == 0)
-		limit_ms = ((int64_t)now - age) * 1000 + 999;
+		/* An age older than the epoch matches no version (found by
+		 * fuzzing: the product overflowed). */
+		limit_ms = age > (int64_t)now ?
+		    -1 :
+		    ((int64_t)now - age) * 1000 + 999;
 	else {
 		snprintf(err, errlen,
 		    "\"%s\" is not a TIME: use now, a version id, NB, an ISO "
