@@ -107,6 +107,23 @@ http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	http_reply_json(req, code, &j);
 }
 
+/* The address and port of the peer of a request, for a log line. */
+static const char *
+http_peer(struct evhttp_request *req)
+{
+	static __thread char buf[INET6_ADDRSTRLEN + 16];
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (c == NULL)
+		return "a peer";
+	evhttp_connection_get_peer(c, &addr, &port);
+	snprintf(buf, sizeof buf, "%s:%u", addr != NULL ? addr : "?",
+	    (unsigned int)port);
+	return buf;
+}
+
 int
 http_check_secret(struct evhttp_request *req, const struct config *cf)
 {
@@ -119,7 +136,7 @@ http_check_secret(struct evhttp_request *req, const struct config *cf)
 	    !hash_secret_equal(auth + n, strlen(auth + n), cf->token,
 		cf->token_len)) {
 		log_warnx("refused %s from %s: %s", evhttp_request_get_uri(req),
-		    evhttp_request_get_host(req) ? "peer" : "peer",
+		    http_peer(req),
 		    auth == NULL ? "no secret" : "wrong secret");
 		http_reply_error(req, PROTO_UNAUTHORIZED,
 		    "%s refused the request: %s; both ends of a link must hold "

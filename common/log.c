@@ -52,10 +52,34 @@ log_role(void)
 	return log_name;
 }
 
+/* A log line is one line of text: control bytes from a peer, a request
+ * or a hook's output (a newline, an escape sequence for the terminal)
+ * are written as \xNN.  Returns the length written, at most outlen - 2,
+ * leaving room for the newline. */
+static int
+escape_controls(const char *s, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	unsigned char c;
+
+	for (; *s != '\0' && n + 6 < outlen; s++) {
+		c = (unsigned char)*s;
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		} else
+			out[n++] = (char)c;
+	}
+	return (int)n;
+}
+
 void
 log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
-	char line[4096];
+	char line[4096], out[4096 + 64];
 	int n, m;
 
 	if (level > log_max)
@@ -76,8 +100,10 @@ log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
 		if (n > (int)sizeof line - 2)
 			n = sizeof line - 2;
 	}
-	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	line[n] = '\0';
+	n = escape_controls(line, out, sizeof out);
+	out[n++] = '\n';
+	(void)!write(STDERR_FILENO, out, n);
 }
 
 void

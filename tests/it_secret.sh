@@ -70,4 +70,18 @@ check "and its 401" contains "$T/now2.err" "answered 401"
 exporter status > "$T/status.txt"
 check "exporter status shows the refused delivery" contains "$T/status.txt" "401"
 check "nothing was archived behind a mismatched link" [ ! -e "$T/c/archive/db/HEAD" ]
+
+# Control bytes from an unauthenticated request reach the log escaped,
+# with the peer's address: a terminal reading the log takes no orders.
+python3 - "$PB_PORT" << 'EOP'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /v1/status?x=\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\n")
+s.recv(4096)
+s.close()
+EOP
+check "the refusal is logged with the peer's address" \
+	eventually grep -q 'refused /v1/status?x=.* from 127.0.0.1:[0-9]*: wrong secret' "$T/c/pullbackup.log"
+check "its control bytes escaped" grep -qF 'x=\x1b[2J\x1b]0;owned\x07 from' "$T/c/pullbackup.log"
+check "none raw" [ "$(grep -c $'\x1b' "$T/c/pullbackup.log")" = 0 ]
 finish
