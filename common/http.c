@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +14,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
 #include <openssl/evp.h>
 #include <event2/keyvalq_struct.h>
@@ -272,6 +274,43 @@ nodelay(evutil_socket_t fd)
 		    sizeof one);
 }
 
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(arg);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS...): the listening socket stays
+ * readable, and libevent would try again at once, for ever, logging each
+ * time.  Stop accepting for a second instead, and say so at most once a
+ * minute: the connections already open go on being served. */
+static void
+accept_error(struct evconnlistener *lev, void *arg)
+{
+	static time_t last;
+	static long paused;
+	struct timeval tv = { 1, 0 };
+	int e = EVUTIL_SOCKET_ERROR();
+	time_t now = time(NULL);
+
+	(void)arg;
+	paused++;
+	if (now - last >= 60) {
+		log_warnx("accepting connections: %s; not accepting for 1 s "
+			  "(%ld times since the last message; too many open "
+			  "connections or files? see LimitNOFILE)",
+		    evutil_socket_error_to_string(e), paused);
+		last = now;
+		paused = 0;
+	}
+	evconnlistener_disable(lev);
+	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT,
+		accept_resume, lev, &tv) != 0)
+		evconnlistener_enable(lev);
+}
+
 struct evhttp *
 http_server_new(struct event_base *base, const struct config *cf, char *err,
     size_t errlen)
@@ -296,6 +335,8 @@ http_server_new(struct event_base *base, const struct config *cf, char *err,
 	}
 	/* Accepted sockets inherit it (Linux). */
 	nodelay(evhttp_bound_socket_get_fd(bound));
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound),
+	    accept_error);
 	return http;
 }
 

@@ -21,7 +21,7 @@ for r in exporter pullbackup importer; do
 	check "$u passes systemd-analyze verify" [ $rc -eq 0 ]
 	check "$u says nothing is wrong" [ ! -s "$T/out" ]
 	for opt in Type=notify NoNewPrivileges=yes PrivateTmp=yes ProtectSystem=strict \
-		   ReadWritePaths= User=understudy; do
+		   ReadWritePaths= User=understudy LimitNOFILE=; do
 		check "$u has $opt" grep -q "^$opt" "$T/units/$u"
 	done
 done
