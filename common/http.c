@@ -579,9 +579,31 @@ http_client_free(struct http_client *hc)
 	free(hc);
 }
 
+/* End a call under way: the done callback will not run; libevent frees
+ * the request and resets the connection (the next call reconnects). */
+static void
+call_abort(struct http_call *c, int status)
+{
+	evhttp_cancel_request(c->req);
+	c->req = NULL;
+	c->done = 1;
+	c->status = status;
+}
+
+static int64_t
+mono_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
 int
 http_client_call(struct http_client *hc, struct http_call *c)
 {
+	int64_t start = mono_secs();
+
 	c->done = 0;
 	c->status = 0;
 	c->error[0] = '\0';
@@ -590,14 +612,30 @@ http_client_call(struct http_client *hc, struct http_call *c)
 		return -1;
 	while (!c->done) {
 		if (c->cancel != NULL && c->cancel()) {
-			/* The done callback will not run; the request is
-			 * freed by libevent. */
-			evhttp_cancel_request(c->req);
-			c->req = NULL;
-			c->done = 1;
-			c->status = 0;
+			call_abort(c, 0);
 			snprintf(c->error, sizeof c->error,
 			    "stopped: the daemon is shutting down");
+			break;
+		}
+		/* A reply its reader refused, or larger than allowed: the
+		 * connection is closed at once, not drained to its end. */
+		if (c->sink_failed && c->req != NULL) {
+			int code = evhttp_request_get_response_code(c->req);
+			call_abort(c, c->on_data != NULL ? code : 0);
+			if (c->error[0] == '\0')
+				snprintf(c->error, sizeof c->error,
+				    "%s %s%s: the reply was refused by its "
+				    "reader",
+				    c->method, c->url, c->path);
+			break;
+		}
+		if (c->deadline > 0 && c->req != NULL &&
+		    mono_secs() - start > c->deadline) {
+			call_abort(c, 0);
+			snprintf(c->error, sizeof c->error,
+			    "%s %s%s: no whole reply within %lld s (too slow "
+			    "a peer or link for its size)",
+			    c->method, c->url, c->path, (long long)c->deadline);
 			break;
 		}
 		if (event_base_loop(hc->base, EVLOOP_ONCE) < 0)

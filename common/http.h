@@ -62,7 +62,10 @@ struct http_call {
 	size_t token_len;
 	struct evbuffer *body; /* POST body, consumed; may be NULL */
 	const char *content_type;
-	int timeout;          /* idle seconds */
+	int timeout; /* idle seconds */
+	/* seconds for the whole call, or 0: a peer that trickles a reply
+	 * cannot hold the caller past it (proto_deadline()) */
+	int64_t deadline;
 	http_data_cb on_data; /* stream a 200 reply's body here */
 	void *data_arg;
 	size_t max_reply; /* when the body is collected */

@@ -20,6 +20,14 @@ static const char *const what_names[] = {
 	[PROTO_DELTA] = "delta",
 };
 
+int64_t
+proto_deadline(int64_t bytes)
+{
+	if (bytes < 0)
+		bytes = 0;
+	return PROTO_TIMEOUT_SECS + bytes / PROTO_MIN_RATE;
+}
+
 int
 proto_retry_delay(int retry, int first_secs)
 {

@@ -136,6 +136,11 @@ enum proto_what {
 #define PROTO_MAX_EVENT (64 * 1024)
 #define PROTO_MAX_BODY (64u << 20) /* signatures */
 #define PROTO_MAX_HEADERS (16 * 1024)
+/* A transfer may take PROTO_TIMEOUT_SECS plus its size at this rate
+ * (bytes a second), and no longer: a peer that trickles cannot hold a
+ * worker for ever, a slow but moving link still gets there. */
+#define PROTO_MIN_RATE (16 * 1024)
+int64_t proto_deadline(int64_t bytes);
 #define PROTO_TIMEOUT_SECS 120
 #define PROTO_EVENT_TIMEOUT_SECS 30 /* an event's delivery */
 /* How far ahead of the local clock a version id may be: one further is

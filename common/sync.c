@@ -208,6 +208,7 @@ fetch_manifest(struct syncer *s, struct manifest **out)
 	http_call_init(&c, "GET", s->o->url, path, s->o->token,
 	    s->o->token_len);
 	c.max_reply = MANIFEST_MAX_BYTES;
+	c.deadline = proto_deadline(MANIFEST_MAX_BYTES);
 	if (http_client_call(s->hc, &c) != 0 || c.status != PROTO_OK)
 		call_failed(s, &c, "fetching the manifest");
 	else if (manifest_parse((const char *)evbuffer_pullup(c.reply, -1),
@@ -255,6 +256,7 @@ fetch_whole(struct syncer *s, const struct ment *e)
 	c.cancel = worker_stopping;
 	c.on_data = writer_data;
 	c.data_arg = &w;
+	c.deadline = proto_deadline(e->size);
 	if (http_client_call(s->hc, &c) != 0 || c.status != PROTO_OK)
 		call_failed(s, &c, e->path);
 	else if (w.failed)
@@ -288,6 +290,8 @@ patch_with(struct syncer *s, const struct ment *e, int basefd,
 	c->cancel = worker_stopping;
 	c->on_data = writer_data;
 	c->data_arg = &w;
+	/* A delta is at most about the file's size. */
+	c->deadline = proto_deadline(e->size);
 	if (http_client_call(s->hc, c) != 0 ||
 	    (c->status != PROTO_OK && c->status != PROTO_NO_STORED)) {
 		call_failed(s, c, e->path);

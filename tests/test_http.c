@@ -1,0 +1,164 @@
+/* The HTTP client against hostile peers (issue 15, part 4): a reply that
+ * never ends is cut as soon as its reader refuses more, the connection
+ * closed, not drained; a reply trickled a byte at a time ends at the
+ * call's deadline. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+
+#include "fixture.h"
+#include "http.h"
+#include "log.h"
+#include "proto.h"
+#include "xmalloc.h"
+
+static struct event_base *base;
+static atomic_llong sent; /* bytes the server sent on /endless */
+static atomic_int closed; /* its connection was closed by the client */
+
+struct stream {
+	struct evhttp_request *req;
+	struct event *tick;
+	size_t chunk;
+};
+
+static void
+stream_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct stream *st = arg;
+
+	(void)conn;
+	atomic_store(&closed, 1);
+	/* The request outlives its connection: ending the reply frees it. */
+	evhttp_send_reply_end(st->req);
+	event_free(st->tick);
+	free(st);
+}
+
+static void
+stream_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *st = arg;
+	struct evbuffer *b = evbuffer_new();
+	static char buf[65536];
+
+	(void)fd;
+	(void)what;
+	memset(buf, 'x', sizeof buf);
+	evbuffer_add(b, buf, st->chunk);
+	evhttp_send_reply_chunk(st->req, b);
+	evbuffer_free(b);
+	atomic_fetch_add(&sent, (long long)st->chunk);
+}
+
+static void
+request(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_request_get_uri(req);
+	struct stream *st = xcalloc(1, sizeof *st);
+	struct timeval tv = { 0, 1000 };
+
+	(void)arg;
+	st->req = req;
+	st->chunk = strcmp(path, "/endless") == 0 ? 65536 : 1;
+	if (st->chunk == 1)
+		tv.tv_usec = 200000;
+	st->tick = event_new(base, -1, EV_PERSIST, stream_tick, st);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+	    stream_closed, st);
+	evhttp_send_reply_start(req, 200, "OK");
+	event_add(st->tick, &tv);
+}
+
+static void *
+server_run(void *arg)
+{
+	(void)arg;
+	event_base_dispatch(base);
+	return NULL;
+}
+
+/* The reader: refuses more than 1 MiB. */
+static int
+reader(void *arg, struct evbuffer *in)
+{
+	size_t *got = arg;
+
+	*got += evbuffer_get_length(in);
+	return *got > (1u << 20) ? -1 : 0;
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+main(void)
+{
+	struct evhttp *http;
+	struct http_client *hc;
+	struct http_call c;
+	pthread_t server;
+	char url[64];
+	size_t got = 0;
+	double t0;
+	int port, i;
+
+	log_init("test", LOG_LEVEL_WARN);
+	evthread_use_pthreads();
+	base = event_base_new();
+	http = evhttp_new(base);
+	while (evhttp_bind_socket(http, "127.0.0.1",
+		   (ev_uint16_t)(port = fixture_port())) != 0)
+		;
+	evhttp_set_gencb(http, request, NULL);
+	pthread_create(&server, NULL, server_run, NULL);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+	hc = http_client_new(url);
+
+	/* A reply without end: cut once its reader refuses it. */
+	http_call_init(&c, "GET", url, "/endless", "t", 1);
+	c.on_data = reader;
+	c.data_arg = &got;
+	t0 = now();
+	CHECK(http_client_call(hc, &c) == 0);
+	CHECK(c.status == 200 && c.sink_failed);
+	CHECK(got > (1u << 20) && got < (8u << 20));
+	CHECK(now() - t0 < 10);
+	for (i = 0; i < 100 && !atomic_load(&closed); i++)
+		usleep(50000);
+	CHECK(atomic_load(&closed));
+	/* The server stops sending once the client has gone. */
+	CHECK(atomic_load(&sent) < (64ll << 20));
+	http_call_clear(&c);
+
+	/* A trickle: ended at the deadline, saying why. */
+	http_call_init(&c, "GET", url, "/trickle", "t", 1);
+	c.deadline = 1;
+	t0 = now();
+	CHECK(http_client_call(hc, &c) != 0);
+	CHECK(now() - t0 < 4);
+	CHECK_CONTAINS(c.error, "no whole reply within 1 s");
+	http_call_clear(&c);
+	CHECK(proto_deadline(0) == PROTO_TIMEOUT_SECS);
+	CHECK(proto_deadline(1 << 30) ==
+	    PROTO_TIMEOUT_SECS + (1 << 30) / PROTO_MIN_RATE);
+
+	http_client_free(hc);
+	event_base_loopbreak(base);
+	pthread_join(server, NULL);
+	evhttp_free(http);
+	event_base_free(base);
+	return unit_done();
+}
