@@ -145,8 +145,9 @@ url_split(const char *url, char **host, int *port)
 	path = evhttp_uri_get_path(u);
 	h = evhttp_uri_get_host(u);
 	if (evhttp_uri_get_scheme(u) != NULL &&
-	    strcmp(evhttp_uri_get_scheme(u), "http") == 0 && h != NULL &&
-	    *h != '\0' && evhttp_uri_get_port(u) > 0 &&
+	    (strcmp(evhttp_uri_get_scheme(u), "http") == 0 ||
+		strcmp(evhttp_uri_get_scheme(u), "https") == 0) &&
+	    h != NULL && *h != '\0' && evhttp_uri_get_port(u) > 0 &&
 	    evhttp_uri_get_query(u) == NULL &&
 	    evhttp_uri_get_userinfo(u) == NULL &&
 	    evhttp_uri_get_fragment(u) == NULL &&
@@ -165,12 +166,45 @@ url_split(const char *url, char **host, int *port)
 	return rc;
 }
 
+int
+url_is_tls(const char *url)
+{
+	return strncmp(url, "https://", 8) == 0;
+}
+
+char *
+url_make_scheme(int tls, const char *host, int port)
+{
+	const char *scheme = tls ? "https" : "http";
+
+	if (strchr(host, ':') != NULL)
+		return xasprintf("%s://[%s]:%d", scheme, host, port);
+	return xasprintf("%s://%s:%d", scheme, host, port);
+}
+
 char *
 url_make(const char *host, int port)
 {
-	if (strchr(host, ':') != NULL)
-		return xasprintf("http://[%s]:%d", host, port);
-	return xasprintf("http://%s:%d", host, port);
+	return url_make_scheme(0, host, port);
+}
+
+int
+tls_pin_canon(const char *s, char out[72])
+{
+	size_t n = 0;
+
+	if (strncasecmp(s, "sha256:", 7) != 0)
+		return -1;
+	strcpy(out, "sha256:");
+	for (s += 7; *s != '\0'; s++) {
+		if (*s == ':')
+			continue;
+		if (!isxdigit((unsigned char)*s) || n == 64)
+			return -1;
+		out[7 + n++] = (char)tolower((unsigned char)*s);
+	}
+	out[7 + n] = '\0';
+	return n == 64 ? 0 : -1;
 }
 
 static int
@@ -181,20 +215,14 @@ get_url(struct cctx *c, const struct doc *v, const char *key, char **out)
 
 	if (get_str(c, v, key, &s) != 0)
 		return -1;
-	if (strncmp(s, "https://", 8) == 0) {
-		free(s);
-		return cerr(c, v,
-		    "\"%s\": https is not supported yet; use http://HOST:PORT "
-		    "on a trusted network",
-		    key);
-	}
 	if (url_split(s, &host, &port) != 0) {
 		free(s);
 		return cerr(c, v,
-		    "\"%s\" must be a URL like http://HOST:PORT (no path)",
+		    "\"%s\" must be a URL like https://HOST:PORT or "
+		    "http://HOST:PORT (no path)",
 		    key);
 	}
-	*out = url_make(host, port);
+	*out = url_make_scheme(url_is_tls(s), host, port);
 	free(host);
 	free(s);
 	return 0;
@@ -479,16 +507,96 @@ get_pages(struct cctx *c, const struct doc *v, struct config *cf)
 	return 0;
 }
 
+/* tls: {certificate: FILE, key: FILE, ca: FILE, pins: [sha256:...]} */
+static int
+get_tls(struct cctx *c, const struct doc *v, struct config *cf)
+{
+	static const char *const keys[] = { "certificate", "key", "ca", "pins",
+		NULL };
+	const struct doc *x;
+	struct tls_conf *t;
+	char canon[72];
+	size_t i;
+
+	if (v->type != DOC_MAP)
+		return cerr(c, v,
+		    "\"tls\" must be a mapping like {certificate: FILE, key: "
+		    "FILE, pins: [sha256:...]}");
+	if (check_keys(c, v, "tls", keys) != 0)
+		return -1;
+	t = cf->tls = xcalloc(1, sizeof *t);
+	if ((x = need(c, v, "certificate")) == NULL ||
+	    get_path(c, x, "certificate", &t->certificate) != 0)
+		return -1;
+	if ((x = need(c, v, "key")) == NULL ||
+	    get_path(c, x, "key", &t->key) != 0)
+		return -1;
+	if ((x = doc_get(v, "ca")) != NULL && get_path(c, x, "ca", &t->ca) != 0)
+		return -1;
+	if ((x = doc_get(v, "pins")) != NULL) {
+		if (x->type != DOC_SEQ)
+			return cerr(c, x,
+			    "\"pins\" must be a list of certificate "
+			    "fingerprints like sha256:3f9a... (the tls-init "
+			    "verb prints a host's)");
+		t->pins = xcalloc(x->n + 1, sizeof *t->pins);
+		for (i = 0; i < x->n; i++) {
+			if (x->kids[i]->type != DOC_SCALAR ||
+			    tls_pin_canon(x->kids[i]->str, canon) != 0)
+				return cerr(c, x->kids[i],
+				    "\"pins\": not a fingerprint like "
+				    "sha256: and 64 hex digits");
+			t->pins[t->npins++] = xstrdup(canon);
+		}
+	}
+	if (t->ca == NULL && t->npins == 0)
+		return cerr(c, v,
+		    "\"tls\" needs a way to know the peers: \"ca\" (the "
+		    "certificate of the CA that signs theirs) or \"pins\" "
+		    "(their certificates' fingerprints), or both");
+	return 0;
+}
+
+/* Every https:// URL needs tls:, which says how to know the peer. */
+static int
+check_tls_urls(struct cctx *c, const struct doc *root, struct config *cf)
+{
+	const char *bad = NULL;
+	size_t i, j;
+
+	if (cf->tls != NULL)
+		return 0;
+	for (i = 0; i < cf->nnotify && bad == NULL; i++)
+		if (url_is_tls(cf->notify[i]))
+			bad = cf->notify[i];
+	for (i = 0; i < cf->nsources && bad == NULL; i++) {
+		const struct source_conf *sc = &cf->sources[i];
+		if (sc->exporter != NULL && url_is_tls(sc->exporter))
+			bad = sc->exporter;
+		if (sc->pullbackup != NULL && url_is_tls(sc->pullbackup))
+			bad = sc->pullbackup;
+		for (j = 0; j < sc->nimporters && bad == NULL; j++)
+			if (url_is_tls(sc->importers[j]))
+				bad = sc->importers[j];
+	}
+	if (bad != NULL)
+		return cerr(c, root,
+		    "%s is https: the configuration needs \"tls\" "
+		    "(certificate, key, and ca or pins)",
+		    bad);
+	return 0;
+}
+
 static int
 config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 {
 	static const char *const ex_keys[] = { "source", "listen", "state_dir",
 		"export_command", "schedule", "notify", "token_file",
-		"hook_timeout", "max_age", "pages", NULL };
+		"hook_timeout", "max_age", "pages", "tls", NULL };
 	static const char *const pb_keys[] = { "listen", "archive_dir",
-		"token_file", "sources", "max_age", "pages", NULL };
+		"token_file", "sources", "max_age", "pages", "tls", NULL };
 	static const char *const im_keys[] = { "listen", "state_dir",
-		"token_file", "sources", "max_age", "pages", NULL };
+		"token_file", "sources", "max_age", "pages", "tls", NULL };
 	const struct doc *v, *tok;
 	char why[256];
 
@@ -512,6 +620,8 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 		return -1;
 	cf->pages = PAGES_PUBLIC;
 	if ((v = doc_get(root, "pages")) != NULL && get_pages(c, v, cf) != 0)
+		return -1;
+	if ((v = doc_get(root, "tls")) != NULL && get_tls(c, v, cf) != 0)
 		return -1;
 	switch (cf->role) {
 	case ROLE_EXPORTER:
@@ -607,6 +717,8 @@ config_load(const char *path, enum role role, struct config **out, char *err,
 	cf->role = role;
 	cf->path = xstrdup(path);
 	rc = config_parse(&c, cf, root);
+	if (rc == 0)
+		rc = check_tls_urls(&c, root, cf);
 	doc_free(root);
 	free(c.dir);
 	if (rc != 0) {
@@ -652,6 +764,13 @@ config_free(struct config *cf)
 	free(cf->archive_dir);
 	free(cf->token_file);
 	free(cf->warning);
+	if (cf->tls != NULL) {
+		free(cf->tls->certificate);
+		free(cf->tls->key);
+		free(cf->tls->ca);
+		strv_free(cf->tls->pins);
+		free(cf->tls);
+	}
 	if (cf->token != NULL)
 		memset(cf->token, 0, cf->token_len);
 	free(cf->token);
@@ -689,6 +808,8 @@ config_needs_restart(const struct config *a, const struct config *b, char *what,
 	if (str_differs(a->listen_host, b->listen_host) ||
 	    a->listen_port != b->listen_port)
 		snprintf(what, len, "listen");
+	else if ((a->tls == NULL) != (b->tls == NULL))
+		snprintf(what, len, "tls (on or off)");
 	else if (str_differs(a->state_dir, b->state_dir))
 		snprintf(what, len, "state_dir");
 	else if (str_differs(a->archive_dir, b->archive_dir))

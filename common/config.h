@@ -41,6 +41,17 @@ struct source_conf {
 	int special_bits;
 };
 
+/* tls: this host's certificate and key, and how it knows its peers: the
+ * CA that signs theirs (their name checked against the URL), pinned
+ * certificate fingerprints, or both (common/tls.c). */
+struct tls_conf {
+	char *certificate;
+	char *key;
+	char *ca;    /* or NULL */
+	char **pins; /* "sha256:<64 hex>", NULL-terminated, or NULL */
+	size_t npins;
+};
+
 struct config {
 	enum role role;
 	char *path;
@@ -53,7 +64,8 @@ struct config {
 	enum pages_mode pages;
 	char *token;
 	size_t token_len;
-	char *warning; /* one line on something risky, or NULL */
+	char *warning;        /* one line on something risky, or NULL */
+	struct tls_conf *tls; /* or NULL: plain HTTP */
 	/* exporter */
 	char *source;
 	char **export_command;
@@ -79,10 +91,17 @@ int config_needs_restart(const struct config *a, const struct config *b,
 const struct source_conf *config_source(const struct config *,
     const char *name);
 int source_name_valid(const char *);
-/* "http://host:port" -> host (an IPv6 literal without its brackets) and
- * port; 0 on success. */
+/* "http://host:port" or "https://host:port" -> host (an IPv6 literal
+ * without its brackets) and port; 0 on success. */
 int url_split(const char *url, char **host, int *port);
-/* The reverse: "http://host:port", "http://[v6]:port". */
+/* Whether a URL url_split() takes is https. */
+int url_is_tls(const char *url);
+/* The reverse: "http://host:port", "https://[v6]:port". */
 char *url_make(const char *host, int port);
+char *url_make_scheme(int tls, const char *host, int port);
+/* A certificate fingerprint as written in a config or printed:
+ * "sha256:" and 64 hex digits (colons between pairs allowed, any case),
+ * into its canonical form (lower case, no colons); 0 on success. */
+int tls_pin_canon(const char *s, char out[72]);
 
 #endif

@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "proto.h"
+#include "tls.h"
 #include "understudy-config.h"
 #include "xmalloc.h"
 
@@ -35,6 +36,10 @@ static const struct verb common_verbs[] = {
 	    "one line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 "
 	    "UNKNOWN",
 	    verb_check },
+	{ "tls-init", "[--name HOST] [--days N] CERTIFICATE KEY",
+	    "make this host's key and a self-signed certificate for HOST (this "
+	    "host's name), valid N days (730), and print its fingerprint",
+	    verb_tls_init },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -132,6 +137,14 @@ prog_main(const struct prog *p, int argc, char **argv)
 		    role_name(p->role));
 	if (config_load(path, p->role, &cf, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
+		return EXIT_USAGE;
+	}
+	/* The daemon and the verbs that call it use this host's certificate;
+	 * tls-init makes it. */
+	if (strcmp(v->name, "tls-init") != 0 &&
+	    tls_setup(cf, err, sizeof err) != 0) {
+		fprintf(stderr, "%s: %s\n", cf->path, err);
+		config_free(cf);
 		return EXIT_USAGE;
 	}
 	argc -= optind;

@@ -55,6 +55,7 @@ int cli_request(const struct config *, struct http_call *, const char *method,
 int cli_daemon_answers(const struct config *);
 
 /* Verbs every role has. */
+int verb_tls_init(struct config *, int argc, char **argv);
 int verb_check_config(struct config *, int argc, char **argv);
 int verb_status(struct config *, int argc, char **argv);
 int verb_check(struct config *, int argc, char **argv);

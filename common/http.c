@@ -24,6 +24,7 @@
 #include "hash.h"
 #include "http.h"
 #include "json.h"
+#include "tls.h"
 #include "log.h"
 #include "proto.h"
 #include "xmalloc.h"
@@ -311,6 +312,13 @@ accept_error(struct evconnlistener *lev, void *arg)
 		evconnlistener_enable(lev);
 }
 
+static struct bufferevent *
+server_bevcb(struct event_base *base, void *arg)
+{
+	(void)arg;
+	return tls_server_bev(base);
+}
+
 struct evhttp *
 http_server_new(struct event_base *base, const struct config *cf, char *err,
     size_t errlen)
@@ -323,6 +331,15 @@ http_server_new(struct event_base *base, const struct config *cf, char *err,
 	evhttp_set_timeout(http, PROTO_TIMEOUT_SECS);
 	evhttp_set_allowed_methods(http,
 	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+	/* With tls: every connection is TLS, none plain. */
+	if (cf->tls != NULL) {
+		if (!tls_on()) {
+			snprintf(err, errlen, "tls: not set up");
+			evhttp_free(http);
+			return NULL;
+		}
+		evhttp_set_bevcb(http, server_bevcb, NULL);
+	}
 	if ((bound = evhttp_bind_socket_with_handle(http, cf->listen_host,
 		 (ev_uint16_t)cf->listen_port)) == NULL) {
 		snprintf(err, errlen,
@@ -410,13 +427,56 @@ call_err_text(enum evhttp_request_error e)
 	return "failed";
 }
 
+/* c failed without a reply: what says why, unless TLS says more. */
+static void
+call_no_reply(struct http_call *c, const char *what)
+{
+	char why[400], fp[TLS_FP_SIZE];
+	time_t na;
+
+	/* A certificate refused or a handshake that failed says so. */
+	if (url_is_tls(c->url) && c->via != NULL &&
+	    tls_describe(evhttp_connection_get_bufferevent(c->via), why,
+		sizeof why))
+		snprintf(c->error, sizeof c->error, "%s %s%s: %s", c->method,
+		    c->url, c->path, why);
+	else if (url_is_tls(c->url) && tls_own(fp, &na) == 0)
+		/* TLS 1.3: a peer refuses this host's certificate after the
+		 * handshake, and may close before its alert is read. */
+		snprintf(c->error, sizeof c->error,
+		    "%s %s%s: %s (if its log says it refused a TLS "
+		    "certificate, it is this host's, %s: pin it there)",
+		    c->method, c->url, c->path, what, fp);
+	else
+		snprintf(c->error, sizeof c->error, "%s %s%s: %s", c->method,
+		    c->url, c->path, what);
+}
+
 static void
 call_error_cb(enum evhttp_request_error e, void *arg)
 {
-	struct http_call *c = arg;
+	call_no_reply(arg, call_err_text(e));
+}
 
-	snprintf(c->error, sizeof c->error, "%s %s%s: %s", c->method, c->url,
-	    c->path, call_err_text(e));
+/* A connection to url: TLS for https. */
+static struct evhttp_connection *
+conn_new(struct event_base *base, struct evdns_base *dns, const char *url,
+    const char *host, int port, char *err, size_t errlen)
+{
+	struct bufferevent *bev;
+
+	if (!url_is_tls(url))
+		return evhttp_connection_base_new(base, dns, host,
+		    (ev_uint16_t)port);
+	if ((bev = tls_client_bev(base, host)) == NULL) {
+		snprintf(err, errlen,
+		    "%s is https, and this host has no TLS set up (tls: in "
+		    "the configuration)",
+		    url);
+		return NULL;
+	}
+	return evhttp_connection_base_bufferevent_new(base, dns, bev, host,
+	    (ev_uint16_t)port);
 }
 
 /* A connection of an asynchronous call, freed on the loop once its
@@ -443,9 +503,7 @@ call_done_cb(struct evhttp_request *req, void *arg)
 			    "writing the reply of %s%s failed", c->url,
 			    c->path);
 	} else if (c->error[0] == '\0')
-		snprintf(c->error, sizeof c->error,
-		    "%s %s%s: no reply (connection refused or closed)",
-		    c->method, c->url, c->path);
+		call_no_reply(c, "no reply (connection refused or closed)");
 	c->done = 1;
 	c->req = NULL; /* libevent frees it after this callback */
 	if (conn != NULL) {
@@ -466,6 +524,7 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 	const char *host;
 	char v[16], *auth;
 
+	c->via = conn;
 	req = evhttp_request_new(call_done_cb, c);
 	evhttp_request_set_chunked_cb(req, call_chunk_cb);
 	evhttp_request_set_error_cb(req, call_error_cb);
@@ -514,9 +573,14 @@ http_call_async(struct event_base *base, struct evdns_base *dns,
 		done(c, arg);
 		return;
 	}
-	c->conn = evhttp_connection_base_new(base, dns, host,
-	    (ev_uint16_t)port);
+	c->conn = conn_new(base, dns, c->url, host, port, c->error,
+	    sizeof c->error);
 	free(host);
+	if (c->conn == NULL) {
+		c->done = 1;
+		done(c, arg);
+		return;
+	}
 	evhttp_connection_set_timeout(c->conn, c->timeout);
 	if (call_start(c->conn, c) != 0) {
 		evhttp_connection_free(c->conn);
@@ -533,7 +597,34 @@ struct http_client {
 	struct evhttp_connection *conn;
 	struct event *tick;
 	char *url;
+	char *host;
+	int port;
+	/* A TLS connection that closed is made anew: libevent would
+	 * reconnect it with the TLS state of the last one. */
+	int stale;
 };
+
+static void
+client_closed_cb(struct evhttp_connection *conn, void *arg)
+{
+	struct http_client *hc = arg;
+
+	(void)conn;
+	hc->stale = 1;
+}
+
+static int
+client_connect(struct http_client *hc, char *err, size_t errlen)
+{
+	hc->conn = conn_new(hc->base, NULL, hc->url, hc->host, hc->port, err,
+	    errlen);
+	if (hc->conn == NULL)
+		return -1;
+	if (url_is_tls(hc->url))
+		evhttp_connection_set_closecb(hc->conn, client_closed_cb, hc);
+	hc->stale = 0;
+	return 0;
+}
 
 /* Wakes the private loop now and then so a cancel is seen even while the
  * peer is silent. */
@@ -546,18 +637,25 @@ struct http_client *
 http_client_new(const char *url)
 {
 	struct http_client *hc;
-	char *host = NULL;
+	char *host = NULL, err[512];
 	int port = 0;
 
 	if (url_split(url, &host, &port) != 0)
 		return NULL;
 	hc = xcalloc(1, sizeof *hc);
 	hc->url = xstrdup(url);
+	hc->host = host;
+	hc->port = port;
 	if ((hc->base = event_base_new()) == NULL)
 		fatalx("http_client_new: cannot create an event base");
-	hc->conn = evhttp_connection_base_new(hc->base, NULL, host,
-	    (ev_uint16_t)port);
-	free(host);
+	if (client_connect(hc, err, sizeof err) != 0) {
+		log_warnx("%s", err);
+		event_base_free(hc->base);
+		free(hc->url);
+		free(hc->host);
+		free(hc);
+		return NULL;
+	}
 	{
 		struct timeval tv = { 0, 250000 };
 		hc->tick = event_new(hc->base, -1, EV_PERSIST, client_tick_cb,
@@ -572,10 +670,12 @@ http_client_free(struct http_client *hc)
 {
 	if (hc == NULL)
 		return;
-	evhttp_connection_free(hc->conn);
+	if (hc->conn != NULL)
+		evhttp_connection_free(hc->conn);
 	event_free(hc->tick);
 	event_base_free(hc->base);
 	free(hc->url);
+	free(hc->host);
 	free(hc);
 }
 
@@ -607,6 +707,18 @@ http_client_call(struct http_client *hc, struct http_call *c)
 	c->done = 0;
 	c->status = 0;
 	c->error[0] = '\0';
+	if (hc == NULL) {
+		snprintf(c->error, sizeof c->error, "%s: cannot connect",
+		    c->url);
+		return -1;
+	}
+	if (hc->stale || hc->conn == NULL) {
+		if (hc->conn != NULL)
+			evhttp_connection_free(hc->conn);
+		hc->conn = NULL;
+		if (client_connect(hc, c->error, sizeof c->error) != 0)
+			return -1;
+	}
 	evhttp_connection_set_timeout(hc->conn, c->timeout);
 	if (call_start(hc->conn, c) != 0)
 		return -1;

@@ -84,6 +84,7 @@ struct http_call {
 	void *done_arg;
 	struct evhttp_connection *conn;
 	int own_conn;
+	struct evhttp_connection *via; /* the call's connection */
 };
 
 struct http_client;

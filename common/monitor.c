@@ -23,9 +23,13 @@
 #include "queue.h"
 #include "runner.h"
 #include "timespec.h"
+#include "tls.h"
 #include "understudy-config.h"
+#include "xmalloc.h"
 
 #define MONITOR_TICK_MS 100
+/* check and /health warn this long before the certificate expires */
+#define TLS_WARN_SECS (21 * 86400)
 #define MONITOR_STALL 0.1 /* seconds late: a stall */
 
 void
@@ -33,7 +37,8 @@ monitor_status(struct node *n, struct evhttp_request *req)
 {
 	struct qentry *e;
 	struct json j;
-	char iso[32];
+	char iso[32], fp[TLS_FP_SIZE];
+	time_t not_after;
 
 	http_json_begin(&j);
 	json_str(&j, "role", role_name(n->cf->role));
@@ -52,8 +57,45 @@ monitor_status(struct node *n, struct evhttp_request *req)
 	}
 	json_arr_close(&j);
 	json_i64(&j, "inbox", (int64_t)n->inbox->count);
+	if (n->cf->tls != NULL && tls_own(fp, &not_after) == 0) {
+		json_obj_open(&j, "tls");
+		json_str(&j, "certificate", n->cf->tls->certificate);
+		json_str(&j, "fingerprint", fp);
+		time_format_iso(not_after, iso, sizeof iso);
+		json_str(&j, "expires", iso);
+		json_obj_close(&j);
+	}
 	n->ops->status(n, &j);
 	http_reply_json(req, PROTO_OK, &j);
+}
+
+/* This host's certificate: critical once expired, a warning three weeks
+ * ahead; said first. */
+static void
+tls_health(struct node *n, int *rc, int *warn, char *why, size_t len)
+{
+	char fp[TLS_FP_SIZE], iso[32], *rest;
+	time_t not_after, now = time(NULL);
+
+	if (n->cf->tls == NULL || tls_own(fp, &not_after) != 0 ||
+	    not_after - now > TLS_WARN_SECS)
+		return;
+	time_format_iso(not_after, iso, sizeof iso);
+	rest = xstrdup(why);
+	if (not_after <= now) {
+		*rc = 1;
+		snprintf(why, len, "the TLS certificate %s expired at %s%s%s",
+		    n->cf->tls->certificate, iso, *rest ? "; " : "", rest);
+	} else {
+		*warn = 1;
+		snprintf(why, len,
+		    "the TLS certificate %s expires at %s, in %lld days: "
+		    "renew it (then reload)%s%s",
+		    n->cf->tls->certificate, iso,
+		    (long long)((not_after - now) / 86400), *rest ? "; " : "",
+		    rest);
+	}
+	free(rest);
 }
 
 /* For load balancers and DNS failover checks; ?max_age=SECONDS overrides
@@ -74,6 +116,7 @@ monitor_health(struct node *n, struct evhttp_request *req,
 	else
 		rc = runner_health_all(n->runners, n->nrunners, max_age,
 		    pr->max_lag, &warn, why, sizeof why);
+	tls_health(n, &rc, &warn, why, sizeof why);
 	evbuffer_add_printf(b, "%s: %s\n",
 	    rc != 0  ? "CRITICAL" :
 		warn ? "WARNING" :

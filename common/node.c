@@ -22,6 +22,7 @@
 #include "node.h"
 #include "queue.h"
 #include "runner.h"
+#include "tls.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -166,6 +167,13 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 		log_warnx("reload refused, the running configuration stays: %s "
 			  "changed, which needs a restart",
 		    key);
+		config_free(ncf);
+		return;
+	}
+	/* A certificate renewed in place is taken now. */
+	if (tls_setup(ncf, err, sizeof err) != 0) {
+		log_warnx("reload refused, the running configuration stays: %s",
+		    err);
 		config_free(ncf);
 		return;
 	}

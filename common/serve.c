@@ -19,6 +19,7 @@
 #include "manifest.h"
 #include "proto.h"
 #include "serve.h"
+#include "tls.h"
 #include "sync.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -38,17 +39,32 @@ struct delta_job {
 };
 
 /* A reply body that goes out with sendfile: without the flag, libevent
- * would mmap the whole file to add it. */
+ * would mmap the whole file to add it.  TLS cannot use sendfile (a
+ * sendfile segment written through OpenSSL went out as zeros): there the
+ * file is mapped and encrypted from the mapping. */
 static struct evbuffer *
 file_body(int fd, off_t len)
 {
 	struct evbuffer *b = evbuffer_new();
+	struct evbuffer_file_segment *seg;
 
-	evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
-	if (len > 0)
-		evbuffer_add_file(b, fd, 0, len);
-	else
+	if (len <= 0) {
 		close(fd);
+		return b;
+	}
+	if (!tls_on()) {
+		evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
+		evbuffer_add_file(b, fd, 0, len);
+		return b;
+	}
+	seg = evbuffer_file_segment_new(fd, 0, len,
+	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
+	if (seg == NULL) {
+		close(fd);
+		return b;
+	}
+	evbuffer_add_file_segment(b, seg, 0, len);
+	evbuffer_file_segment_free(seg);
 	return b;
 }
 

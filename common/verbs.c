@@ -1,9 +1,11 @@
 /* What the command-line verbs of every role share: their options, the
  * request to the running daemon, and the verbs every program has
  * (check-config, status, check). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -14,6 +16,7 @@
 #include "log.h"
 #include "proto.h"
 #include "timespec.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 char *
@@ -25,7 +28,7 @@ cli_url(const struct config *cf)
 		h = "127.0.0.1";
 	else if (strcmp(h, "::") == 0)
 		h = "::1";
-	return url_make(h, cf->listen_port);
+	return url_make_scheme(cf->tls != NULL, h, cf->listen_port);
 }
 
 int
@@ -249,6 +252,45 @@ verb_check(struct config *cf, int argc, char **argv)
 	free(path);
 	free(url);
 	return rc;
+}
+
+int
+verb_tls_init(struct config *cf, int argc, char **argv)
+{
+	const char *name = NULL, *days_s = NULL;
+	struct verb_opt opts[] = { { "name", 1, &name }, { "days", 1, &days_s },
+		{ NULL, 0, NULL } };
+	char *pos[2], host[256], fp[TLS_FP_SIZE], err[1024], *end;
+	long days = 730;
+
+	(void)cf;
+	if (verb_opts(argc, argv, opts, pos, 2) != 2)
+		return usage_error(
+		    "tls-init [--name HOST] [--days N] CERTIFICATE KEY");
+	if (days_s != NULL) {
+		errno = 0;
+		days = strtol(days_s, &end, 10);
+		if (errno != 0 || *end != '\0' || days < 1 || days > 36500)
+			return usage_error("tls-init: --days takes a number of "
+					   "days from 1 to 36500, not %s",
+			    days_s);
+	}
+	if (name == NULL) {
+		if (gethostname(host, sizeof host) != 0)
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = '\0';
+		name = host;
+	}
+	if (tls_make_self_signed(name, (int)days, pos[0], pos[1], fp, err,
+		sizeof err) != 0) {
+		fprintf(stderr, "tls-init: %s\n", err);
+		return EXIT_FAILED;
+	}
+	printf("made %s (key, 0600) and %s (a certificate for %s, valid %ld "
+	       "days)\nfingerprint %s\n"
+	       "pin it in the tls: pins of the hosts this one talks to\n",
+	    pos[1], pos[0], name, days, fp);
+	return EXIT_OK;
 }
 
 int

@@ -114,7 +114,49 @@ main(void)
 	snprintf(text, sizeof text,
 	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
 	    "[x]\nnotify: [https://h:1]\ntoken_file: token\n");
-	expect_error(ROLE_EXPORTER, text, "5:10", "https is not supported");
+	expect_error(ROLE_EXPORTER, text, "1:1",
+	    "https://h:1 is https: the configuration needs \"tls\"");
+	/* tls: needs a way to know the peers, and real fingerprints. */
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [https://h:1]\ntoken_file: token\ntls: "
+	    "{certificate: c, key: k}\n");
+	expect_error(ROLE_EXPORTER, text, "7:6",
+	    "needs a way to know the peers");
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [https://h:1]\ntoken_file: token\ntls: "
+	    "{certificate: c, key: k, pins: [sha256:abc]}\n");
+	expect_error(ROLE_EXPORTER, text, "7:38", "not a fingerprint");
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [https://h:1]\ntoken_file: token\ntls: "
+	    "{certificate: c, key: k, bogus: 1, ca: a}\n");
+	expect_error(ROLE_EXPORTER, text, "7:31", "unknown key \"bogus\"");
+	{
+		struct config *tcf = NULL;
+		char p[4300], terr[512];
+
+		snprintf(p, sizeof p, "%s/t.yaml", dir);
+		unit_write(p,
+		    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\n"
+		    "export_command: [x]\nnotify: ['https://[::1]:7402']\n"
+		    "token_file: token\ntls:\n  certificate: c.crt\n  key: "
+		    "k.key\n  pins: "
+		    "['SHA256:6B:43:82:78:1E:8C:9A:59:0D:81:00:EE:92:07:F8:CA:"
+		    "67:D5:1A:A7:1C:7C:54:B5:91:36:98:56:D0:A0:8E:6B']\n");
+		CHECK(config_load(p, ROLE_EXPORTER, &tcf, terr, sizeof terr) ==
+		    0);
+		if (tcf == NULL)
+			fprintf(stderr, "%s\n", terr);
+		CHECK(tcf != NULL && tcf->tls != NULL && tcf->tls->npins == 1 &&
+		    strcmp(tcf->tls->pins[0],
+			"sha256:6b4382781e8c9a590d8100ee9207f8ca67d51aa71c7c54b"
+			"591369856d0a08e6b") == 0);
+		CHECK(tcf != NULL &&
+		    strcmp(tcf->notify[0], "https://[::1]:7402") == 0);
+		config_free(tcf);
+	}
 	snprintf(text, sizeof text,
 	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
 	    "[x]\nnotify: [http://h:1]\ntoken_file: missing-token\n");

@@ -1,0 +1,142 @@
+#!/bin/bash
+# TLS on every link (issue 15, parts 1 and 2): the three daemons with a
+# key and a self-signed certificate each (tls-init), pinning each other's
+# fingerprints, every URL https.  A cycle goes through; plain HTTP, no
+# client certificate, an unpinned one and an expired one are refused, each
+# refusal logged with the peer and the certificate's fingerprint; a peer
+# that stops pinning another refuses it and the other says why.  Then the
+# same chain with a CA instead of pins: the certificate must be signed by
+# it for the name in the URL.
+source "$SRC/tests/it_lib.sh"
+
+if ! command -v curl > /dev/null || ! command -v openssl > /dev/null; then
+	echo "skip - needs curl and openssl"
+	finish
+	exit
+fi
+copy_chain
+mkdir -p "$T/tls"
+prog() { echo "$BUILD/$1/understudy-$1"; }
+for r in exporter pullbackup importer; do
+	"$(prog $r)" -c "$T/c/$r.yaml" tls-init --name 127.0.0.1 "$T/tls/$r.crt" "$T/tls/$r.key" > "$T/tls/$r.out"
+	check "tls-init makes $r's key and certificate" [ $? -eq 0 ]
+	sed -n 's/^fingerprint //p' "$T/tls/$r.out" > "$T/tls/$r.fp"
+	check "and prints its fingerprint, the one openssl sees" [ "$(cat "$T/tls/$r.fp")" = \
+		"sha256:$(openssl x509 -in "$T/tls/$r.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" ]
+done
+check "the key is 0600" [ "$(stat -c %a "$T/tls/exporter.key")" = 600 ]
+"$(prog exporter)" -c "$T/c/exporter.yaml" tls-init "$T/tls/exporter.crt" "$T/tls/other.key" 2> "$T/o"
+check "tls-init never replaces a file" [ $? -ne 0 ] && grep -q "File exists" "$T/o"
+"$(prog exporter)" -c "$T/c/exporter.yaml" tls-init --name 127.0.0.1 "$T/tls/stranger.crt" "$T/tls/stranger.key" |
+	sed -n 's/^fingerprint //p' > "$T/tls/stranger.fp"
+# Made by openssl under faketime (the daemons may be ASan builds, which
+# take no LD_PRELOAD).
+faketime "$(date -d '-800 days' '+%Y-%m-%d %H:%M:%S')" openssl req -x509 -newkey ec \
+	-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls/expired.key" -out "$T/tls/expired.crt" \
+	-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2> /dev/null
+echo "sha256:$(openssl x509 -in "$T/tls/expired.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" \
+	> "$T/tls/expired.fp"
+check_fails "the test's expired certificate is expired (openssl -checkend fails)" openssl x509 -in "$T/tls/expired.crt" -noout -checkend 0
+
+# with_tls ROLE PINNED-ROLES...: ROLE's config gets tls: and https URLs.
+with_tls() {
+	local r=$1 pins="" p
+	shift
+	for p in "$@"; do
+		pins="$pins${pins:+, }$(cat "$T/tls/$p.fp")"
+	done
+	sed -i 's|http://|https://|g; /^tls:/,$d' "$T/c/$r.yaml"
+	cat >> "$T/c/$r.yaml" << EOC
+tls:
+  certificate: $T/tls/$r.crt
+  key: $T/tls/$r.key
+  pins: [$pins]
+EOC
+}
+with_tls exporter pullbackup
+with_tls pullbackup exporter importer
+with_tls importer pullbackup
+for r in exporter pullbackup importer; do
+	check "$r: check-config takes tls:" "$(prog $r)" -c "$T/c/$r.yaml" check-config
+done
+chain_start || exit 1
+check "a cycle over TLS" exporter now --wait imported
+check "the standby is right" same_tree "$S" "$T/standby"
+check "the verbs call their daemon over TLS too" pullbackup status
+
+url=https://127.0.0.1:$PB_PORT/health
+check_fails "plain HTTP to a TLS daemon gets no answer" curl -sf -m 5 "http://127.0.0.1:$PB_PORT/health"
+check_fails "nor TLS without a client certificate" curl -skf -m 5 "$url"
+check_fails "nor an unpinned certificate" curl -skf -m 5 --cert "$T/tls/stranger.crt" --key "$T/tls/stranger.key" "$url"
+check "which the pull-backup logs, with the peer and the fingerprint" \
+	eventually grep -q "refused a TLS connection from 127.0.0.1:[0-9]*: its certificate $(cat "$T/tls/stranger.fp"): not pinned" "$T/c/pullbackup.log"
+check "a pinned one is answered" curl -skf -m 5 --cert "$T/tls/importer.crt" --key "$T/tls/importer.key" "$url"
+
+# An expired certificate is refused even when pinned.
+with_tls pullbackup exporter importer expired
+kill -HUP "$PID_pullbackup"
+check "the reload takes the new pins" eventually grep -q "reloaded" "$T/c/pullbackup.log"
+check_fails "an expired certificate is refused, pinned or not" \
+	curl -skf -m 5 --cert "$T/tls/expired.crt" --key "$T/tls/expired.key" "$url"
+check "saying it has expired" eventually grep -q "its certificate $(cat "$T/tls/expired.fp"): certificate has expired" "$T/c/pullbackup.log"
+
+# The pull-backup stops pinning the exporter: it refuses its events, and
+# the exporter says why.
+with_tls pullbackup importer
+kill -HUP "$PID_pullbackup"
+eventually [ "$(grep -c reloaded "$T/c/pullbackup.log")" -ge 2 ]
+echo two > "$S/f"
+exporter now --wait archived --timeout 15s > "$T/o" 2>&1
+check_fails "an exporter the pull-backup no longer pins archives nothing" [ $? -eq 0 ]
+check "the pull-backup logs the refusal" grep -q "its certificate $(cat "$T/tls/exporter.fp"): not pinned" "$T/c/pullbackup.log"
+exporter status > "$T/o" 2>&1
+check "the exporter's status says TLS refused it" grep -q "TLS" "$T/o"
+
+# status shows the certificate; check warns three weeks ahead, and is
+# critical once it has expired; a reload takes a renewed certificate.
+pullbackup status --json > "$T/o"
+check "status shows this host's fingerprint" grep -q "\"fingerprint\": *\"$(cat "$T/tls/pullbackup.fp")\"" "$T/o"
+check "and when it expires" grep -q '"expires"' "$T/o"
+"$(prog importer)" -c "$T/c/importer.yaml" tls-init --days 10 --name 127.0.0.1 "$T/tls/soon.crt" "$T/tls/soon.key" > /dev/null
+sed -i "s|$T/tls/importer.crt|$T/tls/soon.crt|; s|$T/tls/importer.key|$T/tls/soon.key|" "$T/c/importer.yaml"
+kill -HUP "$PID_importer"
+eventually grep -q reloaded "$T/c/importer.log"
+importer check > "$T/soon"
+check "a certificate that expires in 10 days: check warns (exit 1)" [ $? -eq 1 ]
+check "saying so" grep -q "WARNING: the TLS certificate $T/tls/soon.crt expires at .*, in [0-9]* days: renew it" "$T/soon"
+sed -i "s|$T/tls/soon.crt|$T/tls/expired.crt|; s|$T/tls/soon.key|$T/tls/expired.key|" "$T/c/importer.yaml"
+kill -HUP "$PID_importer"
+eventually [ "$(grep -c reloaded "$T/c/importer.log")" -ge 2 ]
+importer check > "$T/o"
+check "an expired one: CRITICAL (exit 2)" [ $? -eq 2 ] && grep -q "CRITICAL: the TLS certificate .* expired" "$T/o"
+chain_stop
+
+# A CA instead of pins: certificates it signs for the name in the URL.
+A=$T/ca
+mkdir "$A"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$A/ca.key" \
+	-out "$A/ca.crt" -days 30 -subj /CN=understudy-test-ca 2> /dev/null
+leaf() { # NAME SAN
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$A/$1.key" \
+		-out "$A/$1.csr" -subj "/CN=$1" 2> /dev/null &&
+	openssl x509 -req -in "$A/$1.csr" -CA "$A/ca.crt" -CAkey "$A/ca.key" -CAcreateserial \
+		-days 30 -out "$A/$1.crt" -extfile <(printf 'subjectAltName=%s\n' "$2") 2> /dev/null
+}
+for r in exporter pullbackup importer; do
+	leaf $r IP:127.0.0.1
+	sed -i '/^tls:/,$d' "$T/c/$r.yaml"
+	printf 'tls:\n  certificate: %s\n  key: %s\n  ca: %s\n' "$A/$r.crt" "$A/$r.key" "$A/ca.crt" >> "$T/c/$r.yaml"
+done
+leaf elsewhere DNS:backup.example.org
+chain_start || exit 1
+echo three > "$S/f"
+check "a cycle with certificates from a CA" exporter now --wait imported
+check "the standby is right" same_tree "$S" "$T/standby"
+sed -i "s|$A/exporter.crt|$A/elsewhere.crt|; s|$A/exporter.key|$A/elsewhere.key|" "$T/c/exporter.yaml"
+kill -HUP "$PID_exporter"
+eventually grep -q reloaded "$T/c/exporter.log"
+echo four > "$S/f"
+exporter now --wait archived --timeout 20s > /dev/null 2>&1
+check_fails "an exporter whose certificate names another host is not pulled from" [ $? -eq 0 ]
+check "the pull-backup says why" grep -q "TLS: the peer's certificate sha256:[0-9a-f]* was refused: IP address mismatch" "$T/c/pullbackup.log"
+finish
