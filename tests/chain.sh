@@ -61,6 +61,39 @@ EOC
 	CHAIN_DIR=$dir
 }
 
+# chain_tls: after chain_setup, TLS on every link: a key and self-signed
+# certificate per daemon (tls-init) in $CHAIN_DIR/tls, each daemon pinning
+# the peers it talks to, every URL https.
+chain_tls() {
+	local r
+	mkdir -p "$CHAIN_DIR/tls"
+	for r in exporter pullbackup importer; do
+		"$BUILD/$r/understudy-$r" -c "$CHAIN_DIR/$r.yaml" tls-init --name 127.0.0.1 \
+			"$CHAIN_DIR/tls/$r.crt" "$CHAIN_DIR/tls/$r.key" |
+			sed -n 's/^fingerprint //p' > "$CHAIN_DIR/tls/$r.fp" || return 1
+	done
+	chain_pin exporter pullbackup &&
+	chain_pin pullbackup exporter importer &&
+	chain_pin importer pullbackup
+}
+
+# chain_pin ROLE PEER...: ROLE's tls: with its certificate and the pins of
+# the peers named (fingerprints in $CHAIN_DIR/tls/PEER.fp), URLs https.
+chain_pin() {
+	local r=$1 pins="" p
+	shift
+	for p in "$@"; do
+		pins="$pins${pins:+, }$(cat "$CHAIN_DIR/tls/$p.fp")"
+	done
+	sed -i 's|http://|https://|g; /^tls:/,$d' "$CHAIN_DIR/$r.yaml"
+	cat >> "$CHAIN_DIR/$r.yaml" << EOC
+tls:
+  certificate: $CHAIN_DIR/tls/$r.crt
+  key: $CHAIN_DIR/tls/$r.key
+  pins: [$pins]
+EOC
+}
+
 # chain_start_one PROGRAM NAME: start a daemon, wait until it answers.
 # chain_start_one PROG NAME: start one daemon; CHAIN_ENV (VAR=value
 # words) goes into its environment, and CHAIN_AS (a command that runs

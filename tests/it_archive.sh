@@ -17,6 +17,7 @@ echo "goes away" > "$S/old-dir/gone"
 ln -s keep "$S/link"
 head -c 3M /dev/urandom > "$S/dir/blob"
 chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+chain_tls || exit 1
 chain_start || exit 1
 
 version() {

@@ -18,6 +18,7 @@ printf 'x%.0s' $(seq 3000) > "$S/a/big"
 ln -s a/b/one "$S/link"
 chmod 600 "$S/two words"
 chain_setup "$T/c" "[$H/files-export, $S]" "[$H/files-import, $T/standby]"
+chain_tls || exit 1
 chain_start || exit 1
 
 check "cycle 1" exporter now --wait imported

@@ -73,6 +73,7 @@ CHAIN_ENV="PATH=$T/bin:$PATH"
 c1="--no-defaults, --socket, $M/primary.sock, --user, root"
 c2="--no-defaults, --socket, $M/standby.sock, --user, root"
 chain_setup "$T/c" "[$H/mariadb-export, app, $c1]" "[$H/mariadb-import, app, $c2]"
+chain_tls || exit 1
 sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$H/mariadb-promote, app, $c2]|" "$T/c/importer.yaml"
 chain_start || exit 1
 

@@ -42,6 +42,7 @@ owners() {
 
 SPECIAL=()
 chain_setup "$T/c" "[$H/files-export, $S]" "[$H/files-import, $T/standby]"
+chain_tls || exit 1
 chain_start || exit 1
 check "cycle 1" exporter now --wait imported
 owners "$S" > "$T/want"

@@ -58,6 +58,7 @@ pgbench --host "$PG" --port "$P1" --username app -i -q -s 2 app > "$T/pgbench-in
 c1="--host, $PG, --port, '$P1', --username, postgres"
 c2="--host, $PG, --port, '$P2', --username, postgres"
 chain_setup "$T/c" "[$H/postgresql-export, app, $c1]" "[$H/postgresql-import, app, $c2]"
+chain_tls || exit 1
 sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$H/postgresql-promote, app, $c2]|" "$T/c/importer.yaml"
 chain_start || exit 1
 

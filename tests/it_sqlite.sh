@@ -11,6 +11,7 @@ mkdir -p "$T/primary"
 sqlite3 "$P" "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
 	INSERT INTO t (v) VALUES ('first'), ('second');" > /dev/null
 chain_setup "$T/c" "[$H/sqlite-export, $P]" "[$H/sqlite-import, $D]"
+chain_tls || exit 1
 sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$H/sqlite-promote, $D]|" "$T/c/importer.yaml"
 chain_start || exit 1
 

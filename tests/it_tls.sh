@@ -15,44 +15,32 @@ if ! command -v curl > /dev/null || ! command -v openssl > /dev/null; then
 	exit
 fi
 copy_chain
-mkdir -p "$T/tls"
+mkdir -p "$T/c/tls"
 prog() { echo "$BUILD/$1/understudy-$1"; }
 for r in exporter pullbackup importer; do
-	"$(prog $r)" -c "$T/c/$r.yaml" tls-init --name 127.0.0.1 "$T/tls/$r.crt" "$T/tls/$r.key" > "$T/tls/$r.out"
+	"$(prog $r)" -c "$T/c/$r.yaml" tls-init --name 127.0.0.1 "$T/c/tls/$r.crt" "$T/c/tls/$r.key" > "$T/c/tls/$r.out"
 	check "tls-init makes $r's key and certificate" [ $? -eq 0 ]
-	sed -n 's/^fingerprint //p' "$T/tls/$r.out" > "$T/tls/$r.fp"
-	check "and prints its fingerprint, the one openssl sees" [ "$(cat "$T/tls/$r.fp")" = \
-		"sha256:$(openssl x509 -in "$T/tls/$r.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" ]
+	sed -n 's/^fingerprint //p' "$T/c/tls/$r.out" > "$T/c/tls/$r.fp"
+	check "and prints its fingerprint, the one openssl sees" [ "$(cat "$T/c/tls/$r.fp")" = \
+		"sha256:$(openssl x509 -in "$T/c/tls/$r.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" ]
 done
-check "the key is 0600" [ "$(stat -c %a "$T/tls/exporter.key")" = 600 ]
-"$(prog exporter)" -c "$T/c/exporter.yaml" tls-init "$T/tls/exporter.crt" "$T/tls/other.key" 2> "$T/o"
+check "the key is 0600" [ "$(stat -c %a "$T/c/tls/exporter.key")" = 600 ]
+"$(prog exporter)" -c "$T/c/exporter.yaml" tls-init "$T/c/tls/exporter.crt" "$T/c/tls/other.key" 2> "$T/o"
 check "tls-init never replaces a file" [ $? -ne 0 ] && grep -q "File exists" "$T/o"
-"$(prog exporter)" -c "$T/c/exporter.yaml" tls-init --name 127.0.0.1 "$T/tls/stranger.crt" "$T/tls/stranger.key" |
-	sed -n 's/^fingerprint //p' > "$T/tls/stranger.fp"
+"$(prog exporter)" -c "$T/c/exporter.yaml" tls-init --name 127.0.0.1 "$T/c/tls/stranger.crt" "$T/c/tls/stranger.key" |
+	sed -n 's/^fingerprint //p' > "$T/c/tls/stranger.fp"
 # Made by openssl under faketime (the daemons may be ASan builds, which
 # take no LD_PRELOAD).
 faketime "$(date -d '-800 days' '+%Y-%m-%d %H:%M:%S')" openssl req -x509 -newkey ec \
-	-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tls/expired.key" -out "$T/tls/expired.crt" \
+	-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/c/tls/expired.key" -out "$T/c/tls/expired.crt" \
 	-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2> /dev/null
-echo "sha256:$(openssl x509 -in "$T/tls/expired.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" \
-	> "$T/tls/expired.fp"
-check_fails "the test's expired certificate is expired (openssl -checkend fails)" openssl x509 -in "$T/tls/expired.crt" -noout -checkend 0
+echo "sha256:$(openssl x509 -in "$T/c/tls/expired.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" \
+	> "$T/c/tls/expired.fp"
+check_fails "the test's expired certificate is expired (openssl -checkend fails)" openssl x509 -in "$T/c/tls/expired.crt" -noout -checkend 0
 
-# with_tls ROLE PINNED-ROLES...: ROLE's config gets tls: and https URLs.
-with_tls() {
-	local r=$1 pins="" p
-	shift
-	for p in "$@"; do
-		pins="$pins${pins:+, }$(cat "$T/tls/$p.fp")"
-	done
-	sed -i 's|http://|https://|g; /^tls:/,$d' "$T/c/$r.yaml"
-	cat >> "$T/c/$r.yaml" << EOC
-tls:
-  certificate: $T/tls/$r.crt
-  key: $T/tls/$r.key
-  pins: [$pins]
-EOC
-}
+# The chain's own keys are tls-init's above; chain_pin (tests/chain.sh)
+# writes tls: and https URLs.
+with_tls() { chain_pin "$@"; }
 with_tls exporter pullbackup
 with_tls pullbackup exporter importer
 with_tls importer pullbackup
@@ -67,18 +55,18 @@ check "the verbs call their daemon over TLS too" pullbackup status
 url=https://127.0.0.1:$PB_PORT/health
 check_fails "plain HTTP to a TLS daemon gets no answer" curl -sf -m 5 "http://127.0.0.1:$PB_PORT/health"
 check_fails "nor TLS without a client certificate" curl -skf -m 5 "$url"
-check_fails "nor an unpinned certificate" curl -skf -m 5 --cert "$T/tls/stranger.crt" --key "$T/tls/stranger.key" "$url"
+check_fails "nor an unpinned certificate" curl -skf -m 5 --cert "$T/c/tls/stranger.crt" --key "$T/c/tls/stranger.key" "$url"
 check "which the pull-backup logs, with the peer and the fingerprint" \
-	eventually grep -q "refused a TLS connection from 127.0.0.1:[0-9]*: its certificate $(cat "$T/tls/stranger.fp"): not pinned" "$T/c/pullbackup.log"
-check "a pinned one is answered" curl -skf -m 5 --cert "$T/tls/importer.crt" --key "$T/tls/importer.key" "$url"
+	eventually grep -q "refused a TLS connection from 127.0.0.1:[0-9]*: its certificate $(cat "$T/c/tls/stranger.fp"): not pinned" "$T/c/pullbackup.log"
+check "a pinned one is answered" curl -skf -m 5 --cert "$T/c/tls/importer.crt" --key "$T/c/tls/importer.key" "$url"
 
 # An expired certificate is refused even when pinned.
 with_tls pullbackup exporter importer expired
 kill -HUP "$PID_pullbackup"
 check "the reload takes the new pins" eventually grep -q "reloaded" "$T/c/pullbackup.log"
 check_fails "an expired certificate is refused, pinned or not" \
-	curl -skf -m 5 --cert "$T/tls/expired.crt" --key "$T/tls/expired.key" "$url"
-check "saying it has expired" eventually grep -q "its certificate $(cat "$T/tls/expired.fp"): certificate has expired" "$T/c/pullbackup.log"
+	curl -skf -m 5 --cert "$T/c/tls/expired.crt" --key "$T/c/tls/expired.key" "$url"
+check "saying it has expired" eventually grep -q "its certificate $(cat "$T/c/tls/expired.fp"): certificate has expired" "$T/c/pullbackup.log"
 
 # The pull-backup stops pinning the exporter: it refuses its events, and
 # the exporter says why.
@@ -88,23 +76,23 @@ eventually [ "$(grep -c reloaded "$T/c/pullbackup.log")" -ge 2 ]
 echo two > "$S/f"
 exporter now --wait archived --timeout 15s > "$T/o" 2>&1
 check_fails "an exporter the pull-backup no longer pins archives nothing" [ $? -eq 0 ]
-check "the pull-backup logs the refusal" grep -q "its certificate $(cat "$T/tls/exporter.fp"): not pinned" "$T/c/pullbackup.log"
+check "the pull-backup logs the refusal" grep -q "its certificate $(cat "$T/c/tls/exporter.fp"): not pinned" "$T/c/pullbackup.log"
 exporter status > "$T/o" 2>&1
 check "the exporter's status says TLS refused it" grep -q "TLS" "$T/o"
 
 # status shows the certificate; check warns three weeks ahead, and is
 # critical once it has expired; a reload takes a renewed certificate.
 pullbackup status --json > "$T/o"
-check "status shows this host's fingerprint" grep -q "\"fingerprint\": *\"$(cat "$T/tls/pullbackup.fp")\"" "$T/o"
+check "status shows this host's fingerprint" grep -q "\"fingerprint\": *\"$(cat "$T/c/tls/pullbackup.fp")\"" "$T/o"
 check "and when it expires" grep -q '"expires"' "$T/o"
-"$(prog importer)" -c "$T/c/importer.yaml" tls-init --days 10 --name 127.0.0.1 "$T/tls/soon.crt" "$T/tls/soon.key" > /dev/null
-sed -i "s|$T/tls/importer.crt|$T/tls/soon.crt|; s|$T/tls/importer.key|$T/tls/soon.key|" "$T/c/importer.yaml"
+"$(prog importer)" -c "$T/c/importer.yaml" tls-init --days 10 --name 127.0.0.1 "$T/c/tls/soon.crt" "$T/c/tls/soon.key" > /dev/null
+sed -i "s|$T/c/tls/importer.crt|$T/c/tls/soon.crt|; s|$T/c/tls/importer.key|$T/c/tls/soon.key|" "$T/c/importer.yaml"
 kill -HUP "$PID_importer"
 eventually grep -q reloaded "$T/c/importer.log"
 importer check > "$T/soon"
 check "a certificate that expires in 10 days: check warns (exit 1)" [ $? -eq 1 ]
-check "saying so" grep -q "WARNING: the TLS certificate $T/tls/soon.crt expires at .*, in [0-9]* days: renew it" "$T/soon"
-sed -i "s|$T/tls/soon.crt|$T/tls/expired.crt|; s|$T/tls/soon.key|$T/tls/expired.key|" "$T/c/importer.yaml"
+check "saying so" grep -q "WARNING: the TLS certificate $T/c/tls/soon.crt expires at .*, in [0-9]* days: renew it" "$T/soon"
+sed -i "s|$T/c/tls/soon.crt|$T/c/tls/expired.crt|; s|$T/c/tls/soon.key|$T/c/tls/expired.key|" "$T/c/importer.yaml"
 kill -HUP "$PID_importer"
 eventually [ "$(grep -c reloaded "$T/c/importer.log")" -ge 2 ]
 importer check > "$T/o"

@@ -9,6 +9,7 @@ make_copy_hooks
 S=$T/src
 mkdir -p "$S" && echo "original content" > "$S/f" && echo other > "$S/g"
 chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+chain_tls || exit 1
 chain_start || exit 1
 check "a first good cycle" exporter now --wait imported
 first=$(ls "$T/c/exporter/exports" | sort | tail -1)
