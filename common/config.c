@@ -349,21 +349,24 @@ source_name_valid(const char *s)
 	return 1;
 }
 
+/* A secret from key's file: one line of 16 characters or more. */
 static int
-read_token(struct cctx *c, struct config *cf, const struct doc *at)
+read_secret(struct cctx *c, struct config *cf, const struct doc *at,
+    const char *key, const char *path, char **out, size_t *outlen)
 {
 	struct stat st;
 	char *buf;
 	size_t len;
 
 	/* Whoever reads the secret can do anything on every link. */
-	if (stat(cf->token_file, &st) == 0 && (st.st_mode & 077) != 0)
-		cf->warning = xasprintf("token_file %s is readable by others "
+	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0 &&
+	    cf->warning == NULL)
+		cf->warning = xasprintf("%s %s is readable by others "
 					"(mode %04o): chmod 600 it",
-		    cf->token_file, (unsigned)(st.st_mode & 07777));
+		    key, path, (unsigned)(st.st_mode & 07777));
 
-	if (fs_read_file(cf->token_file, 4096, &buf, &len) != 0)
-		return cerr(c, at, "token_file %s: %s", cf->token_file,
+	if (fs_read_file(path, 4096, &buf, &len) != 0)
+		return cerr(c, at, "%s %s: %s", key, path,
 		    errno == EFBIG ? "larger than 4096 bytes" :
 				     strerror(errno));
 	while (len > 0 &&
@@ -374,19 +377,40 @@ read_token(struct cctx *c, struct config *cf, const struct doc *at)
 	    memchr(buf, '\0', len) != NULL) {
 		free(buf);
 		return cerr(c, at,
-		    "token_file %s must hold one non-empty line: the secret of "
-		    "the links",
-		    cf->token_file);
+		    "%s %s must hold one non-empty line: a secret", key, path);
 	}
 	if (len < 16) {
 		free(buf);
 		return cerr(c, at,
-		    "token_file %s: the secret is too short (at least 16 "
+		    "%s %s: the secret is too short (at least 16 "
 		    "characters; try: openssl rand -hex 32)",
-		    cf->token_file);
+		    key, path);
 	}
-	cf->token = buf;
-	cf->token_len = len;
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static int
+read_token(struct cctx *c, struct config *cf, const struct doc *at,
+    const struct doc *read_at)
+{
+	if (read_secret(c, cf, at, "token_file", cf->token_file, &cf->token,
+		&cf->token_len) != 0)
+		return -1;
+	if (read_at == NULL)
+		return 0;
+	if (get_path(c, read_at, "read_token_file", &cf->read_token_file) !=
+		0 ||
+	    read_secret(c, cf, read_at, "read_token_file", cf->read_token_file,
+		&cf->read_token, &cf->read_token_len) != 0)
+		return -1;
+	if (cf->read_token_len == cf->token_len &&
+	    memcmp(cf->read_token, cf->token, cf->token_len) == 0)
+		return cerr(c, read_at,
+		    "read_token_file %s holds the secret of token_file: the "
+		    "read-only credential must be another secret",
+		    cf->read_token_file);
 	return 0;
 }
 
@@ -592,11 +616,14 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 {
 	static const char *const ex_keys[] = { "source", "listen", "state_dir",
 		"export_command", "schedule", "notify", "token_file",
-		"hook_timeout", "max_age", "pages", "tls", NULL };
+		"read_token_file", "hook_timeout", "max_age", "pages", "tls",
+		NULL };
 	static const char *const pb_keys[] = { "listen", "archive_dir",
-		"token_file", "sources", "max_age", "pages", "tls", NULL };
+		"token_file", "read_token_file", "sources", "max_age", "pages",
+		"tls", NULL };
 	static const char *const im_keys[] = { "listen", "state_dir",
-		"token_file", "sources", "max_age", "pages", "tls", NULL };
+		"token_file", "read_token_file", "sources", "max_age", "pages",
+		"tls", NULL };
 	const struct doc *v, *tok;
 	char why[256];
 
@@ -674,7 +701,7 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 			return -1;
 		break;
 	}
-	return read_token(c, cf, tok);
+	return read_token(c, cf, tok, doc_get(root, "read_token_file"));
 }
 
 int
@@ -763,6 +790,10 @@ config_free(struct config *cf)
 	free(cf->state_dir);
 	free(cf->archive_dir);
 	free(cf->token_file);
+	free(cf->read_token_file);
+	if (cf->read_token != NULL)
+		explicit_bzero(cf->read_token, cf->read_token_len);
+	free(cf->read_token);
 	free(cf->warning);
 	if (cf->tls != NULL) {
 		free(cf->tls->certificate);

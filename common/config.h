@@ -64,6 +64,11 @@ struct config {
 	enum pages_mode pages;
 	char *token;
 	size_t token_len;
+	/* read_token_file: a second secret that may read /metrics, /v1/status
+	 * and the pages, and nothing else; or NULL */
+	char *read_token_file;
+	char *read_token;
+	size_t read_token_len;
 	char *warning;        /* one line on something risky, or NULL */
 	struct tls_conf *tls; /* or NULL: plain HTTP */
 	/* exporter */

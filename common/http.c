@@ -127,14 +127,41 @@ http_peer(struct evhttp_request *req)
 	return buf;
 }
 
+/* The read-only credential on a request that needs the secret: 403. */
+static void
+refuse_read_only(struct evhttp_request *req)
+{
+	const char *m = evhttp_request_get_command(req) == EVHTTP_REQ_POST ?
+	    "POST" :
+	    "GET";
+
+	log_warnx("refused %s %s from %s: the read-only credential may not", m,
+	    evhttp_request_get_uri(req), http_peer(req));
+	http_reply_error(req, PROTO_FORBIDDEN,
+	    "%s refused %s %s: the read-only credential (read_token_file) may "
+	    "read /metrics, /v1/status and the pages, nothing else",
+	    log_role(), m,
+	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)));
+}
+
 int
-http_check_secret(struct evhttp_request *req, const struct config *cf)
+http_check_secret(struct evhttp_request *req, const struct config *cf,
+    int allow_read)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *auth = evhttp_find_header(h, PROTO_AUTH_HEADER);
 	size_t n = strlen(PROTO_AUTH_SCHEME);
 
 	/* The scheme's name is case-insensitive (RFC 9110). */
+	if (auth != NULL && strncasecmp(auth, PROTO_AUTH_SCHEME, n) == 0 &&
+	    cf->read_token != NULL &&
+	    hash_secret_equal(auth + n, strlen(auth + n), cf->read_token,
+		cf->read_token_len)) {
+		if (allow_read)
+			return 0;
+		refuse_read_only(req);
+		return -1;
+	}
 	if (auth == NULL || strncasecmp(auth, PROTO_AUTH_SCHEME, n) != 0 ||
 	    !hash_secret_equal(auth + n, strlen(auth + n), cf->token,
 		cf->token_len)) {
@@ -184,6 +211,17 @@ http_check_page(struct evhttp_request *req, const struct config *cf)
 			(size_t)n - (size_t)(colon + 1 - (const char *)dec),
 			cf->token, cf->token_len))
 			return 0;
+		/* The read-only credential reads the pages, and does not
+		 * promote. */
+		if (colon != NULL && cf->read_token != NULL &&
+		    hash_secret_equal(colon + 1,
+			(size_t)n - (size_t)(colon + 1 - (const char *)dec),
+			cf->read_token, cf->read_token_len)) {
+			if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
+				return 0;
+			refuse_read_only(req);
+			return -1;
+		}
 	}
 	if (auth != NULL)
 		log_warnx("refused %s: wrong password for the pages",
@@ -198,12 +236,12 @@ http_check_page(struct evhttp_request *req, const struct config *cf)
 }
 
 int
-http_check(struct evhttp_request *req, const struct config *cf)
+http_check(struct evhttp_request *req, const struct config *cf, int allow_read)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *v = evhttp_find_header(h, PROTO_HEADER);
 
-	if (http_check_secret(req, cf) != 0)
+	if (http_check_secret(req, cf, allow_read) != 0)
 		return -1;
 	if (v == NULL || strtol(v, NULL, 10) != PROTO_VERSION ||
 	    strspn(v, "0123456789") != strlen(v)) {

@@ -21,10 +21,12 @@ struct evhttp *http_server_new(struct event_base *, const struct config *,
     char *err, size_t errlen);
 /* 0 when the request carries our protocol version and the right secret;
  * otherwise the reply (400 or 401) is sent and -1 returned. */
-int http_check(struct evhttp_request *, const struct config *);
+int http_check(struct evhttp_request *, const struct config *, int allow_read);
 /* Only the secret (for /metrics, which scrapers fetch without our
  * protocol header). */
-int http_check_secret(struct evhttp_request *, const struct config *);
+/* allow_read: the read-only credential (read_token_file) will do too. */
+int http_check_secret(struct evhttp_request *, const struct config *,
+    int allow_read);
 /* The HTML pages and /feed, as the config's pages key says. */
 int http_check_page(struct evhttp_request *, const struct config *);
 void http_reply(struct evhttp_request *, int code, const char *ctype,

@@ -35,7 +35,9 @@ route_v1(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
-	if (http_check(req, n->cf) != 0)
+	/* The read-only credential reads the status, nothing else. */
+	if (http_check(req, n->cf,
+		pr->route == PROTO_R_STATUS && cmd == EVHTTP_REQ_GET) != 0)
 		return;
 	switch (pr->route) {
 	case PROTO_R_EVENTS:
@@ -90,7 +92,7 @@ router_request(struct evhttp_request *req, void *arg)
 	case PROTO_R_METRICS:
 		if (cmd != EVHTTP_REQ_GET)
 			break;
-		if (http_check_secret(req, n->cf) == 0)
+		if (http_check_secret(req, n->cf, 1) == 0)
 			monitor_metrics(n, req);
 		goto out;
 	case PROTO_R_PAGE:

@@ -84,4 +84,30 @@ check "the refusal is logged with the peer's address" \
 	eventually grep -q 'refused /v1/status?x=.* from 127.0.0.1:[0-9]*: wrong secret' "$T/c/pullbackup.log"
 check "its control bytes escaped" grep -qF 'x=\x1b[2J\x1b]0;owned\x07 from' "$T/c/pullbackup.log"
 check "none raw" [ "$(grep -c $'\x1b' "$T/c/pullbackup.log")" = 0 ]
+
+# A read-only credential (read_token_file): status, metrics and the pages,
+# nothing else; promotion least of all.
+chain_stop
+(umask 077 && openssl rand -hex 20 > "$T/c/read-token")
+READ=$(cat "$T/c/read-token")
+printf 'read_token_file: %s\npages: secret\n' "$T/c/read-token" >> "$T/c/importer.yaml"
+check "read_token_file passes check-config" importer check-config
+chain_start_one "$IMPORTER" importer || exit 1
+IM=http://127.0.0.1:$IM_PORT
+rd() { curl -s -o "$T/rd.body" -w '%{http_code}' -H "Authorization: Bearer $READ" -H "X-Understudy-Protocol: 1" "$@"; }
+check "the read-only credential reads /metrics" [ "$(rd "$IM/metrics")" = 200 ]
+check "and /v1/status" [ "$(rd "$IM/v1/status")" = 200 ]
+check "and the pages" [ "$(curl -s -o /dev/null -w '%{http_code}' -u "x:$READ" "$IM/")" = 200 ]
+check "it may not promote (403)" [ "$(rd -X POST -d '{"source":"db","force":true}' "$IM/v1/promote")" = 403 ]
+check "saying what the credential may do" grep -q "read-only credential (read_token_file) may read" "$T/rd.body"
+check "nor post events (403)" [ "$(rd -X POST -d '{}' "$IM/v1/events")" = 403 ]
+check "nor promote through the takeover form (403)" \
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -u "x:$READ" -X POST -d 'source=db' "$IM/promote")" = 403 ]
+check "the refusals are logged with the peer" grep -q "refused POST /v1/promote from 127.0.0.1:[0-9]*: the read-only credential may not" "$T/c/importer.log"
+check "the standby was not promoted" [ ! -e "$T/c/importer/sources/db/promoted.json" ]
+check "the secret of token_file still does everything" [ "$(curl -s -o /dev/null -w '%{http_code}' \
+	-H "Authorization: Bearer $(cat "$T/c/token")" -H "X-Understudy-Protocol: 1" "$IM/v1/status")" = 200 ]
+cp "$T/c/token" "$T/c/read-token"
+importer check-config > "$T/o" 2>&1
+check "a read-only credential equal to the secret is refused" [ $? -ne 0 ] && grep -q "read_token_file .* holds the secret of token_file" "$T/o"
 finish
