@@ -415,6 +415,29 @@ read_token(struct cctx *c, struct config *cf, const struct doc *at,
 }
 
 static int
+read_promote_token(struct cctx *c, struct config *cf, const struct doc *at)
+{
+	if (at == NULL)
+		return 0;
+	if (get_path(c, at, "promote_token_file", &cf->promote_token_file) !=
+		0 ||
+	    read_secret(c, cf, at, "promote_token_file", cf->promote_token_file,
+		&cf->promote_token, &cf->promote_token_len) != 0)
+		return -1;
+	if ((cf->promote_token_len == cf->token_len &&
+		memcmp(cf->promote_token, cf->token, cf->token_len) == 0) ||
+	    (cf->read_token != NULL &&
+		cf->promote_token_len == cf->read_token_len &&
+		memcmp(cf->promote_token, cf->read_token, cf->read_token_len) ==
+		    0))
+		return cerr(c, at,
+		    "promote_token_file %s holds the secret of another token "
+		    "file: promotion needs a secret of its own",
+		    cf->promote_token_file);
+	return 0;
+}
+
+static int
 parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 {
 	static const char *const pb_keys[] = { "exporter", "importers",
@@ -622,8 +645,8 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 		"token_file", "read_token_file", "sources", "max_age", "pages",
 		"tls", NULL };
 	static const char *const im_keys[] = { "listen", "state_dir",
-		"token_file", "read_token_file", "sources", "max_age", "pages",
-		"tls", NULL };
+		"token_file", "read_token_file", "promote_token_file",
+		"sources", "max_age", "pages", "tls", NULL };
 	const struct doc *v, *tok;
 	char why[256];
 
@@ -701,7 +724,9 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 			return -1;
 		break;
 	}
-	return read_token(c, cf, tok, doc_get(root, "read_token_file"));
+	if (read_token(c, cf, tok, doc_get(root, "read_token_file")) != 0)
+		return -1;
+	return read_promote_token(c, cf, doc_get(root, "promote_token_file"));
 }
 
 int
@@ -791,6 +816,10 @@ config_free(struct config *cf)
 	free(cf->archive_dir);
 	free(cf->token_file);
 	free(cf->read_token_file);
+	free(cf->promote_token_file);
+	if (cf->promote_token != NULL)
+		explicit_bzero(cf->promote_token, cf->promote_token_len);
+	free(cf->promote_token);
 	if (cf->read_token != NULL)
 		explicit_bzero(cf->read_token, cf->read_token_len);
 	free(cf->read_token);

@@ -69,6 +69,11 @@ struct config {
 	char *read_token_file;
 	char *read_token;
 	size_t read_token_len;
+	/* importer: promote_token_file, the secret promotion needs (without
+	 * it, only this host's CLI promotes); or NULL */
+	char *promote_token_file;
+	char *promote_token;
+	size_t promote_token_len;
 	char *warning;        /* one line on something risky, or NULL */
 	struct tls_conf *tls; /* or NULL: plain HTTP */
 	/* exporter */

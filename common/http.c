@@ -578,6 +578,8 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 	free(auth);
 	if (c->content_type != NULL)
 		evhttp_add_header(h, "Content-Type", c->content_type);
+	if (c->header != NULL)
+		evhttp_add_header(h, c->header, c->header_value);
 	if (c->body != NULL)
 		evbuffer_add_buffer(evhttp_request_get_output_buffer(req),
 		    c->body);

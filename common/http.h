@@ -64,7 +64,8 @@ struct http_call {
 	size_t token_len;
 	struct evbuffer *body; /* POST body, consumed; may be NULL */
 	const char *content_type;
-	int timeout; /* idle seconds */
+	const char *header, *header_value; /* one more header, or NULL */
+	int timeout;                       /* idle seconds */
 	/* seconds for the whole call, or 0: a peer that trickles a reply
 	 * cannot hold the caller past it (proto_deadline()) */
 	int64_t deadline;

@@ -128,6 +128,8 @@ enum proto_what {
 
 /* Members of the control bodies. */
 #define PROMOTE_SOURCE "source" /* POST /v1/promote */
+/* POST /v1/promote: the secret of the importer's promote_token_file */
+#define PROTO_PROMOTE_HEADER "X-Understudy-Promote-Secret"
 #define PROMOTE_FORCE "force"
 #define NOW_VERSION "version" /* the answer to POST /v1/now */
 #define RUNS_RUN "run"        /* the answer to GET /v1/runs/<id> */

@@ -227,7 +227,13 @@ im_route(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 	else if ((s = importer_find(im, source)) == NULL)
 		http_reply_error(req, PROTO_UNKNOWN,
 		    "this importer has no source \"%s\"", source);
-	else {
+	else if (!promote_permitted(n->cf, req,
+		     evhttp_find_header(evhttp_request_get_input_headers(req),
+			 PROTO_PROMOTE_HEADER),
+		     why, sizeof why)) {
+		log_warnx("source \"%s\": promotion refused: %s", source, why);
+		http_reply_error(req, PROTO_FORBIDDEN, "%s", why);
+	} else {
 		doc_get_bool(d, PROMOTE_FORCE, &force);
 		promote_start(s, req, force, promote_reply_json, "");
 	}

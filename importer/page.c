@@ -80,8 +80,11 @@ promote_form(struct evbuffer *b, const struct isrc *s)
 	    "</code>, takes no more imports, and runs the promote hook. Do "
 	    "this only when the primary is gone for good.</p>\n<label>Type the "
 	    "source's name to confirm: <input type=\"text\" name=\"confirm\" "
-	    "required></label>\n<label>Secret (the token file's line): <input "
-	    "type=\"password\" name=\"secret\" required></label>\n");
+	    "required></label>\n<label>Secret (%s): <input "
+	    "type=\"password\" name=\"secret\" required></label>\n",
+	    s->node->cf->promote_token != NULL ?
+		"the line of promote_token_file" :
+		"the token file's line");
 	if (s->run.last.version != NULL && !s->run.last.ok)
 		evbuffer_add_printf(b,
 		    "<label><input type=\"checkbox\" name=\"force\" "
@@ -220,7 +223,7 @@ page_promote(struct importer *im, struct evhttp_request *req)
 	struct evkeyvalq q;
 	const char *source, *confirm, *secret, *force;
 	struct isrc *s;
-	char *body;
+	char *body, why[512];
 	size_t len;
 
 	TAILQ_INIT(&q);
@@ -240,15 +243,27 @@ page_promote(struct importer *im, struct evhttp_request *req)
 		    "This importer has no such source; reload the page.");
 		goto out;
 	}
-	if (secret == NULL ||
-	    !hash_secret_equal(secret, strlen(secret), im->cf->token,
-		im->cf->token_len)) {
+	/* With promote_token_file, its secret; without, the secret of
+	 * token_file, and a browser on this host. */
+	if (im->cf->promote_token == NULL &&
+	    (secret == NULL ||
+		!hash_secret_equal(secret, strlen(secret), im->cf->token,
+		    im->cf->token_len))) {
 		log_warnx("source \"%s\": promotion on the takeover page "
 			  "refused: wrong secret",
 		    s->run.sc->name);
 		page_promote_reply(req, s, 403,
 		    "Wrong secret: nothing was changed. The secret is the line "
 		    "of the token file (token_file in the configuration).");
+		goto out;
+	}
+	if (!promote_permitted(im->cf, req,
+		im->cf->promote_token != NULL ? secret : NULL, why,
+		sizeof why)) {
+		log_warnx("source \"%s\": promotion on the takeover page "
+			  "refused: %s",
+		    s->run.sc->name, why);
+		page_promote_reply(req, s, 403, why);
 		goto out;
 	}
 	if (confirm == NULL || strcmp(confirm, s->run.sc->name) != 0) {

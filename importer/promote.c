@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/http.h>
 
 #include "check.h"
 #include "config.h"
@@ -22,6 +23,7 @@
 #include "fault.h"
 #include "fsutil.h"
 #include "generation.h"
+#include "hash.h"
 #include "hook.h"
 #include "http.h"
 #include "isrc.h"
@@ -111,6 +113,45 @@ promote_save(const struct isrc *s)
 	    evbuffer_get_length(b));
 	evbuffer_free(b);
 	return rc;
+}
+
+/* Whether the peer of req is this host. */
+static int
+peer_is_local(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (c == NULL)
+		return 0;
+	evhttp_connection_get_peer(c, &addr, &port);
+	return addr != NULL &&
+	    (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+		strncmp(addr, "::ffff:127.", 11) == 0);
+}
+
+int
+promote_permitted(const struct config *cf, struct evhttp_request *req,
+    const char *secret, char *why, size_t len)
+{
+	if (cf->promote_token != NULL) {
+		if (secret != NULL &&
+		    hash_secret_equal(secret, strlen(secret), cf->promote_token,
+			cf->promote_token_len))
+			return 1;
+		snprintf(why, len,
+		    "promotion needs the secret of promote_token_file (%s)",
+		    cf->promote_token_file);
+		return 0;
+	}
+	if (peer_is_local(req))
+		return 1;
+	snprintf(why, len,
+	    "promotion is taken from this host only (understudy-importer "
+	    "promote, or the takeover page opened on it), or from anywhere "
+	    "with the secret of promote_token_file, which is not set");
+	return 0;
 }
 
 int

@@ -20,6 +20,11 @@ void promote_generation(struct isrc *);
 void promote_announce(struct isrc *);
 /* 1, with the reason, when the source takes no more imports. */
 int promote_refuses(const struct isrc *, char *why, size_t len);
+/* Whether req may promote: with promote_token_file, when it gives that
+ * secret (secret); without, when it comes from this host (its CLI, or a
+ * browser on it).  0 with the reason otherwise. */
+int promote_permitted(const struct config *, struct evhttp_request *,
+    const char *secret, char *why, size_t len);
 /* The status block's part. */
 void promote_status(const struct isrc *, struct json *);
 

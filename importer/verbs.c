@@ -188,6 +188,10 @@ promote_remote(struct config *cf, const char *source, int force, int json)
 	json_obj_close(&j);
 	c.content_type = PROTO_CT_JSON;
 	c.timeout = 3600;
+	if (cf->promote_token != NULL) {
+		c.header = PROTO_PROMOTE_HEADER;
+		c.header_value = cf->promote_token;
+	}
 	rc = http_client_call(hc, &c);
 	http_client_free(hc);
 	if (rc != 0) {

@@ -89,13 +89,14 @@ check "cycles with the mark keep nothing aside" no_entries "$T" "standby.underst
 # Failback: files-promote, writes to the promoted tree, then an import
 # onto it (this host re-joined as a standby) keeps them aside.
 UNDERSTUDY_VERSION=v "$H/files-promote" "$T/standby" > "$T/o"
-check "files-promote succeeds" [ $? -eq 0 ] && contains "$T/o" "takes writes"
+rc=$?
+check "files-promote succeeds" eval '[ $rc -eq 0 ] && contains "$T/o" "takes writes"'
 echo "written after promotion" > "$T/standby/promoted-write"
 copy=$T/c/importer/sources/db/current/data
 UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=failback "$H/files-import" "$T/standby" > "$T/o" 2>&1
 check "an import onto the promoted tree succeeds" [ $? -eq 0 ]
 kept=$(sed -n 's/.*kept it as \(.*\); remove.*/\1/p' "$T/o")
-check "keeping it aside, said so" [ -n "$kept" ] && [ -f "$kept/promoted-write" ]
+check "keeping it aside, said so" eval '[ -n "$kept" ] && [ -f "$kept/promoted-write" ]'
 check "while the standby is the version" same_tree "$S" "$T/standby"
 
 UNDERSTUDY_BACKUP_DIR=$T/nowhere "$H/files-export" "$T/absent" 2> "$T/e"

@@ -82,5 +82,6 @@ check "cycle 3" exporter now --wait imported
 check "the standby has the setuid bit when the operator asks" [ "$(stat -c %a "$T/standby/setuid-tool")" = 4755 ]
 sed -i 's|special_bits: keep|special_bits: maybe|' "$T/c/importer.yaml"
 importer check-config > "$T/o" 2>&1
-check "another value is refused, naming the key" [ $? -ne 0 ] && grep -q 'special_bits.*must be drop or keep' "$T/o"
+rc=$?
+check "another value is refused, naming the key" eval '[ $rc -ne 0 ] && grep -q '\''special_bits.*must be drop or keep'\'' "$T/o"'
 finish

@@ -107,7 +107,30 @@ check "the refusals are logged with the peer" grep -q "refused POST /v1/promote 
 check "the standby was not promoted" [ ! -e "$T/c/importer/sources/db/promoted.json" ]
 check "the secret of token_file still does everything" [ "$(curl -s -o /dev/null -w '%{http_code}' \
 	-H "Authorization: Bearer $(cat "$T/c/token")" -H "X-Understudy-Protocol: 1" "$IM/v1/status")" = 200 ]
+
+# Promotion takes the secret of promote_token_file when one is set: the
+# secret of token_file alone no longer promotes, by API or form.
+chain_stop
+(umask 077 && openssl rand -hex 20 > "$T/c/promote-token")
+printf 'promote_token_file: %s\n' "$T/c/promote-token" >> "$T/c/importer.yaml"
+chain_start_one "$IMPORTER" importer || exit 1
+full() { curl -s -o "$T/rd.body" -w '%{http_code}' -H "Authorization: Bearer $(cat "$T/c/token")" -H "X-Understudy-Protocol: 1" "$@"; }
+check "the secret of token_file alone does not promote (403)" [ "$(full -X POST -d '{"source":"db"}' "$IM/v1/promote")" = 403 ]
+check "saying promotion needs promote_token_file's" grep -q "promotion needs the secret of promote_token_file" "$T/rd.body"
+check "nor does the form with it" [ "$(curl -s -o /dev/null -w '%{http_code}' -u "x:$READ" \
+	-u "x:$(cat "$T/c/token")" -X POST --data-urlencode 'source=db' --data-urlencode 'confirm=db' \
+	--data-urlencode "secret=$(cat "$T/c/token")" "$IM/promote")" = 403 ]
+code=$(full -X POST -H "X-Understudy-Promote-Secret: $(cat "$T/c/promote-token")" -d '{"source":"db"}' "$IM/v1/promote")
+check "with it, the request reaches the promotion (which refuses: nothing imported here, $code)" [ "$code" = 409 ]
+check "for that reason" grep -q "nothing to promote" "$T/rd.body"
+importer promote db > "$T/cli" 2>&1
+cat "$T/cli"
+check_fails "the CLI sends it (its refusal is not for the secret)" grep -q "promote_token_file" "$T/cli"
+check "the standby was not promoted" [ ! -e "$T/c/importer/sources/db/promoted.json" ]
+sed -i '/^promote_token_file:/d' "$T/c/importer.yaml"
+
 cp "$T/c/token" "$T/c/read-token"
 importer check-config > "$T/o" 2>&1
-check "a read-only credential equal to the secret is refused" [ $? -ne 0 ] && grep -q "read_token_file .* holds the secret of token_file" "$T/o"
+rc=$?
+check "a read-only credential equal to the secret is refused" eval '[ $rc -ne 0 ] && grep -q "read_token_file .* holds the secret of token_file" "$T/o"'
 finish

@@ -50,12 +50,12 @@ UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=failback "$H/sqlite-import" "$D" 
 check "an import onto it succeeds" [ $? -eq 0 ]
 cat "$T/o"
 kept=$(sed -n 's/.*kept it as \(.*\); remove.*/\1/p' "$T/o")
-check "and says where it kept the database that took writes" [ -n "$kept" ] && [ -f "$kept" ]
+check "and says where it kept the database that took writes" eval '[ -n "$kept" ] && [ -f "$kept" ]'
 check "which has them all, its WAL's too" \
 	[ "$(sqlite3 "$kept" "SELECT count(*) FROM t WHERE v IN ('written on the promoted standby', 'only in the WAL')")" = 2 ]
 check "while the database is the copy" [ "$(sqlite3 "$D" 'SELECT group_concat(v) FROM t')" = "FIRST,third" ]
 UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=again "$H/sqlite-import" "$D" > "$T/o" 2>&1
-check "the next import keeps nothing more" [ "$(ls -d "$D".understudy-kept-* | wc -l)" = 1 ] && ! grep -q kept "$T/o"
+check "the next import keeps nothing more" eval '[ "$(ls -d "$D".understudy-kept-* | wc -l)" = 1 ] && ! grep -q kept "$T/o"'
 
 # A relative path is the working directory's: the hook changed directory
 # first, so sqlite3 made an empty database there and exported it.
