@@ -8,6 +8,9 @@
  * thread and the hook runs on a worker; the caller says how the answer is
  * given (the route as JSON, the takeover page as HTML). */
 #include <errno.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 
 #include "check.h"
@@ -115,20 +119,38 @@ promote_save(const struct isrc *s)
 	return rc;
 }
 
-/* Whether the peer of req is this host. */
+/* Whether the peer of req is this host: a loopback address, or the very
+ * address it reached (a host calling its own address, as the CLI does
+ * when the daemon listens on one, comes from it). */
 static int
 peer_is_local(struct evhttp_request *req)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	char *addr = NULL;
-	ev_uint16_t port = 0;
+	struct sockaddr_storage me, peer;
+	socklen_t ml = sizeof me, pl = sizeof peer;
+	evutil_socket_t fd;
 
-	if (c == NULL)
+	if (c == NULL ||
+	    (fd = bufferevent_getfd(evhttp_connection_get_bufferevent(c))) <
+		0 ||
+	    getsockname(fd, (struct sockaddr *)&me, &ml) != 0 ||
+	    getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+	    me.ss_family != peer.ss_family)
 		return 0;
-	evhttp_connection_get_peer(c, &addr, &port);
-	return addr != NULL &&
-	    (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
-		strncmp(addr, "::ffff:127.", 11) == 0);
+	if (peer.ss_family == AF_INET) {
+		struct in_addr *m = &((struct sockaddr_in *)&me)->sin_addr;
+		struct in_addr *p = &((struct sockaddr_in *)&peer)->sin_addr;
+		return (ntohl(p->s_addr) >> 24) == 127 ||
+		    m->s_addr == p->s_addr;
+	}
+	if (peer.ss_family == AF_INET6) {
+		struct in6_addr *m = &((struct sockaddr_in6 *)&me)->sin6_addr;
+		struct in6_addr *p = &((struct sockaddr_in6 *)&peer)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(p) ||
+		    (IN6_IS_ADDR_V4MAPPED(p) && p->s6_addr[12] == 127) ||
+		    memcmp(m, p, sizeof *p) == 0;
+	}
+	return 0;
 }
 
 int
