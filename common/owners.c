@@ -132,6 +132,19 @@ owners_map(const struct mowner *t, const uint32_t *local, size_t n, uint32_t id)
 	return id;
 }
 
+struct mowner *
+owners_copy(const struct mowner *t, size_t n)
+{
+	struct mowner *c = xreallocarray(NULL, n ? n : 1, sizeof *c);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c[i].id = t[i].id;
+		c[i].name = xstrdup(t[i].name);
+	}
+	return c;
+}
+
 void
 owners_free(struct mowner *t, size_t n)
 {

@@ -32,6 +32,8 @@ uint32_t *owners_local(const struct mowner *t, size_t n, int group);
 /* The local id of id in a table mapped by owners_local(). */
 uint32_t owners_map(const struct mowner *t, const uint32_t *local, size_t n,
     uint32_t id);
+/* A copy of a table, names and all. */
+struct mowner *owners_copy(const struct mowner *t, size_t n);
 void owners_free(struct mowner *t, size_t n);
 
 #endif

@@ -38,7 +38,8 @@ struct delta_job {
 	int rc;
 };
 
-/* A reply body that goes out with sendfile: without the flag, libevent
+/* A reply body that goes out with sendfile (NULL if the file cannot be
+ * mapped for TLS): without the flag, libevent
  * would mmap the whole file to add it.  TLS cannot use sendfile (a
  * sendfile segment written through OpenSSL went out as zeros): there the
  * file is mapped and encrypted from the mapping. */
@@ -61,7 +62,8 @@ file_body(int fd, off_t len)
 	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
 	if (seg == NULL) {
 		close(fd);
-		return b;
+		evbuffer_free(b);
+		return NULL;
 	}
 	evbuffer_add_file_segment(b, seg, 0, len);
 	evbuffer_file_segment_free(seg);
@@ -73,6 +75,12 @@ reply_file(struct evhttp_request *req, const char *ctype, int fd, off_t len)
 {
 	struct evbuffer *b = file_body(fd, len);
 
+	/* Never a 200 with less than the file. */
+	if (b == NULL) {
+		http_reply_error(req, 500, "cannot map the file to send it: %s",
+		    strerror(errno));
+		return;
+	}
 	http_reply(req, PROTO_OK, ctype, b);
 	evbuffer_free(b);
 }

@@ -50,19 +50,9 @@ subtree(const struct manifest *m, const char *sub, const struct ment **root)
 	t->root_uid = *root ? (*root)->uid : m->root_uid;
 	t->root_gid = *root ? (*root)->gid : m->root_gid;
 	t->root_mode = *root ? (*root)->mode : m->root_mode;
-	t->users = xreallocarray(NULL, m->nusers ? m->nusers : 1,
-	    sizeof *t->users);
-	for (i = 0; i < m->nusers; i++) {
-		t->users[i].id = m->users[i].id;
-		t->users[i].name = xstrdup(m->users[i].name);
-	}
+	t->users = owners_copy(m->users, m->nusers);
 	t->nusers = m->nusers;
-	t->groups = xreallocarray(NULL, m->ngroups ? m->ngroups : 1,
-	    sizeof *t->groups);
-	for (i = 0; i < m->ngroups; i++) {
-		t->groups[i].id = m->groups[i].id;
-		t->groups[i].name = xstrdup(m->groups[i].name);
-	}
+	t->groups = owners_copy(m->groups, m->ngroups);
 	t->ngroups = m->ngroups;
 	return t;
 }
