@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -5,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <event2/http.h>
 
 #include "config.h"
+#include "gate.h"
 #include "doc.h"
 #include "fsutil.h"
 #include "xmalloc.h"
@@ -554,7 +557,86 @@ get_pages(struct cctx *c, const struct doc *v, struct config *cf)
 	return 0;
 }
 
-/* tls: {certificate: FILE, key: FILE, ca: FILE, pins: [sha256:...]} */
+static int
+add_pin(struct cctx *c, const struct doc *v, struct tls_conf *t,
+    const char *peer)
+{
+	char canon[72];
+
+	if (v->type != DOC_SCALAR || tls_pin_canon(v->str, canon) != 0)
+		return cerr(c, v,
+		    "\"pins\": not a fingerprint like sha256: and 64 hex "
+		    "digits (the tls-init verb prints a host's)");
+	t->pins = xreallocarray(t->pins, t->npins + 2, sizeof *t->pins);
+	t->pin_peers = xreallocarray(t->pin_peers, t->npins + 2,
+	    sizeof *t->pin_peers);
+	t->pins[t->npins] = xstrdup(canon);
+	t->pin_peers[t->npins] = peer != NULL ? xstrdup(peer) : NULL;
+	t->npins++;
+	t->pins[t->npins] = NULL;
+	t->pin_peers[t->npins] = NULL;
+	return 0;
+}
+
+/* pins: [FINGERPRINT...], pinned for any peer; or {PEER: FINGERPRINT or
+ * [FINGERPRINT...]}, each for that peer only: PEER a URL (https://H:P) or
+ * a host name or address (any port). */
+static int
+get_pins(struct cctx *c, const struct doc *x, struct tls_conf *t)
+{
+	const struct doc *k, *v;
+	char *host, *peer;
+	size_t i, j;
+	int port, rc = 0;
+
+	if (x->type == DOC_SEQ) {
+		for (i = 0; i < x->n; i++)
+			if (add_pin(c, x->kids[i], t, NULL) != 0)
+				return -1;
+		return 0;
+	}
+	if (x->type != DOC_MAP)
+		return cerr(c, x,
+		    "\"pins\" must be a mapping of each peer (its URL or "
+		    "host) to its certificate's fingerprint (sha256:3f9a..., "
+		    "the tls-init verb prints a host's), or a list of "
+		    "fingerprints");
+	for (i = 0; i + 1 < x->n && rc == 0; i += 2) {
+		k = x->kids[i];
+		v = x->kids[i + 1];
+		if (k->type != DOC_SCALAR)
+			return cerr(c, k,
+			    "\"pins\": a peer must be a URL or a host");
+		if (strstr(k->str, "://") != NULL) {
+			if (url_split(k->str, &host, &port) != 0 ||
+			    !url_is_tls(k->str))
+				return cerr(c, k,
+				    "\"pins\": %s is not a URL like "
+				    "https://HOST:PORT",
+				    k->str);
+			peer = url_make_scheme(1, host, port);
+			free(host);
+		} else if (k->str[0] == '\0' || strpbrk(k->str, "/ \t") != NULL)
+			return cerr(c, k,
+			    "\"pins\": %s is neither a peer's URL nor its "
+			    "host",
+			    k->str);
+		else {
+			peer = xstrdup(k->str);
+			for (j = 0; peer[j] != '\0'; j++)
+				peer[j] = (char)tolower((unsigned char)peer[j]);
+		}
+		if (v->type == DOC_SEQ) {
+			for (j = 0; j < v->n && rc == 0; j++)
+				rc = add_pin(c, v->kids[j], t, peer);
+		} else
+			rc = add_pin(c, v, t, peer);
+		free(peer);
+	}
+	return rc;
+}
+
+/* tls: {certificate: FILE, key: FILE, ca: FILE, pins: ...}, or off */
 static int
 get_tls(struct cctx *c, const struct doc *v, struct config *cf)
 {
@@ -562,13 +644,15 @@ get_tls(struct cctx *c, const struct doc *v, struct config *cf)
 		NULL };
 	const struct doc *x;
 	struct tls_conf *t;
-	char canon[72];
-	size_t i;
 
+	if (v->type == DOC_SCALAR && strcmp(v->str, "off") == 0) {
+		cf->tls_off = 1;
+		return 0;
+	}
 	if (v->type != DOC_MAP)
 		return cerr(c, v,
 		    "\"tls\" must be a mapping like {certificate: FILE, key: "
-		    "FILE, pins: [sha256:...]}");
+		    "FILE, pins: {PEER: sha256:...}}, or off");
 	if (check_keys(c, v, "tls", keys) != 0)
 		return -1;
 	t = cf->tls = xcalloc(1, sizeof *t);
@@ -580,22 +664,8 @@ get_tls(struct cctx *c, const struct doc *v, struct config *cf)
 		return -1;
 	if ((x = doc_get(v, "ca")) != NULL && get_path(c, x, "ca", &t->ca) != 0)
 		return -1;
-	if ((x = doc_get(v, "pins")) != NULL) {
-		if (x->type != DOC_SEQ)
-			return cerr(c, x,
-			    "\"pins\" must be a list of certificate "
-			    "fingerprints like sha256:3f9a... (the tls-init "
-			    "verb prints a host's)");
-		t->pins = xcalloc(x->n + 1, sizeof *t->pins);
-		for (i = 0; i < x->n; i++) {
-			if (x->kids[i]->type != DOC_SCALAR ||
-			    tls_pin_canon(x->kids[i]->str, canon) != 0)
-				return cerr(c, x->kids[i],
-				    "\"pins\": not a fingerprint like "
-				    "sha256: and 64 hex digits");
-			t->pins[t->npins++] = xstrdup(canon);
-		}
-	}
+	if ((x = doc_get(v, "pins")) != NULL && get_pins(c, x, t) != 0)
+		return -1;
 	if (t->ca == NULL && t->npins == 0)
 		return cerr(c, v,
 		    "\"tls\" needs a way to know the peers: \"ca\" (the "
@@ -604,7 +674,37 @@ get_tls(struct cctx *c, const struct doc *v, struct config *cf)
 	return 0;
 }
 
-/* Every https:// URL needs tls:, which says how to know the peer. */
+/* Only this host reaches it: a loopback address, or localhost. */
+static int
+host_is_loopback(const char *h)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strcasecmp(h, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, h, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return 0;
+}
+
+static int
+url_is_loopback(const char *url)
+{
+	char *host;
+	int port, lo;
+
+	if (url_split(url, &host, &port) != 0)
+		return 0;
+	lo = host_is_loopback(host);
+	free(host);
+	return lo;
+}
+
+/* Every https:// URL needs tls:, which says how to know the peer; plain
+ * HTTP to or from another host needs tls: off. */
 static int
 check_tls_urls(struct cctx *c, const struct doc *root, struct config *cf)
 {
@@ -631,6 +731,31 @@ check_tls_urls(struct cctx *c, const struct doc *root, struct config *cf)
 		    "%s is https: the configuration needs \"tls\" "
 		    "(certificate, key, and ca or pins)",
 		    bad);
+	if (cf->tls_off)
+		return 0;
+	/* Plain HTTP beyond this host only when the operator says so. */
+	if (!host_is_loopback(cf->listen_host))
+		bad = cf->listen_host;
+	for (i = 0; i < cf->nnotify && bad == NULL; i++)
+		if (!url_is_loopback(cf->notify[i]))
+			bad = cf->notify[i];
+	for (i = 0; i < cf->nsources && bad == NULL; i++) {
+		const struct source_conf *sc = &cf->sources[i];
+		if (sc->exporter != NULL && !url_is_loopback(sc->exporter))
+			bad = sc->exporter;
+		if (sc->pullbackup != NULL && !url_is_loopback(sc->pullbackup))
+			bad = sc->pullbackup;
+		for (j = 0; j < sc->nimporters && bad == NULL; j++)
+			if (!url_is_loopback(sc->importers[j]))
+				bad = sc->importers[j];
+	}
+	if (bad != NULL)
+		return cerr(c, root,
+		    "no \"tls\", and %s is beyond this host: every link would "
+		    "be plain HTTP, data and secret in clear; set tls: "
+		    "{certificate, key, pins} (the tls-init verb makes them), "
+		    "or tls: off on a network you trust",
+		    bad);
 	return 0;
 }
 
@@ -640,13 +765,14 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 	static const char *const ex_keys[] = { "source", "listen", "state_dir",
 		"export_command", "schedule", "notify", "token_file",
 		"read_token_file", "hook_timeout", "max_age", "pages", "tls",
-		NULL };
+		"max_connections", "max_connections_per_peer", NULL };
 	static const char *const pb_keys[] = { "listen", "archive_dir",
 		"token_file", "read_token_file", "sources", "max_age", "pages",
-		"tls", NULL };
+		"tls", "max_connections", "max_connections_per_peer", NULL };
 	static const char *const im_keys[] = { "listen", "state_dir",
 		"token_file", "read_token_file", "promote_token_file",
-		"sources", "max_age", "pages", "tls", NULL };
+		"sources", "max_age", "pages", "tls", "max_connections",
+		"max_connections_per_peer", NULL };
 	const struct doc *v, *tok;
 	char why[256];
 
@@ -672,6 +798,15 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 	if ((v = doc_get(root, "pages")) != NULL && get_pages(c, v, cf) != 0)
 		return -1;
 	if ((v = doc_get(root, "tls")) != NULL && get_tls(c, v, cf) != 0)
+		return -1;
+	cf->max_conns = GATE_DEFAULT_MAX_CONNS;
+	cf->max_peer_conns = GATE_DEFAULT_MAX_PEER_CONNS;
+	if ((v = doc_get(root, "max_connections")) != NULL &&
+	    get_uint(c, v, "max_connections", 1, 1000000, &cf->max_conns) != 0)
+		return -1;
+	if ((v = doc_get(root, "max_connections_per_peer")) != NULL &&
+	    get_uint(c, v, "max_connections_per_peer", 1, 1000000,
+		&cf->max_peer_conns) != 0)
 		return -1;
 	switch (cf->role) {
 	case ROLE_EXPORTER:
@@ -829,6 +964,9 @@ config_free(struct config *cf)
 		free(cf->tls->key);
 		free(cf->tls->ca);
 		strv_free(cf->tls->pins);
+		for (i = 0; i < cf->tls->npins; i++)
+			free(cf->tls->pin_peers[i]);
+		free(cf->tls->pin_peers);
 		free(cf->tls);
 	}
 	if (cf->token != NULL)

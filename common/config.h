@@ -49,6 +49,9 @@ struct tls_conf {
 	char *key;
 	char *ca;    /* or NULL */
 	char **pins; /* "sha256:<64 hex>", NULL-terminated, or NULL */
+	/* pin_peers[i]: the peer pins[i] is for ("https://host:port" or a
+	 * lower-case host), or NULL: any peer */
+	char **pin_peers;
 	size_t npins;
 };
 
@@ -76,6 +79,9 @@ struct config {
 	size_t promote_token_len;
 	char *warning;        /* one line on something risky, or NULL */
 	struct tls_conf *tls; /* or NULL: plain HTTP */
+	int tls_off;          /* "tls: off": plain HTTP, said so */
+	/* connections open at once, in all and from one address */
+	int64_t max_conns, max_peer_conns;
 	/* exporter */
 	char *source;
 	char **export_command;

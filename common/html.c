@@ -94,17 +94,24 @@ html_begin(struct evbuffer *b, const char *title)
 }
 
 void
-html_page_begin(struct evbuffer *b, const char *what)
+html_page_begin(struct evbuffer *b, const char *what, int full)
 {
 	char host[256], *title;
 
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "this host");
 	host[sizeof host - 1] = '\0';
-	title = xasprintf("understudy %s on %s", what, host);
+	title = full ? xasprintf("understudy %s on %s", what, host) :
+		       xasprintf("understudy %s", what);
 	html_begin(b, title);
 	html_elem(b, "h1", title);
 	free(title);
+	if (!full)
+		evbuffer_add_printf(b,
+		    "<p class=\"details\">The host's name, its peers, file "
+		    "names and hook output show with the secret or the "
+		    "read-only credential: <a href=\"/?details\">details</a>."
+		    "</p>\n");
 }
 
 void

@@ -16,7 +16,9 @@ void html_text(struct evbuffer *, const char *s);
 void html_elem(struct evbuffer *, const char *tag, const char *text);
 void html_begin(struct evbuffer *, const char *title);
 /* A whole page's start: "understudy WHAT on HOST" as title and heading. */
-void html_page_begin(struct evbuffer *, const char *what);
+/* full: with the details (the host's name); else a line that says how to
+ * see them. */
+void html_page_begin(struct evbuffer *, const char *what, int full);
 /* <section id="source-NAME"><h2>Source NAME</h2> */
 void html_source_begin(struct evbuffer *, const char *name);
 /* <td class="CLS">text</td>, and a table row of a heading and a cell. */

@@ -110,8 +110,7 @@ http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	http_reply_json(req, code, &j);
 }
 
-/* The address and port of the peer of a request, for a log line. */
-static const char *
+const char *
 http_peer(struct evhttp_request *req)
 {
 	static __thread char buf[INET6_ADDRSTRLEN + 16];
@@ -178,10 +177,11 @@ http_check_secret(struct evhttp_request *req, const struct config *cf,
 	return 0;
 }
 
-/* The pages: public, behind HTTP Basic authentication with the secret as
- * the password (what a browser or a feed reader can send), or off. */
-int
-http_check_page(struct evhttp_request *req, const struct config *cf)
+/* The credential of a page request (HTTP Basic, any user name, the
+ * password a secret): 1 the secret of token_file, 2 the read-only one, 0
+ * none or a wrong one. */
+static int
+basic_credential(struct evhttp_request *req, const struct config *cf)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *auth = evhttp_find_header(h, "Authorization");
@@ -190,14 +190,6 @@ http_check_page(struct evhttp_request *req, const struct config *cf)
 	size_t len;
 	int n;
 
-	if (cf->pages == PAGES_PUBLIC)
-		return 0;
-	if (cf->pages == PAGES_OFF) {
-		http_reply_error(req, 404,
-		    "the pages of this %s are off (pages: off in %s)",
-		    log_role(), cf->path);
-		return -1;
-	}
 	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0 &&
 	    (len = strlen(auth + 6)) > 0 && len % 4 == 0 &&
 	    len / 4 * 3 < sizeof dec &&
@@ -210,28 +202,64 @@ http_check_page(struct evhttp_request *req, const struct config *cf)
 		    hash_secret_equal(colon + 1,
 			(size_t)n - (size_t)(colon + 1 - (const char *)dec),
 			cf->token, cf->token_len))
-			return 0;
-		/* The read-only credential reads the pages, and does not
-		 * promote. */
+			return 1;
 		if (colon != NULL && cf->read_token != NULL &&
 		    hash_secret_equal(colon + 1,
 			(size_t)n - (size_t)(colon + 1 - (const char *)dec),
-			cf->read_token, cf->read_token_len)) {
-			if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
-				return 0;
-			refuse_read_only(req);
-			return -1;
-		}
+			cf->read_token, cf->read_token_len))
+			return 2;
 	}
-	if (auth != NULL)
-		log_warnx("refused %s: wrong password for the pages",
-		    evhttp_request_get_uri(req));
+	return 0;
+}
+
+int
+http_page_full(struct evhttp_request *req, const struct config *cf)
+{
+	return cf->pages == PAGES_SECRET || basic_credential(req, cf) != 0;
+}
+
+void
+http_page_login(struct evhttp_request *req)
+{
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "WWW-Authenticate",
 	    "Basic realm=\"understudy\", charset=\"UTF-8\"");
 	http_reply_error(req, PROTO_UNAUTHORIZED,
-	    "this page needs the secret of token_file as the password (any "
-	    "user name)");
+	    "this page needs the secret of token_file, or the read-only "
+	    "credential, as the password (any user name)");
+}
+
+/* The pages: public (the details with a credential), behind HTTP Basic
+ * authentication with a secret as the password (what a browser or a feed
+ * reader can send), or off. */
+int
+http_check_page(struct evhttp_request *req, const struct config *cf)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *auth = evhttp_find_header(h, "Authorization");
+	int cred;
+
+	if (cf->pages == PAGES_PUBLIC)
+		return 0;
+	if (cf->pages == PAGES_OFF) {
+		http_reply_error(req, 404,
+		    "the pages of this %s are off (pages: off in %s)",
+		    log_role(), cf->path);
+		return -1;
+	}
+	if ((cred = basic_credential(req, cf)) == 1)
+		return 0;
+	/* The read-only credential reads the pages, and does not promote. */
+	if (cred == 2) {
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
+			return 0;
+		refuse_read_only(req);
+		return -1;
+	}
+	if (auth != NULL)
+		log_warnx("refused %s: wrong password for the pages",
+		    evhttp_request_get_uri(req));
+	http_page_login(req);
 	return -1;
 }
 
@@ -350,16 +378,10 @@ accept_error(struct evconnlistener *lev, void *arg)
 		evconnlistener_enable(lev);
 }
 
-static struct bufferevent *
-server_bevcb(struct event_base *base, void *arg)
-{
-	(void)arg;
-	return tls_server_bev(base);
-}
-
 struct evhttp *
-http_server_new(struct event_base *base, const struct config *cf, char *err,
-    size_t errlen)
+http_server_new(struct event_base *base, const struct config *cf,
+    struct bufferevent *(*bevcb)(struct event_base *, void *), void *arg,
+    char *err, size_t errlen)
 {
 	struct evhttp *http = evhttp_new(base);
 	struct evhttp_bound_socket *bound;
@@ -369,15 +391,14 @@ http_server_new(struct event_base *base, const struct config *cf, char *err,
 	evhttp_set_timeout(http, PROTO_TIMEOUT_SECS);
 	evhttp_set_allowed_methods(http,
 	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-	/* With tls: every connection is TLS, none plain. */
-	if (cf->tls != NULL) {
-		if (!tls_on()) {
-			snprintf(err, errlen, "tls: not set up");
-			evhttp_free(http);
-			return NULL;
-		}
-		evhttp_set_bevcb(http, server_bevcb, NULL);
+	/* With tls: every connection is TLS, none plain (bevcb makes
+	 * them). */
+	if (cf->tls != NULL && !tls_on()) {
+		snprintf(err, errlen, "tls: not set up");
+		evhttp_free(http);
+		return NULL;
 	}
+	evhttp_set_bevcb(http, bevcb, arg);
 	if ((bound = evhttp_bind_socket_with_handle(http, cf->listen_host,
 		 (ev_uint16_t)cf->listen_port)) == NULL) {
 		snprintf(err, errlen,

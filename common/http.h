@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+struct bufferevent;
 struct config;
 struct evbuffer;
 struct evdns_base;
@@ -17,7 +18,13 @@ struct evhttp_request;
 struct json;
 
 /* Server side. */
+/* The address and port of the peer of a request, for a log line (a
+ * buffer of the thread's). */
+const char *http_peer(struct evhttp_request *);
+/* Listening where cf says, every connection's bufferevent made by
+ * bevcb(base, arg) (the gate's). */
 struct evhttp *http_server_new(struct event_base *, const struct config *,
+    struct bufferevent *(*bevcb)(struct event_base *, void *), void *arg,
     char *err, size_t errlen);
 /* 0 when the request carries our protocol version and the right secret;
  * otherwise the reply (400 or 401) is sent and -1 returned. */
@@ -28,6 +35,11 @@ int http_check(struct evhttp_request *, const struct config *, int allow_read);
 int http_check_secret(struct evhttp_request *, const struct config *,
     int allow_read);
 /* The HTML pages and /feed, as the config's pages key says. */
+/* Whether a page may show its details (host name, peers, files, hook
+ * output): with pages: secret, or a credential given.  And the 401 that
+ * asks a browser for one. */
+int http_page_full(struct evhttp_request *, const struct config *);
+void http_page_login(struct evhttp_request *);
 int http_check_page(struct evhttp_request *, const struct config *);
 void http_reply(struct evhttp_request *, int code, const char *ctype,
     struct evbuffer *body);

@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "allow.h"
 #include "doc.h"
 #include "generation.h"
 #include "http.h"
@@ -67,7 +68,9 @@ inbox_receive(struct node *n, struct evhttp_request *req)
 		    "event body is not a JSON object: %s", perr);
 		goto out;
 	}
-	if ((code = event_check(d, why, sizeof why)) != 0) {
+	if ((code = event_check(d, why, sizeof why)) != 0 ||
+	    (code = allow_request(n, req, ALLOW_EVENT, doc_get_str(d, EVF_TYPE),
+		 doc_get_str(d, EVF_SOURCE), why, sizeof why)) != 0) {
 		http_reply_error(req, code, "%s", why);
 		goto out;
 	}

@@ -212,6 +212,7 @@ monitor_feed(struct node *n, struct evhttp_request *req)
 	const char *role = role_name(n->cf->role);
 	char base[300];
 	size_t i;
+	int full = http_page_full(req, n->cf);
 
 	snprintf(base, sizeof base, "tag:understudy,2026:%s/%s:%d", role,
 	    n->cf->listen_host, n->cf->listen_port);
@@ -240,8 +241,14 @@ monitor_feed(struct node *n, struct evhttp_request *req)
 		atom_time(b, "updated", r->finished);
 		atom_time(b, "published", r->started);
 		evbuffer_add_printf(b, "<content type=\"text\">");
-		html_text(b, r->summary);
-		if (r->output != NULL) {
+		/* A summary may name files, an error peers. */
+		html_text(b,
+		    full      ? r->summary :
+			r->ok ? "done (the summary shows with the "
+				"details: /feed with a credential)" :
+				"failed (the error shows with the "
+				"details: /feed with a credential)");
+		if (full && r->output != NULL) {
 			evbuffer_add_printf(b, "\n\nhook output:\n");
 			html_text(b, r->output);
 		}

@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "http.h"
 #include "generation.h"
+#include "gate.h"
 #include "log.h"
 #include "node.h"
 #include "queue.h"
@@ -127,7 +128,9 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 	runs = xasprintf("%s/runs.jsonl", queue_dir);
 	runlog_open(&n->runs_log, runs);
 	free(runs);
-	if ((n->http = http_server_new(n->base, cf, err, errlen)) == NULL)
+	n->gate = gate_new(n);
+	if ((n->http = http_server_new(n->base, cf, gate_bevcb, n->gate, err,
+		 errlen)) == NULL)
 		return -1;
 	evhttp_set_gencb(n->http, router_request, n);
 	n->cpu = worker_pool_new(n->base, 2);
@@ -230,6 +233,8 @@ node_free(struct node *n)
 	durable_flush(n);
 	if (n->http != NULL)
 		evhttp_free(n->http);
+	gate_free(n->gate);
+	n->gate = NULL;
 	queue_close(n->inbox);
 	queue_close(n->outbox);
 	runlog_close(&n->runs_log);

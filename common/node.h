@@ -30,6 +30,7 @@ struct evbuffer;
 struct event;
 struct event_base;
 struct evdns_base;
+struct gate;
 struct evhttp;
 struct evhttp_request;
 struct json;
@@ -102,6 +103,7 @@ struct node {
 	struct event_base *base;
 	struct evdns_base *dns; /* peers' names, resolved off the loop */
 	struct evhttp *http;
+	struct gate *gate;          /* under every connection (gate.h) */
 	struct worker_pool *cpu;    /* short jobs: deltas */
 	struct worker_pool *runs;   /* long jobs: syncs, hooks, commits */
 	struct worker_pool *commit; /* one thread: what must be durable */

@@ -138,6 +138,7 @@ enum proto_what {
 #define PROTO_MAX_EVENT (64 * 1024)
 #define PROTO_MAX_BODY (64u << 20) /* signatures */
 #define PROTO_MAX_HEADERS (16 * 1024)
+#define PROTO_MAX_FORM 4096 /* the standby's promotion form */
 /* A transfer may take PROTO_TIMEOUT_SECS plus its size at this rate
  * (bytes a second), and no longer: a peer that trickles cannot hold a
  * worker for ever, a slow but moving link still gets there. */

@@ -8,6 +8,8 @@
 
 #include <event2/http.h>
 
+#include "allow.h"
+#include "gate.h"
 #include "html.h"
 #include "http.h"
 #include "log.h"
@@ -19,8 +21,17 @@ route_page(struct node *n, struct evhttp_request *req, const char *path)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
+	const char *q = evhttp_uri_get_query(
+	    evhttp_request_get_evhttp_uri(req));
+
 	if (http_check_page(req, n->cf) != 0)
 		return;
+	/* "?details": the login that shows them. */
+	if (q != NULL && strcmp(q, "details") == 0 &&
+	    !http_page_full(req, n->cf)) {
+		http_page_login(req);
+		return;
+	}
 	if (strcmp(path, ROUTE_FEED) == 0 && cmd == EVHTTP_REQ_GET) {
 		monitor_feed(n, req);
 		return;
@@ -36,9 +47,24 @@ route_v1(struct node *n, struct evhttp_request *req, const struct proto_req *pr)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
 	/* The read-only credential reads the status, nothing else. */
+	char why[1024];
+	int code = 0;
+
 	if (http_check(req, n->cf,
 		pr->route == PROTO_R_STATUS && cmd == EVHTTP_REQ_GET) != 0)
 		return;
+	/* What the peer's certificate allows (events: the inbox checks). */
+	if (pr->route == PROTO_R_VERSION)
+		code = allow_request(n, req, ALLOW_READ, NULL, pr->source, why,
+		    sizeof why);
+	else if (pr->route == PROTO_R_NOW || pr->route == PROTO_R_RUN ||
+	    pr->route == PROTO_R_VERIFY)
+		code = allow_request(n, req, ALLOW_LOCAL, NULL, NULL, why,
+		    sizeof why);
+	if (code != 0) {
+		http_reply_error(req, code, "%s", why);
+		return;
+	}
 	switch (pr->route) {
 	case PROTO_R_EVENTS:
 		if (cmd != EVHTTP_REQ_POST)
@@ -77,6 +103,8 @@ router_request(struct evhttp_request *req, void *arg)
 	char why[512];
 	int code;
 
+	if (gate_refusal(n->gate, req))
+		return;
 	code = proto_parse(evhttp_request_get_evhttp_uri(req), &pr, why,
 	    sizeof why);
 	if (code == PROTO_BAD) {

@@ -422,7 +422,7 @@ runner_health_all(struct runner *const *rs, size_t n, int64_t max_age,
 }
 
 void
-runner_html(struct evbuffer *b, const struct runner *r, time_t now)
+runner_html(struct evbuffer *b, const struct runner *r, time_t now, int full)
 {
 	const struct runner_result *last = &r->last;
 	char when[96], *text;
@@ -447,14 +447,17 @@ runner_html(struct evbuffer *b, const struct runner *r, time_t now)
 		html_row(b, r->words->page_last, last->ok ? "ok" : "bad", text);
 		free(text);
 		if (!last->ok && last->error != NULL)
-			html_row(b, "Error", "bad", last->error);
+			html_row(b, "Error", "bad",
+			    full ? last->error : "(shown with the details)");
 	}
 	if (r->attempts > 0) {
 		html_when(when, sizeof when, r->next_try, now);
 		text = xasprintf(
 		    "version %s failed %d time(s); next attempt %s: %s",
 		    r->version, r->attempts, when,
-		    r->retry_error ? r->retry_error : "?");
+		    !full              ? "(the error shows with the details)" :
+			r->retry_error ? r->retry_error :
+					 "?");
 		html_row(b, "Retrying", "busy", text);
 		free(text);
 	}

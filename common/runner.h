@@ -153,7 +153,9 @@ int runner_health_all(struct runner *const *, size_t n, int64_t max_age,
     int64_t max_lag, int *warn, char *why, size_t len);
 /* The rows of the source's table on the status or takeover page: the job
  * under way, the last result, the retry. */
-void runner_html(struct evbuffer *, const struct runner *, time_t now);
+/* full: with the errors' text (they may name files and peers). */
+void runner_html(struct evbuffer *, const struct runner *, time_t now,
+    int full);
 /* The runners' metrics, family by family. */
 void runner_metrics(struct evbuffer *, struct runner *const *, size_t n);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,11 +25,18 @@
 /* How a context knows its peers: kept with it (ex_data), freed with it. */
 struct peers {
 	char **pins;
+	char **pin_peer; /* the peer each pin is for, or NULL: any peer */
 	size_t npins;
 	int ca;
 	/* This host's own: the verbs call their daemon with it, and must
 	 * reach it to say it has expired. */
 	char own[TLS_FP_SIZE];
+};
+
+/* What a connection's verification saw, kept with it (ex_data). */
+struct seen {
+	char fp[TLS_FP_SIZE];
+	int ca_ok; /* the CA signed it */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -49,9 +57,12 @@ peers_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	(void)argp;
 	if (p == NULL)
 		return;
-	for (i = 0; i < p->npins; i++)
+	for (i = 0; i < p->npins; i++) {
 		free(p->pins[i]);
+		free(p->pin_peer[i]);
+	}
 	free(p->pins);
+	free(p->pin_peer);
 	free(p);
 }
 
@@ -146,6 +157,7 @@ verify_peer(X509_STORE_CTX *x, void *arg)
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct peers *p = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), peers_idx);
 	X509 *leaf = X509_STORE_CTX_get0_cert(x);
+	struct seen *seen;
 	char fp[TLS_FP_SIZE], who[INET6_ADDRSTRLEN + 16];
 	size_t i;
 	int ok = 0, err = X509_V_ERR_CERT_REJECTED;
@@ -154,7 +166,10 @@ verify_peer(X509_STORE_CTX *x, void *arg)
 	if (leaf == NULL || p == NULL)
 		return 0;
 	fingerprint(leaf, fp);
-	SSL_set_ex_data(ssl, fp_idx, xstrdup(fp));
+	seen = xcalloc(1, sizeof *seen);
+	memcpy(seen->fp, fp, sizeof fp);
+	free(SSL_get_ex_data(ssl, fp_idx));
+	SSL_set_ex_data(ssl, fp_idx, seen);
 	if (strcmp(fp, p->own) == 0)
 		return 1;
 	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
@@ -165,7 +180,7 @@ verify_peer(X509_STORE_CTX *x, void *arg)
 		for (i = 0; i < p->npins && !ok; i++)
 			ok = strcmp(p->pins[i], fp) == 0;
 		if (!ok && p->ca) {
-			ok = X509_verify_cert(x) == 1;
+			ok = seen->ca_ok = X509_verify_cert(x) == 1;
 			err = X509_STORE_CTX_get_error(x);
 		}
 	}
@@ -226,8 +241,12 @@ ctx_new(const struct tls_conf *t, int server, char *err, size_t errlen)
 	p = xcalloc(1, sizeof *p);
 	p->ca = t->ca != NULL;
 	p->pins = xcalloc(t->npins + 1, sizeof *p->pins);
-	for (i = 0; i < t->npins; i++)
+	p->pin_peer = xcalloc(t->npins + 1, sizeof *p->pin_peer);
+	for (i = 0; i < t->npins; i++) {
 		p->pins[i] = xstrdup(t->pins[i]);
+		if (t->pin_peers[i] != NULL)
+			p->pin_peer[i] = xstrdup(t->pin_peers[i]);
+	}
 	p->npins = t->npins;
 	fingerprint(SSL_CTX_get0_certificate(ctx), p->own);
 	SSL_CTX_set_ex_data(ctx, peers_idx, p);
@@ -344,13 +363,15 @@ int
 tls_describe(struct bufferevent *bev, char *buf, size_t len)
 {
 	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	const struct seen *seen;
 	unsigned long e;
 	const char *fp;
 	long v;
 
 	if (ssl == NULL)
 		return 0;
-	fp = SSL_get_ex_data(ssl, fp_idx);
+	seen = SSL_get_ex_data(ssl, fp_idx);
+	fp = seen != NULL ? seen->fp : NULL;
 	v = SSL_get_verify_result(ssl);
 	if (v != X509_V_OK) {
 		snprintf(buf, len,
@@ -380,6 +401,77 @@ tls_describe(struct bufferevent *bev, char *buf, size_t len)
 		return 1;
 	}
 	return 0;
+}
+
+/* The peer's certificate as verified on bev, and how this end knows its
+ * peers. */
+static const struct seen *
+conn_seen(struct bufferevent *bev, const struct peers **p)
+{
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	if (ssl == NULL)
+		return NULL;
+	*p = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), peers_idx);
+	return *p != NULL ? SSL_get_ex_data(ssl, fp_idx) : NULL;
+}
+
+const char *
+tls_peer_fp(struct bufferevent *bev)
+{
+	const struct peers *p;
+	const struct seen *s = conn_seen(bev, &p);
+
+	return s != NULL ? s->fp : NULL;
+}
+
+int
+tls_peer_self(struct bufferevent *bev)
+{
+	const struct peers *p;
+	const struct seen *s = conn_seen(bev, &p);
+
+	return s != NULL && strcmp(s->fp, p->own) == 0;
+}
+
+int
+tls_peer_unnamed(struct bufferevent *bev)
+{
+	const struct peers *p;
+	const struct seen *s = conn_seen(bev, &p);
+	size_t i;
+
+	for (i = 0; s != NULL && i < p->npins; i++)
+		if (p->pin_peer[i] == NULL && strcmp(p->pins[i], s->fp) == 0)
+			return 1;
+	return 0;
+}
+
+int
+tls_peer_is(struct bufferevent *bev, const char *url)
+{
+	const struct peers *p;
+	const struct seen *s = conn_seen(bev, &p);
+	X509 *x;
+	char *host = NULL, *canon;
+	size_t i;
+	int port, ok = 0;
+
+	if (s == NULL || url_split(url, &host, &port) != 0)
+		return 0;
+	canon = url_make_scheme(1, host, port);
+	for (i = 0; i < p->npins && !ok; i++)
+		ok = p->pin_peer[i] != NULL && strcmp(p->pins[i], s->fp) == 0 &&
+		    (strcmp(p->pin_peer[i], canon) == 0 ||
+			strcasecmp(p->pin_peer[i], host) == 0);
+	if (!ok && s->ca_ok &&
+	    (x = SSL_get0_peer_certificate(bufferevent_openssl_get_ssl(bev))) !=
+		NULL)
+		ok = X509_check_ip_asc(x, host, 0) == 1 ||
+		    X509_check_host(x, host, 0, 0, NULL) == 1;
+	free(canon);
+	free(host);
+	return ok;
 }
 
 int

@@ -31,6 +31,15 @@ struct bufferevent *tls_client_bev(struct event_base *, const char *host);
 /* Why a TLS connection failed, when it was TLS's doing (a certificate
  * refused, a handshake error): 1 with the reason in buf. */
 int tls_describe(struct bufferevent *, char *buf, size_t len);
+/* Who the certificate shown on an accepted connection's TLS bufferevent
+ * proves the peer is: this host itself (the verbs), a peer pinned with no
+ * name (any peer: the pins list), or the peer of url (a pin for that URL
+ * or its host, or the CA's signature for its host).  And its
+ * fingerprint, or NULL. */
+int tls_peer_self(struct bufferevent *);
+int tls_peer_unnamed(struct bufferevent *);
+int tls_peer_is(struct bufferevent *, const char *url);
+const char *tls_peer_fp(struct bufferevent *);
 /* This host's certificate: its fingerprint and when it expires. */
 int tls_own(char fp[TLS_FP_SIZE], time_t *not_after);
 /* A certificate file's fingerprint and expiry. */

@@ -29,7 +29,6 @@
 #include "xmalloc.h"
 
 #define PAGE_SIGNATURE_LINES 200 /* of backup.signature, on the page */
-#define PAGE_FORM_MAX 4096       /* bytes of a form body */
 
 static void
 version_row(struct evbuffer *b, const char *head, const char *version,
@@ -95,7 +94,7 @@ promote_form(struct evbuffer *b, const struct isrc *s)
 }
 
 static void
-source_section(struct evbuffer *b, const struct isrc *s, time_t now)
+source_section(struct evbuffer *b, const struct isrc *s, time_t now, int full)
 {
 	const struct runner_result *last = &s->run.last;
 	char *text;
@@ -129,21 +128,22 @@ source_section(struct evbuffer *b, const struct isrc *s, time_t now)
 		free(text);
 	} else
 		html_row(b, "Copy held", "bad", "none: nothing imported yet");
-	html_row(b, "From", NULL, s->run.sc->pullbackup);
-	runner_html(b, &s->run, now);
+	if (full)
+		html_row(b, "From", NULL, s->run.sc->pullbackup);
+	runner_html(b, &s->run, now, full);
 	evbuffer_add_printf(b, "</table>\n");
-	if (last->output != NULL && *last->output != '\0') {
+	if (full && last->output != NULL && *last->output != '\0') {
 		evbuffer_add_printf(b,
 		    "<h3>Import hook output</h3>\n<pre class=\"hook-output\">");
 		html_text(b, last->output);
 		evbuffer_add_printf(b, "</pre>\n");
 	}
-	if (s->promo_output != NULL && *s->promo_output != '\0') {
+	if (full && s->promo_output != NULL && *s->promo_output != '\0') {
 		evbuffer_add_printf(b, "<h3>Promote hook output</h3>\n<pre>");
 		html_text(b, s->promo_output);
 		evbuffer_add_printf(b, "</pre>\n");
 	}
-	if (s->cur_m != NULL)
+	if (full && s->cur_m != NULL)
 		signature(b, s);
 	if (s->promo != PROMO_PROMOTED && s->cur_m != NULL && !s->promo_busy)
 		promote_form(b, s);
@@ -155,18 +155,15 @@ page_index(struct importer *im, struct evhttp_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
 	time_t now = time(NULL);
+	int full = http_page_full(req, im->cf);
 	size_t i;
 
-	html_page_begin(b, "importer");
+	html_page_begin(b, "importer", full);
 	evbuffer_add_printf(b,
 	    "<p>The standby copies this host holds, and the way to make it the "
-	    "primary. Listening on ");
-	html_text(b, im->cf->listen_host);
-	evbuffer_add_printf(b,
-	    ":%d. <a href=\"/feed\">Feed of imports</a>.</p>\n",
-	    im->cf->listen_port);
+	    "primary. <a href=\"/feed\">Feed of imports</a>.</p>\n");
 	for (i = 0; i < im->nsrcs; i++)
-		source_section(b, &im->srcs[i], now);
+		source_section(b, &im->srcs[i], now, full);
 	html_end(b);
 	html_reply(req, 200, b);
 	evbuffer_free(b);
@@ -227,7 +224,7 @@ page_promote(struct importer *im, struct evhttp_request *req)
 	size_t len;
 
 	TAILQ_INIT(&q);
-	if ((body = http_body(req, PAGE_FORM_MAX, &len)) == NULL ||
+	if ((body = http_body(req, PROTO_MAX_FORM, &len)) == NULL ||
 	    strlen(body) != len || evhttp_parse_query_str(body, &q) != 0 ||
 	    (source = evhttp_find_header(&q, "source")) == NULL) {
 		html_message(req, 400, "Bad form",

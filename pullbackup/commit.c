@@ -20,6 +20,7 @@
 
 #include "fault.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "hash.h"
 #include "manifest.h"
 #include "store.h"
@@ -199,37 +200,30 @@ clean_leftovers(struct store *st)
 /* Finish what the journal says was under way: a commit, or a forget
  * (forget.c). */
 static int
-recover_journal(struct store *st, const char *buf, char *err, size_t errlen)
+recover_journal(struct store *st, const char *buf, size_t len, char *err,
+    size_t errlen)
 {
-	char a[64], b[64], note[128];
-	int forget;
+	struct journal j;
+	char note[128];
 
-	if (sscanf(buf, "commit %63s %63s", a, b) == 2 && version_id_valid(b))
-		forget = 0;
-	else if (sscanf(buf, "forget %63s %63s", a, b) == 2 &&
-	    version_id_valid(a))
-		forget = 1;
-	else {
+	if (journal_parse(buf, len, &j) != 0) {
 		snprintf(err, errlen,
-		    "%s/journal: damaged journal; move it aside after "
+		    "%s/journal: damaged journal (not \"commit OLD NEW\" nor "
+		    "\"forget NEWEST PREVIOUS\"); move it aside after "
 		    "checking the archive by hand",
 		    st->dir);
 		return -1;
 	}
-	if (forget) {
-		if (strcmp(b, "-") == 0)
-			b[0] = '\0';
-		if (forget_roll_forward(st, a, b, err, errlen) != 0)
+	if (j.kind == JOURNAL_FORGET) {
+		if (forget_roll_forward(st, j.a, j.b, err, errlen) != 0)
 			return -1;
 		snprintf(note, sizeof note,
-		    "finished the interrupted forgetting of %s", a);
+		    "finished the interrupted forgetting of %s", j.a);
 	} else {
-		if (strcmp(a, "-") == 0)
-			a[0] = '\0';
-		if (roll_forward(st, a, b, err, errlen) != 0)
+		if (roll_forward(st, j.a, j.b, err, errlen) != 0)
 			return -1;
 		snprintf(note, sizeof note,
-		    "finished the interrupted commit of %s", b);
+		    "finished the interrupted commit of %s", j.b);
 	}
 	store_note(st, note);
 	return 0;
@@ -243,7 +237,7 @@ commit_recover(struct store *st, char *err, size_t errlen)
 	int rc;
 
 	if (fs_read_file_at(st->dfd, "journal", 1024, &buf, &len) == 0) {
-		rc = recover_journal(st, buf, err, errlen);
+		rc = recover_journal(st, buf, len, err, errlen);
 		free(buf);
 		if (rc != 0)
 			return -1;

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "html.h"
+#include "http.h"
 #include "manifest.h"
 #include "pullbackup.h"
 #include "timespec.h"
@@ -26,7 +27,7 @@ vtime(const char *version)
 }
 
 static void
-importers(struct evbuffer *b, const struct src *s, time_t now)
+importers(struct evbuffer *b, const struct src *s, time_t now, int full)
 {
 	const struct imp *m;
 	char lag[64], age[64];
@@ -40,7 +41,10 @@ importers(struct evbuffer *b, const struct src *s, time_t now)
 	for (k = 0; k < s->run.sc->nimporters; k++) {
 		m = &s->imps[k];
 		evbuffer_add_printf(b, "<tr>");
-		html_cell(b, NULL, m->url);
+		if (full)
+			html_cell(b, NULL, m->url);
+		else
+			evbuffer_add_printf(b, "<td>importer %zu</td>", k + 1);
 		html_cell(b,
 		    m->state == IMP_OK          ? "ok" :
 			m->state == IMP_FAILED  ? "bad" :
@@ -95,13 +99,14 @@ versions(struct evbuffer *b, const struct src *s, time_t now)
 }
 
 static void
-source_section(struct evbuffer *b, const struct src *s, time_t now)
+source_section(struct evbuffer *b, const struct src *s, time_t now, int full)
 {
 	char when[96], *text;
 
 	html_source_begin(b, s->run.sc->name);
 	evbuffer_add_printf(b, "<table>\n");
-	html_row(b, "Exporter", NULL, s->run.sc->exporter);
+	if (full)
+		html_row(b, "Exporter", NULL, s->run.sc->exporter);
 	if (s->head != NULL) {
 		html_when(when, sizeof when, vtime(s->head), now);
 		text = xasprintf("%s, exported %s%s", s->head, when,
@@ -117,10 +122,10 @@ source_section(struct evbuffer *b, const struct src *s, time_t now)
 		html_row(b, "Size", NULL, text);
 		free(text);
 	}
-	runner_html(b, &s->run, now);
+	runner_html(b, &s->run, now, full);
 	evbuffer_add_printf(b, "</table>\n");
 	versions(b, s, now);
-	importers(b, s, now);
+	importers(b, s, now, full);
 	evbuffer_add_printf(b, "</section>\n");
 }
 
@@ -131,21 +136,25 @@ pb_page(struct node *n, struct evhttp_request *req, const char *path)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *b;
 	time_t now = time(NULL);
+	int full = http_page_full(req, n->cf);
 	size_t i;
 
 	if (strcmp(path, "/") != 0 ||
 	    (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD))
 		return -1;
 	b = evbuffer_new();
-	html_page_begin(b, "pull-backup");
+	html_page_begin(b, "pull-backup", full);
 	evbuffer_add_printf(b,
-	    "<p>The archive of each source and where its newest version went. "
-	    "Archive: <code>");
-	html_text(b, pb->cf->archive_dir);
-	evbuffer_add_printf(b,
-	    "</code>. <a href=\"/feed\">Feed of pulls</a>.</p>\n");
+	    "<p>The archive of each source and where its newest version "
+	    "went.");
+	if (full) {
+		evbuffer_add_printf(b, " Archive: <code>");
+		html_text(b, pb->cf->archive_dir);
+		evbuffer_add_printf(b, "</code>.");
+	}
+	evbuffer_add_printf(b, " <a href=\"/feed\">Feed of pulls</a>.</p>\n");
 	for (i = 0; i < pb->nsrcs; i++)
-		source_section(b, &pb->srcs[i], now);
+		source_section(b, &pb->srcs[i], now, full);
 	html_end(b);
 	html_reply(req, 200, b);
 	evbuffer_free(b);

@@ -77,21 +77,25 @@ chain_tls() {
 	chain_pin importer pullbackup
 }
 
-# chain_pin ROLE PEER...: ROLE's tls: with its certificate and the pins of
-# the peers named (fingerprints in $CHAIN_DIR/tls/PEER.fp), URLs https.
+# chain_pin ROLE PEER...: ROLE's tls: with its certificate and, for each
+# peer named, its fingerprint ($CHAIN_DIR/tls/PEER.fp) pinned for its URL
+# (so that each may do only what its role needs), URLs https.
 chain_pin() {
-	local r=$1 pins="" p
+	local r=$1 p addr
 	shift
-	for p in "$@"; do
-		pins="$pins${pins:+, }$(cat "$CHAIN_DIR/tls/$p.fp")"
-	done
 	sed -i 's|http://|https://|g; /^tls:/,$d' "$CHAIN_DIR/$r.yaml"
 	cat >> "$CHAIN_DIR/$r.yaml" << EOC
 tls:
   certificate: $CHAIN_DIR/tls/$r.crt
   key: $CHAIN_DIR/tls/$r.key
-  pins: [$pins]
+  pins:
 EOC
+	for p in "$@"; do
+		# A certificate of no daemon of the chain: pinned for the host.
+		addr=127.0.0.1
+		[ -f "$CHAIN_DIR/$p.yaml" ] && addr=https://$(sed -n 's/^listen: *//p' "$CHAIN_DIR/$p.yaml")
+		echo "    '$addr': $(cat "$CHAIN_DIR/tls/$p.fp")" >> "$CHAIN_DIR/$r.yaml"
+	done
 }
 
 # chain_start_one PROGRAM NAME: start a daemon, wait until it answers.

@@ -27,9 +27,9 @@ drive() {
 drive > "$T/b1" 2>&1 <<EOS
 [
  {"go": "$IM/"}, {"status": 200},
- {"expect": ["understudy importer on", "Source db", "standby: takes imports",
-   "$v", "OK: version $v", "imported $v", "none in progress",
-   "backup.signature (2 files)", "Promote this host"]},
+ {"expect": ["understudy importer", "Source db", "standby: takes imports",
+   "$v", "OK: version $v", "none in progress", "details",
+   "Promote this host"]},
  {"shot": "takeover"},
  {"type": ["input[name=confirm]", "db"]},
  {"type": ["input[name=secret]", "not-the-secret"]},
@@ -37,8 +37,8 @@ drive > "$T/b1" 2>&1 <<EOS
  {"expect": ["Promotion of db refused", "Wrong secret"]},
  {"shot": "takeover-refused"},
  {"go": "$PB/"}, {"status": 200},
- {"expect": ["understudy pull-backup on", "Source db", "1 version kept",
-   "$IM_PORT", "up to date"]},
+ {"expect": ["understudy pull-backup", "Source db", "1 version kept",
+   "importer 1", "up to date"]},
  {"shot": "pullbackup"}
 ]
 EOS

@@ -4,7 +4,8 @@
 # fails with EMFILE; the daemon used to try again at once, for ever,
 # logging each time (17 million lines in 45 s) with /health unanswered.
 # Now it pauses accepting, says so once, and answers again as soon as the
-# connections go.
+# connections go.  Then the gate (common/gate.c): bodies without the secret
+# refused from their head, and a cap on connections from one address.
 source "$SRC/tests/it_lib.sh"
 
 copy_chain
@@ -40,4 +41,76 @@ wait "$holder"
 check "once they go, it answers again" eventually pullbackup status
 check "and a cycle goes through" exporter now --wait imported
 check "its /health says OK" pullbackup check
+
+# Bodies are refused from their head, before a byte of them is read: ten
+# connections without the secret each say 60 MB and send 8 MB.
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$PID_pullbackup/status"; }
+before=$(rss)
+python3 - "$PB_PORT" "$T/bodies" << 'EOP'
+import select, socket, sys
+codes = []
+for i in range(10):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(b"POST /v1/sources/db/versions/20261121T194108.123Z/delta?path=f HTTP/1.1\r\n"
+              b"Host: x\r\nContent-Length: 60000000\r\n\r\n")
+    # As curl does: send the body while watching for an early answer.
+    sent = 0
+    try:
+        while sent < 8 << 20:
+            r, w, _ = select.select([s], [s], [], 5)
+            if r:
+                break
+            if w:
+                sent += s.send(b"x" * 65536)
+    except OSError:
+        pass
+    reply = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            reply += d
+    except OSError:
+        pass
+    codes.append(reply.split(b" ")[1].decode() if reply.startswith(b"HTTP/1.1 ") else "none")
+    s.close()
+open(sys.argv[2], "w").write(" ".join(codes) + "\n")
+EOP
+after=$(rss)
+check "each is answered 401 at once ($(cat "$T/bodies"))" [ "$(cat "$T/bodies")" = "401 401 401 401 401 401 401 401 401 401" ]
+check "the pull-backup's memory did not take them (${before} kB, then ${after} kB)" [ $((after - before)) -lt 20000 ]
+check "the refusals are logged with the peer" grep -q "refused POST /v1/sources/db/versions/.*delta?path=f from 127.0.0.1:[0-9]*: no secret given" "$T/c/pullbackup.log"
+
+# A cap per peer: the sixth connection from one address is closed at once;
+# another address is still answered.
+echo "max_connections_per_peer: 5" >> "$T/c/pullbackup.yaml"
+kill -HUP "$PID_pullbackup"
+eventually grep -q reloaded "$T/c/pullbackup.log"
+python3 - "$PB_PORT" "$T/capped" << 'EOP' &
+import socket, sys, time
+held, closed = [], 0
+for i in range(10):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    held.append(s)
+    time.sleep(0.05)
+for s in held:
+    s.settimeout(0.5)
+    try:
+        if s.recv(1) == b"":
+            closed += 1
+    except socket.timeout:
+        pass
+    except OSError:
+        closed += 1
+open(sys.argv[2], "w").write("%d\n" % closed)
+time.sleep(3)
+EOP
+holder=$!
+eventually [ -s "$T/capped" ]
+check "of ten idle connections from one address, five are closed at once ($(cat "$T/capped"))" [ "$(cat "$T/capped")" = 5 ]
+check "which the pull-backup says" grep -q "closing connections: .* from 127.0.0.1 (max_connections 512, max_connections_per_peer 5)" "$T/c/pullbackup.log"
+check "meanwhile another address is answered" curl -sf -m 5 --interface 127.0.0.2 -o /dev/null "http://127.0.0.1:$PB_PORT/health"
+wait "$holder"
+check "and a cycle still goes through" exporter now --wait imported
 finish

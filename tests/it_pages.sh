@@ -27,10 +27,23 @@ check "that may run no script" grep -qi "^content-security-policy: default-src '
 check "and is not cached" grep -qi '^cache-control: no-store' "$T/h"
 check "it shows the version held" contains "$T/page" "$v1"
 check "the last import's result" contains "$T/page" "OK: version $v1"
-check "the import hook's output" contains "$T/page" "imported $v1"
 check "that no import runs" contains "$T/page" "none in progress"
+# Without a credential, no details: no file names or hashes, no hook
+# output, no peers, not the host's name.
+check_fails "without a credential: no hook output" contains "$T/page" "imported $v1"
+check_fails "no file names" contains "$T/page" "we&lt;ird"
+check_fails "no hashes" grep -Eq "[0-9a-f]{64}" "$T/page"
+check_fails "no peer URL" contains "$T/page" "$PB"
+check_fails "not the host's name" contains "$T/page" "on $(hostname)<"
+check "but a link to the details" contains "$T/page" 'href="/?details"'
+check "which ask for a credential (401)" \
+	eval '[ "$(curl -s -D "$T/h2" -o /dev/null -w "%{http_code}" "$IM/?details")" = 401 ] && grep -qi "^www-authenticate: basic" "$T/h2"'
+curl -s -o "$T/page" -u "x:$TOKEN" "$IM/?details"
+check "with the secret: the import hook's output" contains "$T/page" "imported $v1"
 check "backup.signature, escaped" contains "$T/page" "./we&lt;ird&gt;&amp;"
 check_fails "no raw markup from file names" contains "$T/page" "<ird>"
+check "the pull-backup it takes from" contains "$T/page" "$PB"
+check "the host's name" contains "$T/page" "on $(hostname)<"
 check "a POST form to promote" contains "$T/page" '<form method="post" action="/promote"'
 check "asking for the secret in a password field" contains "$T/page" 'type="password" name="secret"'
 check "and for a typed confirmation" contains "$T/page" 'name="confirm"'
@@ -45,8 +58,8 @@ check "a wrong secret is refused (403)" \
 check "saying so" contains "$T/reply" "Wrong secret"
 check "a wrong confirmation is refused (400)" \
 	[ "$(post --data "source=db&confirm=dbx&secret=$TOKEN" "$IM/promote")" = 400 ]
-check "a form over 4 KiB is refused (400)" \
-	[ "$(post --data "source=db&confirm=db&secret=$TOKEN&pad=$(head -c 5000 /dev/zero | tr '\0' a)" "$IM/promote")" = 400 ]
+check "a form over 4 KiB is refused from its head (413)" \
+	[ "$(post --data "source=db&confirm=db&secret=$TOKEN&pad=$(head -c 5000 /dev/zero | tr '\0' a)" "$IM/promote")" = 413 ]
 check "an unknown source is 404" \
 	[ "$(post --data "source=nope&confirm=nope&secret=$TOKEN" "$IM/promote")" = 404 ]
 importer status > "$T/st"
@@ -60,6 +73,8 @@ exporter now --wait imported > /dev/null 2>&1
 rm "$T/standby.fail"
 curl -s -o "$T/page" "$IM/"
 check "the page shows the failed import" contains "$T/page" "FAILED: version"
+check_fails "not its error without a credential" contains "$T/page" "import hook: refusing"
+curl -s -o "$T/page" -u "x:$TOKEN" "$IM/"
 check "with the hook's own words" contains "$T/page" "import hook: refusing, as asked"
 check "and offers the force box" contains "$T/page" 'name="force"'
 check "promotion without force is refused (409)" \
@@ -69,6 +84,10 @@ check "naming the failed import" contains "$T/reply" "failed"
 # The pull-backup's status page.
 curl -s -o "$T/pbpage" -w '%{http_code}' "$PB/" > "$T/code"
 check "GET / on the pull-backup answers 200" [ "$(cat "$T/code")" = 200 ]
+check_fails "without a credential it names no peer" eval 'contains "$T/pbpage" "$EX" || contains "$T/pbpage" "$IM"'
+check "nor the archive's directory" eval '! contains "$T/pbpage" "$T/c/archive"'
+check "the importers by number" contains "$T/pbpage" "<td>importer 1</td>"
+curl -s -o "$T/pbpage" -u "x:$TOKEN" "$PB/"
 check "it names the exporter" contains "$T/pbpage" "$EX"
 check "the versions kept" contains "$T/pbpage" "2 versions kept"
 check "the last pull" contains "$T/pbpage" "OK: version"
@@ -79,9 +98,13 @@ check "and how far behind it is" grep -qE "<td>[0-9]+ s</td>" "$T/pbpage"
 # Feeds.
 atom() {
 	python3 - "$1" <<'EOP'
-import sys, urllib.request, xml.etree.ElementTree as ET
+import base64, os, sys, urllib.request, xml.etree.ElementTree as ET
 A = "{http://www.w3.org/2005/Atom}"
-root = ET.fromstring(urllib.request.urlopen(sys.argv[1], timeout=10).read())
+req = urllib.request.Request(sys.argv[1])
+if os.environ.get("FEED_SECRET"):
+    req.add_header("Authorization", "Basic " + base64.b64encode(
+        ("x:" + os.environ["FEED_SECRET"]).encode()).decode())
+root = ET.fromstring(urllib.request.urlopen(req, timeout=10).read())
 assert root.tag == A + "feed", root.tag
 for tag in ("id", "title", "updated", "author"):
     assert root.find(A + tag) is not None, tag
@@ -96,7 +119,9 @@ atom "$IM/feed" > "$T/feed" 2>&1
 check "the importer's /feed is Atom" [ $? -eq 0 ]
 check "with the failed import, newest first" [ "$(head -1 "$T/feed" | cut -c1-17)" = "FAILURE: import o" ]
 check "and the good one" contains "$T/feed" "OK: import of db version $v1"
-check "with the hook's output" contains "$T/feed" "import hook: refusing, as asked"
+check_fails "without a credential, not the hook's output" contains "$T/feed" "import hook: refusing, as asked"
+FEED_SECRET=$TOKEN atom "$IM/feed" > "$T/feedfull" 2>&1
+check "with it, the hook's output" contains "$T/feedfull" "import hook: refusing, as asked"
 atom "$EX/feed" > "$T/exfeed" && atom "$PB/feed" > "$T/pbfeed"
 check "the exporter's feed has both exports" [ "$(grep -c '^OK: export of db' "$T/exfeed")" = 2 ]
 check "the pull-backup's feed both pulls" [ "$(grep -c '^OK: pull of db' "$T/pbfeed")" = 2 ]

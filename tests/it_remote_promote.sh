@@ -44,6 +44,7 @@ ip -n "$B" link set "vb$$" up
 
 copy_chain
 sed -i "s|^listen: .*|listen: ${net}1:$IM_PORT|" "$T/c/importer.yaml"
+echo 'tls: off' >> "$T/c/importer.yaml"  # another host, on the test's own link
 in_a() { ip netns exec "$A" "$@"; }
 start_importer() {
 	in_a "$IMPORTER" -c "$T/c/importer.yaml" serve >> "$T/c/importer.log" 2>&1 &

@@ -53,6 +53,41 @@ check "a cycle over TLS" exporter now --wait imported
 check "the standby is right" same_tree "$S" "$T/standby"
 check "the verbs call their daemon over TLS too" pullbackup status
 
+# Each peer may do what its role needs, nothing more (pins by peer URL).
+# as CERT METHOD URL [BODY]: a request with certificate CERT.crt (key
+# CERT.key; a bare name is in $T/c/tls) and the secret; prints the
+# status, then the body.
+as() {
+	local r=$1 m=$2 u=$3 b=${4-}
+	[[ $r == */* ]] || r=$T/c/tls/$r
+	curl -sk -m 10 -o "$T/as.body" -w '%{http_code}\n' --cert "$r.crt" --key "$r.key" \
+		-H "Authorization: Bearer $(cat "$T/c/token")" -H "X-Understudy-Protocol: 1" \
+		${b:+-H "Content-Type: application/json" --data-binary "$b"} -X "$m" "$u"
+	cat "$T/as.body"
+}
+ev() { printf '{"proto":1,"type":"%s","source":"db","version":"20261121T194108.123Z"}' "$1"; }
+v=$(cat "$T/c/archive/db/HEAD")
+PB=https://127.0.0.1:$PB_PORT EX=https://127.0.0.1:$EX_PORT IM=https://127.0.0.1:$IM_PORT
+as importer POST "$PB/v1/events" "$(ev backup.ready)" > "$T/o"
+check "an importer may not announce a version to the pull-backup (403)" grep -q '^403$' "$T/o"
+check "which says who it was and what it lacked" grep -q "pullbackup refused 127.0.0.1:[0-9]* (certificate $(cat "$T/c/tls/importer.fp")): only the exporter of source db may send backup.ready for source db" "$T/o"
+check "and the pull-backup logs it" grep -q "refused 127.0.0.1:[0-9]* (certificate $(cat "$T/c/tls/importer.fp")): may not send backup.ready" "$T/c/pullbackup.log"
+as exporter GET "$PB/v1/sources/db/versions/$v/manifest" > "$T/o"
+check "the exporter may not read the archive's versions" eval 'grep -q "^403$" "$T/o" && grep -q "only the importers of source db may read the versions of source db" "$T/o"'
+as importer GET "$PB/v1/sources/db/versions/$v/manifest" > "$T/o"
+check "its importer may" grep -q '^200$' "$T/o"
+as exporter POST "$PB/v1/events" "$(ev import.done)" > "$T/o"
+check "the exporter may not report an import" grep -q '^403$' "$T/o"
+as pullbackup POST "$EX/v1/now" '{}' > "$T/o"
+check "the pull-backup may not start an export (only the exporter's own verbs)" eval 'grep -q "^403$" "$T/o" && grep -q "only this host.s own certificate (the verbs)" "$T/o"'
+as pullbackup GET "$EX/v1/status" > "$T/o"
+check "peers read each other's status" grep -q '^200$' "$T/o"
+# A large body from a peer that may not send it is refused from its head.
+curl -sk -m 10 -o "$T/as.body" -w '%{http_code}\n' --cert "$T/c/tls/exporter.crt" --key "$T/c/tls/exporter.key" \
+	-H "Authorization: Bearer $(cat "$T/c/token")" -H "X-Understudy-Protocol: 1" -H "Expect:" \
+	-H "Content-Length: 50000000" -X POST "$PB/v1/sources/db/versions/$v/delta?path=f" > "$T/o"
+check "a 50 MB signature from the exporter is refused before its body (no body sent)" grep -q '^403$' "$T/o"
+
 url=https://127.0.0.1:$PB_PORT/health
 check_fails "plain HTTP to a TLS daemon gets no answer" curl -sf -m 5 "http://127.0.0.1:$PB_PORT/health"
 check_fails "nor TLS without a client certificate" curl -skf -m 5 "$url"
@@ -79,7 +114,7 @@ exporter now --wait archived --timeout 15s > "$T/o" 2>&1
 check_fails "an exporter the pull-backup no longer pins archives nothing" [ $? -eq 0 ]
 check "the pull-backup logs the refusal" grep -q "its certificate $(cat "$T/c/tls/exporter.fp"): not pinned" "$T/c/pullbackup.log"
 exporter status > "$T/o" 2>&1
-check "the exporter's status says TLS refused it" grep -q "TLS" "$T/o"
+check "the exporter's status says TLS refused it" grep -q "TLS" "$T/o" || cat "$T/o" >&2
 
 # status shows the certificate; check warns three weeks ahead, and is
 # critical once it has expired; a reload takes a renewed certificate.
@@ -118,15 +153,30 @@ for r in exporter pullbackup importer; do
 	printf 'tls:\n  certificate: %s\n  key: %s\n  ca: %s\n' "$A/$r.crt" "$A/$r.key" "$A/ca.crt" >> "$T/c/$r.yaml"
 done
 leaf elsewhere DNS:backup.example.org
+echo "sha256:$(openssl x509 -in "$A/elsewhere.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" > "$A/elsewhere.fp"
 chain_start || exit 1
 echo three > "$S/f"
 check "a cycle with certificates from a CA" exporter now --wait imported
 check "the standby is right" same_tree "$S" "$T/standby"
+# A certificate the CA signed, for a host that is none of the peers:
+# TLS takes it, and it may do nothing.
+leaf intruder IP:127.0.0.9
+v=$(cat "$T/c/archive/db/HEAD")
+as "$A/intruder" POST "$PB/v1/events" "$(ev backup.ready)" > "$T/o"
+check "a CA-signed stranger may not announce a version" eval 'grep -q "^403$" "$T/o" && grep -q "only the exporter of source db" "$T/o"'
+as "$A/intruder" GET "$EX/v1/sources/db/versions/$v/manifest" > "$T/o"
+check "nor read the exporter's versions" eval 'grep -q "^403$" "$T/o" && grep -q "only the pull-backups this exporter notifies" "$T/o"'
+as "$A/intruder" POST "$IM/v1/events" "$(ev import.ready)" > "$T/o"
+check "nor offer the standby a version" eval 'grep -q "^403$" "$T/o" && grep -q "only the pull-backup of source db" "$T/o"'
+as "$A/pullbackup" GET "$EX/v1/sources/db/versions/$v/manifest" > "$T/o"
+check "the pull-backup, signed for its URL's host, may (the version is no longer served: not 403)" eval '! grep -q "^403$" "$T/o" && grep -Eq "^(200|404|410)$" "$T/o"' 
 sed -i "s|$A/exporter.crt|$A/elsewhere.crt|; s|$A/exporter.key|$A/elsewhere.key|" "$T/c/exporter.yaml"
 kill -HUP "$PID_exporter"
 eventually grep -q reloaded "$T/c/exporter.log"
 echo four > "$S/f"
 exporter now --wait archived --timeout 20s > /dev/null 2>&1
 check_fails "an exporter whose certificate names another host is not pulled from" [ $? -eq 0 ]
-check "the pull-backup says why" grep -q "TLS: the peer's certificate sha256:[0-9a-f]* was refused: IP address mismatch" "$T/c/pullbackup.log"
+# Refused at its first word: its backup.ready comes with a certificate
+# that does not name the exporter's host.
+check "the pull-backup says why" grep -Eq "TLS: the peer's certificate sha256:[0-9a-f]* was refused: IP address mismatch|refused 127.0.0.1:[0-9]* \(certificate $(cat "$A/elsewhere.fp")\): may not send backup.ready for source db" "$T/c/pullbackup.log"
 finish

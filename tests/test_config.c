@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "gate.h"
 #include "fsutil.h"
 #include "log.h"
 #include "unit.h"
@@ -70,7 +71,7 @@ main(void)
 	    "listen: 127.0.0.1:7402\narchive_dir: /var/lib/a\ntoken_file: "
 	    "token\nsources:\n  db:\n    exporter: http://127.0.0.1:7401\n    "
 	    "importers: [http://127.0.0.1:7403, http://10.0.0.2:7403/]\n    "
-	    "retention: {older_than: 2W, keep_last: 3}\n");
+	    "retention: {older_than: 2W, keep_last: 3}\ntls: off\n");
 	CHECK(cf != NULL);
 	if (cf != NULL) {
 		CHECK(cf->nsources == 1);
@@ -116,6 +117,50 @@ main(void)
 	    "[x]\nnotify: [https://h:1]\ntoken_file: token\n");
 	expect_error(ROLE_EXPORTER, text, "1:1",
 	    "https://h:1 is https: the configuration needs \"tls\"");
+	/* Plain HTTP beyond this host only with tls: off. */
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 0.0.0.0:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://127.0.0.1:1]\ntoken_file: token\n");
+	expect_error(ROLE_EXPORTER, text, "1:1",
+	    "no \"tls\", and 0.0.0.0 is beyond this host");
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: '[::1]:1'\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://backup.example:1]\ntoken_file: token\n");
+	expect_error(ROLE_EXPORTER, text, "1:1",
+	    "http://backup.example:1 is beyond this host: every link would "
+	    "be plain HTTP");
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 0.0.0.0:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://backup.example:1]\ntoken_file: token\n"
+	    "tls: off\nmax_connections: 9\nmax_connections_per_peer: 3\n");
+	cf = load(ROLE_EXPORTER, text);
+	CHECK(cf != NULL && cf->tls == NULL && cf->tls_off &&
+	    cf->max_conns == 9 && cf->max_peer_conns == 3);
+	config_free(cf);
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://localhost:1]\ntoken_file: token\n");
+	cf = load(ROLE_EXPORTER, text);
+	CHECK(cf != NULL && cf->max_conns == GATE_DEFAULT_MAX_CONNS &&
+	    cf->max_peer_conns == GATE_DEFAULT_MAX_PEER_CONNS);
+	config_free(cf);
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://127.0.0.1:1]\ntoken_file: token\n"
+	    "max_connections: 0\n");
+	expect_error(ROLE_EXPORTER, text, "7:18", "from 1 to 1000000");
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [https://h:1]\ntoken_file: token\ntls: "
+	    "{certificate: c, key: k, pins: {'http://h:1': sha256:00}}\n");
+	expect_error(ROLE_EXPORTER, text, "7:38",
+	    "http://h:1 is not a URL like https://HOST:PORT");
+	snprintf(text, sizeof text,
+	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [https://h:1]\ntoken_file: token\ntls: "
+	    "{certificate: c, key: k, pins: 3}\n");
+	expect_error(ROLE_EXPORTER, text, "7:37",
+	    "must be a mapping of each peer");
 	/* tls: needs a way to know the peers, and real fingerprints. */
 	snprintf(text, sizeof text,
 	    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\nexport_command: "
@@ -155,6 +200,33 @@ main(void)
 			"591369856d0a08e6b") == 0);
 		CHECK(tcf != NULL &&
 		    strcmp(tcf->notify[0], "https://[::1]:7402") == 0);
+		CHECK(tcf != NULL && tcf->tls->pin_peers[0] == NULL);
+		config_free(tcf);
+		/* Pins by peer: a URL (made canonical) or a host, one
+		 * fingerprint or several. */
+		unit_write(p,
+		    "source: db\nlisten: 127.0.0.1:1\nstate_dir: s\n"
+		    "export_command: [x]\nnotify: ['https://[::1]:7402']\n"
+		    "token_file: token\ntls:\n  certificate: c.crt\n  key: "
+		    "k.key\n  pins:\n    'https://[::1]:7402/': "
+		    "sha256:"
+		    "6b4382781e8c9a590d8100ee9207f8ca67d51aa71c7c54b59136"
+		    "9856d0a08e6b\n    Backup.Example: "
+		    "[sha256:6b4382781e8c9a590"
+		    "d8100ee9207f8ca67d51aa71c7c54b591369856d0a08e6b, "
+		    "sha256:1b4"
+		    "382781e8c9a590d8100ee9207f8ca67d51aa71c7c54b591369856d0a08"
+		    "e"
+		    "6b]\n");
+		CHECK(config_load(p, ROLE_EXPORTER, &tcf, terr, sizeof terr) ==
+		    0);
+		if (tcf == NULL)
+			fprintf(stderr, "%s\n", terr);
+		CHECK(tcf != NULL && tcf->tls->npins == 3 &&
+		    strcmp(tcf->tls->pin_peers[0], "https://[::1]:7402") == 0 &&
+		    strcmp(tcf->tls->pin_peers[1], "backup.example") == 0 &&
+		    strcmp(tcf->tls->pin_peers[2], "backup.example") == 0 &&
+		    strncmp(tcf->tls->pins[2], "sha256:1b43", 11) == 0);
 		config_free(tcf);
 	}
 	snprintf(text, sizeof text,

@@ -6,6 +6,8 @@
 
 #include <event2/http.h>
 
+#include "gate.h"
+#include "journal.h"
 #include "log.h"
 #include "proto.h"
 #include "unit.h"
@@ -43,6 +45,56 @@ round_trip(enum proto_what what, const char *path, const char *from)
 	CHECK_STR(r.from, from != NULL ? from : "");
 	proto_req_clear(&r);
 	free(uri);
+}
+
+/* The gate's reading of a head (common/gate.c) and the journal line. */
+static int
+head(const char *s, struct gate_head *h)
+{
+	return gate_head_parse(s, strlen(s), h);
+}
+
+static void
+heads(void)
+{
+	struct gate_head h;
+	struct journal j;
+	static char big[GATE_MAX_HEAD + 10];
+
+	CHECK(head("POST /v1/events HTTP/1.1\r\nContent-Length: 12\r\n"
+		   "authorization:  Bearer x \r\n\r\nbody",
+		  &h) == 1);
+	CHECK(h.len == 75 && h.length == 12 && strcmp(h.method, "POST") == 0);
+	CHECK(h.target_len == 10 && memcmp(h.target, "/v1/events", 10) == 0);
+	CHECK(h.auth_len == 8 && memcmp(h.auth, "Bearer x", 8) == 0);
+	CHECK(head("GET / HTTP/1.0\nHost: a\n\n", &h) == 1 && h.len == 24 &&
+	    h.length == 0);
+	CHECK(head("GET / HTTP/1.1\r\nHost: a\r\n", &h) == 0);
+	CHECK(head("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		  &h) == -1 &&
+	    h.status == 411);
+	CHECK(head("POST / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: "
+		   "1\r\n\r\n",
+		  &h) == -1 &&
+	    h.status == 400);
+	CHECK(head("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", &h) == -1 &&
+	    h.status == 400);
+	CHECK(head("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", &h) == -1);
+	CHECK(head("HEAD / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", &h) == -1);
+	CHECK(head("DELETE / HTTP/1.1\r\n\r\n", &h) == -1 && h.status == 405);
+	CHECK(head("GET / HTTP/2.0\r\n\r\n", &h) == -1 && h.status == 505);
+	memset(big, 'a', sizeof big - 1);
+	CHECK(head(big, &h) == -1 && h.status == 431);
+
+	CHECK(journal_parse("commit - 20261121T194108.123Z\n", 30, &j) == 0 &&
+	    j.kind == JOURNAL_COMMIT && j.a[0] == '\0' &&
+	    strcmp(j.b, "20261121T194108.123Z") == 0);
+	CHECK(journal_parse("forget 20261121T194108.123Z -\n", 30, &j) == 0 &&
+	    j.kind == JOURNAL_FORGET && j.b[0] == '\0');
+	CHECK(
+	    journal_parse("commit ../x 20261121T194108.123Z\n", 34, &j) == -1);
+	CHECK(journal_parse("commit - 20261121T194108.123Z", 29, &j) == -1);
+	CHECK(journal_parse("forget - 20261121T194108.123Z\n", 30, &j) == -1);
 }
 
 int
@@ -111,5 +163,6 @@ main(void)
 	CHECK(proto_retry_delay(1, PROTO_RETRY_JOB_SECS) == 5);
 	CHECK(proto_retry_delay(2, PROTO_RETRY_JOB_SECS) == 10);
 	evhttp_uri_free(u);
+	heads();
 	return unit_done();
 }
