@@ -608,8 +608,8 @@ get_pins(struct cctx *c, const struct doc *x, struct tls_conf *t)
 			return cerr(c, k,
 			    "\"pins\": a peer must be a URL or a host");
 		if (strstr(k->str, "://") != NULL) {
-			if (url_split(k->str, &host, &port) != 0 ||
-			    !url_is_tls(k->str))
+			if (!url_is_tls(k->str) ||
+			    url_split(k->str, &host, &port) != 0)
 				return cerr(c, k,
 				    "\"pins\": %s is not a URL like "
 				    "https://HOST:PORT",

@@ -41,3 +41,15 @@ fault_enospc(const char *point)
 	errno = ENOSPC;
 	return 1;
 }
+
+int
+fault_deadline(int secs)
+{
+	const char *want = getenv("UNDERSTUDY_FAULT");
+	long s;
+
+	if (want == NULL || strncmp(want, "deadline:", 9) != 0 ||
+	    (s = strtol(want + 9, NULL, 10)) <= 0 || s > secs)
+		return secs;
+	return (int)s;
+}

@@ -45,6 +45,7 @@ struct gate_conn {
 	struct evbuffer_cb_entry *cbent;
 	int tls;
 	struct event *admit;
+	struct event *head_timer; /* a head must be whole in time */
 	int admitted;
 	int served; /* the server took it (set its callbacks) */
 	int busy;   /* changing the input itself */
@@ -428,11 +429,39 @@ head_done(struct gate_conn *c, struct evbuffer *in, size_t len)
 	}
 	c->head_len = 0;
 	c->scanned = 0;
+	evtimer_del(c->head_timer);
 	if ((c->left = (uint64_t)h.length) > 0)
 		c->state = G_BODY;
 }
 
 static void admit_cb(evutil_socket_t, short, void *);
+
+/* A head that trickles in (a byte a minute keeps a connection open for
+ * ever, the server's timeout being one of inactivity): whole within
+ * GATE_HEAD_SECS of its first byte, or the connection ends. */
+static void
+head_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->g == NULL || c->state != G_HEAD || c->head_len == 0)
+		return;
+	log_warnx("closing the connection of %s: its request's head took "
+		  "more than %d s",
+	    c->peer, GATE_HEAD_SECS);
+	c->state = G_DISCARD;
+	shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+}
+
+static void
+head_timer_arm(struct gate_conn *c)
+{
+	struct timeval tv = { GATE_HEAD_SECS, 0 };
+
+	evtimer_add(c->head_timer, &tv);
+}
 
 /* Where the head in c->head ends, if it does yet: its length, or 0. */
 static size_t
@@ -489,8 +518,10 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 				c->state = G_HEAD;
 			continue;
 		}
-		if (c->head_len == 0)
+		if (c->head_len == 0) {
 			c->head_off = c->received;
+			head_timer_arm(c);
+		}
 		take = GATE_MAX_HEAD - c->head_len;
 		if (take > n)
 			take = n;
@@ -513,9 +544,11 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 	}
 	if (c->state == G_DISCARD)
 		return;
-	/* A head under way: the server waits for it whole. */
+	/* A head under way: the server waits for it whole, once it has read
+	 * what came before it (a pipelined request's body). */
 	bufferevent_setwatermark(c->bev, EV_READ,
-	    c->state == G_HEAD && c->head_len > 0 ?
+	    c->state == G_HEAD && c->head_len > 0 &&
+		    c->consumed >= c->head_off ?
 		evbuffer_get_length(in) + 1 :
 		0,
 	    0);
@@ -594,6 +627,8 @@ conn_release(struct gate *g, struct gate_conn *c)
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->cbent);
 	if (c->admit != NULL)
 		event_free(c->admit);
+	if (c->head_timer != NULL)
+		event_free(c->head_timer);
 	/* The server freed it; this was the last hold on it. */
 	bufferevent_decref(c->bev);
 	free(c);
@@ -653,6 +688,7 @@ gate_bevcb(struct event_base *base, void *arg)
 	/* The server sets the socket right after this returns. */
 	c->admit = evtimer_new(base, admit_cb, c);
 	evtimer_add(c->admit, &now);
+	c->head_timer = evtimer_new(base, head_timeout_cb, c);
 	return c->bev;
 }
 

@@ -25,6 +25,8 @@ struct node;
 #define GATE_REFUSED_PATH "/-/refused"
 /* A request's head (request line and headers) may not be longer. */
 #define GATE_MAX_HEAD (24 * 1024)
+/* and must be whole this long after its first byte */
+#define GATE_HEAD_SECS 30
 #define GATE_DEFAULT_MAX_CONNS 512
 #define GATE_DEFAULT_MAX_PEER_CONNS 64
 

@@ -9,6 +9,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "config.h"
+#include "fault.h"
 #include "hash.h"
 #include "proto.h"
 #include "timespec.h"
@@ -25,7 +26,7 @@ proto_deadline(int64_t bytes)
 {
 	if (bytes < 0)
 		bytes = 0;
-	return PROTO_TIMEOUT_SECS + bytes / PROTO_MIN_RATE;
+	return fault_deadline(PROTO_TIMEOUT_SECS) + bytes / PROTO_MIN_RATE;
 }
 
 int

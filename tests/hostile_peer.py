@@ -13,6 +13,7 @@ named by its second argument says, one scenario at a time:
   endless       the file route sends a chunked body that never ends
   garbage       deltas are random bytes, and the file lies too
   short-close   the file route says 6 bytes, sends 3 and closes
+  slow          the file route sends a byte a second
 
 Usage: hostile_peer.py PORT SCENARIO_FILE
 """
@@ -104,6 +105,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(data[:3])
                 self.wfile.flush()
+                self.close_connection = True
+            elif s == "slow":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(1)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
                 self.close_connection = True
             elif s == "endless":
                 self.send_response(200)

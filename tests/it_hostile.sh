@@ -2,7 +2,8 @@
 # Hostile peers (issue 15, part 6): a lying exporter in front of a real
 # pull-backup, then a lying pull-backup in front of a real importer
 # (tests/hostile_peer.py: path tricks, huge counts and sizes, lying sizes
-# and bytes, garbage deltas, a body that never ends, a reply cut short).
+# and bytes, garbage deltas, a body that never ends, a reply cut short, a
+# peer that sends a byte a second).
 # After each: nothing is committed or imported, nothing is written outside
 # the daemon's directories, the daemon says why in its log and still
 # answers /health; and a good version afterwards goes through.
@@ -22,8 +23,12 @@ liar() {
 	return 1
 }
 liar "$EX_PORT" "$T/hostile-ex.log" || exit 1
+# A transfer's deadline is 120 s plus its size at 16 KiB/s; here 4 s plus
+# (fault.h), for the slow peer's sake.
+CHAIN_ENV=UNDERSTUDY_FAULT=deadline:4
 chain_start_one "$PULLBACKUP" pullbackup || exit 1
 chain_start_one "$IMPORTER" importer || exit 1
+CHAIN_ENV=
 TOKEN=$(cat "$T/c/token")
 vid() { date -u +%Y%m%dT%H%M%S.%3NZ; }
 
@@ -35,14 +40,16 @@ post() {
 		"http://127.0.0.1:$1/v1/events"
 }
 # failed LOG VERSION: the daemon logged that its job on VERSION failed.
-failed() { eventually grep -q "version $2 failed" "$1"; }
+# (A retry's backoff may come first: up to 30 s.)
+failed() { eventually grep -q "version $2 failed" "$1" || eventually grep -q "version $2 failed" "$1" ||
+	eventually grep -q "version $2 failed" "$1"; }
 answers() { [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health")" != 000 ]; }
 
 v=$(vid)
 check "a good version is announced" [ "$(post "$PB_PORT" backup.ready "$v")" = 200 ]
 check "and archived" eventually eval '[ "$(cat "$T/c/archive/db/HEAD" 2> /dev/null)" = "$v" ]' 
 good=$v
-for s in path absolute count hugesize lie-long lie-content endless garbage short-close; do
+for s in path absolute count hugesize lie-long lie-content endless garbage short-close slow; do
 	sleep 0.01
 	echo "$s" > "$T/scenario"
 	v=$(vid)
@@ -56,6 +63,7 @@ check "the archive verifies" pullbackup verify db
 grep -E "failed \(attempt 1" "$T/c/pullbackup.log" | sed 's/^/    /' | cut -c1-220 | head -12
 check "the count was refused from the bytes, not allocated" grep -q "entries" "$T/c/pullbackup.log"
 check "the endless body was cut at the manifest's size" grep -Eiq "larger than|more than|too (long|large)" "$T/c/pullbackup.log"
+check "the slow peer was given up at the deadline" grep -Eq "version [0-9TZ.]* failed.*no whole reply within [0-9]* s" "$T/c/pullbackup.log"
 echo good > "$T/scenario"
 v=$(vid)
 post "$PB_PORT" backup.ready "$v" > /dev/null
@@ -73,7 +81,7 @@ sleep 0.5
 liar "$PB_PORT" "$T/hostile-pb.log" || exit 1
 imported=$(standby_version)
 hooks=$(grep -c "import hook: started" "$T/c/importer.log")
-for s in path absolute count lie-long lie-content endless garbage short-close; do
+for s in path absolute count lie-long lie-content endless garbage short-close slow; do
 	sleep 0.01
 	echo "$s" > "$T/scenario"
 	v=$(vid)

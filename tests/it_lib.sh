@@ -84,6 +84,12 @@ same_tree() {
 }
 
 finish() {
+	# A sanitizer's report in a daemon's log fails the test, whether or
+	# not it stopped the daemon.
+	if grep -qsE "runtime error:|ERROR: AddressSanitizer" "$T"/c/*.log "$T"/*.log; then
+		bad "no sanitizer report in the daemons' logs"
+		grep -hsE -A5 "runtime error:|ERROR: AddressSanitizer" "$T"/c/*.log "$T"/*.log | head -40 >&2
+	fi
 	echo "$CHECKS checks, $FAILS failed"
 	[ "$FAILS" -eq 0 ]
 }

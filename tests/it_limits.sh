@@ -42,6 +42,36 @@ check "once they go, it answers again" eventually pullbackup status
 check "and a cycle goes through" exporter now --wait imported
 check "its /health says OK" pullbackup check
 
+# A head that trickles in, a byte every 2 s (each resets the server's
+# inactivity timeout): the gate ends it 30 s after its first byte.
+python3 - "$PB_PORT" "$T/trickle" << 'EOP' &
+import socket, sys, time
+# From an address of its own, not to count against the cap below.
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5,
+                             source_address=("127.0.0.3", 0))
+t0 = time.time()
+s.sendall(b"GET /health HTTP/1.1\r\nX-Slow: ")
+s.settimeout(2)
+end = "open after 60 s"
+while time.time() - t0 < 60:
+    try:
+        if s.recv(1) == b"":
+            end = "%d" % (time.time() - t0)
+            break
+    except socket.timeout:
+        pass
+    except OSError:
+        end = "%d" % (time.time() - t0)
+        break
+    try:
+        s.sendall(b"a")
+    except OSError:
+        end = "%d" % (time.time() - t0)
+        break
+open(sys.argv[2], "w").write(end + "\n")
+EOP
+trickler=$!
+
 # Bodies are refused from their head, before a byte of them is read: ten
 # connections without the secret each say 60 MB and send 8 MB.
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$PID_pullbackup/status"; }
@@ -113,4 +143,8 @@ check "which the pull-backup says" grep -q "closing connections: .* from 127.0.0
 check "meanwhile another address is answered" curl -sf -m 5 --interface 127.0.0.2 -o /dev/null "http://127.0.0.1:$PB_PORT/health"
 wait "$holder"
 check "and a cycle still goes through" exporter now --wait imported
+wait "$trickler"
+check "a trickling head is cut off 30 s after its first byte ($(cat "$T/trickle") s)" \
+	eval '[ "$(cat "$T/trickle")" -ge 29 ] && [ "$(cat "$T/trickle")" -le 40 ]'
+check "which the pull-backup says" grep -q "its request's head took more than 30 s" "$T/c/pullbackup.log"
 finish
