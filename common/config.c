@@ -582,8 +582,9 @@ add_pin(struct cctx *c, const struct doc *v, struct tls_conf *t,
  * [FINGERPRINT...]}, each for that peer only: PEER a URL (https://H:P) or
  * a host name or address (any port). */
 static int
-get_pins(struct cctx *c, const struct doc *x, struct tls_conf *t)
+get_pins(struct cctx *c, const struct doc *x, struct config *cf)
 {
+	struct tls_conf *t = cf->tls;
 	const struct doc *k, *v;
 	char *host, *peer;
 	size_t i, j;
@@ -593,6 +594,12 @@ get_pins(struct cctx *c, const struct doc *x, struct tls_conf *t)
 		for (i = 0; i < x->n; i++)
 			if (add_pin(c, x->kids[i], t, NULL) != 0)
 				return -1;
+		if (x->n > 0 && cf->warning == NULL)
+			cf->warning = xstrdup(
+			    "tls: pins is a list: this daemon cannot tell its "
+			    "peers apart, and lets each do what any peer may; "
+			    "write it as a map of each peer's URL to its "
+			    "fingerprint (docs/operations.md, \"TLS\")");
 		return 0;
 	}
 	if (x->type != DOC_MAP)
@@ -664,7 +671,7 @@ get_tls(struct cctx *c, const struct doc *v, struct config *cf)
 		return -1;
 	if ((x = doc_get(v, "ca")) != NULL && get_path(c, x, "ca", &t->ca) != 0)
 		return -1;
-	if ((x = doc_get(v, "pins")) != NULL && get_pins(c, x, t) != 0)
+	if ((x = doc_get(v, "pins")) != NULL && get_pins(c, x, cf) != 0)
 		return -1;
 	if (t->ca == NULL && t->npins == 0)
 		return cerr(c, v,

@@ -201,6 +201,9 @@ main(void)
 		CHECK(tcf != NULL &&
 		    strcmp(tcf->notify[0], "https://[::1]:7402") == 0);
 		CHECK(tcf != NULL && tcf->tls->pin_peers[0] == NULL);
+		CHECK(tcf != NULL && tcf->warning != NULL &&
+		    strstr(tcf->warning, "cannot tell its peers apart") !=
+			NULL);
 		config_free(tcf);
 		/* Pins by peer: a URL (made canonical) or a host, one
 		 * fingerprint or several. */
