@@ -230,6 +230,15 @@ start(struct runner *r, struct qentry *e, const struct doc *d)
 	r->ops->start(r, d);
 }
 
+/* Whether d is of the version the runner last worked on. */
+static int
+same_version(const struct runner *r, const struct doc *d)
+{
+	const char *v = doc_get_str(d, EVF_VERSION);
+
+	return r->version != NULL && v != NULL && strcmp(r->version, v) == 0;
+}
+
 void
 runner_kick(struct runner *r)
 {
@@ -256,6 +265,13 @@ runner_kick(struct runner *r)
 		if (r->ops->handle(r, d) == RUNNER_HANDLED) {
 			inbox_done(n, e);
 			continue;
+		}
+		/* A version other than the one that failed is new work: it
+		 * starts now, with attempts of its own. */
+		if (r->attempts > 0 && !same_version(r, d)) {
+			r->attempts = 0;
+			r->next_try = 0;
+			xstrset(&r->retry_error, NULL);
 		}
 		if (r->next_try > now) {
 			tv.tv_sec = r->next_try - now;

@@ -55,6 +55,8 @@ for s in path absolute count hugesize lie-long lie-content endless garbage short
 	v=$(vid)
 	post "$PB_PORT" backup.ready "$v" > /dev/null
 	check "$s: the pull-backup's pull fails" failed "$T/c/pullbackup.log" "$v"
+	check "$s: at once, its first attempt (not waiting for the last one's backoff)" \
+		eval 'grep -m1 "version $v failed" "$T/c/pullbackup.log" | grep -q "(attempt 1 of"' 
 	check "$s: nothing is committed" [ "$(cat "$T/c/archive/db/HEAD")" = "$good" ]
 	check "$s: the pull-backup answers /health" answers "$PB_PORT"
 done
