@@ -24,7 +24,6 @@
 #include "allow.h"
 #include "config.h"
 #include "gate.h"
-#include "hash.h"
 #include "http.h"
 #include "log.h"
 #include "node.h"
@@ -249,7 +248,6 @@ body_rule(struct gate_conn *c, const struct gate_head *h, uint64_t *limit,
 	struct evhttp_uri *u;
 	struct proto_req pr;
 	char target[1024], perr[256];
-	size_t n = strlen(PROTO_AUTH_SCHEME);
 	int code, secret = 0;
 
 	if (strcmp(h->method, "POST") != 0) {
@@ -310,30 +308,18 @@ body_rule(struct gate_conn *c, const struct gate_head *h, uint64_t *limit,
 		snprintf(why, len, "no body is taken here");
 		return PROTO_TOO_LARGE;
 	}
-	if (secret) {
-		const char *a = h->auth;
-		size_t al = h->auth_len;
-
-		if (a == NULL || al < n || strncasecmp(a, PROTO_AUTH_SCHEME, n))
-			a = NULL;
-		if (a != NULL && cf->read_token != NULL &&
-		    hash_secret_equal(a + n, al - n, cf->read_token,
-			cf->read_token_len)) {
-			snprintf(why, len,
-			    "the read-only credential may not: the read-only "
-			    "credential (read_token_file) may read /metrics, "
-			    "/v1/status and the pages, nothing else");
-			return PROTO_FORBIDDEN;
-		}
-		if (a == NULL ||
-		    !hash_secret_equal(a + n, al - n, cf->token,
-			cf->token_len)) {
-			snprintf(why, len,
-			    "%s; a body needs the secret of "
-			    "token_file",
-			    a == NULL ? "no secret given" : "wrong secret");
-			return PROTO_UNAUTHORIZED;
-		}
+	switch (secret ? http_secret_of(h->auth, h->auth_len, cf) :
+			 HTTP_SECRET_FULL) {
+	case HTTP_SECRET_FULL:
+		break;
+	case HTTP_SECRET_READ:
+		snprintf(why, len,
+		    "the read-only credential may not: " HTTP_READ_ONLY_MAY);
+		return PROTO_FORBIDDEN;
+	default:
+		snprintf(why, len, "%s; a body needs the secret of token_file",
+		    h->auth == NULL ? "no secret given" : "wrong secret");
+		return PROTO_UNAUTHORIZED;
 	}
 	if ((uint64_t)h->length > *limit) {
 		snprintf(why, len,

@@ -136,11 +136,29 @@ refuse_read_only(struct evhttp_request *req)
 
 	log_warnx("refused %s %s from %s: the read-only credential may not", m,
 	    evhttp_request_get_uri(req), http_peer(req));
-	http_reply_error(req, PROTO_FORBIDDEN,
-	    "%s refused %s %s: the read-only credential (read_token_file) may "
-	    "read /metrics, /v1/status and the pages, nothing else",
+	http_reply_error(req, PROTO_FORBIDDEN, "%s refused %s %s: %s",
 	    log_role(), m,
-	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)));
+	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)),
+	    HTTP_READ_ONLY_MAY);
+}
+
+enum http_secret
+http_secret_of(const char *auth, size_t len, const struct config *cf)
+{
+	size_t n = strlen(PROTO_AUTH_SCHEME);
+
+	if (auth == NULL)
+		return HTTP_SECRET_NONE;
+	/* The scheme's name is case-insensitive (RFC 9110). */
+	if (len < n || strncasecmp(auth, PROTO_AUTH_SCHEME, n) != 0)
+		return HTTP_SECRET_WRONG;
+	if (hash_secret_equal(auth + n, len - n, cf->token, cf->token_len))
+		return HTTP_SECRET_FULL;
+	if (cf->read_token != NULL &&
+	    hash_secret_equal(auth + n, len - n, cf->read_token,
+		cf->read_token_len))
+		return HTTP_SECRET_READ;
+	return HTTP_SECRET_WRONG;
 }
 
 int
@@ -149,21 +167,16 @@ http_check_secret(struct evhttp_request *req, const struct config *cf,
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *auth = evhttp_find_header(h, PROTO_AUTH_HEADER);
-	size_t n = strlen(PROTO_AUTH_SCHEME);
+	enum http_secret s = http_secret_of(auth,
+	    auth != NULL ? strlen(auth) : 0, cf);
 
-	/* The scheme's name is case-insensitive (RFC 9110). */
-	if (auth != NULL && strncasecmp(auth, PROTO_AUTH_SCHEME, n) == 0 &&
-	    cf->read_token != NULL &&
-	    hash_secret_equal(auth + n, strlen(auth + n), cf->read_token,
-		cf->read_token_len)) {
+	if (s == HTTP_SECRET_READ) {
 		if (allow_read)
 			return 0;
 		refuse_read_only(req);
 		return -1;
 	}
-	if (auth == NULL || strncasecmp(auth, PROTO_AUTH_SCHEME, n) != 0 ||
-	    !hash_secret_equal(auth + n, strlen(auth + n), cf->token,
-		cf->token_len)) {
+	if (s != HTTP_SECRET_FULL) {
 		log_warnx("refused %s from %s: %s", evhttp_request_get_uri(req),
 		    http_peer(req),
 		    auth == NULL ? "no secret" : "wrong secret");

@@ -29,6 +29,19 @@ struct evhttp *http_server_new(struct event_base *, const struct config *,
 /* 0 when the request carries our protocol version and the right secret;
  * otherwise the reply (400 or 401) is sent and -1 returned. */
 int http_check(struct evhttp_request *, const struct config *, int allow_read);
+/* What an Authorization header's value (len bytes) holds. */
+enum http_secret {
+	HTTP_SECRET_NONE,  /* no header */
+	HTTP_SECRET_WRONG, /* another scheme, or a wrong secret */
+	HTTP_SECRET_FULL,  /* the secret of token_file */
+	HTTP_SECRET_READ,  /* the read-only one of read_token_file */
+};
+enum http_secret http_secret_of(const char *auth, size_t len,
+    const struct config *);
+/* What the read-only credential may do, for a refusal. */
+#define HTTP_READ_ONLY_MAY \
+	"the read-only credential (read_token_file) may read /metrics, " \
+	"/v1/status and the pages, nothing else"
 /* Only the secret (for /metrics, which scrapers fetch without our
  * protocol header). */
 /* allow_read: the read-only credential (read_token_file) will do too. */
