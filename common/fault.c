@@ -11,19 +11,46 @@
 
 static atomic_int fault_hits;
 
+/* The item of UNDERSTUDY_FAULT (items separated by commas) that is name,
+ * or starts with name and a colon: what follows the colon ("" when none),
+ * or NULL. */
+static const char *
+fault_item(const char *name, char *buf, size_t len)
+{
+	const char *want = getenv("UNDERSTUDY_FAULT"), *p, *end;
+	size_t n = strlen(name), l;
+
+	if (want == NULL)
+		return NULL;
+	for (p = want; *p != '\0'; p = *end ? end + 1 : end) {
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		l = (size_t)(end - p);
+		if (l < n || strncmp(p, name, n) != 0 ||
+		    (l > n && p[n] != ':') || l - n >= len)
+			continue;
+		if (l == n)
+			buf[0] = '\0';
+		else {
+			memcpy(buf, p + n + 1, l - n - 1);
+			buf[l - n - 1] = '\0';
+		}
+		return buf;
+	}
+	return NULL;
+}
+
 void
 fault_point(const char *name)
 {
-	const char *want = getenv("UNDERSTUDY_FAULT");
-	size_t n = strlen(name);
+	char arg[32];
 	long nth = 1;
 
-	if (want == NULL || strncmp(want, name, n) != 0)
+	if (fault_item(name, arg, sizeof arg) == NULL)
 		return;
-	if (want[n] == ':')
-		nth = strtol(want + n + 1, NULL, 10);
-	else if (want[n] != '\0')
-		return;
+	if (arg[0] != '\0')
+		nth = strtol(arg, NULL, 10);
 	if (atomic_fetch_add(&fault_hits, 1) + 1 < nth)
 		return;
 	log_warnx("fault point %s: dying now", name);
@@ -33,23 +60,23 @@ fault_point(const char *name)
 int
 fault_enospc(const char *point)
 {
-	const char *want = getenv("UNDERSTUDY_FAULT");
+	char arg[64];
 
-	if (want == NULL || strncmp(want, "enospc:", 7) != 0 ||
-	    strcmp(want + 7, point) != 0)
+	if (fault_item("enospc", arg, sizeof arg) == NULL ||
+	    strcmp(arg, point) != 0)
 		return 0;
 	errno = ENOSPC;
 	return 1;
 }
 
 int
-fault_deadline(int secs)
+fault_timeout(int secs)
 {
-	const char *want = getenv("UNDERSTUDY_FAULT");
+	char arg[32];
 	long s;
 
-	if (want == NULL || strncmp(want, "deadline:", 9) != 0 ||
-	    (s = strtol(want + 9, NULL, 10)) <= 0 || s > secs)
+	if (fault_item("timeout", arg, sizeof arg) == NULL ||
+	    (s = strtol(arg, NULL, 10)) <= 0 || s > secs)
 		return secs;
 	return (int)s;
 }

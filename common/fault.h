@@ -3,9 +3,11 @@
  *                              first pass through fault point NAME
  *   UNDERSTUDY_FAULT=NAME:N    ... at the N-th pass
  *   UNDERSTUDY_FAULT=enospc:W  writes at write point W fail with ENOSPC
- *   UNDERSTUDY_FAULT=deadline:S  a transfer's deadline starts from S
- *                              seconds instead of PROTO_TIMEOUT_SECS (the
- *                              tests' slow peers)
+ *   UNDERSTUDY_FAULT=timeout:S  the protocol's timeouts (idle, and no
+ *                              progress) are S seconds instead of
+ *                              PROTO_TIMEOUT_SECS (the tests' slow peers
+ *                              and links)
+ * Several, separated by commas: UNDERSTUDY_FAULT=timeout:3,sync-file:2.
  * Without the variable these cost one getenv per call; a release build
  * leaves them out (meson_options.txt). */
 #ifndef UNDERSTUDY_FAULT_H
@@ -17,13 +19,13 @@
 void fault_point(const char *name);
 /* 1 if writes at this point must fail (errno is then ENOSPC). */
 int fault_enospc(const char *write_point);
-/* The base of a transfer's deadline: secs, or the one asked for. */
-int fault_deadline(int secs);
+/* A protocol timeout: secs, or the one asked for. */
+int fault_timeout(int secs);
 #else
 /* Compiled out (meson option fault_points). */
 #define fault_point(name) ((void)(name))
 #define fault_enospc(write_point) ((void)(write_point), 0)
-#define fault_deadline(secs) (secs)
+#define fault_timeout(secs) (secs)
 #endif
 
 #endif

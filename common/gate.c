@@ -42,6 +42,7 @@ struct gate_conn {
 	struct gate *g;
 	struct bufferevent *bev; /* the server's: the socket's, or TLS's */
 	struct evbuffer_cb_entry *cbent;
+	struct http_watch watch; /* timeouts of no progress */
 	int tls;
 	struct event *admit;
 	struct event *head_timer; /* a head must be whole in time */
@@ -566,6 +567,7 @@ admit_cb(evutil_socket_t fd_unused, short what, void *arg)
 		c->admitted = 1;
 		return;
 	}
+	http_sock_tune(fd);
 	cf = g->node->cf;
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET) {
@@ -611,6 +613,7 @@ conn_release(struct gate *g, struct gate_conn *c)
 	TAILQ_REMOVE(&g->conns, c, link);
 	g->n--;
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->cbent);
+	http_watch_stop(&c->watch);
 	if (c->admit != NULL)
 		event_free(c->admit);
 	if (c->head_timer != NULL)
@@ -669,6 +672,7 @@ gate_bevcb(struct event_base *base, void *arg)
 		fatalx("cannot make a bufferevent");
 	bufferevent_incref(c->bev);
 	c->cbent = evbuffer_add_cb(bufferevent_get_input(c->bev), input_cb, c);
+	http_watch_start(&c->watch, c->bev, proto_timeout());
 	TAILQ_INSERT_TAIL(&g->conns, c, link);
 	g->n++;
 	/* The server sets the socket right after this returns. */

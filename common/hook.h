@@ -17,6 +17,12 @@ struct hook_result {
 	char error[512]; /* a one-line reason when !ok */
 };
 
+/* Where hooks under way are recorded (the daemon's state directory's
+ * hooks/): what a daemon killed outright left running is ended now, before
+ * anything else runs. */
+int hook_init(const char *dir);
+/* The hook dies with the daemon (a parent-death signal); what it started
+ * in its process group does at the daemon's next start (hook_init()). */
 int hook_run(char *const argv[], char *const env[], int timeout_secs,
     const char *what, struct hook_result *);
 void hook_result_clear(struct hook_result *);

@@ -37,6 +37,8 @@ http_reason(int code)
 		return "OK";
 	case 202:
 		return "Accepted";
+	case 206:
+		return "Partial Content";
 	case 204:
 		return "No Content";
 	case 400:
@@ -343,15 +345,82 @@ http_body(struct evhttp_request *req, size_t max, size_t *len)
 /* Requests and replies are small and go one at a time on a connection:
  * without TCP_NODELAY, Nagle's algorithm and the peer's delayed ACK cost
  * 40 ms a round trip, which was most of the time a sync of many small
- * files took. */
-static void
-nodelay(evutil_socket_t fd)
+ * files took.  A peer that vanished (a host powered off, a link cut for
+ * good) leaves a connection half open: keepalive probes find it when it is
+ * idle, the user timeout when data sent is not acknowledged. */
+void
+http_sock_tune(int fd)
 {
-	int one = 1;
+	int one = 1, idle = 30, intvl = 10, cnt = 4;
+	/* Not shortened by the tests' timeout: a few retransmissions on a
+	 * lossy link must not end a connection. */
+	unsigned int user = PROTO_TIMEOUT_SECS * 1000u;
 
-	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof one);
+	if (fd < 0)
+		return;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof user);
+}
+
+static long long
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long long)ts.tv_sec;
+}
+
+static void
+watch_in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct http_watch *w = arg;
+
+	(void)b;
+	w->moved += (long long)info->n_added;
+}
+
+static void
+watch_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct http_watch *w = arg;
+	struct timeval tv = { w->timeout, 0 };
+	long long now;
+
+	(void)b;
+	if (info->n_deleted == 0)
+		return;
+	w->moved += (long long)info->n_deleted;
+	/* At most once a second: each costs a timer's removal and
+	 * insertion. */
+	if ((now = mono_now()) == w->rearmed_at)
+		return;
+	w->rearmed_at = now;
+	bufferevent_set_timeouts(w->bev, &tv, &tv);
+}
+
+void
+http_watch_start(struct http_watch *w, struct bufferevent *bev, int timeout)
+{
+	memset(w, 0, sizeof *w);
+	w->bev = bev;
+	w->timeout = timeout;
+	w->in = evbuffer_add_cb(bufferevent_get_input(bev), watch_in_cb, w);
+	w->out = evbuffer_add_cb(bufferevent_get_output(bev), watch_out_cb, w);
+}
+
+void
+http_watch_stop(struct http_watch *w)
+{
+	if (w->bev == NULL)
+		return;
+	evbuffer_remove_cb_entry(bufferevent_get_input(w->bev), w->in);
+	evbuffer_remove_cb_entry(bufferevent_get_output(w->bev), w->out);
+	w->bev = NULL;
 }
 
 static void
@@ -401,7 +470,7 @@ http_server_new(struct event_base *base, const struct config *cf,
 
 	evhttp_set_max_body_size(http, PROTO_MAX_BODY);
 	evhttp_set_max_headers_size(http, PROTO_MAX_HEADERS);
-	evhttp_set_timeout(http, PROTO_TIMEOUT_SECS);
+	evhttp_set_timeout(http, proto_timeout());
 	evhttp_set_allowed_methods(http,
 	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
 	/* With tls: every connection is TLS, none plain (bevcb makes
@@ -423,7 +492,7 @@ http_server_new(struct event_base *base, const struct config *cf,
 		return NULL;
 	}
 	/* Accepted sockets inherit it (Linux). */
-	nodelay(evhttp_bound_socket_get_fd(bound));
+	http_sock_tune(evhttp_bound_socket_get_fd(bound));
 	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound),
 	    accept_error);
 	return http;
@@ -439,7 +508,7 @@ http_call_init(struct http_call *c, const char *method, const char *url,
 	c->path = path;
 	c->token = token;
 	c->token_len = token_len;
-	c->timeout = PROTO_TIMEOUT_SECS;
+	c->timeout = proto_timeout();
 	c->max_reply = 1 << 20;
 	c->reply = evbuffer_new();
 }
@@ -462,7 +531,9 @@ call_chunk_cb(struct evhttp_request *req, void *arg)
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	int code = evhttp_request_get_response_code(req);
 
-	if (code == 200 && c->on_data != NULL) {
+	/* Known from the first chunk on: a reader may look. */
+	c->reply_status = code;
+	if ((code == 200 || code == 206) && c->on_data != NULL) {
 		if (!c->sink_failed && c->on_data(c->data_arg, in) != 0)
 			c->sink_failed = 1;
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -506,8 +577,15 @@ call_no_reply(struct http_call *c, const char *what)
 	char why[400], fp[TLS_FP_SIZE];
 	time_t na;
 
+	/* Cut in the middle of a reply: no handshake or certificate to
+	 * blame. */
+	if (c->reply_status > 0)
+		snprintf(c->error, sizeof c->error,
+		    "%s %s%s: the connection was lost in the middle of the "
+		    "reply (%s)",
+		    c->method, c->url, c->path, what);
 	/* A certificate refused or a handshake that failed says so. */
-	if (url_is_tls(c->url) && c->via != NULL &&
+	else if (url_is_tls(c->url) && c->via != NULL &&
 	    tls_describe(evhttp_connection_get_bufferevent(c->via), why,
 		sizeof why))
 		snprintf(c->error, sizeof c->error, "%s %s%s: %s", c->method,
@@ -627,7 +705,8 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 	}
 	/* The connection's socket exists once the request is under way; it
 	 * may be a new one after a reconnect. */
-	nodelay(bufferevent_getfd(evhttp_connection_get_bufferevent(conn)));
+	http_sock_tune(
+	    bufferevent_getfd(evhttp_connection_get_bufferevent(conn)));
 	c->req = req;
 	return 0;
 }
@@ -669,6 +748,7 @@ http_call_async(struct event_base *base, struct evdns_base *dns,
 struct http_client {
 	struct event_base *base;
 	struct evhttp_connection *conn;
+	struct http_watch watch; /* conn's */
 	struct event *tick;
 	char *url;
 	char *host;
@@ -694,6 +774,8 @@ client_connect(struct http_client *hc, char *err, size_t errlen)
 	    errlen);
 	if (hc->conn == NULL)
 		return -1;
+	http_watch_start(&hc->watch,
+	    evhttp_connection_get_bufferevent(hc->conn), proto_timeout());
 	if (url_is_tls(hc->url))
 		evhttp_connection_set_closecb(hc->conn, client_closed_cb, hc);
 	hc->stale = 0;
@@ -744,6 +826,7 @@ http_client_free(struct http_client *hc)
 {
 	if (hc == NULL)
 		return;
+	http_watch_stop(&hc->watch);
 	if (hc->conn != NULL)
 		evhttp_connection_free(hc->conn);
 	event_free(hc->tick);
@@ -764,22 +847,14 @@ call_abort(struct http_call *c, int status)
 	c->status = status;
 }
 
-static int64_t
-mono_secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 int
 http_client_call(struct http_client *hc, struct http_call *c)
 {
-	int64_t start = mono_secs();
+	long long now, window = 0, moved = 0;
 
 	c->done = 0;
 	c->status = 0;
+	c->reply_status = 0;
 	c->error[0] = '\0';
 	if (hc == NULL) {
 		snprintf(c->error, sizeof c->error, "%s: cannot connect",
@@ -787,6 +862,7 @@ http_client_call(struct http_client *hc, struct http_call *c)
 		return -1;
 	}
 	if (hc->stale || hc->conn == NULL) {
+		http_watch_stop(&hc->watch);
 		if (hc->conn != NULL)
 			evhttp_connection_free(hc->conn);
 		hc->conn = NULL;
@@ -794,8 +870,11 @@ http_client_call(struct http_client *hc, struct http_call *c)
 			return -1;
 	}
 	evhttp_connection_set_timeout(hc->conn, c->timeout);
+	hc->watch.timeout = c->timeout;
 	if (call_start(hc->conn, c) != 0)
 		return -1;
+	window = mono_now();
+	moved = hc->watch.moved;
 	while (!c->done) {
 		if (c->cancel != NULL && c->cancel()) {
 			call_abort(c, 0);
@@ -815,14 +894,21 @@ http_client_call(struct http_client *hc, struct http_call *c)
 				    c->method, c->url, c->path);
 			break;
 		}
-		if (c->deadline > 0 && c->req != NULL &&
-		    mono_secs() - start > c->deadline) {
-			call_abort(c, 0);
-			snprintf(c->error, sizeof c->error,
-			    "%s %s%s: no whole reply within %lld s (too slow "
-			    "a peer or link for its size)",
-			    c->method, c->url, c->path, (long long)c->deadline);
-			break;
+		/* No progress: too few bytes in the last timeout seconds. */
+		if (c->progress && c->req != NULL &&
+		    (now = mono_now()) - window >= c->timeout) {
+			if (hc->watch.moved - moved < PROTO_MIN_PROGRESS) {
+				call_abort(c, 0);
+				snprintf(c->error, sizeof c->error,
+				    "%s %s%s: no progress: %lld bytes in the "
+				    "last %d s (a stalled or trickling peer "
+				    "or link)",
+				    c->method, c->url, c->path,
+				    hc->watch.moved - moved, c->timeout);
+				break;
+			}
+			window = now;
+			moved = hc->watch.moved;
 		}
 		if (event_base_loop(hc->base, EVLOOP_ONCE) < 0)
 			break;

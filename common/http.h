@@ -76,6 +76,25 @@ struct evhttp_request *http_unhold(struct http_held *);
 char *http_body(struct evhttp_request *, size_t max, size_t *len);
 const char *http_reason(int code);
 
+/* Timeouts that mean "no progress" on a connection (both sides): libevent
+ * keeps a connection's read timeout armed while it writes (to see the
+ * peer close), so a reply or a body that took longer than the timeout to
+ * send was cut however well it moved.  Watched, the connection's
+ * timeouts start again whenever bytes leave, and the bytes that move are
+ * counted. */
+struct http_watch {
+	struct bufferevent *bev;
+	struct evbuffer_cb_entry *in, *out;
+	int timeout;          /* seconds */
+	long long moved;      /* bytes read and written */
+	long long rearmed_at; /* monotonic seconds */
+};
+void http_watch_start(struct http_watch *, struct bufferevent *, int timeout);
+void http_watch_stop(struct http_watch *);
+/* Socket options of every connection: no Nagle, TCP keepalive and a user
+ * timeout, so that a half-open connection is found. */
+void http_sock_tune(int fd);
+
 /* Client side. */
 struct http_call;
 typedef int (*http_data_cb)(void *arg, struct evbuffer *chunk);
@@ -91,14 +110,18 @@ struct http_call {
 	const char *content_type;
 	const char *header, *header_value; /* one more header, or NULL */
 	int timeout;                       /* idle seconds */
-	/* seconds for the whole call, or 0: a peer that trickles a reply
-	 * cannot hold the caller past it (proto_deadline()) */
-	int64_t deadline;
+	/* A transfer (http_client_call): the call fails when fewer than
+	 * PROTO_MIN_PROGRESS bytes moved in any timeout seconds, so a peer
+	 * that trickles cannot hold the caller, and one that moves is given
+	 * all the time it needs. */
+	int progress;
 	http_data_cb on_data; /* stream a 200 reply's body here */
 	void *data_arg;
 	size_t max_reply; /* when the body is collected */
 	/* Result. */
-	int status;             /* HTTP status, 0 if none came */
+	int status; /* HTTP status, 0 if none came */
+	/* the status of a reply whose body is coming (on_data may look) */
+	int reply_status;
 	struct evbuffer *reply; /* collected body (non-200 always) */
 	char error[512];        /* transport error, or the peer's */
 	int sink_failed;

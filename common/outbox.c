@@ -80,7 +80,8 @@ delivered(struct http_call *c, void *arg)
 		e->busy = 0;
 		http_call_describe(c, why, sizeof why);
 		e->attempts++;
-		delay = proto_retry_delay(e->attempts, PROTO_RETRY_EVENT_SECS);
+		delay = proto_retry_delay(e->attempts, PROTO_RETRY_EVENT_SECS,
+		    PROTO_RETRY_MAX_SECS);
 		e->next_try = time(NULL) + delay;
 		if (e->last_error == NULL || strcmp(e->last_error, why) != 0 ||
 		    e->attempts % 10 == 0)

@@ -21,22 +21,20 @@ static const char *const what_names[] = {
 	[PROTO_DELTA] = "delta",
 };
 
-int64_t
-proto_deadline(int64_t bytes)
+int
+proto_timeout(void)
 {
-	if (bytes < 0)
-		bytes = 0;
-	return fault_deadline(PROTO_TIMEOUT_SECS) + bytes / PROTO_MIN_RATE;
+	return fault_timeout(PROTO_TIMEOUT_SECS);
 }
 
 int
-proto_retry_delay(int retry, int first_secs)
+proto_retry_delay(int retry, int first_secs, int max_secs)
 {
 	int64_t d = first_secs;
 
-	while (--retry > 0 && d < PROTO_RETRY_MAX_SECS)
+	while (--retry > 0 && d < max_secs)
 		d *= 2;
-	return d > PROTO_RETRY_MAX_SECS ? PROTO_RETRY_MAX_SECS : (int)d;
+	return d > max_secs ? max_secs : (int)d;
 }
 
 char *
@@ -204,4 +202,49 @@ proto_req_clear(struct proto_req *r)
 {
 	free(r->path);
 	r->path = NULL;
+}
+
+/* Digits only, no sign or space, at most 18 of them: 0 and the value at
+ * *out, the rest at *end. */
+static int
+digits(const char *p, int64_t *out, const char **end)
+{
+	int64_t v = 0;
+	int n = 0;
+
+	while (*p >= '0' && *p <= '9' && n < 18) {
+		v = v * 10 + (*p++ - '0');
+		n++;
+	}
+	if (n == 0 || (*p >= '0' && *p <= '9'))
+		return -1;
+	*out = v;
+	*end = p;
+	return 0;
+}
+
+int64_t
+proto_range_parse(const char *value)
+{
+	const char *p;
+	int64_t n;
+
+	if (value == NULL || strncmp(value, "bytes=", 6) != 0 ||
+	    digits(value + 6, &n, &p) != 0 || strcmp(p, "-") != 0)
+		return -1;
+	return n;
+}
+
+int
+proto_content_range_check(const char *value, int64_t from, int64_t size)
+{
+	const char *p;
+	int64_t a, b, n;
+
+	if (value == NULL || strncmp(value, "bytes ", 6) != 0 ||
+	    digits(value + 6, &a, &p) != 0 || *p++ != '-' ||
+	    digits(p, &b, &p) != 0 || *p++ != '/' || digits(p, &n, &p) != 0 ||
+	    *p != '\0')
+		return -1;
+	return a == from && b == size - 1 && n == size ? 0 : -1;
 }

@@ -47,6 +47,9 @@
  *        fresh */
 #define PROTO_OK 200
 #define PROTO_NO_STORED 204
+/* GET file with "Range: bytes=N-": the file from byte N, with
+ * "Content-Range: bytes N-LAST/SIZE" (resuming a file cut short) */
+#define PROTO_PARTIAL 206
 #define PROTO_BAD 400
 #define PROTO_UNAUTHORIZED 401
 #define PROTO_FORBIDDEN 403
@@ -70,6 +73,8 @@
 #define EVF_FROM "from"
 #define EVF_OK "ok"
 #define EVF_ERROR "error"
+/* backup.archived: the archive's newest version (after this one's pull) */
+#define EVF_NEWEST "newest"
 #define EVF_FILES "files"
 #define EVF_BYTES "bytes"
 #define EVF_STARTED "started"
@@ -139,27 +144,37 @@ enum proto_what {
 #define PROTO_MAX_BODY (64u << 20) /* signatures */
 #define PROTO_MAX_HEADERS (16 * 1024)
 #define PROTO_MAX_FORM 4096 /* the standby's promotion form */
-/* A transfer may take PROTO_TIMEOUT_SECS plus its size at this rate
- * (bytes a second), and no longer: a peer that trickles cannot hold a
- * worker for ever, a slow but moving link still gets there. */
-#define PROTO_MIN_RATE (16 * 1024)
-int64_t proto_deadline(int64_t bytes);
+/* Timeouts mean "no progress": a connection fails when nothing moved on it
+ * for PROTO_TIMEOUT_SECS (proto_timeout(): the tests may shorten it), and
+ * a transfer when fewer than PROTO_MIN_PROGRESS bytes moved in that long:
+ * a peer that trickles cannot hold a worker for ever, a slow but moving
+ * link (down to about 4 kbit/s) gets there however long it takes. */
 #define PROTO_TIMEOUT_SECS 120
+#define PROTO_MIN_PROGRESS (64 * 1024)
+int proto_timeout(void);
 #define PROTO_EVENT_TIMEOUT_SECS 30 /* an event's delivery */
 /* How far ahead of the local clock a version id may be: one further is
- * refused (a clock that jumped, or a peer that lies), and data that far in
- * the future is not fresh. */
+ * refused (a clock that jumped far, or a peer that lies).  Within it, a
+ * version is taken, and ordered after the ones before it: a live host
+ * whose clock is ahead, or went back after a version, does not stop the
+ * chain (its versions' age is then measured from when they arrived). */
+#define PROTO_MAX_AHEAD_SECS (24 * 3600)
+/* Data more than this far in the future (by its version and by when it
+ * arrived) is not fresh: a clock that went back. */
 #define PROTO_MAX_SKEW_SECS 300
 
 /* The one retry rule: the n-th retry (n >= 1) waits first × 2^(n-1)
- * seconds, at most PROTO_RETRY_MAX_SECS.  Events are delivered again from
- * PROTO_RETRY_EVENT_SECS on, for ever; a source's job (a pull, an import)
- * from PROTO_RETRY_JOB_SECS on, PROTO_JOB_ATTEMPTS times in all. */
+ * seconds, at most max.  Events are delivered again from
+ * PROTO_RETRY_EVENT_SECS on, at most every PROTO_RETRY_MAX_SECS, for ever;
+ * a source's job (a pull, an import) from PROTO_RETRY_JOB_SECS on, at most
+ * every PROTO_RETRY_JOB_MAX_SECS, for as long as its version is the
+ * newest; after PROTO_JOB_ATTEMPTS failures it is reported as failed. */
 #define PROTO_RETRY_EVENT_SECS 1
-#define PROTO_RETRY_JOB_SECS 5
 #define PROTO_RETRY_MAX_SECS 60
+#define PROTO_RETRY_JOB_SECS 5
+#define PROTO_RETRY_JOB_MAX_SECS 300
 #define PROTO_JOB_ATTEMPTS 3
-int proto_retry_delay(int retry, int first_secs);
+int proto_retry_delay(int retry, int first_secs, int max_secs);
 
 /* Builders, for clients.  The results are the caller's to free. */
 char *proto_version_route(const char *source, const char *version,
@@ -170,6 +185,13 @@ char *proto_run_route(const char *version);
 long proto_version_ahead(const char *version);
 /* max_lag 0: none asked. */
 char *proto_health_route(int64_t max_age, int64_t max_lag);
+
+/* "bytes=N-" (a Range header's value): N, or -1 when it is not that
+ * form; the only range the protocol asks for. */
+int64_t proto_range_parse(const char *value);
+/* "bytes N-LAST/SIZE" (a Content-Range header's value): 0 when it is
+ * exactly that, from N to the end of a file of size bytes. */
+int proto_content_range_check(const char *value, int64_t from, int64_t size);
 
 /* What a request asks for, parsed once from its URI by the server. */
 enum proto_route {

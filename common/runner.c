@@ -203,11 +203,11 @@ runner_accept(struct runner *r, const char *type, const char *version,
 
 	snprintf(key, keylen, "%s %s", type, r->sc->name);
 	ahead = proto_version_ahead(version);
-	if (ahead > PROTO_MAX_SKEW_SECS) {
+	if (ahead > PROTO_MAX_AHEAD_SECS) {
 		snprintf(why, whylen,
 		    "version %s is %lds ahead of this host's clock (more than "
 		    "%ds): the sender's clock or this host's is wrong",
-		    version, ahead, PROTO_MAX_SKEW_SECS);
+		    version, ahead, PROTO_MAX_AHEAD_SECS);
 		return PROTO_BAD;
 	}
 	if (inbox_has_newer(r->node, key, version)) {
@@ -226,6 +226,7 @@ start(struct runner *r, struct qentry *e, const struct doc *d)
 	xstrset(&r->version, doc_get_str(d, EVF_VERSION));
 	xstrset(&r->peer, doc_get_str(d, EVF_PEER));
 	r->started = time(NULL);
+	r->progress.total = r->progress.done = r->progress.received = 0;
 	r->job_cf = r->node->cf;
 	r->ops->start(r, d);
 }
@@ -271,6 +272,8 @@ runner_kick(struct runner *r)
 		if (r->attempts > 0 && !same_version(r, d)) {
 			r->attempts = 0;
 			r->next_try = 0;
+			r->failing_since = 0;
+			r->reported = 0;
 			xstrset(&r->retry_error, NULL);
 		}
 		if (r->next_try > now) {
@@ -284,14 +287,23 @@ runner_kick(struct runner *r)
 	}
 }
 
-int
-runner_last_attempt(const struct runner *r)
+/* The job's result becomes the last one. */
+static void
+take_result(struct runner *r, struct runner_result *res)
 {
-	return r->attempts + 1 >= PROTO_JOB_ATTEMPTS;
+	runner_result_clear(&r->last);
+	r->last = *res;
+	memset(res, 0, sizeof *res);
+	if (r->last.ok) {
+		r->ok_at = r->last.at;
+		r->ok_secs = r->last.secs;
+	} else
+		r->failures++;
+	save_last(r);
 }
 
 enum runner_outcome
-runner_done(struct runner *r, struct runner_result *res, int final)
+runner_done(struct runner *r, struct runner_result *res, enum runner_fail how)
 {
 	struct qentry *e = r->entry;
 	enum runner_outcome out;
@@ -300,36 +312,79 @@ runner_done(struct runner *r, struct runner_result *res, int final)
 	r->busy = 0;
 	r->entry = NULL;
 	e->busy = 0;
-	if (res->ok || final || e->superseded ||
-	    r->attempts + 1 >= PROTO_JOB_ATTEMPTS) {
+	if (res->ok || how == RUNNER_FINAL || e->superseded) {
 		inbox_done(r->node, e);
 		r->attempts = 0;
 		r->next_try = 0;
+		r->failing_since = 0;
+		r->reported = 0;
 		xstrset(&r->retry_error, NULL);
 		out = res->ok ? RUNNER_OK : RUNNER_GAVE_UP;
-		runner_result_clear(&r->last);
-		r->last = *res;
-		memset(res, 0, sizeof *res);
-		if (out == RUNNER_OK) {
-			r->ok_at = r->last.at;
-			r->ok_secs = r->last.secs;
-		} else
-			r->failures++;
-		save_last(r);
-	} else {
-		r->attempts++;
-		delay = proto_retry_delay(r->attempts, PROTO_RETRY_JOB_SECS);
-		r->next_try = time(NULL) + delay;
-		xstrset(&r->retry_error, res->error);
-		log_warnx("source \"%s\": %s %s failed (attempt %d of %d, next "
-			  "in %ds): %s",
+		take_result(r, res);
+		runner_reconf(r);
+		return out;
+	}
+	/* Failed, and still the newest version: tried again, for as long
+	 * as it is, with a growing pause. */
+	r->attempts++;
+	if (r->failing_since == 0)
+		r->failing_since = r->started;
+	delay = proto_retry_delay(r->attempts, PROTO_RETRY_JOB_SECS,
+	    PROTO_RETRY_JOB_MAX_SECS);
+	r->next_try = time(NULL) + delay;
+	xstrset(&r->retry_error, res->error);
+	if (!r->reported &&
+	    (how == RUNNER_REPORT || r->attempts >= PROTO_JOB_ATTEMPTS)) {
+		/* A failure to report (the last result, a warning) while it
+		 * goes on being retried: failed this often, or at once when
+		 * the role says so. */
+		log_warnx("source \"%s\": %s %s failed (%d attempt%s); "
+			  "trying again in %ds, and at most every %ds while "
+			  "it is the newest version: %s",
 		    r->sc->name, r->words->doing, r->version, r->attempts,
-		    PROTO_JOB_ATTEMPTS, delay, res->error);
+		    r->attempts > 1 ? "s" : "", delay, PROTO_RETRY_JOB_MAX_SECS,
+		    res->error);
+		r->reported = 1;
+		out = RUNNER_FAILED;
+		take_result(r, res);
+	} else {
+		log_warnx("source \"%s\": %s %s failed (attempt %d, next in "
+			  "%ds): %s",
+		    r->sc->name, r->words->doing, r->version, r->attempts,
+		    delay, res->error);
 		runner_result_clear(res);
 		out = RUNNER_RETRY;
 	}
 	runner_reconf(r);
 	return out;
+}
+
+/* How far the job under way is: bytes of the version in place, of the
+ * wire, the rate, and when it should end at that rate. */
+static void
+progress_json(const struct runner *r, struct json *j)
+{
+	long long total = r->progress.total, done = r->progress.done;
+	long long received = r->progress.received;
+	time_t now = time(NULL);
+	long secs = (long)(now - r->started);
+	char iso[32];
+
+	json_obj_open(j, "progress");
+	json_i64(j, "bytes_total", total);
+	json_i64(j, "bytes_done", done);
+	json_i64(j, "bytes_received", received);
+	json_i64(j, "seconds", secs);
+	if (secs > 0)
+		json_i64(j, "received_per_second", received / secs);
+	if (secs > 0 && done > 0 && total >= done) {
+		time_format_iso(now +
+			(time_t)((double)secs * (double)(total - done) /
+			    (double)done),
+		    iso, sizeof iso);
+		json_str(j, "expected_end", iso);
+	}
+	json_obj_close(j);
 }
 
 void
@@ -339,14 +394,18 @@ runner_status(const struct runner *r, struct json *j)
 	char iso[32];
 
 	json_bool(j, r->words->busy, r->busy);
-	if (r->busy)
+	if (r->busy) {
 		json_str(j, r->words->busy_version, r->version);
+		progress_json(r, j);
+	}
 	if (r->attempts > 0) {
 		json_obj_open(j, "retrying");
 		json_str(j, "version", r->version);
 		json_i64(j, "attempts", r->attempts);
 		time_format_iso(r->next_try, iso, sizeof iso);
 		json_str(j, "next_attempt", iso);
+		time_format_iso(r->failing_since, iso, sizeof iso);
+		json_str(j, "failing_since", iso);
 		json_str(j, "error", r->retry_error);
 		json_obj_close(j);
 	}
@@ -374,6 +433,7 @@ runner_health(const struct runner *r, int64_t max_age, int64_t max_lag,
 	const char *name = r->sc->name, *newest, *aside;
 	int failed = r->last.version != NULL && !r->last.ok;
 	char what[1024];
+	time_t made;
 	long age;
 
 	if (r->ops->aside != NULL && (aside = r->ops->aside(r)) != NULL) {
@@ -390,7 +450,14 @@ runner_health(const struct runner *r, int64_t max_age, int64_t max_lag,
 		snprintf(why, len, "source \"%s\": %s", name, r->words->none);
 		return -1;
 	}
-	age = (long)(time(NULL) - version_id_ms(newest) / 1000);
+	/* Its age from when it was made, or from when it got here if that
+	 * is earlier: a version from a clock ahead is not fresher than
+	 * that. */
+	made = (time_t)(version_id_ms(newest) / 1000);
+	if (r->ok_at > 0 && r->ok_at < made && r->last.version != NULL &&
+	    strcmp(r->last.version, newest) == 0)
+		made = r->ok_at;
+	age = (long)(time(NULL) - made);
 	if (age < -PROTO_MAX_SKEW_SECS) {
 		snprintf(why, len,
 		    "source \"%s\": %s is %lds in the future: this host's "
@@ -445,8 +512,11 @@ runner_html(struct evbuffer *b, const struct runner *r, time_t now, int full)
 
 	if (r->busy) {
 		html_when(when, sizeof when, r->started, now);
-		text = xasprintf("%s version %s, started %s",
-		    r->words->page_busy, r->version, when);
+		text = xasprintf("%s version %s, started %s; %lld of %lld "
+				 "bytes in place, %lld received",
+		    r->words->page_busy, r->version, when,
+		    (long long)r->progress.done, (long long)r->progress.total,
+		    (long long)r->progress.received);
 		html_row(b, r->words->page_job, "busy", text);
 		free(text);
 	} else

@@ -2,12 +2,14 @@
  * pulls) and the importer (its imports).  It takes the source's inbox
  * events one at a time, in order: quick ones are handled inline; one that
  * needs a job starts it on a worker, and the runner waits for it.  A
- * failed job is retried by the one retry rule (proto.h), PROTO_JOB_ATTEMPTS
- * times in all, unless the role says retrying is pointless.
+ * failed job is retried by the one retry rule (proto.h) for as long as its
+ * version is the newest, unless the role says retrying is pointless (the
+ * peer no longer has it).
  *
  * It keeps, with the same rules in both roles, the result of the last job
- * that ended (succeeded, or failed for good: a failed attempt that will be
- * retried is shown as "retrying"), persisted in a state file by the commit
+ * that ended (succeeded, failed for good, or failed PROTO_JOB_ATTEMPTS
+ * times: a failure to report, though it is retried; the attempts before
+ * show as "retrying" only), persisted in a state file by the commit
  * thread; and it gives the source's status block, health line and
  * metrics.  A reload's settings are taken when no job runs. */
 #ifndef UNDERSTUDY_RUNNER_H
@@ -37,7 +39,17 @@ enum runner_verdict {
 enum runner_outcome {
 	RUNNER_OK,      /* the job succeeded; the event went */
 	RUNNER_GAVE_UP, /* it failed for good; the event went */
-	RUNNER_RETRY,   /* it failed; the event stays for later */
+	/* it failed PROTO_JOB_ATTEMPTS times: the last result, to report;
+	 * the event stays for later */
+	RUNNER_FAILED,
+	RUNNER_RETRY, /* it failed; the event stays for later */
+};
+
+/* How a job failed, as the role sees it. */
+enum runner_fail {
+	RUNNER_TRANSIENT, /* retried; reported once it failed often */
+	RUNNER_REPORT,    /* retried, and reported at once (a hook said no) */
+	RUNNER_FINAL,     /* retrying is pointless (the peer has it no more) */
 };
 
 /* What a job did: the role's job fills it, runner_done() takes it. */
@@ -103,9 +115,12 @@ struct runner {
 	struct qentry *entry;
 	char *version;
 	char *peer;
-	time_t started;              /* this attempt */
-	const struct config *job_cf; /* as it was when it started */
-	int attempts;                /* failed so far */
+	time_t started;                /* this attempt */
+	struct sync_progress progress; /* of its sync, while busy */
+	const struct config *job_cf;   /* as it was when it started */
+	int attempts;                  /* failed so far */
+	time_t failing_since;          /* the first failed attempt's start */
+	int reported;                  /* that failure is the last result */
 	time_t next_try;
 	char *retry_error;
 	struct event *retry_ev;
@@ -126,15 +141,11 @@ void runner_kick(struct runner *);
  * "TYPE SOURCE", or NODE_ACK_ONLY when a newer one is queued already. */
 int runner_accept(struct runner *, const char *type, const char *version,
     char *key, size_t keylen, char *why, size_t whylen);
-/* From the job's done callback, with what it did (ok, or failed and final
- * when retrying is pointless); the runner takes res's strings.  Then call
- * runner_kick(). */
+/* From the job's done callback, with what it did (how: when it failed);
+ * the runner takes res's strings.  Then call runner_kick(). */
 enum runner_outcome runner_done(struct runner *, struct runner_result *res,
-    int final);
+    enum runner_fail how);
 void runner_result_clear(struct runner_result *);
-/* Whether the job under way is the last attempt unless it succeeds: what
- * it leaves for a retry is then of no use.  Any thread may ask. */
-int runner_last_attempt(const struct runner *);
 /* A reload: sc_next is taken now, or when the job ends. */
 void runner_reload(struct runner *, const struct source_conf *sc_next);
 /* Other work on the source: sc stays as it is, and no job starts,

@@ -38,51 +38,119 @@ struct delta_job {
 	int rc;
 };
 
-/* A reply body that goes out with sendfile (NULL if the file cannot be
- * mapped for TLS): without the flag, libevent
- * would mmap the whole file to add it.  TLS cannot use sendfile (a
- * sendfile segment written through OpenSSL went out as zeros): there the
- * file is mapped and encrypted from the mapping. */
-static struct evbuffer *
-file_body(int fd, off_t len)
-{
-	struct evbuffer *b = evbuffer_new();
-	struct evbuffer_file_segment *seg;
+/* A file sent through TLS, a step at a time: OpenSSL cannot use
+ * sendfile (a sendfile segment written through it went out as zeros), so
+ * the file is mapped and encrypted from the mapping; and libevent hands
+ * OpenSSL a chain whole, draining the output only once all of it is
+ * written, so the chains are small (a drain is progress: the connection's
+ * timeouts start again, http.h) and a step of them is queued when the
+ * last is sent (memory stays bounded). */
+#define PUMP_CHAIN (64 * 1024)
+#define PUMP_STEP (16 * PUMP_CHAIN)
 
-	if (len <= 0) {
-		close(fd);
-		return b;
+struct pump {
+	struct evhttp_request *req;
+	struct evbuffer_file_segment *seg;
+	off_t off, len; /* in the segment */
+};
+
+static void
+pump_free(struct pump *p)
+{
+	evbuffer_file_segment_free(p->seg);
+	free(p);
+}
+
+/* The client went away: the request outlives its connection, and ending
+ * the reply frees it. */
+static void
+pump_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct pump *p = arg;
+
+	(void)conn;
+	evhttp_send_reply_end(p->req);
+	pump_free(p);
+}
+
+static void
+pump_next(struct evhttp_connection *conn, void *arg)
+{
+	struct pump *p = arg;
+	struct evbuffer *b;
+	off_t n;
+
+	if (p->off >= p->len) {
+		evhttp_connection_set_closecb(conn, NULL, NULL);
+		evhttp_send_reply_end(p->req);
+		pump_free(p);
+		return;
 	}
-	if (!tls_on()) {
-		evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
-		evbuffer_add_file(b, fd, 0, len);
-		return b;
+	b = evbuffer_new();
+	for (n = 0; n < PUMP_STEP && p->off < p->len; n += PUMP_CHAIN) {
+		off_t len = p->len - p->off < PUMP_CHAIN ? p->len - p->off :
+							   PUMP_CHAIN;
+		evbuffer_add_file_segment(b, p->seg, p->off, len);
+		p->off += len;
 	}
-	seg = evbuffer_file_segment_new(fd, 0, len,
-	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
-	if (seg == NULL) {
-		close(fd);
+	evhttp_send_reply_chunk_with_cb(p->req, b, pump_next, p);
+	evbuffer_free(b);
+}
+
+/* Send len bytes of fd from byte from as the reply (code, with the
+ * headers already set but Content-Length); fd is taken.  Never a 200 with
+ * less than the file: a file that cannot be mapped is a 500. */
+static void
+send_file(struct evhttp_request *req, int code, const char *ctype, int fd,
+    off_t from, off_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *b;
+	struct pump *p;
+	char v[32];
+
+	if (len <= 0 || !tls_on()) {
+		b = evbuffer_new();
+		if (len > 0) {
+			/* sendfile: without the flag, libevent would map the
+			 * whole file to add it. */
+			evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
+			evbuffer_add_file(b, fd, from, len);
+		} else
+			close(fd);
+		http_reply(req, code, ctype, b);
 		evbuffer_free(b);
-		return NULL;
+		return;
 	}
-	evbuffer_add_file_segment(b, seg, 0, len);
-	evbuffer_file_segment_free(seg);
-	return b;
+	p = xcalloc(1, sizeof *p);
+	p->seg = evbuffer_file_segment_new(fd, from, len,
+	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
+	if (p->seg == NULL) {
+		close(fd);
+		free(p);
+		http_reply_error(req, 500, "cannot map the file to send it: %s",
+		    strerror(errno));
+		return;
+	}
+	p->req = req;
+	p->len = len;
+	snprintf(v, sizeof v, "%d", PROTO_VERSION);
+	evhttp_add_header(h, PROTO_HEADER, v);
+	if (ctype != NULL)
+		evhttp_add_header(h, "Content-Type", ctype);
+	/* With a length, the reply is not chunked. */
+	snprintf(v, sizeof v, "%lld", (long long)len);
+	evhttp_add_header(h, "Content-Length", v);
+	evhttp_send_reply_start(req, code, http_reason(code));
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+	    pump_closed, p);
+	pump_next(evhttp_request_get_connection(req), p);
 }
 
 static void
 reply_file(struct evhttp_request *req, const char *ctype, int fd, off_t len)
 {
-	struct evbuffer *b = file_body(fd, len);
-
-	/* Never a 200 with less than the file. */
-	if (b == NULL) {
-		http_reply_error(req, 500, "cannot map the file to send it: %s",
-		    strerror(errno));
-		return;
-	}
-	http_reply(req, PROTO_OK, ctype, b);
-	evbuffer_free(b);
+	send_file(req, PROTO_OK, ctype, fd, 0, len);
 }
 
 static void
@@ -195,6 +263,34 @@ serve_delta(struct serve *sv, struct evhttp_request *req,
 	worker_submit(sv->workers, delta_job_work, delta_job_done, j);
 }
 
+/* GET file: the whole file, or from the byte a Range asks (a transfer cut
+ * short, resumed); a Range of another form is not ours, and gets the
+ * whole file. */
+static void
+serve_file(struct serve *sv, struct evhttp_request *req, int fd, off_t size)
+{
+	const char *range =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Range");
+	int64_t from = proto_range_parse(range);
+	char cr[96];
+
+	if (from <= 0 || from >= size) {
+		sv->files_sent++;
+		sv->bytes_sent += (unsigned long long)size;
+		reply_file(req, PROTO_CT_BYTES, fd, size);
+		return;
+	}
+	sv->files_sent++;
+	sv->ranges_sent++;
+	sv->bytes_sent += (unsigned long long)(size - from);
+	snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)from,
+	    (long long)size - 1, (long long)size);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Range", cr);
+	send_file(req, PROTO_PARTIAL, PROTO_CT_BYTES, fd, (off_t)from,
+	    size - (off_t)from);
+}
+
 /* The file P of the version, opened beneath its root, checked against the
  * manifest's size: an fd, or -1 after answering. */
 static int
@@ -268,9 +364,7 @@ serve_request(struct serve *sv, struct evhttp_request *req,
 			break;
 		if ((fd = open_file(req, &v, pr, &e, &st)) < 0)
 			return;
-		sv->files_sent++;
-		sv->bytes_sent += (unsigned long long)st.st_size;
-		reply_file(req, PROTO_CT_BYTES, fd, st.st_size);
+		serve_file(sv, req, fd, st.st_size);
 		return;
 	case PROTO_DELTA:
 		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST)

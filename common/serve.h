@@ -37,6 +37,7 @@ struct serve {
 	unsigned long long files_sent, deltas_sent, bytes_sent;
 	unsigned long long sig_bytes;   /* signatures received */
 	unsigned long long stored_sent; /* deltas kept by a pull, relayed */
+	unsigned long long ranges_sent; /* files resumed from a byte (Range) */
 };
 
 /* Answer a request for a version (PROTO_R_VERSION). */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/http.h>
 
 #include "basecheck.h"
 #include "delta.h"
@@ -50,6 +51,14 @@ struct syncer {
 /* A file being written into staging: from the bytes of a whole-file
  * reply, or patched from a delta's; hashed on the way. */
 struct writer {
+	struct sync_progress *progress; /* or NULL */
+	/* A file resumed from byte from: the reply must start there (206),
+	 * or be the whole file, which then replaces what was there. */
+	const struct http_call *call;
+	int64_t from;
+	int checked; /* the reply's status was looked at */
+	int nospace; /* a write failed for want of space */
+	struct sync_stats *st;
 	struct hashsink hs;
 	struct delta_patch *patch; /* the reply is a delta, or NULL */
 	int64_t wire;              /* bytes received */
@@ -64,9 +73,15 @@ writer_sink(void *arg, const void *p, size_t n)
 {
 	struct writer *w = arg;
 
-	if (fault_enospc("staging-write"))
+	if (fault_enospc("staging-write") ||
+	    hashsink_write(&w->hs, p, n) != 0) {
+		if (errno == ENOSPC || errno == EDQUOT)
+			w->nospace = 1;
 		return -1;
-	return hashsink_write(&w->hs, p, n);
+	}
+	if (w->progress != NULL)
+		w->progress->done += (long long)n;
+	return 0;
 }
 
 static int
@@ -89,6 +104,37 @@ writer_feed(struct writer *w, const void *p, size_t n)
 	return delta_patch_feed(w->patch, p, n, w->err, sizeof w->err);
 }
 
+/* A resumed file's reply, at its first bytes: from where it was cut
+ * (206, from that byte), or whole (200: what was there goes). */
+static int
+writer_resumed(struct writer *w)
+{
+	const char *cr;
+
+	w->checked = 1;
+	if (w->call->reply_status == PROTO_PARTIAL) {
+		cr = evhttp_find_header(evhttp_request_get_input_headers(
+					    w->call->req),
+		    "Content-Range");
+		if (proto_content_range_check(cr, w->from, w->hs.limit) == 0)
+			return 0;
+		snprintf(w->err, sizeof w->err,
+		    "the peer sent Content-Range \"%s\" when asked from "
+		    "byte %lld of %lld",
+		    cr ? cr : "(none)", (long long)w->from,
+		    (long long)w->hs.limit);
+		return -1;
+	}
+	hashsink_abort(&w->hs);
+	if (ftruncate(w->hs.fd, 0) != 0 || lseek(w->hs.fd, 0, SEEK_SET) != 0) {
+		snprintf(w->err, sizeof w->err, "%s", strerror(errno));
+		return -1;
+	}
+	hashsink_init(&w->hs, w->hs.fd, w->hs.limit);
+	w->from = 0;
+	return 0;
+}
+
 /* Reply bytes of a whole-file GET, or of a delta to patch with. */
 static int
 writer_data(void *arg, struct evbuffer *chunk)
@@ -99,7 +145,13 @@ writer_data(void *arg, struct evbuffer *chunk)
 
 	if (w->failed)
 		return -1;
+	if (w->from > 0 && !w->checked && writer_resumed(w) != 0) {
+		w->failed = 1;
+		return -1;
+	}
 	w->wire += (int64_t)evbuffer_get_length(chunk);
+	if (w->progress != NULL)
+		w->progress->received += (long long)evbuffer_get_length(chunk);
 	n = evbuffer_peek(chunk, -1, NULL, v, 8);
 	if (n > 8) {
 		/* More segments than we peeked: linearize what is there. */
@@ -116,17 +168,22 @@ writer_data(void *arg, struct evbuffer *chunk)
 	return 0;
 }
 
-/* Open e's file in staging for writing, and a writer on it. */
+/* Open e's file in staging for writing (keep: what is there stays, to be
+ * resumed), and a writer on it. */
 static int
-writer_open(struct syncer *s, struct writer *w, const struct ment *e)
+writer_open(struct syncer *s, struct writer *w, const struct ment *e, int keep)
 {
 	int fd;
 
 	memset(w, 0, sizeof *w);
 	w->savefd = -1;
-	fd = fs_open_beneath(s->stagefd, e->path, O_WRONLY | O_CREAT | O_TRUNC,
-	    0600);
+	w->progress = s->o->progress;
+	w->st = s->st;
+	fd = fs_open_beneath(s->stagefd, e->path,
+	    O_RDWR | O_CREAT | (keep ? 0 : O_TRUNC), 0600);
 	if (fd < 0) {
+		if (errno == ENOSPC || errno == EDQUOT)
+			s->st->nospace = 1;
 		snprintf(s->err, s->errlen, "staging %s: %s", e->path,
 		    strerror(errno));
 		return -1;
@@ -151,6 +208,8 @@ writer_check(struct syncer *s, struct writer *w, const struct ment *e,
 static void
 writer_close(struct writer *w)
 {
+	if (w->nospace && w->st != NULL)
+		w->st->nospace = 1;
 	hashsink_abort(&w->hs);
 	delta_patch_free(w->patch);
 	close(w->hs.fd);
@@ -208,7 +267,7 @@ fetch_manifest(struct syncer *s, struct manifest **out)
 	http_call_init(&c, "GET", s->o->url, path, s->o->token,
 	    s->o->token_len);
 	c.max_reply = MANIFEST_MAX_BYTES;
-	c.deadline = proto_deadline(MANIFEST_MAX_BYTES);
+	c.progress = 1;
 	if (http_client_call(s->hc, &c) != 0 || c.status != PROTO_OK)
 		call_failed(s, &c, "fetching the manifest");
 	else if (manifest_parse((const char *)evbuffer_pullup(c.reply, -1),
@@ -240,15 +299,40 @@ fetch_manifest(struct syncer *s, struct manifest **out)
 	return rc;
 }
 
+/* What a fetch cut short left of e in staging: its first bytes, taken
+ * into w's hash, the file left open at their end; 0 when there is
+ * nothing to take (the file is then empty). */
+static int64_t
+writer_resume(struct syncer *s, struct writer *w, const struct ment *e)
+{
+	struct stat st;
+	int fd = w->hs.fd;
+
+	if (!s->resuming || fstat(fd, &st) != 0 || st.st_size <= 0 ||
+	    st.st_size >= e->size)
+		goto none;
+	w->hs.fd = -1; /* hashed, not written again */
+	if (hashsink_read(&w->hs, fd) != 0)
+		goto none;
+	w->hs.fd = fd; /* the rest is appended */
+	return st.st_size;
+none:
+	hashsink_abort(&w->hs);
+	hashsink_init(&w->hs, fd, e->size);
+	if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
+		log_warn("%s: cannot empty it", e->path);
+	return 0;
+}
+
 static int
 fetch_whole(struct syncer *s, const struct ment *e)
 {
 	struct http_call c;
 	struct writer w;
-	char *path;
+	char *path, range[48];
 	int rc = -1;
 
-	if (writer_open(s, &w, e) != 0)
+	if (writer_open(s, &w, e, s->resuming) != 0)
 		return -1;
 	path = route(s, PROTO_FILE, e->path, NULL);
 	http_call_init(&c, "GET", s->o->url, path, s->o->token,
@@ -256,20 +340,42 @@ fetch_whole(struct syncer *s, const struct ment *e)
 	c.cancel = worker_stopping;
 	c.on_data = writer_data;
 	c.data_arg = &w;
-	c.deadline = proto_deadline(e->size);
-	if (http_client_call(s->hc, &c) != 0 || c.status != PROTO_OK)
+	c.progress = 1;
+	w.call = &c;
+	if ((w.from = writer_resume(s, &w, e)) > 0) {
+		snprintf(range, sizeof range, "bytes=%lld-", (long long)w.from);
+		c.header = "Range";
+		c.header_value = range;
+		if (w.progress != NULL)
+			w.progress->done += w.from;
+	}
+	if (http_client_call(s->hc, &c) != 0 ||
+	    (c.status != PROTO_OK && c.status != PROTO_PARTIAL))
 		call_failed(s, &c, e->path);
 	else if (w.failed)
 		snprintf(s->err, s->errlen, "writing %s/%s: %s", s->o->staging,
 		    e->path, w.err);
-	else if (writer_check(s, &w, e, "whole file") == 0)
+	else if (writer_check(s, &w, e,
+		     w.from > 0 ? "resumed file" : "whole file") == 0)
 		rc = 0;
 	s->st->received += w.wire;
-	if (rc == 0)
+	if (rc == 0) {
 		s->st->whole++;
+		if (w.from > 0)
+			s->st->resumed++;
+	}
 	http_call_clear(&c);
 	free(path);
 	writer_close(&w);
+	/* What was there before did not serve: once more, from byte 0. */
+	if (rc != 0 && w.from > 0 && c.status == PROTO_PARTIAL && !w.failed) {
+		log_warnx("%s %s: %s resumed from byte %lld did not match its "
+			  "manifest; fetching it whole",
+		    s->o->source, s->o->version, e->path, (long long)w.from);
+		s->resuming = 0;
+		rc = fetch_whole(s, e);
+		s->resuming = 1;
+	}
 	return rc;
 }
 
@@ -283,15 +389,14 @@ patch_with(struct syncer *s, const struct ment *e, int basefd,
 	struct writer w;
 	int rc = 0;
 
-	if (writer_open(s, &w, e) != 0)
+	if (writer_open(s, &w, e, 0) != 0)
 		return -1;
 	w.savefd = savefd;
 	w.patch = delta_patch_new(basefd, writer_sink, &w);
 	c->cancel = worker_stopping;
 	c->on_data = writer_data;
 	c->data_arg = &w;
-	/* A delta is at most about the file's size. */
-	c->deadline = proto_deadline(e->size);
+	c->progress = 1;
 	if (http_client_call(s->hc, c) != 0 ||
 	    (c->status != PROTO_OK && c->status != PROTO_NO_STORED)) {
 		call_failed(s, c, e->path);
@@ -467,7 +572,7 @@ copy_unchanged(struct syncer *s, const struct ment *e, const struct ment *be,
 		}
 	}
 	/* Copy, hashing on the way: the local copy must still be right. */
-	if (writer_open(s, &w, e) != 0)
+	if (writer_open(s, &w, e, 0) != 0)
 		return -1;
 	while ((n = read(bfd, buf, sizeof buf)) > 0)
 		if (writer_sink(&w, buf, (size_t)n) != 0)
@@ -563,6 +668,8 @@ sync_entry(struct syncer *s, const struct ment *e)
 		rc = symlinkat(e->target, dfd, base);
 	}
 	close(dfd);
+	if (rc != 0 && (errno == ENOSPC || errno == EDQUOT))
+		s->st->nospace = 1;
 	if (rc != 0)
 		snprintf(s->err, s->errlen, "staging %s: %s", e->path,
 		    strerror(errno));
@@ -715,6 +822,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	if (fetch_manifest(&s, &m) != 0)
 		goto out;
+	if (o->progress != NULL)
+		o->progress->total = m->bytes;
 	hints_load(&s.old, o->hints);
 	if (staging_open(&s) != 0)
 		goto out;
@@ -741,6 +850,9 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		st->bytes += e->size;
 		if (sync_file(&s, e) != 0)
 			goto out;
+		/* The file is whole in staging, however it got there. */
+		if (o->progress != NULL)
+			o->progress->done = st->bytes;
 		fault_point("sync-file");
 	}
 	if (treemeta_apply(s.stagefd, m,
@@ -753,6 +865,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	 * renames the tree into place: one syncfs() does it for all, where
 	 * an fsync() per file cost a journal commit each. */
 	if (syncfs(s.stagefd) != 0) {
+		st->nospace = errno == ENOSPC || errno == EDQUOT;
 		snprintf(err, errlen, "staging %s: syncfs: %s", o->staging,
 		    strerror(errno));
 		goto out;

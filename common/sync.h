@@ -29,6 +29,13 @@ struct sync_sigs {
 	void *arg;
 };
 
+/* A sync's progress, read by other threads (the status) while it runs. */
+struct sync_progress {
+	_Atomic long long total;    /* bytes of the version */
+	_Atomic long long done;     /* of them, in staging */
+	_Atomic long long received; /* over the wire */
+};
+
 struct sync_opts {
 	const char *url;
 	const char *token;
@@ -54,7 +61,8 @@ struct sync_opts {
 	const char *hints; /* the delta-hints file, or NULL */
 	/* with hints: set on success to the hints this sync saved */
 	struct hints *hints_out;
-	const struct sync_sigs *sigs; /* or NULL */
+	const struct sync_sigs *sigs;   /* or NULL */
+	struct sync_progress *progress; /* or NULL */
 };
 
 struct sync_stats {
@@ -67,6 +75,9 @@ struct sync_stats {
 	int64_t bytes;    /* of the version */
 	int64_t received; /* over the wire */
 	int64_t sent;     /* signatures */
+	/* a write failed for want of space: what was staged is better
+	 * dropped than kept for a resume */
+	int nospace;
 };
 
 /* Returns 0, or -1 with a one-line reason; *gone is set when the peer no

@@ -386,6 +386,19 @@ tls_describe(struct bufferevent *bev, char *buf, size_t len)
 	if ((e = bufferevent_get_openssl_error(bev)) != 0) {
 		char why[256], own[TLS_FP_SIZE];
 		time_t na;
+		/* The connection closed or broke: no word on certificates. */
+		if (ERR_GET_LIB(e) == ERR_LIB_SYS) {
+			snprintf(buf, len, "TLS: connection lost: %s",
+			    strerror(ERR_GET_REASON(e)));
+			return 1;
+		}
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+		if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			snprintf(buf, len,
+			    "TLS: connection closed by the peer or the link");
+			return 1;
+		}
+#endif
 		ERR_error_string_n(e, why, sizeof why);
 		if (tls_own(own, &na) != 0)
 			strcpy(own, "?");
@@ -397,7 +410,8 @@ tls_describe(struct bufferevent *bev, char *buf, size_t len)
 	}
 	if (!SSL_is_init_finished(ssl)) {
 		snprintf(buf, len,
-		    "TLS: no handshake (does the peer listen with TLS?)");
+		    "TLS: no handshake (is the link down? does the peer "
+		    "listen with TLS?)");
 		return 1;
 	}
 	return 0;

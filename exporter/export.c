@@ -228,15 +228,23 @@ export_start(struct exporter *ex, const char *trigger, char *why, size_t whylen)
 	/* Ids only grow, whatever the clock does. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (ex->last_ms > ms + PROTO_MAX_SKEW_SECS * 1000LL) {
-		/* The last id came from a clock that has since gone back:
-		 * following it would put every later version in the future,
-		 * where the pull-backups refuse it. */
+	if (ex->last_ms > ms + PROTO_MAX_AHEAD_SECS * 1000LL) {
+		/* The last id came from a clock that has since gone back
+		 * far: following it would put every later version so far
+		 * in the future that the pull-backups refuse it. */
 		log_warnx("the last export's version is %llds ahead of the "
 			  "clock; the ids start again from the clock",
 		    (long long)((ex->last_ms - ms) / 1000));
-	} else if (ms <= ex->last_ms)
+	} else if (ms <= ex->last_ms) {
+		if (ex->last_ms - ms > PROTO_MAX_SKEW_SECS * 1000LL)
+			log_warnx("the clock is %llds behind the last export's "
+				  "version: numbering this one after it",
+			    (long long)((ex->last_ms - ms) / 1000));
 		ms = ex->last_ms + 1;
+	}
+	/* After the newest an archive holds, which a pull-backup told. */
+	if (ex->archived[0] != '\0' && ms <= version_id_ms(ex->archived))
+		ms = version_id_ms(ex->archived) + 1;
 	ex->last_ms = ms;
 	r = xcalloc(1, sizeof *r);
 	r->ex = ex;

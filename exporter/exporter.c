@@ -183,6 +183,64 @@ imported_load(struct exporter *ex)
 	free(buf);
 }
 
+/* A report said where an archive stands: kept when it is the newest
+ * known, and a new export follows at once when it shows that this host's
+ * newest version was superseded by one it did not make (its state was
+ * lost, or its clock went back). */
+static void
+archived_note(struct exporter *ex, const char *newest, const struct run *r,
+    const char *from)
+{
+	const struct run *last = TAILQ_LAST(&ex->runs, runlist);
+	char buf[128], why[256];
+	long ahead;
+	int len;
+
+	if (newest == NULL || !version_id_valid(newest) ||
+	    strcmp(newest, ex->archived) <= 0)
+		return;
+	ahead = proto_version_ahead(newest);
+	if (ahead > EXPORTER_MAX_FLOOR_AHEAD) {
+		log_warnx("%s says its archive holds version %s, %lds ahead of "
+			  "this host's clock: not numbering the next versions "
+			  "after it (is this host's clock or its wrong?)",
+		    from, newest, ahead);
+		return;
+	}
+	snprintf(ex->archived, sizeof ex->archived, "%s", newest);
+	len = snprintf(buf, sizeof buf, "{\"version\":\"%s\"}\n", newest);
+	durable_write(&ex->node, ex->archived_file, buf, (size_t)len);
+	if (strcmp(newest, r->id) <= 0 || r != last || ex->running != NULL)
+		return;
+	log_warnx("version %s was superseded by version %s, which this "
+		  "exporter did not make (its state was lost, or its clock "
+		  "went back): exporting again, numbered after it",
+	    r->id, newest);
+	if (export_start(ex, "renumbered", why, sizeof why) == NULL)
+		log_warnx("exporting again: %s", why);
+}
+
+static void
+archived_load(struct exporter *ex)
+{
+	struct doc *d = NULL;
+	char *buf, err[128];
+	const char *v;
+	size_t len;
+
+	if (fs_read_file(ex->archived_file, 4096, &buf, &len) != 0)
+		return;
+	if (doc_parse(buf, len, &d, err, sizeof err) != 0 ||
+	    (v = doc_get_str(d, "version")) == NULL || !version_id_valid(v))
+		log_warnx("%s is damaged; the archive's newest version is "
+			  "learnt again from the next report",
+		    ex->archived_file);
+	else
+		snprintf(ex->archived, sizeof ex->archived, "%s", v);
+	doc_free(d);
+	free(buf);
+}
+
 static struct pb_report *
 pb_find(struct run *r, const char *url)
 {
@@ -252,6 +310,7 @@ ex_refused(struct node *n, const struct qentry *e, const char *why)
 	if (pb == NULL || pb->archived != PB_PENDING)
 		return;
 	pb->archived = PB_FAILED;
+	pb->refused = 1;
 	xstrset(&pb->archive_error, why);
 }
 
@@ -301,7 +360,7 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 {
 	const char *type = doc_get_str(ev, EVF_TYPE);
 	const char *version = doc_get_str(ev, EVF_VERSION);
-	const char *err = doc_get_str(ev, EVF_ERROR);
+	const char *err = doc_get_str(ev, EVF_ERROR), *newest;
 	struct run *r = run_find(ex, version);
 	struct pb_report *pb;
 	size_t i;
@@ -315,11 +374,16 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 	}
 	if (strcmp(type, EV_BACKUP_ARCHIVED) == 0) {
 		pb->archived = ok ? PB_OK : PB_FAILED;
+		newest = doc_get_str(ev, EVF_NEWEST);
+		/* Superseded: the archive holds a newer one. */
+		pb->refused = !ok && newest != NULL &&
+		    strcmp(newest, version) > 0;
 		free(pb->archive_error);
 		pb->archive_error = err ? xstrdup(err) : NULL;
 		log_info("version %s %s on %s%s%s", version,
 		    ok ? "archived" : "NOT archived", pb->url, err ? ": " : "",
 		    err ? err : "");
+		archived_note(ex, newest, r, pb->url);
 		for (all = 1, i = 0; i < r->npb; i++)
 			if (r->pb[i].archived != PB_OK)
 				all = 0;
@@ -530,9 +594,11 @@ ex_health(struct node *n, int64_t max_age, int64_t max_lag, int *warn,
 {
 	struct exporter *ex = n->role;
 	const struct run *ok, *last;
+	const struct pb_report *pb;
 	time_t now = time(NULL);
 	long age, lag;
 	char lagw[32];
+	size_t i;
 
 	if (exporter_fenced(ex, why, len))
 		return -1;
@@ -556,6 +622,23 @@ ex_health(struct node *n, int64_t max_age, int64_t max_lag, int *warn,
 		    "%llds)",
 		    ex->cf->source, age, (long long)max_age);
 		return -1;
+	}
+	/* A pull-backup that will not take the newest version: never OK. */
+	for (i = 0; i < ok->npb; i++) {
+		pb = &ok->pb[i];
+		if (pb->refused ||
+		    (pb->archived == PB_PENDING && pb->delivery_status >= 400 &&
+			pb->delivery_status < 500)) {
+			snprintf(why, len,
+			    "source \"%s\": %s refused version %s: %s",
+			    ex->cf->source, pb->url, ok->id,
+			    pb->refused && pb->archive_error != NULL ?
+				pb->archive_error :
+				pb->delivery_error != NULL ?
+				pb->delivery_error :
+				"refused");
+			return -1;
+		}
 	}
 	lag = ex_lag(ex, ok, now);
 	if (max_lag > 0 &&
@@ -652,6 +735,20 @@ static const struct node_ops ex_ops = {
 	.lookup = ex_lookup,
 };
 
+/* exports/<id>.tmp: an export under way when the daemon stopped. */
+static int
+cut_short(const char *name)
+{
+	char id[VERSION_ID_SIZE];
+	size_t n = strlen(name);
+
+	if (n < 5 || n - 4 >= sizeof id || strcmp(name + n - 4, ".tmp") != 0)
+		return 0;
+	memcpy(id, name, n - 4);
+	id[n - 4] = '\0';
+	return version_id_valid(id);
+}
+
 /* At start-up: keep the newest complete export to serve, drop the rest
  * (and any half-made one). */
 static int
@@ -676,6 +773,8 @@ ex_recover(struct exporter *ex, char *err, size_t errlen)
 				 "nothing needed any more",
 			    p);
 			fs_rm_rf(p);
+			if (cut_short(de->d_name))
+				ex->cut_short = 1;
 		} else if (newest == NULL || strcmp(de->d_name, newest) > 0) {
 			free(newest);
 			newest = xstrdup(de->d_name);
@@ -742,12 +841,20 @@ ex_serve(struct config *cf, int argc, char **argv)
 	ex.exports_dir = xasprintf("%s/exports", cf->state_dir);
 	ex.tmp_dir = xasprintf("%s/tmp", cf->state_dir);
 	ex.imported_file = xasprintf("%s/last-imported.json", cf->state_dir);
+	ex.archived_file = xasprintf("%s/archive-newest.json", cf->state_dir);
 	if (fs_mkdir_p(ex.exports_dir, 0700) != 0 ||
 	    fs_mkdir_p(ex.tmp_dir, 0700) != 0) {
 		log_warn("state_dir %s", cf->state_dir);
 		return EXIT_FAILED;
 	}
 	imported_load(&ex);
+	archived_load(&ex);
+	/* A hook a killed daemon left running ends before its export's
+	 * directory goes. */
+	gpath = xasprintf("%s/hooks", cf->state_dir);
+	if (hook_init(gpath) != 0)
+		log_warn("%s", gpath);
+	free(gpath);
 	gpath = xasprintf("%s/%s", cf->state_dir, EXPORTER_GENERATION);
 	if (ex_recover(&ex, err, sizeof err) != 0 ||
 	    node_init(&ex.node, cf, &ex_ops, &ex, cf->state_dir, err,
@@ -762,6 +869,15 @@ ex_serve(struct config *cf, int argc, char **argv)
 	if (exporter_fenced(&ex, err, sizeof err))
 		log_warnx("%s", err);
 	export_schedule(&ex);
+	/* An export the daemon was killed in the middle of is not dropped:
+	 * it runs again now. */
+	if (ex.cut_short) {
+		log_warnx("the last export was cut short (the exporter "
+			  "stopped during it): exporting again");
+		if (export_start(&ex, "again: the last one was cut short", err,
+			sizeof err) == NULL)
+			log_warnx("exporting again: %s", err);
+	}
 	rc = node_run(&ex.node);
 	event_free(ex.sched_ev);
 	while ((r = TAILQ_FIRST(&ex.runs)) != NULL) {
@@ -773,6 +889,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 	free(ex.exports_dir);
 	free(ex.tmp_dir);
 	free(ex.imported_file);
+	free(ex.archived_file);
 	node_free(&ex.node);
 	return rc == 0 ? EXIT_OK : EXIT_FAILED;
 }

@@ -21,6 +21,11 @@ struct event;
 struct manifest;
 
 #define RUNS_KEPT 32
+/* How far ahead of this host's clock an archive's newest version may be
+ * for the next versions to be numbered after it: the pull-backup took it
+ * at most a day ahead of its own clock, and this host's may be behind
+ * that by a day more. */
+#define EXPORTER_MAX_FLOOR_AHEAD (2 * PROTO_MAX_AHEAD_SECS)
 /* The source's generation here, in state_dir. */
 #define EXPORTER_GENERATION "generation.json"
 
@@ -38,6 +43,9 @@ struct pb_report {
 	enum pb_state imported;
 	int64_t importers_ok, importers_total;
 	char *import_error;
+	/* It will not archive it: a newer version is there, or it refused
+	 * the version for good. */
+	int refused;
 	/* The last attempt to tell it of the version, when it failed: the
 	 * peer's status (0: no answer) and why. */
 	int delivery_status;
@@ -99,6 +107,13 @@ struct exporter {
 	char imported[VERSION_ID_SIZE];
 	time_t imported_at;
 	char *imported_file;
+	/* The newest version a pull-backup's archive holds, as its reports
+	 * said: the next version is numbered after it, whatever this host's
+	 * clock says or this state directory lost.  Kept in archived_file
+	 * (state_dir/archive-newest.json). */
+	char archived[VERSION_ID_SIZE];
+	char *archived_file;
+	int cut_short;   /* an export was under way when the daemon stopped */
 	struct gen *gen; /* the source's generation here (generation.h) */
 };
 

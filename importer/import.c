@@ -151,8 +151,11 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.owners = 1;
 	o.special_bits = s->run.sc->special_bits;
 	o.ask_stored = 1;
+	o.progress = &s->run.progress;
 	if (sync_run(&o, &s->new_m, &s->res.st, &s->gone, err, errlen) != 0) {
-		*keep = !s->gone; /* for the next attempt */
+		/* for the next attempt, unless the version is gone or the
+		 * disk is full */
+		*keep = !s->gone && !s->res.st.nospace;
 		goto out;
 	}
 	fault_point("import-synced");
@@ -253,8 +256,9 @@ import_work(void *arg)
 	/* The hook restores from the verified copy; only if it succeeds
 	 * does the copy become the last good one. */
 	if (import_hook(s, data, &hr, err, sizeof err) != 0) {
-		/* Stopped by a shutdown: the verified copy is resumed. */
-		keep = worker_stopping();
+		/* The verified copy serves the next attempt (each file is
+		 * checked again before it does). */
+		keep = 1;
 		goto out;
 	}
 	fault_point("import-hooked");
@@ -269,9 +273,7 @@ out:
 	s->res.output = hr.output;
 	hr.output = NULL;
 	hook_result_clear(&hr);
-	/* Nothing left to resume after the last attempt. */
-	if (!keep ||
-	    (!s->res.ok && runner_last_attempt(&s->run) && !worker_stopping()))
+	if (!keep)
 		fs_rm_rf(s->next);
 	free(data);
 }
@@ -294,9 +296,16 @@ import_done(void *arg)
 	}
 	xstrset(&s->res.version, s->run.version);
 	s->res.at = time(NULL);
-	s->res.secs = (long)(s->res.at - s->run.started);
-	/* A hook that ran and failed is not retried: the next cycle is. */
-	switch (runner_done(&s->run, &s->res, s->hook_ran || s->gone)) {
+	/* From the first attempt of a version retried: how long it took
+	 * to get there. */
+	s->res.secs = (long)(s->res.at -
+	    (s->run.failing_since > 0 ? s->run.failing_since : s->run.started));
+	/* A hook that ran and failed is reported at once, and retried
+	 * like any failure: a standby's disk or database may be back. */
+	switch (runner_done(&s->run, &s->res,
+	    s->gone         ? RUNNER_FINAL :
+		s->hook_ran ? RUNNER_REPORT :
+			      RUNNER_TRANSIENT)) {
 	case RUNNER_OK:
 		manifest_free(s->cur_m);
 		s->cur_m = s->new_m;
@@ -317,6 +326,7 @@ import_done(void *arg)
 		import_send_done(s, last->version, s->run.peer, 1, NULL);
 		break;
 	case RUNNER_GAVE_UP:
+	case RUNNER_FAILED:
 		log_warnx("source \"%s\": import of version %s failed; the "
 			  "last good copy (%s) stays: %s",
 		    s->run.sc->name, last->version,

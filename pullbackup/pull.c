@@ -74,12 +74,27 @@ pull_set_head(struct src *s, struct manifest *m)
 	}
 }
 
+/* The report carries where the archive stands (its newest version): an
+ * exporter that lost its state, or whose clock went back, numbers its next
+ * version after it instead of being refused as superseded for ever. */
 void
 pull_send_archived(struct src *s, const char *version, const char *peer, int ok,
     const char *error)
 {
-	event_report(&s->pb->node, s->run.sc->exporter, EV_BACKUP_ARCHIVED,
-	    s->run.sc->name, version, peer, ok, error);
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+
+	event_begin(&s->pb->node, &j, b, EV_BACKUP_ARCHIVED, s->run.sc->name,
+	    version);
+	json_str(&j, EVF_FROM, peer);
+	json_bool(&j, EVF_OK, ok);
+	if (error != NULL)
+		json_str(&j, EVF_ERROR, error);
+	if (s->head != NULL)
+		json_str(&j, EVF_NEWEST, s->head);
+	json_obj_close(&j);
+	outbox_send(&s->pb->node, s->run.sc->exporter, EV_BACKUP_ARCHIVED, b);
+	evbuffer_free(b);
 }
 
 /* The state of a pull under way or failed, for the list verb. */
@@ -135,6 +150,7 @@ pull_work(void *arg)
 	 * of being linked into every later version. */
 	o.verify_base = 1;
 	o.sigs = &s->sigs;
+	o.progress = &s->run.progress;
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {
 		xstrset(&s->res.error, perr);
@@ -159,10 +175,10 @@ pull_work(void *arg)
 	fault_point("pull-committed");
 	return;
 fail:
-	/* Kept for the next attempt to resume, unless there is none: the
-	 * version is gone, or this was the last attempt (and the disk may be
-	 * full). */
-	store_abort(&s->txn, s->gone || runner_last_attempt(&s->run));
+	/* Kept for the next attempt to resume, unless there is none (the
+	 * version is gone), or the disk is full: the space is better given
+	 * back (to queue the next events, to the commits of others). */
+	store_abort(&s->txn, s->gone || s->res.st.nospace);
 }
 
 static void
@@ -210,6 +226,7 @@ pull_done(void *arg)
 	struct src *s = arg;
 	struct node *n = &s->pb->node;
 	const struct runner_result *last = &s->run.last;
+	enum runner_outcome out;
 	size_t i;
 
 	for (i = 0; i < s->npruned; i++) {
@@ -232,20 +249,27 @@ pull_done(void *arg)
 	}
 	xstrset(&s->res.version, s->run.version);
 	s->res.at = time(NULL);
-	s->res.secs = (long)(s->res.at - s->run.started);
-	switch (runner_done(&s->run, &s->res, s->gone)) {
+	/* From the first attempt of a version retried: how long it took
+	 * to get there. */
+	s->res.secs = (long)(s->res.at -
+	    (s->run.failing_since > 0 ? s->run.failing_since : s->run.started));
+	switch ((out = runner_done(&s->run, &s->res,
+		     s->gone ? RUNNER_FINAL : RUNNER_TRANSIENT))) {
 	case RUNNER_OK:
 		pull_finished(s);
 		break;
 	case RUNNER_GAVE_UP:
-		log_warnx(
-		    "source \"%s\": pulling version %s failed, giving up: %s",
-		    s->run.sc->name, last->version, last->error);
+	case RUNNER_FAILED:
+		if (out == RUNNER_GAVE_UP)
+			log_warnx("source \"%s\": pulling version %s failed, "
+				  "giving up: %s",
+			    s->run.sc->name, last->version, last->error);
 		node_record(n, "pull", s->run.sc->name, last->version, 0,
 		    s->run.started, last->error, NULL);
 		pull_send_archived(s, last->version, s->run.peer, 0,
 		    last->error);
-		attempt_write(s, "failed", last->error);
+		attempt_write(s, out == RUNNER_GAVE_UP ? "failed" : "retrying",
+		    last->error);
 		break;
 	case RUNNER_RETRY:
 		attempt_write(s, "in progress", s->run.retry_error);

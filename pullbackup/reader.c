@@ -14,6 +14,7 @@
 #include "delta.h"
 #include "fsutil.h"
 #include "hashsink.h"
+#include "log.h"
 #include "manifest.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -22,6 +23,9 @@ struct store_reader {
 	const struct store *st;
 	struct manifest **ms; /* per version, loaded on demand */
 	int curfd;
+	/* the last rebuild failed for want of space: nothing is known of
+	 * the file then */
+	int nospace;
 };
 
 /* One reverse delta of a chain: version j's increment that turns the
@@ -156,13 +160,16 @@ walk_back(struct store_reader *r, int fd, const struct link *chain, size_t n,
 	int out, sink;
 
 	while (fd >= 0 && n-- > stop) {
-		if ((out = store_tmpfile(r->st)) < 0)
+		if ((out = store_tmpfile(r->st)) < 0) {
+			r->nospace |= errno == ENOSPC || errno == EDQUOT;
 			snprintf(err, errlen, "temporary file: %s",
 			    strerror(errno));
+		}
 		sink = out;
 		if (out >= 0 &&
 		    apply_link(r, &chain[n], fd, delta_sink_fd, &sink, err,
 			errlen) != 0) {
+			r->nospace |= errno == ENOSPC || errno == EDQUOT;
 			close(out);
 			out = -1;
 		}
@@ -312,7 +319,7 @@ check_entry(struct store_reader *r, const struct ment *e, char *err,
 
 int
 store_verify(const struct store *st, size_t index, store_bad_fn bad, void *arg,
-    int64_t *files, int64_t *bytes)
+    int64_t *files, int64_t *bytes, int *unchecked)
 {
 	struct store_reader *r;
 	const struct manifest *m;
@@ -322,6 +329,8 @@ store_verify(const struct store *st, size_t index, store_bad_fn bad, void *arg,
 	size_t i;
 
 	*files = *bytes = 0;
+	if (unchecked != NULL)
+		*unchecked = 0;
 	err[0] = '\0';
 	if ((r = store_reader_new(st, err, sizeof err)) == NULL ||
 	    (m = store_reader_manifest(r, index, err, sizeof err)) == NULL) {
@@ -340,12 +349,20 @@ store_verify(const struct store *st, size_t index, store_bad_fn bad, void *arg,
 			}
 			continue;
 		}
-		if (store_reader_copy(r, index, e, -1, err, sizeof err) != 0) {
-			bad(arg, st->ids[index], e->path, err);
-			nbad++;
-		} else {
+		r->nospace = 0;
+		if (store_reader_copy(r, index, e, -1, err, sizeof err) == 0) {
 			(*files)++;
 			*bytes += e->size;
+		} else if (r->nospace && unchecked != NULL) {
+			/* Not damage: the disk had no room to rebuild it. */
+			(*unchecked)++;
+			log_warnx(
+			    "version %s: %s cannot be checked: no room to "
+			    "rebuild it in %s (%s)",
+			    st->ids[index], e->path, st->dir, err);
+		} else {
+			bad(arg, st->ids[index], e->path, err);
+			nbad++;
 		}
 	}
 	store_reader_free(r);

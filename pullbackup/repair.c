@@ -246,10 +246,12 @@ store_repair(struct store *st, size_t first, size_t last, store_fetch_fn fetch,
 	char err[1024], from[512];
 	int64_t files, bytes;
 	size_t i;
-	int fd = -1, left = 0, ok;
+	int fd = -1, left = 0, ok, unchecked;
 
+	/* A file that could not be rebuilt for want of space is not
+	 * damage to mend. */
 	for (i = first; i <= last; i++)
-		store_verify(st, i, collect, &b, &files, &bytes);
+		store_verify(st, i, collect, &b, &files, &bytes, &unchecked);
 	if (b.n == 0)
 		goto out;
 	if ((r = store_reader_new(st, err, sizeof err)) == NULL ||

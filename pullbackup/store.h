@@ -164,11 +164,13 @@ int store_reader_content(struct store_reader *, size_t index,
 int store_reader_copy(struct store_reader *, size_t index, const struct ment *e,
     int out, char *err, size_t errlen);
 /* Rebuild and hash every file of version index; call bad() for each
- * damaged one.  Returns the number of bad entries. */
+ * damaged one.  Returns the number of bad entries.  With unchecked, a
+ * file that could not be rebuilt for want of space is not called bad but
+ * counted there (and logged): nothing is known of it. */
 typedef void (*store_bad_fn)(void *arg, const char *version, const char *path,
     const char *why);
 int store_verify(const struct store *, size_t index, store_bad_fn, void *arg,
-    int64_t *files, int64_t *bytes);
+    int64_t *files, int64_t *bytes, int *unchecked);
 
 /* repair.c */
 /* e's content (of version) into fd, from outside the archive (the

@@ -405,7 +405,7 @@ pb_verify(struct config *cf, int argc, char **argv)
 	char *pos[1];
 	size_t idx, first, last, i;
 	int64_t files, bytes;
-	int rc, bad, total = 0;
+	int rc, bad, total = 0, unchecked, not_checked = 0;
 
 	if ((rc = verb_opts(argc, argv, opts, pos, 1)) < 0)
 		return EXIT_USAGE;
@@ -444,20 +444,34 @@ pb_verify(struct config *cf, int argc, char **argv)
 			    pos[0]);
 	}
 	for (i = last + 1; i-- > first;) {
-		bad = store_verify(a, i, verify_bad, NULL, &files, &bytes);
-		if (bad == 0)
+		bad = store_verify(a, i, verify_bad, NULL, &files, &bytes,
+		    &unchecked);
+		if (bad == 0 && unchecked == 0)
 			printf("version %s: %lld files, %lld bytes, all "
 			       "verified\n",
 			    a->ids[i], (long long)files, (long long)bytes);
+		else if (bad == 0)
+			printf("version %s: %d files not checked (no room to "
+			       "rebuild them), the others verified\n",
+			    a->ids[i], unchecked);
 		else
 			printf("version %s: %d bad\n", a->ids[i], bad);
 		total += bad;
+		not_checked += unchecked;
 	}
 	store_close(a);
 	if (total > 0) {
 		fprintf(stderr,
 		    "pullbackup: source \"%s\": %d bad entries; see above\n",
 		    pos[0], total);
+		return EXIT_FAILED;
+	}
+	if (not_checked > 0) {
+		fprintf(stderr,
+		    "pullbackup: source \"%s\": %d files could not be "
+		    "checked: no room on the archive's disk to rebuild them; "
+		    "free some space and verify again\n",
+		    pos[0], not_checked);
 		return EXIT_FAILED;
 	}
 	return EXIT_OK;

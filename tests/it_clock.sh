@@ -1,9 +1,12 @@
 #!/bin/bash
-# A version id far in the future, from a hostile peer or a clock that
-# jumped once, made every later version "superseded" for ever, while
-# /health said OK with a negative age; only hand-editing the archive got
-# out (issue 14, part 4).  Now such ids are refused, data in the future is
-# CRITICAL, and "pullbackup forget" is the way out of one already archived.
+# Clocks (issue 14, part 4; issue 16, part 6).  A version id far in the
+# future (a hostile peer) is refused.  Within a day, versions are taken
+# and stay ordered whatever the clocks do: all three clocks a day ahead
+# and back, an exporter an hour ahead, one whose clock steps back, a
+# reinstalled exporter with empty state and a clock an hour behind; the
+# exporter learns where the archive stands, nothing is refused for ever,
+# and no one has to do anything.  Data in the future is CRITICAL until
+# the next version arrives.
 source "$SRC/tests/it_lib.sh"
 
 copy_chain
@@ -53,29 +56,72 @@ check "so is the importer's" [ $? -eq 2 ]
 exporter check > "$T/o"
 check "and the exporter's" [ $? -eq 2 ]
 echo "back to the present" > "$S/f"
-exporter now --wait archived --timeout 20s > "$T/o" 2>&1
-check "a new export is superseded by the version in the future" contains "$T/o" "superseded"
-check "the exporter's ids start again from its clock" \
-	grep -q "ids start again from the clock" "$T/c/exporter.log"
+check "the next cycle goes through by itself" exporter now --wait imported --timeout 60s
+after=$(standby_version)
+check "numbered after the version in the future (ordered)" [ "$after" \> "$future" ]
+check "the exporter said why" grep -q "numbering this one after it" "$T/c/exporter.log"
+check "and every health is OK again (age from when it arrived)" pullbackup check
+check "on the importer too" importer check
+check "and the exporter" exporter check
 
-# The way out: forget the version in the future, daemon stopped.
-pullbackup forget db "$future" > "$T/o" 2>&1
+# forget: the newest version of the archive goes (the way out of a
+# version an operator does not want), daemon stopped.
+pullbackup forget db "$after" > "$T/o" 2>&1
 check "forget refuses while the daemon runs (exit 1)" [ $? -eq 1 ]
 check "saying to stop it" contains "$T/o" "stop it first"
 chain_stop
 pullbackup forget db "$first" > "$T/o" 2>&1
 check "forget takes only the newest version" [ $? -eq 1 ]
 check "saying so" contains "$T/o" "only the newest version"
-pullbackup forget db "$future" > "$T/o"
-check "forget of the version in the future exits 0" [ $? -eq 0 ]
-check "and says what is newest now" contains "$T/o" "the newest is now $first"
+pullbackup forget db "$after" > "$T/o"
+check "forget of the newest exits 0" [ $? -eq 0 ]
+check "and says what is newest now" contains "$T/o" "the newest is now $future"
 pullbackup verify db --all > "$T/o"
 check "the archive verifies after it" [ $? -eq 0 ]
-check "with one version left" [ "$(pullbackup list db --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ]
 chain_start || exit 1
-check "the next cycle reaches the standby" exporter now --wait imported
-check "over the importer's copy from the future" same_tree "$S" "$T/standby"
-check "whose warning says so" grep -q "in the future; importing" "$T/c/importer.log"
-check "and every health is OK again" pullbackup check
-check "on the importer too" importer check
+echo "after forget" > "$S/f"
+check "the next cycle reaches the standby" exporter now --wait imported --timeout 60s
+check "equal to the source" same_tree "$S" "$T/standby"
+
+# A live host whose clock is an hour ahead: its versions are taken (less
+# than a day ahead), and their age is counted from when they arrived.
+chain_stop
+CHAIN_ENV="LD_PRELOAD=$FT FAKETIME=+1h FAKETIME_DONT_FAKE_MONOTONIC=1"
+chain_start_one "$EXPORTER" exporter || exit 1
+CHAIN_ENV=
+chain_start_one "$PULLBACKUP" pullbackup || exit 1
+chain_start_one "$IMPORTER" importer || exit 1
+echo "an hour ahead" > "$S/f"
+check "exporter an hour ahead: a cycle" exporter now --wait imported --timeout 60s
+ahead=$(standby_version)
+check "exporter an hour ahead: the pull-backup is OK (not fresh by an hour)" pullbackup check --max-age 10m
+check "and the importer" importer check --max-age 10m
+
+# Its clock is set right: it steps back an hour between two versions.
+chain_stop
+chain_start || exit 1
+echo "clock set right" > "$S/f"
+check "clock stepped back: the next cycle goes through" exporter now --wait imported --timeout 60s
+check "numbered after the last one" [ "$(standby_version)" \> "$ahead" ]
+
+# A reinstalled exporter, with empty state, on a host whose clock is an
+# hour behind: its first version is older than the archive's newest.  It
+# learns where the archive stands from the refusal and exports again,
+# numbered after it; nobody does anything.
+chain_stop
+last=$(standby_version)
+rm -rf "$T/c/exporter"
+CHAIN_ENV="LD_PRELOAD=$FT FAKETIME=-1h FAKETIME_DONT_FAKE_MONOTONIC=1"
+chain_start_one "$EXPORTER" exporter || exit 1
+CHAIN_ENV=
+chain_start_one "$PULLBACKUP" pullbackup || exit 1
+chain_start_one "$IMPORTER" importer || exit 1
+echo "reinstalled" > "$S/f"
+exporter now --wait archived --timeout 30s > "$T/o" 2>&1
+check "reinstalled: its first version is superseded" contains "$T/o" "superseded"
+check "reinstalled: it exports again, numbered after the archive's newest" \
+	eventually grep -q "exporting again, numbered after it" "$T/c/exporter.log"
+check "reinstalled: that version reaches the standby" \
+	eventually eval '[ "$(standby_version)" \> "$last" ] && [ "$(cat "$T/standby/f")" = reinstalled ]'
+check "reinstalled: the exporter's health is OK then" eventually exporter check
 finish

@@ -23,9 +23,9 @@ liar() {
 	return 1
 }
 liar "$EX_PORT" "$T/hostile-ex.log" || exit 1
-# A transfer's deadline is 120 s plus its size at 16 KiB/s; here 4 s plus
+# A transfer fails when less than 64 KiB moved in 120 s; here in 4 s
 # (fault.h), for the slow peer's sake.
-CHAIN_ENV=UNDERSTUDY_FAULT=deadline:4
+CHAIN_ENV=UNDERSTUDY_FAULT=timeout:4
 chain_start_one "$PULLBACKUP" pullbackup || exit 1
 chain_start_one "$IMPORTER" importer || exit 1
 CHAIN_ENV=
@@ -56,7 +56,7 @@ for s in path absolute count hugesize lie-long lie-content endless garbage short
 	post "$PB_PORT" backup.ready "$v" > /dev/null
 	check "$s: the pull-backup's pull fails" failed "$T/c/pullbackup.log" "$v"
 	check "$s: at once, its first attempt (not waiting for the last one's backoff)" \
-		eval 'grep -m1 "version $v failed" "$T/c/pullbackup.log" | grep -q "(attempt 1 of"' 
+		eval 'grep -m1 "version $v failed" "$T/c/pullbackup.log" | grep -q "(attempt 1,"' 
 	check "$s: nothing is committed" [ "$(cat "$T/c/archive/db/HEAD")" = "$good" ]
 	check "$s: the pull-backup answers /health" answers "$PB_PORT"
 done
@@ -65,7 +65,7 @@ check "the archive verifies" pullbackup verify db
 grep -E "failed \(attempt 1" "$T/c/pullbackup.log" | sed 's/^/    /' | cut -c1-220 | head -12
 check "the count was refused from the bytes, not allocated" grep -q "entries" "$T/c/pullbackup.log"
 check "the endless body was cut at the manifest's size" grep -Eiq "larger than|more than|too (long|large)" "$T/c/pullbackup.log"
-check "the slow peer was given up at the deadline" grep -Eq "version [0-9TZ.]* failed.*no whole reply within [0-9]* s" "$T/c/pullbackup.log"
+check "the slow peer was given up for making no progress" grep -Eq "version [0-9TZ.]* failed.*no progress: [0-9]* bytes in the last 4 s" "$T/c/pullbackup.log"
 echo good > "$T/scenario"
 v=$(vid)
 post "$PB_PORT" backup.ready "$v" > /dev/null

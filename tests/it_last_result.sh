@@ -59,13 +59,22 @@ pullbackup check > "$T/o"
 check "check is OK while it retries (exit 0)" [ $? -eq 0 ]
 cat "$T/o"
 
-# Given up after the last attempt: now the failure is the last pull, and
-# check warns.
+# Failed three times: now the failure is the last pull, and check warns;
+# it is still retried, for as long as the version is the newest.
 gave_up() { [ "$(field pullbackup last_pull.result)" = failed ]; }
 for i in $(seq 1 30); do gave_up && break; sleep 1; done
-check "given up, the failure is the last pull" gave_up
-check "and nothing retries" [ "$(field pullbackup retrying)" = "-" ]
+check "failed three times, the failure is the last pull" gave_up
+check "and it is still retried" [ "$(field pullbackup retrying.attempts)" -ge 3 ]
 pullbackup check > "$T/o"
-check "check warns once it failed for good (exit 1)" [ $? -eq 1 ]
+check "check warns once it failed three times (exit 1)" [ $? -eq 1 ]
 check "saying the last pull failed" contains "$T/o" "the last pull failed"
+
+# Room again: the retry gets through by itself (the next attempt is at
+# most 20 s away), and the warning goes.
+kill -TERM "$PID_pullbackup"
+wait "$PID_pullbackup"
+chain_start_one "$PULLBACKUP" pullbackup || exit 1
+check "with room again, the version is pulled with no one asking" \
+	eventually eval '[ "$(field pullbackup last_pull.result)" = ok ] || { sleep 5; false; }'
+check "and check is OK" pullbackup check
 finish

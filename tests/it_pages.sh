@@ -128,7 +128,9 @@ check "the pull-backup's feed both pulls" [ "$(grep -c '^OK: pull of db' "$T/pbf
 kill "$PID_importer" && wait "$PID_importer"
 chain_start_one "$IMPORTER" importer
 atom "$IM/feed" > "$T/feed2"
-check "the importer's feed outlives a restart" cmp "$T/feed" "$T/feed2"
+# (The failed import is retried meanwhile: entries may have come.)
+check "the importer's feed outlives a restart" \
+	[ -z "$(comm -23 <(sort "$T/feed") <(sort "$T/feed2"))" ]
 
 # SIGHUP: pages behind the secret, then off; bad reloads change nothing.
 cp "$T/c/importer.yaml" "$T/importer.yaml.orig"

@@ -1,10 +1,84 @@
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hook.h"
 #include "log.h"
 #include "unit.h"
+
+/* The pid recorded in dir, or 0. */
+static int
+recorded(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int pid = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			pid = atoi(de->d_name);
+	if (d != NULL)
+		closedir(d);
+	return pid;
+}
+
+/* A daemon killed outright while its hook runs: the hook dies with it
+ * (parent-death signal), and what the hook started in its group is ended
+ * by the next start's hook_init(), which empties the records. */
+static void
+records(void)
+{
+	const char *dir = unit_tmpdir();
+	char *rec = NULL;
+	char *noenv[] = { NULL };
+	char *argv[] = { "/bin/sh", "-c", "sleep 60 & sleep 60", NULL };
+	struct hook_result r;
+	pid_t daemon;
+	int pgid = 0, i;
+
+	if (asprintf(&rec, "%s/hooks", dir) < 0)
+		return;
+	if ((daemon = fork()) == 0) {
+		hook_init(rec);
+		hook_run(argv, noenv, 100, "hook", &r);
+		_exit(0);
+	}
+	for (i = 0; i < 100 && (pgid = recorded(rec)) == 0; i++)
+		usleep(50000);
+	CHECK(pgid > 0);
+	usleep(200000); /* the shell has started its background sleep */
+	kill(daemon, SIGKILL);
+	waitpid(daemon, NULL, 0);
+	/* The hook (the group's leader) died with the daemon... */
+	for (i = 0; i < 100 && kill(pgid, 0) == 0; i++)
+		usleep(50000);
+	CHECK(kill(pgid, 0) != 0);
+	/* ...what it started in the background is still there... */
+	CHECK(kill(-pgid, 0) == 0);
+	/* ...until the next start. */
+	CHECK(hook_init(rec) == 0);
+	CHECK(kill(-pgid, 0) != 0);
+	CHECK(recorded(rec) == 0);
+	free(rec);
+	/* A record of a process group that is gone, or damaged, is only
+	 * dropped. */
+	if (asprintf(&rec, "%s/hooks/4000000", dir) >= 0)
+		unit_write(rec, "4000000 1\n");
+	free(rec);
+	if (asprintf(&rec, "%s/hooks/x", dir) >= 0)
+		unit_write(rec, "garbage");
+	free(rec);
+	if (asprintf(&rec, "%s/hooks", dir) >= 0) {
+		CHECK(hook_init(rec) == 0);
+		CHECK(recorded(rec) == 0);
+	}
+	free(rec);
+}
 
 int
 main(void)
@@ -31,6 +105,8 @@ main(void)
 	CHECK(hook_run(fail, noenv, 10, "export hook", &r) != 0);
 	CHECK(!r.ok && r.exit_code == 3);
 	CHECK_CONTAINS(r.error, "export hook exited with status 3");
+	/* with its last words */
+	CHECK_CONTAINS(r.error, "status 3: why");
 	CHECK_CONTAINS(r.output, "why");
 	hook_result_clear(&r);
 
@@ -78,5 +154,7 @@ main(void)
 	CHECK_CONTAINS(r.output, "line 2999\n");
 	CHECK(strstr(r.output, "line 10\n") == NULL);
 	hook_result_clear(&r);
+
+	records();
 	return unit_done();
 }

@@ -306,7 +306,7 @@ outbox(const char *peer)
 	CHECK(fixture_loop(n.base, outbox_tried, &want, 10));
 	CHECK(n.outbox->count == 1 && count_files("outbox") == 1);
 	CHECK(TAILQ_FIRST(&n.outbox->entries)->next_try - time(NULL) <=
-	    proto_retry_delay(1, PROTO_RETRY_EVENT_SECS));
+	    proto_retry_delay(1, PROTO_RETRY_EVENT_SECS, PROTO_RETRY_MAX_SECS));
 	CHECK_CONTAINS(TAILQ_FIRST(&n.outbox->entries)->last_error,
 	    "the peer says 503");
 	want = 2;

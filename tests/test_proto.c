@@ -155,13 +155,24 @@ main(void)
 	CHECK(parse("/health?max_age=-5", &r) == 0 && r.max_age == 0);
 
 	/* The one retry rule: doubling from the first delay, capped. */
-	CHECK(proto_retry_delay(1, PROTO_RETRY_EVENT_SECS) == 1);
-	CHECK(proto_retry_delay(2, PROTO_RETRY_EVENT_SECS) == 2);
-	CHECK(proto_retry_delay(6, PROTO_RETRY_EVENT_SECS) == 32);
-	CHECK(proto_retry_delay(7, PROTO_RETRY_EVENT_SECS) == 60);
-	CHECK(proto_retry_delay(1000, PROTO_RETRY_EVENT_SECS) == 60);
-	CHECK(proto_retry_delay(1, PROTO_RETRY_JOB_SECS) == 5);
-	CHECK(proto_retry_delay(2, PROTO_RETRY_JOB_SECS) == 10);
+	CHECK(proto_retry_delay(1, PROTO_RETRY_EVENT_SECS,
+		  PROTO_RETRY_MAX_SECS) == 1);
+	CHECK(proto_retry_delay(2, PROTO_RETRY_EVENT_SECS,
+		  PROTO_RETRY_MAX_SECS) == 2);
+	CHECK(proto_retry_delay(6, PROTO_RETRY_EVENT_SECS,
+		  PROTO_RETRY_MAX_SECS) == 32);
+	CHECK(proto_retry_delay(7, PROTO_RETRY_EVENT_SECS,
+		  PROTO_RETRY_MAX_SECS) == 60);
+	CHECK(proto_retry_delay(1000, PROTO_RETRY_EVENT_SECS,
+		  PROTO_RETRY_MAX_SECS) == 60);
+	CHECK(proto_retry_delay(1, PROTO_RETRY_JOB_SECS,
+		  PROTO_RETRY_JOB_MAX_SECS) == 5);
+	CHECK(proto_retry_delay(2, PROTO_RETRY_JOB_SECS,
+		  PROTO_RETRY_JOB_MAX_SECS) == 10);
+	CHECK(proto_retry_delay(7, PROTO_RETRY_JOB_SECS,
+		  PROTO_RETRY_JOB_MAX_SECS) == 300);
+	CHECK(proto_retry_delay(99, PROTO_RETRY_JOB_SECS,
+		  PROTO_RETRY_JOB_MAX_SECS) == 300);
 	evhttp_uri_free(u);
 	heads();
 	return unit_done();

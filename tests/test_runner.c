@@ -40,7 +40,7 @@ static const struct runner_words words = {
 };
 
 /* What the next jobs do: 1 succeed, 0 fail, -1 fail for good. */
-static int plan[16], nplan, jobs_started, jobs_done;
+static int plan[32], nplan, jobs_started, jobs_done;
 static enum runner_outcome last_outcome;
 static char newest[VERSION_ID_SIZE];
 
@@ -69,7 +69,8 @@ job_done(void *arg)
 		snprintf(err, sizeof err, "boom %d", jobs_done);
 		res.error = xstrdup(err);
 	}
-	last_outcome = runner_done(r, &res, what == -1);
+	last_outcome = runner_done(r, &res,
+	    what == -1 ? RUNNER_FINAL : RUNNER_TRANSIENT);
 	if (last_outcome == RUNNER_OK)
 		snprintf(newest, sizeof newest, "%s", r->last.version);
 	runner_kick(r);
@@ -192,6 +193,7 @@ main(void)
 	char key[128];
 	int warn;
 	long delay;
+	int i;
 
 	log_init("test", LOG_LEVEL_WARN);
 	dir = unit_tmpdir();
@@ -284,36 +286,65 @@ main(void)
 	CHECK(last_outcome == RUNNER_RETRY && r.attempts == 2);
 	delay = (long)(r.next_try - time(NULL));
 	CHECK(delay >= 9 && delay <= 10);
-	CHECK(runner_last_attempt(&r));
-	/* The last attempt fails: given up, the event gone, the failure is
-	 * the last result, and health warns. */
+	/* The third attempt fails: a failure to report (the last result,
+	 * and health warns), and the event stays, to be retried for as long
+	 * as it is the newest version. */
 	r.next_try = 0;
 	node_kick(&n);
 	c.want_done = 4;
 	CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
-	CHECK(last_outcome == RUNNER_GAVE_UP);
-	CHECK(r.attempts == 0 && r.retry_error == NULL);
-	CHECK(n.inbox->count == 0);
+	CHECK(last_outcome == RUNNER_FAILED);
+	CHECK(r.attempts == 3 && n.inbox->count == 1);
+	CHECK_STR(r.retry_error, "boom 4");
 	CHECK_STR(r.last.version, v2);
 	CHECK(!r.last.ok && r.failures == 1);
 	CHECK_STR(r.last.error, "boom 4");
+	delay = (long)(r.next_try - time(NULL));
+	CHECK(delay >= 19 && delay <= 20);
 	warn = 0;
 	CHECK(runner_health_all(n.runners, n.nrunners, 3600, 0, &warn, why,
 		  sizeof why) == 0 &&
 	    warn == 1);
 	CHECK_CONTAINS(why, "the last test failed");
 	d = status_of(&r);
-	CHECK(doc_get(d, "retrying") == NULL);
+	CHECK(doc_get(d, "retrying") != NULL);
+	CHECK(doc_get(doc_get(d, "retrying"), "failing_since") != NULL);
 	CHECK_STR(doc_get_str(doc_get(d, "last_test"), "result"), "failed");
 	CHECK_STR(doc_get_str(doc_get(d, "last_test"), "error"), "boom 4");
 	doc_free(d);
+	/* Later attempts: a pause that grows to its cap, and no new report
+	 * until one ends otherwise. */
+	for (i = 0; i < 5; i++) {
+		plan[nplan++] = 0;
+		r.next_try = 0;
+		node_kick(&n);
+		c.want_done++;
+		CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
+		CHECK(last_outcome == RUNNER_RETRY);
+	}
+	CHECK(r.attempts == 8 && r.failures == 1 && n.inbox->count == 1);
+	delay = (long)(r.next_try - time(NULL));
+	CHECK(delay >= PROTO_RETRY_JOB_MAX_SECS - 1 &&
+	    delay <= PROTO_RETRY_JOB_MAX_SECS);
+	/* Then it gets through: the event goes, the success is the last
+	 * result. */
+	plan[nplan++] = 1;
+	r.next_try = 0;
+	node_kick(&n);
+	c.want_done++;
+	CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
+	CHECK(last_outcome == RUNNER_OK);
+	CHECK(r.attempts == 0 && r.retry_error == NULL && r.failing_since == 0);
+	CHECK(n.inbox->count == 0);
+	CHECK_STR(r.last.version, v2);
+	CHECK(r.last.ok && r.failures == 1);
 
 	/* A failure the role calls final is not retried. */
 	version_at(1, v3);
 	push_event(&n, v3);
 	plan[nplan++] = -1;
 	node_kick(&n);
-	c.want_done = 5;
+	c.want_done++;
 	CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
 	CHECK(last_outcome == RUNNER_GAVE_UP && r.failures == 2);
 	CHECK(n.inbox->count == 0);
@@ -334,7 +365,7 @@ main(void)
 		  sizeof why) == NODE_QUEUE);
 	plan[nplan++] = 1;
 	node_kick(&n);
-	c.want_done = 6;
+	c.want_done++;
 	CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
 	CHECK(last_outcome == RUNNER_OK);
 

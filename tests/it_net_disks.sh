@@ -1,0 +1,103 @@
+#!/bin/bash
+# Full disks (issue 16, part 4), on three hosts, each daemon's state on a
+# small filesystem of its own (tmpfs): filled up on the live host during
+# an export, on the backup host during a pull and its commit, on the
+# standby during an import.  Each time: a one-line error naming the disk's
+# path, the last good version intact everywhere (served, archived,
+# imported), and once space returns the chain completes by itself (the
+# exporter's next cycle; the pull and the import are retried with no one
+# asking).
+source "$SRC/tests/it_lib.sh"
+source "$SRC/tests/netbed.sh"
+
+netbed_begin ex pb im
+echo one > "$S/f"
+head -c 6M /dev/urandom > "$S/g"
+chain_setup "$T/c" "[$T/export-hook, $S]" "[$T/import-hook, $T/standby]"
+C=$T/c
+nb_smallfs "$C/exporter" 40m && nb_smallfs "$C/archive" 64m && nb_smallfs "$C/importer" 40m || {
+	echo "skip - cannot mount a tmpfs here"
+	finish
+	exit
+}
+NB_TLS=0 nb_chain || exit 1
+for r in exporter pullbackup importer; do
+	nb_start "$r" || exit 1
+done
+check "a first cycle" exporter now --wait imported --timeout 60s
+good=$(standby_version)
+
+# fill DIR: leave about 1 MB free on DIR's filesystem.
+fill() {
+	local free
+	free=$(df --output=avail -k "$1" | tail -1)
+	fallocate -l $(((free - 1024) * 1024)) "$1/filler" 2> /dev/null ||
+		head -c $(((free - 1024) * 1024)) /dev/zero > "$1/filler" 2> /dev/null
+	sync
+}
+unfill() { rm -f "$1/filler"; }
+archived() { cat "$C/archive/db/HEAD"; }
+
+# The live host's disk.
+head -c 6M /dev/urandom > "$S/g"
+fill "$C/exporter"
+exporter now --wait archived --timeout 20s > "$T/o" 2>&1
+rc=$?
+cat "$T/o" | tail -2 | cut -c1-200
+check "live host full: the export fails (exit 1)" [ $rc -eq 1 ]
+check "live host full: naming the disk" grep -q "No space left on device" "$T/o"
+check "live host full: the archive and the standby are as they were" \
+	eval '[ "$(archived)" = "$good" ] && [ "$(standby_version)" = "$good" ]'
+unfill "$C/exporter"
+check "live host: with room again, the next cycle completes" exporter now --wait imported --timeout 60s
+good=$(standby_version)
+check "and the standby equals the source" same_tree "$S" "$T/standby"
+
+# The backup host's disk.
+head -c 6M /dev/urandom > "$S/g"
+fill "$C/archive"
+exporter now --wait archived --timeout 30s > "$T/o" 2>&1
+rc=$?
+v=$(sed -n 's/^export of db started: version //p' "$T/o")
+check "backup host full: the pull is reported failed (exit 1)" [ $rc -eq 1 ]
+check "backup host full: naming the disk" grep -q "No space left on device" "$T/o"
+grep -m1 "No space left" "$C/pullbackup.log" | cut -c1-200 | sed 's/^/    /'
+check "backup host full: the archive still holds the last good version" [ "$(archived)" = "$good" ]
+check "backup host full: verify --all is clean" pullbackup verify db --all
+check "backup host full: what was staged was dropped (the space went back)" \
+	[ ! -e "$C/archive/db/staging/g" ]
+check "backup host full: it is still retried" [ "$(nb_field pullbackup sources.0.retrying.version)" = "$v" ]
+unfill "$C/archive"
+at_standby() { for i in $(seq 1 60); do [ "$(standby_version)" = "$1" ] && return 0; sleep 1; done; return 1; }
+check "backup host: with room again, the version is pulled and imported by itself" at_standby "$v"
+check "and the standby equals the source" same_tree "$S" "$T/standby"
+good=$v
+
+# The standby's disk.
+head -c 6M /dev/urandom > "$S/g"
+fill "$C/importer"
+exporter now --wait imported --timeout 30s > "$T/o" 2>&1
+rc=$?
+v=$(sed -n 's/^export of db started: version //p' "$T/o")
+check "standby full: the import is reported failed (exit 1)" [ $rc -eq 1 ]
+check "standby full: naming the disk" grep -q "No space left on device" "$T/o"
+check "standby full: the standby keeps its last good version" [ "$(standby_version)" = "$good" ]
+check "standby full: whole" [ "$(cat "$T/standby/f")" = one ]
+unfill "$C/importer"
+check "standby: with room again, the import is retried and completes by itself" at_standby "$v"
+check "and the standby equals the source" same_tree "$S" "$T/standby"
+pullbackup verify db --all > "$T/verify.out" 2>&1
+check "the archive verifies" [ $? -eq 0 ]
+cat "$T/verify.out" | sed 's/^/    /'
+
+# verify on a full archive disk: an older version needs room to be
+# rebuilt; without it, it says so, and calls nothing damaged.
+fill "$C/archive"
+pullbackup verify db --all > "$T/verify.out" 2>&1
+rc=$?
+cat "$T/verify.out" | sed 's/^/    /'
+check "verify on a full disk fails (exit 1)" [ $rc -eq 1 ]
+check "saying what it could not check, and why" grep -q "could not be checked: no room" "$T/verify.out"
+check "calling nothing BAD" eval '! grep -q "^BAD" "$T/verify.out"'
+unfill "$C/archive"
+finish
