@@ -14,6 +14,9 @@
 #   nb_cut HOST [drop|reset] cut HOST off: packets dropped, or TCP reset
 #   nb_heal HOST             undo nb_loss and nb_cut
 #   nb_smallfs DIR SIZE      DIR becomes a filesystem of SIZE (tmpfs)
+#   nb_delay HOST PORT TO_PORT MS  a relay on HOST's PORT to its TO_PORT,
+#                            delaying each way by MS (the kernel has no
+#                            sch_netem): a round trip through it costs 2 MS
 #   nb_chain                 chain_setup's three daemons moved to ex, pb, im
 #   nb_start ROLE [HOST]     start a daemon of $CHAIN_DIR on its host
 #   nb_kill ROLE [SIGNAL]    signal it (default KILL), wait till it is gone
@@ -148,6 +151,17 @@ nb_cut() {
 }
 
 nb_heal() { nb_in "$1" iptables -F; }
+
+nb_delay() {
+	local h=$1 port=$2 to=$3 ms=$4 i
+	nb_in "$h" python3 "$SRC/tests/delay_relay.py" "$(nb_ip "$h")" "$port" "$(nb_ip "$h")" "$to" "$ms" > "$T/relay-$port.out" 2>&1 &
+	for i in $(seq 1 50); do
+		grep -q ready "$T/relay-$port.out" 2> /dev/null && return 0
+		sleep 0.1
+	done
+	echo "netbed: the relay on $h:$port did not start" >&2
+	return 1
+}
 
 nb_smallfs() {
 	mkdir -p "$1" && mount -t tmpfs -o "size=$2,mode=0700" tmpfs "$1" && NB_MOUNTS+=("$1")

@@ -1,11 +1,16 @@
 /* The HTTP client against hostile peers (issue 15, part 4): a reply that
  * never ends is cut as soon as its reader refuses more, the connection
- * closed, not drained; a reply trickled a byte at a time ends at the
- * call's deadline. */
+ * closed, not drained; a reply trickled a byte at a time ends once too
+ * little moved in a timeout, while a slow one that moves gets there
+ * (issue 16); every socket has keepalive and a user timeout. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -196,6 +201,27 @@ main(void)
 	CHECK(got == SLOW_TOTAL);
 	CHECK(now() - t0 > 3);
 	http_call_clear(&c);
+
+	/* Every connection finds a peer that vanished: keepalive, and a
+	 * user timeout of the protocol's. */
+	{
+		int fd = socket(AF_INET, SOCK_STREAM, 0), v = 0;
+		socklen_t vl = sizeof v;
+		unsigned int u = 0;
+		socklen_t ul = sizeof u;
+
+		http_sock_tune(fd);
+		CHECK(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &vl) == 0 &&
+		    v == 1);
+		CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &vl) == 0 &&
+		    v == 30);
+		CHECK(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &u, &ul) ==
+			0 &&
+		    u == PROTO_TIMEOUT_SECS * 1000u);
+		CHECK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &vl) == 0 &&
+		    v == 1);
+		close(fd);
+	}
 
 	http_client_free(hc);
 	event_base_loopbreak(base);
