@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -48,6 +49,7 @@ struct durable_item {
 	size_t len;
 	void (*done)(void *, int); /* DI_WRITE: told on the loop */
 	void *done_arg;
+	int in_place; /* DI_WRITE: on a full disk, over the old one */
 	int rc;
 	int err;
 };
@@ -129,6 +131,47 @@ append(const char *path, const void *data, size_t len)
 	return rc;
 }
 
+/* A full disk has no room for the new file a replacement needs: written
+ * over the old one instead, when it is at least as long (its blocks are
+ * there), the rest blanked.  Not atomic: a reader of such a file takes
+ * blanks after it, and a torn one for damaged. */
+static int
+rewrite_in_place(const char *path, const char *data, size_t len)
+{
+	char blanks[512];
+	struct stat st;
+	off_t off;
+	size_t n;
+	int fd, saved = ENOSPC, rc = -1;
+
+	memset(blanks, ' ', sizeof blanks);
+	if ((fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (off_t)len > st.st_size)
+		goto out;
+	if (pwrite(fd, data, len, 0) != (ssize_t)len)
+		goto fail;
+	for (off = (off_t)len; off < st.st_size; off += (off_t)n) {
+		n = st.st_size - off < (off_t)sizeof blanks ?
+		    (size_t)(st.st_size - off) :
+		    sizeof blanks;
+		if (pwrite(fd, blanks, n, off) != (ssize_t)n)
+			goto fail;
+	}
+	if (fdatasync(fd) != 0)
+		goto fail;
+	log_warnx("%s: the disk is full; written over the old copy", path);
+	rc = 0;
+	goto out;
+fail:
+	saved = errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+	return rc;
+}
+
 static void
 durable_work(void *arg)
 {
@@ -145,6 +188,10 @@ durable_work(void *arg)
 			break;
 		case DI_WRITE:
 			c->rc = fs_write_renamed(c->path, c->data, c->len);
+			if (c->rc != 0 && c->in_place &&
+			    (errno == ENOSPC || errno == EDQUOT))
+				c->rc = rewrite_in_place(c->path, c->data,
+				    c->len);
 			break;
 		case DI_REMOVE:
 			c->rc = unlink(c->path) != 0 && errno != ENOENT ? -1 :
@@ -362,6 +409,13 @@ void
 durable_write(struct node *n, const char *path, const void *data, size_t len)
 {
 	item_data(n, DI_WRITE, path, data, len);
+}
+
+void
+durable_write_in_place(struct node *n, const char *path, const void *data,
+    size_t len)
+{
+	item_data(n, DI_WRITE, path, data, len)->in_place = 1;
 }
 
 void

@@ -201,6 +201,11 @@ void durable_write(struct node *, const char *path, const void *data,
     size_t len);
 void durable_write_then(struct node *, const char *path, const void *data,
     size_t len, void (*done)(void *arg, int rc), void *arg);
+/* The same for a small state file that must survive a full disk (the last
+ * result promotion looks at): then written over the old copy, which the
+ * caller keeps as long as any new one (padded with blanks). */
+void durable_write_in_place(struct node *, const char *path, const void *data,
+    size_t len);
 void durable_remove(struct node *, const char *path);
 /* Append to a file, unsynced, in order with the rest (the run history). */
 void durable_append(struct node *, const char *path, const void *data,

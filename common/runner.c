@@ -23,6 +23,9 @@
 #include "xmalloc.h"
 
 #define RUNNER_STATE_MAX (1 << 20)
+/* The last result's file is padded to this: room for a hook's output
+ * (HOOK_OUTPUT_MAX) escaped; one longer only makes the file longer. */
+#define RUNNER_STATE_PAD (24 * 1024)
 
 static const struct {
 	const char *name;
@@ -121,7 +124,12 @@ save_last(struct runner *r)
 		    *(const int64_t *)((const char *)&res->st +
 			stat_fields[i].off));
 	json_obj_close(&j);
-	durable_write(r->node, r->state_file, evbuffer_pullup(b, -1),
+	/* Always as long, so that on a full disk the next one can be
+	 * written over it. */
+	while (evbuffer_get_length(b) < RUNNER_STATE_PAD)
+		evbuffer_add(b, " ", 1);
+	evbuffer_add(b, "\n", 1);
+	durable_write_in_place(r->node, r->state_file, evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b));
 	evbuffer_free(b);
 }

@@ -83,6 +83,8 @@ check "standby full: the import is reported failed (exit 1)" [ $rc -eq 1 ]
 check "standby full: naming the disk" grep -q "No space left on device" "$T/o"
 check "standby full: the standby keeps its last good version" [ "$(standby_version)" = "$good" ]
 check "standby full: whole" [ "$(cat "$T/standby/f")" = one ]
+check "standby full: the failed import is written down" \
+	eventually grep -q '"ok":false' "$C/importer/sources/db/last-import.json"
 unfill "$C/importer"
 check "standby: with room again, the import is retried and completes by itself" at_standby "$v"
 check "and the standby equals the source" same_tree "$S" "$T/standby"

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "doc.h"
+#include "fault.h"
 #include "fixture.h"
 #include "fsutil.h"
 #include "http.h"
@@ -230,6 +231,37 @@ state_files(void)
 	durable_write_then(&n, a, "x", 1, written, dir);
 	CHECK(fixture_loop(n.base, called_back, NULL, 10));
 	CHECK(done_rc == -1);
+#if UNDERSTUDY_FAULTS
+	/* A full disk: a state file that may be is written over its old
+	 * copy (as long as the new one), the rest blanked; one longer, or
+	 * another file, is not written at all. */
+	snprintf(a, sizeof a, "%s/last.json", dir);
+	snprintf(b, sizeof b, "%s/sync", dir);
+	durable_write_in_place(&n, a, "0123456789", 10);
+	done_rc = -2;
+	durable_write_then(&n, b, "x", 1, written, b);
+	CHECK(fixture_loop(n.base, called_back, NULL, 10));
+	setenv("UNDERSTUDY_FAULT", "enospc:atomic-write", 1);
+	durable_write_in_place(&n, a, "new", 3);
+	done_rc = -2;
+	durable_write_then(&n, b, "y", 1, written, b);
+	CHECK(fixture_loop(n.base, called_back, NULL, 10));
+	CHECK(done_rc == -1); /* an ordinary file: not written */
+	CHECK(fs_read_file(a, 100, &buf, &len) == 0 && len == 10 &&
+	    memcmp(buf, "new       ", 10) == 0);
+	free(buf);
+	durable_write_in_place(&n, a, "longer than the file", 20);
+	done_rc = -2;
+	durable_write_then(&n, b, "z", 1, written, b);
+	CHECK(fixture_loop(n.base, called_back, NULL, 10));
+	unsetenv("UNDERSTUDY_FAULT");
+	CHECK(fs_read_file(a, 100, &buf, &len) == 0 && len == 10 &&
+	    memcmp(buf, "new       ", 10) == 0);
+	free(buf);
+	CHECK(
+	    fs_read_file(b, 100, &buf, &len) == 0 && len == 1 && buf[0] == 'x');
+	free(buf);
+#endif
 }
 
 static void
