@@ -16,7 +16,6 @@
 #include "config.h"
 #include "daemon.h"
 #include "fsutil.h"
-#include "hook.h"
 #include "http.h"
 #include "generation.h"
 #include "gate.h"
@@ -118,10 +117,6 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 		 EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL)
 		log_warnx("no resolver set up (/etc/resolv.conf); peers' names "
 			  "are resolved on the loop");
-	in = xasprintf("%s/hooks", queue_dir);
-	if (hook_init(in) != 0)
-		log_warn("%s: hooks under way cannot be recorded", in);
-	free(in);
 	in = xasprintf("%s/inbox", queue_dir);
 	out = xasprintf("%s/outbox", queue_dir);
 	n->inbox = queue_open(in, err, errlen);

@@ -853,7 +853,7 @@ ex_serve(struct config *cf, int argc, char **argv)
 	 * directory goes. */
 	gpath = xasprintf("%s/hooks", cf->state_dir);
 	if (hook_init(gpath) != 0)
-		log_warn("%s", gpath);
+		log_warn("%s: hooks under way cannot be recorded", gpath);
 	free(gpath);
 	gpath = xasprintf("%s/%s", cf->state_dir, EXPORTER_GENERATION);
 	if (ex_recover(&ex, err, sizeof err) != 0 ||

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "doc.h"
 #include "fsutil.h"
+#include "hook.h"
 #include "http.h"
 #include "check.h"
 #include "import.h"
@@ -270,6 +271,11 @@ im_serve(struct config *cf, int argc, char **argv)
 		return usage_error("serve takes no arguments");
 	memset(&im, 0, sizeof im);
 	im.cf = cf;
+	/* What a killed daemon's hooks left running ends first. */
+	qdir = xasprintf("%s/queue/hooks", cf->state_dir);
+	if (hook_init(qdir) != 0)
+		log_warn("%s: hooks under way cannot be recorded", qdir);
+	free(qdir);
 	qdir = xasprintf("%s/queue", cf->state_dir);
 	rc = node_init(&im.node, cf, &im_ops, &im, qdir, err, sizeof err);
 	free(qdir);
