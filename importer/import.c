@@ -344,8 +344,9 @@ import_done(void *arg)
 }
 
 /* A version already imported is reported again (the report may have been
- * lost); an older one is answered as superseded, unless the one here is in
- * the future; a newer one is imported. */
+ * lost); an older one is answered as superseded (versions stay ordered
+ * whatever the clocks: the exporter numbers after the newest); a newer one
+ * is imported. */
 static enum runner_verdict
 import_handle(struct runner *r, const struct doc *ev)
 {
@@ -367,14 +368,6 @@ import_handle(struct runner *r, const struct doc *ev)
 	}
 	if (cur == NULL || strcmp(version, cur) > 0)
 		return RUNNER_JOB;
-	if (proto_version_ahead(cur) > PROTO_MAX_SKEW_SECS) {
-		/* The copy here came from a clock that has since gone back:
-		 * it supersedes nothing. */
-		log_warnx("source \"%s\": version %s here is %lds in the "
-			  "future; importing %s over it",
-		    r->sc->name, cur, proto_version_ahead(cur), version);
-		return RUNNER_JOB;
-	}
 	same = strcmp(version, cur) == 0;
 	snprintf(why, sizeof why,
 	    "superseded: version %s is already imported here", cur);
