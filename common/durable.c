@@ -7,7 +7,16 @@
  * the loop keeps answering (status, pages) meanwhile.  A batch holds what
  * was asked in one turn of the loop (a handled event's file goes with the
  * events its handling sent) and whatever came while the previous batch
- * was written; it shares one fsync per directory. */
+ * was written; it shares one fsync per directory.
+ *
+ * An event of ours that cannot be queued (a disk full, most often) is
+ * not dropped: it is kept in memory and tried again, 1 s later, then
+ * doubling to DURABLE_AGAIN_MAX_SECS, with the handled entries of its
+ * batch (their files go once it is durable), until it is queued or the
+ * daemon stops (and the handled events are then handled again at the
+ * next start).  Meanwhile nothing else is written, so that no later
+ * event overtakes it.  A report of a failure made while the disk was
+ * full so reaches its peer once room returns. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +37,8 @@
 #include "queue.h"
 #include "worker.h"
 #include "xmalloc.h"
+
+#define DURABLE_AGAIN_MAX_SECS 8
 
 enum durable_kind {
 	DI_RECEIVED, /* an event from a peer, for the inbox */
@@ -50,6 +61,7 @@ struct durable_item {
 	void (*done)(void *, int); /* DI_WRITE: told on the loop */
 	void *done_arg;
 	int in_place; /* DI_WRITE: on a full disk, over the old one */
+	int tries;    /* DI_SEND: attempts that failed */
 	int rc;
 	int err;
 };
@@ -71,7 +83,8 @@ item_free(struct durable_item *c)
 static void
 durable_next(struct node *n)
 {
-	if (n->writing == NULL && n->waiting != NULL && !n->stopping)
+	if (n->writing == NULL && n->waiting != NULL && n->again == NULL &&
+	    !n->stopping)
 		event_active(n->commit_ev, EV_READ, 0);
 }
 
@@ -238,14 +251,60 @@ durable_work(void *arg)
 	n->written = 1;
 }
 
+/* Kept for another try: appended to n->again, in order. */
+static void
+again_keep(struct node *n, struct durable_item *c)
+{
+	struct durable_item **pc;
+
+	for (pc = &n->again; *pc != NULL; pc = &(*pc)->next)
+		;
+	c->next = NULL;
+	c->rc = 0;
+	*pc = c;
+}
+
+/* Put what is kept in front of what waits, to be tried now. */
+static void
+again_take(struct node *n)
+{
+	struct durable_item *c;
+
+	if (n->again == NULL)
+		return;
+	for (c = n->again; c->next != NULL; c = c->next)
+		;
+	c->next = n->waiting;
+	if (n->waiting == NULL)
+		n->waiting_tail = &c->next;
+	n->waiting = n->again;
+	n->again = NULL;
+}
+
+static void
+again_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+
+	again_take(n);
+	durable_next(n);
+}
+
 static void
 durable_done(void *arg)
 {
 	struct node *n = arg;
 	struct durable_item *c, *next;
 	struct evhttp_request *req;
-	int received = 0, sent = 0;
+	int received = 0, sent = 0, send_failed = 0, write_failed = 0;
+	struct timeval tv = { 0, 0 };
 
+	for (c = n->writing; c != NULL; c = c->next) {
+		if (c->rc != 0 && c->kind == DI_SEND)
+			send_failed = 1;
+		if (c->rc != 0 && c->kind == DI_WRITE)
+			write_failed = 1;
+	}
 	for (c = n->writing; c != NULL; c = next) {
 		next = c->next;
 		switch (c->kind) {
@@ -270,15 +329,26 @@ durable_done(void *arg)
 			break;
 		case DI_SEND:
 			if (c->rc == 0) {
+				if (c->tries > 0)
+					log_info("%s: the event for %s is "
+						 "queued at last (%d tries)",
+					    n->outbox->dir, c->e->dest,
+					    c->tries + 1);
 				queue_insert(n->outbox, c->e);
 				c->e = NULL;
 				sent = 1;
-			} else
-				log_warnx(
-				    "%s: cannot queue an event for %s: %s",
+				break;
+			}
+			if (c->tries++ == 0)
+				log_warnx("%s: cannot queue an event for %s: "
+					  "%s; kept, and tried again until "
+					  "it is",
 				    n->outbox->dir, c->e->dest,
 				    strerror(c->err));
-			break;
+			if (n->stopping)
+				break;
+			again_keep(n, c);
+			continue;
 		case DI_WRITE:
 		case DI_REMOVE:
 		case DI_APPEND:
@@ -288,11 +358,29 @@ durable_done(void *arg)
 				c->done(c->done_arg, c->rc);
 			break;
 		case DI_HANDLED:
+			/* Its file goes once what its handling queued is:
+			 * with the events tried again.  After a state file
+			 * that could not be written, it stays, and the
+			 * event is handled again at the next start. */
+			if (send_failed && !write_failed && !n->stopping) {
+				again_keep(n, c);
+				continue;
+			}
 			break;
 		}
 		item_free(c);
 	}
 	n->writing = NULL;
+	if (!send_failed && sent)
+		n->again_secs = 0;
+	if (n->again != NULL && !n->stopping) {
+		n->again_secs = n->again_secs == 0 ? 1 :
+		    n->again_secs * 2 > DURABLE_AGAIN_MAX_SECS ?
+						     DURABLE_AGAIN_MAX_SECS :
+						     n->again_secs * 2;
+		tv.tv_sec = n->again_secs;
+		evtimer_add(n->again_ev, &tv);
+	}
 	if (sent && !n->stopping)
 		outbox_pump(n);
 	if (received)
@@ -303,7 +391,8 @@ durable_done(void *arg)
 static void
 durable_start(struct node *n)
 {
-	if (n->writing != NULL || n->waiting == NULL || n->stopping)
+	if (n->writing != NULL || n->waiting == NULL || n->again != NULL ||
+	    n->stopping)
 		return;
 	n->writing = n->waiting;
 	n->waiting = NULL;
@@ -323,6 +412,7 @@ durable_init(struct node *n)
 {
 	n->waiting_tail = &n->waiting;
 	n->commit_ev = event_new(n->base, -1, 0, durable_start_cb, n);
+	n->again_ev = evtimer_new(n->base, again_cb, n);
 }
 
 void
@@ -330,6 +420,8 @@ durable_flush(struct node *n)
 {
 	struct durable_item *c, **pc;
 
+	if (n->again_ev != NULL)
+		evtimer_del(n->again_ev);
 	if ((c = n->writing) != NULL && n->written) {
 		/* Written by the thread; the replies are not sent. */
 		while ((c = n->writing) != NULL) {
@@ -344,6 +436,7 @@ durable_flush(struct node *n)
 		n->waiting = n->writing;
 		n->writing = NULL;
 	}
+	again_take(n);
 	for (pc = &n->waiting; (c = *pc) != NULL;) {
 		if (c->kind == DI_RECEIVED) {
 			*pc = c->next;

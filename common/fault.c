@@ -1,6 +1,7 @@
 /* The fault points (fault.h); compiled only where meson's fault_points
  * option has them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,37 @@ fault_item(const char *name, char *buf, size_t len)
 	return NULL;
 }
 
+/* hold:NAME: at the first pass through NAME, the file named by
+ * UNDERSTUDY_FAULT_HOLD is made, and the thread waits for it to go (the
+ * test does something to the world meanwhile: fills a disk). */
+static void
+fault_hold(const char *name)
+{
+	static atomic_int held;
+	const char *path = getenv("UNDERSTUDY_FAULT_HOLD");
+	char arg[64];
+	int fd;
+
+	if (path == NULL || fault_item("hold", arg, sizeof arg) == NULL ||
+	    strcmp(arg, name) != 0 || atomic_exchange(&held, 1) != 0)
+		return;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		log_warn("fault point %s: %s", name, path);
+		return;
+	}
+	close(fd);
+	log_warnx("fault point %s: held until %s is removed", name, path);
+	while (access(path, F_OK) == 0)
+		usleep(50000);
+}
+
 void
 fault_point(const char *name)
 {
 	char arg[32];
 	long nth = 1;
 
+	fault_hold(name);
 	if (fault_item(name, arg, sizeof arg) == NULL)
 		return;
 	if (arg[0] != '\0')

@@ -7,6 +7,9 @@
  *                              progress) are S seconds instead of
  *                              PROTO_TIMEOUT_SECS (the tests' slow peers
  *                              and links)
+ *   UNDERSTUDY_FAULT=hold:NAME  at the first pass through NAME, make the
+ *                              file $UNDERSTUDY_FAULT_HOLD and wait until
+ *                              it is removed
  * Several, separated by commas: UNDERSTUDY_FAULT=timeout:3,sync-file:2.
  * Without the variable these cost one getenv per call; a release build
  * leaves them out (meson_options.txt). */

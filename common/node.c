@@ -246,6 +246,8 @@ node_free(struct node *n)
 		event_free(n->kick_ev);
 	if (n->commit_ev != NULL)
 		event_free(n->commit_ev);
+	if (n->again_ev != NULL)
+		event_free(n->again_ev);
 	if (n->outbox_timer != NULL)
 		event_free(n->outbox_timer);
 	/* The first configuration belongs to prog_main(). */

@@ -111,6 +111,11 @@ struct node {
 	 * commit thread is writing (durable.c). */
 	struct durable_item *waiting, **waiting_tail, *writing;
 	int written; /* the commit thread is done with it */
+	/* Events that could not be queued (a full disk), with the handled
+	 * entries of their batch: tried again after again_secs. */
+	struct durable_item *again;
+	struct event *again_ev;
+	int again_secs;
 	struct queue *inbox, *outbox;
 	struct event *outbox_timer, *kick_ev, *hup_ev, *commit_ev;
 	/* Configurations replaced by a reload: jobs on workers may still

@@ -222,10 +222,25 @@ queue_sync(const struct queue *q)
 void
 queue_insert(struct queue *q, struct qentry *e)
 {
-	struct qentry *old, *next;
+	struct qentry *old, *next, *after;
 
-	TAILQ_INSERT_TAIL(&q->entries, e, link);
+	/* In the order prepared, whatever the order stored in; a newer
+	 * entry of its key already there supersedes it at once. */
+	for (after = TAILQ_LAST(&q->entries, qlist);
+	     after != NULL && after->seq > e->seq;
+	     after = TAILQ_PREV(after, qlist, link))
+		;
+	if (after == NULL)
+		TAILQ_INSERT_HEAD(&q->entries, e, link);
+	else
+		TAILQ_INSERT_AFTER(&q->entries, after, e, link);
 	q->count++;
+	for (old = TAILQ_NEXT(e, link); old != NULL;
+	     old = TAILQ_NEXT(old, link))
+		if (strcmp(old->key, e->key) == 0) {
+			queue_remove(q, e);
+			return;
+		}
 	/* Only now that the new event is durable may the old ones go. */
 	for (old = TAILQ_FIRST(&q->entries); old != e; old = next) {
 		next = TAILQ_NEXT(old, link);

@@ -168,6 +168,7 @@ pull_work(void *arg)
 		goto fail;
 	}
 	s->res.ok = 1;
+	fault_point("pull-retention");
 	if ((sc->keep_last > 0 || sc->older_than >= 0) &&
 	    store_prune(s->st, sc->keep_last, sc->older_than, 0, &s->pruned,
 		&s->npruned, perr, sizeof perr) != 0)

@@ -364,6 +364,68 @@ outbox(const char *peer)
 	evbuffer_free(b);
 }
 
+#if UNDERSTUDY_FAULTS
+static int
+kept_a_while(void *arg)
+{
+	return n.again_secs >= 2 && n.again != NULL;
+}
+
+static size_t outbox_before;
+
+static int
+delivered_late(void *arg)
+{
+	return peer_got > *(int *)arg && n.again == NULL && idle(NULL) &&
+	    n.outbox->count == outbox_before;
+}
+
+/* A report that cannot be queued (the disk is full) is kept, and with it
+ * the file of the event whose handling sent it; tried again until it is
+ * queued; nothing written after it overtakes it. */
+static void
+full_disk(const char *url, const char *peer)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct json j;
+	struct call k;
+	char a[4300];
+	size_t before = outbox_before = n.outbox->count;
+	int got = peer_got;
+
+	peer_code = PROTO_OK;
+	post_event(&k, url,
+	    "{\"proto\":1,\"type\":\"test.ready\",\"source\":\"db\","
+	    "\"version\":\"20261121T194108.124Z\"}");
+	CHECK(fixture_loop(n.base, call_finished, &k, 10));
+	CHECK(k.c.status == PROTO_OK);
+	http_call_clear(&k.c);
+	CHECK(count_files("inbox") == 1);
+
+	setenv("UNDERSTUDY_FAULT", "enospc:atomic-write", 1);
+	event_begin(NULL, &j, b, "test.failed", "db", "20261121T194108.124Z");
+	json_obj_close(&j);
+	outbox_send(&n, peer, "test.full", b);
+	inbox_done(&n, TAILQ_FIRST(&n.inbox->entries));
+	CHECK(fixture_loop(n.base, kept_a_while, NULL, 10));
+	CHECK(n.outbox->count == before && count_files("inbox") == 1);
+	/* Written after it: waits behind it. */
+	snprintf(a, sizeof a, "%s/after.json", dir);
+	durable_write(&n, a, "after", 5);
+	event_base_loop(n.base, EVLOOP_NONBLOCK);
+	CHECK(!fs_exists(a));
+
+	unsetenv("UNDERSTUDY_FAULT");
+	CHECK(fixture_loop(n.base, delivered_late, &got, 20));
+	CHECK(peer_got == got + 1);
+	CHECK_CONTAINS(peer_body, "\"type\":\"test.failed\"");
+	CHECK(count_files("inbox") == 0);
+	CHECK(fs_exists(a));
+	CHECK(n.outbox->count == before);
+	evbuffer_free(b);
+}
+#endif
+
 /* At exit, what is not yet durable is written; an event received and not
  * yet written is not (its sender sends it again). */
 static void
@@ -406,6 +468,9 @@ main(void)
 	state_files();
 	inbox(url);
 	outbox(purl);
+#if UNDERSTUDY_FAULTS
+	full_disk(url, purl);
+#endif
 	at_exit();
 
 	/* What the outbox held survives: a queue opened again has it. */

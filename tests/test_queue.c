@@ -139,6 +139,37 @@ main(void)
 	CHECK(q != NULL && q->count == 5);
 	e = q != NULL ? TAILQ_LAST(&q->entries, qlist) : NULL;
 	CHECK(e != NULL && strcmp(e->body, "{\"n\":7}") == 0);
+
+	/* Stored late (tried again after a full disk): inserted in the
+	 * order prepared, and superseded at once by a newer one of its
+	 * key already there. */
+	{
+		struct qentry *x, *y, *z;
+		size_t before = count_files(dir, ".ev"), count = q->count;
+		x = queue_prepare(q, "late", "", "{\"n\":9}", 7, err,
+		    sizeof err);
+		y = queue_prepare(q, "other", "", "{\"n\":10}", 8, err,
+		    sizeof err);
+		z = queue_prepare(q, "late", "", "{\"n\":11}", 8, err,
+		    sizeof err);
+		CHECK(queue_store(y) == 0 && queue_store(z) == 0);
+		queue_insert(q, y);
+		queue_insert(q, z);
+		CHECK(queue_store(x) == 0);
+		queue_insert(q, x);
+		CHECK(q->count == count + 2);
+		CHECK(count_files(dir, ".ev") == before + 2);
+		CHECK(TAILQ_LAST(&q->entries, qlist) == z);
+		CHECK(TAILQ_PREV(z, qlist, link) == y);
+		x = queue_prepare(q, "third", "", "{}", 2, err, sizeof err);
+		y = queue_prepare(q, "fourth", "", "{}", 2, err, sizeof err);
+		CHECK(queue_store(y) == 0 && queue_store(x) == 0);
+		queue_insert(q, y);
+		queue_insert(q, x);
+		CHECK(TAILQ_LAST(&q->entries, qlist) == y);
+		CHECK(TAILQ_PREV(y, qlist, link) == x);
+		CHECK(TAILQ_PREV(x, qlist, link) == z);
+	}
 	queue_close(q);
 	fs_rm_rf(dir);
 	return unit_done();
