@@ -666,6 +666,22 @@ call_done_cb(struct evhttp_request *req, void *arg)
 		c->done_cb(c, c->done_arg);
 }
 
+/* The head came: from now on, the call's own timeout. */
+static int
+call_head_cb(struct evhttp_request *req, void *arg)
+{
+	struct http_call *c = arg;
+
+	(void)req;
+	c->got_head = 1;
+	if (c->head_timeout > c->timeout && c->via != NULL) {
+		evhttp_connection_set_timeout(c->via, c->timeout);
+		if (c->watch != NULL)
+			c->watch->timeout = c->timeout;
+	}
+	return 0;
+}
+
 static int
 call_start(struct evhttp_connection *conn, struct http_call *c)
 {
@@ -677,7 +693,9 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 	c->via = conn;
 	req = evhttp_request_new(call_done_cb, c);
 	evhttp_request_set_chunked_cb(req, call_chunk_cb);
+	evhttp_request_set_header_cb(req, call_head_cb);
 	evhttp_request_set_error_cb(req, call_error_cb);
+	c->got_head = 0;
 	h = evhttp_request_get_output_headers(req);
 	/* The URL's authority: host:port, an IPv6 literal in brackets. */
 	host = strstr(c->url, "://");
@@ -851,6 +869,8 @@ int
 http_client_call(struct http_client *hc, struct http_call *c)
 {
 	long long now, window = 0, moved = 0;
+	int wait = c->head_timeout > c->timeout ? c->head_timeout : c->timeout;
+	int head_seen = 0;
 
 	c->done = 0;
 	c->status = 0;
@@ -869,8 +889,9 @@ http_client_call(struct http_client *hc, struct http_call *c)
 		if (client_connect(hc, c->error, sizeof c->error) != 0)
 			return -1;
 	}
-	evhttp_connection_set_timeout(hc->conn, c->timeout);
-	hc->watch.timeout = c->timeout;
+	evhttp_connection_set_timeout(hc->conn, wait);
+	hc->watch.timeout = wait;
+	c->watch = &hc->watch;
 	if (call_start(hc->conn, c) != 0)
 		return -1;
 	window = mono_now();
@@ -894,9 +915,17 @@ http_client_call(struct http_client *hc, struct http_call *c)
 				    c->method, c->url, c->path);
 			break;
 		}
-		/* No progress: too few bytes in the last timeout seconds. */
+		/* The head came after a wait: the window starts again. */
+		if (c->got_head && !head_seen) {
+			head_seen = 1;
+			window = mono_now();
+			moved = hc->watch.moved;
+		}
+		/* No progress: too few bytes in the last timeout seconds
+		 * (before the head, the time it may take). */
 		if (c->progress && c->req != NULL &&
-		    (now = mono_now()) - window >= c->timeout) {
+		    (now = mono_now()) - window >=
+			(c->got_head ? c->timeout : wait)) {
 			if (hc->watch.moved - moved < PROTO_MIN_PROGRESS) {
 				call_abort(c, 0);
 				snprintf(c->error, sizeof c->error,
@@ -904,7 +933,8 @@ http_client_call(struct http_client *hc, struct http_call *c)
 				    "last %d s (a stalled or trickling peer "
 				    "or link)",
 				    c->method, c->url, c->path,
-				    hc->watch.moved - moved, c->timeout);
+				    hc->watch.moved - moved,
+				    c->got_head ? c->timeout : wait);
 				break;
 			}
 			window = now;

@@ -115,6 +115,9 @@ struct http_call {
 	 * that trickles cannot hold the caller, and one that moves is given
 	 * all the time it needs. */
 	int progress;
+	/* When more than timeout: the seconds the reply's head may take
+	 * (a server computing before it answers). */
+	int head_timeout;
 	http_data_cb on_data; /* stream a 200 reply's body here */
 	void *data_arg;
 	size_t max_reply; /* when the body is collected */
@@ -130,6 +133,8 @@ struct http_call {
 	int (*cancel)(void);
 	/* Internal. */
 	struct evhttp_request *req;
+	struct http_watch *watch; /* its connection's, to set at the head */
+	int got_head;
 	int done;
 	http_done_cb done_cb;
 	void *done_arg;

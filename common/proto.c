@@ -28,6 +28,15 @@ proto_timeout(void)
 }
 
 int
+proto_delta_wait(int64_t size)
+{
+	int64_t secs = proto_timeout() +
+	    (size > 0 ? size : 0) / PROTO_DELTA_MIN_RATE;
+
+	return secs > INT32_MAX ? INT32_MAX : (int)secs;
+}
+
+int
 proto_retry_delay(int retry, int first_secs, int max_secs)
 {
 	int64_t d = first_secs;

@@ -152,6 +152,12 @@ enum proto_what {
 #define PROTO_TIMEOUT_SECS 120
 #define PROTO_MIN_PROGRESS (64 * 1024)
 int proto_timeout(void);
+/* A delta is computed whole before its reply starts: the client gives the
+ * server the timeout and its file's size at this rate for the first
+ * byte (a 10 GiB file: about 21 minutes).  A server gone meanwhile is
+ * found by TCP keepalive sooner. */
+#define PROTO_DELTA_MIN_RATE (8 << 20)
+int proto_delta_wait(int64_t size);
 #define PROTO_EVENT_TIMEOUT_SECS 30 /* an event's delivery */
 /* How far ahead of the local clock a version id may be: one further is
  * refused (a clock that jumped far, or a peer that lies).  Within it, a

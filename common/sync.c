@@ -497,6 +497,7 @@ fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
 	    s->o->token_len);
 	c.body = sig;
 	c.content_type = PROTO_CT_SIGNATURE;
+	c.head_timeout = proto_delta_wait(e->size);
 	rc = patch_with(s, e, basefd, &c, "delta", savefd);
 	s->st->sent += (int64_t)siglen;
 	if (rc > 0)

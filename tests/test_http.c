@@ -75,6 +75,39 @@ stream_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* /think, /think-trickle: nothing for THINK_MS (a server computing a
+ * delta), then a reply: THINK_TOTAL bytes at once, or a trickle. */
+#define THINK_MS 2500
+#define THINK_TOTAL (200u << 10)
+
+static void
+think_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *st = arg;
+	struct evbuffer *b;
+	struct timeval tv = { 0, 200000 };
+	static char buf[THINK_TOTAL];
+
+	(void)fd;
+	(void)what;
+	event_free(st->tick);
+	if (st->chunk == 1) {
+		st->tick = event_new(base, -1, EV_PERSIST, stream_tick, st);
+		evhttp_connection_set_closecb(evhttp_request_get_connection(
+						  st->req),
+		    stream_closed, st);
+		evhttp_send_reply_start(st->req, 200, "OK");
+		event_add(st->tick, &tv);
+		return;
+	}
+	b = evbuffer_new();
+	memset(buf, 'y', sizeof buf);
+	evbuffer_add(b, buf, sizeof buf);
+	evhttp_send_reply(st->req, 200, "OK", b);
+	evbuffer_free(b);
+	free(st);
+}
+
 static void
 request(struct evhttp_request *req, void *arg)
 {
@@ -84,6 +117,14 @@ request(struct evhttp_request *req, void *arg)
 
 	(void)arg;
 	st->req = req;
+	if (strncmp(path, "/think", 6) == 0) {
+		st->chunk = strcmp(path, "/think-trickle") == 0 ? 1 : 0;
+		tv.tv_sec = THINK_MS / 1000;
+		tv.tv_usec = THINK_MS % 1000 * 1000;
+		st->tick = evtimer_new(base, think_done, st);
+		event_add(st->tick, &tv);
+		return;
+	}
 	st->chunk = strcmp(path, "/endless") == 0 ? 65536 : 1;
 	if (strcmp(path, "/slow") == 0) {
 		st->chunk = SLOW_CHUNK;
@@ -200,6 +241,39 @@ main(void)
 	CHECK(c.status == 200 && !c.sink_failed);
 	CHECK(got == SLOW_TOTAL);
 	CHECK(now() - t0 > 3);
+	http_call_clear(&c);
+
+	/* A server that computes before it answers (a delta): with the
+	 * call's timeout only, cut; given the time for the head, the reply
+	 * arrives; once the head is in, the timeout is the call's again. */
+	http_call_init(&c, "GET", url, "/think", "t", 1);
+	c.progress = 1;
+	c.timeout = 1;
+	t0 = now();
+	CHECK(http_client_call(hc, &c) != 0);
+	CHECK(now() - t0 < THINK_MS / 1000.0);
+	http_call_clear(&c);
+	http_call_init(&c, "GET", url, "/think", "t", 1);
+	c.progress = 1;
+	c.timeout = 1;
+	c.head_timeout = 4;
+	c.on_data = counter;
+	c.data_arg = &got;
+	got = 0;
+	t0 = now();
+	CHECK(http_client_call(hc, &c) == 0);
+	CHECK(c.status == 200 && got == THINK_TOTAL);
+	CHECK(now() - t0 >= THINK_MS / 1000.0 - 0.1);
+	http_call_clear(&c);
+	http_call_init(&c, "GET", url, "/think-trickle", "t", 1);
+	c.progress = 1;
+	c.timeout = 1;
+	c.head_timeout = 4;
+	t0 = now();
+	CHECK(http_client_call(hc, &c) != 0);
+	CHECK_CONTAINS(c.error, "no progress:");
+	CHECK_CONTAINS(c.error, "bytes in the last 1 s");
+	CHECK(now() - t0 < THINK_MS / 1000.0 + 2.5);
 	http_call_clear(&c);
 
 	/* Every connection finds a peer that vanished: keepalive, and a
