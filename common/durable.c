@@ -201,8 +201,7 @@ durable_work(void *arg)
 			break;
 		case DI_WRITE:
 			c->rc = fs_write_renamed(c->path, c->data, c->len);
-			if (c->rc != 0 && c->in_place &&
-			    (errno == ENOSPC || errno == EDQUOT))
+			if (c->rc != 0 && c->in_place && fs_no_room(errno))
 				c->rc = rewrite_in_place(c->path, c->data,
 				    c->len);
 			break;

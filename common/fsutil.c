@@ -484,3 +484,9 @@ fs_tree_bytes_at(int dfd, const char *name)
 		return -1;
 	return bytes;
 }
+
+int
+fs_no_room(int err)
+{
+	return err == ENOSPC || err == EDQUOT;
+}

@@ -20,6 +20,8 @@ int fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode);
 /* Open the parent directory of rel beneath rootfd; *base points into rel. */
 int fs_open_parent(int rootfd, const char *rel, const char **base);
 
+/* 1 when errno says the filesystem has no room (full, or over quota). */
+int fs_no_room(int err);
 int fs_fsync_dir(const char *path);
 /* Do the two paths name entries of one directory (same text up to the
  * last slash)? */

@@ -75,7 +75,7 @@ writer_sink(void *arg, const void *p, size_t n)
 
 	if (fault_enospc("staging-write") ||
 	    hashsink_write(&w->hs, p, n) != 0) {
-		if (errno == ENOSPC || errno == EDQUOT)
+		if (fs_no_room(errno))
 			w->nospace = 1;
 		return -1;
 	}
@@ -182,7 +182,7 @@ writer_open(struct syncer *s, struct writer *w, const struct ment *e, int keep)
 	fd = fs_open_beneath(s->stagefd, e->path,
 	    O_RDWR | O_CREAT | (keep ? 0 : O_TRUNC), 0600);
 	if (fd < 0) {
-		if (errno == ENOSPC || errno == EDQUOT)
+		if (fs_no_room(errno))
 			s->st->nospace = 1;
 		snprintf(s->err, s->errlen, "staging %s: %s", e->path,
 		    strerror(errno));
@@ -669,7 +669,7 @@ sync_entry(struct syncer *s, const struct ment *e)
 		rc = symlinkat(e->target, dfd, base);
 	}
 	close(dfd);
-	if (rc != 0 && (errno == ENOSPC || errno == EDQUOT))
+	if (rc != 0 && fs_no_room(errno))
 		s->st->nospace = 1;
 	if (rc != 0)
 		snprintf(s->err, s->errlen, "staging %s: %s", e->path,
@@ -866,7 +866,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	 * renames the tree into place: one syncfs() does it for all, where
 	 * an fsync() per file cost a journal commit each. */
 	if (syncfs(s.stagefd) != 0) {
-		st->nospace = errno == ENOSPC || errno == EDQUOT;
+		st->nospace = fs_no_room(errno);
 		snprintf(err, errlen, "staging %s: syncfs: %s", o->staging,
 		    strerror(errno));
 		goto out;

@@ -392,6 +392,14 @@ tls_describe(struct bufferevent *bev, char *buf, size_t len)
 			    strerror(ERR_GET_REASON(e)));
 			return 1;
 		}
+		/* libevent queues SSL_get_error()'s code itself when the
+		 * socket failed under OpenSSL ("lib(0)::reason(5)"). */
+		if (e == SSL_ERROR_SYSCALL) {
+			snprintf(buf, len,
+			    "TLS: connection closed or refused by the peer or "
+			    "the link");
+			return 1;
+		}
 #ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
 		if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 			snprintf(buf, len,

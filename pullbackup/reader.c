@@ -161,7 +161,7 @@ walk_back(struct store_reader *r, int fd, const struct link *chain, size_t n,
 
 	while (fd >= 0 && n-- > stop) {
 		if ((out = store_tmpfile(r->st)) < 0) {
-			r->nospace |= errno == ENOSPC || errno == EDQUOT;
+			r->nospace |= fs_no_room(errno);
 			snprintf(err, errlen, "temporary file: %s",
 			    strerror(errno));
 		}
@@ -169,7 +169,7 @@ walk_back(struct store_reader *r, int fd, const struct link *chain, size_t n,
 		if (out >= 0 &&
 		    apply_link(r, &chain[n], fd, delta_sink_fd, &sink, err,
 			errlen) != 0) {
-			r->nospace |= errno == ENOSPC || errno == EDQUOT;
+			r->nospace |= fs_no_room(errno);
 			close(out);
 			out = -1;
 		}
