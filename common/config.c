@@ -766,13 +766,27 @@ check_tls_urls(struct cctx *c, const struct doc *root, struct config *cf)
 	return 0;
 }
 
+/* true or false, nothing else. */
+static int
+get_flag(struct cctx *c, const struct doc *v, const char *key, int *out)
+{
+	if (v->type == DOC_SCALAR && strcmp(v->str, "true") == 0)
+		*out = 1;
+	else if (v->type == DOC_SCALAR && strcmp(v->str, "false") == 0)
+		*out = 0;
+	else
+		return cerr(c, v, "\"%s\" must be true or false", key);
+	return 0;
+}
+
 static int
 config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 {
 	static const char *const ex_keys[] = { "source", "listen", "state_dir",
 		"export_command", "schedule", "notify", "token_file",
 		"read_token_file", "hook_timeout", "max_age", "pages", "tls",
-		"max_connections", "max_connections_per_peer", NULL };
+		"max_connections", "max_connections_per_peer",
+		"keep_last_export", NULL };
 	static const char *const pb_keys[] = { "listen", "archive_dir",
 		"token_file", "read_token_file", "sources", "max_age", "pages",
 		"tls", "max_connections", "max_connections_per_peer", NULL };
@@ -847,6 +861,9 @@ config_parse(struct cctx *c, struct config *cf, const struct doc *root)
 			    "\"notify\" must name at least one pull-backup");
 		if ((v = doc_get(root, "hook_timeout")) != NULL &&
 		    get_age(c, v, "hook_timeout", &cf->hook_timeout) != 0)
+			return -1;
+		if ((v = doc_get(root, "keep_last_export")) != NULL &&
+		    get_flag(c, v, "keep_last_export", &cf->keep_last_export))
 			return -1;
 		break;
 	case ROLE_PULLBACKUP:

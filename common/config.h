@@ -82,6 +82,9 @@ struct config {
 	int tls_off;          /* "tls: off": plain HTTP, said so */
 	/* connections open at once, in all and from one address */
 	int64_t max_conns, max_peer_conns;
+	/* exporter: the newest export stays served after every pull-backup
+	 * archived it, until a newer one (its hook can link to it) */
+	int keep_last_export;
 	/* exporter */
 	char *source;
 	char **export_command;

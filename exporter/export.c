@@ -65,7 +65,8 @@ export_work(void *arg)
 {
 	struct run *r = arg;
 	struct config *cf = r->cf;
-	char *env[4], *path;
+	char *env[6], *path;
+	int k = 0;
 	int fd, rc;
 
 	r->wrc = -1;
@@ -75,10 +76,18 @@ export_work(void *arg)
 		    r->tmp, strerror(errno));
 		return;
 	}
-	env[0] = xasprintf("UNDERSTUDY_SOURCE=%s", cf->source);
-	env[1] = xasprintf("UNDERSTUDY_VERSION=%s", r->id);
-	env[2] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", r->data);
-	env[3] = NULL;
+	env[k++] = xasprintf("UNDERSTUDY_SOURCE=%s", cf->source);
+	env[k++] = xasprintf("UNDERSTUDY_VERSION=%s", r->id);
+	env[k++] = xasprintf("UNDERSTUDY_BACKUP_DIR=%s", r->data);
+	/* The version served, read only: a hook may link what did not
+	 * change to it (files-export does). */
+	if (r->prev_data != NULL) {
+		env[k++] = xasprintf("UNDERSTUDY_PREVIOUS_BACKUP_DIR=%s",
+		    r->prev_data);
+		env[k++] = xasprintf("UNDERSTUDY_PREVIOUS_VERSION=%s",
+		    r->prev_id);
+	}
+	env[k] = NULL;
 	if (hook_run(cf->export_command, env, (int)cf->hook_timeout,
 		"export hook", &r->hr) != 0) {
 		snprintf(r->werr, sizeof r->werr, "%s", r->hr.error);
@@ -106,9 +115,8 @@ export_work(void *arg)
 	r->data = xasprintf("%s/data", r->dir);
 	r->wrc = 0;
 out:
-	free(env[0]);
-	free(env[1]);
-	free(env[2]);
+	while (k > 0)
+		free(env[--k]);
 	if (r->wrc != 0)
 		fs_rm_rf(r->tmp);
 }
@@ -254,6 +262,10 @@ export_start(struct exporter *ex, const char *trigger, char *why, size_t whylen)
 	r->dir = xasprintf("%s/%s", ex->exports_dir, r->id);
 	r->mpath = xasprintf("%s/manifest", r->dir);
 	r->tmp = xasprintf("%s/%s.tmp", ex->exports_dir, r->id);
+	if (ex->served != NULL) {
+		r->prev_data = xasprintf("%s/data", ex->served->dir);
+		r->prev_id = xstrdup(ex->served->id);
+	}
 	r->trigger = trigger;
 	r->started = time(NULL);
 	r->state = RUN_RUNNING;

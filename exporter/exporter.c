@@ -67,6 +67,8 @@ run_free(struct run *r)
 	free(r->dir);
 	free(r->mpath);
 	free(r->tmp);
+	free(r->prev_data);
+	free(r->prev_id);
 	free(r->data);
 	free(r->error);
 	free(r->hook_output);
@@ -387,7 +389,9 @@ ex_handle(struct exporter *ex, const struct doc *ev)
 		for (all = 1, i = 0; i < r->npb; i++)
 			if (r->pb[i].archived != PB_OK)
 				all = 0;
-		if (all)
+		/* Kept served until superseded, with keep_last_export:
+		 * the next export's hook may link to it. */
+		if (all && !ex->cf->keep_last_export)
 			run_unserve(ex, r, "archived by every pull-backup");
 	} else {
 		pb->imported = ok ? PB_OK : PB_FAILED;

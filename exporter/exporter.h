@@ -63,6 +63,8 @@ struct run {
 	TAILQ_ENTRY(run) link;
 	char id[VERSION_ID_SIZE];
 	char *dir, *tmp, *data, *mpath;
+	/* The version served when it started, for the hook (or NULL). */
+	char *prev_data, *prev_id;
 	enum run_state state;
 	const char *trigger;
 	time_t started, finished;

@@ -86,6 +86,42 @@ check "the standby is the site again" same_tree "$S" "$T/standby"
 
 check "cycles with the mark keep nothing aside" no_entries "$T" "standby.understudy-kept-*"
 
+# keep_last_export: the version archived stays served, and the next
+# export copies only what changed, linking the rest to it.  A file edited
+# in place in the site after that reaches the standby, and changes
+# neither the version before nor the one served.
+echo "keep_last_export: true" >> "$T/c/exporter.yaml"
+kill -HUP "$PID_exporter"
+sleep 0.5
+printf 'y%.0s' $(seq 5000) > "$S/a/inplace"
+check "cycle 6, keeping the last export" exporter now --wait imported
+v6=$(standby_version)
+exported() { echo "$T/c/exporter/exports/$1/data"; }
+check "archived, it is still served" [ -f "$(exported "$v6")/a/big" ]
+cp "$S/a/inplace" "$T/inplace.v6"
+ino_big6=$(stat -c %i "$(exported "$v6")/a/big")
+ino_more6=$(stat -c %i "$(exported "$v6")/more")
+printf 'z' | dd of="$S/a/inplace" bs=1 seek=100 conv=notrunc status=none
+echo "changed again" > "$S/more"
+check "cycle 7" exporter now --wait imported
+v7=$(standby_version)
+check "the export said it linked to the previous version" \
+	grep -q "files-export: copied what changed since version $v6, linked the rest" "$T/c/exporter.log"
+check "an unchanged file is one inode in both exports" \
+	[ "$(stat -c %i "$(exported "$v7")/a/big")" = "$ino_big6" ]
+check "a changed one is not" \
+	[ "$(stat -c %i "$(exported "$v7")/more")" != "$ino_more6" ]
+check "nothing is linked to the site" \
+	[ "$(stat -c %i "$(exported "$v7")/a/inplace")" != "$(stat -c %i "$S/a/inplace")" ]
+check "the standby is the site, edit in place included" same_tree "$S" "$T/standby"
+pullbackup restore db --at "$v6" "$T/restored6" > /dev/null
+check "the version before is as it was" cmp -s "$T/restored6/a/inplace" "$T/inplace.v6"
+printf 'w' | dd of="$S/a/inplace" bs=1 seek=200 conv=notrunc status=none
+check "an edit in the site changes no export" \
+	eval '! cmp -s "$S/a/inplace" "$(exported "$v7")/a/inplace"'
+cp -p "$(exported "$v7")/a/inplace" "$S/a/inplace"
+check "the version before, superseded, is no longer kept" eventually eval '[ ! -e "$(exported "$v6")" ]'
+
 # Failback: files-promote, writes to the promoted tree, then an import
 # onto it (this host re-joined as a standby) keeps them aside.
 UNDERSTUDY_VERSION=v "$H/files-promote" "$T/standby" > "$T/o"

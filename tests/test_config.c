@@ -64,9 +64,21 @@ main(void)
 		CHECK(cf->schedule.kind == SCHEDULE_CRON);
 		CHECK(cf->nnotify == 1);
 		CHECK_STR(cf->token, "0123456789abcdef0123456789abcdef");
+		CHECK(cf->keep_last_export == 0);
 		config_free(cf);
 	} else
 		fprintf(stderr, "%s\n", err);
+	cf = load(ROLE_EXPORTER,
+	    "source: db\nlisten: 127.0.0.1:7401\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://h:1]\ntoken_file: token\ntls: off\n"
+	    "keep_last_export: true\n");
+	CHECK(cf != NULL && cf->keep_last_export == 1);
+	config_free(cf);
+	expect_error(ROLE_EXPORTER,
+	    "source: db\nlisten: 127.0.0.1:7401\nstate_dir: s\nexport_command: "
+	    "[x]\nnotify: [http://h:1]\ntoken_file: token\nkeep_last_export: "
+	    "yes\n",
+	    "7:19", "\"keep_last_export\" must be true or false");
 	cf = load(ROLE_PULLBACKUP,
 	    "listen: 127.0.0.1:7402\narchive_dir: /var/lib/a\ntoken_file: "
 	    "token\nsources:\n  db:\n    exporter: http://127.0.0.1:7401\n    "
