@@ -1,28 +1,37 @@
 #!/usr/bin/env python3
-"""understudy against rdiff-backup and rsync, on the same data, in one go.
+"""understudy against rdiff-backup, restic and rsync, on the same data, in
+one go, for each workload.
 
-  bench.py BUILD_DIR [--dir DIR] [--dump-mib 256] [--files 20000]
-           [--percent 1] [--keep] [--json FILE]
+  bench.py BUILD_DIR [--workload text,binary,dump,renames] [--dir DIR]
+           [--dump-mib 256] [--files 20000] [--percent 1] [--keep]
+           [--json FILE]
 
-1. Makes the workload (workload.py gen) in DIR/src.
+For each workload (workload.py's kinds; all four by default), in DIR/KIND:
+
+1. Makes the workload (workload.py gen) in DIR/KIND/src.
 2. Sets up the first version everywhere (not timed): understudy's three
-   daemons on free loopback ports run a first cycle; rdiff-backup backs
-   up into DIR/rdiff.  Then a first change of PERCENT %, and a cycle of
-   each (not timed either): understudy picks each file's delta block size
-   from what the previous cycle saw, as it does in service.  A copy for
-   rsync goes to DIR/rsync.
-3. Changes PERCENT % of the dump's lines and of the files again, other
-   lines and files (mutate), and waits for the pull-backup to finish the
-   signatures it makes ahead after a pull (Chain.settle).
+   daemons on free loopback ports (export hook: the shipped files-export,
+   with keep_last_export, so that it copies what changed and links the
+   rest; import hook: files-import into a standby directory) run a first
+   cycle; rdiff-backup backs up into DIR/KIND/rdiff, restic into
+   DIR/KIND/restic.  Then a first change of PERCENT %, and a cycle of each
+   (not timed either): understudy picks each file's delta block size from
+   what the previous cycle saw, as it does in service.  A copy for rsync
+   goes to DIR/KIND/rsync.
+3. Changes the workload again (mutate, another seed), and waits for the
+   pull-backup to finish the signatures it makes ahead after a pull
+   (Chain.settle).
 4. Times, one after the other: understudy's incremental chain
    (`now --wait imported`: export, pull into the archive, push, import
    into a standby directory); rdiff-backup's incremental backup, then its
-   restore of the newest version into a standby directory; one rsync hop
-   (--no-whole-file: the delta algorithm) onto the first version; the
-   restore of the previous version by understudy-pullbackup and by
-   rdiff-backup.
-5. Prints a table: wall time, CPU time, bytes on the wire, peak RSS of
-   each daemon, and the ratios the targets are stated in.
+   restore of the newest version into a standby directory (the SlapOS
+   chain); restic's backup, then its restore of the newest snapshot into
+   a standby directory; one rsync hop (--no-whole-file: the delta
+   algorithm) onto the version before; the restore of the previous
+   version by understudy-pullbackup and by rdiff-backup.
+5. Prints a table for each workload: wall time, CPU time, bytes on the
+   wire, peak RSS of each daemon, and the ratios the targets are stated
+   in; then one line per workload.
 
 Nothing here is a test: the numbers go to docs/benchmarks.md."""
 
@@ -52,16 +61,18 @@ def free_port():
 
 
 def exporter_yaml(source, port, state_dir, src, pb_port, tok):
-    """An exporter's config: hard links of src, notifying one
-    pull-backup, exports only when told."""
+    """An exporter's config: files-export of src, keeping the last export
+    for it to link to, notifying one pull-backup, exports only when
+    told."""
     return """source: %s
 listen: 127.0.0.1:%d
 state_dir: %s
-export_command: [%s/export-hardlinks, %s]
+export_command: [%s/conf/hooks/files-export, %s]
+keep_last_export: true
 schedule: "off"
 notify: [http://127.0.0.1:%d]
 token_file: %s
-""" % (source, port, state_dir, HERE, src, pb_port, tok)
+""" % (source, port, state_dir, SRC, src, pb_port, tok)
 
 
 def run(cmd, **kw):
@@ -70,7 +81,8 @@ def run(cmd, **kw):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, **kw)
+                       text=True, env=dict(os.environ, RESTIC_PASSWORD="b"),
+                       **kw)
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
@@ -248,73 +260,78 @@ def mib(n):
     return "%.1f MiB" % (n / 1048576.0)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("build")
-    ap.add_argument("--dir")
-    ap.add_argument("--dump-mib", type=int, default=256)
-    ap.add_argument("--files", type=int, default=20000)
-    ap.add_argument("--percent", type=float, default=1.0)
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--json")
-    a = ap.parse_args()
-    for tool in ("rdiff-backup", "rsync"):
-        if shutil.which(tool) is None:
-            sys.exit("bench: %s is not installed" % tool)
-    work = a.dir or tempfile.mkdtemp(prefix="understudy-bench.")
-    os.makedirs(work, exist_ok=True)
+def restic(repo, *args, **kw):
+    return ["restic", "-r", repo, "--quiet"] + list(args)
+
+
+def one_workload(a, kind, work):
+    """The whole run for one workload, in work; its results."""
     src = os.path.join(work, "src")
     wl = [sys.executable, os.path.join(HERE, "workload.py")]
-    res = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+    res = {"kind": kind,
            "workload": {"dump_mib": a.dump_mib, "files": a.files,
                         "percent": a.percent}}
     chain = Chain(os.path.abspath(a.build), work, src)
+    rdiff = os.path.join(work, "rdiff")
+    rrepo = os.path.join(work, "restic")
     try:
-        print("bench: making the workload in %s" % src, flush=True)
-        run(wl + ["gen", src, "--dump-mib", str(a.dump_mib), "--files",
-                  str(a.files)])
+        print("bench %s: making the workload in %s" % (kind, src),
+              flush=True)
+        _, _, out = run(wl + ["gen", src, "--kind", kind, "--dump-mib",
+                              str(a.dump_mib), "--files", str(a.files)])
+        res["workload"]["made"] = out.strip()
         res["workload"]["bytes"] = du(src)
-        print("bench: first version everywhere (not timed)", flush=True)
+        print("bench %s: first version everywhere (not timed)" % kind,
+              flush=True)
         chain.start()
         res["first_cycle"] = chain.cycle()
-        rdiff = os.path.join(work, "rdiff")
         run(["rdiff-backup", "backup", src, rdiff])
+        run(restic(rrepo, "init"))
+        run(restic(rrepo, "backup", "."), cwd=src)
         # A first change, so that understudy's delta block sizes come
         # from what a cycle saw, as they do in service (not timed).
-        print("bench: a first change, not timed", flush=True)
-        run(wl + ["mutate", src, "--percent", str(a.percent), "--seed",
-                  "2"])
+        print("bench %s: a first change, not timed" % kind, flush=True)
+        run(wl + ["mutate", src, "--kind", kind, "--percent",
+                  str(a.percent), "--seed", "2"])
         res["warmup_cycle"] = chain.cycle()
         run(["rdiff-backup", "backup", src, rdiff])
+        run(restic(rrepo, "backup", "."), cwd=src)
         run(["cp", "-a", src, os.path.join(work, "rsync")])
-        print("bench: changing %g%% of it" % a.percent, flush=True)
-        _, _, out = run(wl + ["mutate", src, "--percent", str(a.percent),
-                              "--seed", "3"])
+        print("bench %s: changing it" % kind, flush=True)
+        _, _, out = run(wl + ["mutate", src, "--kind", kind, "--percent",
+                              str(a.percent), "--seed", "3"])
         res["workload"]["change"] = out.strip()
 
-        print("bench: understudy's incremental chain", flush=True)
+        print("bench %s: understudy's incremental chain" % kind, flush=True)
         chain.settle()
         res["understudy"] = chain.cycle()
         res["understudy"]["rss"] = chain.hwm()
 
-        print("bench: rdiff-backup backup, then restore", flush=True)
-        w, c, _ = run(["rdiff-backup", "backup",
-                       src, rdiff])
+        print("bench %s: rdiff-backup backup, then restore" % kind,
+              flush=True)
+        w, c, _ = run(["rdiff-backup", "backup", src, rdiff])
         rss_before = peak_rss_children()
         res["rdiff_backup"] = {"wall": w, "cpu": c}
-        w, c, _ = run(["rdiff-backup", "restore",
-                       "--at", "now", rdiff,
+        w, c, _ = run(["rdiff-backup", "restore", "--at", "now", rdiff,
                        os.path.join(work, "rdiff-standby")])
         res["rdiff_restore"] = {"wall": w, "cpu": c}
         res["rdiff_peak_rss"] = max(rss_before, peak_rss_children())
 
-        print("bench: one rsync hop", flush=True)
+        print("bench %s: restic backup, then restore" % kind, flush=True)
+        w, c, _ = run(restic(rrepo, "backup", "."), cwd=src)
+        res["restic_backup"] = {"wall": w, "cpu": c}
+        w, c, _ = run(restic(rrepo, "restore", "latest", "--target",
+                             os.path.join(work, "restic-standby")))
+        res["restic_restore"] = {"wall": w, "cpu": c}
+
+        print("bench %s: one rsync hop" % kind, flush=True)
         w, c, out = run(["rsync", "-a", "--no-whole-file", "--delete",
                          "--stats", src + "/",
                          os.path.join(work, "rsync") + "/"])
         res["rsync"] = {"wall": w, "cpu": c, **rsync_stats(out)}
 
-        print("bench: restore of the previous version", flush=True)
+        print("bench %s: restore of the previous version" % kind,
+              flush=True)
         w, c, _ = run(chain.cmd("pullbackup", "restore", "db", "--at", "1B",
                                 os.path.join(work, "understudy-previous")))
         res["understudy_restore_previous"] = {"wall": w, "cpu": c}
@@ -327,13 +344,59 @@ def main():
                                os.path.join(work, "rdiff-previous")],
                               stdout=subprocess.PIPE, text=True)
         res["previous_versions_equal"] = same.returncode == 0
+        for name, d in (("understudy", chain.standby),
+                        ("rdiff", os.path.join(work, "rdiff-standby")),
+                        ("restic", os.path.join(work, "restic-standby"))):
+            same = subprocess.run(["diff", "-r", "-q", "--no-dereference",
+                                   src, d], stdout=subprocess.PIPE,
+                                  text=True)
+            res.setdefault("standby_equal", {})[name] = \
+                same.returncode == 0
         res["archive_bytes"] = du(os.path.join(chain.dir, "archive"))
         res["rdiff_repo_bytes"] = du(rdiff)
+        res["restic_repo_bytes"] = du(rrepo)
     finally:
         chain.stop()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build")
+    ap.add_argument("--workload", default="text,binary,dump,renames")
+    ap.add_argument("--dir")
+    ap.add_argument("--dump-mib", type=int, default=256)
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--percent", type=float, default=1.0)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    kinds = a.workload.split(",")
+    for k in kinds:
+        if k not in ("text", "binary", "dump", "renames"):
+            sys.exit("bench: no workload %r (text, binary, dump, renames)"
+                     % k)
+    for tool in ("rdiff-backup", "rsync", "restic"):
+        if shutil.which(tool) is None:
+            sys.exit("bench: %s is not installed" % tool)
+    work = a.dir or tempfile.mkdtemp(prefix="understudy-bench.")
+    os.makedirs(work, exist_ok=True)
+    res = {"machine": {"cpus": os.cpu_count(),
+                       "kernel": os.uname().release},
+           "workloads": []}
+    try:
+        for k in kinds:
+            d = os.path.join(work, k)
+            os.makedirs(d)
+            r = one_workload(a, k, d)
+            report(r)
+            res["workloads"].append(r)
+            if not a.keep:
+                shutil.rmtree(d, ignore_errors=True)
+    finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
-    report(res)
+    summary(res["workloads"])
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
@@ -342,6 +405,7 @@ def main():
 def report(r):
     u = r["understudy"]
     rb, rr, rs = r["rdiff_backup"], r["rdiff_restore"], r["rsync"]
+    tb, tr = r["restic_backup"], r["restic_restore"]
     up, rp = r["understudy_restore_previous"], r["rdiff_restore_previous"]
     wire = u["wire"]["pull"]
     rows = [
@@ -351,6 +415,8 @@ def report(r):
                                 mib(u["wire"]["push"]))),
         ("rdiff-backup: incremental backup", rb["wall"], rb["cpu"], "-"),
         ("rdiff-backup: restore to the standby", rr["wall"], rr["cpu"], "-"),
+        ("restic: backup", tb["wall"], tb["cpu"], "-"),
+        ("restic: restore to the standby", tr["wall"], tr["cpu"], "-"),
         ("rsync --no-whole-file: one hop, no history", rs["wall"],
          rs["cpu"], "%s literal, %s sent+received" % (
              mib(rs["literal"]), mib(rs["sent"] + rs["received"]))),
@@ -360,10 +426,10 @@ def report(r):
          rp["cpu"], "-"),
     ]
     print()
-    print("Workload: %s (%s); %s" % (
-        mib(r["workload"]["bytes"]), "%d MiB dump + %d files" % (
-            r["workload"]["dump_mib"], r["workload"]["files"]),
-        r["workload"]["change"]))
+    print("### Workload %s" % r["kind"])
+    print()
+    print("%s: %s; %s" % (mib(r["workload"]["bytes"]),
+                          r["workload"]["made"], r["workload"]["change"]))
     print()
     print("| what | wall | CPU | bytes on the wire |")
     print("| --- | ---: | ---: | --- |")
@@ -373,14 +439,17 @@ def report(r):
     print("Peak RSS: " + ", ".join("%s %s" % (k, mib(v)) for k, v in
                                    u["rss"].items()) +
           "; rdiff-backup %s" % mib(r["rdiff_peak_rss"]))
-    print("Archive: understudy %s, rdiff-backup %s; previous versions "
-          "restored equal: %s" % (mib(r["archive_bytes"]),
-                                  mib(r["rdiff_repo_bytes"]),
-                                  r["previous_versions_equal"]))
+    print("Archive: understudy %s, rdiff-backup %s, restic %s; previous "
+          "versions restored equal: %s; standbys equal to the source: %s"
+          % (mib(r["archive_bytes"]), mib(r["rdiff_repo_bytes"]),
+             mib(r["restic_repo_bytes"]), r["previous_versions_equal"],
+             ", ".join("%s %s" % kv for kv in r["standby_equal"].items())))
     print()
     ratios = [
         ("chain / (rdiff-backup backup + restore)",
          u["wall"] / (rb["wall"] + rr["wall"]), 0.2),
+        ("chain / (restic backup + restore)",
+         u["wall"] / (tb["wall"] + tr["wall"]), 0.5),
         ("chain / one rsync hop", u["wall"] / rs["wall"], 1.5),
         ("pull hop bytes / rsync literal data", wire / max(rs["literal"], 1),
          0.25),
@@ -389,6 +458,9 @@ def report(r):
         ("peak RSS of the largest daemon, MiB",
          max(u["rss"].values()) / 1048576.0, 64),
     ]
+    if r["kind"] == "renames":
+        ratios.append(("pull hop bytes / the 100 MiB file renamed",
+                       wire / float(100 << 20), 0.01))
     print("| ratio | measured | target | met |")
     print("| --- | ---: | ---: | --- |")
     for what, val, target in ratios:
@@ -396,6 +468,23 @@ def report(r):
                                               "yes" if val <= target
                                               else "no"))
     r["ratios"] = {w: v for w, v, _ in ratios}
+
+
+def summary(rs):
+    """One line per workload: the times the targets compare."""
+    print()
+    print("| workload | understudy chain | SlapOS chain (rdiff-backup "
+          "backup + restore) | restic backup + restore | one rsync hop |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for r in rs:
+        u = r["understudy"]["wall"]
+        slap = r["rdiff_backup"]["wall"] + r["rdiff_restore"]["wall"]
+        rest = r["restic_backup"]["wall"] + r["restic_restore"]["wall"]
+        hop = r["rsync"]["wall"]
+        print("| %s | %.1f s | %.1f s (chain %.2f x) | %.1f s (chain "
+              "%.2f x) | %.1f s (chain %.2f x) |" % (
+                  r["kind"], u, slap, u / slap, rest, u / rest, hop,
+                  u / hop))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ static const struct {
 	{ "files", offsetof(struct sync_stats, files) },
 	{ "bytes", offsetof(struct sync_stats, bytes) },
 	{ "unchanged", offsetof(struct sync_stats, unchanged) },
+	{ "moved", offsetof(struct sync_stats, moved) },
 	{ "deltas", offsetof(struct sync_stats, deltas) },
 	{ "whole", offsetof(struct sync_stats, whole) },
 	{ "resumed", offsetof(struct sync_stats, resumed) },

@@ -3,7 +3,10 @@
  * base copy when unchanged, patched with a delta (the one the server kept,
  * else one against a signature posted now), or fetched whole; each way
  * ends with the file hashed and checked against the manifest, and falls
- * back to the next when it does not serve.  Then directories and symlinks,
+ * back to the next when it does not serve.  A file renamed or moved is
+ * found in the base copy by its content (its SHA-256), and one moved and
+ * changed is patched against the file of the same name the base had
+ * where the version no longer has it.  Then directories and symlinks,
  * modes and mtimes, and one syncfs() for all.  A resumed staging tree is
  * first rid of what the manifest fetched again does not list. */
 #include <dirent.h>
@@ -44,8 +47,12 @@ struct syncer {
 	char *err;
 	size_t errlen;
 	int gone;
-	int64_t wire;         /* of the last delta */
-	struct basecheck *bc; /* or NULL */
+	int64_t wire;             /* of the last delta */
+	struct basecheck *bc;     /* or NULL */
+	const struct manifest *m; /* the version's */
+	/* The base's files by content, and by file name. */
+	const struct ment **by_sha, **by_name;
+	size_t nbase;
 };
 
 /* A file being written into staging: from the bytes of a whole-file
@@ -223,6 +230,111 @@ linkable(const struct ment *be, const struct ment *e)
 	    be->mtime_nsec == e->mtime_nsec;
 }
 
+static const char *
+file_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash != NULL ? slash + 1 : path;
+}
+
+static int
+by_sha_cmp(const void *a, const void *b)
+{
+	const struct ment *x = *(const struct ment *const *)a;
+	const struct ment *y = *(const struct ment *const *)b;
+
+	return memcmp(x->sha, y->sha, HASH_HEX_SIZE);
+}
+
+static int
+by_name_cmp(const void *a, const void *b)
+{
+	const struct ment *x = *(const struct ment *const *)a;
+	const struct ment *y = *(const struct ment *const *)b;
+
+	return strcmp(file_name(x->path), file_name(y->path));
+}
+
+static void
+base_index(struct syncer *s)
+{
+	const struct manifest *bm = s->o->base_m;
+	size_t i, n = 0;
+
+	if (bm == NULL || bm->n == 0)
+		return;
+	s->by_sha = xreallocarray(NULL, bm->n, sizeof *s->by_sha);
+	s->by_name = xreallocarray(NULL, bm->n, sizeof *s->by_name);
+	for (i = 0; i < bm->n; i++)
+		if (bm->e[i].type == MENT_FILE)
+			s->by_sha[n] = s->by_name[n] = &bm->e[i], n++;
+	s->nbase = n;
+	qsort(s->by_sha, n, sizeof *s->by_sha, by_sha_cmp);
+	qsort(s->by_name, n, sizeof *s->by_name, by_name_cmp);
+}
+
+/* The first of a sorted index not before e by cmp. */
+static size_t
+lower_bound(const struct ment **v, size_t n, const struct ment *e,
+    int (*cmp)(const void *, const void *))
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (cmp(&v[mid], &e) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The base's file with e's content: the one at e's path, else one at
+ * another path (renamed, moved), one that can be linked first; or NULL. */
+static const struct ment *
+base_same(const struct syncer *s, const struct ment *e)
+{
+	const struct ment *be = NULL, *first = NULL;
+	size_t i;
+
+	if (s->o->base_m != NULL)
+		be = manifest_find(s->o->base_m, e->path);
+	if (be != NULL && be->type == MENT_FILE && strcmp(be->sha, e->sha) == 0)
+		return be;
+	for (i = lower_bound(s->by_sha, s->nbase, e, by_sha_cmp);
+	     i < s->nbase && by_sha_cmp(&s->by_sha[i], &e) == 0; i++) {
+		if (linkable(s->by_sha[i], e))
+			return s->by_sha[i];
+		if (first == NULL)
+			first = s->by_sha[i];
+	}
+	return first;
+}
+
+/* For a file the base does not have at its path: the base's file of the
+ * same name at a path the version no longer has (moved, then changed),
+ * the closest in size; or NULL. */
+static const struct ment *
+base_likely(const struct syncer *s, const struct ment *e)
+{
+	const struct ment *best = NULL, *c;
+	int64_t d, bestd = 0;
+	size_t i;
+
+	for (i = lower_bound(s->by_name, s->nbase, e, by_name_cmp);
+	     i < s->nbase && by_name_cmp(&s->by_name[i], &e) == 0; i++) {
+		c = s->by_name[i];
+		if (manifest_find(s->m, c->path) != NULL)
+			continue;
+		d = c->size > e->size ? c->size - e->size : e->size - c->size;
+		if (best == NULL || d < bestd)
+			best = c, bestd = d;
+	}
+	return best;
+}
+
 /* The base entry of e, when e is a file the sync will link from it. */
 static const struct ment *
 link_candidate(void *arg, const struct ment *e)
@@ -230,11 +342,9 @@ link_candidate(void *arg, const struct ment *e)
 	const struct syncer *s = arg;
 	const struct ment *be;
 
-	if (e->type != MENT_FILE || s->o->base_m == NULL ||
-	    (be = manifest_find(s->o->base_m, e->path)) == NULL ||
-	    be->type != MENT_FILE)
+	if (e->type != MENT_FILE || (be = base_same(s, e)) == NULL)
 		return NULL;
-	return strcmp(be->sha, e->sha) == 0 && linkable(be, e) ? be : NULL;
+	return linkable(be, e) ? be : NULL;
 }
 
 static char *
@@ -611,12 +721,16 @@ already_staged(struct syncer *s, const struct ment *e)
 static int
 sync_file(struct syncer *s, const struct ment *e)
 {
-	const struct ment *be = NULL;
+	const struct ment *be = NULL, *same;
 	const struct hint *h = hints_find(&s->old, e->path);
 	int bfd, rc = 0;
 
 	if (s->o->base_m != NULL)
 		be = manifest_find(s->o->base_m, e->path);
+	if ((same = base_same(s, e)) != NULL)
+		be = same;
+	else if (be == NULL || be->type != MENT_FILE)
+		be = base_likely(s, e);
 	if (s->resuming && already_staged(s, e)) {
 		s->st->resumed++;
 		if (h != NULL)
@@ -626,6 +740,8 @@ sync_file(struct syncer *s, const struct ment *e)
 	bfd = open_base(s, be);
 	if (bfd >= 0 && strcmp(be->sha, e->sha) == 0) {
 		rc = copy_unchanged(s, e, be, bfd);
+		if (rc == 1 && strcmp(be->path, e->path) != 0)
+			s->st->moved++;
 		if (h != NULL)
 			hints_add(&s->now, e->path, h->block, h->ppm);
 	} else if (bfd >= 0 && e->size > 0) {
@@ -825,6 +941,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		goto out;
 	if (o->progress != NULL)
 		o->progress->total = m->bytes;
+	s.m = m;
+	base_index(&s);
 	hints_load(&s.old, o->hints);
 	if (staging_open(&s) != 0)
 		goto out;
@@ -882,6 +1000,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	rc = 0;
 out:
 	basecheck_stop(s.bc);
+	free(s.by_sha);
+	free(s.by_name);
 	hints_free(&s.old);
 	hints_free(&s.now);
 	*gone = s.gone;

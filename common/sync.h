@@ -67,6 +67,7 @@ struct sync_opts {
 
 struct sync_stats {
 	int64_t files, unchanged, deltas, whole;
+	int64_t moved;   /* of unchanged: found at another path */
 	int64_t resumed; /* already fetched by a pull cut short */
 	int64_t mended;  /* local copies found damaged, fetched again */
 	int64_t stored;  /* of deltas: the server's stored one */

@@ -313,13 +313,13 @@ import_done(void *arg)
 		check_replaced(s);
 		snprintf(summary, sizeof summary,
 		    "imported version %s: %lld files, %lld bytes (%lld "
-		    "unchanged, %lld by delta, %lld whole, %lld resumed; %lld "
-		    "deltas relayed as stored) in %lds",
+		    "unchanged, %lld of them moved, %lld by delta, %lld whole, "
+		    "%lld resumed; %lld deltas relayed as stored) in %lds",
 		    last->version, (long long)last->st.files,
 		    (long long)last->st.bytes, (long long)last->st.unchanged,
-		    (long long)last->st.deltas, (long long)last->st.whole,
-		    (long long)last->st.resumed, (long long)last->st.stored,
-		    last->secs);
+		    (long long)last->st.moved, (long long)last->st.deltas,
+		    (long long)last->st.whole, (long long)last->st.resumed,
+		    (long long)last->st.stored, last->secs);
 		log_info("source \"%s\": %s", s->run.sc->name, summary);
 		node_record(n, "import", s->run.sc->name, last->version, 1,
 		    s->run.started, summary, last->output);

@@ -197,13 +197,13 @@ pull_finished(struct src *s)
 
 	snprintf(summary, sizeof summary,
 	    "archived version %s: %lld files, %lld bytes (%lld unchanged, %lld "
-	    "by delta, %lld whole, %lld resumed; %lld bytes received, %lld "
-	    "signatures made ahead) in %lds",
+	    "of them moved, %lld by delta, %lld whole, %lld resumed; %lld "
+	    "bytes received, %lld signatures made ahead) in %lds",
 	    last->version, (long long)last->st.files, (long long)last->st.bytes,
-	    (long long)last->st.unchanged, (long long)last->st.deltas,
-	    (long long)last->st.whole, (long long)last->st.resumed,
-	    (long long)last->st.received, (long long)last->st.ahead,
-	    last->secs);
+	    (long long)last->st.unchanged, (long long)last->st.moved,
+	    (long long)last->st.deltas, (long long)last->st.whole,
+	    (long long)last->st.resumed, (long long)last->st.received,
+	    (long long)last->st.ahead, last->secs);
 	log_info("source \"%s\": %s", s->run.sc->name, summary);
 	if (last->st.mended > 0)
 		log_warnx("source \"%s\": %lld damaged file(s) of the mirror "
@@ -351,6 +351,7 @@ pull_result_json(const struct runner *r, const struct runner_result *res,
 	json_i64(j, "files", res->st.files);
 	json_i64(j, "bytes", res->st.bytes);
 	json_i64(j, "unchanged", res->st.unchanged);
+	json_i64(j, "moved", res->st.moved);
 	json_i64(j, "deltas", res->st.deltas);
 	json_i64(j, "whole", res->st.whole);
 	json_i64(j, "resumed", res->st.resumed);

@@ -86,6 +86,17 @@ check "the standby is the site again" same_tree "$S" "$T/standby"
 
 check "cycles with the mark keep nothing aside" no_entries "$T" "standby.understudy-kept-*"
 
+# A directory renamed: its files are found by content on both hops, none
+# fetched.
+mv "$S/a0" "$S/a0-renamed"
+mv "$S/a/big" "$S/big-moved"
+check "cycle: a directory renamed, a file moved" exporter now --wait imported
+check "the pull found them at their old paths" \
+	grep -q "archived version $(standby_version): .* 2 of them moved, 0 by delta, 0 whole" "$T/c/pullbackup.log"
+check "so did the import" \
+	grep -q "imported version $(standby_version): .* 2 of them moved, 0 by delta, 0 whole" "$T/c/importer.log"
+check "the standby is the site" same_tree "$S" "$T/standby"
+
 # keep_last_export: the version archived stays served, and the next
 # export copies only what changed, linking the rest to it.  A file edited
 # in place in the site after that reaches the standby, and changes
@@ -97,9 +108,9 @@ printf 'y%.0s' $(seq 5000) > "$S/a/inplace"
 check "cycle 6, keeping the last export" exporter now --wait imported
 v6=$(standby_version)
 exported() { echo "$T/c/exporter/exports/$1/data"; }
-check "archived, it is still served" [ -f "$(exported "$v6")/a/big" ]
+check "archived, it is still served" [ -f "$(exported "$v6")/big-moved" ]
 cp "$S/a/inplace" "$T/inplace.v6"
-ino_big6=$(stat -c %i "$(exported "$v6")/a/big")
+ino_big6=$(stat -c %i "$(exported "$v6")/big-moved")
 ino_more6=$(stat -c %i "$(exported "$v6")/more")
 printf 'z' | dd of="$S/a/inplace" bs=1 seek=100 conv=notrunc status=none
 echo "changed again" > "$S/more"
@@ -108,7 +119,7 @@ v7=$(standby_version)
 check "the export said it linked to the previous version" \
 	grep -q "files-export: copied what changed since version $v6, linked the rest" "$T/c/exporter.log"
 check "an unchanged file is one inode in both exports" \
-	[ "$(stat -c %i "$(exported "$v7")/a/big")" = "$ino_big6" ]
+	[ "$(stat -c %i "$(exported "$v7")/big-moved")" = "$ino_big6" ]
 check "a changed one is not" \
 	[ "$(stat -c %i "$(exported "$v7")/more")" != "$ino_more6" ]
 check "nothing is linked to the site" \

@@ -406,6 +406,54 @@ main(void)
 	m = NULL;
 	sync_staging_drop(stg2);
 
+	/* Renamed and moved: found in the base by content, nothing
+	 * fetched; moved and changed: patched against the file of that
+	 * name the base had where the version no longer has it. */
+	{
+		char *r1 = path_of("r1"), *r2 = path_of("r2");
+		char *rb = path_of("rbase"), *s9 = path_of("staging9");
+		char *sub;
+		struct manifest *rm = NULL;
+
+		mkdir(r1, 0755);
+		put_lines(r1, "dump.sql", 256 << 10, 0);
+		put_lines(r1, "big.log", 200 << 10, 0);
+		put(r1, "keep", "kept\n");
+		serve_tree("r1", "20261121T000010.000Z");
+		opts_init(&o, "20261121T000010.000Z", s9);
+		CHECK(sync_run(&o, &rm, &st, &gone, err, sizeof err) == 0);
+		CHECK(rename(s9, rb) == 0);
+		sync_staging_drop(s9);
+		mkdir(r2, 0755);
+		sub = path_of("r2/moved");
+		mkdir(sub, 0755);
+		free(sub);
+		sub = path_of("r2/other");
+		mkdir(sub, 0755);
+		free(sub);
+		put_lines(r2, "moved/renamed.sql", 256 << 10, 0);
+		put_lines(r2, "other/big.log", 200 << 10, 3);
+		put(r2, "keep", "kept\n");
+		serve_tree("r2", "20261121T000011.000Z");
+		opts_init(&o, "20261121T000011.000Z", s9);
+		o.base_dir = rb;
+		o.base_m = rm;
+		CHECK(sync_run(&o, &m, &st, &gone, err, sizeof err) == 0);
+		CHECK(st.moved == 1 && st.unchanged == 2 && st.deltas == 1 &&
+		    st.whole == 0);
+		CHECK(st.received < 128 << 10);
+		CHECK(tree_is(s9, served.m));
+		manifest_free(m);
+		m = NULL;
+		manifest_free(rm);
+		sync_staging_drop(s9);
+		free(r1);
+		free(r2);
+		free(rb);
+		free(s9);
+		serve_tree("v2", "20261121T000002.000Z");
+	}
+
 	/* A server whose file is not what its manifest says: refused. */
 	kept = path_of("v2/new");
 	unit_write(kept, "a new filE\n");
