@@ -293,6 +293,54 @@ get_age(struct cctx *c, const struct doc *v, const char *key, int64_t *out)
 	return 0;
 }
 
+/* A rate like 20Mbit, 2.5MB or 512KiB (per second; "/s" may follow):
+ * bytes per second, at least CONFIG_MIN_RATE. */
+int
+config_rate_parse(const char *s, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		double bytes;
+	} units[] = { { "bit", 1 / 8.0 }, { "Kbit", 1e3 / 8 },
+		{ "Mbit", 1e6 / 8 }, { "Gbit", 1e9 / 8 }, { "B", 1 },
+		{ "KB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 }, { "KiB", 1024.0 },
+		{ "MiB", 1048576.0 }, { "GiB", 1073741824.0 } };
+	char *end;
+	double v;
+	size_t i, n;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s)
+		return -1;
+	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+		n = strlen(units[i].unit);
+		if (strncmp(end, units[i].unit, n) == 0 &&
+		    (end[n] == '\0' || strcmp(end + n, "/s") == 0))
+			break;
+	}
+	if (i == sizeof units / sizeof units[0])
+		return -1;
+	v *= units[i].bytes;
+	if (!(v >= CONFIG_MIN_RATE && v <= 1e15))
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int
+get_rate(struct cctx *c, const struct doc *v, const char *key, int64_t *out)
+{
+	if (v->type != DOC_SCALAR || config_rate_parse(v->str, out) != 0)
+		return cerr(c, v,
+		    "\"%s\" must be a rate like 20Mbit, 2.5MB or 512KiB (per "
+		    "second, at least 4KiB)",
+		    key);
+	return 0;
+}
+
 static int
 get_uint(struct cctx *c, const struct doc *v, const char *key, int64_t min,
     int64_t max, int64_t *out)
@@ -444,10 +492,10 @@ static int
 parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 {
 	static const char *const pb_keys[] = { "exporter", "importers",
-		"retention", NULL };
+		"retention", "bandwidth_limit", NULL };
 	static const char *const im_keys[] = { "pullbackup", "import_command",
 		"promote_command", "hook_timeout", "verify_every",
-		"special_bits", NULL };
+		"special_bits", "bandwidth_limit", NULL };
 	static const char *const ret_keys[] = { "older_than", "keep_last",
 		NULL };
 	const struct doc *s, *x, *r;
@@ -465,6 +513,9 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 		sc->hook_timeout = DEFAULT_HOOK_TIMEOUT;
 		sc->verify_every = DEFAULT_VERIFY_EVERY;
 		sc->older_than = -1;
+		if ((x = doc_get(s, "bandwidth_limit")) != NULL &&
+		    get_rate(c, x, "bandwidth_limit", &sc->bandwidth_limit))
+			return -1;
 		if (key->type != DOC_SCALAR || !source_name_valid(key->str))
 			return cerr(c, key,
 			    "bad source name: use letters, digits, '.', '_', "

@@ -39,6 +39,9 @@ struct source_conf {
 	int64_t verify_every; /* importer: re-read the copy; 0: never */
 	/* importer: keep setuid, setgid and sticky bits on disk */
 	int special_bits;
+	/* bytes per second each way on this source's transfers (the pull
+	 * from its exporter; the import from its pull-backup), or 0 */
+	int64_t bandwidth_limit;
 };
 
 /* tls: this host's certificate and key, and how it knows its peers: the
@@ -54,6 +57,10 @@ struct tls_conf {
 	char **pin_peers;
 	size_t npins;
 };
+
+#define CONFIG_MIN_RATE 4096
+/* "20Mbit", "2.5MB", "512KiB" (per second): bytes per second. */
+int config_rate_parse(const char *, int64_t *bytes_per_sec);
 
 struct config {
 	enum role role;

@@ -774,6 +774,7 @@ struct http_client {
 	/* A TLS connection that closed is made anew: libevent would
 	 * reconnect it with the TLS state of the last one. */
 	int stale;
+	struct ev_token_bucket_cfg *rate; /* or NULL */
 };
 
 static void
@@ -794,6 +795,10 @@ client_connect(struct http_client *hc, char *err, size_t errlen)
 		return -1;
 	http_watch_start(&hc->watch,
 	    evhttp_connection_get_bufferevent(hc->conn), proto_timeout());
+	if (hc->rate != NULL)
+		bufferevent_set_rate_limit(evhttp_connection_get_bufferevent(
+					       hc->conn),
+		    hc->rate);
 	if (url_is_tls(hc->url))
 		evhttp_connection_set_closecb(hc->conn, client_closed_cb, hc);
 	hc->stale = 0;
@@ -849,9 +854,39 @@ http_client_free(struct http_client *hc)
 		evhttp_connection_free(hc->conn);
 	event_free(hc->tick);
 	event_base_free(hc->base);
+	if (hc->rate != NULL)
+		ev_token_bucket_cfg_free(hc->rate);
 	free(hc->url);
 	free(hc->host);
 	free(hc);
+}
+
+void
+http_client_set_rate(struct http_client *hc, int64_t bytes_per_sec)
+{
+	struct timeval tick = { 0, HTTP_RATE_TICK_MS * 1000 };
+	int64_t per_tick = bytes_per_sec * HTTP_RATE_TICK_MS / 1000;
+
+	if (hc->conn != NULL)
+		bufferevent_set_rate_limit(evhttp_connection_get_bufferevent(
+					       hc->conn),
+		    NULL);
+	if (hc->rate != NULL)
+		ev_token_bucket_cfg_free(hc->rate);
+	hc->rate = NULL;
+	if (bytes_per_sec <= 0)
+		return;
+	if (per_tick < 1)
+		per_tick = 1;
+	if (per_tick > EV_RATE_LIMIT_MAX)
+		per_tick = EV_RATE_LIMIT_MAX;
+	/* No burst beyond a tick's worth: the rate holds over any second. */
+	hc->rate = ev_token_bucket_cfg_new((size_t)per_tick, (size_t)per_tick,
+	    (size_t)per_tick, (size_t)per_tick, &tick);
+	if (hc->conn != NULL)
+		bufferevent_set_rate_limit(evhttp_connection_get_bufferevent(
+					       hc->conn),
+		    hc->rate);
 }
 
 /* End a call under way: the done callback will not run; libevent frees

@@ -156,6 +156,10 @@ void http_call_async(struct event_base *, struct evdns_base *dns,
 /* A blocking client with its own event loop, reusing one connection. */
 struct http_client *http_client_new(const char *url);
 void http_client_free(struct http_client *);
+/* Limit the client's connection to bytes_per_sec each way (a token bucket
+ * refilled every HTTP_RATE_TICK_MS), or lift the limit with 0. */
+#define HTTP_RATE_TICK_MS 100
+void http_client_set_rate(struct http_client *, int64_t bytes_per_sec);
 /* Returns 0 when an HTTP reply came (look at call->status), -1 when none
  * did (call->error says why). */
 int http_client_call(struct http_client *, struct http_call *);

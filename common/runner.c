@@ -397,6 +397,15 @@ progress_json(const struct runner *r, struct json *j)
 }
 
 void
+runner_rate_status(struct json *j, int64_t bytes_per_sec)
+{
+	if (bytes_per_sec > 0)
+		json_i64(j, "bandwidth_limit", bytes_per_sec);
+	else
+		json_null(j, "bandwidth_limit");
+}
+
+void
 runner_status(const struct runner *r, struct json *j)
 {
 	const struct runner_result *res = &r->last;

@@ -152,6 +152,8 @@ void runner_reload(struct runner *, const struct source_conf *sc_next);
  * meanwhile; the release kicks the runner. */
 void runner_hold(struct runner *);
 void runner_release(struct runner *);
+/* "bandwidth_limit": a source's limit in bytes per second, or null. */
+void runner_rate_status(struct json *, int64_t bytes_per_sec);
 /* The status block's runner part: busy, busy_version, the last result,
  * the retry under way. */
 void runner_status(const struct runner *, struct json *);

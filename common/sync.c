@@ -937,6 +937,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		snprintf(err, errlen, "bad URL %s", o->url);
 		return -1;
 	}
+	if (o->rate_limit > 0)
+		http_client_set_rate(s.hc, o->rate_limit);
 	if (fetch_manifest(&s, &m) != 0)
 		goto out;
 	if (o->progress != NULL)

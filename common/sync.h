@@ -63,6 +63,7 @@ struct sync_opts {
 	struct hints *hints_out;
 	const struct sync_sigs *sigs;   /* or NULL */
 	struct sync_progress *progress; /* or NULL */
+	int64_t rate_limit;             /* bytes per second each way, or 0 */
 };
 
 struct sync_stats {

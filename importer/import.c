@@ -152,6 +152,7 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.special_bits = s->run.sc->special_bits;
 	o.ask_stored = 1;
 	o.progress = &s->run.progress;
+	o.rate_limit = s->run.sc->bandwidth_limit;
 	if (sync_run(&o, &s->new_m, &s->res.st, &s->gone, err, errlen) != 0) {
 		/* for the next attempt, unless the version is gone or the
 		 * disk is full */

@@ -151,6 +151,7 @@ pull_work(void *arg)
 	o.verify_base = 1;
 	o.sigs = &s->sigs;
 	o.progress = &s->run.progress;
+	o.rate_limit = sc->bandwidth_limit;
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {
 		xstrset(&s->res.error, perr);

@@ -48,6 +48,26 @@ main(void)
 	snprintf(tok, sizeof tok, "%s/token", dir);
 	unit_write(tok, "0123456789abcdef0123456789abcdef\n");
 
+	/* Rates. */
+	{
+		int64_t r = 0;
+
+		CHECK(config_rate_parse("20Mbit", &r) == 0 && r == 2500000);
+		CHECK(config_rate_parse("2.5MB", &r) == 0 && r == 2500000);
+		CHECK(config_rate_parse("512KiB", &r) == 0 && r == 524288);
+		CHECK(config_rate_parse("1GiB/s", &r) == 0 && r == 1073741824);
+		CHECK(config_rate_parse("4096B", &r) == 0 && r == 4096);
+		CHECK(config_rate_parse("fast", &r) != 0);
+		CHECK(config_rate_parse("1KB", &r) != 0); /* too slow */
+		CHECK(config_rate_parse("-1MB", &r) != 0);
+		CHECK(config_rate_parse("1 MB", &r) != 0);
+		CHECK(config_rate_parse("1MBx", &r) != 0);
+		CHECK(config_rate_parse("1MB/h", &r) != 0);
+		CHECK(config_rate_parse("20", &r) != 0);
+		CHECK(config_rate_parse("nanMB", &r) != 0);
+		CHECK(config_rate_parse("1e30GB", &r) != 0);
+	}
+
 	/* Valid, for each role, with relative paths resolved. */
 	cf = load(ROLE_EXPORTER,
 	    "source: db\nlisten: 127.0.0.1:7401\nstate_dir: "

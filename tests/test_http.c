@@ -78,6 +78,7 @@ stream_tick(evutil_socket_t fd, short what, void *arg)
 /* /think, /think-trickle: nothing for THINK_MS (a server computing a
  * delta), then a reply: THINK_TOTAL bytes at once, or a trickle. */
 #define THINK_MS 2500
+#define FAST_TOTAL (3u << 20)
 #define THINK_TOTAL (200u << 10)
 
 static void
@@ -117,6 +118,18 @@ request(struct evhttp_request *req, void *arg)
 
 	(void)arg;
 	st->req = req;
+	if (strcmp(path, "/fast") == 0) {
+		/* FAST_TOTAL bytes at once (the client may limit its rate). */
+		struct evbuffer *b = evbuffer_new();
+		static char buf[FAST_TOTAL];
+
+		memset(buf, 'f', sizeof buf);
+		evbuffer_add(b, buf, sizeof buf);
+		evhttp_send_reply(req, 200, "OK", b);
+		evbuffer_free(b);
+		free(st);
+		return;
+	}
 	if (strncmp(path, "/think", 6) == 0) {
 		st->chunk = strcmp(path, "/think-trickle") == 0 ? 1 : 0;
 		tv.tv_sec = THINK_MS / 1000;
@@ -275,6 +288,52 @@ main(void)
 	CHECK_CONTAINS(c.error, "bytes in the last 1 s");
 	CHECK(now() - t0 < THINK_MS / 1000.0 + 2.5);
 	http_call_clear(&c);
+
+	/* A rate limit, both ways: 3 MiB down and 2 MiB up at 1 MiB/s
+	 * take about 3 and 2 s (unlimited, a few milliseconds). */
+	{
+		struct evbuffer *up = evbuffer_new();
+		static char body[2u << 20];
+		double secs;
+
+		http_client_set_rate(hc, 1 << 20);
+		http_call_init(&c, "GET", url, "/fast", "t", 1);
+		c.progress = 1;
+		c.on_data = counter;
+		c.data_arg = &got;
+		got = 0;
+		t0 = now();
+		CHECK(http_client_call(hc, &c) == 0);
+		secs = now() - t0;
+		CHECK(c.status == 200 && got == FAST_TOTAL);
+		CHECK(secs > 2.6 && secs < 3.6);
+		fprintf(stderr, "3 MiB down at 1 MiB/s: %.2f s\n", secs);
+		http_call_clear(&c);
+		memset(body, 'u', sizeof body);
+		evbuffer_add(up, body, sizeof body);
+		http_call_init(&c, "POST", url, "/fast", "t", 1);
+		c.body = up;
+		c.progress = 1;
+		c.on_data = counter;
+		c.data_arg = &got;
+		got = 0;
+		t0 = now();
+		CHECK(http_client_call(hc, &c) == 0);
+		secs = now() - t0;
+		/* 2 MiB up, then the 3 MiB reply down. */
+		CHECK(secs > 4.5 && secs < 6);
+		fprintf(stderr, "2 MiB up, 3 MiB down at 1 MiB/s: %.2f s\n",
+		    secs);
+		http_call_clear(&c); /* and up, the body */
+		http_client_set_rate(hc, 0);
+		http_call_init(&c, "GET", url, "/fast", "t", 1);
+		c.on_data = counter;
+		c.data_arg = &got;
+		t0 = now();
+		CHECK(http_client_call(hc, &c) == 0);
+		CHECK(now() - t0 < 1);
+		http_call_clear(&c);
+	}
 
 	/* Every connection finds a peer that vanished: keepalive, and a
 	 * user timeout of the protocol's. */
