@@ -315,18 +315,24 @@ base_same(const struct syncer *s, const struct ment *e)
 
 /* For a file the base does not have at its path: the base's file of the
  * same name at a path the version no longer has (moved, then changed),
- * the closest in size; or NULL. */
+ * of a size within a factor of two, the closest; or NULL.  Among the
+ * first SYNC_LIKELY_MAX of that name (a name as common as index.html
+ * costs no more). */
+#define SYNC_LIKELY_MAX 64
 static const struct ment *
 base_likely(const struct syncer *s, const struct ment *e)
 {
 	const struct ment *best = NULL, *c;
 	int64_t d, bestd = 0;
-	size_t i;
+	size_t i, seen = 0;
 
 	for (i = lower_bound(s->by_name, s->nbase, e, by_name_cmp);
-	     i < s->nbase && by_name_cmp(&s->by_name[i], &e) == 0; i++) {
+	     i < s->nbase && by_name_cmp(&s->by_name[i], &e) == 0 &&
+	     seen++ < SYNC_LIKELY_MAX;
+	     i++) {
 		c = s->by_name[i];
-		if (manifest_find(s->m, c->path) != NULL)
+		if (c->size > 2 * e->size || e->size > 2 * c->size ||
+		    manifest_find(s->m, c->path) != NULL)
 			continue;
 		d = c->size > e->size ? c->size - e->size : e->size - c->size;
 		if (best == NULL || d < bestd)
