@@ -3,6 +3,7 @@
  * runs the loop until SIGTERM or SIGINT, then stops the workers (running
  * jobs end at a safe point) and writes what is still to be made durable.
  * SIGHUP reloads the configuration.  See node.h for the parts. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,9 @@ discard_work(void *arg)
 {
 	char *path = arg;
 
-	if (fs_rm_rf(path) != 0)
+	/* A tree inside another being discarded (an export's data, and
+	 * then the export) may go under the other's feet: not an error. */
+	if (fs_rm_rf(path) != 0 && errno != ENOENT)
 		log_warn("removing %s", path);
 	free(path);
 }
