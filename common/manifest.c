@@ -915,3 +915,57 @@ manifest_find(const struct manifest *m, const char *path)
 	}
 	return NULL;
 }
+
+struct manifest_shas {
+	const struct ment **e;
+	size_t n;
+};
+
+static int
+shas_cmp(const void *a, const void *b)
+{
+	return memcmp((*(const struct ment *const *)a)->sha,
+	    (*(const struct ment *const *)b)->sha, HASH_HEX_SIZE);
+}
+
+struct manifest_shas *
+manifest_shas_new(const struct manifest *m)
+{
+	struct manifest_shas *s = xcalloc(1, sizeof *s);
+	size_t i;
+
+	s->e = xreallocarray(NULL, m->n > 0 ? m->n : 1, sizeof *s->e);
+	for (i = 0; i < m->n; i++)
+		if (m->e[i].type == MENT_FILE)
+			s->e[s->n++] = &m->e[i];
+	qsort(s->e, s->n, sizeof *s->e, shas_cmp);
+	return s;
+}
+
+const struct ment *
+manifest_shas_find(const struct manifest_shas *s, const char *sha)
+{
+	size_t lo = 0, hi = s->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = memcmp(s->e[mid]->sha, sha, HASH_HEX_SIZE);
+		if (c == 0)
+			return s->e[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+void
+manifest_shas_free(struct manifest_shas *s)
+{
+	if (s == NULL)
+		return;
+	free(s->e);
+	free(s);
+}

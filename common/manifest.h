@@ -87,4 +87,12 @@ void manifest_encode(struct evbuffer *, const char *);
 /* The reverse; NULL when malformed or holding a NUL byte. */
 char *manifest_decode(const char *s, size_t len);
 
+/* The files of a manifest by content: which file has a SHA-256 (one of
+ * them when several do), or NULL. */
+struct manifest_shas;
+struct manifest_shas *manifest_shas_new(const struct manifest *);
+const struct ment *manifest_shas_find(const struct manifest_shas *,
+    const char *sha);
+void manifest_shas_free(struct manifest_shas *);
+
 #endif

@@ -4,7 +4,9 @@
  * <old sha>.from.<new sha>.rdelta.gz, made from the forward delta the pull
  * kept when there is one (common/rdelta.c: no pass of the rsync algorithm)
  * or computed anew; a file that went, or one either side of which is
- * empty, is kept whole, <old sha>.full.gz. */
+ * empty, is kept whole, <old sha>.full.gz.  A file whose content the new
+ * version has at another path (renamed, moved, two files swapped) needs
+ * none: the reader takes that file (docs/archive-format.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -201,6 +203,7 @@ increment_build(struct store *st, const struct manifest *old_m,
     size_t errlen)
 {
 	const struct ment *e, *ne;
+	struct manifest_shas *shas = manifest_shas_new(new_m);
 	char *incdir, inner[512];
 	int incfd = -1, rc = 0;
 	size_t i;
@@ -221,6 +224,8 @@ increment_build(struct store *st, const struct manifest *old_m,
 		if (ne != NULL && ne->type == MENT_FILE &&
 		    strcmp(ne->sha, e->sha) == 0)
 			continue;
+		if (manifest_shas_find(shas, e->sha) != NULL)
+			continue; /* moved: the new version has it */
 		if ((rc = build_one(st, incdir, e, ne, oldfd, newfd, err,
 			 errlen)) != 0) {
 			snprintf(inner, sizeof inner, "%s", err);
@@ -243,6 +248,7 @@ increment_build(struct store *st, const struct manifest *old_m,
 	if (incfd >= 0)
 		close(incfd);
 	free(incdir);
+	manifest_shas_free(shas);
 	return rc;
 }
 

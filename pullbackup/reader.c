@@ -1,8 +1,10 @@
 /* Versions rebuilt file by file (store.h).  The content of a file at
  * version k starts from a plain base, the newest version's file in
  * current/ or a whole increment on the way there, and goes back through
- * the reverse deltas of the versions in between, newest first.  Every
- * file rebuilt is hashed and checked against its manifest. */
+ * the reverse deltas of the versions in between, newest first; where a
+ * version has the content at another path (renamed, moved), the way goes
+ * on from there.  Every file rebuilt is hashed and checked against its
+ * manifest. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,7 +23,8 @@
 
 struct store_reader {
 	const struct store *st;
-	struct manifest **ms; /* per version, loaded on demand */
+	struct manifest **ms;        /* per version, loaded on demand */
+	struct manifest_shas **shas; /* their files by content, the same */
 	int curfd;
 	/* the last rebuild failed for want of space: nothing is known of
 	 * the file then */
@@ -44,6 +47,27 @@ store_reader_manifest(struct store_reader *r, size_t j, char *err,
 	    store_manifest(r->st, j, &r->ms[j], err, errlen) != 0)
 		return NULL;
 	return r->ms[j];
+}
+
+static const struct ment *
+moved_to(struct store_reader *r, size_t j, const char *sha)
+{
+	if (r->shas[j] == NULL)
+		r->shas[j] = manifest_shas_new(r->ms[j]);
+	return manifest_shas_find(r->shas[j], sha);
+}
+
+/* Whether version j has the reverse delta from next to sha. */
+static int
+has_rdelta(struct store_reader *r, size_t j, const char *sha, const char *next)
+{
+	char *path;
+	int fd = increment_open_rdelta(r->st, r->st->ids[j], sha, next, &path);
+
+	free(path);
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0;
 }
 
 /* Unpack a whole increment into a temporary file: an fd at offset 0. */
@@ -77,37 +101,46 @@ content_base(struct store_reader *r, size_t k, const struct ment *e,
 	const struct manifest *nm;
 	const struct ment *ne;
 	struct link *chain = NULL;
-	char sha[HASH_HEX_SIZE], *path;
+	char sha[HASH_HEX_SIZE], *ipath;
+	const char *path = e->path;
 	size_t nchain = 0, j = k;
 	int fd = -1, in, missing;
 
 	memcpy(sha, e->sha, sizeof sha);
 	for (;;) {
 		if (j + 1 == st->n) {
-			fd = fs_open_beneath(r->curfd, e->path, O_RDONLY, 0);
+			fd = fs_open_beneath(r->curfd, path, O_RDONLY, 0);
 			if (fd < 0)
-				snprintf(err, errlen, "current/%s: %s", e->path,
+				snprintf(err, errlen, "current/%s: %s", path,
 				    strerror(errno));
 			break;
 		}
-		in = increment_open_full(st, st->ids[j], sha, &path);
+		in = increment_open_full(st, st->ids[j], sha, &ipath);
 		missing = in < 0 && errno == ENOENT;
 		if (in >= 0)
-			fd = unpack_full(r, in, path, err, errlen);
+			fd = unpack_full(r, in, ipath, err, errlen);
 		else if (!missing)
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		free(path);
+			snprintf(err, errlen, "%s: %s", ipath, strerror(errno));
+		free(ipath);
 		if (!missing)
 			break;
 		if ((nm = store_reader_manifest(r, j + 1, err, errlen)) == NULL)
 			break;
-		ne = manifest_find(nm, e->path);
+		ne = manifest_find(nm, path);
+		if (ne != NULL && ne->type == MENT_FILE &&
+		    strcmp(ne->sha, sha) != 0 &&
+		    !has_rdelta(r, j, sha, ne->sha))
+			ne = NULL; /* another content there: look for ours */
 		if (ne == NULL || ne->type != MENT_FILE) {
-			snprintf(err, errlen,
-			    "archive damaged: %s of version %s has no "
-			    "increment in %s",
-			    e->path, st->ids[k], st->ids[j]);
-			break;
+			/* Moved: version j + 1 has this content elsewhere. */
+			if ((ne = moved_to(r, j + 1, sha)) == NULL) {
+				snprintf(err, errlen,
+				    "archive damaged: %s of version %s has no "
+				    "increment in %s",
+				    e->path, st->ids[k], st->ids[j]);
+				break;
+			}
+			path = ne->path;
 		}
 		if (strcmp(ne->sha, sha) != 0) {
 			chain = xreallocarray(chain, nchain + 1, sizeof *chain);
@@ -248,6 +281,7 @@ store_reader_new(const struct store *st, char *err, size_t errlen)
 
 	r->st = st;
 	r->ms = xcalloc(st->n ? st->n : 1, sizeof *r->ms);
+	r->shas = xcalloc(st->n ? st->n : 1, sizeof *r->shas);
 	r->curfd = openat(st->dfd, "current",
 	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->curfd < 0 && st->n > 0) {
@@ -266,9 +300,12 @@ store_reader_free(struct store_reader *r)
 
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->st->n; i++)
+	for (i = 0; i < r->st->n; i++) {
 		manifest_free(r->ms[i]);
+		manifest_shas_free(r->shas[i]);
+	}
 	free(r->ms);
+	free(r->shas);
 	if (r->curfd >= 0)
 		close(r->curfd);
 	free(r);

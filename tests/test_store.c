@@ -2,6 +2,7 @@
  * every version restored bit for bit (content, modes, mtimes, symlinks),
  * retention, a crash at each fault point of a commit followed by recovery,
  * and an aborted transaction. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,13 @@ make_tree(const char *root, int v)
 	put(root, v < 2 ? "dir-a/inner" : "dir-b/inner", "moved around\n");
 	if (v == 1)
 		put(root, "empty", "");
+	/* Two files that swap contents every version, and one renamed. */
+	put(root, "swap-a", v % 2 ? "the second content\n" : "the first one\n");
+	put(root, "swap-b", v % 2 ? "the first one\n" : "the second content\n");
+	snprintf(p, sizeof p, "blob-%d", v / 2);
+	for (i = 0; i < (int)sizeof big - 1; i++)
+		big[i] = (char)('A' + (i * 13) % 26);
+	put(root, p, big);
 	snprintf(p, sizeof p, "%s/link", root);
 	symlink(v % 2 ? "constant" : "big", p);
 	if (v == 2) {
@@ -379,6 +387,33 @@ main(void)
 		CHECK(a->n == (size_t)v + 1);
 		CHECK_STR(store_head(a), ids[v]);
 		check_all(a, "commit");
+	}
+	/* Contents the next version has at another path take no increment:
+	 * in version 1, the swapped files, the renamed blob and dir-a/inner
+	 * have none; big (changed in place) has its reverse delta. */
+	{
+		char *inc = store_vpath(a, ids[1], "increment"), p[8800];
+		const char *moved[] = { "swap-a", "swap-b", "blob-0",
+			"dir-a/inner" };
+		size_t k;
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(p, sizeof p, "%s/%s", a->dir, inc);
+		CHECK((d = opendir(p)) != NULL);
+		while (d != NULL && (de = readdir(d)) != NULL)
+			for (k = 0; k < sizeof moved / sizeof moved[0]; k++)
+				CHECK(
+				    strncmp(de->d_name,
+					manifest_find(saved[1], moved[k])->sha,
+					HASH_HEX_LEN) != 0);
+		if (d != NULL)
+			closedir(d);
+		snprintf(p, sizeof p, "%s/%s/%s.from.%s.rdelta.gz", a->dir, inc,
+		    manifest_find(saved[1], "big")->sha,
+		    manifest_find(saved[2], "big")->sha);
+		CHECK(fs_exists(p));
+		free(inc);
 	}
 	/* An older or equal version is refused, and an aborted transaction
 	 * leaves nothing behind. */
