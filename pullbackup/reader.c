@@ -43,17 +43,20 @@ const struct manifest *
 store_reader_manifest(struct store_reader *r, size_t j, char *err,
     size_t errlen)
 {
-	if (r->ms[j] == NULL &&
-	    store_manifest(r->st, j, &r->ms[j], err, errlen) != 0)
-		return NULL;
+	if (r->ms[j] == NULL) {
+		if (store_manifest(r->st, j, &r->ms[j], err, errlen) != 0)
+			return NULL;
+		/* With it, not later: threads that share the reader read
+		 * both once loaded (restore loads them first). */
+		r->shas[j] = manifest_shas_new(r->ms[j]);
+	}
 	return r->ms[j];
 }
 
+/* The file of version j (loaded) with content sha, or NULL. */
 static const struct ment *
 moved_to(struct store_reader *r, size_t j, const char *sha)
 {
-	if (r->shas[j] == NULL)
-		r->shas[j] = manifest_shas_new(r->ms[j]);
 	return manifest_shas_find(r->shas[j], sha);
 }
 
