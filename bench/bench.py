@@ -60,19 +60,22 @@ def free_port():
     return port
 
 
-def exporter_yaml(source, port, state_dir, src, pb_port, tok):
+def exporter_yaml(source, port, state_dir, src, pb_port, tok, links=False):
     """An exporter's config: files-export of src, keeping the last export
-    for it to link to, notifying one pull-backup, exports only when
-    told."""
+    for it to link to (or, links, hard links of src: scale.py), notifying
+    one pull-backup, exports only when told."""
+    hook = os.path.join(HERE, "export-hardlinks") if links else \
+        os.path.join(SRC, "conf", "hooks", "files-export")
     return """source: %s
 listen: 127.0.0.1:%d
 state_dir: %s
-export_command: [%s/conf/hooks/files-export, %s]
-keep_last_export: true
+export_command: [%s, %s]
+keep_last_export: %s
 schedule: "off"
 notify: [http://127.0.0.1:%d]
 token_file: %s
-""" % (source, port, state_dir, SRC, src, pb_port, tok)
+""" % (source, port, state_dir, hook, src, "false" if links else "true",
+       pb_port, tok)
 
 
 def run(cmd, **kw):

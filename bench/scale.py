@@ -4,6 +4,7 @@
   scale.py BUILD_DIR big [--gib 10] [--dir DIR] [--keep]
   scale.py BUILD_DIR sources [--sources 100] [--mib 16] [--nice N]
            [--dir DIR]
+  scale.py BUILD_DIR rate [--rate 16Mbit] [--seconds 30] [--dir DIR]
 
 big: one exporter, one pull-backup, one importer on loopback; a file of
 GIB GiB (pseudo-random, so that deltas do real work) goes through the
@@ -20,6 +21,13 @@ a new connection, without the command's start).  Prints how long each
 took (median and worst), how many pulls were under way, and how late the
 pull-backup's event loop ran (its /metrics: the daemon's own share, without
 the clients' start or scheduling).
+
+rate: one exporter, one pull-backup, one importer on loopback, each
+source with bandwidth_limit RATE; a pseudo-random file of RATE x SECONDS
+bytes goes through the chain once.  While each hop runs, its daemon's
+status is read every 0.2 s: the rate is the bytes received between the
+first and the last sample over the time between them.  Prints each
+hop's rate and how far it is from RATE.
 
 Nothing here is a test: the numbers go to docs/benchmarks.md."""
 
@@ -99,7 +107,7 @@ def big(a, build, work):
     tok = token(work)
     ex, pb, im = ports(3)
     write(os.path.join(work, "exporter.yaml"), exporter_yaml(
-        "big", ex, os.path.join(work, "exporter"), src, pb, tok))
+        "big", ex, os.path.join(work, "exporter"), src, pb, tok, links=True))
     write(os.path.join(work, "pullbackup.yaml"), """listen: 127.0.0.1:%d
 archive_dir: %s/archive
 token_file: %s
@@ -149,6 +157,108 @@ sources:
     return res
 
 
+def hop_rate(cmd, until):
+    """Sample cmd's status (its first source's progress) every 0.2 s while
+    until() is false: (bytes, seconds) between the first and the last
+    sample that saw the job."""
+    first = last = None
+    while not until():
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True).stdout
+        try:
+            prog = json.loads(out)["sources"][0].get("progress")
+        except (ValueError, KeyError, IndexError):
+            prog = None
+        if prog:
+            sample = (time.monotonic(), prog["bytes_received"])
+            first = first or sample
+            last = sample
+        time.sleep(0.2)
+    if first is None or last is None or last[0] <= first[0]:
+        return None
+    return last[1] - first[1], last[0] - first[0]
+
+
+def rate(a, build, work):
+    bps = rate_parse(a.rate)
+    src = os.path.join(work, "src")
+    os.makedirs(src)
+    size = int(bps * a.seconds)
+    print("scale: writing %s of pseudo-random data" % mib(size), flush=True)
+    fill_random(os.path.join(src, "data"), size, 1)
+    tok = token(work)
+    ex, pb, im = ports(3)
+    write(os.path.join(work, "exporter.yaml"), exporter_yaml(
+        "r", ex, os.path.join(work, "exporter"), src, pb, tok, links=True))
+    write(os.path.join(work, "pullbackup.yaml"), """listen: 127.0.0.1:%d
+archive_dir: %s/archive
+token_file: %s
+sources:
+  r:
+    exporter: http://127.0.0.1:%d
+    importers: [http://127.0.0.1:%d]
+    bandwidth_limit: %s
+""" % (pb, work, tok, ex, im, a.rate))
+    write(os.path.join(work, "importer.yaml"), """listen: 127.0.0.1:%d
+state_dir: %s/importer
+token_file: %s
+sources:
+  r:
+    pullbackup: http://127.0.0.1:%d
+    import_command: [/bin/true]
+    bandwidth_limit: %s
+""" % (im, work, tok, pb, a.rate))
+    log = open(os.path.join(work, "daemons.log"), "a")
+    procs = {r: start(build, r, os.path.join(work, r + ".yaml"), log)
+             for r in ("exporter", "pullbackup", "importer")}
+
+    def cmd(role):
+        return [os.path.join(build, role, "understudy-" + role), "-c",
+                os.path.join(work, role + ".yaml"), "status", "--json"]
+
+    def state(role, key):
+        out = subprocess.run(cmd(role), stdout=subprocess.PIPE,
+                             text=True).stdout
+        return json.loads(out)["sources"][0].get(key)
+
+    res = {"rate": a.rate, "bytes_per_second": bps, "size": size}
+    try:
+        now = subprocess.Popen([
+            os.path.join(build, "exporter", "understudy-exporter"), "-c",
+            os.path.join(work, "exporter.yaml"), "now", "--wait",
+            "imported", "--timeout", "1h"], stdout=subprocess.DEVNULL)
+        res["pull"] = hop_rate(cmd("pullbackup"),
+                               lambda: state("pullbackup", "last_pull"))
+        res["import"] = hop_rate(cmd("importer"),
+                                 lambda: now.poll() is not None)
+        now.wait()
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait(120)
+    for hop in ("pull", "import"):
+        if res[hop] is None:
+            print("%s: no progress seen" % hop)
+            continue
+        got = res[hop][0] / res[hop][1]
+        res[hop + "_rate"] = got
+        print("%s at %s (%d bytes/s): %.0f bytes/s over %.1f s, %+.1f%%" % (
+            hop, a.rate, bps, got, res[hop][1], (got / bps - 1) * 100))
+    return res
+
+
+def rate_parse(text):
+    """The config's rate syntax (common/config.c): bytes per second."""
+    units = {"bit": 1 / 8.0, "Kbit": 1e3 / 8, "Mbit": 1e6 / 8,
+             "Gbit": 1e9 / 8, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9,
+             "KiB": 1024.0, "MiB": 1048576.0, "GiB": 1073741824.0}
+    t = text[:-2] if text.endswith("/s") else text
+    for u in sorted(units, key=len, reverse=True):
+        if t.endswith(u):
+            return float(t[:-len(u)]) * units[u]
+    sys.exit("scale: bad rate %r" % text)
+
+
 def sources(a, build, work):
     tok = token(work)
     pb_port, *ex_ports = ports(a.sources + 1)
@@ -167,7 +277,7 @@ def sources(a, build, work):
             fill_random(os.path.join(src, "data"), a.mib << 20, i)
             conf = os.path.join(work, name + ".yaml")
             write(conf, exporter_yaml(name, port, os.path.join(
-                work, "ex-" + name), src, pb_port, tok))
+                work, "ex-" + name), src, pb_port, tok, links=True))
             procs.append(start(build, "exporter", conf, log, a.nice))
             pb_conf += ["  %s:" % name,
                         "    exporter: http://127.0.0.1:%d" % port]
@@ -242,7 +352,9 @@ def sources(a, build, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("build")
-    ap.add_argument("mode", choices=("big", "sources"))
+    ap.add_argument("mode", choices=("big", "sources", "rate"))
+    ap.add_argument("--rate", default="16Mbit")
+    ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--gib", type=int, default=10)
     ap.add_argument("--sources", type=int, default=100)
     ap.add_argument("--mib", type=int, default=16)
@@ -255,8 +367,8 @@ def main():
     work = a.dir or tempfile.mkdtemp(prefix="understudy-scale.")
     os.makedirs(work, exist_ok=True)
     try:
-        res = big(a, build, work) if a.mode == "big" else \
-            sources(a, build, work)
+        res = {"big": big, "sources": sources, "rate": rate}[a.mode](
+            a, build, work)
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
