@@ -27,6 +27,15 @@
  * (HOOK_OUTPUT_MAX) escaped; one longer only makes the file longer. */
 #define RUNNER_STATE_PAD (24 * 1024)
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static const struct {
 	const char *name;
 	size_t off;
@@ -235,6 +244,7 @@ start(struct runner *r, struct qentry *e, const struct doc *d)
 	xstrset(&r->version, doc_get_str(d, EVF_VERSION));
 	xstrset(&r->peer, doc_get_str(d, EVF_PEER));
 	r->started = time(NULL);
+	r->started_ms = mono_ms();
 	r->progress.total = r->progress.done = r->progress.received = 0;
 	r->job_cf = r->node->cf;
 	r->ops->start(r, d);
@@ -376,7 +386,10 @@ progress_json(const struct runner *r, struct json *j)
 	long long total = r->progress.total, done = r->progress.done;
 	long long received = r->progress.received;
 	time_t now = time(NULL);
-	long secs = (long)(now - r->started);
+	/* From a monotonic clock in milliseconds: whole seconds of the
+	 * wall clock made a rate up to a quarter off a few seconds in. */
+	int64_t ms = mono_ms() - r->started_ms;
+	long secs = (long)(ms / 1000);
 	char iso[32];
 
 	json_obj_open(j, "progress");
@@ -384,11 +397,12 @@ progress_json(const struct runner *r, struct json *j)
 	json_i64(j, "bytes_done", done);
 	json_i64(j, "bytes_received", received);
 	json_i64(j, "seconds", secs);
-	if (secs > 0)
-		json_i64(j, "received_per_second", received / secs);
-	if (secs > 0 && done > 0 && total >= done) {
+	if (ms >= 1000)
+		json_i64(j, "received_per_second",
+		    (int64_t)((double)received * 1000 / (double)ms));
+	if (ms >= 1000 && done > 0 && total >= done) {
 		time_format_iso(now +
-			(time_t)((double)secs * (double)(total - done) /
+			(time_t)((double)ms / 1000 * (double)(total - done) /
 			    (double)done),
 		    iso, sizeof iso);
 		json_str(j, "expected_end", iso);

@@ -116,6 +116,7 @@ struct runner {
 	char *version;
 	char *peer;
 	time_t started;                /* this attempt */
+	int64_t started_ms;            /* the same, monotonic milliseconds */
 	struct sync_progress progress; /* of its sync, while busy */
 	const struct config *job_cf;   /* as it was when it started */
 	int attempts;                  /* failed so far */
