@@ -14,6 +14,7 @@
 #include "fsutil.h"
 #include "hook.h"
 #include "log.h"
+#include "timespec.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -29,10 +30,7 @@ hook_result_clear(struct hook_result *r)
 static double
 now_mono(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)time_mono_ms() / 1000;
 }
 
 /* The environment: ours, with env's NAME=VALUE entries replacing any of the

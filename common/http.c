@@ -27,6 +27,7 @@
 #include "tls.h"
 #include "log.h"
 #include "proto.h"
+#include "timespec.h"
 #include "xmalloc.h"
 
 const char *
@@ -369,10 +370,7 @@ http_sock_tune(int fd)
 static long long
 mono_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (long long)ts.tv_sec;
+	return (long long)(time_mono_ms() / 1000);
 }
 
 static void

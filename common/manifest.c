@@ -942,23 +942,33 @@ manifest_shas_new(const struct manifest *m)
 	return s;
 }
 
-const struct ment *
-manifest_shas_find(const struct manifest_shas *s, const char *sha)
+const struct ment *const *
+manifest_shas_all(const struct manifest_shas *s, const char *sha, size_t *n)
 {
-	size_t lo = 0, hi = s->n, mid;
-	int c;
+	size_t lo = 0, hi = s->n, mid, end;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		c = memcmp(s->e[mid]->sha, sha, HASH_HEX_SIZE);
-		if (c == 0)
-			return s->e[mid];
-		if (c < 0)
+		if (memcmp(s->e[mid]->sha, sha, HASH_HEX_SIZE) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	for (end = lo;
+	     end < s->n && memcmp(s->e[end]->sha, sha, HASH_HEX_SIZE) == 0;
+	     end++)
+		;
+	*n = end - lo;
+	return s->e + lo;
+}
+
+const struct ment *
+manifest_shas_find(const struct manifest_shas *s, const char *sha)
+{
+	size_t n;
+	const struct ment *const *e = manifest_shas_all(s, sha, &n);
+
+	return n > 0 ? e[0] : NULL;
 }
 
 void

@@ -88,11 +88,13 @@ void manifest_encode(struct evbuffer *, const char *);
 char *manifest_decode(const char *s, size_t len);
 
 /* The files of a manifest by content: which file has a SHA-256 (one of
- * them when several do), or NULL. */
+ * them when several do), or NULL; or all of them, *n of them. */
 struct manifest_shas;
 struct manifest_shas *manifest_shas_new(const struct manifest *);
 const struct ment *manifest_shas_find(const struct manifest_shas *,
     const char *sha);
+const struct ment *const *manifest_shas_all(const struct manifest_shas *,
+    const char *sha, size_t *n);
 void manifest_shas_free(struct manifest_shas *);
 
 #endif

@@ -264,12 +264,7 @@ lag_arm(struct node *n)
 {
 	struct timeval tv = { 0, MONITOR_TICK_MS * 1000 };
 
-	clock_gettime(CLOCK_MONOTONIC, &n->lag_due);
-	n->lag_due.tv_nsec += MONITOR_TICK_MS * 1000000L;
-	if (n->lag_due.tv_nsec >= 1000000000L) {
-		n->lag_due.tv_sec++;
-		n->lag_due.tv_nsec -= 1000000000L;
-	}
+	n->lag_due_ms = time_mono_ms() + MONITOR_TICK_MS;
 	evtimer_add(n->lag_ev, &tv);
 }
 
@@ -277,12 +272,8 @@ static void
 lag_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct node *n = arg;
-	struct timespec now;
-	double late;
+	double late = (double)(time_mono_ms() - n->lag_due_ms) / 1000;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	late = (double)(now.tv_sec - n->lag_due.tv_sec) +
-	    (double)(now.tv_nsec - n->lag_due.tv_nsec) / 1e9;
 	if (late > n->lag_max)
 		n->lag_max = late;
 	if (late > MONITOR_STALL)

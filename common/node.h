@@ -134,7 +134,7 @@ struct node {
 	/* How late the loop ran a timer due every MONITOR_TICK_MS: the
 	 * longest, and how many times by more than 100 ms (monitor.c). */
 	struct event *lag_ev;
-	struct timespec lag_due;
+	int64_t lag_due_ms; /* monotonic */
 	double lag_max;
 	unsigned long long lag_stalls;
 };

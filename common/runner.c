@@ -27,15 +27,6 @@
  * (HOOK_OUTPUT_MAX) escaped; one longer only makes the file longer. */
 #define RUNNER_STATE_PAD (24 * 1024)
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const struct {
 	const char *name;
 	size_t off;
@@ -244,7 +235,7 @@ start(struct runner *r, struct qentry *e, const struct doc *d)
 	xstrset(&r->version, doc_get_str(d, EVF_VERSION));
 	xstrset(&r->peer, doc_get_str(d, EVF_PEER));
 	r->started = time(NULL);
-	r->started_ms = mono_ms();
+	r->started_ms = time_mono_ms();
 	r->progress.total = r->progress.done = r->progress.received = 0;
 	r->job_cf = r->node->cf;
 	r->ops->start(r, d);
@@ -388,7 +379,7 @@ progress_json(const struct runner *r, struct json *j)
 	time_t now = time(NULL);
 	/* From a monotonic clock in milliseconds: whole seconds of the
 	 * wall clock made a rate up to a quarter off a few seconds in. */
-	int64_t ms = mono_ms() - r->started_ms;
+	int64_t ms = time_mono_ms() - r->started_ms;
 	long secs = (long)(ms / 1000);
 	char iso[32];
 

@@ -51,7 +51,8 @@ struct syncer {
 	struct basecheck *bc;     /* or NULL */
 	const struct manifest *m; /* the version's */
 	/* The base's files by content, and by file name. */
-	const struct ment **by_sha, **by_name;
+	struct manifest_shas *by_sha; /* the base's files by content */
+	const struct ment **by_name;
 	size_t nbase;
 };
 
@@ -239,15 +240,6 @@ file_name(const char *path)
 }
 
 static int
-by_sha_cmp(const void *a, const void *b)
-{
-	const struct ment *x = *(const struct ment *const *)a;
-	const struct ment *y = *(const struct ment *const *)b;
-
-	return memcmp(x->sha, y->sha, HASH_HEX_SIZE);
-}
-
-static int
 by_name_cmp(const void *a, const void *b)
 {
 	const struct ment *x = *(const struct ment *const *)a;
@@ -264,13 +256,12 @@ base_index(struct syncer *s)
 
 	if (bm == NULL || bm->n == 0)
 		return;
-	s->by_sha = xreallocarray(NULL, bm->n, sizeof *s->by_sha);
+	s->by_sha = manifest_shas_new(bm);
 	s->by_name = xreallocarray(NULL, bm->n, sizeof *s->by_name);
 	for (i = 0; i < bm->n; i++)
 		if (bm->e[i].type == MENT_FILE)
-			s->by_sha[n] = s->by_name[n] = &bm->e[i], n++;
+			s->by_name[n++] = &bm->e[i];
 	s->nbase = n;
-	qsort(s->by_sha, n, sizeof *s->by_sha, by_sha_cmp);
 	qsort(s->by_name, n, sizeof *s->by_name, by_name_cmp);
 }
 
@@ -296,21 +287,21 @@ lower_bound(const struct ment **v, size_t n, const struct ment *e,
 static const struct ment *
 base_same(const struct syncer *s, const struct ment *e)
 {
-	const struct ment *be = NULL, *first = NULL;
-	size_t i;
+	const struct ment *be = NULL;
+	const struct ment *const *same;
+	size_t i, n;
 
 	if (s->o->base_m != NULL)
 		be = manifest_find(s->o->base_m, e->path);
 	if (be != NULL && be->type == MENT_FILE && strcmp(be->sha, e->sha) == 0)
 		return be;
-	for (i = lower_bound(s->by_sha, s->nbase, e, by_sha_cmp);
-	     i < s->nbase && by_sha_cmp(&s->by_sha[i], &e) == 0; i++) {
-		if (linkable(s->by_sha[i], e))
-			return s->by_sha[i];
-		if (first == NULL)
-			first = s->by_sha[i];
-	}
-	return first;
+	if (s->by_sha == NULL)
+		return NULL;
+	same = manifest_shas_all(s->by_sha, e->sha, &n);
+	for (i = 0; i < n; i++)
+		if (linkable(same[i], e))
+			return same[i];
+	return n > 0 ? same[0] : NULL;
 }
 
 /* For a file the base does not have at its path: the base's file of the
@@ -1008,7 +999,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	rc = 0;
 out:
 	basecheck_stop(s.bc);
-	free(s.by_sha);
+	manifest_shas_free(s.by_sha);
 	free(s.by_name);
 	hints_free(&s.old);
 	hints_free(&s.now);

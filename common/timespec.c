@@ -423,3 +423,12 @@ time_resolve(const char *spec, char *const *ids, size_t n, time_t now,
 	    ids[0], iso);
 	return -1;
 }
+
+int64_t
+time_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

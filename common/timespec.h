@@ -33,6 +33,9 @@ int schedule_parse(const char *s, struct schedule *, char *err, size_t errlen);
 /* The first firing strictly after t, or -1 for "off". */
 time_t schedule_next(const struct schedule *, time_t t);
 
+/* Milliseconds of the monotonic clock: for intervals, never dates. */
+int64_t time_mono_ms(void);
+
 void time_format_iso(time_t t, char *buf, size_t len);
 int time_parse_iso(const char *s, time_t *out);
 

@@ -103,7 +103,7 @@ check "the standby is the site" same_tree "$S" "$T/standby"
 # neither the version before nor the one served.
 echo "keep_last_export: true" >> "$T/c/exporter.yaml"
 kill -HUP "$PID_exporter"
-sleep 0.5
+check "the exporter reloaded" eventually grep -q "reloaded" "$T/c/exporter.log"
 printf 'y%.0s' $(seq 5000) > "$S/a/inplace"
 check "cycle 6, keeping the last export" exporter now --wait imported
 v6=$(standby_version)
