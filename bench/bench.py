@@ -134,7 +134,6 @@ class Chain:
         with open(tok, "w") as f:
             f.write(self.token + "\n")
         os.chmod(tok, 0o600)
-        hooks = os.path.join(SRC, "conf", "hooks")
         ex, pb, im = (self.ports[r] for r in
                       ("exporter", "pullbackup", "importer"))
         self.standby = os.path.join(work, "understudy-standby")
@@ -154,8 +153,9 @@ token_file: %s
 sources:
   db:
     pullbackup: http://127.0.0.1:%d
-    import_command: [%s/files-import, %s]
-""" % (im, self.dir, tok, pb, hooks, self.standby))
+    import_command: [%s, %s]
+""" % (im, self.dir, tok, pb, os.path.join(self.build, "importer", "files-import"),
+       self.standby))
         self.procs = {}
 
     def write(self, role, text):

@@ -10,6 +10,7 @@
 source "$SRC/tests/it_lib.sh"
 
 H=$SRC/conf/hooks
+B=$BUILD/importer # the built files-import and files-promote
 S=$T/site
 mkdir -p "$S/a/b" "$S/empty"
 echo one > "$S/a/b/one"
@@ -17,7 +18,7 @@ echo two > "$S/two words"
 printf 'x%.0s' $(seq 3000) > "$S/a/big"
 ln -s a/b/one "$S/link"
 chmod 600 "$S/two words"
-chain_setup "$T/c" "[$H/files-export, $S]" "[$H/files-import, $T/standby]"
+chain_setup "$T/c" "[$H/files-export, $S]" "[$B/files-import, $T/standby]"
 chain_tls || exit 1
 chain_start || exit 1
 
@@ -135,12 +136,12 @@ check "the version before, superseded, is no longer kept" eventually eval '[ ! -
 
 # Failback: files-promote, writes to the promoted tree, then an import
 # onto it (this host re-joined as a standby) keeps them aside.
-UNDERSTUDY_VERSION=v "$H/files-promote" "$T/standby" > "$T/o"
+UNDERSTUDY_VERSION=v "$B/files-promote" "$T/standby" > "$T/o"
 rc=$?
 check "files-promote succeeds" eval '[ $rc -eq 0 ] && contains "$T/o" "takes writes"'
 echo "written after promotion" > "$T/standby/promoted-write"
 copy=$T/c/importer/sources/db/current/data
-UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=failback "$H/files-import" "$T/standby" > "$T/o" 2>&1
+UNDERSTUDY_BACKUP_DIR=$copy UNDERSTUDY_VERSION=failback "$B/files-import" "$T/standby" > "$T/o" 2>&1
 check "an import onto the promoted tree succeeds" [ $? -eq 0 ]
 kept=$(sed -n 's/.*kept it as \(.*\); remove.*/\1/p' "$T/o")
 check "keeping it aside, said so" eval '[ -n "$kept" ] && [ -f "$kept/promoted-write" ]'
@@ -149,9 +150,9 @@ check "while the standby is the version" same_tree "$S" "$T/standby"
 UNDERSTUDY_BACKUP_DIR=$T/nowhere "$H/files-export" "$T/absent" 2> "$T/e"
 check "files-export on a missing directory fails" [ $? -eq 1 ]
 check "with a one-line error naming it" [ "$(wc -l < "$T/e")" = 1 ] && contains "$T/e" "$T/absent is not a directory"
-"$H/files-import" 2> "$T/e"
+"$B/files-import" 2> "$T/e"
 check "files-import without DIR prints its usage (exit 2)" [ $? -eq 2 ] && contains "$T/e" "usage: files-import DIR"
 touch "$T/plainfile"
-UNDERSTUDY_BACKUP_DIR=$T/standby "$H/files-import" "$T/plainfile" 2> "$T/e"
+UNDERSTUDY_BACKUP_DIR=$T/standby "$B/files-import" "$T/plainfile" 2> "$T/e"
 check "files-import refuses a DIR that is a file" [ $? -eq 1 ] && contains "$T/e" "is not a directory"
 finish

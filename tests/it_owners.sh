@@ -13,6 +13,7 @@ if [ "$(id -u)" != 0 ] || ! id nobody > /dev/null 2>&1 || ! getent group nogroup
 	exit
 fi
 H=$SRC/conf/hooks
+B=$BUILD/importer # the built files-import and files-promote
 S=$T/live
 mkdir -p "$S/sub" "$S/mixed"
 echo a > "$S/a"
@@ -41,7 +42,7 @@ owners() {
 }
 
 SPECIAL=()
-chain_setup "$T/c" "[$H/files-export, $S]" "[$H/files-import, $T/standby]"
+chain_setup "$T/c" "[$H/files-export, $S]" "[$B/files-import, $T/standby]"
 chain_tls || exit 1
 chain_start || exit 1
 check "cycle 1" exporter now --wait imported
