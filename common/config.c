@@ -15,6 +15,7 @@
 #include "gate.h"
 #include "doc.h"
 #include "fsutil.h"
+#include "wirez.h"
 #include "xmalloc.h"
 
 #define DEFAULT_HOOK_TIMEOUT 3600
@@ -492,10 +493,10 @@ static int
 parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 {
 	static const char *const pb_keys[] = { "exporter", "importers",
-		"retention", "bandwidth_limit", NULL };
+		"retention", "bandwidth_limit", "compress", NULL };
 	static const char *const im_keys[] = { "pullbackup", "import_command",
 		"promote_command", "hook_timeout", "verify_every",
-		"special_bits", "bandwidth_limit", NULL };
+		"special_bits", "bandwidth_limit", "compress", NULL };
 	static const char *const ret_keys[] = { "older_than", "keep_last",
 		NULL };
 	const struct doc *s, *x, *r;
@@ -516,6 +517,12 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 		if ((x = doc_get(s, "bandwidth_limit")) != NULL &&
 		    get_rate(c, x, "bandwidth_limit", &sc->bandwidth_limit))
 			return -1;
+		/* compress: auto | zstd | off (the fetching side's) */
+		if ((x = doc_get(s, "compress")) != NULL &&
+		    (x->type != DOC_SCALAR ||
+			wirez_mode_parse(x->str, &sc->compress) != 0))
+			return cerr(c, x,
+			    "\"compress\" must be auto, zstd or off");
 		if (key->type != DOC_SCALAR || !source_name_valid(key->str))
 			return cerr(c, key,
 			    "bad source name: use letters, digits, '.', '_', "

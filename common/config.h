@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "timespec.h"
+#include "wirez.h"
 
 enum role {
 	ROLE_EXPORTER,
@@ -42,6 +43,9 @@ struct source_conf {
 	/* bytes per second each way on this source's transfers (the pull
 	 * from its exporter; the import from its pull-backup), or 0 */
 	int64_t bandwidth_limit;
+	/* zstd on those transfers: auto (not to a loopback peer), zstd,
+	 * off */
+	enum wirez_mode compress;
 };
 
 /* tls: this host's certificate and key, and how it knows its peers: the

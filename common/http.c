@@ -708,6 +708,9 @@ call_start(struct evhttp_connection *conn, struct http_call *c)
 		evhttp_add_header(h, "Content-Type", c->content_type);
 	if (c->header != NULL)
 		evhttp_add_header(h, c->header, c->header_value);
+	if (c->accept_zstd)
+		evhttp_add_header(h, PROTO_ACCEPT_ENCODING,
+		    PROTO_ENCODING_ZSTD);
 	if (c->body != NULL)
 		evbuffer_add_buffer(evhttp_request_get_output_buffer(req),
 		    c->body);

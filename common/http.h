@@ -109,7 +109,8 @@ struct http_call {
 	struct evbuffer *body; /* POST body, consumed; may be NULL */
 	const char *content_type;
 	const char *header, *header_value; /* one more header, or NULL */
-	int timeout;                       /* idle seconds */
+	int accept_zstd; /* ask for the body compressed (wirez.h) */
+	int timeout;     /* idle seconds */
 	/* A transfer (http_client_call): the call fails when fewer than
 	 * PROTO_MIN_PROGRESS bytes moved in any timeout seconds, so a peer
 	 * that trickles cannot hold the caller, and one that moves is given

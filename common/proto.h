@@ -19,6 +19,15 @@
 #define PROTO_AUTH_HEADER "Authorization"
 #define PROTO_AUTH_SCHEME "Bearer "
 
+/* zstd on the wire (common/wirez.h): a GET of a file or a delta, or a
+ * POST of a delta, may carry "Accept-Encoding: zstd"; the reply's body is
+ * then compressed, saying "Content-Encoding: zstd" (chunked, no
+ * Content-Length).  Negotiated, so not a change of PROTO_VERSION: a peer
+ * that does not know it neither asks nor answers compressed. */
+#define PROTO_ACCEPT_ENCODING "Accept-Encoding"
+#define PROTO_CONTENT_ENCODING "Content-Encoding"
+#define PROTO_ENCODING_ZSTD "zstd"
+
 /* Content types. */
 #define PROTO_CT_JSON "application/json"
 #define PROTO_CT_MANIFEST "text/plain; charset=utf-8"

@@ -402,12 +402,29 @@ progress_json(const struct runner *r, struct json *j)
 }
 
 void
-runner_rate_status(struct json *j, int64_t bytes_per_sec)
+runner_stats_json(struct json *j, const struct sync_stats *st)
 {
-	if (bytes_per_sec > 0)
-		json_i64(j, "bandwidth_limit", bytes_per_sec);
+	json_i64(j, "files", st->files);
+	json_i64(j, "bytes", st->bytes);
+	json_i64(j, "unchanged", st->unchanged);
+	json_i64(j, "moved", st->moved);
+	json_i64(j, "deltas", st->deltas);
+	json_i64(j, "whole", st->whole);
+	json_i64(j, "resumed", st->resumed);
+	json_i64(j, "mended", st->mended);
+	json_i64(j, "bytes_received", st->received);
+}
+
+void
+runner_link_status(struct json *j, const struct source_conf *sc,
+    const char *url)
+{
+	if (sc->bandwidth_limit > 0)
+		json_i64(j, "bandwidth_limit", sc->bandwidth_limit);
 	else
 		json_null(j, "bandwidth_limit");
+	json_str(j, "compress",
+	    wirez_wanted(sc->compress, url) ? "zstd" : "off");
 }
 
 void

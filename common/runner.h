@@ -153,8 +153,13 @@ void runner_reload(struct runner *, const struct source_conf *sc_next);
  * meanwhile; the release kicks the runner. */
 void runner_hold(struct runner *);
 void runner_release(struct runner *);
-/* "bandwidth_limit": a source's limit in bytes per second, or null. */
-void runner_rate_status(struct json *, int64_t bytes_per_sec);
+/* A source's link to the peer it fetches from (url): "bandwidth_limit",
+ * its limit in bytes per second or null, and "compress", what its
+ * transfers ask for ("zstd" or "off"). */
+void runner_link_status(struct json *, const struct source_conf *,
+    const char *url);
+/* A sync's counts in a last result (last_pull, last_import). */
+void runner_stats_json(struct json *, const struct sync_stats *);
 /* The status block's runner part: busy, busy_version, the last result,
  * the retry under way. */
 void runner_status(const struct runner *, struct json *);

@@ -21,6 +21,7 @@
 #include "serve.h"
 #include "tls.h"
 #include "sync.h"
+#include "wirez.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -153,6 +154,130 @@ reply_file(struct evhttp_request *req, const char *ctype, int fd, off_t len)
 	send_file(req, PROTO_OK, ctype, fd, 0, len);
 }
 
+/* A body compressed as it goes (wirez.h): a step of the file read,
+ * compressed into a chunk of the reply (chunked: its length is not known
+ * ahead), the next step when that chunk is sent.  Counted as sent on the
+ * wire. */
+#define ZPUMP_STEP (256 * 1024)
+
+struct zpump {
+	struct serve *sv;
+	struct evhttp_request *req;
+	struct wirez_enc *enc;
+	char *buf;
+	int fd;
+	off_t off, end;
+	int ended; /* the frame is out */
+};
+
+static void
+zpump_free(struct zpump *p)
+{
+	wirez_enc_free(p->enc);
+	close(p->fd);
+	free(p->buf);
+	free(p);
+}
+
+static void
+zpump_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct zpump *p = arg;
+
+	(void)conn;
+	evhttp_send_reply_end(p->req);
+	zpump_free(p);
+}
+
+static void
+zpump_next(struct evhttp_connection *conn, void *arg)
+{
+	struct zpump *p = arg;
+	struct evbuffer *b;
+	ssize_t n;
+	size_t want, len;
+
+	if (p->ended) {
+		evhttp_connection_set_closecb(conn, NULL, NULL);
+		evhttp_send_reply_end(p->req);
+		zpump_free(p);
+		return;
+	}
+	/* Steps until one gives bytes to send: zstd may keep a step's
+	 * output back, and an empty chunk would end the reply. */
+	b = evbuffer_new();
+	while (!p->ended && evbuffer_get_length(b) == 0) {
+		want = p->end - p->off < ZPUMP_STEP ?
+		    (size_t)(p->end - p->off) :
+		    ZPUMP_STEP;
+		n = want > 0 ? pread(p->fd, p->buf, want, p->off) : 0;
+		if (want > 0 && n <= 0) {
+			/* The reply ends without the frame's end: the
+			 * client says "cut short" and fetches again. */
+			log_warn("sending a file compressed: read at byte "
+				 "%lld",
+			    (long long)p->off);
+			p->ended = 1;
+			break;
+		}
+		p->off += n;
+		if (wirez_enc_step(p->enc, p->buf, (size_t)n, p->off >= p->end,
+			b) != 0) {
+			log_warnx("sending a file compressed: zstd failed");
+			p->ended = 1;
+			break;
+		}
+		p->ended = p->off >= p->end;
+	}
+	len = evbuffer_get_length(b);
+	p->sv->bytes_sent += len;
+	if (len > 0)
+		evhttp_send_reply_chunk_with_cb(p->req, b, zpump_next, p);
+	evbuffer_free(b);
+	if (len == 0)
+		zpump_next(conn, p); /* ended: nothing more to send */
+}
+
+/* The reply to a GET of a file or a delta: len bytes of fd from byte
+ * from, compressed when the client accepts zstd; fd is taken. */
+static void
+send_body(struct serve *sv, struct evhttp_request *req, int code, int fd,
+    off_t from, off_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct zpump *p;
+	char v[16];
+
+	if (!wirez_accepted(
+		evhttp_find_header(evhttp_request_get_input_headers(req),
+		    PROTO_ACCEPT_ENCODING))) {
+		sv->bytes_sent += (unsigned long long)len;
+		send_file(req, code, PROTO_CT_BYTES, fd, from, len);
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	if ((p->enc = wirez_enc_new()) == NULL) {
+		close(fd);
+		free(p);
+		http_reply_error(req, PROTO_FAILED, "zstd: cannot start");
+		return;
+	}
+	p->sv = sv;
+	p->req = req;
+	p->fd = fd;
+	p->off = from;
+	p->end = from + len;
+	p->buf = xmalloc(ZPUMP_STEP);
+	snprintf(v, sizeof v, "%d", PROTO_VERSION);
+	evhttp_add_header(h, PROTO_HEADER, v);
+	evhttp_add_header(h, "Content-Type", PROTO_CT_BYTES);
+	evhttp_add_header(h, PROTO_CONTENT_ENCODING, PROTO_ENCODING_ZSTD);
+	evhttp_send_reply_start(req, code, http_reason(code));
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+	    zpump_closed, p);
+	zpump_next(evhttp_request_get_connection(req), p);
+}
+
 static void
 delta_job_work(void *arg)
 {
@@ -191,9 +316,8 @@ delta_job_done(void *arg)
 		    j->err);
 	else {
 		j->sv->deltas_sent++;
-		j->sv->bytes_sent += (unsigned long long)j->outlen;
 		j->sv->sig_bytes += (unsigned long long)j->siglen;
-		reply_file(req, PROTO_CT_BYTES, j->outfd, j->outlen);
+		send_body(j->sv, req, PROTO_OK, j->outfd, 0, j->outlen);
 		j->outfd = -1;
 	}
 	delta_job_free(j);
@@ -232,8 +356,7 @@ serve_stored(struct serve *sv, struct evhttp_request *req,
 	}
 	sv->deltas_sent++;
 	sv->stored_sent++;
-	sv->bytes_sent += (unsigned long long)st.st_size;
-	reply_file(req, PROTO_CT_BYTES, fd, st.st_size);
+	send_body(sv, req, PROTO_OK, fd, 0, st.st_size);
 }
 
 /* POST delta?path=P: the delta against the posted signature, made on a
@@ -274,21 +397,17 @@ serve_file(struct serve *sv, struct evhttp_request *req, int fd, off_t size)
 	int64_t from = proto_range_parse(range);
 	char cr[96];
 
+	sv->files_sent++;
 	if (from <= 0 || from >= size) {
-		sv->files_sent++;
-		sv->bytes_sent += (unsigned long long)size;
-		reply_file(req, PROTO_CT_BYTES, fd, size);
+		send_body(sv, req, PROTO_OK, fd, 0, size);
 		return;
 	}
-	sv->files_sent++;
 	sv->ranges_sent++;
-	sv->bytes_sent += (unsigned long long)(size - from);
 	snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)from,
 	    (long long)size - 1, (long long)size);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Range", cr);
-	send_file(req, PROTO_PARTIAL, PROTO_CT_BYTES, fd, (off_t)from,
-	    size - (off_t)from);
+	send_body(sv, req, PROTO_PARTIAL, fd, (off_t)from, size - (off_t)from);
 }
 
 /* The file P of the version, opened beneath its root, checked against the

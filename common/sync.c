@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #include "proto.h"
 #include "sync.h"
 #include "treemeta.h"
+#include "wirez.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -70,6 +72,8 @@ struct writer {
 	struct hashsink hs;
 	struct delta_patch *patch; /* the reply is a delta, or NULL */
 	int64_t wire;              /* bytes received */
+	int encoding_checked;      /* the reply's Content-Encoding */
+	struct wirez_dec *dec;     /* the reply is zstd: its decoder */
 	int savefd;                /* a copy of the delta, or -1 */
 	int save_failed;
 	char err[256];
@@ -143,36 +147,82 @@ writer_resumed(struct writer *w)
 	return 0;
 }
 
+static int
+writer_feed_sink(void *arg, const void *p, size_t n)
+{
+	return writer_feed(arg, p, n);
+}
+
+/* At the reply's first bytes: compressed (a decoder between the wire
+ * and the writer), or not; an encoding we did not ask for is refused. */
+static int
+writer_encoding(struct writer *w)
+{
+	const char *ce = evhttp_find_header(evhttp_request_get_input_headers(
+						w->call->req),
+	    PROTO_CONTENT_ENCODING);
+
+	w->encoding_checked = 1;
+	if (ce == NULL || strcasecmp(ce, "identity") == 0)
+		return 0;
+	if (!w->call->accept_zstd || strcasecmp(ce, PROTO_ENCODING_ZSTD) != 0) {
+		snprintf(w->err, sizeof w->err,
+		    "the peer sent the reply as \"%.60s\", not asked for", ce);
+		return -1;
+	}
+	if ((w->dec = wirez_dec_new(writer_feed_sink, w)) == NULL) {
+		snprintf(w->err, sizeof w->err, "zstd: cannot start");
+		return -1;
+	}
+	return 0;
+}
+
+/* A compressed reply ended where its frame does. */
+static int
+writer_ended(struct writer *w)
+{
+	return w->dec == NULL ? 0 :
+				wirez_dec_finish(w->dec, w->err, sizeof w->err);
+}
+
 /* Reply bytes of a whole-file GET, or of a delta to patch with. */
 static int
 writer_data(void *arg, struct evbuffer *chunk)
 {
 	struct writer *w = arg;
 	struct evbuffer_iovec v[8];
-	int i, n;
+	int i, n, rc;
 
 	if (w->failed)
 		return -1;
-	if (w->from > 0 && !w->checked && writer_resumed(w) != 0) {
+	if ((w->from > 0 && !w->checked && writer_resumed(w) != 0) ||
+	    (!w->encoding_checked && writer_encoding(w) != 0)) {
 		w->failed = 1;
 		return -1;
 	}
 	w->wire += (int64_t)evbuffer_get_length(chunk);
 	if (w->progress != NULL)
 		w->progress->received += (long long)evbuffer_get_length(chunk);
-	n = evbuffer_peek(chunk, -1, NULL, v, 8);
-	if (n > 8) {
-		/* More segments than we peeked: linearize what is there. */
-		size_t len = evbuffer_get_length(chunk);
-		v[0].iov_base = evbuffer_pullup(chunk, -1);
-		v[0].iov_len = len;
-		n = 1;
-	}
-	for (i = 0; i < n; i++)
-		if (writer_feed(w, v[i].iov_base, v[i].iov_len) != 0) {
-			w->failed = 1;
-			return -1;
+	/* A few extents at a time, each consumed: a chunk of a chunked
+	 * reply may hold more extents than v (evbuffer_peek() then fills v
+	 * and says nothing of the rest). */
+	while (evbuffer_get_length(chunk) > 0) {
+		size_t used = 0;
+
+		n = evbuffer_peek(chunk, -1, NULL, v, 8);
+		for (i = 0; i < n && i < 8; i++) {
+			rc = w->dec != NULL ?
+			    wirez_dec_feed(w->dec, v[i].iov_base, v[i].iov_len,
+				w->err, sizeof w->err) :
+			    writer_feed(w, v[i].iov_base, v[i].iov_len);
+			if (rc != 0) {
+				w->failed = 1;
+				return -1;
+			}
+			used += v[i].iov_len;
 		}
+		evbuffer_drain(chunk, used);
+	}
 	return 0;
 }
 
@@ -220,6 +270,7 @@ writer_close(struct writer *w)
 		w->st->nospace = 1;
 	hashsink_abort(&w->hs);
 	delta_patch_free(w->patch);
+	wirez_dec_free(w->dec);
 	close(w->hs.fd);
 }
 
@@ -448,6 +499,7 @@ fetch_whole(struct syncer *s, const struct ment *e)
 	c.on_data = writer_data;
 	c.data_arg = &w;
 	c.progress = 1;
+	c.accept_zstd = s->o->zstd;
 	w.call = &c;
 	if ((w.from = writer_resume(s, &w, e)) > 0) {
 		snprintf(range, sizeof range, "bytes=%lld-", (long long)w.from);
@@ -459,7 +511,7 @@ fetch_whole(struct syncer *s, const struct ment *e)
 	if (http_client_call(s->hc, &c) != 0 ||
 	    (c.status != PROTO_OK && c.status != PROTO_PARTIAL))
 		call_failed(s, &c, e->path);
-	else if (w.failed)
+	else if (w.failed || writer_ended(&w) != 0)
 		snprintf(s->err, s->errlen, "writing %s/%s: %s", s->o->staging,
 		    e->path, w.err);
 	else if (writer_check(s, &w, e,
@@ -504,6 +556,8 @@ patch_with(struct syncer *s, const struct ment *e, int basefd,
 	c->on_data = writer_data;
 	c->data_arg = &w;
 	c->progress = 1;
+	c->accept_zstd = s->o->zstd;
+	w.call = c;
 	if (http_client_call(s->hc, c) != 0 ||
 	    (c->status != PROTO_OK && c->status != PROTO_NO_STORED)) {
 		call_failed(s, c, e->path);
@@ -513,7 +567,7 @@ patch_with(struct syncer *s, const struct ment *e, int basefd,
 			rc = -1;
 	} else if (c->status == PROTO_NO_STORED) {
 		/* nothing stored: ask another way */
-	} else if (w.failed ||
+	} else if (w.failed || writer_ended(&w) != 0 ||
 	    delta_patch_finish(w.patch, w.err, sizeof w.err) != 0)
 		log_warnx("%s of %s: %s; fetching it another way", how, e->path,
 		    w.hs.overflow ? "patched file larger than the manifest "

@@ -64,6 +64,7 @@ struct sync_opts {
 	const struct sync_sigs *sigs;   /* or NULL */
 	struct sync_progress *progress; /* or NULL */
 	int64_t rate_limit;             /* bytes per second each way, or 0 */
+	int zstd; /* ask for files and deltas compressed (wirez.h) */
 };
 
 struct sync_stats {

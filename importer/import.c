@@ -153,6 +153,7 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.ask_stored = 1;
 	o.progress = &s->run.progress;
 	o.rate_limit = s->run.sc->bandwidth_limit;
+	o.zstd = wirez_wanted(s->run.sc->compress, s->run.sc->pullbackup);
 	if (sync_run(&o, &s->new_m, &s->res.st, &s->gone, err, errlen) != 0) {
 		/* for the next attempt, unless the version is gone or the
 		 * disk is full */
@@ -395,6 +396,7 @@ import_result_json(const struct runner *r, const struct runner_result *res,
 {
 	if (res->output != NULL)
 		json_str(j, "hook_output", res->output);
+	runner_stats_json(j, &res->st);
 }
 
 static const char *

@@ -72,7 +72,7 @@ im_status(struct node *n, struct json *j)
 		json_obj_open(j, NULL);
 		json_str(j, "source", s->run.sc->name);
 		json_str(j, "pullbackup", s->run.sc->pullbackup);
-		runner_rate_status(j, s->run.sc->bandwidth_limit);
+		runner_link_status(j, s->run.sc, s->run.sc->pullbackup);
 		gen_status(j, s->gen);
 		json_str(j, "current_version", isrc_version(s));
 		if (s->cur_m != NULL) {

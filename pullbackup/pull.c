@@ -152,6 +152,7 @@ pull_work(void *arg)
 	o.sigs = &s->sigs;
 	o.progress = &s->run.progress;
 	o.rate_limit = sc->bandwidth_limit;
+	o.zstd = wirez_wanted(sc->compress, sc->exporter);
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {
 		xstrset(&s->res.error, perr);
@@ -349,15 +350,7 @@ static void
 pull_result_json(const struct runner *r, const struct runner_result *res,
     struct json *j)
 {
-	json_i64(j, "files", res->st.files);
-	json_i64(j, "bytes", res->st.bytes);
-	json_i64(j, "unchanged", res->st.unchanged);
-	json_i64(j, "moved", res->st.moved);
-	json_i64(j, "deltas", res->st.deltas);
-	json_i64(j, "whole", res->st.whole);
-	json_i64(j, "resumed", res->st.resumed);
-	json_i64(j, "mended", res->st.mended);
-	json_i64(j, "bytes_received", res->st.received);
+	runner_stats_json(j, &res->st);
 	json_i64(j, "signatures_ahead", res->st.ahead);
 }
 

@@ -116,7 +116,7 @@ pb_status(struct node *n, struct json *j)
 		gen_status(j, s->gen);
 		json_str(j, "newest_version", s->head);
 		json_i64(j, "versions", (int64_t)s->nversions);
-		runner_rate_status(j, s->run.sc->bandwidth_limit);
+		runner_link_status(j, s->run.sc, s->run.sc->exporter);
 		runner_status(&s->run, j);
 		json_arr_open(j, "importers");
 		for (k = 0; k < s->run.sc->nimporters; k++) {

@@ -14,6 +14,9 @@ named by its second argument says, one scenario at a time:
   garbage       deltas are random bytes, and the file lies too
   short-close   the file route says 6 bytes, sends 3 and closes
   slow          the file route sends a byte a second
+  zstd-bomb     the file route sends, as zstd, 50 MB of zeros
+  zstd-garbage  the file route sends random bytes as zstd
+  gzip          the file route sends its bytes as gzip, not asked for
 
 Usage: hostile_peer.py PORT SCENARIO_FILE
 """
@@ -46,6 +49,9 @@ def entry(path, data, size=None):
 
 
 GOOD = b"hello\n"
+# 50 MB of zeros in 1.6 KB of zstd (the fuzz corpus's).
+BOMB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz",
+                    "corpus", "wirez", "bomb.zst")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -54,9 +60,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         sys.stderr.write("hostile: " + fmt % args + "\n")
 
-    def send(self, code, body, ctype="text/plain"):
+    def send(self, code, body, ctype="text/plain", encoding=None):
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        if encoding is not None:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("X-Understudy-Protocol", "1")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -99,6 +107,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send(200, b"x" * (5 << 20))
             elif s == "lie-content":
                 self.send(200, bytes(len(data)))
+            elif s == "zstd-bomb":
+                with open(BOMB, "rb") as f:
+                    self.send(200, f.read(), encoding="zstd")
+            elif s == "zstd-garbage":
+                self.send(200, os.urandom(4096), encoding="zstd")
+            elif s == "gzip":
+                import gzip
+                self.send(200, gzip.compress(data), encoding="gzip")
             elif s == "short-close":
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))

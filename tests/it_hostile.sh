@@ -3,13 +3,18 @@
 # pull-backup, then a lying pull-backup in front of a real importer
 # (tests/hostile_peer.py: path tricks, huge counts and sizes, lying sizes
 # and bytes, garbage deltas, a body that never ends, a reply cut short, a
-# peer that sends a byte a second).
+# peer that sends a byte a second, a zstd bomb, zstd garbage, an encoding
+# not asked for).
 # After each: nothing is committed or imported, nothing is written outside
 # the daemon's directories, the daemon says why in its log and still
 # answers /health; and a good version afterwards goes through.
 source "$SRC/tests/it_lib.sh"
 
 copy_chain
+# Both ask for zstd: a liar's compressed replies (a bomb, garbage, an
+# encoding not asked for) are refused; its plain ones still do.
+sed -i 's/^    importers: \(.*\)$/    importers: \1\n    compress: zstd/' "$T/c/pullbackup.yaml"
+sed -i 's/^    hook_timeout: 5m$/    hook_timeout: 5m\n    compress: zstd/' "$T/c/importer.yaml"
 echo good > "$T/scenario"
 # liar PORT LOG: start tests/hostile_peer.py on PORT, wait until it answers.
 liar() {
@@ -49,7 +54,8 @@ v=$(vid)
 check "a good version is announced" [ "$(post "$PB_PORT" backup.ready "$v")" = 200 ]
 check "and archived" eventually eval '[ "$(cat "$T/c/archive/db/HEAD" 2> /dev/null)" = "$v" ]' 
 good=$v
-for s in path absolute count hugesize lie-long lie-content endless garbage short-close slow; do
+for s in path absolute count hugesize lie-long lie-content endless garbage short-close slow \
+	zstd-bomb zstd-garbage gzip; do
 	sleep 0.01
 	echo "$s" > "$T/scenario"
 	v=$(vid)
@@ -65,6 +71,10 @@ check "the archive verifies" pullbackup verify db
 grep -E "failed \(attempt 1" "$T/c/pullbackup.log" | sed 's/^/    /' | cut -c1-220 | head -12
 check "the count was refused from the bytes, not allocated" grep -q "entries" "$T/c/pullbackup.log"
 check "the endless body was cut at the manifest's size" grep -Eiq "larger than|more than|too (long|large)" "$T/c/pullbackup.log"
+check "the zstd bomb was cut at the manifest's size" \
+	grep -q "failed.*more bytes than the manifest says" "$T/c/pullbackup.log"
+check "zstd garbage was called damaged" grep -q "failed.*damaged compressed reply" "$T/c/pullbackup.log"
+check "an encoding not asked for was refused" grep -q 'failed.*sent the reply as "gzip", not asked for' "$T/c/pullbackup.log"
 check "the slow peer was given up for making no progress" grep -Eq "version [0-9TZ.]* failed.*no progress: [0-9]* bytes in the last 4 s" "$T/c/pullbackup.log"
 echo good > "$T/scenario"
 v=$(vid)
@@ -83,7 +93,8 @@ sleep 0.5
 liar "$PB_PORT" "$T/hostile-pb.log" || exit 1
 imported=$(standby_version)
 hooks=$(grep -c "import hook: started" "$T/c/importer.log")
-for s in path absolute count lie-long lie-content endless garbage short-close slow; do
+for s in path absolute count lie-long lie-content endless garbage short-close slow \
+	zstd-bomb zstd-garbage gzip; do
 	sleep 0.01
 	echo "$s" > "$T/scenario"
 	v=$(vid)

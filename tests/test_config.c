@@ -111,15 +111,21 @@ main(void)
 		CHECK_STR(cf->sources[0].importers[1], "http://10.0.0.2:7403");
 		CHECK(cf->sources[0].keep_last == 3);
 		CHECK(cf->sources[0].older_than == 14 * 86400);
+		CHECK(cf->sources[0].compress == WIREZ_AUTO);
 		config_free(cf);
 	} else
 		fprintf(stderr, "%s\n", err);
 	cf = load(ROLE_IMPORTER,
 	    "listen: 127.0.0.1:7403\nstate_dir: /var/lib/i\ntoken_file: "
 	    "token\nsources:\n  db:\n    pullbackup: http://127.0.0.1:7402\n   "
-	    " import_command: [/usr/bin/true]\n");
-	CHECK(cf != NULL);
+	    " import_command: [/usr/bin/true]\n    compress: zstd\n");
+	CHECK(cf != NULL && cf->sources[0].compress == WIREZ_ZSTD);
 	config_free(cf);
+	expect_error(ROLE_PULLBACKUP,
+	    "listen: 127.0.0.1:7402\narchive_dir: /a\ntoken_file: token\n"
+	    "sources:\n  db:\n    exporter: http://127.0.0.1:7401\n"
+	    "    compress: gzip\n",
+	    "7:15", "\"compress\" must be auto, zstd or off");
 
 	/* Errors, each with its position. */
 	expect_error(ROLE_EXPORTER, "source: db\nlistne: 1.2.3.4:5\n", "2:1",
