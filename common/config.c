@@ -489,11 +489,29 @@ read_promote_token(struct cctx *c, struct config *cf, const struct doc *at)
 	return 0;
 }
 
+/* A key of map m that takes one of two words: *out 0 for the first
+ * (and when the key is absent), 1 for the second. */
+static int
+get_either(struct cctx *c, const struct doc *m, const char *key, const char *no,
+    const char *yes, int *out)
+{
+	const struct doc *x = doc_get(m, key);
+
+	if (x == NULL)
+		return 0;
+	if (x->type == DOC_SCALAR && strcmp(x->str, yes) == 0)
+		*out = 1;
+	else if (x->type != DOC_SCALAR || strcmp(x->str, no) != 0)
+		return cerr(c, x, "\"%s\" must be %s or %s", key, no, yes);
+	return 0;
+}
+
 static int
 parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 {
 	static const char *const pb_keys[] = { "exporter", "importers",
-		"retention", "bandwidth_limit", "compress", NULL };
+		"retention", "bandwidth_limit", "compress",
+		"increment_compression", NULL };
 	static const char *const im_keys[] = { "pullbackup", "import_command",
 		"promote_command", "hook_timeout", "verify_every",
 		"special_bits", "bandwidth_limit", "compress", NULL };
@@ -545,6 +563,9 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 			    get_urls(c, x, "importers", &sc->importers,
 				&sc->nimporters) != 0)
 				return -1;
+			if (get_either(c, s, "increment_compression", "gzip",
+				"zstd", &sc->zstd_increments) != 0)
+				return -1;
 			if ((r = doc_get(s, "retention")) != NULL) {
 				if (r->type != DOC_MAP)
 					return cerr(c, r,
@@ -583,16 +604,10 @@ parse_sources(struct cctx *c, struct config *cf, const struct doc *v)
 			if (x != NULL &&
 			    get_age(c, x, "verify_every", &sc->verify_every))
 				return -1;
-			/* special_bits: drop | keep (setuid, setgid, sticky) */
-			x = doc_get(s, "special_bits");
-			if (x != NULL && x->type == DOC_SCALAR &&
-			    strcmp(x->str, "keep") == 0)
-				sc->special_bits = 1;
-			else if (x != NULL &&
-			    (x->type != DOC_SCALAR ||
-				strcmp(x->str, "drop") != 0))
-				return cerr(c, x,
-				    "\"special_bits\" must be drop or keep");
+			/* setuid, setgid, sticky */
+			if (get_either(c, s, "special_bits", "drop", "keep",
+				&sc->special_bits) != 0)
+				return -1;
 		}
 	}
 	return 0;

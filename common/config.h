@@ -46,6 +46,8 @@ struct source_conf {
 	/* zstd on those transfers: auto (not to a loopback peer), zstd,
 	 * off */
 	enum wirez_mode compress;
+	/* pull-backup: increments compressed with zstd, else gzip */
+	int zstd_increments;
 };
 
 /* tls: this host's certificate and key, and how it knows its peers: the

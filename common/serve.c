@@ -256,7 +256,7 @@ send_body(struct serve *sv, struct evhttp_request *req, int code, int fd,
 		return;
 	}
 	p = xcalloc(1, sizeof *p);
-	if ((p->enc = wirez_enc_new()) == NULL) {
+	if ((p->enc = wirez_enc_new(WIREZ_LEVEL)) == NULL) {
 		close(fd);
 		free(p);
 		http_reply_error(req, PROTO_FAILED, "zstd: cannot start");

@@ -1,6 +1,4 @@
-/* zstd on the wire (wirez.h).  Level 1: the link, not the CPU, is what
- * compression is for, and zstd's fastest level keeps up with a gigabit
- * link on one core. */
+/* zstd on the wire (wirez.h), and at rest for the archive's increments. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +10,6 @@
 
 #include "wirez.h"
 #include "xmalloc.h"
-
-#define WIREZ_LEVEL 1
 
 int
 wirez_mode_parse(const char *s, enum wirez_mode *out)
@@ -104,7 +100,7 @@ struct wirez_enc {
 };
 
 struct wirez_enc *
-wirez_enc_new(void)
+wirez_enc_new(int level)
 {
 	struct wirez_enc *e = xcalloc(1, sizeof *e);
 
@@ -112,7 +108,7 @@ wirez_enc_new(void)
 	 * SHA-256 does. */
 	if ((e->cc = ZSTD_createCCtx()) == NULL ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(e->cc, ZSTD_c_compressionLevel,
-		WIREZ_LEVEL)) ||
+		level)) ||
 	    ZSTD_isError(
 		ZSTD_CCtx_setParameter(e->cc, ZSTD_c_checksumFlag, 1))) {
 		wirez_enc_free(e);
@@ -174,8 +170,6 @@ wirez_dec_new(wirez_sink sink, void *arg)
 		free(d);
 		return NULL;
 	}
-	/* A window as large as level 19 would ask for is refused: the
-	 * decoder's memory stays bounded (8 MiB) whatever the peer says. */
 	ZSTD_DCtx_setParameter(d->dc, ZSTD_d_windowLogMax, 23);
 	d->sink = sink;
 	d->arg = arg;

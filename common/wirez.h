@@ -25,15 +25,21 @@ int wirez_wanted(enum wirez_mode, const char *url);
  * q is not 0). */
 int wirez_accepted(const char *accept_encoding);
 
-/* The serving side: a stream compressed a step at a time. */
+/* The serving side: a stream compressed a step at a time, at a level
+ * (WIREZ_LEVEL on the wire: the link, not the CPU, is what compression is
+ * for there, and zstd's fastest level keeps up with a gigabit link on one
+ * core), with zstd's checksum. */
+#define WIREZ_LEVEL 1
 struct wirez_enc;
-struct wirez_enc *wirez_enc_new(void);
+struct wirez_enc *wirez_enc_new(int level);
 /* Compress n bytes of p into out; last ends the frame.  0, or -1. */
 int wirez_enc_step(struct wirez_enc *, const void *p, size_t n, int last,
     struct evbuffer *out);
 void wirez_enc_free(struct wirez_enc *);
 
-/* The fetching side: a stream decoded as it comes, into sink. */
+/* The fetching side: a stream decoded as it comes, into sink.  A window
+ * larger than 8 MiB is refused (level 19's): memory stays bounded,
+ * whatever the peer says. */
 typedef int (*wirez_sink)(void *arg, const void *p, size_t n);
 struct wirez_dec;
 struct wirez_dec *wirez_dec_new(wirez_sink, void *arg);

@@ -153,6 +153,7 @@ pull_work(void *arg)
 	o.progress = &s->run.progress;
 	o.rate_limit = sc->bandwidth_limit;
 	o.zstd = wirez_wanted(sc->compress, sc->exporter);
+	s->st->zstd_increments = sc->zstd_increments;
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {
 		xstrset(&s->res.error, perr);

@@ -65,6 +65,9 @@ struct store {
 	int lockfd;
 	int daemonfd;    /* "daemon.lock": one daemon at a time */
 	char *recovered; /* what start-up recovery did, or NULL */
+	/* increments written from now on: zstd, else gzip (the reader
+	 * takes either) */
+	int zstd_increments;
 };
 
 /* The daemon's files beside the versions. */

@@ -3,7 +3,9 @@
 # TLS on loopback, files and deltas cross compressed (what each hop
 # received is a fraction of a compressible tree) and arrive whole; status
 # says so; by default a loopback link is not compressed (auto), and
-# compress: off, reloaded, sends the bytes as they are.
+# compress: off, reloaded, sends the bytes as they are.  With
+# increment_compression: zstd, the archive's increments are zstd, and an
+# older version comes back through them.
 source "$SRC/tests/it_lib.sh"
 
 make_copy_hooks
@@ -39,7 +41,7 @@ got=$(field pullbackup 's["sources"][0]["last_pull"]["bytes_received"]')
 echo "    pulled $got bytes of $total"
 check "the pull received the whole tree" [ "$got" -ge "$total" ]
 
-sed -i 's/^    importers: \(.*\)$/    importers: \1\n    compress: zstd/' "$T/c/pullbackup.yaml"
+sed -i 's/^    importers: \(.*\)$/    importers: \1\n    compress: zstd\n    increment_compression: zstd/' "$T/c/pullbackup.yaml"
 sed -i 's/^    hook_timeout: 5m$/    hook_timeout: 5m\n    compress: zstd/' "$T/c/importer.yaml"
 kill -HUP "$PID_pullbackup" "$PID_importer"
 check "both reloaded" eventually eval 'grep -q reloaded "$T/c/pullbackup.log" && grep -q reloaded "$T/c/importer.log"'
@@ -47,6 +49,7 @@ check "status says the pull-backup compresses" [ "$(field pullbackup 's["sources
 check "and the importer" [ "$(field importer 's["sources"][0]["compress"]')" = zstd ]
 
 # A new tree: every file fetched whole, compressed.
+cp "$S/app.log" "$T/app.cycle1"
 rm "$S/app.log" && mv "$S/noise.bin" "$S/noise-old.bin"
 log 8 POST "$S/app2.log"
 head -c 2M /dev/urandom > "$S/noise.bin"
@@ -61,6 +64,7 @@ echo "    imported $got bytes for $total new"
 check "the import received at most 45% of the new bytes" [ "$got" -le $((total * 45 / 100)) ]
 check "the standby equals the source" same_tree "$S" "$T/standby"
 
+cp "$S/app2.log" "$T/app2.cycle2"
 # Edited: deltas, compressed too.
 python3 - "$S/app2.log" <<'EOP'
 import sys
@@ -75,7 +79,18 @@ got=$(field pullbackup 's["sources"][0]["last_pull"]["bytes_received"]')
 echo "    pulled $got bytes for the edited file"
 check "the pull took it by delta" grep -q "archived version $(standby_version): .*1 by delta" "$T/c/pullbackup.log"
 check "the standby equals the source" same_tree "$S" "$T/standby"
-check "the archive verifies" pullbackup verify db
+check "the archive verifies, every version" pullbackup verify db --all
+# increment_compression: zstd from cycle 2 on: version 1's increment was
+# written at cycle 2's commit, version 2's at cycle 3's.
+check "increments are zstd since the reload" \
+	[ -n "$(find "$T/c/archive/db/versions" -name '*.rdelta.zst' -o -name '*.full.zst' | head -1)" ]
+check "and none gzip" [ -z "$(find "$T/c/archive/db/versions" -name '*.gz' | head -1)" ]
+pullbackup restore db --at 1B "$T/v2" > /dev/null
+check "version 2, restored through a zstd reverse delta, is cycle 2's" \
+	cmp "$T/v2/app2.log" "$T/app2.cycle2"
+pullbackup restore db --at 2B "$T/v1" > /dev/null
+check "version 1's log, kept whole in a zstd increment, is cycle 1's" \
+	cmp "$T/v1/app.log" "$T/app.cycle1"
 
 sed -i 's/^    compress: zstd$/    compress: off/' "$T/c/pullbackup.yaml"
 kill -HUP "$PID_pullbackup"

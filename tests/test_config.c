@@ -126,6 +126,18 @@ main(void)
 	    "sources:\n  db:\n    exporter: http://127.0.0.1:7401\n"
 	    "    compress: gzip\n",
 	    "7:15", "\"compress\" must be auto, zstd or off");
+	expect_error(ROLE_PULLBACKUP,
+	    "listen: 127.0.0.1:7402\narchive_dir: /a\ntoken_file: token\n"
+	    "sources:\n  db:\n    exporter: http://127.0.0.1:7401\n"
+	    "    increment_compression: xz\n",
+	    "7:28", "\"increment_compression\" must be gzip or zstd");
+	cf = load(ROLE_PULLBACKUP,
+	    "listen: 127.0.0.1:7402\narchive_dir: /a\ntoken_file: token\n"
+	    "sources:\n  db:\n    exporter: http://127.0.0.1:7401\n"
+	    "    increment_compression: zstd\n    compress: off\ntls: off\n");
+	CHECK(cf != NULL && cf->sources[0].zstd_increments == 1 &&
+	    cf->sources[0].compress == WIREZ_OFF);
+	config_free(cf);
 
 	/* Errors, each with its position. */
 	expect_error(ROLE_EXPORTER, "source: db\nlistne: 1.2.3.4:5\n", "2:1",

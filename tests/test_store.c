@@ -195,8 +195,11 @@ check_all(const struct store *a, const char *what)
 			if (strcmp(ids[v], a->ids[i]) == 0)
 				break;
 		CHECK(v < nsaved);
-		if (v == nsaved)
+		if (v == nsaved) {
+			fprintf(stderr, "%s: version %s not saved\n", what,
+			    a->ids[i]);
 			continue;
+		}
 		snprintf(out, sizeof out, "%s/restore-%s-%zu", dir, what, i);
 		err[0] = '\0';
 		CHECK(store_restore(a, i, NULL, out, 0, err, sizeof err) == 0);
@@ -369,6 +372,46 @@ forgets(void)
 	store_close(d);
 }
 
+/* increment_compression: zstd from version 1 on, in an archive whose
+ * first increment is gzip: each version is built in the form asked at its
+ * commit, and the reader takes both. */
+static void
+zstd_increments(void)
+{
+	char zdir[4400], p[8800], err[1024];
+	struct store *z;
+	char *inc;
+	int v, was = nsaved;
+
+	snprintf(zdir, sizeof zdir, "%s/archive-zstd", dir);
+	CHECK(store_open(zdir, "db", STORE_DAEMON, &z, err, sizeof err) == 0);
+	for (v = 0; v < 4; v++) {
+		manifest_free(saved[v]);
+		z->zstd_increments = v >= 2;
+		commit_version(z, v);
+	}
+	/* version 0's increment was written at version 1's commit (gzip),
+	 * version 1's at version 2's (zstd) */
+	inc = store_vpath(z, ids[0], "increment");
+	snprintf(p, sizeof p, "%s/%s/%s.from.%s.rdelta.gz", z->dir, inc,
+	    manifest_find(saved[0], "big")->sha,
+	    manifest_find(saved[1], "big")->sha);
+	CHECK(fs_exists(p));
+	free(inc);
+	inc = store_vpath(z, ids[1], "increment");
+	snprintf(p, sizeof p, "%s/%s/%s.from.%s.rdelta.zst", z->dir, inc,
+	    manifest_find(saved[1], "big")->sha,
+	    manifest_find(saved[2], "big")->sha);
+	CHECK(fs_exists(p));
+	p[strlen(p) - 3] = '\0';
+	strcat(p, "gz");
+	CHECK(!fs_exists(p));
+	free(inc);
+	check_all(z, "zstd");
+	store_close(z);
+	nsaved = was; /* versions 0-3 are made the same every time */
+}
+
 int
 main(void)
 {
@@ -461,6 +504,7 @@ main(void)
 
 	crashes();
 	forgets();
+	zstd_increments();
 
 	/* Retention edge cases, on a fresh archive whose versions have
 	 * chosen times: two hours ago, thirty minutes ago, tomorrow. */

@@ -39,7 +39,7 @@ out_sink(void *arg, const void *p, size_t n)
 static struct evbuffer *
 compress(const unsigned char *data, size_t n, size_t step)
 {
-	struct wirez_enc *e = wirez_enc_new();
+	struct wirez_enc *e = wirez_enc_new(WIREZ_LEVEL);
 	struct evbuffer *b = evbuffer_new();
 	size_t off = 0, k;
 
