@@ -926,9 +926,11 @@ recover(struct fi *fi)
 			    prog, fi->dir, to);
 	}
 	free(mark);
-	if (rc >= 0 && (rc = fs_rm_rf(fi->work)) != 0)
+	/* The undo area goes only once DIR is whole again (or was). */
+	if (rc >= 0 && fs_rm_rf(fi->work) != 0) {
 		say_err("%s: %s", fi->work, strerror(errno));
-	else
+		rc = -1;
+	} else if (rc > 0)
 		rc = 0;
 out:
 	free(to);

@@ -149,6 +149,29 @@ if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1 && command -v setpriv > /dev
 	chown -R nobody "$T/v5"
 	check "and written in" imp v5 "$T/v5" v4
 	check "the standby is v5" same_tree "$T/v5" "$D"
+	# A roll-back that cannot complete (a directory it must write in
+	# is no longer the user's) says so, and leaves the undo area and
+	# the mark: files-promote fails rather than hand over a tree that
+	# is not one version.
+	if [ "$faults" = 1 ]; then
+		cp -a "$T/v5" "$T/v6"
+		echo x1 > "$T/v6/x1" && echo x2 > "$T/v6/x2" && echo x3 > "$T/v6/x3"
+		chown -R nobody "$T/v6"
+		FAULT=files-import-apply:3
+		imp v6 "$T/v6" v5
+		FAULT=
+		chown root "$D"
+		$AS env UNDERSTUDY_VERSION=v5 "$B/files-promote" "$D" > "$T/out" 2>&1
+		check_fails "files-promote fails when the roll-back cannot complete" [ $? -eq 0 ]
+		cat "$T/out"
+		check "saying which path" grep -q "roll-back: $D/x" "$T/out"
+		check "the mark stays" [ "$(cat "$D.understudy-version")" = v5 ]
+		check "and the undo area" [ -f "$D.understudy-undo/journal" ]
+		chown nobody "$D"
+		$AS env UNDERSTUDY_VERSION=v5 "$B/files-promote" "$D" > "$T/out" 2>&1
+		check "once it can, files-promote rolls back" grep -q "rolled back an update to version v6" "$T/out"
+		check "the standby is v5 again" same_tree "$T/v5" "$D"
+	fi
 	AS=
 	chmod -R u+w "$D" "$V4" "$T/v5"
 fi
