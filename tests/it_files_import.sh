@@ -161,14 +161,14 @@ if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1 && command -v setpriv > /dev
 		imp v6 "$T/v6" v5
 		FAULT=
 		chown root "$D"
-		$AS env UNDERSTUDY_VERSION=v5 "$B/files-promote" "$D" > "$T/out" 2>&1
+		env UNDERSTUDY_VERSION=v5 $AS "$B/files-promote" "$D" > "$T/out" 2>&1
 		check_fails "files-promote fails when the roll-back cannot complete" [ $? -eq 0 ]
 		cat "$T/out"
 		check "saying which path" grep -q "roll-back: $D/x" "$T/out"
 		check "the mark stays" [ "$(cat "$D.understudy-version")" = v5 ]
 		check "and the undo area" [ -f "$D.understudy-undo/journal" ]
 		chown nobody "$D"
-		$AS env UNDERSTUDY_VERSION=v5 "$B/files-promote" "$D" > "$T/out" 2>&1
+		env UNDERSTUDY_VERSION=v5 $AS "$B/files-promote" "$D" > "$T/out" 2>&1
 		check "once it can, files-promote rolls back" grep -q "rolled back an update to version v6" "$T/out"
 		check "the standby is v5 again" same_tree "$T/v5" "$D"
 	fi

@@ -95,10 +95,13 @@ cat "$T/amcheck"
 # The export hook as the exporter's user would run it: not root, with the
 # cluster's group (initdb --allow-group-access made PGDATA 0750).
 if id nobody > /dev/null 2>&1 && command -v setpriv > /dev/null; then
+	# (a copy of the hook: the checkout may be where nobody cannot read,
+	# as a clone in a mktemp directory is)
 	mkdir "$T/as-nobody" && chown nobody "$T/as-nobody" && chmod 755 "$T"
-	UNDERSTUDY_BACKUP_DIR=$T/as-nobody setpriv --reuid=nobody --regid="$(id -g nobody)" \
-		--groups="$(id -g postgres)" "$H/postgresql-physical-export" "$PG/primary" \
-		--host "$PG" --port "$P1" --username understudy_backup --dbname postgres > "$T/o" 2>&1
+	cp "$H/postgresql-physical-export" "$T/pgx"
+	(cd / && UNDERSTUDY_BACKUP_DIR=$T/as-nobody setpriv --reuid=nobody --regid="$(id -g nobody)" \
+		--groups="$(id -g postgres)" "$T/pgx" "$PG/primary" \
+		--host "$PG" --port "$P1" --username understudy_backup --dbname postgres) > "$T/o" 2>&1
 	check "the export hook as nobody, in the cluster's group" [ $? -eq 0 ]
 	cat "$T/o"
 	check "made a backup label and the WAL" \
