@@ -150,6 +150,18 @@ pg1-user=postgres
         print("pg: database %s" % mib(size), flush=True)
 
         pgbr = ["pgbackrest", "--config=" + conf, "--stanza=bench"]
+
+        def pgbr_incr():
+            """An incremental backup, then the standby stopped, restored
+            with --delta and started; when the backup ended."""
+            as_pg(pgbr + ["--type=incr", "backup"], stdout=subprocess.DEVNULL)
+            done = time.time()
+            pgbr_sb.stop()
+            as_pg(pgbr + ["--type=standby", "--delta",
+                          "--pg1-path=" + pgbr_sb.dir, "restore"],
+                  stdout=subprocess.DEVNULL)
+            pgbr_sb.start()
+            return done
         print("pg: pgBackRest stanza, full backup, standby (not timed)",
               flush=True)
         as_pg(pgbr + ["stanza-create"], stdout=subprocess.DEVNULL)
@@ -203,25 +215,14 @@ sources:
               % a.seconds, flush=True)
         pgbench(primary, a.seconds)
         chain.cycle()
-        as_pg(pgbr + ["--type=incr", "backup"], stdout=subprocess.DEVNULL)
-        pgbr_sb.stop()
-        as_pg(pgbr + ["--type=standby", "--delta",
-                      "--pg1-path=" + pgbr_sb.dir, "restore"],
-              stdout=subprocess.DEVNULL)
-        pgbr_sb.start()
+        pgbr_incr()
 
         print("pg: %d s of pgbench, then timed" % a.seconds, flush=True)
         pgbench(primary, a.seconds)
         repo0 = du(os.path.join(work, "pgbackrest-repo"))
         c = chain.cycle()
         t0 = time.time()
-        as_pg(pgbr + ["--type=incr", "backup"], stdout=subprocess.DEVNULL)
-        t1 = time.time()
-        pgbr_sb.stop()
-        as_pg(pgbr + ["--type=standby", "--delta",
-                      "--pg1-path=" + pgbr_sb.dir, "restore"],
-              stdout=subprocess.DEVNULL)
-        pgbr_sb.start()
+        t1 = pgbr_incr()
         t2 = time.time()
         repo1 = du(os.path.join(work, "pgbackrest-repo"))
 

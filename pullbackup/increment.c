@@ -72,11 +72,15 @@ inc_sink(void *arg, const void *p, size_t n)
 
 	if (fault_enospc("increment-write"))
 		return -1;
-	if (o->z != NULL)
-		return wirez_enc_step(o->z, p, n, 0, o->zbuf) == 0 &&
-			evbuffer_get_length(o->zbuf) < (1 << 20) ?
-		    0 :
-		    zbuf_flush(o);
+	if (o->z != NULL) {
+		if (wirez_enc_step(o->z, p, n, 0, o->zbuf) != 0) {
+			errno = EIO;
+			return -1;
+		}
+		/* written out a MiB at a time */
+		return evbuffer_get_length(o->zbuf) < (1 << 20) ? 0 :
+								  zbuf_flush(o);
+	}
 	while (n > 0) {
 		unsigned int chunk = n > (1u << 30) ? 1u << 30 : (unsigned)n;
 		if (gzwrite(o->gz, p, chunk) != (int)chunk) {
