@@ -142,6 +142,7 @@ node_init(struct node *n, struct config *cf, const struct node_ops *ops,
 	n->serve.lookup = ops->lookup;
 	n->serve.arg = n;
 	n->serve.workers = n->cpu;
+	n->serve.base = n->base;
 	n->kick_ev = event_new(n->base, -1, 0, kick_cb, n);
 	durable_init(n);
 	outbox_init(n);
@@ -236,6 +237,7 @@ node_free(struct node *n)
 	durable_flush(n);
 	if (n->http != NULL)
 		evhttp_free(n->http);
+	serve_free(&n->serve);
 	gate_free(n->gate);
 	n->gate = NULL;
 	queue_close(n->inbox);

@@ -19,6 +19,7 @@ static const char *const what_names[] = {
 	[PROTO_MANIFEST] = "manifest",
 	[PROTO_FILE] = "file",
 	[PROTO_DELTA] = "delta",
+	[PROTO_PROGRESS] = "progress",
 };
 
 int
@@ -150,6 +151,14 @@ parse_query(const char *qs, struct proto_req *r)
 		if (*end == '\0' && x > 0)
 			r->max_age = x;
 	}
+	if ((v = evhttp_find_header(&q, PROTO_Q_WAIT)) != NULL) {
+		x = strtoll(v, &end, 10);
+		if (strcmp(v, PROTO_WAIT_COMMITTED) == 0)
+			r->wait = PROTO_WAIT_ALL;
+		else if (*v >= '0' && *v <= '9' && *end == '\0' && x >= 0 &&
+		    x < PROTO_WAIT_ALL)
+			r->wait = x;
+	}
 	if ((v = evhttp_find_header(&q, PROTO_Q_MAX_LAG)) != NULL) {
 		x = strtoll(v, &end, 10);
 		if (*end == '\0' && x > 0)
@@ -167,6 +176,7 @@ proto_parse(const struct evhttp_uri *u, struct proto_req *r, char *why,
 	size_t n;
 
 	memset(r, 0, sizeof *r);
+	r->wait = -1;
 	if (path == NULL || *path != '/') {
 		snprintf(why, whylen, "bad request URI");
 		return PROTO_BAD;

@@ -89,13 +89,16 @@
 #define EVF_STARTED "started"
 #define EVF_IMPORTERS_OK "importers_ok"
 #define EVF_IMPORTERS_TOTAL "importers_total"
+/* import.ready: true when the version is still being pulled (pipelined):
+ * the importer fetches what is staged as it comes, PROTO_PROGRESS. */
+#define EVF_STAGED "staged"
 
 /* The types, from -> to: members. */
 /* exporter -> pull-backup: peer files bytes started */
 #define EV_BACKUP_READY "backup.ready"
 /* pull-backup -> exporter: from ok [error] */
 #define EV_BACKUP_ARCHIVED "backup.archived"
-/* pull-backup -> importer: peer */
+/* pull-backup -> importer: peer [staged] */
 #define EV_IMPORT_READY "import.ready"
 /* importer -> pull-backup: from ok [error] */
 #define EV_IMPORT_DONE "import.done"
@@ -134,8 +137,20 @@ enum proto_what {
 	/* POST ?path=P with a signature: a delta to P; GET ?path=P&from=SHA:
 	 * a kept delta from content SHA to P, or PROTO_NO_STORED */
 	PROTO_DELTA,
+	/* GET ?wait=N: how far a version still being pulled is staged, JSON
+	 * (PROGRESS_*), once N of its manifest's entries are, or it is
+	 * committed, or PROTO_PROGRESS_HOLD_SECS passed; ?wait=committed:
+	 * once it is committed.  A version served whole answers at once. */
+	PROTO_PROGRESS,
 };
 #define PROTO_Q_PATH "path"
+#define PROTO_Q_WAIT "wait"
+#define PROTO_WAIT_COMMITTED "committed"
+#define PROTO_PROGRESS_HOLD_SECS 30
+/* Members of a progress reply. */
+#define PROGRESS_STAGED "staged"       /* entries staged, in manifest order */
+#define PROGRESS_ENTRIES "entries"     /* of the manifest */
+#define PROGRESS_COMMITTED "committed" /* bool: whole and archived */
 #define PROTO_Q_FROM "from"
 #define PROTO_Q_MAX_AGE "max_age" /* /health: seconds */
 #define PROTO_Q_MAX_LAG "max_lag" /* /health: seconds */
@@ -236,7 +251,10 @@ struct proto_req {
 	char from[65];   /* PROTO_Q_FROM, or "" */
 	int64_t max_age; /* PROTO_Q_MAX_AGE, or 0 */
 	int64_t max_lag; /* PROTO_Q_MAX_LAG, or 0 */
+	/* PROTO_Q_WAIT: entries, PROTO_WAIT_ALL for "committed", or -1 */
+	int64_t wait;
 };
+#define PROTO_WAIT_ALL INT64_MAX
 
 struct evhttp_uri;
 

@@ -312,6 +312,18 @@ take_result(struct runner *r, struct runner_result *res)
 	save_last(r);
 }
 
+/* The event is done with: it goes, and the retries with it. */
+static void
+settle(struct runner *r, struct qentry *e)
+{
+	inbox_done(r->node, e);
+	r->attempts = 0;
+	r->next_try = 0;
+	r->failing_since = 0;
+	r->reported = 0;
+	xstrset(&r->retry_error, NULL);
+}
+
 enum runner_outcome
 runner_done(struct runner *r, struct runner_result *res, enum runner_fail how)
 {
@@ -322,13 +334,14 @@ runner_done(struct runner *r, struct runner_result *res, enum runner_fail how)
 	r->busy = 0;
 	r->entry = NULL;
 	e->busy = 0;
+	if (!res->ok && how == RUNNER_DROP) {
+		settle(r, e);
+		runner_result_clear(res);
+		runner_reconf(r);
+		return RUNNER_DROPPED;
+	}
 	if (res->ok || how == RUNNER_FINAL || e->superseded) {
-		inbox_done(r->node, e);
-		r->attempts = 0;
-		r->next_try = 0;
-		r->failing_since = 0;
-		r->reported = 0;
-		xstrset(&r->retry_error, NULL);
+		settle(r, e);
 		out = res->ok ? RUNNER_OK : RUNNER_GAVE_UP;
 		take_result(r, res);
 		runner_reconf(r);
@@ -343,7 +356,7 @@ runner_done(struct runner *r, struct runner_result *res, enum runner_fail how)
 	    PROTO_RETRY_JOB_MAX_SECS);
 	r->next_try = time(NULL) + delay;
 	xstrset(&r->retry_error, res->error);
-	if (!r->reported &&
+	if (!r->reported && how != RUNNER_QUIET &&
 	    (how == RUNNER_REPORT || r->attempts >= PROTO_JOB_ATTEMPTS)) {
 		/* A failure to report (the last result, a warning) while it
 		 * goes on being retried: failed this often, or at once when

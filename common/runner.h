@@ -42,14 +42,22 @@ enum runner_outcome {
 	/* it failed PROTO_JOB_ATTEMPTS times: the last result, to report;
 	 * the event stays for later */
 	RUNNER_FAILED,
-	RUNNER_RETRY, /* it failed; the event stays for later */
+	RUNNER_RETRY,   /* it failed; the event stays for later */
+	RUNNER_DROPPED, /* RUNNER_DROP: the event went, nothing kept */
 };
 
 /* How a job failed, as the role sees it. */
 enum runner_fail {
 	RUNNER_TRANSIENT, /* retried; reported once it failed often */
 	RUNNER_REPORT,    /* retried, and reported at once (a hook said no) */
-	RUNNER_FINAL,     /* retrying is pointless (the peer has it no more) */
+	/* retried, never reported: it waited on its peer's own job (an
+	 * import fetching a version the pull-backup was still pulling) */
+	RUNNER_QUIET,
+	RUNNER_FINAL, /* retrying is pointless (the peer has it no more) */
+	/* nothing to report: the version will be offered again if ever it
+	 * is to be had (a pipelined pull that stopped); the last result
+	 * stays as it was */
+	RUNNER_DROP,
 };
 
 /* What a job did: the role's job fills it, runner_done() takes it. */

@@ -3,6 +3,7 @@
  * delta (one the last pull kept), for the route proto_parse() found. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,15 +11,18 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 
 #include "delta.h"
 #include "fsutil.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "manifest.h"
 #include "proto.h"
 #include "serve.h"
+#include "timespec.h"
 #include "tls.h"
 #include "sync.h"
 #include "wirez.h"
@@ -411,7 +415,8 @@ serve_file(struct serve *sv, struct evhttp_request *req, int fd, off_t size)
 }
 
 /* The file P of the version, opened beneath its root, checked against the
- * manifest's size: an fd, or -1 after answering. */
+ * manifest's size: an fd, or -1 after answering.  Of a version being
+ * pulled, only a file already staged. */
 static int
 open_file(struct evhttp_request *req, const struct serve_version *v,
     const struct proto_req *pr, const struct ment **ep, struct stat *st)
@@ -427,7 +432,18 @@ open_file(struct evhttp_request *req, const struct serve_version *v,
 		    pr->path ? pr->path : "(none)");
 		return -1;
 	}
-	if ((rootfd = open(v->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	if (v->staged != NULL) {
+		if ((size_t)(e - v->m->e) >= atomic_load(v->staged)) {
+			http_reply_error(req, PROTO_UNAVAILABLE,
+			    "file %s of version %s is not here yet (the "
+			    "version "
+			    "is being pulled): ask its progress first",
+			    pr->path, pr->version);
+			return -1;
+		}
+		fd = fs_open_beneath(v->rootfd, pr->path, O_RDONLY, 0);
+	} else if ((rootfd = open(v->root,
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		fd = -1;
 	else {
 		fd = fs_open_beneath(rootfd, pr->path, O_RDONLY, 0);
@@ -444,6 +460,143 @@ open_file(struct evhttp_request *req, const struct serve_version *v,
 	}
 	*ep = e;
 	return fd;
+}
+
+/* A progress request held until its version moves on (serve_wake()). */
+struct serve_wait {
+	struct serve_wait *next;
+	struct http_held held;
+	char source[PROTO_NAME_MAX];
+	char version[PROTO_NAME_MAX];
+	int64_t want;     /* entries, or PROTO_WAIT_ALL */
+	int64_t until_ms; /* answered as it stands then */
+};
+
+/* Whether a progress request for want entries of v is answered now. */
+static int
+progress_ready(const struct serve_version *v, int64_t want)
+{
+	if (v->staged == NULL)
+		return 1;
+	return want != PROTO_WAIT_ALL &&
+	    (uint64_t)want <= atomic_load(v->staged);
+}
+
+static void
+progress_reply(struct evhttp_request *req, const struct serve_version *v)
+{
+	struct json j;
+
+	http_json_begin(&j);
+	json_i64(&j, PROGRESS_STAGED,
+	    (int64_t)(v->staged != NULL ? atomic_load(v->staged) : v->m->n));
+	json_i64(&j, PROGRESS_ENTRIES, (int64_t)v->m->n);
+	json_bool(&j, PROGRESS_COMMITTED, v->staged == NULL);
+	http_reply_json(req, PROTO_OK, &j);
+}
+
+static void
+wait_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	serve_wake(arg);
+}
+
+static void
+serve_progress(struct serve *sv, struct evhttp_request *req,
+    const struct proto_req *pr, const struct serve_version *v)
+{
+	struct timeval tv = { 1, 0 };
+	struct serve_wait *w;
+
+	if (pr->wait < 0) {
+		http_reply_error(req, PROTO_BAD,
+		    "a progress request needs %s=N or %s=%s", PROTO_Q_WAIT,
+		    PROTO_Q_WAIT, PROTO_WAIT_COMMITTED);
+		return;
+	}
+	if (progress_ready(v, pr->wait) || sv->base == NULL) {
+		progress_reply(req, v);
+		return;
+	}
+	w = xcalloc(1, sizeof *w);
+	snprintf(w->source, sizeof w->source, "%s", pr->source);
+	snprintf(w->version, sizeof w->version, "%s", pr->version);
+	w->want = pr->wait;
+	w->until_ms = time_mono_ms() + PROTO_PROGRESS_HOLD_SECS * 1000;
+	http_hold(&w->held, req);
+	w->next = sv->waits;
+	sv->waits = w;
+	atomic_fetch_add(&sv->nwaits, 1);
+	if (sv->wait_timer == NULL) {
+		sv->wait_timer = event_new(sv->base, -1, EV_PERSIST,
+		    wait_timer_cb, sv);
+		event_add(sv->wait_timer, &tv);
+	}
+}
+
+void
+serve_wake(struct serve *sv)
+{
+	struct serve_wait **pw = &sv->waits, *w;
+	struct evhttp_request *req;
+	struct serve_version v;
+	int64_t now = time_mono_ms();
+	char why[512];
+	int code;
+
+	while ((w = *pw) != NULL) {
+		memset(&v, 0, sizeof v);
+		/* 0: the client went away */
+		code = w->held.req == NULL ?
+		    0 :
+		    sv->lookup(sv->arg, w->source, w->version, &v, why,
+			sizeof why);
+		if (code == PROTO_OK && !progress_ready(&v, w->want) &&
+		    now < w->until_ms) {
+			pw = &w->next;
+			continue;
+		}
+		if ((req = http_unhold(&w->held)) != NULL) {
+			if (code != PROTO_OK)
+				http_reply_error(req, code, "%s", why);
+			else
+				progress_reply(req, &v);
+		}
+		*pw = w->next;
+		free(w);
+		atomic_fetch_sub(&sv->nwaits, 1);
+	}
+	if (sv->waits == NULL && sv->wait_timer != NULL) {
+		event_free(sv->wait_timer);
+		sv->wait_timer = NULL;
+	}
+}
+
+int
+serve_waiting(const struct serve *sv)
+{
+	return atomic_load(&sv->nwaits) > 0;
+}
+
+void
+serve_free(struct serve *sv)
+{
+	struct serve_wait *w;
+	struct evhttp_request *req;
+
+	while ((w = sv->waits) != NULL) {
+		sv->waits = w->next;
+		if ((req = http_unhold(&w->held)) != NULL)
+			http_reply_error(req, PROTO_UNAVAILABLE,
+			    "the daemon is shutting down");
+		free(w);
+	}
+	atomic_store(&sv->nwaits, 0);
+	if (sv->wait_timer != NULL)
+		event_free(sv->wait_timer);
+	sv->wait_timer = NULL;
 }
 
 void
@@ -495,6 +648,11 @@ serve_request(struct serve *sv, struct evhttp_request *req,
 			serve_stored(sv, req, &v, e, pr->from);
 		} else
 			serve_delta(sv, req, &v, pr->path, fd, st.st_size);
+		return;
+	case PROTO_PROGRESS:
+		if (cmd != EVHTTP_REQ_GET)
+			break;
+		serve_progress(sv, req, pr, &v);
 		return;
 	}
 	http_reply_error(req,

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+struct event;
+struct event_base;
 struct evhttp_request;
 struct manifest;
 struct proto_req;
@@ -22,6 +24,14 @@ struct serve_version {
 	const char *tmp_dir; /* for delta temporaries */
 	/* deltas kept by the last pull (sync_kept_delta()), or NULL */
 	const char *deltas_dir;
+	/* A version still being pulled (pipelined), or NULL for one whole
+	 * and committed: how many of the manifest's entries are staged, in
+	 * its order (written by the pull's thread).  Only those are served;
+	 * the rest of a request waits (PROTO_PROGRESS).  Its files are then
+	 * opened beneath rootfd, not root: the directory is renamed when the
+	 * version is committed. */
+	const _Atomic size_t *staged;
+	int rootfd;
 };
 
 /* Fill *v for source/version; return 200, or 404 (unknown) or 410 (no
@@ -29,10 +39,17 @@ struct serve_version {
 typedef int (*serve_lookup_fn)(void *arg, const char *source,
     const char *version, struct serve_version *v, char *why, size_t len);
 
+struct serve_wait;
+
 struct serve {
 	serve_lookup_fn lookup;
 	void *arg;
 	struct worker_pool *workers;
+	struct event_base *base;
+	/* Progress requests waiting (PROTO_PROGRESS), and their timer. */
+	struct serve_wait *waits;
+	struct event *wait_timer;
+	_Atomic int nwaits;
 	/* Statistics, for status and metrics. */
 	unsigned long long files_sent, deltas_sent, bytes_sent;
 	unsigned long long sig_bytes;   /* signatures received */
@@ -43,5 +60,13 @@ struct serve {
 /* Answer a request for a version (PROTO_R_VERSION). */
 void serve_request(struct serve *, struct evhttp_request *,
     const struct proto_req *);
+/* A version being pulled moved on (more staged, committed, or dropped):
+ * the progress requests waiting are looked at again.  On the loop. */
+void serve_wake(struct serve *);
+/* Whether any progress request waits (any thread: a pull wakes the loop
+ * only then). */
+int serve_waiting(const struct serve *);
+/* Answer what waits (the daemon stops), and free it. */
+void serve_free(struct serve *);
 
 #endif

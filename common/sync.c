@@ -11,6 +11,7 @@
  * first rid of what the manifest fetched again does not list. */
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 
 #include "basecheck.h"
 #include "delta.h"
+#include "doc.h"
 #include "fault.h"
 #include "fsutil.h"
 #include "hashsink.h"
@@ -56,6 +58,10 @@ struct syncer {
 	struct manifest_shas *by_sha; /* the base's files by content */
 	const struct ment **by_name;
 	size_t nbase;
+	/* Pipelined: what the server said it has staged, and whether it
+	 * committed the version. */
+	int64_t known;
+	int committed;
 };
 
 /* A file being written into staging: from the bytes of a whole-file
@@ -457,6 +463,86 @@ fetch_manifest(struct syncer *s, struct manifest **out)
 	return rc;
 }
 
+/* What a progress reply says: 0, or -1 with the error set. */
+static int
+progress_take(struct syncer *s, struct evbuffer *reply)
+{
+	struct doc *d = NULL;
+	int64_t staged, entries;
+	int committed, rc = -1;
+	char perr[256];
+
+	if (doc_parse((const char *)evbuffer_pullup(reply, -1),
+		evbuffer_get_length(reply), &d, perr, sizeof perr) != 0)
+		snprintf(s->err, s->errlen, "progress of %s %s from %s: %s",
+		    s->o->source, s->o->version, s->o->url, perr);
+	else if (doc_get_i64(d, PROGRESS_STAGED, &staged) != 0 ||
+	    doc_get_i64(d, PROGRESS_ENTRIES, &entries) != 0 ||
+	    doc_get_bool(d, PROGRESS_COMMITTED, &committed) != 0 ||
+	    entries != (int64_t)s->m->n || staged < 0 || staged > entries)
+		snprintf(s->err, s->errlen,
+		    "progress of %s %s from %s: the reply's %s, %s and %s do "
+		    "not fit a manifest of %zu entries",
+		    s->o->source, s->o->version, s->o->url, PROGRESS_STAGED,
+		    PROGRESS_ENTRIES, PROGRESS_COMMITTED, s->m->n);
+	else {
+		s->known = committed ? entries : staged;
+		s->committed = committed;
+		rc = 0;
+	}
+	doc_free(d);
+	return rc;
+}
+
+/* Pipelined: wait until the server has want entries of the version staged
+ * (the file at index want - 1 and all before), or, with PROTO_WAIT_ALL,
+ * until it committed the version.  0, or -1 with the error set. */
+static int
+await_server(struct syncer *s, int64_t want)
+{
+	struct http_call c;
+	char *base, *path;
+	int rc;
+
+	while (s->o->pipelined && !s->committed &&
+	    (want == PROTO_WAIT_ALL || want > s->known)) {
+		if (worker_stopping()) {
+			snprintf(s->err, s->errlen,
+			    "stopped: the daemon is shutting down");
+			return -1;
+		}
+		base = route(s, PROTO_PROGRESS, NULL, NULL);
+		if (want == PROTO_WAIT_ALL)
+			path = xasprintf("%s?%s=%s", base, PROTO_Q_WAIT,
+			    PROTO_WAIT_COMMITTED);
+		else
+			path = xasprintf("%s?%s=%lld", base, PROTO_Q_WAIT,
+			    (long long)want);
+		http_call_init(&c, "GET", s->o->url, path, s->o->token,
+		    s->o->token_len);
+		c.cancel = worker_stopping;
+		c.max_reply = 4096;
+		c.head_timeout = proto_timeout() + PROTO_PROGRESS_HOLD_SECS;
+		if (http_client_call(s->hc, &c) != 0 || c.status != PROTO_OK)
+			rc = call_failed(s, &c, "waiting for it to be pulled");
+		else
+			rc = progress_take(s, c.reply);
+		http_call_clear(&c);
+		free(path);
+		free(base);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Pipelined: wait until the server has e. */
+static int
+await_entry(struct syncer *s, const struct ment *e)
+{
+	return await_server(s, (int64_t)(e - s->m->e) + 1);
+}
+
 /* What a fetch cut short left of e in staging: its first bytes, taken
  * into w's hash, the file left open at their end; 0 when there is
  * nothing to take (the file is then empty). */
@@ -796,7 +882,8 @@ sync_file(struct syncer *s, const struct ment *e)
 		if (h != NULL)
 			hints_add(&s->now, e->path, h->block, h->ppm);
 	} else if (bfd >= 0 && e->size > 0) {
-		if (s->o->ask_stored)
+		/* The server is asked only once it has the file. */
+		if ((rc = await_entry(s, e)) == 0 && s->o->ask_stored)
 			rc = fetch_stored(s, e, be, h, bfd);
 		if (rc == 0)
 			rc = fetch_delta(s, e, be, h, bfd);
@@ -804,7 +891,7 @@ sync_file(struct syncer *s, const struct ment *e)
 	if (bfd >= 0)
 		close(bfd);
 	if (rc == 0)
-		rc = fetch_whole(s, e) == 0 ? 1 : -1;
+		rc = await_entry(s, e) == 0 && fetch_whole(s, e) == 0 ? 1 : -1;
 	return rc < 0 ? -1 : 0;
 }
 
@@ -965,6 +1052,17 @@ staging_prune(struct syncer *s, const struct manifest *m, int fd,
 	return rc;
 }
 
+/* For a pull that serves what it stages: n entries are. */
+static void
+staged(const struct sync_opts *o, size_t n)
+{
+	if (o->staged == NULL)
+		return;
+	atomic_store(o->staged, n);
+	if (o->on_progress != NULL)
+		o->on_progress(o->staged_arg);
+}
+
 int
 sync_run(const struct sync_opts *o, struct manifest **out,
     struct sync_stats *st, int *gone, char *err, size_t errlen)
@@ -1006,6 +1104,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (o->verify_base && o->link_unchanged && o->base_m != NULL)
 		s.bc = basecheck_start(m, s.basefd, link_candidate, &s);
+	if (o->on_staging != NULL)
+		o->on_staging(o->staged_arg, m, s.stagefd);
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
 		if (worker_stopping()) {
@@ -1016,6 +1116,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		if (e->type != MENT_FILE) {
 			if (sync_entry(&s, e) != 0)
 				goto out;
+			staged(o, i + 1);
 			continue;
 		}
 		st->files++;
@@ -1025,6 +1126,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		/* The file is whole in staging, however it got there. */
 		if (o->progress != NULL)
 			o->progress->done = st->bytes;
+		staged(o, i + 1);
 		fault_point("sync-file");
 	}
 	if (treemeta_apply(s.stagefd, m,
@@ -1042,6 +1144,10 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		    strerror(errno));
 		goto out;
 	}
+	/* Pipelined: verified and on disk here, the version is taken only
+	 * once the server has committed it too. */
+	if (await_server(&s, PROTO_WAIT_ALL) != 0)
+		goto out;
 	if (o->hints != NULL)
 		hints_save(&s.now, o->hints);
 	if (o->hints_out != NULL) {
@@ -1052,6 +1158,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	m = NULL;
 	rc = 0;
 out:
+	st->before_commit = rc != 0 && o->pipelined && !s.committed;
 	basecheck_stop(s.bc);
 	manifest_shas_free(s.by_sha);
 	free(s.by_name);

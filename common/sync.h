@@ -65,6 +65,20 @@ struct sync_opts {
 	struct sync_progress *progress; /* or NULL */
 	int64_t rate_limit;             /* bytes per second each way, or 0 */
 	int zstd; /* ask for files and deltas compressed (wirez.h) */
+	/* The server is still pulling the version (import.ready's staged):
+	 * a file is asked for only once the server has it staged, and the
+	 * sync ends only once the server committed the version
+	 * (PROTO_PROGRESS). */
+	int pipelined;
+	/* The other side of it, for a pull that serves what it stages: once
+	 * the manifest is taken and staging is ready, on_staging(arg, m,
+	 * stagefd); then *staged counts the entries in staging, in the
+	 * manifest's order, and on_progress(arg) follows each.  Any of them
+	 * NULL: none. */
+	void (*on_staging)(void *arg, const struct manifest *, int stagefd);
+	void (*on_progress)(void *arg);
+	_Atomic size_t *staged;
+	void *staged_arg;
 };
 
 struct sync_stats {
@@ -78,6 +92,9 @@ struct sync_stats {
 	int64_t bytes;    /* of the version */
 	int64_t received; /* over the wire */
 	int64_t sent;     /* signatures */
+	/* pipelined (sync_opts): it failed before the server had committed
+	 * the version (the server's trouble, likely, not ours) */
+	int before_commit;
 	/* a write failed for want of space: what was staged is better
 	 * dropped than kept for a resume */
 	int nospace;

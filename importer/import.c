@@ -30,6 +30,7 @@
 #include "node.h"
 #include "promote.h"
 #include "proto.h"
+#include "queue.h"
 #include "timespec.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -154,6 +155,7 @@ import_sync(struct isrc *s, const char *data, int *keep, char *err,
 	o.progress = &s->run.progress;
 	o.rate_limit = s->run.sc->bandwidth_limit;
 	o.zstd = wirez_wanted(s->run.sc->compress, s->run.sc->pullbackup);
+	o.pipelined = s->pipelined;
 	if (sync_run(&o, &s->new_m, &s->res.st, &s->gone, err, errlen) != 0) {
 		/* for the next attempt, unless the version is gone or the
 		 * disk is full */
@@ -286,7 +288,8 @@ import_done(void *arg)
 	struct isrc *s = arg;
 	struct node *n = s->node;
 	const struct runner_result *last = &s->run.last;
-	char summary[512];
+	char summary[512], *why = NULL;
+	int superseded;
 
 	if (n->stopping) {
 		free(s->replaced); /* start-up removes it */
@@ -303,11 +306,23 @@ import_done(void *arg)
 	s->res.secs = (long)(s->res.at -
 	    (s->run.failing_since > 0 ? s->run.failing_since : s->run.started));
 	/* A hook that ran and failed is reported at once, and retried
-	 * like any failure: a standby's disk or database may be back. */
+	 * like any failure: a standby's disk or database may be back.
+	 * Nothing is reported of a version the pull-backup stopped pulling
+	 * (its pull failed, or a newer one came: it is pushed again once
+	 * archived, if ever), nor of an import a newer push of it, or of a
+	 * newer version, superseded (that one reports), nor of a failure
+	 * while the version was still being pulled (a link of the
+	 * pull-backup's in trouble fails its pull too): retried. */
+	superseded = !s->res.ok && s->run.entry != NULL &&
+	    s->run.entry->superseded;
+	if (superseded && s->res.error != NULL)
+		why = xstrdup(s->res.error);
 	switch (runner_done(&s->run, &s->res,
-	    s->gone         ? RUNNER_FINAL :
-		s->hook_ran ? RUNNER_REPORT :
-			      RUNNER_TRANSIENT)) {
+	    (s->gone && s->pipelined) || superseded ? RUNNER_DROP :
+		s->gone                             ? RUNNER_FINAL :
+		s->hook_ran                         ? RUNNER_REPORT :
+		s->res.st.before_commit             ? RUNNER_QUIET :
+						      RUNNER_TRANSIENT)) {
 	case RUNNER_OK:
 		manifest_free(s->cur_m);
 		s->cur_m = s->new_m;
@@ -339,7 +354,22 @@ import_done(void *arg)
 		break;
 	case RUNNER_RETRY:
 		break;
+	case RUNNER_DROPPED:
+		if (superseded)
+			log_info("source \"%s\": import of version %s failed, "
+				 "and a newer push supersedes it: %s",
+			    s->run.sc->name, s->run.version, why ? why : "");
+		else
+			log_info(
+			    "source \"%s\": version %s is no longer "
+			    "being pulled by %s (its pull stopped, or a "
+			    "newer version came); it is pushed again if it "
+			    "is archived",
+			    s->run.sc->name, s->run.version,
+			    s->run.sc->pullbackup);
+		break;
 	}
+	free(why);
 	node_discard_tree(n, s->replaced);
 	s->replaced = NULL;
 	runner_kick(&s->run);
@@ -382,11 +412,14 @@ import_start(struct runner *r, const struct doc *ev)
 {
 	struct isrc *s = r->arg;
 
-	log_info("source \"%s\": importing version %s from %s", r->sc->name,
-	    r->version, r->sc->pullbackup);
+	log_info("source \"%s\": importing version %s from %s%s", r->sc->name,
+	    r->version, r->sc->pullbackup,
+	    doc_get(ev, EVF_STAGED) != NULL ? " as it is pulled" : "");
 	memset(&s->res, 0, sizeof s->res);
 	s->gone = s->hook_ran = 0;
 	s->import_gen = gen_parse(ev, NULL, NULL, 0);
+	s->pipelined = 0;
+	doc_get_bool(ev, EVF_STAGED, &s->pipelined);
 	worker_submit(s->node->runs, import_work, import_done, s);
 }
 

@@ -53,6 +53,7 @@ struct isrc {
 	int gone, hook_ran;
 	char *replaced;     /* the copy the import replaced */
 	int64_t import_gen; /* the generation its event named */
+	int pipelined;      /* its event said staged: still being pulled */
 	/* The source's generation here: the node's, or (a verb) own_gen. */
 	struct gen *gen;
 	struct gen own_gen;

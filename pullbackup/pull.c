@@ -5,16 +5,20 @@
  * manifest as the new head, reports "backup.archived" to the exporter and
  * pushes the version to the importers.  attempt.json tells the list verb
  * about a pull under way or failed. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "config.h"
 #include "doc.h"
 #include "fault.h"
+#include "fsutil.h"
 #include "json.h"
 #include "generation.h"
 #include "log.h"
@@ -118,6 +122,154 @@ attempt_write(struct src *s, const char *state, const char *error)
 	evbuffer_free(b);
 }
 
+/* Serving a version as it is pulled (pipelined).  The pull's thread,
+ * once the manifest is taken and staging ready, writes the manifest where
+ * the server reads it and hands the staging directory over; the loop then
+ * serves the version's staged entries (pb_lookup()), pushes it to the
+ * importers marked staged, and wakes the progress requests that wait
+ * whenever more is staged.  The importers take it only once it is
+ * committed; the pull's end takes it off (stg_clear()). */
+static char *
+stg_manifest_path(const struct src *s)
+{
+	return xasprintf("%s/staged.%s.manifest", s->pb->tmp_dir,
+	    s->run.sc->name);
+}
+
+static void
+stg_on_staging(void *arg, const struct manifest *m, int stagefd)
+{
+	struct src *s = arg;
+	struct evbuffer *b = evbuffer_new();
+	char *p = stg_manifest_path(s);
+	int fd;
+
+	atomic_store(&s->staged, 0);
+	manifest_write(m, b);
+	if (fs_write_atomic(p, evbuffer_pullup(b, -1),
+		evbuffer_get_length(b)) != 0)
+		log_warn("%s (the version is served once pulled)", p);
+	else if ((fd = dup(stagefd)) < 0)
+		log_warn("staging directory");
+	else {
+		pthread_mutex_lock(&s->stg_lock);
+		if (s->stg_handoff >= 0)
+			close(s->stg_handoff);
+		s->stg_handoff = fd;
+		pthread_mutex_unlock(&s->stg_lock);
+		event_active(s->stg_ev, EV_READ, 0);
+	}
+	evbuffer_free(b);
+	free(p);
+}
+
+static void
+stg_on_progress(void *arg)
+{
+	struct src *s = arg;
+
+	if (serve_waiting(&s->pb->node.serve))
+		event_active(s->stg_ev, EV_READ, 0);
+}
+
+/* What was served of the pull goes: its progress requests are answered
+ * (the version committed, or gone), and a handover not taken yet is
+ * dropped. */
+static void
+stg_clear(struct src *s)
+{
+	pthread_mutex_lock(&s->stg_lock);
+	if (s->stg_handoff >= 0)
+		close(s->stg_handoff);
+	s->stg_handoff = -1;
+	pthread_mutex_unlock(&s->stg_lock);
+	if (s->stg_fd >= 0)
+		close(s->stg_fd);
+	s->stg_fd = -1;
+	manifest_free(s->stg_m);
+	s->stg_m = NULL;
+	xstrset(&s->stg_version, NULL);
+	if (s->stg_mpath != NULL)
+		unlink(s->stg_mpath);
+	free(s->stg_mpath);
+	s->stg_mpath = NULL;
+	serve_wake(&s->pb->node.serve);
+}
+
+static void
+stg_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct src *s = arg;
+	char err[512];
+	int hfd;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&s->stg_lock);
+	hfd = s->stg_handoff;
+	s->stg_handoff = -1;
+	pthread_mutex_unlock(&s->stg_lock);
+	if (hfd >= 0 && s->run.busy && s->run.version != NULL) {
+		if (s->stg_fd >= 0)
+			close(s->stg_fd);
+		s->stg_fd = hfd;
+		manifest_free(s->stg_m);
+		s->stg_m = NULL;
+		free(s->stg_mpath);
+		s->stg_mpath = stg_manifest_path(s);
+		if (manifest_load(s->stg_mpath, &s->stg_m, err, sizeof err) !=
+		    0) {
+			log_warnx("source \"%s\": %s", s->run.sc->name, err);
+			close(s->stg_fd);
+			s->stg_fd = -1;
+		} else {
+			xstrset(&s->stg_version, s->run.version);
+			if (!s->stg_pushed && s->run.sc->nimporters > 0) {
+				push_staged(s, s->stg_version,
+				    s->stg_m->generation);
+				s->stg_pushed = 1;
+			}
+		}
+	} else if (hfd >= 0)
+		close(hfd);
+	serve_wake(&s->pb->node.serve);
+}
+
+void
+pull_stg_init(struct src *s)
+{
+	pthread_mutex_init(&s->stg_lock, NULL);
+	s->stg_ev = event_new(s->pb->node.base, -1, 0, stg_cb, s);
+	s->stg_handoff = s->stg_fd = -1;
+}
+
+void
+pull_stg_free(struct src *s)
+{
+	if (s->stg_ev == NULL)
+		return;
+	stg_clear(s);
+	event_free(s->stg_ev);
+	s->stg_ev = NULL;
+	pthread_mutex_destroy(&s->stg_lock);
+}
+
+int
+pull_stg_lookup(struct src *s, const char *version, struct serve_version *v)
+{
+	if (s->stg_version == NULL || s->stg_m == NULL ||
+	    strcmp(s->stg_version, version) != 0)
+		return -1;
+	v->root = s->current; /* unused: rootfd */
+	v->rootfd = s->stg_fd;
+	v->staged = &s->staged;
+	v->manifest_path = s->stg_mpath;
+	v->m = s->stg_m;
+	v->tmp_dir = s->pb->tmp_dir;
+	v->deltas_dir = s->deltas;
+	return 0;
+}
+
 static void
 pull_work(void *arg)
 {
@@ -153,6 +305,13 @@ pull_work(void *arg)
 	o.progress = &s->run.progress;
 	o.rate_limit = sc->bandwidth_limit;
 	o.zstd = wirez_wanted(sc->compress, sc->exporter);
+	/* Served as it is staged, for the importers to fetch meanwhile. */
+	if (sc->nimporters > 0) {
+		o.on_staging = stg_on_staging;
+		o.on_progress = stg_on_progress;
+		o.staged = &s->staged;
+		o.staged_arg = s;
+	}
 	s->st->zstd_increments = sc->zstd_increments;
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {
@@ -221,7 +380,12 @@ pull_finished(struct src *s)
 	node_record(n, "pull", s->run.sc->name, last->version, 1,
 	    s->run.started, summary, NULL);
 	pull_send_archived(s, last->version, s->run.peer, 1, NULL);
-	push_to_importers(s, s->run.peer);
+	/* The importers have it already, as it was pulled: they are waiting
+	 * for this commit. */
+	if (s->stg_pushed)
+		push_committed(s, s->run.peer);
+	else
+		push_to_importers(s, s->run.peer);
 }
 
 static void
@@ -278,7 +442,11 @@ pull_done(void *arg)
 	case RUNNER_RETRY:
 		attempt_write(s, "in progress", s->run.retry_error);
 		break;
+	case RUNNER_DROPPED:
+		break;
 	}
+	stg_clear(s);
+	s->stg_pushed = 0;
 	manifest_free(s->new_m);
 	s->new_m = NULL;
 	/* The mirror the commit replaced goes after the events above are

@@ -147,6 +147,8 @@ pb_lookup(void *arg, const char *source, const char *version,
 		    source);
 		return PROTO_UNKNOWN;
 	}
+	if (pull_stg_lookup(s, version, v) == 0)
+		return PROTO_OK;
 	if (s->head == NULL || s->head_m == NULL ||
 	    strcmp(s->head, version) != 0) {
 		snprintf(why, len,
@@ -265,6 +267,7 @@ src_start(struct src *s)
 	free(last);
 	pull_set_head(s, NULL);
 	push_init(s);
+	pull_stg_init(s);
 }
 
 static void
@@ -273,6 +276,7 @@ src_close(struct src *s)
 	size_t k;
 
 	if (s->imps != NULL) {
+		pull_stg_free(s);
 		push_free(s);
 		/* A job whose end the stopped loop never took. */
 		manifest_free(s->new_m);
@@ -341,6 +345,9 @@ pb_serve(struct config *cf, int argc, char **argv)
 		push_resume(&pb.srcs[i]);
 	rc = node_run(&pb.node);
 	worker_pool_free(pb.ahead); /* a signature under way stops */
+	/* A pull under way stops: nothing of a source is freed under it. */
+	worker_pool_free(pb.node.runs);
+	pb.node.runs = NULL;
 	for (i = 0; i < pb.nsrcs; i++)
 		src_close(&pb.srcs[i]);
 	free(pb.srcs);

@@ -13,6 +13,7 @@
 #ifndef UNDERSTUDY_PULLBACKUP_H
 #define UNDERSTUDY_PULLBACKUP_H
 
+#include <pthread.h>
 #include <time.h>
 
 #include "node.h"
@@ -24,6 +25,7 @@ struct evhttp_request;
 struct manifest;
 struct presign;
 struct qentry;
+struct serve_version;
 struct source_conf;
 
 enum imp_state {
@@ -61,6 +63,18 @@ struct src {
 	struct sync_sigs sigs;
 	/* The pull in progress, on a worker. */
 	struct store_txn txn;
+	/* and what of it is served as it is staged (pipelined, pull.c):
+	 * the worker hands the staging directory over (stg_lock, stg_ev),
+	 * counts what is staged; the loop serves it */
+	pthread_mutex_t stg_lock;
+	struct event *stg_ev;
+	int stg_handoff; /* a staging directory's fd, or -1 */
+	_Atomic size_t staged;
+	char *stg_version; /* served, or NULL */
+	struct manifest *stg_m;
+	char *stg_mpath;
+	int stg_fd;
+	int stg_pushed; /* push_staged() went for this attempt */
 	struct manifest *new_m;
 	int64_t pull_gen; /* the generation its event named */
 	struct runner_result res;
@@ -102,6 +116,11 @@ extern const struct runner_words pull_words;
 void pull_set_head(struct src *, struct manifest *m);
 void pull_send_archived(struct src *, const char *version, const char *peer,
     int ok, const char *error);
+/* The version being pulled, served as it is staged. */
+void pull_stg_init(struct src *);
+void pull_stg_free(struct src *);
+/* Fill v when version is the one being pulled and served: 0, or -1. */
+int pull_stg_lookup(struct src *, const char *version, struct serve_version *);
 
 /* push.c */
 const char *push_state_name(enum imp_state);
@@ -109,6 +128,12 @@ void push_init(struct src *);
 void push_free(struct src *);
 /* Push the newest version to every importer not promoted. */
 void push_to_importers(struct src *, const char *peer);
+/* Push a version being pulled (import.ready with staged): the importers
+ * fetch it as it comes, and take it once it is committed. */
+void push_staged(struct src *, const char *version, int64_t generation);
+/* The version push_staged() pushed is committed, the newest: the
+ * importers' answers are awaited for it. */
+void push_committed(struct src *, const char *peer);
 /* At start-up: push the newest version again. */
 void push_resume(struct src *);
 void push_import_done(struct src *, const struct doc *ev);

@@ -120,42 +120,77 @@ push_save(struct src *s)
 /* An import.ready names the generation its version was exported in (its
  * manifest's): a standby of a newer one refuses it. */
 static void
-push_generation(struct src *s, struct json *j)
+push_generation(struct src *s, int64_t n, struct json *j)
 {
 	struct gen_start g;
 
 	memset(&g, 0, sizeof g);
-	g.n = s->head_m != NULL ? s->head_m->generation : 1;
+	g.n = n;
 	gen_members(j, g.n == s->gen->cur.n ? &s->gen->cur : &g);
 }
 
-void
-push_to_importers(struct src *s, const char *peer)
+/* import.ready of version (of generation gen) to every importer; staged:
+ * it is still being pulled. */
+static void
+push_send(struct src *s, const char *version, int64_t gen, int staged)
 {
 	const struct source_conf *sc = s->run.sc;
 	struct evbuffer *b;
 	struct json j;
 	size_t i;
 
-	xstrset(&s->push_version, s->head);
-	xstrset(&s->push_peer, peer);
-	s->push_reported = 0;
-	push_save(s);
 	for (i = 0; i < sc->nimporters; i++) {
 		/* A promoted standby is asked too: it refuses again (409),
 		 * unless it re-joined meanwhile (understudy-importer
 		 * rejoin), which nothing here need know. */
-		xstrset(&s->imps[i].version, s->head);
-		s->imps[i].state = IMP_PENDING;
-		xstrset(&s->imps[i].error, NULL);
 		b = evbuffer_new();
-		event_begin(NULL, &j, b, EV_IMPORT_READY, sc->name, s->head);
-		push_generation(s, &j);
+		event_begin(NULL, &j, b, EV_IMPORT_READY, sc->name, version);
+		push_generation(s, gen, &j);
 		json_str(&j, EVF_PEER, s->imps[i].url);
+		if (staged)
+			json_bool(&j, EVF_STAGED, 1);
 		json_obj_close(&j);
 		outbox_send(&s->pb->node, s->imps[i].url, EV_IMPORT_READY, b);
 		evbuffer_free(b);
 	}
+}
+
+/* The newest version is the one pushed: every importer's answer awaited
+ * for it. */
+static void
+push_expect(struct src *s, const char *peer)
+{
+	size_t i;
+
+	xstrset(&s->push_version, s->head);
+	xstrset(&s->push_peer, peer);
+	s->push_reported = 0;
+	push_save(s);
+	for (i = 0; i < s->run.sc->nimporters; i++) {
+		xstrset(&s->imps[i].version, s->head);
+		s->imps[i].state = IMP_PENDING;
+		xstrset(&s->imps[i].error, NULL);
+	}
+}
+
+void
+push_to_importers(struct src *s, const char *peer)
+{
+	push_expect(s, peer);
+	push_send(s, s->head, s->head_m != NULL ? s->head_m->generation : 1, 0);
+	send_imported(s);
+}
+
+void
+push_staged(struct src *s, const char *version, int64_t gen)
+{
+	push_send(s, version, gen, 1);
+}
+
+void
+push_committed(struct src *s, const char *peer)
+{
+	push_expect(s, peer);
 	send_imported(s);
 }
 

@@ -35,6 +35,8 @@ bad() {
 
 # check DESCRIPTION COMMAND...: the command must succeed.
 check() {
+	# IT_TIMES=1: each check's start time, to see where a test waits.
+	if [ -n "${IT_TIMES:-}" ]; then echo "# $(date +%T.%N | cut -c1-12) $1"; fi
 	local what=$1
 	shift
 	if "$@"; then ok "$what"; else bad "$what"; fi
@@ -58,6 +60,16 @@ eventually() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# within SECS COMMAND...: the command succeeds within SECS seconds.
+within() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.2
+	done
 }
 
 # no_entries DIR GLOB: nothing in DIR matches GLOB.

@@ -153,6 +153,28 @@ main(void)
 	CHECK_STR(r.path, "a");
 	proto_req_clear(&r);
 	CHECK(parse("/health?max_age=-5", &r) == 0 && r.max_age == 0);
+	/* A progress request's wait: entries, or "committed"; anything else
+	 * is none (the server answers 400). */
+	CHECK(parse("/v1/sources/db/versions/x/progress?wait=12", &r) == 0 &&
+	    r.route == PROTO_R_VERSION && r.what == PROTO_PROGRESS &&
+	    r.wait == 12);
+	CHECK(parse("/v1/sources/db/versions/x/progress?wait=0", &r) == 0 &&
+	    r.wait == 0);
+	CHECK(parse("/v1/sources/db/versions/x/progress?wait=committed", &r) ==
+		0 &&
+	    r.wait == PROTO_WAIT_ALL);
+	CHECK(parse("/v1/sources/db/versions/x/progress", &r) == 0 &&
+	    r.wait == -1);
+	CHECK(parse("/v1/sources/db/versions/x/progress?wait=-3", &r) == 0 &&
+	    r.wait == -1);
+	CHECK(parse("/v1/sources/db/versions/x/progress?wait=+3", &r) == 0 &&
+	    r.wait == -1);
+	CHECK(parse("/v1/sources/db/versions/x/progress?wait=3x", &r) == 0 &&
+	    r.wait == -1);
+	CHECK(parse("/v1/sources/db/versions/x/progress?wait="
+		    "99999999999999999999",
+		  &r) == 0 &&
+	    r.wait == -1);
 
 	/* The one retry rule: doubling from the first delay, capped. */
 	CHECK(proto_retry_delay(1, PROTO_RETRY_EVENT_SECS,

@@ -70,7 +70,10 @@ job_done(void *arg)
 		res.error = xstrdup(err);
 	}
 	last_outcome = runner_done(r, &res,
-	    what == -1 ? RUNNER_FINAL : RUNNER_TRANSIENT);
+	    what == -1     ? RUNNER_FINAL :
+		what == -2 ? RUNNER_DROP :
+		what == -3 ? RUNNER_QUIET :
+			     RUNNER_TRANSIENT);
 	if (last_outcome == RUNNER_OK)
 		snprintf(newest, sizeof newest, "%s", r->last.version);
 	runner_kick(r);
@@ -189,7 +192,7 @@ main(void)
 	struct evbuffer *b;
 	char *dir, yaml[8192], state[4300], qdir[4300], err[1024], why[512];
 	char v1[VERSION_ID_SIZE], v2[VERSION_ID_SIZE], v3[VERSION_ID_SIZE];
-	char v4[VERSION_ID_SIZE];
+	char v4[VERSION_ID_SIZE], v5[VERSION_ID_SIZE];
 	char key[128];
 	int warn;
 	long delay;
@@ -368,6 +371,33 @@ main(void)
 	c.want_done++;
 	CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
 	CHECK(last_outcome == RUNNER_OK);
+
+	/* Failures the role calls quiet (a pipelined import before the
+	 * pull-backup's commit) are retried, never reported; a drop ends
+	 * the event and keeps the last result as it was. */
+	version_at(-120, v5);
+	CHECK(runner_accept(&r, "test.ready", v5, key, sizeof key, why,
+		  sizeof why) == NODE_QUEUE);
+	push_event(&n, v5);
+	for (i = 0; i < 4; i++) {
+		plan[nplan++] = -3;
+		r.next_try = 0;
+		node_kick(&n);
+		c.want_done++;
+		CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
+		CHECK(last_outcome == RUNNER_RETRY);
+	}
+	CHECK(r.attempts == 4 && !r.reported && r.failures == 2);
+	CHECK_STR(r.last.version, v3);
+	plan[nplan++] = -2;
+	r.next_try = 0;
+	node_kick(&n);
+	c.want_done++;
+	CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
+	CHECK(last_outcome == RUNNER_DROPPED);
+	CHECK(n.inbox->count == 0 && r.attempts == 0 && r.failures == 2);
+	CHECK_STR(r.last.version, v3);
+	CHECK(r.last.ok);
 
 	/* Metrics: the common families. */
 	b = evbuffer_new();
