@@ -107,6 +107,8 @@ struct fi {
 	long long files, removed;
 };
 
+static void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static void
 say_err(const char *fmt, ...)
 {
