@@ -205,8 +205,9 @@ tmp_name(const char *name)
 	    atomic_fetch_add(&seq, 1));
 }
 
-int
-fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len)
+static int
+write_renamed(int dfd, const char *name, const void *data, size_t len,
+    int durable)
 {
 	char *tmp;
 	int fd, saved;
@@ -220,7 +221,7 @@ fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len)
 		free(tmp);
 		return -1;
 	}
-	if (fs_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+	if (fs_write_all(fd, data, len) != 0 || (durable && fsync(fd) != 0)) {
 		saved = errno;
 		close(fd);
 		unlinkat(dfd, tmp, 0);
@@ -237,6 +238,18 @@ fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len)
 	}
 	free(tmp);
 	return 0;
+}
+
+int
+fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len)
+{
+	return write_renamed(dfd, name, data, len, 1);
+}
+
+int
+fs_write_scratch(const char *path, const void *data, size_t len)
+{
+	return write_renamed(AT_FDCWD, path, data, len, 0);
 }
 
 int

@@ -32,6 +32,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len);
 /* The same without the directory's fsync: for many files made durable
  * by one fs_fsync_dir() afterwards. */
 int fs_write_renamed(const char *path, const void *data, size_t len);
+/* Temporary file and rename, no fsync: for a file read only while this
+ * process lives, which a crash may leave half written (or not at all). */
+int fs_write_scratch(const char *path, const void *data, size_t len);
 /* The *_at() forms take a name relative to the directory dfd (or
  * AT_FDCWD), as the archive, which works from its directory's fd, does. */
 int fs_write_atomic_at(int dfd, const char *name, const void *data, size_t len);

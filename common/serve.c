@@ -435,9 +435,9 @@ open_file(struct evhttp_request *req, const struct serve_version *v,
 	if (v->staged != NULL) {
 		if ((size_t)(e - v->m->e) >= atomic_load(v->staged)) {
 			http_reply_error(req, PROTO_UNAVAILABLE,
-			    "file %s of version %s is not here yet (the "
-			    "version "
-			    "is being pulled): ask its progress first",
+			    "file %s of version %s is not here yet "
+			    "(the version is being pulled): ask its progress "
+			    "first",
 			    pr->path, pr->version);
 			return -1;
 		}

@@ -124,7 +124,8 @@ attempt_write(struct src *s, const char *state, const char *error)
 
 /* Serving a version as it is pulled (pipelined).  The pull's thread,
  * once the manifest is taken and staging ready, writes the manifest where
- * the server reads it and hands the staging directory over; the loop then
+ * the server reads it and hands the staging directory over with a copy of
+ * the manifest it parsed itself (the loop parses nothing); the loop then
  * serves the version's staged entries (pb_lookup()), pushes it to the
  * importers marked staged, and wakes the progress requests that wait
  * whenever more is staged.  The importers take it only once it is
@@ -136,29 +137,50 @@ stg_manifest_path(const struct src *s)
 	    s->run.sc->name);
 }
 
+/* Drop a handover not taken yet; with stg_lock held. */
+static void
+stg_drop_handoff(struct src *s)
+{
+	if (s->stg_handoff >= 0)
+		close(s->stg_handoff);
+	s->stg_handoff = -1;
+	manifest_free(s->stg_hand_m);
+	s->stg_hand_m = NULL;
+}
+
 static void
 stg_on_staging(void *arg, const struct manifest *m, int stagefd)
 {
 	struct src *s = arg;
 	struct evbuffer *b = evbuffer_new();
-	char *p = stg_manifest_path(s);
-	int fd;
+	struct manifest *copy = NULL;
+	char *p = stg_manifest_path(s), err[512];
+	const char *text;
+	size_t len;
+	int fd = -1;
 
 	atomic_store(&s->staged, 0);
 	manifest_write(m, b);
-	if (fs_write_atomic(p, evbuffer_pullup(b, -1),
-		evbuffer_get_length(b)) != 0)
-		log_warn("%s (the version is served once pulled)", p);
+	len = evbuffer_get_length(b);
+	text = (const char *)evbuffer_pullup(b, -1);
+	/* Served only while this process lives: no fsync. */
+	if (fs_write_scratch(p, text, len) != 0)
+		log_warn("%s (served once pulled)", p);
+	else if (manifest_parse(text, len, &copy, err, sizeof err) != 0)
+		log_warnx("source \"%s\": staged manifest: %s", s->run.sc->name,
+		    err);
 	else if ((fd = dup(stagefd)) < 0)
 		log_warn("staging directory");
 	else {
 		pthread_mutex_lock(&s->stg_lock);
-		if (s->stg_handoff >= 0)
-			close(s->stg_handoff);
+		stg_drop_handoff(s);
 		s->stg_handoff = fd;
+		s->stg_hand_m = copy;
+		copy = NULL;
 		pthread_mutex_unlock(&s->stg_lock);
 		event_active(s->stg_ev, EV_READ, 0);
 	}
+	manifest_free(copy);
 	evbuffer_free(b);
 	free(p);
 }
@@ -179,9 +201,7 @@ static void
 stg_clear(struct src *s)
 {
 	pthread_mutex_lock(&s->stg_lock);
-	if (s->stg_handoff >= 0)
-		close(s->stg_handoff);
-	s->stg_handoff = -1;
+	stg_drop_handoff(s);
 	pthread_mutex_unlock(&s->stg_lock);
 	if (s->stg_fd >= 0)
 		close(s->stg_fd);
@@ -200,38 +220,34 @@ static void
 stg_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct src *s = arg;
-	char err[512];
+	struct manifest *hm;
 	int hfd;
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&s->stg_lock);
 	hfd = s->stg_handoff;
+	hm = s->stg_hand_m;
 	s->stg_handoff = -1;
+	s->stg_hand_m = NULL;
 	pthread_mutex_unlock(&s->stg_lock);
 	if (hfd >= 0 && s->run.busy && s->run.version != NULL) {
 		if (s->stg_fd >= 0)
 			close(s->stg_fd);
 		s->stg_fd = hfd;
 		manifest_free(s->stg_m);
-		s->stg_m = NULL;
+		s->stg_m = hm;
 		free(s->stg_mpath);
 		s->stg_mpath = stg_manifest_path(s);
-		if (manifest_load(s->stg_mpath, &s->stg_m, err, sizeof err) !=
-		    0) {
-			log_warnx("source \"%s\": %s", s->run.sc->name, err);
-			close(s->stg_fd);
-			s->stg_fd = -1;
-		} else {
-			xstrset(&s->stg_version, s->run.version);
-			if (!s->stg_pushed && s->run.sc->nimporters > 0) {
-				push_staged(s, s->stg_version,
-				    s->stg_m->generation);
-				s->stg_pushed = 1;
-			}
+		xstrset(&s->stg_version, s->run.version);
+		if (!s->stg_pushed && s->run.sc->nimporters > 0) {
+			push_staged(s, s->stg_version, s->stg_m->generation);
+			s->stg_pushed = 1;
 		}
-	} else if (hfd >= 0)
+	} else if (hfd >= 0) {
 		close(hfd);
+		manifest_free(hm);
+	}
 	serve_wake(&s->pb->node.serve);
 }
 
@@ -443,6 +459,7 @@ pull_done(void *arg)
 		attempt_write(s, "in progress", s->run.retry_error);
 		break;
 	case RUNNER_DROPPED:
+	case RUNNER_SUPERSEDED:
 		break;
 	}
 	stg_clear(s);

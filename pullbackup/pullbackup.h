@@ -68,7 +68,8 @@ struct src {
 	 * counts what is staged; the loop serves it */
 	pthread_mutex_t stg_lock;
 	struct event *stg_ev;
-	int stg_handoff; /* a staging directory's fd, or -1 */
+	int stg_handoff;             /* a staging directory's fd, or -1 */
+	struct manifest *stg_hand_m; /* and its manifest, the worker's copy */
 	_Atomic size_t staged;
 	char *stg_version; /* served, or NULL */
 	struct manifest *stg_m;
