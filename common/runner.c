@@ -329,18 +329,25 @@ runner_done(struct runner *r, struct runner_result *res, enum runner_fail how)
 {
 	struct qentry *e = r->entry;
 	enum runner_outcome out;
-	int delay;
+	int delay, superseded;
 
 	r->busy = 0;
 	r->entry = NULL;
 	e->busy = 0;
-	if (!res->ok && how == RUNNER_DROP) {
+	superseded = !res->ok && e->superseded;
+	if (!res->ok && (how == RUNNER_DROP || superseded)) {
+		if (superseded)
+			log_info("source \"%s\": %s %s failed, and a newer "
+				 "event supersedes it (that one is reported): "
+				 "%s",
+			    r->sc->name, r->words->doing, r->version,
+			    res->error != NULL ? res->error : "");
 		settle(r, e);
 		runner_result_clear(res);
 		runner_reconf(r);
-		return RUNNER_DROPPED;
+		return superseded ? RUNNER_SUPERSEDED : RUNNER_DROPPED;
 	}
-	if (res->ok || how == RUNNER_FINAL || e->superseded) {
+	if (res->ok || how == RUNNER_FINAL) {
 		settle(r, e);
 		out = res->ok ? RUNNER_OK : RUNNER_GAVE_UP;
 		take_result(r, res);

@@ -44,6 +44,10 @@ enum runner_outcome {
 	RUNNER_FAILED,
 	RUNNER_RETRY,   /* it failed; the event stays for later */
 	RUNNER_DROPPED, /* RUNNER_DROP: the event went, nothing kept */
+	/* it failed, and a newer event of its source superseded it: the
+	 * event went, nothing is reported (the newer one reports), the
+	 * last result stays as it was */
+	RUNNER_SUPERSEDED,
 };
 
 /* How a job failed, as the role sees it. */

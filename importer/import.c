@@ -288,8 +288,7 @@ import_done(void *arg)
 	struct isrc *s = arg;
 	struct node *n = s->node;
 	const struct runner_result *last = &s->run.last;
-	char summary[512], *why = NULL;
-	int superseded;
+	char summary[512];
 
 	if (n->stopping) {
 		free(s->replaced); /* start-up removes it */
@@ -309,20 +308,16 @@ import_done(void *arg)
 	 * like any failure: a standby's disk or database may be back.
 	 * Nothing is reported of a version the pull-backup stopped pulling
 	 * (its pull failed, or a newer one came: it is pushed again once
-	 * archived, if ever), nor of an import a newer push of it, or of a
-	 * newer version, superseded (that one reports), nor of a failure
-	 * while the version was still being pulled (a link of the
-	 * pull-backup's in trouble fails its pull too): retried. */
-	superseded = !s->res.ok && s->run.entry != NULL &&
-	    s->run.entry->superseded;
-	if (superseded && s->res.error != NULL)
-		why = xstrdup(s->res.error);
+	 * archived, if ever), nor of a failure while the version was still
+	 * being pulled (a link of the pull-backup's in trouble fails its
+	 * pull too): retried.  (Nor, as for any role, of a failure a newer
+	 * push superseded: that one reports.) */
 	switch (runner_done(&s->run, &s->res,
-	    (s->gone && s->pipelined) || superseded ? RUNNER_DROP :
-		s->gone                             ? RUNNER_FINAL :
-		s->hook_ran                         ? RUNNER_REPORT :
-		s->res.st.before_commit             ? RUNNER_QUIET :
-						      RUNNER_TRANSIENT)) {
+	    s->gone && s->pipelined     ? RUNNER_DROP :
+		s->gone                 ? RUNNER_FINAL :
+		s->hook_ran             ? RUNNER_REPORT :
+		s->res.st.before_commit ? RUNNER_QUIET :
+					  RUNNER_TRANSIENT)) {
 	case RUNNER_OK:
 		manifest_free(s->cur_m);
 		s->cur_m = s->new_m;
@@ -355,21 +350,15 @@ import_done(void *arg)
 	case RUNNER_RETRY:
 		break;
 	case RUNNER_DROPPED:
-		if (superseded)
-			log_info("source \"%s\": import of version %s failed, "
-				 "and a newer push supersedes it: %s",
-			    s->run.sc->name, s->run.version, why ? why : "");
-		else
-			log_info(
-			    "source \"%s\": version %s is no longer "
-			    "being pulled by %s (its pull stopped, or a "
-			    "newer version came); it is pushed again if it "
-			    "is archived",
-			    s->run.sc->name, s->run.version,
-			    s->run.sc->pullbackup);
+		log_info(
+		    "source \"%s\": version %s is no longer being pulled "
+		    "by %s (its pull stopped, or a newer version came); it "
+		    "is pushed again if it is archived",
+		    s->run.sc->name, s->run.version, s->run.sc->pullbackup);
+		break;
+	case RUNNER_SUPERSEDED:
 		break;
 	}
-	free(why);
 	node_discard_tree(n, s->replaced);
 	s->replaced = NULL;
 	runner_kick(&s->run);

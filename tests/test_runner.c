@@ -41,8 +41,12 @@ static const struct runner_words words = {
 
 /* What the next jobs do: 1 succeed, 0 fail, -1 fail for good. */
 static int plan[32], nplan, jobs_started, jobs_done;
-static enum runner_outcome last_outcome;
+static enum runner_outcome last_outcome, outcomes[64];
 static char newest[VERSION_ID_SIZE];
+/* plan -4: while the job runs, this newer version is queued */
+static char newer_meanwhile[VERSION_ID_SIZE];
+
+static void push_event(struct node *, const char *);
 
 static void
 job_work(void *arg)
@@ -69,11 +73,14 @@ job_done(void *arg)
 		snprintf(err, sizeof err, "boom %d", jobs_done);
 		res.error = xstrdup(err);
 	}
+	if (what == -4)
+		push_event(r->node, newer_meanwhile);
 	last_outcome = runner_done(r, &res,
-	    what == -1     ? RUNNER_FINAL :
-		what == -2 ? RUNNER_DROP :
-		what == -3 ? RUNNER_QUIET :
-			     RUNNER_TRANSIENT);
+	    what == -1 || what == -4 ? RUNNER_FINAL :
+		what == -2           ? RUNNER_DROP :
+		what == -3           ? RUNNER_QUIET :
+				       RUNNER_TRANSIENT);
+	outcomes[jobs_done - 1] = last_outcome;
 	if (last_outcome == RUNNER_OK)
 		snprintf(newest, sizeof newest, "%s", r->last.version);
 	runner_kick(r);
@@ -192,7 +199,7 @@ main(void)
 	struct evbuffer *b;
 	char *dir, yaml[8192], state[4300], qdir[4300], err[1024], why[512];
 	char v1[VERSION_ID_SIZE], v2[VERSION_ID_SIZE], v3[VERSION_ID_SIZE];
-	char v4[VERSION_ID_SIZE], v5[VERSION_ID_SIZE];
+	char v4[VERSION_ID_SIZE], v5[VERSION_ID_SIZE], v6[VERSION_ID_SIZE];
 	char key[128];
 	int warn;
 	long delay;
@@ -399,6 +406,24 @@ main(void)
 	CHECK_STR(r.last.version, v3);
 	CHECK(r.last.ok);
 
+	/* A job that fails while a newer event of its source comes: its
+	 * event goes, and nothing is reported (the newer one is), even of a
+	 * failure the role calls final; the newer one runs next. */
+	version_at(-150, v6);
+	version_at(-180, newer_meanwhile);
+	push_event(&n, v6);
+	plan[nplan++] = -4;
+	plan[nplan++] = 1;
+	node_kick(&n);
+	c.want_done += 2;
+	CHECK(fixture_loop(n.base, jobs_reached, &c, 10));
+	CHECK(outcomes[jobs_done - 2] == RUNNER_SUPERSEDED);
+	CHECK(outcomes[jobs_done - 1] == RUNNER_OK);
+	CHECK(r.failures == 2 && r.attempts == 0 && !r.reported);
+	CHECK_STR(r.last.version, newer_meanwhile);
+	CHECK(r.last.ok);
+	CHECK(n.inbox->count == 0);
+
 	/* Metrics: the common families. */
 	b = evbuffer_new();
 	runner_metrics(b, n.runners, n.nrunners);
@@ -412,7 +437,7 @@ main(void)
 	/* The last result survives: a new runner on the same file. */
 	runner_init(&r2, NULL, config_source(cf, "db"), &ops, &words, NULL,
 	    state);
-	CHECK_STR(r2.last.version, v3);
+	CHECK_STR(r2.last.version, newer_meanwhile);
 	CHECK(
 	    r2.last.ok && r2.last.st.files == 3 && r2.last.st.received == 1234);
 	CHECK_STR(r2.last.output, "hook says hi\n");
