@@ -240,6 +240,44 @@ write_renamed(int dfd, const char *name, const void *data, size_t len,
 	return 0;
 }
 
+static void *
+syncfs_thread(void *arg)
+{
+	struct fs_syncfs *b = arg;
+
+	b->rc = fault_enospc("syncfs") ? -1 : syncfs(b->fd);
+	b->err = errno;
+	return NULL;
+}
+
+void
+fs_syncfs_start(struct fs_syncfs *b, const char *path)
+{
+	b->rc = -1;
+	b->started = 0;
+	if ((b->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		b->err = errno;
+		return;
+	}
+	if (pthread_create(&b->t, NULL, syncfs_thread, b) == 0)
+		b->started = 1;
+	else
+		syncfs_thread(b); /* no thread: here and now */
+}
+
+int
+fs_syncfs_wait(struct fs_syncfs *b)
+{
+	if (b->started)
+		pthread_join(b->t, NULL);
+	b->started = 0;
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	errno = b->err;
+	return b->rc;
+}
+
 int
 fs_write_renamed_at(int dfd, const char *name, const void *data, size_t len)
 {

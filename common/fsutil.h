@@ -4,6 +4,7 @@
 #ifndef UNDERSTUDY_FSUTIL_H
 #define UNDERSTUDY_FSUTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -54,5 +55,15 @@ int fs_rm_rf(const char *path);
 int fs_mkdir_p(const char *path, mode_t mode);
 int fs_exists(const char *path);
 int fs_write_all(int fd, const void *p, size_t n);
+
+/* syncfs() of the filesystem holding path, on a thread of its own, so that
+ * the disk writes while the caller goes on (hashing what it syncs, from
+ * the page cache); fs_syncfs_wait() joins it: 0, or -1 with errno. */
+struct fs_syncfs {
+	pthread_t t;
+	int fd, rc, err, started;
+};
+void fs_syncfs_start(struct fs_syncfs *, const char *path);
+int fs_syncfs_wait(struct fs_syncfs *);
 
 #endif

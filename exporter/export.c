@@ -65,9 +65,10 @@ export_work(void *arg)
 {
 	struct run *r = arg;
 	struct config *cf = r->cf;
+	struct fs_syncfs bg;
 	char *env[6], *path;
 	int k = 0;
-	int fd, rc;
+	int rc;
 
 	r->wrc = -1;
 	if (fs_rm_rf(r->tmp) != 0 || fs_mkdir_p(r->tmp, 0700) != 0 ||
@@ -93,19 +94,25 @@ export_work(void *arg)
 		snprintf(r->werr, sizeof r->werr, "%s", r->hr.error);
 		goto out;
 	}
+	/* What the hook wrote must be on disk before peers are told: the
+	 * disk writes it while it is hashed (from the page cache). */
+	fs_syncfs_start(&bg, r->tmp);
 	path = xasprintf("%s/hash-cache", cf->state_dir);
 	rc = manifest_scan_cached(r->data, cf->source, r->id, path, &r->m,
 	    &r->hashed, r->werr, sizeof r->werr);
 	free(path);
 	if (rc == 0)
 		r->m->generation = r->generation;
-	if (rc != 0 || write_manifest(r) != 0)
-		goto out;
-	/* What the hook wrote must be on disk before peers are told. */
-	if ((fd = open(r->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		syncfs(fd);
-		close(fd);
+	if (rc == 0)
+		rc = write_manifest(r);
+	if (fs_syncfs_wait(&bg) != 0 && rc == 0) {
+		snprintf(r->werr, sizeof r->werr,
+		    "%s: syncfs (what the hook wrote, to disk): %s", r->tmp,
+		    strerror(errno));
+		rc = -1;
 	}
+	if (rc != 0)
+		goto out;
 	if (rename(r->tmp, r->dir) != 0 || fs_fsync_dir(r->ex->exports_dir)) {
 		snprintf(r->werr, sizeof r->werr, "cannot commit %s: %s",
 		    r->dir, strerror(errno));

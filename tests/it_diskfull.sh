@@ -1,8 +1,8 @@
 #!/bin/bash
 # Disk full: writes failing with ENOSPC at each write point of the
 # pull-backup (the staging tree, the increments, every atomic file write)
-# give a clear error and change nothing already committed; once the disk
-# has room again the cycle completes.  Then the same on a real, small
+# and at the exporter's syncfs give a clear error and change nothing
+# already committed; once the disk has room again the cycle completes.  Then the same on a real, small
 # tmpfs when this machine lets us mount one.
 source "$SRC/tests/it_lib.sh"
 SYSPY=/usr/bin/python3
@@ -48,6 +48,24 @@ for point in staging-write increment-write atomic-write; do
 	n=$(count)
 	check "$point: the standby equals the source" same_tree "$S" "$T/standby"
 done
+
+# The exporter's syncfs of what its hook wrote fails (it runs beside the
+# scan): the export fails saying so, nothing is told to the pull-backup;
+# with room again the next one goes through.
+kill -TERM "$PID_exporter"; wait "$PID_exporter"
+CHAIN_ENV=UNDERSTUDY_FAULT=enospc:syncfs chain_start_one "$EXPORTER" exporter || exit 1
+echo "change for the export's syncfs" >> "$S/a"
+exporter now --wait archived --timeout 25s > "$T/o" 2> "$T/e"
+rc=$?
+cat "$T/e"
+check "export syncfs: the export fails (exit 1)" [ $rc -eq 1 ]
+check "export syncfs: saying what and why" \
+	grep -q "syncfs (what the hook wrote, to disk): No space left on device" "$T/e"
+check "export syncfs: the archive did not change ($n versions)" [ "$(count)" = $n ]
+kill -TERM "$PID_exporter"; wait "$PID_exporter"
+chain_start_one "$EXPORTER" exporter || exit 1
+check "export syncfs: with room again, a cycle completes" exporter now --wait imported
+check "export syncfs: the standby equals the source" same_tree "$S" "$T/standby"
 
 # A real full disk: the archive on an 8 MiB tmpfs.
 chain_stop
