@@ -10,7 +10,7 @@ For each workload (workload.py's kinds; all four by default), in DIR/KIND:
 
 1. Makes the workload (workload.py gen) in DIR/KIND/src.
 2. Sets up the first version everywhere (not timed): understudy's three
-   daemons on free loopback ports (export hook: the shipped files-export,
+   daemons on free loopback ports (export hook: the built files-export,
    with keep_last_export, so that it copies what changed and links the
    rest; import hook: files-import into a standby directory) run a first
    cycle; rdiff-backup backs up into DIR/KIND/rdiff, restic into
@@ -60,12 +60,13 @@ def free_port():
     return port
 
 
-def exporter_yaml(source, port, state_dir, src, pb_port, tok, links=False):
-    """An exporter's config: files-export of src, keeping the last export
-    for it to link to (or, links, hard links of src: scale.py), notifying
-    one pull-backup, exports only when told."""
+def exporter_yaml(source, port, state_dir, src, pb_port, tok, links=False,
+                  build=None):
+    """An exporter's config: files-export (built in build) of src, keeping
+    the last export for it to link to (or, links, hard links of src:
+    scale.py), notifying one pull-backup, exports only when told."""
     hook = os.path.join(HERE, "export-hardlinks") if links else \
-        os.path.join(SRC, "conf", "hooks", "files-export")
+        os.path.join(build, "exporter", "files-export")
     return """source: %s
 listen: 127.0.0.1:%d
 state_dir: %s
@@ -138,7 +139,8 @@ class Chain:
                       ("exporter", "pullbackup", "importer"))
         self.standby = os.path.join(work, "understudy-standby")
         self.write("exporter", exporter_yaml(
-            "db", ex, os.path.join(self.dir, "exporter"), src, pb, tok))
+            "db", ex, os.path.join(self.dir, "exporter"), src, pb, tok,
+            build=build))
         self.write("pullbackup", """listen: 127.0.0.1:%d
 archive_dir: %s/archive
 token_file: %s

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <linux/fs.h>
 #include <linux/openat2.h>
 
 #include "fault.h"
@@ -238,6 +240,30 @@ write_renamed(int dfd, const char *name, const void *data, size_t len,
 	}
 	free(tmp);
 	return 0;
+}
+
+int
+fs_copy_fd(int in, int out)
+{
+	char buf[1 << 16];
+	ssize_t n;
+
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	for (;;) {
+		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			break;
+	}
+	if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP &&
+	    errno != EINVAL)
+		return -1;
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (fs_write_all(out, buf, (size_t)n) != 0)
+			return -1;
+	return n < 0 ? -1 : 0;
 }
 
 static void *

@@ -55,6 +55,10 @@ int fs_rm_rf(const char *path);
 int fs_mkdir_p(const char *path, mode_t mode);
 int fs_exists(const char *path);
 int fs_write_all(int fd, const void *p, size_t n);
+/* Copy the content of in (from its offset) to out: a reflink, else
+ * copy_file_range() (in the kernel), else read and write.  0, or -1 with
+ * errno. */
+int fs_copy_fd(int in, int out);
 
 /* syncfs() of the filesystem holding path, on a thread of its own, so that
  * the disk writes while the caller goes on (hashing what it syncs, from

@@ -440,32 +440,6 @@ walk(struct fi *fi, int sfd, int dfd, const char *rel, const struct stat *want,
 	return rc;
 }
 
-/* Copy the content of in to out: a reflink, else copy_file_range, else
- * read and write. */
-static int
-copy_data(int in, int out)
-{
-	char buf[1 << 16];
-	ssize_t n;
-
-	if (ioctl(out, FICLONE, in) == 0)
-		return 0;
-	for (;;) {
-		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		if (n == 0)
-			return 0;
-		if (n < 0)
-			break;
-	}
-	if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP &&
-	    errno != EINVAL)
-		return -1;
-	while ((n = read(in, buf, sizeof buf)) > 0)
-		if (fs_write_all(out, buf, (size_t)n) != 0)
-			return -1;
-	return n < 0 ? -1 : 0;
-}
-
 /* Owners (as root), mode and mtime of the entry name in dfd, from st.
  * Owners first: chown drops set-id bits. */
 static int
@@ -516,7 +490,7 @@ copy_entry(struct fi *fi, const char *rel, int dfd, const char *name)
 		return -1;
 	}
 	rc = fault_enospc("files-import-copy") ? (errno = ENOSPC, -1) :
-						 copy_data(in, out);
+						 fs_copy_fd(in, out);
 	close(in);
 	if (close(out) != 0)
 		rc = -1;

@@ -9,7 +9,7 @@
 # one-line error.
 source "$SRC/tests/it_lib.sh"
 
-H=$SRC/conf/hooks
+H=$BUILD/exporter # the built files-export
 B=$BUILD/importer # the built files-import and files-promote
 S=$T/site
 mkdir -p "$S/a/b" "$S/empty"
@@ -134,6 +134,31 @@ check "an edit in the site changes no export" \
 cp -p "$(exported "$v7")/a/inplace" "$S/a/inplace"
 check "the version before, superseded, is no longer kept" eventually eval '[ ! -e "$(exported "$v6")" ]'
 
+# A file written just before an export, then edited in place keeping its
+# size and mtime: in the clock tick of that export's copy, it could look
+# unchanged; files-export copies a file whose mtime is not 2 s older than
+# the previous export, instead of linking it.
+echo "racy one" > "$S/racy"
+cp -p "$S/racy" "$T/racy.before"
+check "cycle 8: a file just written" exporter now --wait imported
+echo "racy two" > "$S/racy"
+touch -r "$T/racy.before" "$S/racy"
+check "cycle 9: edited keeping size and mtime" exporter now --wait imported
+check "the edit reached the standby" [ "$(cat "$T/standby/racy")" = "racy two" ]
+check "the export said what it copied and linked" \
+	grep -Eq "files-export: copied what changed since version .* \([0-9]+ files: [1-9][0-9]* copied, [0-9]+ bytes; [1-9][0-9]* linked\)" "$T/c/exporter.log"
+
+# A named pipe in the site: not something a version can hold; the export
+# fails naming it, and the version before stays the newest.
+mkfifo "$S/pipe"
+exporter now --wait archived --timeout 20s > "$T/o" 2> "$T/e"
+check "an export with a named pipe fails (exit 1)" [ $? -eq 1 ]
+check "naming the pipe" contains "$T/e" "$S/pipe: not a file, directory or symlink"
+check "the standby is still the version before" [ "$(cat "$T/standby/racy")" = "racy two" ]
+rm "$S/pipe"
+check "without it, a cycle completes" exporter now --wait imported
+check "and the standby is the site" same_tree "$S" "$T/standby"
+
 # Failback: files-promote, writes to the promoted tree, then an import
 # onto it (this host re-joined as a standby) keeps them aside.
 UNDERSTUDY_VERSION=v "$B/files-promote" "$T/standby" > "$T/o"
@@ -149,7 +174,21 @@ check "while the standby is the version" same_tree "$S" "$T/standby"
 
 UNDERSTUDY_BACKUP_DIR=$T/nowhere "$H/files-export" "$T/absent" 2> "$T/e"
 check "files-export on a missing directory fails" [ $? -eq 1 ]
-check "with a one-line error naming it" [ "$(wc -l < "$T/e")" = 1 ] && contains "$T/e" "$T/absent is not a directory"
+check "with a one-line error naming it" [ "$(wc -l < "$T/e")" = 1 ] && contains "$T/e" "$T/absent: not a directory to export"
+"$H/files-export" "$S" 2> "$T/e"
+check "files-export outside the exporter says so (exit 2)" [ $? -eq 2 ] && contains "$T/e" "not run by understudy-exporter"
+# Entries that go while files-export reads the tree are left out (held at
+# its first entry while a directory of the tree goes).
+mkdir -p "$T/live/gone" "$T/e1" && echo keep > "$T/live/keep" && echo g > "$T/live/gone/g1"
+UNDERSTUDY_FAULT=hold:files-export-entry UNDERSTUDY_FAULT_HOLD=$T/hold \
+	UNDERSTUDY_BACKUP_DIR=$T/e1 "$H/files-export" "$T/live" > "$T/o" 2> "$T/e" &
+fx=$!
+check "files-export held at its first entry" within 10 test -e "$T/hold"
+rm -r "$T/live/gone"
+rm "$T/hold"
+wait $fx
+check "files-export: what went meanwhile is left out, no error" \
+	eval '[ $? -eq 0 ] && [ ! -e "$T/e1/gone" ] && [ "$(cat "$T/e1/keep")" = keep ]'
 "$B/files-import" 2> "$T/e"
 check "files-import without DIR prints its usage (exit 2)" [ $? -eq 2 ] && contains "$T/e" "usage: files-import DIR"
 touch "$T/plainfile"

@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ] || ! id nobody > /dev/null 2>&1 || ! getent group nogroup
 	finish
 	exit
 fi
-H=$SRC/conf/hooks
+H=$BUILD/exporter # the built files-export
 B=$BUILD/importer # the built files-import and files-promote
 S=$T/live
 mkdir -p "$S/sub" "$S/mixed"
