@@ -105,20 +105,28 @@ set_meta(const struct fx *x, int fd, int dfd, const char *name,
 	return utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
 }
 
-/* A copy of the file name in sfd as name in dfd. */
+/* A copy of the file name in sfd (rel in DIR) as name in dfd.  Opened
+ * without blocking: a named pipe put in its place meanwhile would wait for
+ * a writer. */
 static int
-copy_file(struct fx *x, int sfd, int dfd, const char *name)
+copy_file(struct fx *x, int sfd, int dfd, const char *name, const char *rel)
 {
 	struct stat before;
 	int in, out, rc;
 
-	if ((in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	fault_point("files-export-copy");
+	if ((in = openat(sfd, name,
+		 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : -1; /* gone meanwhile */
-	if (fstat(in, &before) != 0 || !S_ISREG(before.st_mode)) {
-		if (!S_ISREG(before.st_mode))
-			errno = EINVAL;
+	if (fstat(in, &before) != 0) {
 		close(in);
 		return -1;
+	}
+	if (!S_ISREG(before.st_mode)) {
+		say_err("%s/%s: no longer a file when read (the tree changed)",
+		    x->src, rel);
+		close(in);
+		return -2;
 	}
 	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0) {
@@ -165,7 +173,7 @@ entry(struct fx *x, int sfd, int pfd, int dfd, const char *name,
 		}
 		/* Else (or the link refused: too many links, another
 		 * filesystem), a copy. */
-		return copy_file(x, sfd, dfd, name);
+		return copy_file(x, sfd, dfd, name, rel);
 	}
 	if (S_ISLNK(st.st_mode)) {
 		if ((len = readlinkat(sfd, name, target, sizeof target - 1)) <

@@ -189,6 +189,18 @@ rm "$T/hold"
 wait $fx
 check "files-export: what went meanwhile is left out, no error" \
 	eval '[ $? -eq 0 ] && [ ! -e "$T/e1/gone" ] && [ "$(cat "$T/e1/keep")" = keep ]'
+# A file that becomes a named pipe between files-export's look and its
+# copy: an error naming it, not a wait for a writer.
+mkdir -p "$T/live2" "$T/e2" && echo x > "$T/live2/f"
+UNDERSTUDY_FAULT=hold:files-export-copy UNDERSTUDY_FAULT_HOLD=$T/hold2 \
+	UNDERSTUDY_BACKUP_DIR=$T/e2 timeout 20 "$H/files-export" "$T/live2" > "$T/o" 2> "$T/e" &
+fx=$!
+check "files-export held before its copy" within 10 test -e "$T/hold2"
+rm "$T/live2/f" && mkfifo "$T/live2/f"
+rm "$T/hold2"
+wait $fx
+check "a file turned pipe: exit 1, not a hang" [ $? -eq 1 ]
+check "naming it" contains "$T/e" "$T/live2/f: no longer a file when read"
 "$B/files-import" 2> "$T/e"
 check "files-import without DIR prints its usage (exit 2)" [ $? -eq 2 ] && contains "$T/e" "usage: files-import DIR"
 touch "$T/plainfile"
