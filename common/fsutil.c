@@ -266,6 +266,36 @@ fs_copy_fd(int in, int out)
 	return n < 0 ? -1 : 0;
 }
 
+int
+fs_set_meta_at(int dfd, const char *name, const struct stat *st, int owners)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, st->st_mtim };
+
+	if (owners &&
+	    fchownat(dfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) !=
+		0)
+		return -1;
+	if (!S_ISLNK(st->st_mode) &&
+	    fchmodat(dfd, name, st->st_mode & 07777, 0) != 0)
+		return -1;
+	return utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+int
+fs_copy_symlink_at(int sfd, const char *sname, int dfd, const char *name,
+    const struct stat *st, int owners)
+{
+	char target[PATH_MAX];
+	ssize_t len;
+
+	if ((len = readlinkat(sfd, sname, target, sizeof target - 1)) < 0)
+		return -1;
+	target[len] = '\0';
+	if (symlinkat(target, dfd, name) != 0)
+		return -1;
+	return fs_set_meta_at(dfd, name, st, owners);
+}
+
 static void *
 syncfs_thread(void *arg)
 {

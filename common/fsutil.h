@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* A relative path from the wire or a manifest: no leading "/", no empty,
@@ -59,6 +60,15 @@ int fs_write_all(int fd, const void *p, size_t n);
  * copy_file_range() (in the kernel), else read and write.  0, or -1 with
  * errno. */
 int fs_copy_fd(int in, int out);
+/* Owners (when owners is set: as root), mode and mtime of the entry name
+ * in dfd, as st says, no symlink followed (a symlink keeps its mode).
+ * Owners first: chown drops set-id bits.  0, or -1 with errno. */
+int fs_set_meta_at(int dfd, const char *name, const struct stat *st,
+    int owners);
+/* A symlink name in dfd pointing where sname in sfd points, with st's
+ * metadata (st: sname's lstat).  0, or -1 with errno. */
+int fs_copy_symlink_at(int sfd, const char *sname, int dfd, const char *name,
+    const struct stat *st, int owners);
 
 /* syncfs() of the filesystem holding path, on a thread of its own, so that
  * the disk writes while the caller goes on (hashing what it syncs, from

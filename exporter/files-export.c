@@ -79,32 +79,6 @@ same_file(const struct fx *x, const struct stat *st, const struct stat *prev)
 	    st->st_mtim.tv_sec < x->racy_from;
 }
 
-/* Owners (as root), mode and mtime of fd, or of name in dfd (fd < 0: a
- * directory set after its entries, or a symlink).  Owners first: chown
- * drops set-id bits. */
-static int
-set_meta(const struct fx *x, int fd, int dfd, const char *name,
-    const struct stat *st)
-{
-	struct timespec ts[2] = { { 0, UTIME_OMIT }, st->st_mtim };
-
-	if (fd >= 0) {
-		if (x->root && fchown(fd, st->st_uid, st->st_gid) != 0)
-			return -1;
-		if (fchmod(fd, st->st_mode & 07777) != 0)
-			return -1;
-		return futimens(fd, ts);
-	}
-	if (x->root &&
-	    fchownat(dfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) !=
-		0)
-		return -1;
-	if (!S_ISLNK(st->st_mode) &&
-	    fchmodat(dfd, name, st->st_mode & 07777, 0) != 0)
-		return -1;
-	return utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
-}
-
 /* A copy of the file name in sfd (rel in DIR) as name in dfd.  Opened
  * without blocking: a named pipe put in its place meanwhile would wait for
  * a writer. */
@@ -135,11 +109,11 @@ copy_file(struct fx *x, int sfd, int dfd, const char *name, const char *rel)
 	}
 	rc = fault_enospc("files-export-copy") ? (errno = ENOSPC, -1) :
 						 fs_copy_fd(in, out);
-	if (rc == 0)
-		rc = set_meta(x, out, -1, NULL, &before);
 	close(in);
 	if (close(out) != 0)
 		rc = -1;
+	if (rc == 0)
+		rc = fs_set_meta_at(dfd, name, &before, x->root);
 	if (rc == 0) {
 		x->copied++;
 		x->bytes += before.st_size;
@@ -155,9 +129,7 @@ static int
 entry(struct fx *x, int sfd, int pfd, int dfd, const char *name,
     const char *rel)
 {
-	char target[PATH_MAX];
 	struct stat st, prev;
-	ssize_t len;
 	int cs, cp, cd, rc;
 
 	fault_point("files-export-entry");
@@ -175,15 +147,8 @@ entry(struct fx *x, int sfd, int pfd, int dfd, const char *name,
 		 * filesystem), a copy. */
 		return copy_file(x, sfd, dfd, name, rel);
 	}
-	if (S_ISLNK(st.st_mode)) {
-		if ((len = readlinkat(sfd, name, target, sizeof target - 1)) <
-		    0)
-			return -1;
-		target[len] = '\0';
-		if (symlinkat(target, dfd, name) != 0)
-			return -1;
-		return set_meta(x, -1, dfd, name, &st);
-	}
+	if (S_ISLNK(st.st_mode))
+		return fs_copy_symlink_at(sfd, name, dfd, name, &st, x->root);
 	if (!S_ISDIR(st.st_mode)) {
 		errno = 0;
 		say_err("%s/%s: not a file, directory or symlink (mode %o): "
@@ -211,7 +176,7 @@ entry(struct fx *x, int sfd, int pfd, int dfd, const char *name,
 		close(cd);
 	/* Its metadata after its entries, which change its mtime. */
 	if (rc == 0)
-		rc = set_meta(x, -1, dfd, name, &st);
+		rc = fs_set_meta_at(dfd, name, &st, x->root);
 	return rc;
 }
 
@@ -301,7 +266,7 @@ main(int argc, char *argv[])
 	rc = walk(&x, sfd, pfd, dfd, "");
 	if (rc == -1)
 		say_err("%s: %s", x.src, strerror(errno));
-	if (rc == 0 && set_meta(&x, dfd, -1, NULL, &st) != 0) {
+	if (rc == 0 && fs_set_meta_at(dfd, ".", &st, x.root) != 0) {
 		say_err("%s: %s", dest, strerror(errno));
 		rc = -1;
 	}

@@ -440,43 +440,18 @@ walk(struct fi *fi, int sfd, int dfd, const char *rel, const struct stat *want,
 	return rc;
 }
 
-/* Owners (as root), mode and mtime of the entry name in dfd, from st.
- * Owners first: chown drops set-id bits. */
-static int
-set_meta(const struct fi *fi, int dfd, const char *name, const struct stat *st)
-{
-	struct timespec ts[2] = { { 0, UTIME_OMIT }, st->st_mtim };
-
-	if (fi->root &&
-	    fchownat(dfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) !=
-		0)
-		return -1;
-	if (!S_ISLNK(st->st_mode) &&
-	    fchmodat(dfd, name, st->st_mode & 07777, 0) != 0)
-		return -1;
-	return utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
-}
-
 /* The version's file or symlink rel, as name in dfd, with its metadata. */
 static int
 copy_entry(struct fi *fi, const char *rel, int dfd, const char *name)
 {
-	char target[PATH_MAX];
 	struct stat st;
-	ssize_t len;
 	int in, out, rc;
 
 	if (fstatat(fi->srcfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return -1;
-	if (S_ISLNK(st.st_mode)) {
-		len = readlinkat(fi->srcfd, rel, target, sizeof target - 1);
-		if (len < 0)
-			return -1;
-		target[len] = '\0';
-		if (symlinkat(target, dfd, name) != 0)
-			return -1;
-		return set_meta(fi, dfd, name, &st);
-	}
+	if (S_ISLNK(st.st_mode))
+		return fs_copy_symlink_at(fi->srcfd, rel, dfd, name, &st,
+		    fi->root);
 	if (!S_ISREG(st.st_mode)) {
 		errno = EINVAL;
 		return -1;
@@ -495,7 +470,7 @@ copy_entry(struct fi *fi, const char *rel, int dfd, const char *name)
 	if (close(out) != 0)
 		rc = -1;
 	if (rc == 0)
-		rc = set_meta(fi, dfd, name, &st);
+		rc = fs_set_meta_at(dfd, name, &st, fi->root);
 	return rc;
 }
 
@@ -627,8 +602,8 @@ apply(struct fi *fi)
 		}
 	for (i = 0; i < fi->ndirs; i++)
 		if (fi->dirs[i].has_want &&
-		    set_meta(fi, fi->dirfd, fi->dirs[i].path,
-			&fi->dirs[i].want) != 0) {
+		    fs_set_meta_at(fi->dirfd, fi->dirs[i].path,
+			&fi->dirs[i].want, fi->root) != 0) {
 			say_err("%s/%s: %s", fi->dir, fi->dirs[i].path,
 			    strerror(errno));
 			return -1;
@@ -678,8 +653,8 @@ rollback(struct fi *fi)
 	}
 	for (i = fi->ndirs; i-- > 0;)
 		if (fi->dirs[i].had_old &&
-		    set_meta(fi, fi->dirfd, fi->dirs[i].path,
-			&fi->dirs[i].old) != 0 &&
+		    fs_set_meta_at(fi->dirfd, fi->dirs[i].path,
+			&fi->dirs[i].old, fi->root) != 0 &&
 		    errno != ENOENT) {
 			say_err("roll-back: %s/%s: %s", fi->dir,
 			    fi->dirs[i].path, strerror(errno));
@@ -1020,7 +995,7 @@ copy_tree(struct fi *fi, const char *rel, int dfd, const char *name)
 	}
 	ents_free(e, n);
 	close(cfd);
-	if (rc == 0 && set_meta(fi, dfd, name, &st) != 0) {
+	if (rc == 0 && fs_set_meta_at(dfd, name, &st, fi->root) != 0) {
 		say_err("%s: %s", name, strerror(errno));
 		rc = -1;
 	}
