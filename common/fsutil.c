@@ -296,6 +296,100 @@ fs_copy_symlink_at(int sfd, const char *sname, int dfd, const char *name,
 	return fs_set_meta_at(dfd, name, st, owners);
 }
 
+#define FLUSH_QUEUE 32
+
+struct fs_flusher {
+	pthread_t t;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct flush_range {
+		int fd;
+		int64_t off, len;
+	} q[FLUSH_QUEUE];
+	unsigned head, n;
+	int stop;
+	int64_t started;
+};
+
+static void *
+flusher_run(void *arg)
+{
+	struct fs_flusher *f = arg;
+	struct flush_range r;
+
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		while (f->n == 0 && !f->stop)
+			pthread_cond_wait(&f->cv, &f->mu);
+		if (f->n == 0)
+			break;
+		r = f->q[f->head];
+		f->head = (f->head + 1) % FLUSH_QUEUE;
+		f->n--;
+		pthread_mutex_unlock(&f->mu);
+		/* A failure here is the syncfs()'s to find and say. */
+		if (sync_file_range(r.fd, r.off, r.len,
+			SYNC_FILE_RANGE_WRITE) == 0)
+			f->started += r.len; /* read after the join */
+		close(r.fd);
+		pthread_mutex_lock(&f->mu);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+struct fs_flusher *
+fs_flusher_new(void)
+{
+	struct fs_flusher *f = xcalloc(1, sizeof *f);
+
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	if (pthread_create(&f->t, NULL, flusher_run, f) != 0) {
+		pthread_mutex_destroy(&f->mu);
+		pthread_cond_destroy(&f->cv);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void
+fs_flusher_add(struct fs_flusher *f, int fd, int64_t off, int64_t len)
+{
+	int dfd;
+
+	if (f == NULL || len <= 0)
+		return;
+	pthread_mutex_lock(&f->mu);
+	if (f->n < FLUSH_QUEUE && (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		f->q[(f->head + f->n) % FLUSH_QUEUE] =
+		    (struct flush_range){ dfd, off, len };
+		f->n++;
+		pthread_cond_signal(&f->cv);
+	}
+	pthread_mutex_unlock(&f->mu);
+}
+
+int64_t
+fs_flusher_free(struct fs_flusher *f)
+{
+	int64_t started;
+
+	if (f == NULL)
+		return 0;
+	pthread_mutex_lock(&f->mu);
+	f->stop = 1;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	pthread_join(f->t, NULL);
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	started = f->started;
+	free(f);
+	return started;
+}
+
 static void *
 syncfs_thread(void *arg)
 {

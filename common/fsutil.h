@@ -80,4 +80,18 @@ struct fs_syncfs {
 void fs_syncfs_start(struct fs_syncfs *, const char *path);
 int fs_syncfs_wait(struct fs_syncfs *);
 
+/* A thread that starts the writeback of ranges of files as they are
+ * written (sync_file_range(), SYNC_FILE_RANGE_WRITE), so that the disk
+ * writes while the writer goes on and a syncfs() at the end has little
+ * left: the page cache of a large machine otherwise holds everything
+ * until then.  Only a head start: durability is still the syncfs()'s.
+ * fs_flusher_add() never blocks: it takes its own fd (a dup), and drops
+ * the range when its queue is full or it has no thread.
+ * fs_flusher_free() starts what is queued, joins the thread, and says how
+ * many bytes' writeback it started. */
+struct fs_flusher;
+struct fs_flusher *fs_flusher_new(void);
+void fs_flusher_add(struct fs_flusher *, int fd, int64_t off, int64_t len);
+int64_t fs_flusher_free(struct fs_flusher *);
+
 #endif

@@ -62,6 +62,7 @@ struct syncer {
 	 * committed the version. */
 	int64_t known;
 	int committed;
+	struct fs_flusher *fl; /* writeback started as files are written */
 };
 
 /* A file being written into staging: from the bytes of a whole-file
@@ -84,6 +85,8 @@ struct writer {
 	int save_failed;
 	char err[256];
 	int failed;
+	struct fs_flusher *fl;
+	int64_t kicked; /* writeback started up to here */
 };
 
 static int
@@ -99,6 +102,14 @@ writer_sink(void *arg, const void *p, size_t n)
 	}
 	if (w->progress != NULL)
 		w->progress->done += (long long)n;
+	/* The file's offset is hs.n (a resumed file was hashed to its end
+	 * first); it went back to 0 if a resume was refused. */
+	if (w->hs.n < w->kicked)
+		w->kicked = 0;
+	if (w->hs.n - w->kicked >= SYNC_FLUSH_STEP) {
+		fs_flusher_add(w->fl, w->hs.fd, w->kicked, w->hs.n - w->kicked);
+		w->kicked = w->hs.n;
+	}
 	return 0;
 }
 
@@ -241,6 +252,7 @@ writer_open(struct syncer *s, struct writer *w, const struct ment *e, int keep)
 
 	memset(w, 0, sizeof *w);
 	w->savefd = -1;
+	w->fl = s->fl;
 	w->progress = s->o->progress;
 	w->st = s->st;
 	fd = fs_open_beneath(s->stagefd, e->path,
@@ -277,6 +289,9 @@ writer_close(struct writer *w)
 	hashsink_abort(&w->hs);
 	delta_patch_free(w->patch);
 	wirez_dec_free(w->dec);
+	/* The rest of the file, or all of a small one. */
+	if (w->hs.n > w->kicked)
+		fs_flusher_add(w->fl, w->hs.fd, w->kicked, w->hs.n - w->kicked);
 	close(w->hs.fd);
 }
 
@@ -753,6 +768,7 @@ fetch_delta(struct syncer *s, const struct ment *e, const struct ment *be,
 	if (rc > 0 && ahead)
 		s->st->ahead++;
 	if (savefd >= 0) {
+		fs_flusher_add(s->fl, savefd, 0, lseek(savefd, 0, SEEK_CUR));
 		close(savefd);
 		if (rc != 1 || rename(tmp, keep) != 0)
 			unlink(tmp);
@@ -1106,6 +1122,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		s.bc = basecheck_start(m, s.basefd, link_candidate, &s);
 	if (o->on_staging != NULL)
 		o->on_staging(o->staged_arg, m, s.stagefd);
+	s.fl = fs_flusher_new();
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
 		if (worker_stopping()) {
@@ -1129,6 +1146,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		staged(o, i + 1);
 		fault_point("sync-file");
 	}
+	st->flushed = fs_flusher_free(s.fl);
+	s.fl = NULL;
 	if (treemeta_apply(s.stagefd, m,
 		TREEMETA_OWNER_ACCESS | TREEMETA_TOP |
 		    (o->owners ? TREEMETA_OWNERS : 0) |
@@ -1159,6 +1178,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	rc = 0;
 out:
 	st->before_commit = rc != 0 && o->pipelined && !s.committed;
+	fs_flusher_free(s.fl);
 	basecheck_stop(s.bc);
 	manifest_shas_free(s.by_sha);
 	free(s.by_name);

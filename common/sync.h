@@ -92,6 +92,9 @@ struct sync_stats {
 	int64_t bytes;    /* of the version */
 	int64_t received; /* over the wire */
 	int64_t sent;     /* signatures */
+	/* bytes written (staged files, kept deltas) whose writeback was
+	 * started before the syncfs() */
+	int64_t flushed;
 	/* pipelined (sync_opts): it failed before the server had committed
 	 * the version (the server's trouble, likely, not ours) */
 	int before_commit;
@@ -99,6 +102,11 @@ struct sync_stats {
 	 * dropped than kept for a resume */
 	int nospace;
 };
+
+/* A file written to staging has its writeback started every this many
+ * bytes (fs_flusher), so that the syncfs() before the commit finds the
+ * disk's work mostly done: a large file's delta is patched meanwhile. */
+#define SYNC_FLUSH_STEP ((int64_t)8 << 20)
 
 /* Returns 0, or -1 with a one-line reason; *gone is set when the peer no
  * longer has the version (404/410), so retrying is pointless. */

@@ -2,7 +2,8 @@
  * (common/serve.c), in process over loopback: a fresh copy, deltas against
  * a base with the deltas kept, a kept delta relayed, a sync cut short and
  * resumed, signatures made ahead (good and bad), a damaged base, a server
- * that lies about a file, and a version that is gone. */
+ * that lies about a file, and a version that is gone; the writeback of
+ * what it writes started as it goes. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -246,6 +247,8 @@ main(void)
 	CHECK(sync_run(&o, &m, &st, &gone, err, sizeof err) == 0);
 	CHECK(m != NULL && st.files == 3 && st.whole == 3 && st.deltas == 0);
 	CHECK(tree_is(stg, served.m));
+	/* Every byte written had its writeback started before the end. */
+	CHECK(st.flushed == st.bytes);
 	base_m = m;
 	m = NULL;
 	p = path_of("base");
