@@ -1087,7 +1087,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	struct manifest *m = NULL;
 	const struct ment *e;
 	size_t i;
-	int rc = -1;
+	int rc = -1, fetched = 0;
 
 	memset(&s, 0, sizeof s);
 	memset(st, 0, sizeof *st);
@@ -1148,6 +1148,10 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	st->flushed = fs_flusher_free(s.fl);
 	s.fl = NULL;
+	if (o->on_fetched != NULL) {
+		o->on_fetched(o->fetched_arg, m);
+		fetched = 1;
+	}
 	if (treemeta_apply(s.stagefd, m,
 		TREEMETA_OWNER_ACCESS | TREEMETA_TOP |
 		    (o->owners ? TREEMETA_OWNERS : 0) |
@@ -1179,6 +1183,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 out:
 	st->before_commit = rc != 0 && o->pipelined && !s.committed;
 	fs_flusher_free(s.fl);
+	if (fetched && rc != 0)
+		o->on_fetched(o->fetched_arg, NULL);
 	basecheck_stop(s.bc);
 	manifest_shas_free(s.by_sha);
 	free(s.by_name);

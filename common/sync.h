@@ -79,6 +79,13 @@ struct sync_opts {
 	void (*on_progress)(void *arg);
 	_Atomic size_t *staged;
 	void *staged_arg;
+	/* Once every file is in staging and verified, before they are made
+	 * durable and the server's commit is awaited: on_fetched(arg, m),
+	 * for work that may start then (the pull-backup's reverse
+	 * increments).  If the sync then fails, on_fetched(arg, NULL)
+	 * before m is freed: that work must end there. */
+	void (*on_fetched)(void *arg, const struct manifest *m);
+	void *fetched_arg;
 };
 
 struct sync_stats {

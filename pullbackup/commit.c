@@ -10,9 +10,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "hash.h"
+#include "log.h"
 #include "manifest.h"
 #include "store.h"
 #include "sync.h"
@@ -35,6 +38,7 @@ void
 store_begin(struct store *st, struct store_txn *t)
 {
 	t->st = st;
+	t->pre = NULL;
 	t->staging = xasprintf("%s/%s", st->dir, STAGING);
 	t->deltas = xasprintf("%s/%s", st->dir, DELTAS);
 }
@@ -42,6 +46,7 @@ store_begin(struct store *st, struct store_txn *t)
 static void
 txn_end(struct store_txn *t)
 {
+	store_prebuild_stop(t);
 	free(t->staging);
 	free(t->deltas);
 	t->staging = t->deltas = NULL;
@@ -53,6 +58,112 @@ store_abort(struct store_txn *t, int drop)
 	if (drop && t->staging != NULL)
 		sync_staging_drop(t->staging);
 	txn_end(t);
+}
+
+struct prebuild {
+	struct store *st;
+	const struct manifest *old_m, *m;
+	pthread_t t;
+	int rc;
+	char err[512];
+};
+
+static void *
+prebuild_run(void *arg)
+{
+	struct prebuild *p = arg;
+	int curfd = -1, stgfd = -1, lockfd;
+
+	/* The shared lock on a description of its own: a prune or a repair
+	 * (another process, the exclusive lock) removes an increment.tmp as
+	 * an unfinished one; it runs before this build or after it, not
+	 * during.  Not waited for: the commit, under the exclusive lock,
+	 * waits for this thread, and builds them itself if need be. */
+	p->rc = -1;
+	lockfd = openat(p->st->dfd, "lock", O_RDONLY | O_CLOEXEC);
+	if (lockfd < 0 || flock(lockfd, LOCK_SH | LOCK_NB) != 0) {
+		snprintf(p->err, sizeof p->err, "%s/lock: %s", p->st->dir,
+		    strerror(errno));
+		goto out;
+	}
+	curfd = openat(p->st->dfd, "current",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	stgfd = openat(p->st->dfd, STAGING, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (curfd < 0 || stgfd < 0)
+		snprintf(p->err, sizeof p->err, "%s: current/ or staging/: %s",
+		    p->st->dir, strerror(errno));
+	else
+		p->rc = increment_build(p->st, p->old_m, p->m, curfd, stgfd,
+		    p->err, sizeof p->err);
+out:
+	if (curfd >= 0)
+		close(curfd);
+	if (stgfd >= 0)
+		close(stgfd);
+	if (lockfd >= 0)
+		close(lockfd); /* and the lock with it */
+	return NULL;
+}
+
+void
+store_prebuild(struct store_txn *t, const struct manifest *old_m,
+    const struct manifest *m)
+{
+	struct prebuild *p;
+
+	store_prebuild_stop(t);
+	if (old_m == NULL)
+		return;
+	p = xcalloc(1, sizeof *p);
+	p->st = t->st;
+	p->old_m = old_m;
+	p->m = m;
+	if (pthread_create(&p->t, NULL, prebuild_run, p) != 0) {
+		free(p);
+		return;
+	}
+	t->pre = p;
+}
+
+/* Wait for the increments built ahead: 0 when they are old's for new,
+ * complete and on disk, and still there (called under the exclusive
+ * lock: a prune that removed them as unfinished has finished). */
+static int
+prebuild_join(struct store_txn *t, const char *old, const char *new)
+{
+	struct prebuild *p = t->pre;
+	char *inc;
+	int rc;
+
+	if (p == NULL)
+		return -1;
+	pthread_join(p->t, NULL);
+	inc = store_vpath(t->st, p->old_m->version, "increment.tmp");
+	rc = p->rc == 0 && old != NULL && strcmp(p->old_m->version, old) == 0 &&
+		strcmp(p->m->version, new) == 0 &&
+		fs_exists_at(t->st->dfd, inc) ?
+	    0 :
+	    -1;
+	free(inc);
+	if (p->rc != 0)
+		log_debug("increments built ahead: %s; building them again",
+		    p->err);
+	free(p);
+	t->pre = NULL;
+	return rc;
+}
+
+void
+store_prebuild_stop(struct store_txn *t)
+{
+	char *inc;
+
+	if (t->pre == NULL)
+		return;
+	inc = store_vpath(t->st, t->pre->old_m->version, "increment.tmp");
+	prebuild_join(t, NULL, "");
+	fs_rm_rf_at(t->st->dfd, inc);
+	free(inc);
 }
 
 /* Where a commit of version new puts the tree it replaces: garbage from
@@ -297,7 +408,8 @@ prepare(struct store_txn *t, const struct manifest *m, char *err, size_t errlen)
 			    strerror(errno));
 			goto out;
 		}
-		if (increment_build(st, old_m, m, curfd, stgfd, err, errlen))
+		if (prebuild_join(t, old, m->version) != 0 &&
+		    increment_build(st, old_m, m, curfd, stgfd, err, errlen))
 			goto out;
 		fault_point("commit-increments-built");
 	}

@@ -286,6 +286,20 @@ pull_stg_lookup(struct src *s, const char *version, struct serve_version *v)
 	return 0;
 }
 
+/* Every file fetched: the reverse increments of the newest version can
+ * be built while the pull makes them durable and waits for its importers'
+ * commit check (sync_opts.on_fetched). */
+static void
+pull_on_fetched(void *arg, const struct manifest *m)
+{
+	struct src *s = arg;
+
+	if (m != NULL)
+		store_prebuild(&s->txn, s->head_m, m);
+	else
+		store_prebuild_stop(&s->txn);
+}
+
 static void
 pull_work(void *arg)
 {
@@ -328,6 +342,8 @@ pull_work(void *arg)
 		o.staged = &s->staged;
 		o.staged_arg = s;
 	}
+	o.on_fetched = pull_on_fetched;
+	o.fetched_arg = s;
 	s->st->zstd_increments = sc->zstd_increments;
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {

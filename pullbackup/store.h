@@ -124,6 +124,7 @@ struct store_txn {
 	/* the deltas its files came by, kept for the reverse increments and
 	 * the importers */
 	char *deltas;
+	struct prebuild *pre; /* store_prebuild(), or NULL */
 };
 void store_begin(struct store *, struct store_txn *);
 /* Make the verified tree in staging, described by m, the newest version,
@@ -137,6 +138,17 @@ int store_commit(struct store_txn *, const struct manifest *m, char **replaced,
 /* End a transaction without a commit: the staging tree stays for a retry
  * to resume, or with drop it goes. */
 void store_abort(struct store_txn *, int drop);
+/* Start building the increments that turn m (complete in staging/) back
+ * into old_m (the newest version, in current/) on a thread of its own,
+ * before the commit: the commit then only waits for it.  Both manifests
+ * must live until store_commit() or store_prebuild_stop().  What is
+ * written stays in versions/OLD/increment.tmp, which no reader looks at
+ * until the commit's journal names it; a build that failed, or that is
+ * not for the version committed, is done again under the lock. */
+void store_prebuild(struct store_txn *, const struct manifest *old_m,
+    const struct manifest *m);
+/* Wait for it and drop what it wrote. */
+void store_prebuild_stop(struct store_txn *);
 
 /* prune.c */
 /* Remove versions by retention, never the newest: a version goes when it

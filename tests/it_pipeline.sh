@@ -5,7 +5,7 @@
 # it, and runs its hook only once the version is committed to the
 # archive.  Held between its pull and its commit, the pull-backup has
 # been fetched from in full, the standby is untouched, the archive's
-# newest is the old version.  A file not staged yet is never served
+# newest is the old version, whose increments are built already.  A file not staged yet is never served
 # (503); a progress request waits.  A pull-backup killed before its
 # commit, or a pull that stops because its version went, leaves the
 # importer with nothing wrong reported, and the next version through.
@@ -72,6 +72,16 @@ sleep 1
 check "the hook has not run: the standby is still version 1" [ "$(standby_version)" = "$v1" ]
 check "and holds version 1's files" grep -qx "file 1" "$T/standby/a/f1"
 check "the archive's newest is still version 1" [ "$(pb_newest)" = "$v1" ]
+# The reverse increments are built while the pull makes its tree durable
+# and waits, not after it: there before the commit, not yet in place.
+inc_built() { [ -n "$(ls "$T/c/archive/db/versions/$v1/increment.tmp" 2>/dev/null)" ]; }
+check "version 1's increments are built before the commit" within 20 inc_built
+check "and not yet taken" [ ! -e "$T/c/archive/db/versions/$v1/increment" ]
+# A prune run meanwhile (the exclusive lock) removes them as unfinished:
+# the commit must see they are gone and write them itself.
+check "a prune meanwhile removes them as unfinished" \
+	pullbackup prune db --keep-last 10
+check "(gone)" [ ! -e "$T/c/archive/db/versions/$v1/increment.tmp" ]
 curl -s "${AUTH[@]}" "$PB/$v2/progress?wait=0" > "$T/p.json"
 check "progress: every entry staged, not committed" python3 -c '
 import json, sys
@@ -86,6 +96,10 @@ check "released, the cycle completes" wait "$NOW"
 check "the standby has version 2" [ "$(standby_version)" = "$v2" ]
 check "and equals the source" same_tree "$S" "$T/standby"
 check "the archive's newest is version 2" [ "$(pb_newest)" = "$v2" ]
+check "the commit took the increments built ahead" \
+	[ -d "$T/c/archive/db/versions/$v1/increment" -a \
+	! -e "$T/c/archive/db/versions/$v1/increment.tmp" ]
+check "and they restore version 1" pullbackup verify db --all
 check "the import.ready went once, before the commit: no second push" \
 	[ "$(grep -c "importing version $v2 " "$T/c/importer.log")" = 1 ]
 c=$(curl -s "${AUTH[@]}" "$PB/$v2/progress?wait=committed")
@@ -116,8 +130,9 @@ rm -f "$T/hold"
 check "released, the importer gets version 3" within 60 standby_is "$v3"
 check "equal to the source" same_tree "$S" "$T/standby"
 
-# 3. The pull-backup killed before its commit: the importer's waits
-# fail, the pull is resumed at the restart and pushed again.
+# 3. The pull-backup killed before its commit (its increments built
+# ahead): the importer's waits fail, the pull is resumed at the restart
+# and pushed again.
 held_cycle pull-synced a/f7
 check "held before the commit again" held
 v4=$(pulling)
@@ -130,6 +145,7 @@ chain_start_one "$PULLBACKUP" pullbackup || exit 1
 check "restarted, the pull-backup archives it and the importer takes it" \
 	within 90 standby_is "$v4"
 check "equal to the source" same_tree "$S" "$T/standby"
+check "archive verify finds nothing wrong" pullbackup verify db --all
 
 # 4. A pull that stops because its version went (a newer export
 # superseded it on the exporter): the importer drops it without a report

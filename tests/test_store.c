@@ -1,7 +1,8 @@
 /* The store (pullbackup/store.h) on its own: commits of changing trees,
  * every version restored bit for bit (content, modes, mtimes, symlinks),
  * retention, a crash at each fault point of a commit followed by recovery,
- * and an aborted transaction. */
+ * an aborted transaction, and increments built ahead of the commit (or
+ * ahead, then stopped). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -121,6 +122,15 @@ same(const struct manifest *a, const struct manifest *b)
 	return 1;
 }
 
+/* How commit_tree() builds the increments: in the commit, ahead
+ * (store_prebuild()), or ahead then stopped (what a pull that fails after
+ * its files are in does), the commit building them. */
+static enum {
+	PRE_NONE,
+	PRE_AHEAD,
+	PRE_STOPPED
+} prebuild;
+
 /* Commit version v of the tree made by make_tree() in a transaction's
  * staging tree: 0, or -1 (the transaction aborted) with the reason. */
 static int
@@ -128,15 +138,27 @@ commit_tree(struct store *a, int v, int64_t ms, struct manifest **mp, char *err,
     size_t errlen)
 {
 	struct store_txn t;
-	char id[VERSION_ID_SIZE];
+	struct manifest *old_m = NULL;
+	char id[VERSION_ID_SIZE], *inc;
 	int rc;
 
 	store_begin(a, &t);
 	make_tree(t.staging, v);
 	version_id_make(ms, id);
 	CHECK(manifest_scan(t.staging, "db", id, mp, err, errlen) == 0);
+	if (prebuild != PRE_NONE && a->n > 0) {
+		CHECK(store_manifest(a, a->n - 1, &old_m, err, errlen) == 0);
+		store_prebuild(&t, old_m, *mp);
+	}
+	if (prebuild == PRE_STOPPED && old_m != NULL) {
+		store_prebuild_stop(&t);
+		inc = store_vpath(a, old_m->version, "increment.tmp");
+		CHECK(!fs_exists_at(a->dfd, inc));
+		free(inc);
+	}
 	if ((rc = store_commit(&t, *mp, NULL, err, errlen)) != 0)
 		store_abort(&t, 1);
+	manifest_free(old_m);
 	return rc;
 }
 
@@ -426,11 +448,13 @@ main(void)
 	CHECK(store_open(adir, "db", STORE_DAEMON, &a, err, sizeof err) == 0);
 	CHECK(a->n == 0 && store_head(a) == NULL);
 	for (v = 0; v < 4; v++) {
+		prebuild = v == 2 ? PRE_STOPPED : v % 2 ? PRE_AHEAD : PRE_NONE;
 		commit_version(a, v);
 		CHECK(a->n == (size_t)v + 1);
 		CHECK_STR(store_head(a), ids[v]);
 		check_all(a, "commit");
 	}
+	prebuild = PRE_NONE;
 	/* Contents the next version has at another path take no increment:
 	 * in version 1, the swapped files, the renamed blob and dir-a/inner
 	 * have none; big (changed in place) has its reverse delta. */
