@@ -64,6 +64,7 @@ struct prebuild {
 	struct store *st;
 	const struct manifest *old_m, *m;
 	pthread_t t;
+	int joined;
 	int rc;
 	char err[512];
 };
@@ -77,8 +78,9 @@ prebuild_run(void *arg)
 	/* The shared lock on a description of its own: a prune or a repair
 	 * (another process, the exclusive lock) removes an increment.tmp as
 	 * an unfinished one; it runs before this build or after it, not
-	 * during.  Not waited for: the commit, under the exclusive lock,
-	 * waits for this thread, and builds them itself if need be. */
+	 * during.  Not waited for, so that nothing waits on this thread
+	 * while holding the lock; the commit joins it before taking the
+	 * exclusive lock, and builds them itself if need be. */
 	p->rc = -1;
 	lockfd = openat(p->st->dfd, "lock", O_RDONLY | O_CLOEXEC);
 	if (lockfd < 0 || flock(lockfd, LOCK_SH | LOCK_NB) != 0) {
@@ -125,11 +127,22 @@ store_prebuild(struct store_txn *t, const struct manifest *old_m,
 	t->pre = p;
 }
 
-/* Wait for the increments built ahead: 0 when they are old's for new,
- * complete and on disk, and still there (called under the exclusive
- * lock: a prune that removed them as unfinished has finished). */
+/* Wait for the thread, if it is not done yet: before the exclusive lock,
+ * which its shared one would hold up. */
+static void
+prebuild_wait(struct store_txn *t)
+{
+	if (t->pre != NULL && !t->pre->joined) {
+		pthread_join(t->pre->t, NULL);
+		t->pre->joined = 1;
+	}
+}
+
+/* End it: 0 when it built old's increments for new, complete and on
+ * disk, and they are still there (called under the exclusive lock: a
+ * prune that removed them as unfinished has finished). */
 static int
-prebuild_join(struct store_txn *t, const char *old, const char *new)
+prebuild_take(struct store_txn *t, const char *old, const char *new)
 {
 	struct prebuild *p = t->pre;
 	char *inc;
@@ -137,7 +150,7 @@ prebuild_join(struct store_txn *t, const char *old, const char *new)
 
 	if (p == NULL)
 		return -1;
-	pthread_join(p->t, NULL);
+	prebuild_wait(t);
 	inc = store_vpath(t->st, p->old_m->version, "increment.tmp");
 	rc = p->rc == 0 && old != NULL && strcmp(p->old_m->version, old) == 0 &&
 		strcmp(p->m->version, new) == 0 &&
@@ -161,7 +174,7 @@ store_prebuild_stop(struct store_txn *t)
 	if (t->pre == NULL)
 		return;
 	inc = store_vpath(t->st, t->pre->old_m->version, "increment.tmp");
-	prebuild_join(t, NULL, "");
+	prebuild_take(t, NULL, "");
 	fs_rm_rf_at(t->st->dfd, inc);
 	free(inc);
 }
@@ -408,7 +421,7 @@ prepare(struct store_txn *t, const struct manifest *m, char *err, size_t errlen)
 			    strerror(errno));
 			goto out;
 		}
-		if (prebuild_join(t, old, m->version) != 0 &&
+		if (prebuild_take(t, old, m->version) != 0 &&
 		    increment_build(st, old_m, m, curfd, stgfd, err, errlen))
 			goto out;
 		fault_point("commit-increments-built");
@@ -487,6 +500,7 @@ store_commit(struct store_txn *t, const struct manifest *m, char **replaced,
 		*replaced = NULL;
 	/* Readers (restore, verify, export) see the archive before or after
 	 * the commit, never during it. */
+	prebuild_wait(t);
 	if (st->mode == STORE_DAEMON && store_lock(st, 1, err, errlen) != 0)
 		return -1;
 	rc = commit_locked(t, m, replaced, err, errlen);
