@@ -243,26 +243,43 @@ write_renamed(int dfd, const char *name, const void *data, size_t len,
 }
 
 int
-fs_copy_fd(int in, int out)
+fs_copy_fd(int in, int out, struct fs_flusher *fl)
 {
 	char buf[1 << 16];
+	int64_t done = 0, kicked = 0;
+	off_t at = fl != NULL ? lseek(out, 0, SEEK_CUR) : 0;
 	ssize_t n;
 
 	if (ioctl(out, FICLONE, in) == 0)
 		return 0;
+	if (at < 0)
+		at = 0; /* only where the writeback starts */
 	for (;;) {
-		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		if (n == 0)
-			return 0;
-		if (n < 0)
+		n = copy_file_range(in, NULL, out, NULL,
+		    fl != NULL ? (size_t)FS_FLUSH_STEP : (size_t)1 << 30, 0);
+		if (n <= 0)
 			break;
+		fs_flusher_add(fl, out, at + done, n);
+		done += n;
 	}
+	if (n == 0)
+		return 0;
+	/* Not across these filesystems: read and write, from where the
+	 * offsets are. */
 	if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP &&
 	    errno != EINVAL)
 		return -1;
-	while ((n = read(in, buf, sizeof buf)) > 0)
+	kicked = done;
+	while ((n = read(in, buf, sizeof buf)) > 0) {
 		if (fs_write_all(out, buf, (size_t)n) != 0)
 			return -1;
+		done += n;
+		if (done - kicked >= FS_FLUSH_STEP) {
+			fs_flusher_add(fl, out, at + kicked, done - kicked);
+			kicked = done;
+		}
+	}
+	fs_flusher_add(fl, out, at + kicked, done - kicked);
 	return n < 0 ? -1 : 0;
 }
 

@@ -56,10 +56,12 @@ int fs_rm_rf(const char *path);
 int fs_mkdir_p(const char *path, mode_t mode);
 int fs_exists(const char *path);
 int fs_write_all(int fd, const void *p, size_t n);
+struct fs_flusher;
 /* Copy the content of in (from its offset) to out: a reflink, else
- * copy_file_range() (in the kernel), else read and write.  0, or -1 with
- * errno. */
-int fs_copy_fd(int in, int out);
+ * copy_file_range() (in the kernel), else read and write.  With fl (or
+ * NULL), the writeback of every FS_FLUSH_STEP bytes copied is started
+ * as it goes (see fs_flusher below).  0, or -1 with errno. */
+int fs_copy_fd(int in, int out, struct fs_flusher *fl);
 /* Owners (when owners is set: as root), mode and mtime of the entry name
  * in dfd, as st says, no symlink followed (a symlink keeps its mode).
  * Owners first: chown drops set-id bits.  0, or -1 with errno. */
@@ -89,7 +91,7 @@ int fs_syncfs_wait(struct fs_syncfs *);
  * the range when its queue is full or it has no thread.
  * fs_flusher_free() starts what is queued, joins the thread, and says how
  * many bytes' writeback it started. */
-struct fs_flusher;
+#define FS_FLUSH_STEP ((int64_t)8 << 20)
 struct fs_flusher *fs_flusher_new(void);
 void fs_flusher_add(struct fs_flusher *, int fd, int64_t off, int64_t len);
 int64_t fs_flusher_free(struct fs_flusher *);

@@ -106,7 +106,7 @@ writer_sink(void *arg, const void *p, size_t n)
 	 * first); it went back to 0 if a resume was refused. */
 	if (w->hs.n < w->kicked)
 		w->kicked = 0;
-	if (w->hs.n - w->kicked >= SYNC_FLUSH_STEP) {
+	if (w->hs.n - w->kicked >= FS_FLUSH_STEP) {
 		fs_flusher_add(w->fl, w->hs.fd, w->kicked, w->hs.n - w->kicked);
 		w->kicked = w->hs.n;
 	}

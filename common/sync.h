@@ -110,11 +110,6 @@ struct sync_stats {
 	int nospace;
 };
 
-/* A file written to staging has its writeback started every this many
- * bytes (fs_flusher), so that the syncfs() before the commit finds the
- * disk's work mostly done: a large file's delta is patched meanwhile. */
-#define SYNC_FLUSH_STEP ((int64_t)8 << 20)
-
 /* Returns 0, or -1 with a one-line reason; *gone is set when the peer no
  * longer has the version (404/410), so retrying is pointless. */
 int sync_run(const struct sync_opts *, struct manifest **out,

@@ -50,6 +50,9 @@ struct fx {
 	int linking;      /* a previous version to link to */
 	time_t racy_from; /* mtimes from here on are always copied */
 	long long copied, linked, bytes;
+	/* the writeback of the copies, started as they are made: the
+	 * exporter's syncfs then finds less to write */
+	struct fs_flusher *fl;
 };
 
 static void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -108,7 +111,7 @@ copy_file(struct fx *x, int sfd, int dfd, const char *name, const char *rel)
 		return -1;
 	}
 	rc = fault_enospc("files-export-copy") ? (errno = ENOSPC, -1) :
-						 fs_copy_fd(in, out);
+						 fs_copy_fd(in, out, x->fl);
 	close(in);
 	if (close(out) != 0)
 		rc = -1;
@@ -263,7 +266,9 @@ main(int argc, char *argv[])
 		x.linking = 1;
 		x.racy_from = (time_t)(version_id_ms(pv) / 1000) - RACY_SECS;
 	}
+	x.fl = fs_flusher_new();
 	rc = walk(&x, sfd, pfd, dfd, "");
+	fs_flusher_free(x.fl);
 	if (rc == -1)
 		say_err("%s: %s", x.src, strerror(errno));
 	if (rc == 0 && fs_set_meta_at(dfd, ".", &st, x.root) != 0) {

@@ -105,6 +105,9 @@ struct fi {
 	struct fi_dir *dirs;
 	size_t ndirs, capdirs;
 	long long files, removed;
+	/* the writeback of what is copied, started as it is (the syncfs
+	 * after the copies then finds less to write) */
+	struct fs_flusher *fl;
 };
 
 static void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -465,7 +468,7 @@ copy_entry(struct fi *fi, const char *rel, int dfd, const char *name)
 		return -1;
 	}
 	rc = fault_enospc("files-import-copy") ? (errno = ENOSPC, -1) :
-						 fs_copy_fd(in, out);
+						 fs_copy_fd(in, out, fi->fl);
 	close(in);
 	if (close(out) != 0)
 		rc = -1;
@@ -1123,6 +1126,7 @@ import_main(struct fi *fi)
 		return 1;
 	clean_leftovers(fi);
 	mark = mark_read(fi);
+	fi->fl = fs_flusher_new();
 	if (fs_exists(fi->dir) && mark != NULL && prev != NULL &&
 	    strcmp(mark, prev) == 0 && changed != NULL && changed[0] != '\0') {
 		if (changed_load(fi, changed) != 0 ||
@@ -1138,6 +1142,8 @@ import_main(struct fi *fi)
 		how = xstrdup("copied");
 	}
 	free(mark);
+	fs_flusher_free(fi->fl);
+	fi->fl = NULL;
 	if (rc == 0)
 		printf("%s: %s is version %s (%lld files, %s)\n", prog, fi->dir,
 		    version, fi->files, how);

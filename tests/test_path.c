@@ -82,6 +82,39 @@ main(void)
 		    memcmp(buf, "secret", 6) == 0);
 		free(buf);
 	}
+	/* A copy with a flusher: the content whole, and the writeback of
+	 * every byte started (in steps, and the rest at the end). */
+	{
+		struct fs_flusher *fl = fs_flusher_new();
+		static char buf[1 << 20];
+		int in, cp, i, same = 1;
+		int64_t started;
+
+		snprintf(p, sizeof p, "%s/big", dir);
+		CHECK((in = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0);
+		for (i = 0; i < 20; i++) {
+			memset(buf, 'a' + i, sizeof buf);
+			CHECK(fs_write_all(in, buf, sizeof buf - i) == 0);
+		}
+		CHECK(lseek(in, 0, SEEK_SET) == 0);
+		snprintf(p, sizeof p, "%s/big.copy", dir);
+		CHECK((cp = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0);
+		CHECK(fs_copy_fd(in, cp, fl) == 0);
+		started = fs_flusher_free(fl);
+		CHECK(started == 20 * (int64_t)sizeof buf - 190);
+		CHECK(lseek(cp, 0, SEEK_SET) == 0);
+		for (i = 0; i < 20 && same; i++) {
+			size_t want = sizeof buf - (size_t)i;
+			char c = (char)('a' + i);
+			same = read(cp, buf, want) == (ssize_t)want &&
+			    buf[0] == c && buf[want - 1] == c;
+		}
+		CHECK(same && read(cp, buf, 1) == 0);
+		close(in);
+		close(cp);
+		/* Without one, the same copy, nothing started. */
+		CHECK(fs_flusher_free(NULL) == 0);
+	}
 	fs_rm_rf(dir);
 	CHECK(access(dir, F_OK) != 0);
 	return unit_done();
