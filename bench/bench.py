@@ -21,7 +21,8 @@ For each workload (workload.py's kinds; all four by default), in DIR/KIND:
 3. Changes the workload again (mutate, another seed), and waits for the
    pull-backup to finish the signatures it makes ahead after a pull
    (Chain.settle).
-4. Times, one after the other: understudy's incremental chain
+4. Times, one after the other, each after a sync (quiesce(): no step
+   pays for the writes of the ones before): understudy's incremental chain
    (`now --wait imported`: export, pull into the archive, push, import
    into a standby directory); rdiff-backup's incremental backup, then its
    restore of the newest version into a standby directory (the SlapOS
@@ -77,6 +78,17 @@ notify: [http://127.0.0.1:%d]
 token_file: %s
 """ % (source, port, state_dir, hook, src, "false" if links else "true",
        pb_port, tok)
+
+
+def quiesce():
+    """Before each timed step: what the steps before it wrote (the
+    workload's mutation, the untimed copies and backups) goes to disk
+    first.  understudy's daemons make what they write durable with
+    syncfs(), which writes everything dirty on the filesystem; without
+    this, the first of them to sync paid for the setup's writes (a
+    600 MiB `cp -a` among them), and rdiff-backup, restic and rsync,
+    which never sync, for nothing."""
+    os.sync()
 
 
 def run(cmd, **kw):
@@ -309,27 +321,33 @@ def one_workload(a, kind, work):
 
         print("bench %s: understudy's incremental chain" % kind, flush=True)
         chain.settle()
+        quiesce()
         res["understudy"] = chain.cycle()
         res["understudy"]["rss"] = chain.hwm()
 
         print("bench %s: rdiff-backup backup, then restore" % kind,
               flush=True)
+        quiesce()
         w, c, _ = run(["rdiff-backup", "backup", src, rdiff])
         rss_before = peak_rss_children()
         res["rdiff_backup"] = {"wall": w, "cpu": c}
+        quiesce()
         w, c, _ = run(["rdiff-backup", "restore", "--at", "now", rdiff,
                        os.path.join(work, "rdiff-standby")])
         res["rdiff_restore"] = {"wall": w, "cpu": c}
         res["rdiff_peak_rss"] = max(rss_before, peak_rss_children())
 
         print("bench %s: restic backup, then restore" % kind, flush=True)
+        quiesce()
         w, c, _ = run(restic(rrepo, "backup", "."), cwd=src)
         res["restic_backup"] = {"wall": w, "cpu": c}
+        quiesce()
         w, c, _ = run(restic(rrepo, "restore", "latest", "--target",
                              os.path.join(work, "restic-standby")))
         res["restic_restore"] = {"wall": w, "cpu": c}
 
         print("bench %s: one rsync hop" % kind, flush=True)
+        quiesce()
         w, c, out = run(["rsync", "-a", "--no-whole-file", "--delete",
                          "--stats", src + "/",
                          os.path.join(work, "rsync") + "/"])
@@ -337,9 +355,11 @@ def one_workload(a, kind, work):
 
         print("bench %s: restore of the previous version" % kind,
               flush=True)
+        quiesce()
         w, c, _ = run(chain.cmd("pullbackup", "restore", "db", "--at", "1B",
                                 os.path.join(work, "understudy-previous")))
         res["understudy_restore_previous"] = {"wall": w, "cpu": c}
+        quiesce()
         w, c, _ = run(["rdiff-backup", "restore",
                        "--at", "1B", rdiff,
                        os.path.join(work, "rdiff-previous")])
