@@ -286,9 +286,9 @@ pull_stg_lookup(struct src *s, const char *version, struct serve_version *v)
 	return 0;
 }
 
-/* Every file fetched: the reverse increments of the newest version can
- * be built while the pull makes them durable and waits for its importers'
- * commit check (sync_opts.on_fetched). */
+/* Every file fetched and verified: the reverse increments of the newest
+ * version can be built while the sync sets the tree's times and modes
+ * and makes it durable (sync_opts.on_fetched). */
 static void
 pull_on_fetched(void *arg, const struct manifest *m)
 {
