@@ -246,21 +246,21 @@ int
 fs_copy_fd(int in, int out, struct fs_flusher *fl)
 {
 	char buf[1 << 16];
-	int64_t done = 0, kicked = 0;
-	off_t at = fl != NULL ? lseek(out, 0, SEEK_CUR) : 0;
+	/* Where out is, for the writeback only. */
+	int64_t end = fl != NULL ? lseek(out, 0, SEEK_CUR) : 0, kicked;
 	ssize_t n;
 
 	if (ioctl(out, FICLONE, in) == 0)
 		return 0;
-	if (at < 0)
-		at = 0; /* only where the writeback starts */
+	if (end < 0)
+		end = 0;
 	for (;;) {
 		n = copy_file_range(in, NULL, out, NULL,
 		    fl != NULL ? (size_t)FS_FLUSH_STEP : (size_t)1 << 30, 0);
 		if (n <= 0)
 			break;
-		fs_flusher_add(fl, out, at + done, n);
-		done += n;
+		fs_flusher_add(fl, out, end, n);
+		end += n;
 	}
 	if (n == 0)
 		return 0;
@@ -269,17 +269,14 @@ fs_copy_fd(int in, int out, struct fs_flusher *fl)
 	if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP &&
 	    errno != EINVAL)
 		return -1;
-	kicked = done;
+	kicked = end;
 	while ((n = read(in, buf, sizeof buf)) > 0) {
 		if (fs_write_all(out, buf, (size_t)n) != 0)
 			return -1;
-		done += n;
-		if (done - kicked >= FS_FLUSH_STEP) {
-			fs_flusher_add(fl, out, at + kicked, done - kicked);
-			kicked = done;
-		}
+		end += n;
+		fs_flusher_wrote(fl, out, &kicked, end, 0);
 	}
-	fs_flusher_add(fl, out, at + kicked, done - kicked);
+	fs_flusher_wrote(fl, out, &kicked, end, 1);
 	return n < 0 ? -1 : 0;
 }
 
@@ -386,6 +383,18 @@ fs_flusher_add(struct fs_flusher *f, int fd, int64_t off, int64_t len)
 		pthread_cond_signal(&f->cv);
 	}
 	pthread_mutex_unlock(&f->mu);
+}
+
+void
+fs_flusher_wrote(struct fs_flusher *f, int fd, int64_t *kicked, int64_t end,
+    int last)
+{
+	if (end < *kicked)
+		*kicked = 0;
+	if (end - *kicked >= (last ? 1 : FS_FLUSH_STEP)) {
+		fs_flusher_add(f, fd, *kicked, end - *kicked);
+		*kicked = end;
+	}
 }
 
 int64_t

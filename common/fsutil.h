@@ -95,5 +95,12 @@ int fs_syncfs_wait(struct fs_syncfs *);
 struct fs_flusher *fs_flusher_new(void);
 void fs_flusher_add(struct fs_flusher *, int fd, int64_t off, int64_t len);
 int64_t fs_flusher_free(struct fs_flusher *);
+/* For a writer going through fd: the file was written up to end, its
+ * writeback started up to *kicked.  Hands what lies between to the
+ * flusher once it reaches FS_FLUSH_STEP, or whatever it is when last (the
+ * file's end), and moves *kicked; a file that went back (truncated, end
+ * below *kicked) starts again from 0. */
+void fs_flusher_wrote(struct fs_flusher *, int fd, int64_t *kicked, int64_t end,
+    int last);
 
 #endif

@@ -104,12 +104,7 @@ writer_sink(void *arg, const void *p, size_t n)
 		w->progress->done += (long long)n;
 	/* The file's offset is hs.n (a resumed file was hashed to its end
 	 * first); it went back to 0 if a resume was refused. */
-	if (w->hs.n < w->kicked)
-		w->kicked = 0;
-	if (w->hs.n - w->kicked >= FS_FLUSH_STEP) {
-		fs_flusher_add(w->fl, w->hs.fd, w->kicked, w->hs.n - w->kicked);
-		w->kicked = w->hs.n;
-	}
+	fs_flusher_wrote(w->fl, w->hs.fd, &w->kicked, w->hs.n, 0);
 	return 0;
 }
 
@@ -290,8 +285,7 @@ writer_close(struct writer *w)
 	delta_patch_free(w->patch);
 	wirez_dec_free(w->dec);
 	/* The rest of the file, or all of a small one. */
-	if (w->hs.n > w->kicked)
-		fs_flusher_add(w->fl, w->hs.fd, w->kicked, w->hs.n - w->kicked);
+	fs_flusher_wrote(w->fl, w->hs.fd, &w->kicked, w->hs.n, 1);
 	close(w->hs.fd);
 }
 

@@ -140,7 +140,8 @@ prebuild_wait(struct store_txn *t)
 
 /* End it: 0 when it built old's increments for new, complete and on
  * disk, and they are still there (called under the exclusive lock: a
- * prune that removed them as unfinished has finished). */
+ * prune that removed them as unfinished has finished); else what it
+ * wrote is removed. */
 static int
 prebuild_take(struct store_txn *t, const char *old, const char *new)
 {
@@ -157,6 +158,8 @@ prebuild_take(struct store_txn *t, const char *old, const char *new)
 		fs_exists_at(t->st->dfd, inc) ?
 	    0 :
 	    -1;
+	if (rc != 0)
+		fs_rm_rf_at(t->st->dfd, inc);
 	free(inc);
 	if (p->rc != 0)
 		log_debug("increments built ahead: %s; building them again",
@@ -169,14 +172,7 @@ prebuild_take(struct store_txn *t, const char *old, const char *new)
 void
 store_prebuild_stop(struct store_txn *t)
 {
-	char *inc;
-
-	if (t->pre == NULL)
-		return;
-	inc = store_vpath(t->st, t->pre->old_m->version, "increment.tmp");
 	prebuild_take(t, NULL, "");
-	fs_rm_rf_at(t->st->dfd, inc);
-	free(inc);
 }
 
 /* Where a commit of version new puts the tree it replaces: garbage from
