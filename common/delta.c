@@ -382,6 +382,10 @@ delta_part_run(struct delta_part *d)
 	rs_signature_t *sums;
 	struct pump *p;
 
+	d->rc = fdelta_run(d->sig, d->siglen, d->fd, d->off, d->len, d->sink,
+	    d->arg, d->err, sizeof d->err);
+	if (d->rc <= 0)
+		return;
 	sums = sig_load(d->sig, d->siglen, d->err, sizeof d->err);
 	if (sums == NULL) {
 		d->rc = -1;

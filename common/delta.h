@@ -43,6 +43,14 @@ int delta_signature_alone(int fd, size_t block_len, delta_sink, void *arg,
  * (read from its offset to the end). */
 int delta_compute(const void *sig, size_t siglen, int fd, delta_sink, void *arg,
     char *err, size_t errlen);
+/* Both compute with fdelta_run() (common/fdelta.c) when the signature is
+ * librsync's RabinKarp + BLAKE2 kind with at most DELTA_MAX_BLOCKS
+ * blocks, else with librsync.  fdelta_run(): the delta of len bytes of fd
+ * from off (off -1: read() from its offset; len -1: to the end); 0, -1
+ * with a reason, or 1 when the signature is not of that kind. */
+#define DELTA_SIG_MAGIC_RK_BLAKE2 0x72730147u
+int fdelta_run(const void *sig, size_t siglen, int fd, int64_t off, int64_t len,
+    delta_sink, void *arg, char *err, size_t errlen);
 /* The same for the whole file at fd, written to outfd at its offset.  A
  * large file is done in halves: the second half's delta goes to spillfd
  * (an empty temporary file; -1: no halves), then after the first's.  The

@@ -17,14 +17,9 @@
 #include <unistd.h>
 
 #include "delta.h"
+#include "dwrite.h"
 #include "xmalloc.h"
 
-#define RS_DELTA_MAGIC 0x72730236u
-#define OP_END 0x00
-#define OP_LITERAL_64 0x40
-#define OP_LITERAL_N1 0x41
-#define OP_COPY_N1_N1 0x45
-#define OP_COPY_N8_N8 0x54
 #define RBUF (64 * 1024)
 /* Copy commands kept at most: beyond, the caller falls back to librsync.
  * A delta of a file with 2^18 blocks has at most 2^18 + 1 of them. */
@@ -189,88 +184,12 @@ by_oldpos(const void *a, const void *b)
 	return x->oldpos < y->oldpos ? -1 : x->oldpos > y->oldpos;
 }
 
-static int
-width(uint64_t v)
-{
-	return v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
-}
-
-static int
-wlog(int w)
-{
-	return w == 1 ? 0 : w == 2 ? 1 : w == 4 ? 2 : 3;
-}
-
-static size_t
-put_int(unsigned char *p, uint64_t v, int w)
-{
-	int i;
-
-	for (i = w - 1; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-	return (size_t)w;
-}
-
-struct emit {
-	delta_sink sink;
-	void *arg;
-	uint64_t cpos, clen; /* a copy not yet written */
-};
-
-static int
-emit_copy_flush(struct emit *e)
-{
-	unsigned char cmd[17];
-	size_t k = 1;
-	int wo, wl;
-
-	if (e->clen == 0)
-		return 0;
-	wo = width(e->cpos);
-	wl = width(e->clen);
-	cmd[0] = (unsigned char)(OP_COPY_N1_N1 + 4 * wlog(wo) + wlog(wl));
-	k += put_int(cmd + k, e->cpos, wo);
-	k += put_int(cmd + k, e->clen, wl);
-	e->clen = 0;
-	return e->sink(e->arg, cmd, k);
-}
-
-static int
-emit_copy(struct emit *e, uint64_t pos, uint64_t len)
-{
-	if (e->clen > 0 && e->cpos + e->clen == pos) {
-		e->clen += len;
-		return 0;
-	}
-	if (emit_copy_flush(e) != 0)
-		return -1;
-	e->cpos = pos;
-	e->clen = len;
-	return 0;
-}
-
 /* Old bytes [off, off+len) as one literal command. */
 static int
-emit_literal(struct emit *e, int oldfd, uint64_t off, uint64_t len,
+emit_literal(struct dwrite *e, int oldfd, uint64_t off, uint64_t len,
     unsigned char *buf, char *err, size_t errlen)
 {
-	unsigned char cmd[9];
-	size_t k;
-	int w;
-
-	if (emit_copy_flush(e) != 0)
-		goto sink;
-	if (len <= OP_LITERAL_64) {
-		cmd[0] = (unsigned char)len;
-		k = 1;
-	} else {
-		w = width(len);
-		cmd[0] = (unsigned char)(OP_LITERAL_N1 + wlog(w));
-		k = 1 + put_int(cmd + 1, len, w);
-	}
-	if (e->sink(e->arg, cmd, k) != 0)
+	if (dwrite_literal_head(e, len) != 0)
 		goto sink;
 	switch (delta_copy_range(oldfd, off, len, buf, RBUF, e->sink, e->arg)) {
 	case 0:
@@ -291,8 +210,8 @@ delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
     delta_sink sink, void *arg, char *err, size_t errlen)
 {
 	struct copy *c = NULL, *best = NULL;
-	struct emit e = { sink, arg, 0, 0 };
-	unsigned char hdr[4], *buf = NULL;
+	struct dwrite e = { sink, arg, 0, 0 };
+	unsigned char *buf = NULL;
 	uint64_t pos = 0, end, gap;
 	size_t n = 0, i = 0;
 	int rc = -1;
@@ -306,8 +225,7 @@ delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
 	if (n > 1)
 		qsort(c, n, sizeof *c, by_oldpos);
 	buf = xmalloc(RBUF);
-	put_int(hdr, RS_DELTA_MAGIC, 4);
-	if (sink(arg, hdr, sizeof hdr) != 0) {
+	if (dwrite_magic(&e) != 0) {
 		snprintf(err, errlen, "writing output: %s", strerror(errno));
 		goto out;
 	}
@@ -320,7 +238,7 @@ delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
 				best = &c[i];
 		if (best != NULL && best->oldpos + best->len > pos) {
 			end = best->oldpos + best->len;
-			if (emit_copy(&e, best->newpos + (pos - best->oldpos),
+			if (dwrite_copy(&e, best->newpos + (pos - best->oldpos),
 				end - pos) != 0) {
 				snprintf(err, errlen, "writing output: %s",
 				    strerror(errno));
@@ -334,8 +252,7 @@ delta_reverse(int fwdfd, int oldfd, int64_t old_size, int64_t new_size,
 			goto out;
 		pos += gap;
 	}
-	hdr[0] = OP_END;
-	if (emit_copy_flush(&e) != 0 || sink(arg, hdr, 1) != 0) {
+	if (dwrite_end(&e) != 0) {
 		snprintf(err, errlen, "writing output: %s", strerror(errno));
 		goto out;
 	}

@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <librsync.h>
 
 #include "delta.h"
 #include "fsutil.h"
@@ -99,8 +101,42 @@ reverse_of(const char *what, int dfd)
 	close(outfd);
 }
 
+/* What librsync's own delta of new against the signature sig of old
+ * would weigh: the yardstick for ours. */
+static long
+librsync_delta_size(struct evbuffer *sig)
+{
+	char p[4300];
+	rs_signature_t *sums = NULL;
+	FILE *sf, *nf, *df;
+	long n = -1;
+
+	snprintf(p, sizeof p, "%s/sig", dir);
+	sf = fopen(p, "w+");
+	fwrite(evbuffer_pullup(sig, -1), 1, evbuffer_get_length(sig), sf);
+	rewind(sf);
+	snprintf(p, sizeof p, "%s/new", dir);
+	nf = fopen(p, "r");
+	snprintf(p, sizeof p, "%s/rsdelta", dir);
+	df = fopen(p, "w+");
+	if (rs_loadsig_file(sf, &sums, NULL) == RS_DONE &&
+	    rs_build_hash_table(sums) == RS_DONE &&
+	    rs_delta_file(sums, nf, df, NULL) == RS_DONE) {
+		fflush(df);
+		n = ftell(df);
+	}
+	if (sums != NULL)
+		rs_free_sumset(sums);
+	fclose(sf);
+	fclose(nf);
+	fclose(df);
+	return n;
+}
+
 /* sig(old) -> delta(new) -> patch(old) must give new; returns the delta's
- * size. */
+ * size.  The delta is made by ours (common/fdelta.c), not librsync, and
+ * is no larger than librsync's own (a block's worth where matches
+ * differ). */
 static long
 roundtrip_block(const char *what, size_t block)
 {
@@ -113,10 +149,21 @@ roundtrip_block(const char *what, size_t block)
 	unsigned char buf[7919];
 	ssize_t n;
 	size_t chunk = 1;
+	long theirs;
 
+	if (block == 0)
+		block = delta_block_default(fsize(oldfd));
 	rc = delta_signature(oldfd, block, delta_sink_evbuffer, sig, err,
 	    sizeof err);
 	CHECK(rc == 0);
+	{
+		/* Of the kind fdelta_run() does (0 bytes of the file). */
+		struct evbuffer *none = evbuffer_new();
+		CHECK(fdelta_run(evbuffer_pullup(sig, -1),
+			  evbuffer_get_length(sig), newfd, 0, 0,
+			  delta_sink_evbuffer, none, err, sizeof err) == 0);
+		evbuffer_free(none);
+	}
 	{
 		/* Made in two halves by two threads, it is the same; and
 		 * made on one thread whatever the size (the signatures the
@@ -159,6 +206,13 @@ roundtrip_block(const char *what, size_t block)
 		fprintf(stderr, "round trip \"%s\" differs\n", what);
 	reverse_of(what, dfd);
 	fstat(dfd, &st);
+	theirs = librsync_delta_size(sig);
+	CHECK(theirs > 0 && st.st_size <= theirs + (off_t)block + 64);
+	if (st.st_size > theirs + (off_t)block + 64)
+		fprintf(stderr,
+		    "\"%s\" (block %zu): delta of %lld bytes, "
+		    "librsync's %ld\n",
+		    what, block, (long long)st.st_size, theirs);
 	{
 		/* In halves, by two threads: it patches to the same file, and
 		 * where the halves meet costs at most a block's literal. */
@@ -179,9 +233,17 @@ roundtrip_block(const char *what, size_t block)
 		file_hash("out2", b);
 		CHECK(strcmp(a, b) == 0);
 		fstat(d2, &st2);
-		if (block == 0)
-			block = delta_block_default(fsize(oldfd));
-		CHECK(st2.st_size <= st.st_size + (off_t)block + 16);
+		/* (Blocks smaller than we use may cost more: with blocks of
+		 * a byte, the second half finds each byte's first place.) */
+		CHECK(block < DELTA_BLOCK_MIN ||
+		    st2.st_size <= st.st_size + (off_t)block + 16);
+		if (block >= DELTA_BLOCK_MIN &&
+		    st2.st_size > st.st_size + (off_t)block + 16)
+			fprintf(stderr,
+			    "\"%s\" (block %zu) in halves: %lld bytes, %lld "
+			    "in one\n",
+			    what, block, (long long)st2.st_size,
+			    (long long)st.st_size);
 		reverse_of(what, d2);
 		close(d2);
 		close(spill);
@@ -283,6 +345,178 @@ pair(const char *oldtext, size_t oldlen, const char *newtext, size_t newlen,
 	roundtrip(what);
 }
 
+/* The size of the last delta roundtrip_block() made. */
+static long
+delta_size(void)
+{
+	int fd = openr("delta");
+	long n = (long)fsize(fd);
+
+	close(fd);
+	return n;
+}
+
+/* A signature by hand: magic, block, strong length, then n entries whose
+ * weak sums are all weak and whose strong sums differ. */
+static void
+hostile_sig(struct evbuffer *sig, uint32_t magic, uint32_t block,
+    uint32_t strong, size_t n, uint32_t weak)
+{
+	unsigned char e[4 + 64];
+	uint32_t head[3] = { htonl(magic), htonl(block), htonl(strong) };
+	size_t i;
+
+	evbuffer_add(sig, head, sizeof head);
+	memset(e, 0, sizeof e);
+	for (i = 0; i < n; i++) {
+		e[0] = (unsigned char)(weak >> 24);
+		e[1] = (unsigned char)(weak >> 16);
+		e[2] = (unsigned char)(weak >> 8);
+		e[3] = (unsigned char)weak;
+		memcpy(e + 4, &i, sizeof i);
+		evbuffer_add(sig, e, 4 + strong);
+	}
+}
+
+static void
+fdelta_cases(void)
+{
+	static const size_t bl[] = { 1, 7, 256, 1024, 4096 };
+	struct evbuffer *sig;
+	char err[512];
+	size_t i;
+	long n;
+	int fd, rc;
+
+	for (i = 0; i < sizeof bl / sizeof bl[0]; i++) {
+		/* 200 KB, not a whole number of blocks: the last one is
+		 * short. */
+		fd = openw("old");
+		put_random(fd, 200003, 11);
+		close(fd);
+		fd = openw("new");
+		put_random(fd, 200003, 11);
+		close(fd);
+		/* Unchanged: one copy, the short last block included. */
+		roundtrip_block("unchanged", bl[i]);
+		n = delta_size();
+		CHECK(n <= 4 + 17 + 1);
+		/* Edited inside, a stretch cut out, one put in, the end
+		 * cut short. */
+		fd = openw("new");
+		put_random(fd, 50000, 11);
+		put_random(fd, 333, 12);
+		close(fd);
+		fd = openr("old");
+		{
+			static char buf[200003];
+			char np[4300];
+			int nfd;
+
+			snprintf(np, sizeof np, "%s/new", dir);
+			nfd = open(np, O_WRONLY | O_APPEND);
+
+			CHECK(pread(fd, buf, sizeof buf, 0) == 200003);
+			buf[120000] ^= 1;
+			fs_write_all(nfd, buf + 50333, 70000);
+			fs_write_all(nfd, "put in", 6);
+			fs_write_all(nfd, buf + 130000, 60000);
+			close(nfd);
+		}
+		close(fd);
+		roundtrip_block("edited", bl[i]);
+		n = delta_size();
+		CHECK(bl[i] < 256 || n < 333 + 6 + 3 * (long)bl[i] + 256);
+		if (bl[i] >= 256 && n >= 333 + 6 + 3 * (long)bl[i] + 256)
+			fprintf(stderr, "edited, block %zu: delta %ld\n", bl[i],
+			    n);
+	}
+	/* Equal blocks (zeros) and a file that grew: copies of the first. */
+	fd = openw("old");
+	CHECK(ftruncate(fd, 1 << 20) == 0);
+	close(fd);
+	fd = openw("new");
+	CHECK(ftruncate(fd, 3 << 20) == 0);
+	close(fd);
+	roundtrip_block("zeros", 1024);
+	n = delta_size();
+	CHECK(n < 3 * 1024 * 8);
+	/* Empty files either side. */
+	fd = openw("old");
+	close(fd);
+	fd = openw("new");
+	put_random(fd, 5000, 13);
+	close(fd);
+	roundtrip_block("from empty", 256);
+	fd = openw("old");
+	put_random(fd, 5000, 13);
+	close(fd);
+	fd = openw("new");
+	close(fd);
+	roundtrip_block("to empty", 256);
+
+	/* Signatures from a peer that lies. */
+	fd = openr("new");
+	sig = evbuffer_new();
+	hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 1024, 8, 3, 1);
+	evbuffer_add(sig, "12345", 5); /* entries no longer whole */
+	rc = fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
+	    0, -1, delta_sink_fd, &fd, err, sizeof err);
+	CHECK(rc == -1);
+	evbuffer_free(sig);
+	sig = evbuffer_new();
+	hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 0, 8, 3, 1);
+	CHECK(fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
+		  0, -1, delta_sink_fd, &fd, err, sizeof err) == -1);
+	CHECK_CONTAINS(err, "block of 0 bytes");
+	evbuffer_free(sig);
+	sig = evbuffer_new();
+	hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 1024, 33, 3, 1);
+	CHECK(fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
+		  0, -1, delta_sink_fd, &fd, err, sizeof err) == -1);
+	evbuffer_free(sig);
+	/* Another kind (librsync's older rollsum one) is librsync's. */
+	sig = evbuffer_new();
+	hostile_sig(sig, 0x72730137u, 1024, 8, 3, 1);
+	CHECK(fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
+		  0, -1, delta_sink_fd, &fd, err, sizeof err) == 1);
+	evbuffer_free(sig);
+	close(fd);
+	/* 2^18 blocks whose weak sums all equal the file's every window
+	 * (zeros: RabinKarp of 256 zero bytes): the table's probes are
+	 * bounded, so this ends at once, all literal, and patches. */
+	{
+		uint32_t w = 1;
+		int k, ofd, dfd, outfd;
+
+		for (k = 0; k < 256; k++)
+			w *= 0x08104225u;
+		fd = openw("new");
+		CHECK(ftruncate(fd, 1 << 20) == 0);
+		close(fd);
+		fd = openr("new");
+		dfd = openw("delta");
+		sig = evbuffer_new();
+		hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 256, 8,
+		    DELTA_MAX_BLOCKS, w);
+		CHECK(fdelta_run(evbuffer_pullup(sig, -1),
+			  evbuffer_get_length(sig), fd, 0, -1, delta_sink_fd,
+			  &dfd, err, sizeof err) == 0);
+		CHECK(fsize(dfd) >= 1 << 20);
+		ofd = openw("old");
+		outfd = openw("out");
+		lseek(dfd, 0, SEEK_SET);
+		CHECK(delta_patch_fd(ofd, dfd, delta_sink_fd, &outfd, err,
+			  sizeof err) == 0);
+		CHECK(fsize(outfd) == 1 << 20);
+		evbuffer_free(sig);
+		close(fd);
+		close(dfd);
+		close(ofd);
+		close(outfd);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -299,6 +533,7 @@ main(int argc, char **argv)
 	pair("x", 1, "y", 1, "one byte changed");
 
 	blocks();
+	fdelta_cases();
 
 	/* 1 MiB random, then appended, truncated, shifted. */
 	fd = openw("old");

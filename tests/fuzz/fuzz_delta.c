@@ -20,15 +20,12 @@ sink_null(void *arg, const void *p, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t base[8192];
 	char path[64], bpath[64], err[512];
 	struct delta_patch *p;
-	size_t total = 0, i;
+	size_t total = 0;
 	int fd, bfd;
 
-	for (i = 0; i < sizeof base; i++)
-		base[i] = (uint8_t)(i * 7 + i / 251);
-	if ((bfd = fuzz_file(base, sizeof base, bpath, sizeof bpath)) < 0)
+	if ((bfd = fuzz_base_file(bpath, sizeof bpath)) < 0)
 		return 0;
 	if ((p = delta_patch_new(bfd, sink_null, &total)) != NULL) {
 		if (delta_patch_feed(p, data, size, err, sizeof err) == 0)
@@ -38,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((fd = fuzz_file(data, size, path, sizeof path)) >= 0) {
 		total = 0;
 		lseek(bfd, 0, SEEK_SET);
-		(void)delta_reverse(fd, bfd, sizeof base, 4096, sink_null,
+		(void)delta_reverse(fd, bfd, FUZZ_BASE_SIZE, 4096, sink_null,
 		    &total, err, sizeof err);
 		close(fd);
 	}

@@ -19,3 +19,14 @@ fuzz_file(const uint8_t *data, size_t size, char *path, size_t pathlen)
 	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
 	return fd;
 }
+
+int
+fuzz_base_file(char *path, size_t pathlen)
+{
+	static uint8_t base[FUZZ_BASE_SIZE];
+	size_t i;
+
+	for (i = 0; i < sizeof base; i++)
+		base[i] = (uint8_t)(i * 7 + i / 251);
+	return fuzz_file(base, sizeof base, path, pathlen);
+}
