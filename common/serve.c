@@ -15,6 +15,7 @@
 #include <event2/http.h>
 
 #include "delta.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "http.h"
 #include "json.h"
@@ -41,7 +42,26 @@ struct delta_job {
 	char *path;
 	char err[512];
 	int rc;
+	/* On the loop's thread: */
+	int refs;           /* the worker's, and a pump's sending it */
+	int done;           /* the worker is through */
+	int answered;       /* the reply began, or the client left */
+	struct zpump *pump; /* sending it as it is made */
+	struct event *tick; /* until then: looking for its first bytes */
 };
+
+/* The delta of a file of at least DELTA_STREAM_MIN bytes goes out as it
+ * is made, once its first command is written (the signature was taken):
+ * the client patches while the server computes.  The job's last byte
+ * written is held back until it is through (the END command of a first
+ * half is overwritten by the second half); a job that fails after the
+ * reply began ends it there, without the END command, and the client's
+ * patch refuses the delta and fetches the file another way.  Smaller
+ * files' deltas take less than a tick: they are sent whole. */
+#define DELTA_STREAM_MIN ((off_t)8 << 20)
+#define DELTA_STREAM_START 5 /* magic and a command's first byte */
+static const struct timeval delta_tick = { 0, 5000 };
+static void delta_job_unref(struct delta_job *);
 
 /* A file sent through TLS, a step at a time: OpenSSL cannot use
  * sendfile (a sendfile segment written through it went out as zeros), so
@@ -167,20 +187,53 @@ reply_file(struct evhttp_request *req, const char *ctype, int fd, off_t len)
 struct zpump {
 	struct serve *sv;
 	struct evhttp_request *req;
-	struct wirez_enc *enc;
+	struct wirez_enc *enc; /* NULL: sent as it is (a growing delta) */
 	char *buf;
 	int fd;
 	off_t off, end;
-	int ended; /* the frame is out */
+	int ended;             /* the frame is out */
+	struct delta_job *job; /* growing: sent as far as the job wrote */
+	struct event *wait;    /* caught up with the job: look again */
 };
 
 static void
 zpump_free(struct zpump *p)
 {
+	if (p->job != NULL) {
+		p->job->pump = NULL;
+		delta_job_unref(p->job);
+	}
+	if (p->wait != NULL)
+		event_free(p->wait);
 	wirez_enc_free(p->enc);
 	close(p->fd);
 	free(p->buf);
 	free(p);
+}
+
+/* Of a growing delta: 1 with more to send (p->end moved on), 0 with
+ * nothing yet.  Once the job is through, the end is its end, or where
+ * the pump is if it failed. */
+static int
+zpump_grow(struct zpump *p)
+{
+	struct delta_job *j = p->job;
+	struct stat st;
+
+	if (j->done) {
+		if (j->rc != 0)
+			log_warnx("delta of %s: %s (after %lld bytes sent: the "
+				  "client fetches the file another way)",
+			    j->path, j->err, (long long)p->off);
+		p->end = j->rc == 0 ? j->outlen : p->off;
+		j->pump = NULL;
+		delta_job_unref(j);
+		p->job = NULL;
+		return 1;
+	}
+	if (fstat(p->fd, &st) == 0 && st.st_size - 1 > p->end)
+		p->end = st.st_size - 1;
+	return p->off < p->end;
 }
 
 static void
@@ -211,6 +264,11 @@ zpump_next(struct evhttp_connection *conn, void *arg)
 	 * output back, and an empty chunk would end the reply. */
 	b = evbuffer_new();
 	while (!p->ended && evbuffer_get_length(b) == 0) {
+		if (p->job != NULL && !zpump_grow(p)) {
+			evbuffer_free(b);
+			evtimer_add(p->wait, &delta_tick);
+			return;
+		}
 		want = p->end - p->off < ZPUMP_STEP ?
 		    (size_t)(p->end - p->off) :
 		    ZPUMP_STEP;
@@ -225,13 +283,15 @@ zpump_next(struct evhttp_connection *conn, void *arg)
 			break;
 		}
 		p->off += n;
-		if (wirez_enc_step(p->enc, p->buf, (size_t)n, p->off >= p->end,
-			b) != 0) {
+		if (p->enc == NULL)
+			evbuffer_add(b, p->buf, (size_t)n);
+		else if (wirez_enc_step(p->enc, p->buf, (size_t)n,
+			     p->job == NULL && p->off >= p->end, b) != 0) {
 			log_warnx("sending a file compressed: zstd failed");
 			p->ended = 1;
 			break;
 		}
-		p->ended = p->off >= p->end;
+		p->ended = p->job == NULL && p->off >= p->end;
 	}
 	len = evbuffer_get_length(b);
 	p->sv->bytes_sent += len;
@@ -240,6 +300,16 @@ zpump_next(struct evhttp_connection *conn, void *arg)
 	evbuffer_free(b);
 	if (len == 0)
 		zpump_next(conn, p); /* ended: nothing more to send */
+}
+
+static void
+zpump_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct zpump *p = arg;
+
+	(void)fd;
+	(void)what;
+	zpump_next(evhttp_request_get_connection(p->req), p);
 }
 
 /* The reply to a GET of a file or a delta: len bytes of fd from byte
@@ -287,16 +357,32 @@ delta_job_work(void *arg)
 {
 	struct delta_job *j = arg;
 	struct stat st;
+	int64_t t0 = time_mono_ms();
 
 	j->rc = delta_compute_fd(j->sig, j->siglen, j->fd, j->outfd, j->spillfd,
 	    j->err, sizeof j->err);
 	if (j->rc == 0 && fstat(j->outfd, &st) == 0)
 		j->outlen = st.st_size;
+	/* For the tests: held while what was made is sent, or failing
+	 * after it was. */
+	fault_point("delta-made");
+	if (j->rc == 0 && fault_enospc("delta-made")) {
+		j->rc = -1;
+		snprintf(j->err, sizeof j->err, "writing the delta: %s",
+		    strerror(errno));
+	}
+	if (time_mono_ms() - t0 >= 500)
+		log_debug("delta of %s: %lld bytes made in %.2fs", j->path,
+		    (long long)j->outlen, (double)(time_mono_ms() - t0) / 1000);
 }
 
 static void
-delta_job_free(struct delta_job *j)
+delta_job_unref(struct delta_job *j)
 {
+	if (--j->refs > 0)
+		return;
+	if (j->tick != NULL)
+		event_free(j->tick);
 	if (j->outfd >= 0)
 		close(j->outfd);
 	if (j->spillfd >= 0)
@@ -311,20 +397,91 @@ static void
 delta_job_done(void *arg)
 {
 	struct delta_job *j = arg;
-	struct evhttp_request *req = http_unhold(&j->held);
+	struct evhttp_request *req;
 
-	if (req == NULL)
-		log_info("delta of %s: the client went away", j->path);
-	else if (j->rc != 0)
-		http_reply_error(req, PROTO_BAD, "delta of %s: %s", j->path,
-		    j->err);
-	else {
+	j->done = 1;
+	if (j->tick != NULL)
+		evtimer_del(j->tick);
+	if (j->rc == 0) {
 		j->sv->deltas_sent++;
 		j->sv->sig_bytes += (unsigned long long)j->siglen;
-		send_body(j->sv, req, PROTO_OK, j->outfd, 0, j->outlen);
-		j->outfd = -1;
 	}
-	delta_job_free(j);
+	/* A pump waiting for more: the rest, now. */
+	if (j->pump != NULL && evtimer_pending(j->pump->wait, NULL)) {
+		evtimer_del(j->pump->wait);
+		event_active(j->pump->wait, EV_TIMEOUT, 0);
+	}
+	if (!j->answered) {
+		req = http_unhold(&j->held);
+		if (req == NULL)
+			log_info("delta of %s: the client went away", j->path);
+		else if (j->rc != 0)
+			http_reply_error(req, PROTO_BAD, "delta of %s: %s",
+			    j->path, j->err);
+		else {
+			send_body(j->sv, req, PROTO_OK, j->outfd, 0, j->outlen);
+			j->outfd = -1;
+		}
+	}
+	delta_job_unref(j);
+}
+
+/* A tick while a large file's delta is made: once its first command is
+ * written, the reply starts, sent by a pump that follows the job. */
+static void
+delta_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct delta_job *j = arg;
+	struct evhttp_request *req;
+	struct evkeyvalq *h;
+	struct stat st;
+	struct zpump *p;
+	char v[16];
+	int dfd;
+
+	(void)fd;
+	(void)what;
+	if (fstat(j->outfd, &st) != 0 || st.st_size < DELTA_STREAM_START) {
+		evtimer_add(j->tick, &delta_tick);
+		return;
+	}
+	if ((dfd = fcntl(j->outfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return; /* sent whole when made */
+	j->answered = 1;
+	if ((req = http_unhold(&j->held)) == NULL) {
+		log_info("delta of %s: the client went away", j->path);
+		close(dfd);
+		return;
+	}
+	p = xcalloc(1, sizeof *p);
+	if (wirez_accepted(
+		evhttp_find_header(evhttp_request_get_input_headers(req),
+		    PROTO_ACCEPT_ENCODING)) &&
+	    (p->enc = wirez_enc_new(WIREZ_LEVEL)) == NULL) {
+		close(dfd);
+		free(p);
+		http_reply_error(req, PROTO_FAILED, "zstd: cannot start");
+		return;
+	}
+	p->sv = j->sv;
+	p->req = req;
+	p->fd = dfd;
+	p->buf = xmalloc(ZPUMP_STEP);
+	p->job = j;
+	p->wait = evtimer_new(j->sv->base, zpump_wait_cb, p);
+	j->pump = p;
+	j->refs++;
+	h = evhttp_request_get_output_headers(req);
+	snprintf(v, sizeof v, "%d", PROTO_VERSION);
+	evhttp_add_header(h, PROTO_HEADER, v);
+	evhttp_add_header(h, "Content-Type", PROTO_CT_BYTES);
+	if (p->enc != NULL)
+		evhttp_add_header(h, PROTO_CONTENT_ENCODING,
+		    PROTO_ENCODING_ZSTD);
+	evhttp_send_reply_start(req, PROTO_OK, http_reason(PROTO_OK));
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+	    zpump_closed, p);
+	zpump_next(evhttp_request_get_connection(req), p);
 }
 
 /* GET delta?path=P&from=SHA: the delta the last pull kept that turns a
@@ -371,6 +528,7 @@ serve_delta(struct serve *sv, struct evhttp_request *req,
 {
 	struct delta_job *j = xcalloc(1, sizeof *j);
 
+	j->refs = 1; /* the worker's */
 	j->sv = sv;
 	j->fd = fd;
 	j->path = xstrdup(path);
@@ -383,10 +541,14 @@ serve_delta(struct serve *sv, struct evhttp_request *req,
 		    j->sig == NULL ? PROTO_TOO_LARGE : PROTO_FAILED,
 		    "delta of %s: %s", path,
 		    j->sig == NULL ? "signature too large" : strerror(errno));
-		delta_job_free(j);
+		delta_job_unref(j);
 		return;
 	}
 	http_hold(&j->held, req);
+	if (size >= DELTA_STREAM_MIN) {
+		j->tick = evtimer_new(sv->base, delta_tick_cb, j);
+		evtimer_add(j->tick, &delta_tick);
+	}
 	worker_submit(sv->workers, delta_job_work, delta_job_done, j);
 }
 

@@ -35,6 +35,7 @@
 #include "manifest.h"
 #include "proto.h"
 #include "sync.h"
+#include "timespec.h"
 #include "treemeta.h"
 #include "wirez.h"
 #include "worker.h"
@@ -870,6 +871,7 @@ sync_file(struct syncer *s, const struct ment *e)
 {
 	const struct ment *be = NULL, *same;
 	const struct hint *h = hints_find(&s->old, e->path);
+	int64_t t0 = time_mono_ms();
 	int bfd, rc = 0;
 
 	if (s->o->base_m != NULL)
@@ -902,6 +904,10 @@ sync_file(struct syncer *s, const struct ment *e)
 		close(bfd);
 	if (rc == 0)
 		rc = await_entry(s, e) == 0 && fetch_whole(s, e) == 0 ? 1 : -1;
+	/* Where a slow cycle's time went, for whoever looks (debug). */
+	if (rc >= 0 && time_mono_ms() - t0 >= 500)
+		log_debug("%s: %lld bytes staged in %.2fs", e->path,
+		    (long long)e->size, (double)(time_mono_ms() - t0) / 1000);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -1082,6 +1088,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	const struct ment *e;
 	size_t i;
 	int rc = -1, fetched = 0;
+	int64_t t0 = time_mono_ms(), t1, t2;
 
 	memset(&s, 0, sizeof s);
 	memset(st, 0, sizeof *st);
@@ -1142,6 +1149,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	}
 	st->flushed = fs_flusher_free(s.fl);
 	s.fl = NULL;
+	t1 = time_mono_ms();
 	if (o->on_fetched != NULL) {
 		o->on_fetched(o->fetched_arg, m);
 		fetched = 1;
@@ -1161,6 +1169,11 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		    strerror(errno));
 		goto out;
 	}
+	t2 = time_mono_ms();
+	log_debug("%s: %lld files staged in %.2fs, their metadata set and "
+		  "synced in %.2fs",
+	    o->staging, (long long)st->files, (double)(t1 - t0) / 1000,
+	    (double)(t2 - t1) / 1000);
 	/* Pipelined: verified and on disk here, the version is taken only
 	 * once the server has committed it too. */
 	if (await_server(&s, PROTO_WAIT_ALL) != 0)

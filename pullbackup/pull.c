@@ -309,6 +309,7 @@ pull_work(void *arg)
 	struct sync_opts o;
 	struct hints hints;
 	char perr[512];
+	int64_t t0;
 	int rc;
 
 	memset(&o, 0, sizeof o);
@@ -354,7 +355,10 @@ pull_work(void *arg)
 	s->presign = presign_build(s->sigs_dir, s->new_m, s->head_m, &hints,
 	    s->txn.staging);
 	hints_free(&hints);
+	t0 = time_mono_ms();
 	rc = store_commit(&s->txn, s->new_m, &s->replaced, perr, sizeof perr);
+	log_debug("source \"%s\": commit of %s: %.2fs", sc->name,
+	    s->new_m->version, (double)(time_mono_ms() - t0) / 1000);
 	if (rc != 0) {
 		xstrset(&s->res.error, perr);
 		presign_free(s->presign); /* of nothing committed */
