@@ -362,69 +362,28 @@ sig_load(const void *sig, size_t siglen, char *err, size_t errlen)
 	return sums;
 }
 
-/* The delta of len bytes of a file from off (off -1: read() to the end),
- * with a signature table of its own: librsync's lookups update counters
- * in the table, so two jobs at once may not share one. */
-struct delta_part {
-	const void *sig;
-	size_t siglen;
-	int fd;
-	int64_t off, len;
-	delta_sink sink;
-	void *arg;
-	int rc;
-	char err[256];
-};
-
-static void
-delta_part_run(struct delta_part *d)
-{
-	rs_signature_t *sums;
-	struct pump *p;
-
-	d->rc = fdelta_run(d->sig, d->siglen, d->fd, d->off, d->len, d->sink,
-	    d->arg, d->err, sizeof d->err);
-	if (d->rc <= 0)
-		return;
-	sums = sig_load(d->sig, d->siglen, d->err, sizeof d->err);
-	if (sums == NULL) {
-		d->rc = -1;
-		return;
-	}
-	p = xcalloc(1, sizeof *p);
-	p->job = rs_delta_begin(sums);
-	p->sink = d->sink;
-	p->arg = d->arg;
-	d->rc = pump_in(p, d->fd, d->off, d->len, d->err, sizeof d->err);
-	rs_job_free(p->job);
-	free(p);
-	rs_free_sumset(sums);
-}
-
-static void *
-delta_part_thread(void *arg)
-{
-	delta_part_run(arg);
-	return NULL;
-}
-
 int
 delta_compute(const void *sig, size_t siglen, int fd, delta_sink sink,
     void *arg, char *err, size_t errlen)
 {
-	struct delta_part d;
+	rs_signature_t *sums;
+	struct pump *p;
+	int rc;
 
-	memset(&d, 0, sizeof d);
-	d.sig = sig;
-	d.siglen = siglen;
-	d.fd = fd;
-	d.off = d.len = -1;
-	d.sink = sink;
-	d.arg = arg;
-	delta_part_run(&d);
-	if (d.rc != 0)
-		snprintf(err, errlen, "%s", d.err);
-	return d.rc;
+	rc = fdelta_run(sig, siglen, fd, sink, arg, err, errlen);
+	if (rc <= 0)
+		return rc;
+	if ((sums = sig_load(sig, siglen, err, errlen)) == NULL)
+		return -1;
+	p = xcalloc(1, sizeof *p);
+	p->job = rs_delta_begin(sums);
+	p->sink = sink;
+	p->arg = arg;
+	rc = pump_in(p, fd, -1, -1, err, errlen);
+	rs_job_free(p->job);
+	free(p);
+	rs_free_sumset(sums);
+	return rc;
 }
 
 int
@@ -447,79 +406,6 @@ delta_copy_range(int fd, uint64_t off, uint64_t len, void *buf, size_t buflen,
 			return -2;
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
-/* librsync's delta: a magic, commands, and an END command (one zero
- * byte).  Two deltas of consecutive parts of a file make the delta of the
- * whole when the first loses its END and the second its magic. */
-#define DELTA_MAGIC_LEN 4
-#define DELTA_OP_END 0
-
-int
-delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd, int spillfd,
-    char *err, size_t errlen)
-{
-	struct delta_part a, b;
-	struct stat st;
-	pthread_t t;
-	off_t end, spilled;
-	unsigned char last;
-	char *buf;
-	int rc;
-
-	if (fstat(fd, &st) != 0) {
-		snprintf(err, errlen, "stat: %s", strerror(errno));
-		return -1;
-	}
-	memset(&a, 0, sizeof a);
-	a.sig = sig;
-	a.siglen = siglen;
-	a.fd = fd;
-	a.len = st.st_size;
-	a.sink = delta_sink_fd;
-	a.arg = &outfd;
-	if (spillfd < 0 || st.st_size < delta_split_min || st.st_size < 2) {
-		delta_part_run(&a);
-		if (a.rc != 0)
-			snprintf(err, errlen, "%s", a.err);
-		return a.rc;
-	}
-	a.len = st.st_size / 2;
-	b = a;
-	b.off = a.len;
-	b.len = st.st_size - a.len;
-	b.arg = &spillfd;
-	if (pthread_create(&t, NULL, delta_part_thread, &b) != 0) {
-		snprintf(err, errlen, "no thread: %s", strerror(errno));
-		return -1;
-	}
-	delta_part_run(&a);
-	pthread_join(t, NULL);
-	if (a.rc != 0 || b.rc != 0) {
-		snprintf(err, errlen, "%s", a.rc != 0 ? a.err : b.err);
-		return -1;
-	}
-	if ((end = lseek(outfd, 0, SEEK_CUR)) < 1 ||
-	    (spilled = lseek(spillfd, 0, SEEK_CUR)) < DELTA_MAGIC_LEN + 1 ||
-	    pread(outfd, &last, 1, end - 1) != 1 || last != DELTA_OP_END) {
-		snprintf(err, errlen,
-		    "the delta of the first half does not end as librsync's "
-		    "deltas do");
-		return -1;
-	}
-	buf = xmalloc(DELTA_BUF);
-	rc = -1;
-	if (lseek(outfd, end - 1, SEEK_SET) == end - 1)
-		rc = delta_copy_range(spillfd, DELTA_MAGIC_LEN,
-		    (uint64_t)(spilled - DELTA_MAGIC_LEN), buf, DELTA_BUF,
-		    delta_sink_fd, &outfd);
-	free(buf);
-	if (rc != 0) {
-		snprintf(err, errlen, "joining the halves' deltas: %s",
-		    strerror(errno));
-		return -1;
 	}
 	return 0;
 }

@@ -29,7 +29,7 @@ typedef int (*delta_sink)(void *arg, const void *p, size_t n);
 size_t delta_block_default(int64_t size);
 size_t delta_block_choose(int64_t size, size_t prev_block, double prev_literal);
 /* Files of at least delta_split_min bytes are read in two halves, by two
- * threads, for their signature and their delta. */
+ * threads, for their signature. */
 #define DELTA_SPLIT_MIN ((int64_t)64 << 20)
 extern int64_t delta_split_min; /* tests lower it */
 /* block_len 0: delta_block_default().  In halves, the result is the same. */
@@ -40,24 +40,16 @@ int delta_signature(int fd, size_t block_len, delta_sink, void *arg, char *err,
 int delta_signature_alone(int fd, size_t block_len, delta_sink, void *arg,
     char *err, size_t errlen);
 /* Delta turning the file the signature was made of into the file at fd
- * (read from its offset to the end). */
+ * (read from its offset to the end): made by fdelta_run()
+ * (common/fdelta.c) when the signature is librsync's RabinKarp + BLAKE2
+ * kind with at most DELTA_MAX_BLOCKS blocks, else by librsync.
+ * fdelta_run() alone: 0, -1 with a reason, or 1 when the signature is not
+ * of that kind. */
+#define DELTA_SIG_MAGIC_RK_BLAKE2 0x72730147u
 int delta_compute(const void *sig, size_t siglen, int fd, delta_sink, void *arg,
     char *err, size_t errlen);
-/* Both compute with fdelta_run() (common/fdelta.c) when the signature is
- * librsync's RabinKarp + BLAKE2 kind with at most DELTA_MAX_BLOCKS
- * blocks, else with librsync.  fdelta_run(): the delta of len bytes of fd
- * from off (off -1: read() from its offset; len -1: to the end); 0, -1
- * with a reason, or 1 when the signature is not of that kind. */
-#define DELTA_SIG_MAGIC_RK_BLAKE2 0x72730147u
-int fdelta_run(const void *sig, size_t siglen, int fd, int64_t off, int64_t len,
-    delta_sink, void *arg, char *err, size_t errlen);
-/* The same for the whole file at fd, written to outfd at its offset.  A
- * large file is done in halves: the second half's delta goes to spillfd
- * (an empty temporary file; -1: no halves), then after the first's.  The
- * result patches to the same file; it may differ from the one-thread
- * delta by one block's worth of literal data where the halves meet. */
-int delta_compute_fd(const void *sig, size_t siglen, int fd, int outfd,
-    int spillfd, char *err, size_t errlen);
+int fdelta_run(const void *sig, size_t siglen, int fd, delta_sink, void *arg,
+    char *err, size_t errlen);
 
 struct delta_patch;
 struct delta_patch *delta_patch_new(int basefd, delta_sink, void *arg);

@@ -244,7 +244,6 @@ find(const struct fsig *s, struct win *w, size_t next)
 
 struct scan {
 	int fd;
-	int64_t off, left; /* off -1: read(); left -1: to the end */
 	unsigned char *buf;
 	size_t cap, pos, end, lit; /* lit: literal data from here to pos */
 	int eof;
@@ -259,7 +258,6 @@ static int
 refill(struct scan *c)
 {
 	ssize_t n;
-	size_t want;
 
 	if (dwrite_literal(&c->out, c->buf + c->lit, c->pos - c->lit) != 0) {
 		snprintf(c->err, c->errlen, "writing output: %s",
@@ -270,15 +268,7 @@ refill(struct scan *c)
 	c->end -= c->pos;
 	c->pos = c->lit = 0;
 	while (!c->eof && c->end < c->cap) {
-		want = c->cap - c->end;
-		if (c->left >= 0 && (uint64_t)c->left < want)
-			want = (size_t)c->left;
-		if (want == 0)
-			n = 0;
-		else if (c->off < 0)
-			n = read(c->fd, c->buf + c->end, want);
-		else
-			n = pread(c->fd, c->buf + c->end, want, (off_t)c->off);
+		n = read(c->fd, c->buf + c->end, c->cap - c->end);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -286,20 +276,8 @@ refill(struct scan *c)
 			    strerror(errno));
 			return -1;
 		}
-		if (n == 0 && c->left > 0) {
-			snprintf(c->err, c->errlen,
-			    "the file shrank while read");
-			return -1;
-		}
-		if (n == 0) {
-			c->eof = 1;
-			break;
-		}
+		c->eof = n == 0;
 		c->end += (size_t)n;
-		if (c->off >= 0)
-			c->off += n;
-		if (c->left > 0)
-			c->left -= n;
 	}
 	return 0;
 }
@@ -407,8 +385,8 @@ scan(const struct fsig *s, struct scan *c)
 }
 
 int
-fdelta_run(const void *sig, size_t siglen, int fd, int64_t off, int64_t len,
-    delta_sink sink, void *arg, char *err, size_t errlen)
+fdelta_run(const void *sig, size_t siglen, int fd, delta_sink sink, void *arg,
+    char *err, size_t errlen)
 {
 	struct fsig s;
 	struct scan c;
@@ -420,8 +398,6 @@ fdelta_run(const void *sig, size_t siglen, int fd, int64_t off, int64_t len,
 	}
 	memset(&c, 0, sizeof c);
 	c.fd = fd;
-	c.off = off;
-	c.left = len;
 	c.cap = READ_STEP > 2 * (size_t)s.block ? READ_STEP : 2 * s.block;
 	c.buf = xmalloc(c.cap);
 	c.out.sink = sink;

@@ -35,9 +35,8 @@ struct delta_job {
 	struct http_held held;
 	char *sig;
 	size_t siglen;
-	int fd;      /* the version's file */
-	int outfd;   /* the delta */
-	int spillfd; /* its second half's, at first */
+	int fd;    /* the version's file */
+	int outfd; /* the delta */
 	off_t outlen;
 	char *path;
 	char err[512];
@@ -52,12 +51,13 @@ struct delta_job {
 
 /* The delta of a file of at least DELTA_STREAM_MIN bytes goes out as it
  * is made, once its first command is written (the signature was taken):
- * the client patches while the server computes.  The job's last byte
- * written is held back until it is through (the END command of a first
- * half is overwritten by the second half); a job that fails after the
- * reply began ends it there, without the END command, and the client's
- * patch refuses the delta and fetches the file another way.  Smaller
- * files' deltas take less than a tick: they are sent whole. */
+ * the client patches while the server computes, on one thread (two, in
+ * halves, left the client idle half the time and cost a live host both
+ * its cores: no faster, docs/benchmarks.md).  The job's last byte written
+ * is held back until it is through, so a job that fails after the reply
+ * began ends it without the delta's END command: the client's patch
+ * refuses it and fetches the file another way.  Smaller files' deltas
+ * take less than a tick: they are sent whole once made. */
 #define DELTA_STREAM_MIN ((off_t)8 << 20)
 #define DELTA_STREAM_START 5 /* magic and a command's first byte */
 static const struct timeval delta_tick = { 0, 5000 };
@@ -359,8 +359,8 @@ delta_job_work(void *arg)
 	struct stat st;
 	int64_t t0 = time_mono_ms();
 
-	j->rc = delta_compute_fd(j->sig, j->siglen, j->fd, j->outfd, j->spillfd,
-	    j->err, sizeof j->err);
+	j->rc = delta_compute(j->sig, j->siglen, j->fd, delta_sink_fd,
+	    &j->outfd, j->err, sizeof j->err);
 	if (j->rc == 0 && fstat(j->outfd, &st) == 0)
 		j->outlen = st.st_size;
 	/* For the tests: held while what was made is sent, or failing
@@ -385,8 +385,6 @@ delta_job_unref(struct delta_job *j)
 		event_free(j->tick);
 	if (j->outfd >= 0)
 		close(j->outfd);
-	if (j->spillfd >= 0)
-		close(j->spillfd);
 	close(j->fd);
 	free(j->sig);
 	free(j->path);
@@ -535,7 +533,6 @@ serve_delta(struct serve *sv, struct evhttp_request *req,
 	j->sig = http_body(req, PROTO_MAX_BODY, &j->siglen);
 	j->outfd = fs_tmpfile(v->tmp_dir);
 	/* Without it, the delta is made on one thread. */
-	j->spillfd = size >= delta_split_min ? fs_tmpfile(v->tmp_dir) : -1;
 	if (j->sig == NULL || j->outfd < 0) {
 		http_reply_error(req,
 		    j->sig == NULL ? PROTO_TOO_LARGE : PROTO_FAILED,

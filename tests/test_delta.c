@@ -159,9 +159,11 @@ roundtrip_block(const char *what, size_t block)
 	{
 		/* Of the kind fdelta_run() does (0 bytes of the file). */
 		struct evbuffer *none = evbuffer_new();
+		lseek(newfd, 0, SEEK_END);
 		CHECK(fdelta_run(evbuffer_pullup(sig, -1),
-			  evbuffer_get_length(sig), newfd, 0, 0,
-			  delta_sink_evbuffer, none, err, sizeof err) == 0);
+			  evbuffer_get_length(sig), newfd, delta_sink_evbuffer,
+			  none, err, sizeof err) == 0);
+		lseek(newfd, 0, SEEK_SET);
 		evbuffer_free(none);
 	}
 	{
@@ -213,42 +215,6 @@ roundtrip_block(const char *what, size_t block)
 		    "\"%s\" (block %zu): delta of %lld bytes, "
 		    "librsync's %ld\n",
 		    what, block, (long long)st.st_size, theirs);
-	{
-		/* In halves, by two threads: it patches to the same file, and
-		 * where the halves meet costs at most a block's literal. */
-		int d2 = openw("delta2"), spill = openw("spill");
-		int o2 = openw("out2");
-		struct stat st2;
-		delta_split_min = 1;
-		rc = delta_compute_fd(evbuffer_pullup(sig, -1),
-		    evbuffer_get_length(sig), newfd, d2, spill, err,
-		    sizeof err);
-		delta_split_min = DELTA_SPLIT_MIN;
-		CHECK(rc == 0);
-		if (rc != 0)
-			fprintf(stderr, "%s in halves: %s\n", what, err);
-		lseek(d2, 0, SEEK_SET);
-		CHECK(delta_patch_fd(oldfd, d2, delta_sink_fd, &o2, err,
-			  sizeof err) == 0);
-		file_hash("out2", b);
-		CHECK(strcmp(a, b) == 0);
-		fstat(d2, &st2);
-		/* (Blocks smaller than we use may cost more: with blocks of
-		 * a byte, the second half finds each byte's first place.) */
-		CHECK(block < DELTA_BLOCK_MIN ||
-		    st2.st_size <= st.st_size + (off_t)block + 16);
-		if (block >= DELTA_BLOCK_MIN &&
-		    st2.st_size > st.st_size + (off_t)block + 16)
-			fprintf(stderr,
-			    "\"%s\" (block %zu) in halves: %lld bytes, %lld "
-			    "in one\n",
-			    what, block, (long long)st2.st_size,
-			    (long long)st.st_size);
-		reverse_of(what, d2);
-		close(d2);
-		close(spill);
-		close(o2);
-	}
 	close(oldfd);
 	close(newfd);
 	close(dfd);
@@ -461,25 +427,25 @@ fdelta_cases(void)
 	hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 1024, 8, 3, 1);
 	evbuffer_add(sig, "12345", 5); /* entries no longer whole */
 	rc = fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
-	    0, -1, delta_sink_fd, &fd, err, sizeof err);
+	    delta_sink_fd, &fd, err, sizeof err);
 	CHECK(rc == -1);
 	evbuffer_free(sig);
 	sig = evbuffer_new();
 	hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 0, 8, 3, 1);
 	CHECK(fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
-		  0, -1, delta_sink_fd, &fd, err, sizeof err) == -1);
+		  delta_sink_fd, &fd, err, sizeof err) == -1);
 	CHECK_CONTAINS(err, "block of 0 bytes");
 	evbuffer_free(sig);
 	sig = evbuffer_new();
 	hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 1024, 33, 3, 1);
 	CHECK(fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
-		  0, -1, delta_sink_fd, &fd, err, sizeof err) == -1);
+		  delta_sink_fd, &fd, err, sizeof err) == -1);
 	evbuffer_free(sig);
 	/* Another kind (librsync's older rollsum one) is librsync's. */
 	sig = evbuffer_new();
 	hostile_sig(sig, 0x72730137u, 1024, 8, 3, 1);
 	CHECK(fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
-		  0, -1, delta_sink_fd, &fd, err, sizeof err) == 1);
+		  delta_sink_fd, &fd, err, sizeof err) == 1);
 	evbuffer_free(sig);
 	close(fd);
 	/* 2^18 blocks whose weak sums all equal the file's every window
@@ -500,8 +466,8 @@ fdelta_cases(void)
 		hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 256, 8,
 		    DELTA_MAX_BLOCKS, w);
 		CHECK(fdelta_run(evbuffer_pullup(sig, -1),
-			  evbuffer_get_length(sig), fd, 0, -1, delta_sink_fd,
-			  &dfd, err, sizeof err) == 0);
+			  evbuffer_get_length(sig), fd, delta_sink_fd, &dfd,
+			  err, sizeof err) == 0);
 		CHECK(fsize(dfd) >= 1 << 20);
 		ofd = openw("old");
 		outfd = openw("out");

@@ -24,8 +24,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if ((fd = fuzz_base_file(path, sizeof path)) < 0)
 		return 0;
-	rc = fdelta_run(data, size, fd, 0, -1, sink_count, &total, err,
-	    sizeof err);
+	rc = fdelta_run(data, size, fd, sink_count, &total, err, sizeof err);
 	/* A delta is at least a magic and an END; the data comes as
 	 * literal or copies, never more than itself plus commands. */
 	if (rc == 0 && (total < 5 || total > 5 + FUZZ_BASE_SIZE * 10))
