@@ -136,6 +136,38 @@ fs_open_parent(int rootfd, const char *rel, const char **base)
 }
 
 int
+fs_parent_open(struct fs_parent *c, int rootfd, const char *rel,
+    const char **base)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t len = slash != NULL ? (size_t)(slash - rel) : 0;
+
+	if (c->fd >= 0 && c->len == len && memcmp(c->dir, rel, len) == 0 &&
+	    path_check(rel) == NULL) {
+		*base = slash != NULL ? slash + 1 : rel;
+		return c->fd;
+	}
+	fs_parent_close(c);
+	if (len >= sizeof c->dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((c->fd = fs_open_parent(rootfd, rel, base)) < 0)
+		return -1;
+	memcpy(c->dir, rel, len);
+	c->len = len;
+	return c->fd;
+}
+
+void
+fs_parent_close(struct fs_parent *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+int
 fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode)
 {
 	const char *base;

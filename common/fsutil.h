@@ -4,6 +4,7 @@
 #ifndef UNDERSTUDY_FSUTIL_H
 #define UNDERSTUDY_FSUTIL_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,21 @@ const char *path_check(const char *rel);
 int fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode);
 /* Open the parent directory of rel beneath rootfd; *base points into rel. */
 int fs_open_parent(int rootfd, const char *rel, const char **base);
+/* The same, for a walk through paths in order: the last parent stays
+ * open while the next paths share it.  The fd returned is the cache's
+ * (not to be closed); fs_parent_close() closes it. */
+struct fs_parent {
+	int fd; /* -1: none yet */
+	size_t len;
+	char dir[PATH_MAX];
+};
+#define FS_PARENT_INIT \
+	{ \
+		-1, 0, "" \
+	}
+int fs_parent_open(struct fs_parent *, int rootfd, const char *rel,
+    const char **base);
+void fs_parent_close(struct fs_parent *);
 
 /* 1 when errno says the filesystem has no room (full, or over quota). */
 int fs_no_room(int err);

@@ -64,6 +64,8 @@ struct syncer {
 	int64_t known;
 	int committed;
 	struct fs_flusher *fl; /* writeback started as files are written */
+	/* The directories the last link went from and to. */
+	struct fs_parent link_from, link_to;
 };
 
 /* A file being written into staging: from the bytes of a whole-file
@@ -796,16 +798,12 @@ static int
 link_unchanged(struct syncer *s, const struct ment *e, const struct ment *be)
 {
 	const char *bname, *sname;
-	int bdir, sdir, rc;
+	int bdir, sdir;
 
-	bdir = fs_open_parent(s->basefd, be->path, &bname);
-	sdir = fs_open_parent(s->stagefd, e->path, &sname);
-	rc = bdir >= 0 && sdir >= 0 ? linkat(bdir, bname, sdir, sname, 0) : -1;
-	if (bdir >= 0)
-		close(bdir);
-	if (sdir >= 0)
-		close(sdir);
-	return rc;
+	bdir = fs_parent_open(&s->link_from, s->basefd, be->path, &bname);
+	sdir = fs_parent_open(&s->link_to, s->stagefd, e->path, &sname);
+	return bdir >= 0 && sdir >= 0 ? linkat(bdir, bname, sdir, sname, 0) :
+					-1;
 }
 
 static int
@@ -1097,6 +1095,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	s.err = err;
 	s.errlen = errlen;
 	s.basefd = s.stagefd = -1;
+	s.link_from = s.link_to = (struct fs_parent)FS_PARENT_INIT;
 	*gone = 0;
 	*out = NULL;
 	if ((s.hc = http_client_new(o->url)) == NULL) {
@@ -1193,6 +1192,8 @@ out:
 	if (fetched && rc != 0)
 		o->on_fetched(o->fetched_arg, NULL);
 	basecheck_stop(s.bc);
+	fs_parent_close(&s.link_from);
+	fs_parent_close(&s.link_to);
 	manifest_shas_free(s.by_sha);
 	free(s.by_name);
 	hints_free(&s.old);

@@ -115,6 +115,34 @@ main(void)
 		/* Without one, the same copy, nothing started. */
 		CHECK(fs_flusher_free(NULL) == 0);
 	}
+	{
+		/* A walk's parents: kept open while paths share one, never
+		 * through a symlink, never for a bad path. */
+		struct fs_parent c = FS_PARENT_INIT;
+		const char *base = NULL;
+		struct stat a, b;
+		int d1, d2, d3;
+
+		snprintf(p, sizeof p, "%s/root", dir);
+		root = open(p, O_RDONLY | O_DIRECTORY);
+		d1 = fs_parent_open(&c, root, "sub/ok", &base);
+		CHECK(d1 >= 0 && strcmp(base, "ok") == 0);
+		CHECK(fstat(d1, &a) == 0);
+		d2 = fs_parent_open(&c, root, "sub/other", &base);
+		CHECK(d2 == d1 && strcmp(base, "other") == 0);
+		d3 = fs_parent_open(&c, root, "top", &base);
+		CHECK(d3 >= 0 && strcmp(base, "top") == 0);
+		CHECK(fstat(d3, &b) == 0 && b.st_ino != a.st_ino);
+		CHECK(fs_parent_open(&c, root, "sub/../sub/ok", &base) < 0 &&
+		    errno == EINVAL);
+		CHECK(fs_parent_open(&c, root, "sub/x/..", &base) < 0);
+		CHECK(fs_parent_open(&c, root, "escape/secret", &base) < 0);
+		d1 = fs_parent_open(&c, root, "sub/ok", &base);
+		CHECK(d1 >= 0 && fs_parent_open(&c, root, "sub/..", &base) < 0);
+		fs_parent_close(&c);
+		CHECK(c.fd == -1);
+		close(root);
+	}
 	fs_rm_rf(dir);
 	CHECK(access(dir, F_OK) != 0);
 	return unit_done();
