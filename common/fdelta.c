@@ -203,6 +203,7 @@ struct win {
 	size_t len;
 	uint32_t weak;
 	int have_strong;
+	int may_hash; /* within the budget for strong sums made in vain */
 	unsigned char strong[STRONG_MAX];
 };
 
@@ -210,6 +211,8 @@ static int
 same_block(const struct fsig *s, struct win *w, size_t i)
 {
 	if (!w->have_strong) {
+		if (!w->may_hash)
+			return 0;
 		blake2b(w->strong, w->p, NULL, STRONG_MAX, w->len, 0);
 		w->have_strong = 1;
 	}
@@ -242,8 +245,19 @@ find(const struct fsig *s, struct win *w, size_t next)
 	return -1;
 }
 
+/* Strong sums made where the weak one matched and the strong did not
+ * cost their window each: a signature made to collide with the file (its
+ * weak sums those of a run of zeros, say, with large blocks) would have
+ * the scan hash a block at every byte.  Once those in vain exceed four
+ * times what was read plus VAIN_FREE, no more are made: the rest comes
+ * as literal data (a delta with fewer matches is only larger).  An honest
+ * signature's weak sums collide once in 2^32 or so. */
+#define VAIN_FREE ((uint64_t)64 << 20)
+
 struct scan {
 	int fd;
+	uint64_t before; /* bytes of the file before buf[0] */
+	uint64_t vain;   /* bytes hashed for strong sums that did not match */
 	unsigned char *buf;
 	size_t cap, pos, end, lit; /* lit: literal data from here to pos */
 	int eof;
@@ -265,6 +279,7 @@ refill(struct scan *c)
 		return -1;
 	}
 	memmove(c->buf, c->buf + c->pos, c->end - c->pos);
+	c->before += c->pos;
 	c->end -= c->pos;
 	c->pos = c->lit = 0;
 	while (!c->eof && c->end < c->cap) {
@@ -292,6 +307,23 @@ put_copy(struct scan *c, uint64_t pos, uint64_t len)
 		return -1;
 	}
 	return 0;
+}
+
+/* find() for the window at pos, within the budget. */
+static int64_t
+find_at(const struct fsig *s, struct scan *c, struct win *w, size_t len,
+    size_t next)
+{
+	int64_t i;
+
+	w->p = c->buf + c->pos;
+	w->len = len;
+	w->have_strong = 0;
+	w->may_hash = c->vain <= 4 * (c->before + c->pos) + VAIN_FREE;
+	i = find(s, w, next);
+	if (i < 0 && w->have_strong)
+		c->vain += len;
+	return i;
 }
 
 /* The scan: a window of a block rolls through the file a byte at a time
@@ -332,11 +364,8 @@ scan(const struct fsig *s, struct scan *c)
 			}
 			c->pos = (size_t)(p - c->buf);
 		}
-		w.p = c->buf + c->pos;
-		w.len = b;
 		w.weak = weak;
-		w.have_strong = 0;
-		if ((i = find(s, &w, next)) >= 0) {
+		if ((i = find_at(s, c, &w, b, next)) >= 0) {
 			if (put_copy(c, (uint64_t)i * b, b) != 0)
 				return -1;
 			c->pos += b;
@@ -362,11 +391,8 @@ scan(const struct fsig *s, struct scan *c)
 		mult = rk_pow((uint32_t)(c->end - c->pos));
 	}
 	for (; c->pos < c->end; c->pos++) {
-		w.p = c->buf + c->pos;
-		w.len = c->end - c->pos;
 		w.weak = weak;
-		w.have_strong = 0;
-		if ((i = find(s, &w, next)) >= 0) {
+		if ((i = find_at(s, c, &w, c->end - c->pos, next)) >= 0) {
 			if (put_copy(c, (uint64_t)i * b, w.len) != 0)
 				return -1;
 			c->lit = c->pos = c->end;

@@ -480,6 +480,37 @@ fdelta_cases(void)
 		close(dfd);
 		close(ofd);
 		close(outfd);
+	} /* The same with blocks of 1 MiB over 8 MiB of zeros: a strong sum
+	 * of a MiB at every byte, but for the budget on those made in vain
+	 * (without it, hours). */
+	{
+		uint32_t w = 1;
+		int k, dfd, ofd, outfd;
+
+		for (k = 0; k < (1 << 20); k++) /* zeros' sum: RK_MULT^len */
+			w *= 0x08104225u;
+		fd = openw("new");
+		CHECK(ftruncate(fd, 8 << 20) == 0);
+		close(fd);
+		fd = openr("new");
+		dfd = openw("delta");
+		sig = evbuffer_new();
+		hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 1 << 20, 8, 64, w);
+		CHECK(fdelta_run(evbuffer_pullup(sig, -1),
+			  evbuffer_get_length(sig), fd, delta_sink_fd, &dfd,
+			  err, sizeof err) == 0);
+		CHECK(fsize(dfd) >= 8 << 20);
+		ofd = openw("old");
+		outfd = openw("out");
+		lseek(dfd, 0, SEEK_SET);
+		CHECK(delta_patch_fd(ofd, dfd, delta_sink_fd, &outfd, err,
+			  sizeof err) == 0);
+		CHECK(fsize(outfd) == 8 << 20);
+		evbuffer_free(sig);
+		close(fd);
+		close(dfd);
+		close(ofd);
+		close(outfd);
 	}
 }
 
