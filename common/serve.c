@@ -312,25 +312,18 @@ zpump_wait_cb(evutil_socket_t fd, short what, void *arg)
 	zpump_next(evhttp_request_get_connection(p->req), p);
 }
 
-/* The reply to a GET of a file or a delta: len bytes of fd from byte
- * from, compressed when the client accepts zstd; fd is taken. */
+/* A chunked reply of fd's bytes [from, end), compressed (zstd) or not,
+ * or of what the delta job writes to it (job; end moves on as it
+ * writes); fd is taken. */
 static void
-send_body(struct serve *sv, struct evhttp_request *req, int code, int fd,
-    off_t from, off_t len)
+zpump_start(struct serve *sv, struct evhttp_request *req, int code, int fd,
+    off_t from, off_t end, int zstd, struct delta_job *job)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct zpump *p;
+	struct zpump *p = xcalloc(1, sizeof *p);
 	char v[16];
 
-	if (!wirez_accepted(
-		evhttp_find_header(evhttp_request_get_input_headers(req),
-		    PROTO_ACCEPT_ENCODING))) {
-		sv->bytes_sent += (unsigned long long)len;
-		send_file(req, code, PROTO_CT_BYTES, fd, from, len);
-		return;
-	}
-	p = xcalloc(1, sizeof *p);
-	if ((p->enc = wirez_enc_new(WIREZ_LEVEL)) == NULL) {
+	if (zstd && (p->enc = wirez_enc_new(WIREZ_LEVEL)) == NULL) {
 		close(fd);
 		free(p);
 		http_reply_error(req, PROTO_FAILED, "zstd: cannot start");
@@ -340,16 +333,40 @@ send_body(struct serve *sv, struct evhttp_request *req, int code, int fd,
 	p->req = req;
 	p->fd = fd;
 	p->off = from;
-	p->end = from + len;
+	p->end = end;
 	p->buf = xmalloc(ZPUMP_STEP);
+	if (job != NULL) {
+		p->job = job;
+		p->wait = evtimer_new(sv->base, zpump_wait_cb, p);
+		job->pump = p;
+		job->refs++;
+	}
 	snprintf(v, sizeof v, "%d", PROTO_VERSION);
 	evhttp_add_header(h, PROTO_HEADER, v);
 	evhttp_add_header(h, "Content-Type", PROTO_CT_BYTES);
-	evhttp_add_header(h, PROTO_CONTENT_ENCODING, PROTO_ENCODING_ZSTD);
+	if (zstd)
+		evhttp_add_header(h, PROTO_CONTENT_ENCODING,
+		    PROTO_ENCODING_ZSTD);
 	evhttp_send_reply_start(req, code, http_reason(code));
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
 	    zpump_closed, p);
 	zpump_next(evhttp_request_get_connection(req), p);
+}
+
+/* The reply to a GET of a file or a delta: len bytes of fd from byte
+ * from, compressed when the client accepts zstd; fd is taken. */
+static void
+send_body(struct serve *sv, struct evhttp_request *req, int code, int fd,
+    off_t from, off_t len)
+{
+	if (!wirez_accepted(
+		evhttp_find_header(evhttp_request_get_input_headers(req),
+		    PROTO_ACCEPT_ENCODING))) {
+		sv->bytes_sent += (unsigned long long)len;
+		send_file(req, code, PROTO_CT_BYTES, fd, from, len);
+		return;
+	}
+	zpump_start(sv, req, code, fd, from, from + len, 1, NULL);
 }
 
 static void
@@ -431,10 +448,7 @@ delta_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct delta_job *j = arg;
 	struct evhttp_request *req;
-	struct evkeyvalq *h;
 	struct stat st;
-	struct zpump *p;
-	char v[16];
 	int dfd;
 
 	(void)fd;
@@ -451,35 +465,11 @@ delta_tick_cb(evutil_socket_t fd, short what, void *arg)
 		close(dfd);
 		return;
 	}
-	p = xcalloc(1, sizeof *p);
-	if (wirez_accepted(
+	zpump_start(j->sv, req, PROTO_OK, dfd, 0, 0,
+	    wirez_accepted(
 		evhttp_find_header(evhttp_request_get_input_headers(req),
-		    PROTO_ACCEPT_ENCODING)) &&
-	    (p->enc = wirez_enc_new(WIREZ_LEVEL)) == NULL) {
-		close(dfd);
-		free(p);
-		http_reply_error(req, PROTO_FAILED, "zstd: cannot start");
-		return;
-	}
-	p->sv = j->sv;
-	p->req = req;
-	p->fd = dfd;
-	p->buf = xmalloc(ZPUMP_STEP);
-	p->job = j;
-	p->wait = evtimer_new(j->sv->base, zpump_wait_cb, p);
-	j->pump = p;
-	j->refs++;
-	h = evhttp_request_get_output_headers(req);
-	snprintf(v, sizeof v, "%d", PROTO_VERSION);
-	evhttp_add_header(h, PROTO_HEADER, v);
-	evhttp_add_header(h, "Content-Type", PROTO_CT_BYTES);
-	if (p->enc != NULL)
-		evhttp_add_header(h, PROTO_CONTENT_ENCODING,
-		    PROTO_ENCODING_ZSTD);
-	evhttp_send_reply_start(req, PROTO_OK, http_reason(PROTO_OK));
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
-	    zpump_closed, p);
-	zpump_next(evhttp_request_get_connection(req), p);
+		    PROTO_ACCEPT_ENCODING)),
+	    j);
 }
 
 /* GET delta?path=P&from=SHA: the delta the last pull kept that turns a
