@@ -17,7 +17,9 @@ temporary directory by default):
    postgresql-physical-import into a standby cluster of its own) run a
    first cycle.  Then SECONDS of pgbench, and a cycle of each, still not
    timed (warm).
-3. SECONDS of pgbench again; then, timed, one after the other: understudy's
+3. SECONDS of pgbench again, a CHECKPOINT and a sync (each tool's
+   pg_backup_start would otherwise flush pgbench's writes for the one
+   after it); then, timed, one after the other: understudy's
    chain (export, pull into the archive, push, import: the standby runs
    with the new data); pgBackRest's incremental backup, then the standby
    stopped, `restore --delta --type=standby`, started.
@@ -173,6 +175,8 @@ pg1-user=postgres
         print("pg: understudy's first cycle (not timed)", flush=True)
         os.environ["FILES_IMPORT"] = os.path.join(
             os.path.abspath(a.build), "importer", "files-import")
+        os.environ["FILES_EXPORT"] = os.path.join(
+            os.path.abspath(a.build), "exporter", "files-export")
         chain = Chain(os.path.abspath(a.build), work, None)
         hooks = os.path.join(SRC, "conf", "hooks")
         ex, pb = chain.ports["exporter"], chain.ports["pullbackup"]
@@ -219,6 +223,11 @@ sources:
 
         print("pg: %d s of pgbench, then timed" % a.seconds, flush=True)
         pgbench(primary, a.seconds)
+        # Both begin with pg_backup_start's checkpoint: the first to run
+        # would flush pgbench's writes for the other.  A checkpoint and a
+        # sync first, so that neither pays it.
+        primary.sql("CHECKPOINT")
+        os.sync()
         repo0 = du(os.path.join(work, "pgbackrest-repo"))
         c = chain.cycle()
         t0 = time.time()

@@ -20,6 +20,11 @@
  * An entry that goes while the tree is read (a temporary file) is left
  * out, as if it had gone just before.
  *
+ * --exclude PATTERN (repeated) leaves entries out: a pattern with a slash
+ * is matched against the entry's path in DIR (a leading slash is
+ * optional; `*` does not cross a slash), one without against its name at
+ * any depth.  An excluded directory is not read.
+ *
  * One process, the kernel copying (reflinks where the filesystem has
  * them, else copy_file_range): the shell hook it replaces ran rsync
  * --link-dest, three processes talking through pipes.
@@ -30,6 +35,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -49,6 +55,8 @@ struct fx {
 	int root;         /* owners are copied, and compared */
 	int linking;      /* a previous version to link to */
 	time_t racy_from; /* mtimes from here on are always copied */
+	char **exclude;   /* argv from the first pattern: every second one */
+	int nexclude;
 	long long copied, linked, bytes;
 	/* the writeback of the copies, started as they are made: the
 	 * exporter's syncfs then finds less to write */
@@ -125,6 +133,23 @@ copy_file(struct fx *x, int sfd, int dfd, const char *name, const char *rel)
 }
 
 static int walk(struct fx *, int sfd, int pfd, int dfd, const char *rel);
+
+/* Whether the entry name, at rel in DIR, is left out. */
+static int
+excluded(const struct fx *x, const char *name, const char *rel)
+{
+	const char *p;
+	int i;
+
+	for (i = 0; i < x->nexclude; i++) {
+		p = x->exclude[2 * i];
+		if (strchr(p, '/') == NULL ?
+			fnmatch(p, name, 0) == 0 :
+			fnmatch(p + (*p == '/'), rel, FNM_PATHNAME) == 0)
+			return 1;
+	}
+	return 0;
+}
 
 /* One entry of a directory: name in sfd (the source), pfd (the previous
  * version's, or -1) and dfd (the copy). */
@@ -208,6 +233,8 @@ walk(struct fx *x, int sfd, int pfd, int dfd, const char *rel)
 			rc = -2;
 			break;
 		}
+		if (excluded(x, de->d_name, path))
+			continue;
 		rc = entry(x, dirfd(d), pfd, dfd, de->d_name, path);
 		if (rc == -1) {
 			say_err("%s/%s: %s", x->src, path,
@@ -233,10 +260,25 @@ main(int argc, char *argv[])
 	const char *pv = getenv("UNDERSTUDY_PREVIOUS_VERSION");
 	struct fx x;
 	struct stat st;
-	int sfd, pfd = -1, dfd, rc;
+	int sfd, pfd = -1, dfd, rc, i;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: files-export DIR\n");
+	memset(&x, 0, sizeof x);
+	x.exclude = argv + 2;
+	for (i = 1; i + 1 < argc && strcmp(argv[i], "--exclude") == 0; i += 2) {
+		const char *p = argv[i + 1];
+		size_t n = strlen(p);
+
+		if (n == 0 || strcmp(p, "/") == 0 || p[n - 1] == '/') {
+			say_err("--exclude '%s': a pattern is a name or a path "
+				"in DIR, without a trailing slash",
+			    p);
+			return 2;
+		}
+		x.nexclude++;
+	}
+	if (argc - i != 1 || argv[i][0] == '-') {
+		fprintf(stderr,
+		    "usage: files-export [--exclude PATTERN]... DIR\n");
 		return 2;
 	}
 	if (dest == NULL || *dest == '\0') {
@@ -244,8 +286,7 @@ main(int argc, char *argv[])
 			"understudy-exporter");
 		return 2;
 	}
-	memset(&x, 0, sizeof x);
-	x.src = argv[1];
+	x.src = argv[i];
 	x.root = geteuid() == 0;
 	sfd = open(x.src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0 || fstat(sfd, &st) != 0) {

@@ -201,6 +201,25 @@ rm "$T/hold2"
 wait $fx
 check "a file turned pipe: exit 1, not a hang" [ $? -eq 1 ]
 check "naming it" contains "$T/e" "$T/live2/f: no longer a file when read"
+# --exclude: a pattern with a slash matches the path in DIR, one without
+# the name at any depth; a named pipe excluded is no error, and an
+# excluded directory is not read (the pipe in it would fail the copy).
+mkdir -p "$T/x/pg_wal/sub" "$T/x/base/1/pgsql_tmp" "$T/x/deep/pg_wal" "$T/x/secret" "$T/e3"
+echo w > "$T/x/pg_wal/0001" && echo s > "$T/x/pg_wal/sub/s" && echo r > "$T/x/base/1/123"
+echo t > "$T/x/base/1/pgsql_tmp/t" && echo p > "$T/x/postmaster.pid"
+echo q > "$T/x/deep/postmaster.pid" && echo d > "$T/x/deep/pg_wal/kept"
+echo i > "$T/x/base/1/pg_internal.init" && mkfifo "$T/x/base/1/fifo"
+mkfifo "$T/x/secret/pipe"
+UNDERSTUDY_BACKUP_DIR=$T/e3 "$H/files-export" --exclude '/pg_wal/*' --exclude /postmaster.pid \
+	--exclude 'pgsql_tmp*' --exclude pg_internal.init --exclude fifo --exclude secret \
+	"$T/x" > "$T/o" 2> "$T/e"
+check "files-export --exclude: exit 0" [ $? -eq 0 ]
+check "what is excluded is left out, the rest copied" \
+	eval '[ "$(cd "$T/e3" && find . | sort | tr "\n" " ")" = ". ./base ./base/1 ./base/1/123 ./deep ./deep/pg_wal ./deep/pg_wal/kept ./deep/postmaster.pid ./pg_wal " ]'
+"$H/files-export" --exclude "$T/x" 2> "$T/e"
+check "files-export --exclude without DIR: its usage (exit 2)" [ $? -eq 2 ] && contains "$T/e" "usage: files-export [--exclude PATTERN]... DIR"
+UNDERSTUDY_BACKUP_DIR=$T/e3 "$H/files-export" --exclude cache/ "$T/x" 2> "$T/e"
+check "an --exclude with a trailing slash: exit 2, said" [ $? -eq 2 ] && contains "$T/e" "--exclude 'cache/': a pattern is a name or a path"
 "$B/files-import" 2> "$T/e"
 check "files-import without DIR prints its usage (exit 2)" [ $? -eq 2 ] && contains "$T/e" "usage: files-import DIR"
 touch "$T/plainfile"

@@ -11,9 +11,8 @@
 source "$SRC/tests/it_lib.sh"
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1)
-if [ -z "$PGBIN" ] || ! id postgres > /dev/null 2>&1 || [ "$(id -u)" != 0 ] ||
-	! command -v rsync > /dev/null; then
-	echo "skip - needs root, PostgreSQL's server and user, rsync"
+if [ -z "$PGBIN" ] || ! id postgres > /dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
+	echo "skip - needs root, PostgreSQL's server and user"
 	finish
 	exit $?
 fi
@@ -65,7 +64,7 @@ chain_setup "$T/c" "[$H/postgresql-physical-export, $c1]" \
 	"[$H/postgresql-physical-import, $PG/standby, $opts]"
 echo "keep_last_export: true" >> "$T/c/exporter.yaml"
 sed -i "s|^    hook_timeout: 5m|    hook_timeout: 5m\n    promote_command: [$H/postgresql-physical-promote, $PG/standby, $opts]|" "$T/c/importer.yaml"
-CHAIN_ENV="FILES_IMPORT=$BUILD/importer/files-import FILES_PROMOTE=$BUILD/importer/files-promote"
+CHAIN_ENV="FILES_EXPORT=$BUILD/exporter/files-export FILES_IMPORT=$BUILD/importer/files-import FILES_PROMOTE=$BUILD/importer/files-promote"
 chain_start || exit 1
 CHAIN_ENV=
 
@@ -95,11 +94,12 @@ cat "$T/amcheck"
 # The export hook as the exporter's user would run it: not root, with the
 # cluster's group (initdb --allow-group-access made PGDATA 0750).
 if id nobody > /dev/null 2>&1 && command -v setpriv > /dev/null; then
-	# (a copy of the hook: the checkout may be where nobody cannot read,
-	# as a clone in a mktemp directory is)
+	# (copies of the hook and files-export: the checkout may be where
+	# nobody cannot read, as a clone in a mktemp directory is)
 	mkdir "$T/as-nobody" && chown nobody "$T/as-nobody" && chmod 755 "$T"
 	cp "$H/postgresql-physical-export" "$T/pgx"
-	(cd / && UNDERSTUDY_BACKUP_DIR=$T/as-nobody setpriv --reuid=nobody --regid="$(id -g nobody)" \
+	cp "$BUILD/exporter/files-export" "$T/files-export"
+	(cd / && UNDERSTUDY_BACKUP_DIR=$T/as-nobody FILES_EXPORT=$T/files-export setpriv --reuid=nobody --regid="$(id -g nobody)" \
 		--groups="$(id -g postgres)" "$T/pgx" "$PG/primary" \
 		--host "$PG" --port "$P1" --username understudy_backup --dbname postgres) > "$T/o" 2>&1
 	check "the export hook as nobody, in the cluster's group" [ $? -eq 0 ]
