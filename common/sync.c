@@ -1085,7 +1085,7 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	struct manifest *m = NULL;
 	const struct ment *e;
 	size_t i;
-	int rc = -1, fetched = 0;
+	int rc = -1, handed = 0;
 	int64_t t0 = time_mono_ms(), t1, t2;
 
 	memset(&s, 0, sizeof s);
@@ -1120,8 +1120,10 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (o->verify_base && o->link_unchanged && o->base_m != NULL)
 		s.bc = basecheck_start(m, s.basefd, link_candidate, &s);
-	if (o->on_staging != NULL)
+	if (o->on_staging != NULL) {
 		o->on_staging(o->staged_arg, m, s.stagefd);
+		handed = 1;
+	}
 	s.fl = fs_flusher_new();
 	for (i = 0; i < m->n; i++) {
 		e = &m->e[i];
@@ -1149,10 +1151,6 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 	st->flushed = fs_flusher_free(s.fl);
 	s.fl = NULL;
 	t1 = time_mono_ms();
-	if (o->on_fetched != NULL) {
-		o->on_fetched(o->fetched_arg, m);
-		fetched = 1;
-	}
 	if (treemeta_apply(s.stagefd, m,
 		TREEMETA_OWNER_ACCESS | TREEMETA_TOP |
 		    (o->owners ? TREEMETA_OWNERS : 0) |
@@ -1189,8 +1187,8 @@ sync_run(const struct sync_opts *o, struct manifest **out,
 out:
 	st->before_commit = rc != 0 && o->pipelined && !s.committed;
 	fs_flusher_free(s.fl);
-	if (fetched && rc != 0)
-		o->on_fetched(o->fetched_arg, NULL);
+	if (handed && rc != 0 && o->on_abandon != NULL)
+		o->on_abandon(o->staged_arg);
 	basecheck_stop(s.bc);
 	fs_parent_close(&s.link_from);
 	fs_parent_close(&s.link_to);

@@ -70,22 +70,18 @@ struct sync_opts {
 	 * sync ends only once the server committed the version
 	 * (PROTO_PROGRESS). */
 	int pipelined;
-	/* The other side of it, for a pull that serves what it stages: once
-	 * the manifest is taken and staging is ready, on_staging(arg, m,
-	 * stagefd); then *staged counts the entries in staging, in the
-	 * manifest's order, and on_progress(arg) follows each.  Any of them
-	 * NULL: none. */
+	/* The other side of it, for a pull that serves what it stages and
+	 * builds increments meanwhile: once the manifest is taken and
+	 * staging is ready, on_staging(arg, m, stagefd); then *staged counts
+	 * the entries in staging and verified, in the manifest's order, and
+	 * on_progress(arg) follows each.  If the sync fails after
+	 * on_staging, on_abandon(arg) before m is freed: what used m must
+	 * end there.  Any of them NULL: none. */
 	void (*on_staging)(void *arg, const struct manifest *, int stagefd);
 	void (*on_progress)(void *arg);
+	void (*on_abandon)(void *arg);
 	_Atomic size_t *staged;
 	void *staged_arg;
-	/* Once every file is in staging and verified, before they are made
-	 * durable and the server's commit is awaited: on_fetched(arg, m),
-	 * for work that may start then (the pull-backup's reverse
-	 * increments).  If the sync then fails, on_fetched(arg, NULL)
-	 * before m is freed: that work must end there. */
-	void (*on_fetched)(void *arg, const struct manifest *m);
-	void *fetched_arg;
 };
 
 struct sync_stats {

@@ -67,49 +67,93 @@ struct prebuild {
 	int joined;
 	int rc;
 	char err[512];
+	int lockfd; /* held shared while an increment is written */
+	pthread_mutex_t mu;
+	pthread_cond_t more;
+	size_t staged; /* of m's entries */
+	int stop;
 };
+
+/* The shared lock, if it is not held: without waiting. */
+static int
+prebuild_lock(struct prebuild *p, char *err, size_t errlen)
+{
+	if (p->lockfd >= 0)
+		return 0;
+	p->lockfd = openat(p->st->dfd, "lock", O_RDONLY | O_CLOEXEC);
+	if (p->lockfd < 0 || flock(p->lockfd, LOCK_SH | LOCK_NB) != 0) {
+		snprintf(err, errlen, "%s/lock: %s", p->st->dir,
+		    strerror(errno));
+		if (p->lockfd >= 0)
+			close(p->lockfd);
+		p->lockfd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* increment_build()'s ready: wait, without the lock, until ne is staged;
+ * then hold the shared lock while its increment is written.  The lock is
+ * not waited for, so that nothing waits on this thread while it holds it
+ * (the commit joins it before taking the exclusive lock, and builds the
+ * increments itself if need be): a prune or a repair (another process,
+ * the exclusive lock) removes an increment.tmp as an unfinished one
+ * before the first file or between two, never while one is written, and
+ * the files after find it gone. */
+static int
+prebuild_ready(void *arg, const struct ment *ne, char *err, size_t errlen)
+{
+	struct prebuild *p = arg;
+	size_t want = (size_t)(ne - p->m->e) + 1;
+	int stop;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->staged < want && p->lockfd >= 0) {
+		close(p->lockfd); /* and the lock with it */
+		p->lockfd = -1;
+	}
+	while (p->staged < want && !p->stop)
+		pthread_cond_wait(&p->more, &p->mu);
+	stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	if (stop) {
+		snprintf(err, errlen, "stopped: the pull did not finish");
+		return -1;
+	}
+	return prebuild_lock(p, err, errlen);
+}
 
 static void *
 prebuild_run(void *arg)
 {
 	struct prebuild *p = arg;
-	int curfd = -1, stgfd = -1, lockfd;
+	int curfd, stgfd;
 
-	/* The shared lock on a description of its own: a prune or a repair
-	 * (another process, the exclusive lock) removes an increment.tmp as
-	 * an unfinished one; it runs before this build or after it, not
-	 * during.  Not waited for, so that nothing waits on this thread
-	 * while holding the lock; the commit joins it before taking the
-	 * exclusive lock, and builds them itself if need be. */
-	p->rc = -1;
-	lockfd = openat(p->st->dfd, "lock", O_RDONLY | O_CLOEXEC);
-	if (lockfd < 0 || flock(lockfd, LOCK_SH | LOCK_NB) != 0) {
-		snprintf(p->err, sizeof p->err, "%s/lock: %s", p->st->dir,
-		    strerror(errno));
-		goto out;
-	}
 	curfd = openat(p->st->dfd, "current",
 	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	stgfd = openat(p->st->dfd, STAGING, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (curfd < 0 || stgfd < 0)
+	if (curfd < 0 || stgfd < 0) {
 		snprintf(p->err, sizeof p->err, "%s: current/ or staging/: %s",
 		    p->st->dir, strerror(errno));
+		p->rc = -1;
+	} else if (prebuild_lock(p, p->err, sizeof p->err) != 0)
+		p->rc = -1; /* (increment.tmp is made under it) */
 	else
 		p->rc = increment_build(p->st, p->old_m, p->m, curfd, stgfd,
-		    p->err, sizeof p->err);
-out:
+		    prebuild_ready, p, p->err, sizeof p->err);
 	if (curfd >= 0)
 		close(curfd);
 	if (stgfd >= 0)
 		close(stgfd);
-	if (lockfd >= 0)
-		close(lockfd); /* and the lock with it */
+	if (p->lockfd >= 0)
+		close(p->lockfd);
+	p->lockfd = -1;
 	return NULL;
 }
 
 void
 store_prebuild(struct store_txn *t, const struct manifest *old_m,
-    const struct manifest *m)
+    const struct manifest *m, size_t staged)
 {
 	struct prebuild *p;
 
@@ -120,11 +164,39 @@ store_prebuild(struct store_txn *t, const struct manifest *old_m,
 	p->st = t->st;
 	p->old_m = old_m;
 	p->m = m;
+	p->staged = staged;
+	p->lockfd = -1;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->more, NULL);
 	if (pthread_create(&p->t, NULL, prebuild_run, p) != 0) {
+		pthread_cond_destroy(&p->more);
+		pthread_mutex_destroy(&p->mu);
 		free(p);
 		return;
 	}
 	t->pre = p;
+}
+
+/* More of m staged; or (stop) never more. */
+static void
+prebuild_tell(struct store_txn *t, size_t staged, int stop)
+{
+	struct prebuild *p = t->pre;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (staged > p->staged)
+		p->staged = staged;
+	p->stop |= stop;
+	pthread_cond_signal(&p->more);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void
+store_prebuild_staged(struct store_txn *t, size_t staged)
+{
+	prebuild_tell(t, staged, 0);
 }
 
 /* Wait for the thread, if it is not done yet: before the exclusive lock,
@@ -164,6 +236,8 @@ prebuild_take(struct store_txn *t, const char *old, const char *new)
 	if (p->rc != 0)
 		log_debug("increments built ahead: %s; building them again",
 		    p->err);
+	pthread_cond_destroy(&p->more);
+	pthread_mutex_destroy(&p->mu);
 	free(p);
 	t->pre = NULL;
 	return rc;
@@ -172,6 +246,7 @@ prebuild_take(struct store_txn *t, const char *old, const char *new)
 void
 store_prebuild_stop(struct store_txn *t)
 {
+	prebuild_tell(t, 0, 1);
 	prebuild_take(t, NULL, "");
 }
 
@@ -418,7 +493,8 @@ prepare(struct store_txn *t, const struct manifest *m, char *err, size_t errlen)
 			goto out;
 		}
 		if (prebuild_take(t, old, m->version) != 0 &&
-		    increment_build(st, old_m, m, curfd, stgfd, err, errlen))
+		    increment_build(st, old_m, m, curfd, stgfd, NULL, NULL, err,
+			errlen))
 			goto out;
 		fault_point("commit-increments-built");
 	}
@@ -494,8 +570,9 @@ store_commit(struct store_txn *t, const struct manifest *m, char **replaced,
 
 	if (replaced != NULL)
 		*replaced = NULL;
-	/* Readers (restore, verify, export) see the archive before or after
-	 * the commit, never during it. */
+	/* Everything is staged by now.  Readers (restore, verify, export)
+	 * see the archive before or after the commit, never during it. */
+	prebuild_tell(t, m->n, 0);
 	prebuild_wait(t);
 	if (st->mode == STORE_DAEMON && store_lock(st, 1, err, errlen) != 0)
 		return -1;

@@ -259,8 +259,9 @@ build_one(struct store *st, const char *incdir, const struct ment *e,
 
 int
 increment_build(struct store *st, const struct manifest *old_m,
-    const struct manifest *new_m, int oldfd, int newfd, char *err,
-    size_t errlen)
+    const struct manifest *new_m, int oldfd, int newfd,
+    int (*ready)(void *arg, const struct ment *ne, char *err, size_t errlen),
+    void *arg, char *err, size_t errlen)
 {
 	const struct ment *e, *ne;
 	struct manifest_shas *shas = manifest_shas_new(new_m);
@@ -286,6 +287,9 @@ increment_build(struct store *st, const struct manifest *old_m,
 			continue;
 		if (manifest_shas_find(shas, e->sha) != NULL)
 			continue; /* moved: the new version has it */
+		if (ready != NULL && ne != NULL && ne->type == MENT_FILE &&
+		    (rc = ready(arg, ne, err, errlen)) != 0)
+			break;
 		if ((rc = build_one(st, incdir, e, ne, oldfd, newfd, err,
 			 errlen)) != 0) {
 			snprintf(inner, sizeof inner, "%s", err);

@@ -286,18 +286,37 @@ pull_stg_lookup(struct src *s, const char *version, struct serve_version *v)
 	return 0;
 }
 
-/* Every file fetched and verified: the reverse increments of the newest
- * version can be built while the sync sets the tree's times and modes
- * and makes it durable (sync_opts.on_fetched). */
+/* The manifest taken, staging ready: the reverse increments of the
+ * newest version are built as the files they need are staged, each
+ * once its new content is verified, beside the rest of the pull; and
+ * what is staged is served to the importers. */
 static void
-pull_on_fetched(void *arg, const struct manifest *m)
+pull_on_staging(void *arg, const struct manifest *m, int stagefd)
 {
 	struct src *s = arg;
 
-	if (m != NULL)
-		store_prebuild(&s->txn, s->head_m, m);
-	else
-		store_prebuild_stop(&s->txn);
+	store_prebuild(&s->txn, s->head_m, m, 0);
+	if (s->run.sc->nimporters > 0)
+		stg_on_staging(s, m, stagefd);
+}
+
+static void
+pull_on_progress(void *arg)
+{
+	struct src *s = arg;
+
+	store_prebuild_staged(&s->txn, atomic_load(&s->staged));
+	if (s->run.sc->nimporters > 0)
+		stg_on_progress(s);
+}
+
+/* The sync failed after pull_on_staging(): its manifest goes. */
+static void
+pull_on_abandon(void *arg)
+{
+	struct src *s = arg;
+
+	store_prebuild_stop(&s->txn);
 }
 
 static void
@@ -336,15 +355,13 @@ pull_work(void *arg)
 	o.progress = &s->run.progress;
 	o.rate_limit = sc->bandwidth_limit;
 	o.zstd = wirez_wanted(sc->compress, sc->exporter);
-	/* Served as it is staged, for the importers to fetch meanwhile. */
-	if (sc->nimporters > 0) {
-		o.on_staging = stg_on_staging;
-		o.on_progress = stg_on_progress;
-		o.staged = &s->staged;
-		o.staged_arg = s;
-	}
-	o.on_fetched = pull_on_fetched;
-	o.fetched_arg = s;
+	/* Increments built, and files served to the importers, as they are
+	 * staged. */
+	o.on_staging = pull_on_staging;
+	o.on_progress = pull_on_progress;
+	o.on_abandon = pull_on_abandon;
+	o.staged = &s->staged;
+	o.staged_arg = s;
 	s->st->zstd_increments = sc->zstd_increments;
 	rc = sync_run(&o, &s->new_m, &s->res.st, &s->gone, perr, sizeof perr);
 	if (rc != 0) {

@@ -138,16 +138,20 @@ int store_commit(struct store_txn *, const struct manifest *m, char **replaced,
 /* End a transaction without a commit: the staging tree stays for a retry
  * to resume, or with drop it goes. */
 void store_abort(struct store_txn *, int drop);
-/* Start building the increments that turn m (complete in staging/) back
- * into old_m (the newest version, in current/) on a thread of its own,
- * before the commit: the commit then only waits for it.  Both manifests
- * must live until store_commit() or store_prebuild_stop().  What is
- * written stays in versions/OLD/increment.tmp, which no reader looks at
- * until the commit's journal names it; a build that failed, or that is
- * not for the version committed, is done again under the lock. */
+/* Start building the increments that turn m back into old_m (the
+ * newest version, in current/) on a thread of its own, while m is staged:
+ * the commit then only waits for the end of it.  staged: how many of m's
+ * entries are in staging/ and verified (entries are staged in m's order);
+ * store_prebuild_staged() says when there are more, and a file's
+ * increment waits until its new content is there.  Both manifests must
+ * live until store_commit() or store_prebuild_stop().  What is written
+ * stays in versions/OLD/increment.tmp, which no reader looks at until
+ * the commit's journal names it; a build that failed, or that is not for
+ * the version committed, is done again under the lock. */
 void store_prebuild(struct store_txn *, const struct manifest *old_m,
-    const struct manifest *m);
-/* Wait for it and drop what it wrote. */
+    const struct manifest *m, size_t staged);
+void store_prebuild_staged(struct store_txn *, size_t staged);
+/* Stop it, wait for it and drop what it wrote. */
 void store_prebuild_stop(struct store_txn *);
 
 /* prune.c */
@@ -226,10 +230,13 @@ int forget_roll_forward(struct store *, const char *gone, const char *prev,
 /* increment.c */
 /* Write into versions/<old>/increment.tmp/ what turns the tree of new_m
  * (at newfd) back into that of old_m (at oldfd), using the forward deltas
- * the pull kept in deltas/. */
+ * the pull kept in deltas/.  With ready, ready(arg, ne) before a file's
+ * increment is built from ne, new_m's file at its path: 0 once ne is in
+ * newfd, or -1 (with err) to stop there. */
 int increment_build(struct store *, const struct manifest *old_m,
-    const struct manifest *new_m, int oldfd, int newfd, char *err,
-    size_t errlen);
+    const struct manifest *new_m, int oldfd, int newfd,
+    int (*ready)(void *arg, const struct ment *ne, char *err, size_t errlen),
+    void *arg, char *err, size_t errlen);
 /* The increment of content sha in version id, kept whole (.full.gz) or as
  * a reverse delta from the content sha next has in the newer version: an
  * fd to read it compressed, or -1 (errno ENOENT when there is none); its

@@ -5,7 +5,8 @@
 # it, and runs its hook only once the version is committed to the
 # archive.  Held between its pull and its commit, the pull-backup has
 # been fetched from in full, the standby is untouched, the archive's
-# newest is the old version, whose increments are built already.  A file not staged yet is never served
+# newest is the old version, whose increments are built already (each
+# as soon as the file it needs is staged).  A file not staged yet is never served
 # (503); a progress request waits.  A pull-backup killed before its
 # commit, or a pull that stops because its version went, leaves the
 # importer with nothing wrong reported, and the next version through.
@@ -108,11 +109,18 @@ import json, sys
 p = json.loads(sys.argv[1])
 assert p["staged"] == p["entries"] and p["committed"] is True, p' "$c"
 
-# 2. Held after its first file: nothing not staged is served.
+# 2. Held after its first file: nothing not staged is served; the
+# increment of that file, changed, is built already, those of the files
+# not staged yet wait for them.
 kill "$PID_importer" && wait "$PID_importer" 2>/dev/null
-held_cycle sync-file a/f30 a/f31
+held_cycle sync-file a/f1 a/f30 a/f31
 check "the pull-backup is held after its first entry" held
 v3=$(pulling)
+incs() { ls "$T/c/archive/db/versions/$v2/increment.tmp" 2> /dev/null | wc -l; }
+check "the increment of its first file, changed, is built as it is staged" \
+	within 20 [ "$(incs)" -ge 1 ]
+sleep 1
+check "and only that one: the others wait for their files" [ "$(incs)" = 1 ]
 check "the manifest of the version being pulled is served" \
 	bash -c "curl -sf ${AUTH[*]@Q} '$PB/$v3/manifest' | grep -q '^version $v3$'"
 c=$(curl -s -o "$T/503.json" -w "%{http_code}" "${AUTH[@]}" "$PB/$v3/file?path=b/big")

@@ -148,7 +148,9 @@ commit_tree(struct store *a, int v, int64_t ms, struct manifest **mp, char *err,
 	CHECK(manifest_scan(t.staging, "db", id, mp, err, errlen) == 0);
 	if (prebuild != PRE_NONE && a->n > 0) {
 		CHECK(store_manifest(a, a->n - 1, &old_m, err, errlen) == 0);
-		store_prebuild(&t, old_m, *mp);
+		/* nothing staged yet, as far as it knows: the commit says
+		 * when (or the stop) */
+		store_prebuild(&t, old_m, *mp, 0);
 	}
 	if (prebuild == PRE_STOPPED && old_m != NULL) {
 		store_prebuild_stop(&t);
