@@ -7,7 +7,9 @@
 # writes as of the backup, passes pg_amcheck, is read only; the second
 # export links what did not change and the pull fetches a fraction; after
 # promotion the application's own role (not a superuser) writes to its
-# tables.  An import stops a server only when it is a standby.
+# tables.  An import stops a server only when it is a standby.  The
+# primary's WAL is in a directory of its own (initdb --waldir, pg_wal a
+# symlink): the export has a pg_wal directory, never the symlink.
 source "$SRC/tests/it_lib.sh"
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1)
@@ -30,8 +32,9 @@ stop_pg() {
 	rm -rf "$PG"
 }
 trap 'stop_pg; cleanup' EXIT
-as_pg "$PGBIN/initdb" -D "$PG/primary" --auth=trust -U postgres --allow-group-access \
-	> "$PG/initdb.log" 2>&1 || { cat "$PG/initdb.log"; bad "initdb"; exit 1; }
+# The WAL elsewhere, as on a host with a disk for it (pg_wal a symlink).
+as_pg "$PGBIN/initdb" -D "$PG/primary" --waldir "$PG/primary-wal" --auth=trust -U postgres \
+	--allow-group-access > "$PG/initdb.log" 2>&1 || { cat "$PG/initdb.log"; bad "initdb"; exit 1; }
 as_pg "$PGBIN/pg_ctl" -D "$PG/primary" -l "$PG/primary.log" -w \
 	-o "-p $P1 -k $PG -c listen_addresses=''" start > /dev/null ||
 	{ cat "$PG/primary.log"; bad "start the primary"; exit 1; }
@@ -75,6 +78,11 @@ grep -h "postgresql-physical" "$T/c/exporter.log" "$T/c/importer.log" | cut -c1-
 check "the standby runs, in recovery" [ "$(standby 'SELECT pg_is_in_recovery()')" = t ]
 check "it has the 1000 rows" [ "$(standby 'SELECT count(*) FROM orders')" = 1000 ]
 check "cycle 2 with pgbench writing" exporter now --wait imported
+wal=$(ls -d "$T"/c/exporter/exports/*/data/pg_wal | tail -1)
+check "pg_wal, a symlink on the primary, is a directory in the export" \
+	eval '[ -L "$PG/primary/pg_wal" ] && [ -d "$wal" ] && [ ! -L "$wal" ]'
+check "with PGDATA's mode and owner" \
+	[ "$(stat -c %a:%U "$wal")" = "$(stat -c %a:%U "$PG/primary")" ]
 check "the export linked what did not change" \
 	grep -q "postgresql-physical-export: .*unchanged files linked to the last export" "$T/c/exporter.log"
 got=$(pullbackup status --json | python3 -c 'import json,sys; l=json.load(sys.stdin)["sources"][0]["last_pull"]; print(l["unchanged"], l["files"])')
