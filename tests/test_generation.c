@@ -194,5 +194,6 @@ main(void)
 	text = "understudy-manifest 1\nsource db\nversion "
 	       "20261121T194108.123Z\nentries 0\ngeneration 2\nend\n";
 	CHECK(manifest_parse(text, strlen(text), &m, err, sizeof err) != 0);
+	fs_rm_rf(dir);
 	return unit_done();
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "hook.h"
 #include "log.h"
 #include "unit.h"
@@ -78,6 +79,7 @@ records(void)
 		CHECK(recorded(rec) == 0);
 	}
 	free(rec);
+	fs_rm_rf(dir);
 }
 
 int

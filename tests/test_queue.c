@@ -29,12 +29,13 @@ count_files(const char *dir, const char *suffix)
 int
 main(void)
 {
-	char dir[4200], err[512], p[4400];
+	char top[4096], dir[4200], err[512], p[4400];
 	struct queue *q;
 	struct qentry *e, *a, *b, *c;
 
 	log_init("test", LOG_LEVEL_WARN);
-	snprintf(dir, sizeof dir, "%s/q", unit_tmpdir());
+	snprintf(top, sizeof top, "%s", unit_tmpdir());
+	snprintf(dir, sizeof dir, "%s/q", top);
 	q = queue_open(dir, err, sizeof err);
 	CHECK(q != NULL && q->count == 0);
 	a = queue_push(q, "k1", "http://h:1", "{\"n\":1}", 7, err, sizeof err);
@@ -171,6 +172,6 @@ main(void)
 		CHECK(TAILQ_PREV(x, qlist, link) == z);
 	}
 	queue_close(q);
-	fs_rm_rf(dir);
+	fs_rm_rf(top);
 	return unit_done();
 }
