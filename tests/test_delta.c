@@ -344,6 +344,42 @@ hostile_sig(struct evbuffer *sig, uint32_t magic, uint32_t block,
 	}
 }
 
+/* A file of size zeros against a signature of n blocks of block bytes
+ * whose weak sums all match the zeros' (RabinKarp of block zero bytes:
+ * RK_MULT^block) and whose strong sums do not: the delta ends, all
+ * literal, and patches back to the file. */
+static void
+hostile_zeros(off_t size, uint32_t block, size_t n)
+{
+	struct evbuffer *sig = evbuffer_new();
+	char err[512];
+	uint32_t w = 1, k;
+	int fd, dfd, ofd, outfd;
+
+	for (k = 0; k < block; k++)
+		w *= 0x08104225u;
+	fd = openw("new");
+	CHECK(ftruncate(fd, size) == 0);
+	close(fd);
+	fd = openr("new");
+	dfd = openw("delta");
+	hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, block, 8, n, w);
+	CHECK(fdelta_run(evbuffer_pullup(sig, -1), evbuffer_get_length(sig), fd,
+		  delta_sink_fd, &dfd, err, sizeof err) == 0);
+	CHECK(fsize(dfd) >= size);
+	ofd = openw("old");
+	outfd = openw("out");
+	lseek(dfd, 0, SEEK_SET);
+	CHECK(delta_patch_fd(ofd, dfd, delta_sink_fd, &outfd, err,
+		  sizeof err) == 0);
+	CHECK(fsize(outfd) == size);
+	evbuffer_free(sig);
+	close(fd);
+	close(dfd);
+	close(ofd);
+	close(outfd);
+}
+
 static void
 fdelta_cases(void)
 {
@@ -451,67 +487,11 @@ fdelta_cases(void)
 	/* 2^18 blocks whose weak sums all equal the file's every window
 	 * (zeros: RabinKarp of 256 zero bytes): the table's probes are
 	 * bounded, so this ends at once, all literal, and patches. */
-	{
-		uint32_t w = 1;
-		int k, ofd, dfd, outfd;
-
-		for (k = 0; k < 256; k++)
-			w *= 0x08104225u;
-		fd = openw("new");
-		CHECK(ftruncate(fd, 1 << 20) == 0);
-		close(fd);
-		fd = openr("new");
-		dfd = openw("delta");
-		sig = evbuffer_new();
-		hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 256, 8,
-		    DELTA_MAX_BLOCKS, w);
-		CHECK(fdelta_run(evbuffer_pullup(sig, -1),
-			  evbuffer_get_length(sig), fd, delta_sink_fd, &dfd,
-			  err, sizeof err) == 0);
-		CHECK(fsize(dfd) >= 1 << 20);
-		ofd = openw("old");
-		outfd = openw("out");
-		lseek(dfd, 0, SEEK_SET);
-		CHECK(delta_patch_fd(ofd, dfd, delta_sink_fd, &outfd, err,
-			  sizeof err) == 0);
-		CHECK(fsize(outfd) == 1 << 20);
-		evbuffer_free(sig);
-		close(fd);
-		close(dfd);
-		close(ofd);
-		close(outfd);
-	} /* The same with blocks of 1 MiB over 8 MiB of zeros: a strong sum
+	hostile_zeros(1 << 20, 256, DELTA_MAX_BLOCKS);
+	/* The same with blocks of 1 MiB over 8 MiB of zeros: a strong sum
 	 * of a MiB at every byte, but for the budget on those made in vain
 	 * (without it, hours). */
-	{
-		uint32_t w = 1;
-		int k, dfd, ofd, outfd;
-
-		for (k = 0; k < (1 << 20); k++) /* zeros' sum: RK_MULT^len */
-			w *= 0x08104225u;
-		fd = openw("new");
-		CHECK(ftruncate(fd, 8 << 20) == 0);
-		close(fd);
-		fd = openr("new");
-		dfd = openw("delta");
-		sig = evbuffer_new();
-		hostile_sig(sig, DELTA_SIG_MAGIC_RK_BLAKE2, 1 << 20, 8, 64, w);
-		CHECK(fdelta_run(evbuffer_pullup(sig, -1),
-			  evbuffer_get_length(sig), fd, delta_sink_fd, &dfd,
-			  err, sizeof err) == 0);
-		CHECK(fsize(dfd) >= 8 << 20);
-		ofd = openw("old");
-		outfd = openw("out");
-		lseek(dfd, 0, SEEK_SET);
-		CHECK(delta_patch_fd(ofd, dfd, delta_sink_fd, &outfd, err,
-			  sizeof err) == 0);
-		CHECK(fsize(outfd) == 8 << 20);
-		evbuffer_free(sig);
-		close(fd);
-		close(dfd);
-		close(ofd);
-		close(outfd);
-	}
+	hostile_zeros(8 << 20, 1 << 20, 64);
 }
 
 int
