@@ -142,8 +142,8 @@ fs_parent_open(struct fs_parent *c, int rootfd, const char *rel,
 	const char *slash = strrchr(rel, '/');
 	size_t len = slash != NULL ? (size_t)(slash - rel) : 0;
 
-	if (c->fd >= 0 && c->len == len && memcmp(c->dir, rel, len) == 0 &&
-	    path_check(rel) == NULL) {
+	if (c->fd >= 0 && c->root == rootfd && c->len == len &&
+	    memcmp(c->dir, rel, len) == 0 && path_check(rel) == NULL) {
 		*base = slash != NULL ? slash + 1 : rel;
 		return c->fd;
 	}
@@ -156,6 +156,7 @@ fs_parent_open(struct fs_parent *c, int rootfd, const char *rel,
 		return -1;
 	memcpy(c->dir, rel, len);
 	c->len = len;
+	c->root = rootfd;
 	return c->fd;
 }
 

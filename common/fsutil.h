@@ -23,16 +23,18 @@ int fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode);
 /* Open the parent directory of rel beneath rootfd; *base points into rel. */
 int fs_open_parent(int rootfd, const char *rel, const char **base);
 /* The same, for a walk through paths in order: the last parent stays
- * open while the next paths share it.  The fd returned is the cache's
- * (not to be closed); fs_parent_close() closes it. */
+ * open while the next paths share it (and the root: a path beneath
+ * another root is opened anew).  The fd returned is the cache's (not to
+ * be closed); fs_parent_close() closes it. */
 struct fs_parent {
 	int fd; /* -1: none yet */
+	int root;
 	size_t len;
 	char dir[PATH_MAX];
 };
 #define FS_PARENT_INIT \
 	{ \
-		-1, 0, "" \
+		-1, -1, 0, "" \
 	}
 int fs_parent_open(struct fs_parent *, int rootfd, const char *rel,
     const char **base);

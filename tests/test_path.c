@@ -121,7 +121,7 @@ main(void)
 		struct fs_parent c = FS_PARENT_INIT;
 		const char *base = NULL;
 		struct stat a, b;
-		int d1, d2, d3;
+		int d1, d2, d3, other;
 
 		snprintf(p, sizeof p, "%s/root", dir);
 		root = open(p, O_RDONLY | O_DIRECTORY);
@@ -139,6 +139,14 @@ main(void)
 		CHECK(fs_parent_open(&c, root, "escape/secret", &base) < 0);
 		d1 = fs_parent_open(&c, root, "sub/ok", &base);
 		CHECK(d1 >= 0 && fs_parent_open(&c, root, "sub/..", &base) < 0);
+		/* Beneath another root, the same path is that root's. */
+		snprintf(p, sizeof p, "%s/root/sub", dir);
+		other = open(p, O_RDONLY | O_DIRECTORY);
+		CHECK(
+		    fstat(fs_parent_open(&c, root, "sub/ok", &base), &a) == 0);
+		CHECK(fs_parent_open(&c, other, "sub/ok", &base) < 0 &&
+		    errno == ENOENT);
+		close(other);
 		fs_parent_close(&c);
 		CHECK(c.fd == -1);
 		close(root);
