@@ -16,8 +16,12 @@
  *      (a change that kept size and mtime); what DIR has that the version
  *      lacks goes.  A file changed in DIR on the standby is put back.
  *   2. copy every file to write into DIR.understudy-undo/new (reflinks
- *      where the filesystem has them), with its metadata; syncfs.  DIR is
- *      untouched so far: a failure here (a full disk) changes nothing.
+ *      where the filesystem has them), with its metadata; syncfs.  A file
+ *      that DIR has at a path the update removes or replaces, with the
+ *      same size, mtime, mode (owners) and bytes (compared), is linked
+ *      there instead: a file renamed or moved is moved within DIR, not
+ *      written again.  DIR's content is untouched so far: a failure here
+ *      (a full disk) changes nothing.
  *   3. write the plan, DIR.understudy-undo/journal, and fsync it; then
  *      for each path, move DIR's entry aside into DIR.understudy-undo/old
  *      and rename the new one in; then the directories' metadata.
@@ -93,6 +97,15 @@ struct fi_dir {
 	struct stat old;
 };
 
+/* A file of DIR that the update removes or replaces (it goes aside into
+ * old/), which a file of the version with the same content can be instead
+ * of a copy (used: it has been). */
+struct fi_gone {
+	char *path;
+	struct stat st;
+	int used;
+};
+
 struct fi {
 	const char *dir, *src;
 	char *work, *mark;
@@ -104,7 +117,9 @@ struct fi {
 	size_t nact, capact;
 	struct fi_dir *dirs;
 	size_t ndirs, capdirs;
-	long long files, removed;
+	struct fi_gone *gone; /* sorted by size and mtime */
+	size_t ngone, capgone;
+	long long files, removed, moved;
 	/* the writeback of what is copied, started as it is (the syncfs
 	 * after the copies then finds less to write) */
 	struct fs_flusher *fl;
@@ -232,6 +247,7 @@ ents_cmp(const void *a, const void *b)
 	    ((const struct fi_ent *)b)->name);
 }
 
+/* where names the directory in messages; NULL: none. */
 static int
 ents_read(int fd, const char *where, struct fi_ent **out, size_t *nout)
 {
@@ -242,7 +258,8 @@ ents_read(int fd, const char *where, struct fi_ent **out, size_t *nout)
 	DIR *d;
 
 	if ((dup_fd = dup(fd)) < 0 || (d = fdopendir(dup_fd)) == NULL) {
-		say_err("%s: %s", where, strerror(errno));
+		if (where != NULL)
+			say_err("%s: %s", where, strerror(errno));
 		if (dup_fd >= 0)
 			close(dup_fd);
 		return -1;
@@ -257,14 +274,16 @@ ents_read(int fd, const char *where, struct fi_ent **out, size_t *nout)
 		}
 		if (fstatat(fd, de->d_name, &e[n].st, AT_SYMLINK_NOFOLLOW) !=
 		    0) {
-			say_err("%s/%s: %s", where, de->d_name,
-			    strerror(errno));
+			if (where != NULL)
+				say_err("%s/%s: %s", where, de->d_name,
+				    strerror(errno));
 			goto fail;
 		}
 		e[n++].name = xstrdup(de->d_name);
 	}
 	if (errno != 0) {
-		say_err("%s: %s", where, strerror(errno));
+		if (where != NULL)
+			say_err("%s: %s", where, strerror(errno));
 		goto fail;
 	}
 	closedir(d);
@@ -443,6 +462,174 @@ walk(struct fi *fi, int sfd, int dfd, const char *rel, const struct stat *want,
 	return rc;
 }
 
+static void
+gone_add(struct fi *fi, const char *path, const struct stat *st)
+{
+	/* A file with one path (another would stay in DIR, sharing its
+	 * writes), and ours when not root, as a copy would be. */
+	if (!S_ISREG(st->st_mode) || st->st_nlink != 1 || st->st_size == 0 ||
+	    (!fi->root && st->st_uid != geteuid()))
+		return;
+	if (fi->ngone == fi->capgone) {
+		fi->capgone = fi->capgone ? fi->capgone * 2 : 64;
+		fi->gone = xreallocarray(fi->gone, fi->capgone,
+		    sizeof *fi->gone);
+	}
+	fi->gone[fi->ngone].path = xstrdup(path);
+	fi->gone[fi->ngone].st = *st;
+	fi->gone[fi->ngone++].used = 0;
+}
+
+/* The files of DIR's directory path, which goes, at any depth.  What
+ * cannot be read is left out: it is only not moved. */
+static void
+gone_dir(struct fi *fi, const char *path)
+{
+	struct fi_ent *e;
+	size_t n, i;
+	char *child;
+	int fd;
+
+	if ((fd = fs_open_beneath(fi->dirfd, path, O_RDONLY | O_DIRECTORY, 0)) <
+	    0)
+		return;
+	if (ents_read(fd, NULL, &e, &n) != 0) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	for (i = 0; i < n; i++) {
+		child = join(path, e[i].name);
+		if (S_ISDIR(e[i].st.st_mode))
+			gone_dir(fi, child);
+		else
+			gone_add(fi, child, &e[i].st);
+		free(child);
+	}
+	ents_free(e, n);
+}
+
+static int
+gone_cmp(const void *a, const void *b)
+{
+	const struct stat *x = &((const struct fi_gone *)a)->st;
+	const struct stat *y = &((const struct fi_gone *)b)->st;
+
+	if (x->st_size != y->st_size)
+		return x->st_size < y->st_size ? -1 : 1;
+	if (x->st_mtim.tv_sec != y->st_mtim.tv_sec)
+		return x->st_mtim.tv_sec < y->st_mtim.tv_sec ? -1 : 1;
+	if (x->st_mtim.tv_nsec != y->st_mtim.tv_nsec)
+		return x->st_mtim.tv_nsec < y->st_mtim.tv_nsec ? -1 : 1;
+	return 0;
+}
+
+/* After the walk: the files of DIR that the plan moves aside. */
+static void
+gone_collect(struct fi *fi)
+{
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < fi->nact; i++) {
+		if (!fi->act[i].had_old ||
+		    fstatat(fi->dirfd, fi->act[i].path, &st,
+			AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			gone_dir(fi, fi->act[i].path);
+		else
+			gone_add(fi, fi->act[i].path, &st);
+	}
+	if (fi->ngone > 1)
+		qsort(fi->gone, fi->ngone, sizeof *fi->gone, gone_cmp);
+}
+
+static ssize_t
+read_full(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len && (n = read(fd, buf + got, len - got)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* Whether two open files have the same bytes. */
+static int
+same_bytes(int a, int b)
+{
+	static char x[1 << 17], y[1 << 17];
+	ssize_t n, m;
+
+	do {
+		n = read_full(a, x, sizeof x);
+		m = read_full(b, y, sizeof y);
+		if (n < 0 || n != m || memcmp(x, y, (size_t)n) != 0)
+			return 0;
+	} while (n > 0);
+	return 1;
+}
+
+/* Step 2 for the version's file rel, when DIR has its content in a file
+ * that goes: that file linked as name in the undo area.  1 if it was. */
+static int
+move_entry(struct fi *fi, const char *rel, const char *name)
+{
+	struct fi_gone key, *g, *end = fi->gone + fi->ngone;
+	struct stat ost, lst;
+	size_t lo = 0, hi = fi->ngone, mid;
+	int in, old, same;
+
+	if (fi->ngone == 0 ||
+	    fstatat(fi->srcfd, rel, &key.st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    !S_ISREG(key.st.st_mode))
+		return 0;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (gone_cmp(&fi->gone[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (g = fi->gone + lo; g < end && gone_cmp(g, &key) == 0; g++) {
+		if (g->used || !same_meta(fi, &key.st, &g->st))
+			continue;
+		if ((old = fs_open_beneath(fi->dirfd, g->path, O_RDONLY, 0)) <
+		    0)
+			continue;
+		in = openat(fi->srcfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		same = in >= 0 && fstat(old, &ost) == 0 &&
+		    ost.st_ino == g->st.st_ino && ost.st_dev == g->st.st_dev &&
+		    same_bytes(in, old);
+		if (in >= 0)
+			close(in);
+		close(old);
+		if (!same)
+			continue;
+		if (linkat(fi->dirfd, g->path, fi->workfd, name, 0) != 0)
+			return 0; /* too many links, a protected file: a copy */
+		/* The file compared, and no other path has it. */
+		if (fstatat(fi->workfd, name, &lst, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    lst.st_ino != ost.st_ino || lst.st_dev != ost.st_dev ||
+		    lst.st_nlink != 2) {
+			unlinkat(fi->workfd, name, 0);
+			return 0;
+		}
+		g->used = 1;
+		fi->moved++;
+		return 1;
+	}
+	return 0;
+}
+
 /* The version's file or symlink rel, as name in dfd, with its metadata. */
 static int
 copy_entry(struct fi *fi, const char *rel, int dfd, const char *name)
@@ -488,6 +675,8 @@ stage(struct fi *fi)
 		if (fi->act[i].kind != FI_PUT)
 			continue;
 		snprintf(name, sizeof name, "new/%zu", i);
+		if (move_entry(fi, fi->act[i].path, name))
+			continue;
 		if (copy_entry(fi, fi->act[i].path, fi->workfd, name) != 0) {
 			say_err("%s/%s: %s", fi->dir, fi->act[i].path,
 			    fs_no_room(errno) ?
@@ -829,6 +1018,8 @@ plan_free(struct fi *fi)
 static void
 fi_free(struct fi *fi)
 {
+	size_t i;
+
 	plan_free(fi);
 	while (fi->nchanged > 0)
 		free(fi->changed[--fi->nchanged]);
@@ -837,6 +1028,9 @@ fi_free(struct fi *fi)
 		close(fi->srcfd);
 	if (fi->dirfd >= 0)
 		close(fi->dirfd);
+	for (i = 0; i < fi->ngone; i++)
+		free(fi->gone[i].path);
+	free(fi->gone);
 	free((char *)fi->dir);
 	free(fi->work);
 	free(fi->mark);
@@ -908,6 +1102,7 @@ update(struct fi *fi, const char *version)
 	}
 	if (walk(fi, fi->srcfd, fi->dirfd, "", &want, &have) != 0)
 		return -1;
+	gone_collect(fi);
 	if (mkdir(fi->work, 0700) != 0 ||
 	    open_dir(fi->work, &fi->workfd) != 0) {
 		say_err("%s: %s", fi->work, strerror(errno));
@@ -1134,9 +1329,15 @@ import_main(struct fi *fi)
 			rc = -1;
 		else
 			rc = update(fi, version);
-		how = xasprintf("updated from version %s: %zu written, "
-				"%lld removed",
-		    prev, count_puts(fi), fi->removed);
+		if (fi->moved > 0)
+			how = xasprintf("updated from version %s: %zu "
+					"written (%lld of them moved within "
+					"DIR), %lld removed",
+			    prev, count_puts(fi), fi->moved, fi->removed);
+		else
+			how = xasprintf("updated from version %s: %zu written, "
+					"%lld removed",
+			    prev, count_puts(fi), fi->removed);
 	} else {
 		rc = replace(fi, version, &kept);
 		how = xstrdup("copied");

@@ -3,7 +3,9 @@
 # the whole tree; the next ones update DIR in place, writing only what
 # changed (files edited in place, renamed directories with UTF-8 names,
 # types that changed, a change that kept size and mtime, which only
-# UNDERSTUDY_CHANGED reveals), mending what was changed in DIR.  A failure
+# UNDERSTUDY_CHANGED reveals), mending what was changed in DIR.  A file
+# renamed or moved is moved within DIR, not written again, when DIR's
+# copy has its bytes.  A failure
 # while copying leaves DIR untouched; one while applying rolls DIR back to
 # the previous version, directory mtimes included; a crash while applying
 # is rolled back by the next run, or by files-promote.  As a user that is
@@ -39,12 +41,17 @@ echo same > "$V1/same-size"
 : > "$V1/zero"
 ln -s docs "$V1/link"
 chmod 640 "$V1/data/blob"
+head -c 1048576 /dev/urandom > "$V1/big"
+head -c 4096 /dev/urandom > "$V1/forged"
+head -c 4096 /dev/urandom > "$V1/mended"
 
 check "the first import copies the tree" imp v1 "$V1"
-check "and says so" grep -q "files-import: $D is version v1 (7 files, copied)" "$T/out"
+check "and says so" grep -q "files-import: $D is version v1 (10 files, copied)" "$T/out"
 check "the standby is v1" same_tree "$V1" "$D"
 check "the mark names v1" [ "$(cat "$D.understudy-version")" = v1 ]
 ino_blob=$(stat -c %i "$D/data/blob")
+ino_big=$(stat -c %i "$D/big")
+ino_mended=$(stat -c %i "$D/mended")
 
 V2=$T/v2
 cp -a "$V1" "$V2"
@@ -61,9 +68,25 @@ mkdir -p "$V2/new/a/b" && echo new > "$V2/new/a/b/c"
 rm "$V2/zero"
 chmod 700 "$V2/data/deep"
 touch -d '2020-01-02 03:04:05.123456789' "$V2/docs"
+# Moved: a big file into a new directory.  Not moved: a file of the same
+# size and mtime as one that went, with other bytes; one whose copy in DIR
+# was changed on the standby, size and mtime kept.
+mv "$V2/big" "$V2/new/big"
+head -c 4096 /dev/urandom > "$V2/forged-2"
+touch -r "$V2/forged" "$V2/forged-2"
+rm "$V2/forged"
+mv "$V2/mended" "$V2/new/mended"
+cp -p "$D/mended" "$T/ref"
+printf 'changed on the standby' | dd of="$D/mended" conv=notrunc status=none
+touch -r "$T/ref" "$D/mended"
 check "the second import updates in place" imp v2 "$V2" v1
 check "and says what it wrote" \
-	grep -q "files-import: $D is version v2 (7 files, updated from version v1: 6 written, 2 removed)" "$T/out"
+	grep -q "files-import: $D is version v2 (10 files, updated from version v1: 9 written (2 of them moved within DIR), 5 removed)" "$T/out"
+check "a moved file is DIR's own, moved" [ "$(stat -c %i "$D/new/big")" = "$ino_big" ]
+check "one changed on the standby is written" [ "$(stat -c %i "$D/new/mended")" != "$ino_mended" ]
+check "with the version's bytes" cmp "$V2/new/mended" "$D/new/mended"
+check "as is one with only size and mtime alike" cmp "$V2/forged-2" "$D/forged-2"
+check "a moved file has one path" [ "$(stat -c %h "$D/new/big")" = 1 ]
 check "the standby is v2" same_tree "$V2" "$D"
 check "the change that kept size and mtime arrived" [ "$(cat "$D/same-size")" = SAME ]
 check "an unchanged file stays where it was" [ "$(stat -c %i "$D/data/blob")" = "$ino_blob" ]
@@ -85,6 +108,7 @@ cp -a "$V2" "$V3"
 for i in 1 2 3 4 5; do echo "$i" > "$V3/new/f$i"; done
 echo changed > "$V3/new/a/b/c"
 rm -r "$V3/docs"
+mv "$V3/new/big" "$V3/big-again"
 touch -d '2021-01-01' "$V3/new"
 printf '%s\0' new/a/b/c > "$T/changed"
 cp -a "$D" "$T/before"
@@ -112,6 +136,7 @@ if [ "$faults" = 1 ]; then
 	check "rolls back first" grep -q "$D: rolled back an update to version v3 that was cut short" "$T/out"
 	check "then updates" grep -q "is version v3 (.*updated from version v2b" "$T/out"
 	check "the standby is v3" same_tree "$V3" "$D"
+	check "its moved file DIR's own" [ "$(stat -c %i "$D/big-again")" = "$ino_big" ]
 
 	rm -rf "$D" && cp -a "$T/before" "$D" && echo v2b > "$D.understudy-version"
 	FAULT=files-import-apply:6
