@@ -275,6 +275,76 @@ write_renamed(int dfd, const char *name, const void *data, size_t len,
 	return 0;
 }
 
+static ssize_t
+read_full(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len && (n = read(fd, buf + got, len - got)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int
+fs_size_time_cmp(const struct stat *a, const struct stat *b)
+{
+	if (a->st_size != b->st_size)
+		return a->st_size < b->st_size ? -1 : 1;
+	if (a->st_mtim.tv_sec != b->st_mtim.tv_sec)
+		return a->st_mtim.tv_sec < b->st_mtim.tv_sec ? -1 : 1;
+	if (a->st_mtim.tv_nsec != b->st_mtim.tv_nsec)
+		return a->st_mtim.tv_nsec < b->st_mtim.tv_nsec ? -1 : 1;
+	return 0;
+}
+
+size_t
+fs_size_time_first(const void *v, size_t n, size_t stride, size_t off,
+    const struct stat *key)
+{
+	const char *base = v;
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (fs_size_time_cmp((const struct stat *)(const void *)(base +
+					 mid * stride + off),
+			key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int
+fs_same_bytes(int a, int b)
+{
+	enum {
+		CHUNK = 1 << 17
+	};
+	char *x = xmalloc(2 * CHUNK), *y = x + CHUNK;
+	ssize_t n, m;
+	int rc = 1;
+
+	do {
+		n = read_full(a, x, CHUNK);
+		m = read_full(b, y, CHUNK);
+		if (n < 0 || m < 0)
+			rc = -1;
+		else if (n != m || memcmp(x, y, (size_t)n) != 0)
+			rc = 0;
+	} while (rc == 1 && n > 0);
+	free(x);
+	return rc;
+}
+
 int
 fs_copy_fd(int in, int out, struct fs_flusher *fl)
 {

@@ -80,6 +80,15 @@ struct fs_flusher;
  * NULL), the writeback of every FS_FLUSH_STEP bytes copied is started
  * as it goes (see fs_flusher below).  0, or -1 with errno. */
 int fs_copy_fd(int in, int out, struct fs_flusher *fl);
+/* Whether two files, read from where their offsets are to their ends,
+ * have the same bytes: 1, 0, or -1 with errno. */
+int fs_same_bytes(int a, int b);
+/* Files that may have the same bytes: stats ordered by size, then mtime
+ * (fs_size_time_cmp); in n elements of stride bytes so sorted by the
+ * struct stat at offset off in each, the first not before key. */
+int fs_size_time_cmp(const struct stat *a, const struct stat *b);
+size_t fs_size_time_first(const void *v, size_t n, size_t stride, size_t off,
+    const struct stat *key);
 /* Owners (when owners is set: as root), mode and mtime of the entry name
  * in dfd, as st says, no symlink followed (a symlink keeps its mode).
  * Owners first: chown drops set-id bits.  0, or -1 with errno. */

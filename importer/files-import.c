@@ -50,6 +50,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -512,16 +513,8 @@ gone_dir(struct fi *fi, const char *path)
 static int
 gone_cmp(const void *a, const void *b)
 {
-	const struct stat *x = &((const struct fi_gone *)a)->st;
-	const struct stat *y = &((const struct fi_gone *)b)->st;
-
-	if (x->st_size != y->st_size)
-		return x->st_size < y->st_size ? -1 : 1;
-	if (x->st_mtim.tv_sec != y->st_mtim.tv_sec)
-		return x->st_mtim.tv_sec < y->st_mtim.tv_sec ? -1 : 1;
-	if (x->st_mtim.tv_nsec != y->st_mtim.tv_nsec)
-		return x->st_mtim.tv_nsec < y->st_mtim.tv_nsec ? -1 : 1;
-	return 0;
+	return fs_size_time_cmp(&((const struct fi_gone *)a)->st,
+	    &((const struct fi_gone *)b)->st);
 }
 
 /* After the walk: the files of DIR that the plan moves aside. */
@@ -545,62 +538,24 @@ gone_collect(struct fi *fi)
 		qsort(fi->gone, fi->ngone, sizeof *fi->gone, gone_cmp);
 }
 
-static ssize_t
-read_full(int fd, char *buf, size_t len)
-{
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < len && (n = read(fd, buf + got, len - got)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
-/* Whether two open files have the same bytes. */
-static int
-same_bytes(int a, int b)
-{
-	static char x[1 << 17], y[1 << 17];
-	ssize_t n, m;
-
-	do {
-		n = read_full(a, x, sizeof x);
-		m = read_full(b, y, sizeof y);
-		if (n < 0 || n != m || memcmp(x, y, (size_t)n) != 0)
-			return 0;
-	} while (n > 0);
-	return 1;
-}
-
 /* Step 2 for the version's file rel, when DIR has its content in a file
  * that goes: that file linked as name in the undo area.  1 if it was. */
 static int
 move_entry(struct fi *fi, const char *rel, const char *name)
 {
-	struct fi_gone key, *g, *end = fi->gone + fi->ngone;
-	struct stat ost, lst;
-	size_t lo = 0, hi = fi->ngone, mid;
+	struct fi_gone *g, *end = fi->gone + fi->ngone;
+	struct stat st, ost, lst;
 	int in, old, same;
 
 	if (fi->ngone == 0 ||
-	    fstatat(fi->srcfd, rel, &key.st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	    !S_ISREG(key.st.st_mode))
+	    fstatat(fi->srcfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    !S_ISREG(st.st_mode))
 		return 0;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (gone_cmp(&fi->gone[mid], &key) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (g = fi->gone + lo; g < end && gone_cmp(g, &key) == 0; g++) {
-		if (g->used || !same_meta(fi, &key.st, &g->st))
+	for (g = fi->gone +
+		 fs_size_time_first(fi->gone, fi->ngone, sizeof *fi->gone,
+		     offsetof(struct fi_gone, st), &st);
+	     g < end && fs_size_time_cmp(&g->st, &st) == 0; g++) {
+		if (g->used || !same_meta(fi, &st, &g->st))
 			continue;
 		if ((old = fs_open_beneath(fi->dirfd, g->path, O_RDONLY, 0)) <
 		    0)
@@ -608,7 +563,7 @@ move_entry(struct fi *fi, const char *rel, const char *name)
 		in = openat(fi->srcfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		same = in >= 0 && fstat(old, &ost) == 0 &&
 		    ost.st_ino == g->st.st_ino && ost.st_dev == g->st.st_dev &&
-		    same_bytes(in, old);
+		    fs_same_bytes(in, old) == 1;
 		if (in >= 0)
 			close(in);
 		close(old);

@@ -220,6 +220,32 @@ check "what is excluded is left out, the rest copied" \
 check "files-export --exclude without DIR: its usage (exit 2)" [ $? -eq 2 ] && contains "$T/e" "usage: files-export [--exclude PATTERN]... DIR"
 UNDERSTUDY_BACKUP_DIR=$T/e3 "$H/files-export" --exclude cache/ "$T/x" 2> "$T/e"
 check "an --exclude with a trailing slash: exit 2, said" [ $? -eq 2 ] && contains "$T/e" "--exclude 'cache/': a pattern is a name or a path"
+# Renamed and moved: linked to the previous version's file with their
+# bytes, found at another path; a file with the size and mtime of one that
+# went but other bytes is copied; directory times survive the links.
+mkdir -p "$T/m/a" "$T/m/b" "$T/em1" "$T/em2"
+head -c 1048576 /dev/urandom > "$T/m/a/big"
+head -c 4096 /dev/urandom > "$T/m/b/f1"
+head -c 4096 /dev/urandom > "$T/m/b/f2"
+touch -d '2020-01-01 00:00:00' "$T/m/a/big" "$T/m/b/f1" "$T/m/b/f2"
+UNDERSTUDY_BACKUP_DIR=$T/em1 "$H/files-export" "$T/m" > "$T/o" 2> "$T/e"
+check "files-export of a tree to rename in" [ $? -eq 0 ]
+mv "$T/m/a" "$T/m/a-été"
+mv "$T/m/b/f1" "$T/m/f1-moved"
+head -c 4096 /dev/urandom > "$T/m/b/f3"
+touch -d '2020-01-01 00:00:00' "$T/m/b/f3"
+rm "$T/m/b/f2"
+touch -d '2021-01-01 00:00:00' "$T/m/b" "$T/m"
+UNDERSTUDY_BACKUP_DIR=$T/em2 UNDERSTUDY_PREVIOUS_BACKUP_DIR=$T/em1 \
+	UNDERSTUDY_PREVIOUS_VERSION=$(date -u +%Y%m%dT%H%M%S.000Z) \
+	"$H/files-export" "$T/m" > "$T/o" 2> "$T/e"
+check "files-export after renames: exit 0" [ $? -eq 0 ]
+check "a file in a renamed directory is linked to the previous version's" \
+	[ "$(stat -c %i "$T/em2/a-été/big")" = "$(stat -c %i "$T/em1/a/big")" ]
+check "so is a moved file" [ "$(stat -c %i "$T/em2/f1-moved")" = "$(stat -c %i "$T/em1/b/f1")" ]
+check "one with another's size and mtime but other bytes is copied" cmp "$T/m/b/f3" "$T/em2/b/f3"
+check "the export is the tree, directory times included" same_tree "$T/m" "$T/em2"
+check "said" contains "$T/o" "(3 files: 1 copied, 4096 bytes; 2 linked, 2 of them renamed or moved)"
 "$B/files-import" 2> "$T/e"
 check "files-import without DIR prints its usage (exit 2)" [ $? -eq 2 ] && contains "$T/e" "usage: files-import DIR"
 touch "$T/plainfile"

@@ -110,6 +110,23 @@ main(void)
 			    buf[0] == c && buf[want - 1] == c;
 		}
 		CHECK(same && read(cp, buf, 1) == 0);
+		/* fs_same_bytes: equal, one byte apart (past its first
+		 * buffer), one shorter. */
+		CHECK(
+		    lseek(in, 0, SEEK_SET) == 0 && lseek(cp, 0, SEEK_SET) == 0);
+		CHECK(fs_same_bytes(in, cp) == 1);
+		CHECK(pwrite(cp, "z", 1, 5 << 20) == 1);
+		CHECK(
+		    lseek(in, 0, SEEK_SET) == 0 && lseek(cp, 0, SEEK_SET) == 0);
+		CHECK(fs_same_bytes(in, cp) == 0);
+		CHECK(pwrite(cp, "f", 1, 5 << 20) == 1 &&
+		    ftruncate(cp, 20 * (off_t)sizeof buf - 191) == 0);
+		CHECK(
+		    lseek(in, 0, SEEK_SET) == 0 && lseek(cp, 0, SEEK_SET) == 0);
+		CHECK(fs_same_bytes(in, cp) == 0);
+		CHECK(
+		    lseek(in, 0, SEEK_SET) == 0 && lseek(cp, 0, SEEK_SET) == 0);
+		CHECK(fs_same_bytes(cp, in) == 0);
 		close(in);
 		close(cp);
 		/* Without one, the same copy, nothing started. */
