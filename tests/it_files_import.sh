@@ -97,10 +97,18 @@ check "only the mark is left beside the standby" \
 # Changed on the standby: mended.  Nothing else written.
 echo "the standby's own" > "$D/data/deep/er/keep"
 echo stray > "$D/stray"
+# A file the version now has twice: DIR's copy of it has another path
+# that goes, linked to the one that stays, and is not moved (the two
+# would be one file, sharing writes).
+ln "$D/same-size" "$D/stray-link"
+cp -p "$V2/same-size" "$V2/same-size-copy"
 : > "$T/changed"
 check "a third import of the same tree mends the standby" imp v2b "$V2" v2
 check "writing only what differs" \
-	grep -q "updated from version v2: 1 written, 1 removed" "$T/out"
+	grep -q "updated from version v2: 2 written, 2 removed)" "$T/out"
+check "a file with two paths in DIR is not moved" \
+	[ "$(stat -c %i "$D/same-size-copy")" != "$(stat -c %i "$D/same-size")" ]
+check "each has one" [ "$(stat -c %h "$D/same-size")$(stat -c %h "$D/same-size-copy")" = 11 ]
 check "the standby is v2 again" same_tree "$V2" "$D"
 
 V3=$T/v3
