@@ -70,7 +70,8 @@ struct fx_later {
 };
 
 /* A directory of the copy that such a file goes in: its metadata, set
- * again after. */
+ * after that file (walk() adds it after its entries, so a directory is
+ * the last added when it has some). */
 struct fx_dir {
 	char *rel;
 	struct stat st;
@@ -272,8 +273,11 @@ entry(struct fx *x, int sfd, int pfd, int dfd, const char *name,
 		close(cp);
 	if (cd >= 0)
 		close(cd);
-	/* Its metadata after its entries, which change its mtime. */
-	if (rc == 0)
+	/* Its metadata after its entries, which change its mtime; for one
+	 * that files seen to later go in, after them (its mode may not let
+	 * us write in it). */
+	if (rc == 0 &&
+	    (x->ndirs == 0 || strcmp(x->dirs[x->ndirs - 1].rel, rel) != 0))
 		rc = fs_set_meta_at(dfd, name, &st, x->root);
 	return rc;
 }
@@ -287,9 +291,9 @@ walk(struct fx *x, int sfd, int pfd, int dfd, const char *rel,
 {
 	struct dirent *de;
 	char path[PATH_MAX];
-	size_t nlater = x->nlater;
+	size_t nlater;
 	DIR *d;
-	int rc = 0;
+	int rc = 0, later = 0;
 
 	if ((d = fdopendir(sfd)) == NULL) {
 		close(sfd);
@@ -308,7 +312,12 @@ walk(struct fx *x, int sfd, int pfd, int dfd, const char *rel,
 		}
 		if (excluded(x, de->d_name, path))
 			continue;
+		nlater = x->nlater;
 		rc = entry(x, dirfd(d), pfd, dfd, de->d_name, path);
+		/* Seen to later: this entry, not one in a subdirectory. */
+		if (x->nlater > nlater &&
+		    strcmp(x->later[x->nlater - 1].rel, path) == 0)
+			later = 1;
 		if (rc == -1) {
 			say_err("%s/%s: %s", x->src, path,
 			    fs_no_room(errno) ? "no room to copy it" :
@@ -322,7 +331,7 @@ walk(struct fx *x, int sfd, int pfd, int dfd, const char *rel,
 		rc = -2;
 	}
 	closedir(d);
-	if (x->nlater > nlater)
+	if (later)
 		dir_add(x, rel, dst);
 	return rc;
 }
